@@ -1,0 +1,395 @@
+// Command kbox runs a Linux program inside a guest root filesystem without
+// root, containers or ptrace: every syscall is intercepted and resolved in
+// the guest's own namespace. This file only wires the command line to the
+// internal packages.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"runtime"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/dispatch"
+	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/policy"
+	"github.com/kbox-go/kbox/internal/seccomp"
+	"github.com/kbox-go/kbox/internal/tier/unotify"
+	"github.com/kbox-go/kbox/internal/vfs"
+)
+
+// Version is the kbox release.
+const Version = "0.1.0"
+
+// Exit statuses of kbox itself (the guest's own status is passed through).
+const (
+	exitUsage    = 2   // bad flags or arguments
+	exitSetup    = 3   // a root or bind mount that cannot be used
+	exitInternal = 125 // kbox failed to start the guest
+	exitNotExec  = 126 // the command exists but cannot be executed
+	exitNotFound = 127 // the command does not exist in the guest
+)
+
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func fail(code int, format string, args ...any) error {
+	return &exitError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == unotify.InitArg {
+		unotify.ChildMain()
+		return
+	}
+	code, err := run(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kbox: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+type options struct {
+	rootDir, recommendedRoot, systemRoot string
+	binds                                []string
+	workDir                              string
+	command                              string
+	rootID                               bool
+	changeID                             string
+	mode                                 string
+	verbose                              bool
+	help, version                        bool
+}
+
+func newFlagSet(o *options) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("kbox", pflag.ContinueOnError)
+	fs.SetInterspersed(false)
+	fs.StringVarP(&o.rootDir, "root-dir", "r", "", "use directory `DIR` as the guest's / (nothing else is mounted)")
+	fs.StringVarP(&o.recommendedRoot, "recommended-root", "R", "", "use `DIR` as / and also mount the host's /proc, /sys, /dev and a private writable /tmp")
+	fs.StringVarP(&o.systemRoot, "system-root", "S", "", "like --recommended-root `DIR`, and the guest runs as root (implies --root-id)")
+	fs.StringArrayVarP(&o.binds, "bind-mount", "b", nil, "make host directory SRC visible at guest path DST (`SRC:DST[:ro]`, repeatable)")
+	fs.StringVarP(&o.workDir, "work-dir", "w", "/", "initial working directory inside the guest (`DIR`)")
+	fs.StringVarP(&o.command, "command", "c", "", "program to run (`CMD`); all positional arguments become its arguments")
+	fs.BoolVarP(&o.rootID, "root-id", "0", false, "the guest sees itself as uid 0 / gid 0; your files appear owned by root")
+	fs.StringVar(&o.changeID, "change-id", "", "the guest sees itself as `UID:GID`; your files appear owned by it")
+	fs.StringVar(&o.mode, "syscall-mode", "auto", "interception tier: `auto`, seccomp, trap or rewrite")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "one stderr line per denied or unsupported call and per tier decision; a summary at exit")
+	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
+	fs.BoolVar(&o.version, "version", false, "print the version")
+	fs.Usage = func() {}
+	return fs
+}
+
+func usage(fs *pflag.FlagSet) string {
+	return `Usage: kbox [flags] [--] [COMMAND [ARGS...]]
+
+Run COMMAND (default /bin/sh) inside a guest root filesystem, rootless.
+Every path the program names is resolved inside the guest's mount table;
+it cannot reach host files outside it. With no root flag the guest's / is
+the host's / mounted read-only.
+
+Flags:
+` + fs.FlagUsages() + `
+Exit status: the guest's own (128+N when it is killed by signal N);
+2 bad usage, 3 unusable root or bind mount, 125 kbox could not start the
+guest, 126 the command is not executable, 127 the command was not found.
+`
+}
+
+func run(args []string) (int, error) {
+	var o options
+	fs := newFlagSet(&o)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage, fmt.Errorf("%v (see kbox --help)", err)
+	}
+	if o.help {
+		fmt.Print(usage(fs))
+		return 0, nil
+	}
+	if o.version {
+		fmt.Printf("kbox %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0, nil
+	}
+	switch o.mode {
+	case "auto", "seccomp":
+	case "trap", "rewrite":
+		return exitUsage, fmt.Errorf("--syscall-mode=%s is not available yet; use seccomp (or auto)", o.mode)
+	default:
+		return exitUsage, fmt.Errorf("--syscall-mode must be auto, seccomp, trap or rewrite, not %q", o.mode)
+	}
+
+	idCfg, err := identityFrom(&o)
+	if err != nil {
+		return exitUsage, err
+	}
+	ns, cleanup, err := buildNamespace(&o)
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code, ee
+		}
+		return exitSetup, err
+	}
+	defer cleanup()
+
+	argv := fs.Args()
+	if o.command != "" {
+		argv = append([]string{o.command}, argv...)
+	}
+	if len(argv) == 0 {
+		argv = []string{"/bin/sh"}
+	}
+	workDir := path.Clean("/" + o.workDir)
+	env := append(os.Environ(), "KBOX_SYSCALL_MODE=seccomp")
+	guestPath, err := findCommand(ns, workDir, argv[0], env)
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code, ee
+		}
+		return exitInternal, err
+	}
+
+	execDir, err := os.MkdirTemp("", "kbox-exec-")
+	if err != nil {
+		return exitInternal, fmt.Errorf("creating the exec directory: %w", err)
+	}
+	defer os.RemoveAll(execDir)
+
+	arch := abi.Host()
+	pol, err := policy.Resolve(arch, policy.Options{VirtualIdentity: idCfg.Virtual})
+	if err != nil {
+		return exitInternal, err
+	}
+	prog, err := seccomp.Compile(pol.Program())
+	if err != nil {
+		return exitInternal, fmt.Errorf("compiling the seccomp filter: %w", err)
+	}
+	eng, err := dispatch.New(dispatch.Config{
+		Arch: arch, NS: ns, Identity: idCfg, Policy: pol, InitialCwd: workDir,
+		ExecDir: execDir, Verbose: o.verbose, RootID: idCfg.Virtual && idCfg.UID == 0,
+	})
+	if err != nil {
+		return exitInternal, err
+	}
+	defer eng.Close()
+	if o.mode == "auto" {
+		eng.Verbosef("tier: seccomp (auto: the only tier available in this build)")
+	} else {
+		eng.Verbosef("tier: seccomp (requested)")
+	}
+	eng.Verbosef("seccomp filter: %d instructions", len(prog))
+
+	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: guestPath, Argv: argv, Env: env, ExecDir: execDir})
+	if err != nil {
+		return exitInternal, err
+	}
+	eng.Report()
+	if res.Error != "" {
+		return res.ExitCode, errors.New(res.Error)
+	}
+	return res.ExitCode, nil
+}
+
+func identityFrom(o *options) (identity.Config, error) {
+	if o.rootID || o.systemRoot != "" {
+		return identity.Config{Virtual: true, UID: 0, GID: 0}, nil
+	}
+	if o.changeID != "" {
+		var u, g uint32
+		var rest string
+		n, _ := fmt.Sscanf(o.changeID, "%d:%d%s", &u, &g, &rest)
+		if n != 2 || strings.Count(o.changeID, ":") != 1 || u == identity.Keep || g == identity.Keep {
+			return identity.Config{}, fmt.Errorf("--change-id wants UID:GID (decimal), got %q", o.changeID)
+		}
+		return identity.Config{Virtual: true, UID: u, GID: g}, nil
+	}
+	return identity.Config{}, nil
+}
+
+// buildNamespace turns the root and bind flags into a mount table.
+func buildNamespace(o *options) (*vfs.Namespace, func(), error) {
+	ns := vfs.NewNamespace()
+	cleanup := func() { ns.RemovePrivate(); ns.Close() }
+	root, recommended := "", false
+	set := 0
+	for _, r := range []struct {
+		v   string
+		rec bool
+	}{{o.rootDir, false}, {o.recommendedRoot, true}, {o.systemRoot, true}} {
+		if r.v != "" {
+			set++
+			root = r.v
+			recommended = recommended || r.rec
+		}
+	}
+	if set > 1 {
+		return nil, nil, fail(exitUsage, "give only one of --root-dir, --recommended-root, --system-root")
+	}
+	if root == "" {
+		if err := ns.Add("/", "/", true, vfs.KindBind); err != nil {
+			return nil, nil, fail(exitSetup, "mounting the host's / read-only: %v", err)
+		}
+		var sfs unix.Statfs_t
+		if unix.Statfs("/proc", &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC {
+			if err := ns.Add("/proc", "/proc", true, vfs.KindProc); err != nil {
+				return nil, nil, fail(exitSetup, "mounting /proc: %v", err)
+			}
+		}
+	} else {
+		st, err := os.Stat(root)
+		switch {
+		case err != nil:
+			return nil, nil, fail(exitSetup, "guest root %s: %v", root, errors.Unwrap(err))
+		case !st.IsDir():
+			return nil, nil, fail(exitSetup, "guest root %s is not a directory", root)
+		}
+		if err := ns.Add("/", root, false, vfs.KindBind); err != nil {
+			return nil, nil, fail(exitSetup, "guest root %s: %v", root, err)
+		}
+		if recommended {
+			for _, m := range []struct {
+				guest, host string
+				ro          bool
+			}{{"/proc", "/proc", false}, {"/sys", "/sys", true}, {"/dev", "/dev", false}} {
+				os.Mkdir(path.Join(root, m.guest), 0o755)
+				if err := ns.Add(m.guest, m.host, m.ro, vfs.KindBind); err != nil {
+					ns.Close()
+					return nil, nil, fail(exitSetup, "mounting host %s: %v", m.host, err)
+				}
+			}
+			tmp, err := os.MkdirTemp("", "kbox-tmp-")
+			if err == nil {
+				err = os.Chmod(tmp, 0o1777)
+			}
+			if err != nil {
+				ns.Close()
+				return nil, nil, fail(exitSetup, "creating the private /tmp: %v", err)
+			}
+			os.Mkdir(path.Join(root, "tmp"), 0o1777)
+			if err := ns.Add("/tmp", tmp, false, vfs.KindTmp); err != nil {
+				os.RemoveAll(tmp)
+				ns.Close()
+				return nil, nil, fail(exitSetup, "mounting the private /tmp: %v", err)
+			}
+		}
+	}
+	for _, spec := range o.binds {
+		src, dst, ro, err := parseBind(spec)
+		if err != nil {
+			cleanup()
+			return nil, nil, fail(exitUsage, "%v", err)
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			cleanup()
+			return nil, nil, fail(exitSetup, "bind source %s: %v", src, errors.Unwrap(err))
+		}
+		if !st.IsDir() {
+			cleanup()
+			return nil, nil, fail(exitSetup, "bind source %s is not a directory (only directories can be bound)", src)
+		}
+		if root != "" {
+			os.MkdirAll(path.Join(root, dst), 0o755)
+		}
+		if err := ns.Add(dst, src, ro, vfs.KindBind); err != nil {
+			cleanup()
+			return nil, nil, fail(exitSetup, "bind %s: %v", spec, err)
+		}
+	}
+	ns.Seal()
+	return ns, cleanup, nil
+}
+
+// parseBind parses SRC:DST[:ro].
+func parseBind(spec string) (src, dst string, ro bool, err error) {
+	parts := strings.Split(spec, ":")
+	if len(parts) == 3 {
+		if parts[2] != "ro" && parts[2] != "rw" {
+			return "", "", false, fmt.Errorf("bind mount %q: the third field must be ro or rw", spec)
+		}
+		ro = parts[2] == "ro"
+		parts = parts[:2]
+	}
+	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+		return "", "", false, fmt.Errorf("bind mount %q: want SRC:DST[:ro]", spec)
+	}
+	if !path.IsAbs(parts[1]) {
+		return "", "", false, fmt.Errorf("bind mount %q: DST must be an absolute guest path", spec)
+	}
+	if path.Clean(parts[1]) == "/" {
+		return "", "", false, fmt.Errorf("bind mount %q: use --root-dir to replace /", spec)
+	}
+	return parts[0], path.Clean(parts[1]), ro, nil
+}
+
+// findCommand locates argv[0] in the guest (PATH search when it has no
+// slash) and checks it can be executed, for a clear error before launch.
+func findCommand(ns *vfs.Namespace, workDir, cmd string, env []string) (string, error) {
+	ctx := &vfs.Context{Cwd: workDir, Root: "/"}
+	l, err := ns.Resolve(ctx, "", workDir, vfs.FollowFinal)
+	if err != nil || !l.IsDir() {
+		if l != nil {
+			l.Release()
+		}
+		return "", fail(exitSetup, "work directory %s does not exist in the guest", workDir)
+	}
+	l.Release()
+	var candidates []string
+	if strings.Contains(cmd, "/") {
+		candidates = []string{cmd}
+	} else {
+		pathVar := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+				pathVar = v
+			}
+		}
+		for _, dir := range strings.Split(pathVar, ":") {
+			if dir == "" {
+				dir = "."
+			}
+			candidates = append(candidates, path.Join(dir, cmd))
+		}
+	}
+	var notExec error
+	for _, c := range candidates {
+		l, err := ns.Resolve(ctx, "", c, vfs.FollowFinal)
+		if err != nil {
+			continue
+		}
+		exists, regular := l.Exists(), l.Stat.Mode&unix.S_IFMT == unix.S_IFREG
+		var accErr error
+		if exists && regular {
+			accErr = unix.Faccessat2(l.Obj.FD(), "", unix.X_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS)
+		}
+		l.Release()
+		switch {
+		case !exists:
+			continue
+		case !regular:
+			notExec = fail(exitNotExec, "%s: not a regular file in the guest", c)
+		case accErr != nil:
+			notExec = fail(exitNotExec, "%s: not executable in the guest", c)
+		default:
+			if !path.IsAbs(c) {
+				c = path.Join(workDir, c)
+			}
+			return c, nil
+		}
+	}
+	if notExec != nil {
+		return "", notExec
+	}
+	return "", fail(exitNotFound, "%s: command not found in the guest", cmd)
+}

@@ -1,0 +1,204 @@
+package dispatch
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/policy"
+	"github.com/kbox-go/kbox/internal/vfs"
+)
+
+// Handler serves one syscall.
+type Handler func(e *Engine, r *Request) Result
+
+// handlersByName is filled by the family files' init functions.
+var handlersByName = map[string]Handler{}
+
+func register(h Handler, names ...string) {
+	for _, n := range names {
+		if _, dup := handlersByName[n]; dup {
+			panic("dispatch: handler registered twice: " + n)
+		}
+		handlersByName[n] = h
+	}
+}
+
+// HandledNames returns the names of every syscall with a handler.
+func HandledNames() []string {
+	out := make([]string, 0, len(handlersByName))
+	for n := range handlersByName {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Config is what the engine needs to know about the run.
+type Config struct {
+	Arch     *abi.Arch
+	NS       *vfs.Namespace
+	Identity identity.Config
+	Policy   *policy.Resolved
+	// InitialCwd is the first guest process's working directory (canonical).
+	InitialCwd string
+	// ExecDir is the host directory holding the fd-number symlinks the exec
+	// handler points the kernel at; every guest process's host cwd.
+	ExecDir string
+	Verbose bool
+	Log     io.Writer
+	// RootID: the guest acts as root (chroot allowed).
+	RootID bool
+}
+
+// Engine is the dispatcher shared by all tiers.
+type Engine struct {
+	cfg      Config
+	arch     *abi.Arch
+	ns       *vfs.Namespace
+	handlers []Handler
+	Procs    *ProcTable
+	exec     *execSupport
+
+	logMu     sync.Mutex
+	enosysMu  sync.Mutex
+	enosys    map[int]uint64
+	total     atomic.Uint64
+	hostUID   uint32
+	hostGID   uint32
+	mutations atomic.Uint64
+}
+
+// New builds an engine.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Log == nil {
+		cfg.Log = os.Stderr
+	}
+	if cfg.InitialCwd == "" {
+		cfg.InitialCwd = "/"
+	}
+	e := &Engine{cfg: cfg, arch: cfg.Arch, ns: cfg.NS, enosys: map[int]uint64{},
+		hostUID: uint32(os.Geteuid()), hostGID: uint32(os.Getegid())}
+	e.handlers = make([]Handler, cfg.Arch.MaxNr()+1)
+	for name, h := range handlersByName {
+		if nr, ok := cfg.Arch.Nr(name); ok {
+			e.handlers[nr] = h
+		}
+	}
+	e.Procs = newProcTable(e)
+	x, err := newExecSupport(cfg.ExecDir)
+	if err != nil {
+		return nil, err
+	}
+	e.exec = x
+	return e, nil
+}
+
+// Close releases engine resources.
+func (e *Engine) Close() {
+	e.exec.close()
+}
+
+// Arch returns the engine's architecture.
+func (e *Engine) Arch() *abi.Arch { return e.arch }
+
+// Dispatch runs the handler for r.
+func (e *Engine) Dispatch(r *Request) Result {
+	e.total.Add(1)
+	var h Handler
+	if r.Nr >= 0 && r.Nr < len(e.handlers) {
+		h = e.handlers[r.Nr]
+	}
+	if h == nil {
+		e.enosysMu.Lock()
+		e.enosys[r.Nr]++
+		first := e.enosys[r.Nr] == 1
+		e.enosysMu.Unlock()
+		if first {
+			e.Verbosef("pid %d: %s: unsupported, ENOSYS", r.Tgid, e.arch.SyscallName(r.Nr))
+		}
+		return Fail(unix.ENOSYS)
+	}
+	return h(e, r)
+}
+
+// Verbosef writes one -v line.
+func (e *Engine) Verbosef(format string, args ...any) {
+	if !e.cfg.Verbose {
+		return
+	}
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	fmt.Fprintf(e.cfg.Log, "kbox: "+format+"\n", args...)
+}
+
+// denied records a refusal for -v.
+func (e *Engine) denied(r *Request, err unix.Errno, why string) Result {
+	e.Verbosef("pid %d: %s denied (%s): %s", r.Tgid, e.arch.SyscallName(r.Nr), unix.ErrnoName(err), why)
+	return Fail(err)
+}
+
+// UnsupportedCounts returns calls answered with ENOSYS, by name.
+func (e *Engine) UnsupportedCounts() map[string]uint64 {
+	e.enosysMu.Lock()
+	defer e.enosysMu.Unlock()
+	out := map[string]uint64{}
+	for nr, n := range e.enosys {
+		out[e.arch.SyscallName(nr)] = n
+	}
+	return out
+}
+
+// Report writes the end-of-run summary for -v.
+func (e *Engine) Report() {
+	if !e.cfg.Verbose {
+		return
+	}
+	counts := e.UnsupportedCounts()
+	names := make([]string, 0, len(counts))
+	for n := range counts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, " %s=%d", n, counts[n])
+	}
+	hits, misses := e.ns.CacheStats()
+	e.Verbosef("%d notifications; dentry cache %d hits, %d misses", e.total.Load(), hits, misses)
+	if len(names) == 0 {
+		e.Verbosef("unsupported syscalls: none")
+	} else {
+		e.Verbosef("unsupported syscalls (ENOSYS):%s", b.String())
+	}
+}
+
+// mutated is called after any guest operation that can change the tree.
+func (e *Engine) mutated() {
+	e.mutations.Add(1)
+	e.ns.Invalidate()
+}
+
+// ctx builds the resolver context of a request.
+func (e *Engine) ctx(r *Request) *vfs.Context {
+	cwd, root := r.Proc.CwdRoot()
+	return &vfs.Context{Tgid: r.Tgid, Tid: r.Tid, Cwd: cwd, Root: root, Procs: e.Procs}
+}
+
+// errnoOf extracts an errno from err (EIO when it carries none).
+func errnoOf(err error) unix.Errno {
+	var en unix.Errno
+	if errors.As(err, &en) {
+		return en
+	}
+	return unix.EIO
+}

@@ -1,0 +1,437 @@
+package dispatch
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
+
+	"github.com/kbox-go/kbox/internal/vfs"
+)
+
+// How a guest execve works in the notifying tier (docs/architecture.md
+// has the long form):
+//
+//  1. kbox resolves the path in the guest namespace, checks it like the
+//     kernel would (regular file, execute permission, noexec mount, ELF for
+//     this machine) and prepares an image: a sealed, read-only memfd copy of
+//     the binary, cached per (device, inode, size, mtime, ctime, interp fd).
+//     For a dynamic ELF the PT_INTERP string of the copy is patched to
+//     /proc/self/fd/M, where M is the guest-namespace interpreter kbox
+//     injected into the process (close-on-exec: the kernel opens the
+//     interpreter before it closes those).
+//  2. The image is injected as descriptor N (close-on-exec) and the guest's
+//     path buffer is overwritten with the decimal text of N. Every guest
+//     process's host cwd is kbox's exec directory, where the entry "N" is a
+//     symlink to /proc/self/fd/N: the kernel, resolving the rewritten
+//     relative path, reaches exactly the image kbox prepared.
+//  3. Only len(N)+1 bytes of the guest's buffer change, never past its
+//     terminating NUL. When argv[0] is the same pointer as the path, a copy
+//     of the original string is written below the stack pointer and argv[0]
+//     repointed to it, so the new program still sees its name.
+//  4. The call then continues in the kernel. A process whose memory another
+//     thread could rewrite between step 2 and the kernel's read is refused.
+
+func init() {
+	register(sysExecve, "execve")
+	register(sysExecveat, "execveat")
+}
+
+type imageKey struct {
+	dev, ino, size      uint64
+	mtime, ctime        int64
+	interpFD            int
+	interpDev, interpIn uint64
+}
+
+type execSupport struct {
+	dir   string
+	mu    sync.Mutex
+	links map[int]bool
+	cache map[imageKey]int // read-only sealed memfds
+}
+
+const execCacheMax = 64
+
+func newExecSupport(dir string) (*execSupport, error) {
+	if dir == "" {
+		return &execSupport{links: map[int]bool{}, cache: map[imageKey]int{}}, nil
+	}
+	return &execSupport{dir: dir, links: map[int]bool{}, cache: map[imageKey]int{}}, nil
+}
+
+func (x *execSupport) close() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for k, fd := range x.cache {
+		unix.Close(fd)
+		delete(x.cache, k)
+	}
+}
+
+// ensureLink makes dir/N a symlink to /proc/self/fd/N.
+func (x *execSupport) ensureLink(n int) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.links[n] {
+		return nil
+	}
+	err := os.Symlink("/proc/self/fd/"+strconv.Itoa(n), filepath.Join(x.dir, strconv.Itoa(n)))
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	x.links[n] = true
+	return nil
+}
+
+func sysExecve(e *Engine, r *Request) Result {
+	return e.execCommon(r, atFDCWD, 0, r.Ptr(1), r.Ptr(2), 0)
+}
+
+func sysExecveat(e *Engine, r *Request) Result {
+	flags := r.Int(4)
+	if flags&^(unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW) != 0 {
+		return Fail(unix.EINVAL)
+	}
+	return e.execCommon(r, r.Int(0), 1, r.Ptr(2), r.Ptr(3), flags)
+}
+
+func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr uint64, flags int) Result {
+	pathAddr := r.Ptr(pathArg)
+	p, err := r.Path(pathArg)
+	if err != nil {
+		return Fail(err)
+	}
+	if p == "" {
+		// execveat(fd, "", AT_EMPTY_PATH) names the descriptor itself: the
+		// kernel resolves no path, so it may run as issued only if the file
+		// needs no interpreter lookup. Prepare it like any other exec.
+		return e.denied(r, unix.ENOEXEC, "execveat with AT_EMPTY_PATH is not supported yet")
+	}
+	l, err := e.resolveAt(r, dirfd, p, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
+	if err != nil {
+		return Fail(err)
+	}
+	defer l.Release()
+	file, err := e.openExecutable(l)
+	if err != nil {
+		if err == unix.ELOOP && flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
+			return Fail(unix.ELOOP)
+		}
+		return Fail(err)
+	}
+	defer file.Close()
+
+	if !r.Proc.trustedExec {
+		if err := e.execRaceCheck(r); err != nil {
+			return e.denied(r, errnoOf(err), "execve by a process whose memory another thread can change: "+err.Error())
+		}
+	}
+
+	image, err := e.prepareImage(r, file)
+	if err != nil {
+		if en, ok := err.(unix.Errno); ok {
+			return Fail(en)
+		}
+		return e.denied(r, unix.ENOEXEC, "preparing "+p+": "+err.Error())
+	}
+	defer unix.Close(image)
+
+	n, err := r.FDs.InjectFD(image, true, -1)
+	if err != nil {
+		return Fail(err)
+	}
+	if len(strconv.Itoa(n)) > len(p) {
+		n, err = e.injectShort(r, image, len(p))
+		if err != nil {
+			return e.denied(r, unix.ENAMETOOLONG, "no descriptor number short enough to rewrite path "+strconv.Quote(p))
+		}
+	}
+	if err := e.exec.ensureLink(n); err != nil {
+		return e.denied(r, unix.ENOMEM, "exec directory: "+err.Error())
+	}
+	if err := e.rewriteExecPath(r, pathAddr, p, n, argvAddr); err != nil {
+		return e.denied(r, errnoOf(err), "cannot rewrite the exec path buffer safely: "+err.Error())
+	}
+	r.Proc.mu.Lock()
+	r.Proc.trustedExec = false
+	r.Proc.mu.Unlock()
+	return Cont()
+}
+
+// openExecutable checks the resolved object like execve would and opens it.
+func (e *Engine) openExecutable(l *vfs.Lookup) (*os.File, error) {
+	if !l.Exists() {
+		return nil, unix.ENOENT
+	}
+	if l.Magic {
+		return nil, unix.EACCES
+	}
+	switch l.Stat.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFLNK:
+		return nil, unix.ELOOP
+	default:
+		return nil, unix.EACCES
+	}
+	if err := unix.Faccessat2(l.Obj.FD(), "", unix.X_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS); err != nil {
+		return nil, err
+	}
+	var sfs unix.Statfs_t
+	if unix.Fstatfs(l.Obj.FD(), &sfs) == nil && sfs.Flags&unix.ST_NOEXEC != 0 {
+		return nil, unix.EACCES
+	}
+	fd, err := unix.Open(procFD(l.Obj.FD()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), l.Path), nil
+}
+
+func (e *Engine) elfMachine() elf.Machine {
+	if e.arch.Name == "arm64" {
+		return elf.EM_AARCH64
+	}
+	return elf.EM_X86_64
+}
+
+// prepareImage returns a read-only descriptor of the image to execute.
+func (e *Engine) prepareImage(r *Request, file *os.File) (int, error) {
+	var head [4]byte
+	if _, err := file.ReadAt(head[:], 0); err != nil {
+		return -1, unix.ENOEXEC
+	}
+	if head[0] == '#' && head[1] == '!' {
+		// Shells run a script themselves when execve says ENOEXEC.
+		return -1, unix.ENOEXEC
+	}
+	ef, err := elf.NewFile(file)
+	if err != nil {
+		return -1, unix.ENOEXEC
+	}
+	if ef.Class != elf.ELFCLASS64 || ef.Machine != e.elfMachine() || (ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN) {
+		return -1, unix.ENOEXEC
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(file.Fd()), &st); err != nil {
+		return -1, err
+	}
+	key := imageKey{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), interpFD: -1}
+
+	var interp *elf.Prog
+	for _, prog := range ef.Progs {
+		if prog.Type == elf.PT_INTERP {
+			interp = prog
+		}
+	}
+	var patch []byte
+	if interp != nil {
+		raw := make([]byte, interp.Filesz)
+		if _, err := file.ReadAt(raw, int64(interp.Off)); err != nil {
+			return -1, unix.ENOEXEC
+		}
+		ipath := string(bytes.TrimRight(raw, "\x00"))
+		il, err := e.ns.Resolve(e.ctx(r), "", ipath, vfs.FollowFinal)
+		if err != nil {
+			return -1, err
+		}
+		ifile, err := e.openExecutable(il)
+		il.Release()
+		if err != nil {
+			if err == unix.EACCES {
+				return -1, unix.EACCES
+			}
+			return -1, unix.ENOENT
+		}
+		var ist unix.Stat_t
+		unix.Fstat(int(ifile.Fd()), &ist)
+		m, err := r.FDs.InjectFD(int(ifile.Fd()), true, -1)
+		ifile.Close()
+		if err != nil {
+			return -1, err
+		}
+		patch = append([]byte("/proc/self/fd/"+strconv.Itoa(m)), 0)
+		if uint64(len(patch)) > interp.Filesz {
+			return -1, errors.New("PT_INTERP segment too short for the interpreter path")
+		}
+		key.interpFD, key.interpDev, key.interpIn = m, ist.Dev, ist.Ino
+	}
+
+	e.exec.mu.Lock()
+	if fd, ok := e.exec.cache[key]; ok {
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		e.exec.mu.Unlock()
+		return dup, err
+	}
+	e.exec.mu.Unlock()
+
+	img, err := sealedCopy(file, st.Size, interp, patch)
+	if err != nil {
+		return -1, err
+	}
+	e.exec.mu.Lock()
+	defer e.exec.mu.Unlock()
+	if len(e.exec.cache) >= execCacheMax {
+		for k, fd := range e.exec.cache {
+			unix.Close(fd)
+			delete(e.exec.cache, k)
+			break
+		}
+	}
+	e.exec.cache[key] = img
+	return unix.FcntlInt(uintptr(img), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+// sealedCopy copies file into a memfd, patches PT_INTERP, seals it against
+// any change and returns a read-only descriptor of it (an open writer would
+// make the kernel refuse the exec with ETXTBSY).
+func sealedCopy(file *os.File, size int64, interp *elf.Prog, patch []byte) (int, error) {
+	mfd, err := unix.MemfdCreate("kbox-exec", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(mfd)
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; {
+		n, err := file.ReadAt(buf, off)
+		if n > 0 {
+			if _, werr := unix.Pwrite(mfd, buf[:n], off); werr != nil {
+				return -1, werr
+			}
+			off += int64(n)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return -1, err
+		}
+	}
+	if patch != nil {
+		full := make([]byte, interp.Filesz)
+		copy(full, patch)
+		if _, err := unix.Pwrite(mfd, full, int64(interp.Off)); err != nil {
+			return -1, err
+		}
+	}
+	if _, err := unix.FcntlInt(uintptr(mfd), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
+		return -1, err
+	}
+	ro, err := unix.Open(procFD(mfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	return ro, nil
+}
+
+// injectShort installs image at a free descriptor number of at most
+// maxDigits digits, for very short exec paths.
+func (e *Engine) injectShort(r *Request, image, maxDigits int) (int, error) {
+	limit := 10
+	if maxDigits >= 2 {
+		limit = 100
+	}
+	for n := 3; n < limit; n++ {
+		if _, err := os.Lstat("/proc/" + strconv.Itoa(r.Tgid) + "/fd/" + strconv.Itoa(n)); err == nil {
+			continue
+		}
+		return r.FDs.InjectFD(image, true, n)
+	}
+	return -1, unix.EMFILE
+}
+
+// execRaceCheck refuses an exec whose path buffer another thread could
+// change after kbox rewrote it: the process must be single-threaded and not
+// share its memory with a multi-threaded parent (vfork-style children do).
+func (e *Engine) execRaceCheck(r *Request) error {
+	threads, ppid := taskCounts(r.Tgid)
+	if threads != 1 {
+		return errors.New("the process has " + strconv.Itoa(threads) + " threads")
+	}
+	if ppid > 0 {
+		shared, err := kcmpVM(r.Tgid, ppid)
+		if err == nil && shared {
+			if pt, _ := taskCounts(ppid); pt > 1 {
+				return errors.New("it shares memory with its multi-threaded parent (vfork from a threaded program)")
+			}
+		}
+	}
+	return nil
+}
+
+func taskCounts(pid int) (threads, ppid int) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return -1, -1
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("PPid:")); ok {
+			ppid, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		} else if v, ok := bytes.CutPrefix(line, []byte("Threads:")); ok {
+			threads, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
+	}
+	return threads, ppid
+}
+
+const kcmpVMType = abi.KcmpVM
+
+func kcmpVM(a, b int) (bool, error) {
+	ret, _, en := unix.Syscall6(unix.SYS_KCMP, uintptr(a), uintptr(b), kcmpVMType, 0, 0, 0)
+	if en != 0 {
+		return false, en
+	}
+	return ret == 0, nil
+}
+
+// rewriteExecPath overwrites the guest's path buffer with the decimal text
+// of n (see the comment at the top of this file).
+func (e *Engine) rewriteExecPath(r *Request, pathAddr uint64, orig string, n int, argvAddr uint64) error {
+	newText := append([]byte(strconv.Itoa(n)), 0)
+	end := pathAddr + uint64(len(newText))
+	if argvAddr != 0 {
+		var slot [8]byte
+		if err := r.Mem.Read(argvAddr, slot[:]); err != nil {
+			return err
+		}
+		argv0 := binary.LittleEndian.Uint64(slot[:])
+		if argv0 >= pathAddr && argv0 < end {
+			if argv0 != pathAddr {
+				return errors.New("argv[0] points inside the path string")
+			}
+			sp, err := r.FDs.StackPointer()
+			if err != nil {
+				return err
+			}
+			// Below the x86_64 red zone, 16-byte aligned.
+			copyAddr := (sp - 256 - uint64(len(orig)) - 1) &^ 15
+			if err := r.Mem.Write(copyAddr, append([]byte(orig), 0)); err != nil {
+				return err
+			}
+			binary.LittleEndian.PutUint64(slot[:], copyAddr)
+			if err := r.Mem.Write(argvAddr, slot[:]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := r.Mem.Write(pathAddr, newText); err == nil {
+		return nil
+	}
+	// Paths in read-only memory (string literals): write through the
+	// process's memory file, as a debugger would.
+	if fw, ok := r.Mem.(interface {
+		WriteForce(addr uint64, p []byte) error
+	}); ok {
+		return fw.WriteForce(pathAddr, newText)
+	}
+	return unix.EFAULT
+}

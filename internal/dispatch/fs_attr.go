@@ -1,0 +1,270 @@
+package dispatch
+
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/vfs"
+)
+
+func init() {
+	register(sysChmod, "chmod")
+	register(sysFchmodat, "fchmodat")
+	register(sysFchmodat2, "fchmodat2")
+	register(sysChown, "chown")
+	register(sysLchown, "lchown")
+	register(sysFchownat, "fchownat")
+	register(sysUtime, "utime")
+	register(sysUtimes, "utimes")
+	register(sysFutimesat, "futimesat")
+	register(sysUtimensat, "utimensat")
+	register(sysTruncate, "truncate")
+}
+
+// existing resolves an existing object and checks the mount is writable.
+func (e *Engine) existing(r *Request, dirfd, pathArg int, follow bool) (*vfs.Lookup, error) {
+	l, err := e.resolveArg(r, dirfd, pathArg, followIf(follow))
+	if err != nil {
+		return nil, err
+	}
+	if !l.Exists() {
+		l.Release()
+		return nil, unix.ENOENT
+	}
+	if l.Magic || l.VirtualLink {
+		l.Release()
+		return nil, unix.EACCES
+	}
+	if err := writable(l); err != nil {
+		l.Release()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags int) Result {
+	if flags&^unix.AT_SYMLINK_NOFOLLOW != 0 {
+		return Fail(unix.EINVAL)
+	}
+	l, err := e.existing(r, dirfd, pathArg, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	if err != nil {
+		return Fail(err)
+	}
+	defer l.Release()
+	if l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return Fail(unix.EOPNOTSUPP)
+	}
+	return errOf(unix.Chmod(procFD(l.Obj.FD()), mode&0o7777))
+}
+
+func sysChmod(e *Engine, r *Request) Result { return e.chmodCommon(r, atFDCWD, 0, r.Uint(1), 0) }
+func sysFchmodat(e *Engine, r *Request) Result {
+	return e.chmodCommon(r, r.Int(0), 1, r.Uint(2), 0)
+}
+func sysFchmodat2(e *Engine, r *Request) Result {
+	return e.chmodCommon(r, r.Int(0), 1, r.Uint(2), r.Int(3))
+}
+
+// hostOwner maps guest ids in a chown back to host ids (-1 stays -1).
+func (e *Engine) hostOwner(uid, gid uint32) (int, int) {
+	id := e.cfg.Identity
+	u, g := int(int32(uid)), int(int32(gid))
+	if id.Virtual {
+		if uid == id.UID && uid != identity.Keep {
+			u = int(e.hostUID)
+		}
+		if gid == id.GID && gid != identity.Keep {
+			g = int(e.hostGID)
+		}
+	}
+	return u, g
+}
+
+func (e *Engine) chownCommon(r *Request, dirfd, pathArg int, uid, gid uint32, flags int) Result {
+	if flags&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
+		return Fail(unix.EINVAL)
+	}
+	u, g := e.hostOwner(uid, gid)
+	p, err := r.Path(pathArg)
+	if err != nil {
+		return Fail(err)
+	}
+	if p == "" && flags&unix.AT_EMPTY_PATH != 0 && dirfd != atFDCWD {
+		h, err := r.FDs.DupFD(dirfd)
+		if err != nil {
+			return Fail(err)
+		}
+		defer unix.Close(h)
+		return errOf(unix.Fchownat(h, "", u, g, unix.AT_EMPTY_PATH))
+	}
+	l, err := e.existing(r, dirfd, pathArg, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	if err != nil {
+		return Fail(err)
+	}
+	defer l.Release()
+	return errOf(unix.Fchownat(l.Obj.FD(), "", u, g, unix.AT_EMPTY_PATH))
+}
+
+func sysChown(e *Engine, r *Request) Result {
+	return e.chownCommon(r, atFDCWD, 0, r.Uint(1), r.Uint(2), 0)
+}
+func sysLchown(e *Engine, r *Request) Result {
+	return e.chownCommon(r, atFDCWD, 0, r.Uint(1), r.Uint(2), unix.AT_SYMLINK_NOFOLLOW)
+}
+func sysFchownat(e *Engine, r *Request) Result {
+	return e.chownCommon(r, r.Int(0), 1, r.Uint(2), r.Uint(3), r.Int(4))
+}
+
+// setTimes applies timespecs (nil: now) to an object. Symlinks themselves
+// (follow=false) are reached as one name inside their resolved parent.
+func (e *Engine) setTimes(r *Request, dirfd, pathArg int, ts []unix.Timespec, follow bool) Result {
+	l, err := e.existing(r, dirfd, pathArg, follow)
+	if err != nil {
+		return Fail(err)
+	}
+	defer l.Release()
+	if l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK && l.Parent != nil {
+		return errOf(utimensatRaw(l.Parent.FD(), l.Name, ts, unix.AT_SYMLINK_NOFOLLOW))
+	}
+	return errOf(utimensatRaw(unix.AT_FDCWD, procFD(l.Obj.FD()), ts, 0))
+}
+
+// utimensatRaw calls utimensat allowing a NULL times pointer and a NULL path.
+func utimensatRaw(dirfd int, path string, ts []unix.Timespec, flags int) error {
+	var pathPtr unsafe.Pointer
+	if path != "" {
+		b, err := unix.BytePtrFromString(path)
+		if err != nil {
+			return err
+		}
+		pathPtr = unsafe.Pointer(b)
+	}
+	var tsPtr unsafe.Pointer
+	if ts != nil {
+		tsPtr = unsafe.Pointer(&ts[0])
+	}
+	_, _, en := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(dirfd), uintptr(pathPtr), uintptr(tsPtr), uintptr(flags), 0, 0)
+	if en != 0 {
+		return en
+	}
+	return nil
+}
+
+// readTimevals reads struct timeval[2] (or NULL) as timespecs.
+func readTimevals(r *Request, addr uint64) ([]unix.Timespec, error) {
+	if addr == 0 {
+		return nil, nil
+	}
+	var b [32]byte
+	if err := r.Mem.Read(addr, b[:]); err != nil {
+		return nil, err
+	}
+	ts := make([]unix.Timespec, 2)
+	for i := 0; i < 2; i++ {
+		sec := int64(binary.LittleEndian.Uint64(b[16*i:]))
+		usec := int64(binary.LittleEndian.Uint64(b[16*i+8:]))
+		if usec < 0 || usec >= 1000000 {
+			return nil, unix.EINVAL
+		}
+		ts[i] = unix.Timespec{Sec: sec, Nsec: usec * 1000}
+	}
+	return ts, nil
+}
+
+func sysUtime(e *Engine, r *Request) Result {
+	var ts []unix.Timespec
+	if r.Ptr(1) != 0 {
+		var b [16]byte
+		if err := r.Mem.Read(r.Ptr(1), b[:]); err != nil {
+			return Fail(err)
+		}
+		ts = []unix.Timespec{{Sec: int64(binary.LittleEndian.Uint64(b[0:]))}, {Sec: int64(binary.LittleEndian.Uint64(b[8:]))}}
+	}
+	return e.setTimes(r, atFDCWD, 0, ts, true)
+}
+
+func sysUtimes(e *Engine, r *Request) Result {
+	ts, err := readTimevals(r, r.Ptr(1))
+	if err != nil {
+		return Fail(err)
+	}
+	return e.setTimes(r, atFDCWD, 0, ts, true)
+}
+
+func sysFutimesat(e *Engine, r *Request) Result {
+	ts, err := readTimevals(r, r.Ptr(2))
+	if err != nil {
+		return Fail(err)
+	}
+	if r.Ptr(1) == 0 {
+		return e.fdTimes(r, r.Int(0), ts)
+	}
+	return e.setTimes(r, r.Int(0), 1, ts, true)
+}
+
+// fdTimes sets the times of a guest descriptor (utimensat with a NULL path).
+func (e *Engine) fdTimes(r *Request, fd int, ts []unix.Timespec) Result {
+	if fd == atFDCWD {
+		return Fail(unix.EFAULT)
+	}
+	h, err := r.FDs.DupFD(fd)
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(h)
+	return errOf(utimensatRaw(h, "", ts, 0))
+}
+
+func sysUtimensat(e *Engine, r *Request) Result {
+	flags := r.Int(3)
+	if flags&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
+		return Fail(unix.EINVAL)
+	}
+	var ts []unix.Timespec
+	if r.Ptr(2) != 0 {
+		var b [32]byte
+		if err := r.Mem.Read(r.Ptr(2), b[:]); err != nil {
+			return Fail(err)
+		}
+		ts = make([]unix.Timespec, 2)
+		for i := 0; i < 2; i++ {
+			ts[i] = unix.Timespec{Sec: int64(binary.LittleEndian.Uint64(b[16*i:])), Nsec: int64(binary.LittleEndian.Uint64(b[16*i+8:]))}
+			if ts[i].Nsec != unix.UTIME_NOW && ts[i].Nsec != unix.UTIME_OMIT && (ts[i].Nsec < 0 || ts[i].Nsec >= 1e9) {
+				return Fail(unix.EINVAL)
+			}
+		}
+	}
+	if r.Ptr(1) == 0 {
+		return e.fdTimes(r, r.Int(0), ts)
+	}
+	p, err := r.Path(1)
+	if err != nil {
+		return Fail(err)
+	}
+	if p == "" {
+		if flags&unix.AT_EMPTY_PATH == 0 {
+			return Fail(unix.ENOENT)
+		}
+		return e.fdTimes(r, r.Int(0), ts)
+	}
+	return e.setTimes(r, r.Int(0), 1, ts, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+}
+
+func sysTruncate(e *Engine, r *Request) Result {
+	length := int64(r.Args[1])
+	if length < 0 {
+		return Fail(unix.EINVAL)
+	}
+	l, err := e.existing(r, atFDCWD, 0, true)
+	if err != nil {
+		return Fail(err)
+	}
+	defer l.Release()
+	if l.IsDir() {
+		return Fail(unix.EISDIR)
+	}
+	return errOf(unix.Truncate(procFD(l.Obj.FD()), length))
+}

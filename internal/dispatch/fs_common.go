@@ -1,0 +1,127 @@
+package dispatch
+
+import (
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/vfs"
+)
+
+const atFDCWD = -100 // AT_FDCWD as the kernel reads a dirfd int
+
+// dirStart returns the canonical guest directory a relative path at dirfd
+// starts from ("" for the process cwd).
+func (e *Engine) dirStart(r *Request, dirfd int, p string) (string, error) {
+	if dirfd == atFDCWD || (len(p) > 0 && p[0] == '/') {
+		return "", nil
+	}
+	g, st, err := e.fdPath(r, dirfd)
+	if err != nil {
+		return "", err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return "", unix.ENOTDIR
+	}
+	return g, nil
+}
+
+// fdPath maps a guest descriptor to the canonical guest path of what it
+// names. A descriptor whose object lies outside every mount (an inherited
+// host directory, a deleted directory) has no guest path: EACCES/ENOENT.
+func (e *Engine) fdPath(r *Request, fd int) (string, unix.Stat_t, error) {
+	var st unix.Stat_t
+	h, err := r.FDs.DupFD(fd)
+	if err != nil {
+		return "", st, err
+	}
+	defer unix.Close(h)
+	if err := unix.Fstat(h, &st); err != nil {
+		return "", st, err
+	}
+	host, err := readlinkProcFD(h)
+	if err != nil {
+		return "", st, err
+	}
+	if len(host) > 10 && host[len(host)-10:] == " (deleted)" {
+		return "", st, unix.ENOENT
+	}
+	g, ok := e.ns.GuestPathOfHost(host)
+	if !ok {
+		e.Verbosef("pid %d: descriptor %d names %q, outside the guest namespace", r.Tgid, fd, host)
+		return "", st, unix.EACCES
+	}
+	return g, st, nil
+}
+
+func readlinkProcFD(fd int) (string, error) {
+	buf := make([]byte, vfs.PathMax)
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// resolveAt resolves (dirfd, path) for the calling guest process.
+func (e *Engine) resolveAt(r *Request, dirfd int, p string, flags vfs.Flags) (*vfs.Lookup, error) {
+	if p == "" {
+		return nil, unix.ENOENT
+	}
+	start, err := e.dirStart(r, dirfd, p)
+	if err != nil {
+		return nil, err
+	}
+	return e.ns.Resolve(e.ctx(r), start, p, flags)
+}
+
+// resolveArg reads the path at argument i and resolves it against dirfd.
+func (e *Engine) resolveArg(r *Request, dirfd, i int, flags vfs.Flags) (*vfs.Lookup, error) {
+	p, err := r.Path(i)
+	if err != nil {
+		return nil, err
+	}
+	return e.resolveAt(r, dirfd, p, flags)
+}
+
+// procFD names one of kbox's own descriptors through procfs, so the kernel
+// reaches exactly the object kbox resolved (a kbox-built path, never a
+// guest-supplied one).
+func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// hostPath returns a kbox-built path to the looked-up object. follow=false
+// names a symlink itself (one component inside the resolved parent).
+func hostPath(l *vfs.Lookup, follow bool) string {
+	if !follow && l.Obj != nil && l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK && l.Parent != nil {
+		return procFD(l.Parent.FD()) + "/" + l.Name
+	}
+	return procFD(l.Obj.FD())
+}
+
+// objectFD returns a descriptor of the looked-up object (opening procfs
+// magic objects as the kernel would); close reports whether the caller owns it.
+func objectFD(l *vfs.Lookup) (fd int, owned bool, err error) {
+	if l.Magic {
+		fd, err := unix.Openat(l.Parent.FD(), l.Name, unix.O_PATH|unix.O_CLOEXEC, 0)
+		return fd, err == nil, err
+	}
+	if l.Obj == nil {
+		return -1, false, unix.ENOENT
+	}
+	return l.Obj.FD(), false, nil
+}
+
+// writable fails with EROFS when the lookup lies on a read-only mount.
+func writable(l *vfs.Lookup) error {
+	if l.Mount != nil && l.Mount.ReadOnly {
+		return unix.EROFS
+	}
+	return nil
+}
+
+func followIf(cond bool) vfs.Flags {
+	if cond {
+		return vfs.FollowFinal
+	}
+	return 0
+}

@@ -1,0 +1,220 @@
+package dispatch
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
+
+	"github.com/kbox-go/kbox/internal/vfs"
+)
+
+func init() {
+	register(sysOpen, "open")
+	register(sysOpenat, "openat")
+	register(sysOpenat2, "openat2")
+	register(sysCreat, "creat")
+}
+
+func sysOpen(e *Engine, r *Request) Result {
+	return e.openCommon(r, atFDCWD, 0, uint64(r.Uint(1)), uint32(r.Uint(2)), 0)
+}
+
+func sysOpenat(e *Engine, r *Request) Result {
+	return e.openCommon(r, r.Int(0), 1, uint64(r.Uint(2)), uint32(r.Uint(3)), 0)
+}
+
+func sysCreat(e *Engine, r *Request) Result {
+	return e.openCommon(r, atFDCWD, 0, unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, uint32(r.Uint(1)), 0)
+}
+
+// openHowSize is the size of struct open_how in its first version.
+const openHowSize = 24
+
+const resolveKnown = unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS |
+	unix.RESOLVE_BENEATH | unix.RESOLVE_IN_ROOT | abi.ResolveCached
+
+func sysOpenat2(e *Engine, r *Request) Result {
+	size := r.Args[3]
+	if size < openHowSize || size > 4096 {
+		return Fail(unix.EINVAL)
+	}
+	buf := make([]byte, size)
+	if err := r.Mem.Read(r.Ptr(2), buf); err != nil {
+		return Fail(err)
+	}
+	for _, b := range buf[openHowSize:] {
+		if b != 0 {
+			return Fail(unix.E2BIG)
+		}
+	}
+	flags := binary.LittleEndian.Uint64(buf[0:])
+	mode := binary.LittleEndian.Uint64(buf[8:])
+	resolve := binary.LittleEndian.Uint64(buf[16:])
+	if resolve&^uint64(resolveKnown) != 0 || flags>>32 != 0 {
+		return Fail(unix.EINVAL)
+	}
+	if mode&^0o7777 != 0 || (mode != 0 && flags&(unix.O_CREAT|unix.O_TMPFILE) == 0) {
+		return Fail(unix.EINVAL)
+	}
+	if resolve&unix.RESOLVE_BENEATH != 0 && resolve&unix.RESOLVE_IN_ROOT != 0 {
+		return Fail(unix.EINVAL)
+	}
+	if resolve&abi.ResolveCached != 0 && flags&(unix.O_CREAT|unix.O_TRUNC|unix.O_TMPFILE) != 0 {
+		return Fail(unix.EAGAIN)
+	}
+	var vf vfs.Flags
+	if resolve&unix.RESOLVE_NO_XDEV != 0 {
+		vf |= vfs.NoXdev
+	}
+	if resolve&unix.RESOLVE_NO_MAGICLINKS != 0 {
+		vf |= vfs.NoMagicLinks
+	}
+	if resolve&unix.RESOLVE_NO_SYMLINKS != 0 {
+		vf |= vfs.NoSymlinks
+	}
+	if resolve&unix.RESOLVE_BENEATH != 0 {
+		vf |= vfs.Beneath
+	}
+	if resolve&unix.RESOLVE_IN_ROOT != 0 {
+		vf |= vfs.InRoot
+	}
+	return e.openCommon(r, r.Int(0), 1, flags, uint32(mode), vf)
+}
+
+// openCommon implements every open variant: resolve in the guest, then open
+// the resolved object relative to kbox's own descriptors and inject it.
+func (e *Engine) openCommon(r *Request, dirfd, pathArg int, flags uint64, mode uint32, vf vfs.Flags) Result {
+	p, err := r.Path(pathArg)
+	if err != nil {
+		return Fail(err)
+	}
+	if flags&unix.O_TMPFILE == unix.O_TMPFILE {
+		// O_TMPFILE contains O_DIRECTORY; the path names the directory.
+		return e.openTmpfile(r, dirfd, p, flags, mode, vf)
+	}
+	creat := flags&unix.O_CREAT != 0
+	excl := creat && flags&unix.O_EXCL != 0
+	if flags&unix.O_NOFOLLOW == 0 && !excl {
+		vf |= vfs.FollowFinal
+	}
+	for attempt := 0; attempt < 8; attempt++ {
+		res, retry := e.openOnce(r, dirfd, p, flags, mode, vf)
+		if !retry {
+			return res
+		}
+	}
+	return e.denied(r, unix.EAGAIN, "open of "+p+" kept racing with concurrent changes")
+}
+
+func accessWrites(flags uint64) bool {
+	acc := flags & unix.O_ACCMODE
+	return acc == unix.O_WRONLY || acc == unix.O_RDWR || flags&unix.O_TRUNC != 0
+}
+
+// openOnce makes one attempt; retry reports a lost race with a concurrent
+// change of the final component.
+func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode uint32, vf vfs.Flags) (Result, bool) {
+	l, err := e.resolveAt(r, dirfd, p, vf)
+	if err != nil {
+		return Fail(err), false
+	}
+	defer l.Release()
+	cloexec := flags&unix.O_CLOEXEC != 0
+	hostFlags := int(flags) | unix.O_CLOEXEC
+
+	if l.Magic {
+		// A guest process's pipe/socket/anon inode reached through
+		// /proc/<pid>/fd/N: let the kernel follow that one link, as it would.
+		fd, err := unix.Openat(l.Parent.FD(), l.Name, hostFlags&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW), 0)
+		if err != nil {
+			return Fail(err), false
+		}
+		return InjectFD(fd, cloexec), false
+	}
+
+	if !l.Exists() {
+		if !(flags&unix.O_CREAT != 0) {
+			return Fail(unix.ENOENT), false
+		}
+		if l.Trailing {
+			return Fail(unix.EISDIR), false
+		}
+		if err := writable(l); err != nil {
+			return Fail(err), false
+		}
+		fd, err := unix.Openat(l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+		switch err {
+		case nil:
+			return InjectFD(fd, cloexec), false
+		case unix.ELOOP, unix.EEXIST:
+			if flags&unix.O_EXCL != 0 {
+				return Fail(unix.EEXIST), false
+			}
+			return Result{}, true // appeared meanwhile
+		}
+		return Fail(err), false
+	}
+
+	if flags&unix.O_CREAT != 0 && flags&unix.O_EXCL != 0 {
+		return Fail(unix.EEXIST), false
+	}
+	ftype := l.Stat.Mode & unix.S_IFMT
+	if ftype == unix.S_IFLNK {
+		// Not followed (O_NOFOLLOW): only O_PATH may open a symlink itself.
+		if flags&unix.O_PATH == 0 {
+			return Fail(unix.ELOOP), false
+		}
+		fd, err := unix.FcntlInt(uintptr(l.Obj.FD()), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return Fail(err), false
+		}
+		return InjectFD(fd, cloexec), false
+	}
+	if flags&unix.O_DIRECTORY != 0 && ftype != unix.S_IFDIR {
+		return Fail(unix.ENOTDIR), false
+	}
+	if ftype == unix.S_IFDIR && (flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0) && flags&unix.O_PATH == 0 {
+		return Fail(unix.EISDIR), false
+	}
+	if flags&unix.O_PATH == 0 && accessWrites(flags) {
+		if err := writable(l); err != nil {
+			return Fail(err), false
+		}
+	}
+	var fd int
+	reopen := hostFlags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW)
+	if ftype == unix.S_IFDIR {
+		fd, err = unix.Openat(l.Obj.FD(), ".", reopen, 0)
+	} else {
+		// Reopen exactly the inode we resolved through kbox's own descriptor.
+		fd, err = unix.Open(procFD(l.Obj.FD()), reopen, 0)
+	}
+	if err != nil {
+		return Fail(err), false
+	}
+	return InjectFD(fd, cloexec), false
+}
+
+func (e *Engine) openTmpfile(r *Request, dirfd int, p string, flags uint64, mode uint32, vf vfs.Flags) Result {
+	l, err := e.resolveAt(r, dirfd, p, vf|vfs.FollowFinal)
+	if err != nil {
+		return Fail(err)
+	}
+	defer l.Release()
+	if !l.Exists() {
+		return Fail(unix.ENOENT)
+	}
+	if !l.IsDir() {
+		return Fail(unix.ENOTDIR)
+	}
+	if err := writable(l); err != nil {
+		return Fail(err)
+	}
+	fd, err := unix.Openat(l.Obj.FD(), ".", int(flags)|unix.O_CLOEXEC, mode)
+	if err != nil {
+		return Fail(err)
+	}
+	return InjectFD(fd, flags&unix.O_CLOEXEC != 0)
+}

@@ -1,0 +1,300 @@
+package dispatch
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/identity"
+)
+
+// Process is kbox's state for one guest process (thread group): what the
+// kernel cannot hold for it because the guest's view differs from the
+// host's. Guest processes keep their real host pids.
+type Process struct {
+	Tgid int
+
+	mu    sync.Mutex
+	cwd   string // canonical guest path
+	root  string // canonical guest path ("/" unless chrooted)
+	creds identity.Creds
+	// trustedExec: the process is still kbox's own launcher; its first
+	// execve is the guest's start and may be served without the checks that
+	// protect against racing guest threads.
+	trustedExec bool
+	pidfd       int
+}
+
+// CwdRoot returns the working and root directories.
+func (p *Process) CwdRoot() (string, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cwd, p.root
+}
+
+// Creds returns a copy of the credentials.
+func (p *Process) Creds() identity.Creds {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.creds.Clone()
+}
+
+func (p *Process) snapshot() *Process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return &Process{cwd: p.cwd, root: p.root, creds: p.creds.Clone(), pidfd: -1}
+}
+
+// ProcTable maps host tids to guest processes.
+//
+// A child inherits its parent's state at fork. The kernel does not tell the
+// supervisor about forks, so state is copied lazily: when a process is
+// first seen, from its parent; and before a process changes its own state
+// (chdir, chroot, set*id), every child it already has is settled with the
+// old state first. Exited processes are dropped when their pidfd reports
+// the exit.
+type ProcTable struct {
+	e       *Engine
+	mu      sync.Mutex
+	byTgid  map[int]*Process
+	tidTgid map[int]int
+	initial int
+	self    int
+	epfd    int
+}
+
+func newProcTable(e *Engine) *ProcTable {
+	t := &ProcTable{e: e, byTgid: map[int]*Process{}, tidTgid: map[int]int{}, self: os.Getpid(), epfd: -1}
+	if fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC); err == nil {
+		t.epfd = fd
+		go t.reap()
+	}
+	return t
+}
+
+// AddInitial registers the first guest process (kbox's launcher child).
+func (t *ProcTable) AddInitial(pid int) *Process {
+	p := &Process{Tgid: pid, cwd: t.e.cfg.InitialCwd, root: "/", creds: t.e.cfg.Identity.Initial(), trustedExec: true, pidfd: -1}
+	t.mu.Lock()
+	t.initial = pid
+	t.byTgid[pid] = p
+	t.tidTgid[pid] = pid
+	t.mu.Unlock()
+	t.watch(p)
+	return p
+}
+
+// Lookup returns the process of host thread tid, creating it on first sight.
+func (t *ProcTable) Lookup(tid int) (*Process, int) {
+	t.mu.Lock()
+	if tgid, ok := t.tidTgid[tid]; ok {
+		p := t.byTgid[tgid]
+		t.mu.Unlock()
+		if p != nil {
+			return p, tgid
+		}
+		t.mu.Lock()
+	}
+	t.mu.Unlock()
+
+	tgid, ppid := readTgidPpid(tid)
+	if tgid <= 0 {
+		tgid = tid
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tidTgid[tid] = tgid
+	if p, ok := t.byTgid[tgid]; ok {
+		return p, tgid
+	}
+	var p *Process
+	if parent, ok := t.byTgid[ppid]; ok {
+		p = parent.snapshot()
+	} else {
+		p = &Process{cwd: t.e.cfg.InitialCwd, root: "/", creds: t.e.cfg.Identity.Initial(), pidfd: -1}
+		t.e.Verbosef("pid %d: parent %d unknown; starting from the initial state", tgid, ppid)
+	}
+	p.Tgid = tgid
+	t.byTgid[tgid] = p
+	go t.watch(p)
+	return p, tgid
+}
+
+// settleChildren gives every not-yet-seen child of p p's current state;
+// called before p changes its state.
+func (t *ProcTable) settleChildren(p *Process) {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(p.Tgid) + "/task")
+	if err != nil {
+		return
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Tgid) + "/task/" + task.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			child, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			t.mu.Lock()
+			if _, known := t.byTgid[child]; !known {
+				c := p.snapshot()
+				c.Tgid = child
+				t.byTgid[child] = c
+				t.tidTgid[child] = child
+				t.mu.Unlock()
+				go t.watch(c)
+				continue
+			}
+			t.mu.Unlock()
+		}
+	}
+}
+
+// update changes p's state after settling its children.
+func (t *ProcTable) update(p *Process, fn func(p *Process) error) error {
+	t.settleChildren(p)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fn(p)
+}
+
+// watch arranges for p to be dropped when it exits.
+func (t *ProcTable) watch(p *Process) {
+	if t.epfd < 0 {
+		return
+	}
+	fd, err := unix.PidfdOpen(p.Tgid, 0)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	p.pidfd = fd
+	p.mu.Unlock()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.Tgid)}
+	if unix.EpollCtl(t.epfd, unix.EPOLL_CTL_ADD, fd, &ev) != nil {
+		unix.Close(fd)
+	}
+}
+
+func (t *ProcTable) reap() {
+	evs := make([]unix.EpollEvent, 16)
+	for {
+		n, err := unix.EpollWait(t.epfd, evs, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		for _, ev := range evs[:n] {
+			tgid := int(ev.Fd)
+			t.mu.Lock()
+			p := t.byTgid[tgid]
+			delete(t.byTgid, tgid)
+			for tid, g := range t.tidTgid {
+				if g == tgid {
+					delete(t.tidTgid, tid)
+				}
+			}
+			t.mu.Unlock()
+			if p != nil {
+				p.mu.Lock()
+				if p.pidfd >= 0 {
+					unix.EpollCtl(t.epfd, unix.EPOLL_CTL_DEL, p.pidfd, nil)
+					unix.Close(p.pidfd)
+					p.pidfd = -1
+				}
+				p.mu.Unlock()
+			}
+		}
+	}
+}
+
+// IsGuest reports whether pid is in the guest's process tree: a known guest
+// process, or a descendant of the first guest process (orphans are
+// re-parented to kbox, which is a child subreaper).
+func (t *ProcTable) IsGuest(pid int) bool {
+	t.mu.Lock()
+	_, known := t.byTgid[pid]
+	initial := t.initial
+	t.mu.Unlock()
+	if known {
+		return true
+	}
+	if pid <= 0 || pid == t.self {
+		return false
+	}
+	cur := pid
+	for i := 0; i < 128; i++ {
+		tgid, ppid := readTgidPpid(cur)
+		if tgid <= 0 {
+			return false
+		}
+		if tgid != cur {
+			// A thread id: judge its process.
+			cur = tgid
+			continue
+		}
+		if ppid == initial || cur == initial || ppid == t.self {
+			return true
+		}
+		if ppid <= 1 {
+			return false
+		}
+		cur = ppid
+	}
+	return false
+}
+
+// Cwd implements vfs.ProcView.
+func (t *ProcTable) Cwd(pid int) (string, bool) {
+	t.mu.Lock()
+	p := t.byTgid[pid]
+	t.mu.Unlock()
+	if p == nil {
+		if !t.IsGuest(pid) {
+			return "", false
+		}
+		p, _ = t.Lookup(pid)
+	}
+	c, _ := p.CwdRoot()
+	return c, true
+}
+
+// Root implements vfs.ProcView.
+func (t *ProcTable) Root(pid int) (string, bool) {
+	t.mu.Lock()
+	p := t.byTgid[pid]
+	t.mu.Unlock()
+	if p == nil {
+		if !t.IsGuest(pid) {
+			return "", false
+		}
+		p, _ = t.Lookup(pid)
+	}
+	_, r := p.CwdRoot()
+	return r, true
+}
+
+// readTgidPpid reads a task's thread group and parent from /proc.
+func readTgidPpid(tid int) (tgid, ppid int) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	if err != nil {
+		return -1, -1
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("Tgid:")); ok {
+			tgid, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		} else if v, ok := bytes.CutPrefix(line, []byte("PPid:")); ok {
+			ppid, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+			break
+		}
+	}
+	return tgid, ppid
+}

@@ -1,0 +1,122 @@
+// Package dispatch owns the handler table every interception tier shares:
+// a tier turns a guest syscall into a Request, the Engine runs the handler
+// for its number and returns a Result the tier applies. Handlers are grouped
+// by family in small files (fs_*.go, identity.go, exec.go, net.go); they
+// reach the guest only through the Request's Memory and Guest interfaces,
+// never through a tier directly.
+package dispatch
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// Memory reads and writes the calling guest's memory. Implementations turn
+// a bad guest pointer into EFAULT, never a crash, and (for a separate guest
+// process) check after each read that the request is still alive.
+type Memory interface {
+	Read(addr uint64, p []byte) error
+	Write(addr uint64, p []byte) error
+	// ReadString reads a NUL-terminated string of at most max bytes
+	// (excluding the NUL); ENAMETOOLONG when no NUL is found in max+1 bytes.
+	ReadString(addr uint64, max int) (string, error)
+}
+
+// Guest gives handlers the calling guest's descriptors.
+type Guest interface {
+	// DupFD returns a host descriptor sharing the open file description of
+	// guest descriptor fd; the caller closes it.
+	DupFD(fd int) (int, error)
+	// InjectFD installs a duplicate of host descriptor hostFD in the guest
+	// and returns the guest's number. target < 0 lets the kernel pick the
+	// lowest free number.
+	InjectFD(hostFD int, cloexec bool, target int) (int, error)
+	// StackPointer returns the calling thread's stack pointer, or an error
+	// when the tier cannot know it.
+	StackPointer() (uint64, error)
+}
+
+// Request is one intercepted syscall.
+type Request struct {
+	Nr   int
+	Args [6]uint64
+	Tid  int // calling thread (host tid)
+	Tgid int // calling process (host pid)
+	Tier string
+	Mem  Memory
+	FDs  Guest
+	Proc *Process
+}
+
+// Int returns argument i as a C int (the low 32 bits, sign-extended), as the
+// kernel reads int arguments.
+func (r *Request) Int(i int) int { return int(int32(uint32(r.Args[i]))) }
+
+// Uint returns argument i truncated to 32 bits.
+func (r *Request) Uint(i int) uint32 { return uint32(r.Args[i]) }
+
+// Ptr returns argument i as a guest address.
+func (r *Request) Ptr(i int) uint64 { return r.Args[i] }
+
+// Path reads the NUL-terminated path at argument i.
+func (r *Request) Path(i int) (string, error) {
+	if r.Args[i] == 0 {
+		return "", unix.EFAULT
+	}
+	return r.Mem.ReadString(r.Args[i], 4095)
+}
+
+// ResultKind says how a tier completes a request.
+type ResultKind uint8
+
+const (
+	// Value returns Val to the guest.
+	Value ResultKind = iota
+	// Errno fails the call with Err.
+	Errno
+	// Continue lets the host kernel run the call as the guest issued it.
+	// Only for calls whose arguments the kernel does not resolve as paths.
+	Continue
+	// Inject installs FD in the guest (honouring Cloexec) and returns the
+	// guest's number, atomically with the reply where the tier can.
+	Inject
+)
+
+// Result is a handler's answer.
+type Result struct {
+	Kind    ResultKind
+	Val     int64
+	Err     unix.Errno
+	FD      int // Inject: host descriptor, closed by the tier afterwards
+	Cloexec bool
+}
+
+// Ok returns a successful value.
+func Ok(v int64) Result { return Result{Kind: Value, Val: v} }
+
+// Fail returns an errno result. A nil or non-errno error becomes EIO.
+func Fail(err error) Result {
+	if e, ok := err.(unix.Errno); ok {
+		if e == 0 {
+			return Ok(0)
+		}
+		return Result{Kind: Errno, Err: e}
+	}
+	if err == nil {
+		return Ok(0)
+	}
+	return Result{Kind: Errno, Err: unix.EIO}
+}
+
+// Cont lets the kernel run the call.
+func Cont() Result { return Result{Kind: Continue} }
+
+// InjectFD returns a descriptor to install in the guest.
+func InjectFD(fd int, cloexec bool) Result { return Result{Kind: Inject, FD: fd, Cloexec: cloexec} }
+
+// errOf converts a result of a host call into a Result.
+func errOf(err error) Result {
+	if err != nil {
+		return Fail(err)
+	}
+	return Ok(0)
+}

@@ -1,0 +1,251 @@
+// Package policy owns the syscall disposition table: for every syscall kbox
+// knows, whether the seccomp filter allows it, answers it, denies it, or
+// notifies the supervisor. The BPF program, the handler table checks and the
+// docs' syscall list are all derived from this one table.
+//
+// The table is written by name so one list serves every architecture; names
+// an architecture lacks (the legacy x86_64 calls on arm64) are skipped.
+package policy
+
+import (
+	"fmt"
+	"sort"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/seccomp"
+)
+
+// Disposition is what happens to a syscall.
+type Disposition uint8
+
+const (
+	// Notify sends the call to the supervisor (the default for unknown calls,
+	// which the dispatcher answers with ENOSYS and counts).
+	Notify Disposition = iota
+	// Allow lets the host kernel run it without a round trip: calls that act
+	// only on the caller's memory, its own descriptors or its own process.
+	Allow
+	// Deny fails it in BPF with EPERM: the dangerous set.
+	Deny
+	// Unsupported fails it in BPF with ENOSYS (callers have a fallback).
+	Unsupported
+	// Identity calls are allowed when the guest identity is the host's,
+	// notified when kbox virtualizes it.
+	Identity
+	// Ownership calls (fstat) are allowed unless stat results need their
+	// owner translated.
+	Ownership
+)
+
+func (d Disposition) String() string {
+	switch d {
+	case Notify:
+		return "notify"
+	case Allow:
+		return "allow"
+	case Deny:
+		return "deny(EPERM)"
+	case Unsupported:
+		return "unsupported(ENOSYS)"
+	case Identity:
+		return "identity"
+	case Ownership:
+		return "ownership"
+	}
+	return fmt.Sprintf("disposition(%d)", d)
+}
+
+// Entry is one row of the table.
+type Entry struct {
+	Name   string
+	Disp   Disposition
+	Family string // for -v, traces and docs
+	Why    string // reason, for Deny/Unsupported rows and notable allows
+}
+
+// cloneNewMask is every namespace-creating clone flag clone(2) accepts
+// (CLONE_NEWTIME shares its bit with the exit signal there; clone3 only).
+const cloneNewMask = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC |
+	unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET
+
+func rows(disp Disposition, family, why string, names ...string) []Entry {
+	out := make([]Entry, len(names))
+	for i, n := range names {
+		out[i] = Entry{Name: n, Disp: disp, Family: family, Why: why}
+	}
+	return out
+}
+
+// Table is the disposition table, by name.
+var Table = buildTable()
+
+func buildTable() []Entry {
+	var t []Entry
+	add := func(e []Entry) { t = append(t, e...) }
+
+	// Descriptor-local I/O: the guest's descriptors are real host
+	// descriptors, so these need no supervisor.
+	add(rows(Allow, "fd_io", "", "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
+		"preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "ioctl",
+		"getdents", "getdents64", "fsync", "fdatasync", "ftruncate", "fallocate", "flock", "fadvise64",
+		"readahead", "sendfile", "splice", "tee", "vmsplice", "copy_file_range", "sync", "syncfs",
+		"sync_file_range", "fstatfs", "fchmod", "fchown", "fgetxattr", "fsetxattr", "flistxattr",
+		"fremovexattr", "inotify_rm_watch"))
+	add(rows(Ownership, "fd_io", "owner translated when the guest identity differs", "fstat"))
+	// Descriptor creation without a path.
+	add(rows(Allow, "fd_new", "", "pipe", "pipe2", "eventfd", "eventfd2", "epoll_create", "epoll_create1",
+		"epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "timerfd_create", "timerfd_settime",
+		"timerfd_gettime", "signalfd", "signalfd4", "inotify_init", "inotify_init1", "memfd_create",
+		"poll", "ppoll", "select", "pselect6"))
+	// Networking: sockets without path addresses.
+	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "accept", "accept4", "getsockname",
+		"getpeername", "getsockopt", "setsockopt", "shutdown", "recvfrom", "recvmsg", "recvmmsg"))
+	add(rows(Notify, "net", "AF_UNIX path addresses are resolved in the guest", "bind", "connect", "sendto",
+		"sendmsg", "sendmmsg"))
+	// Memory.
+	add(rows(Allow, "memory", "", "mmap", "munmap", "mprotect", "mremap", "madvise", "msync", "mincore",
+		"mlock", "mlock2", "munlock", "mlockall", "munlockall", "brk", "membarrier",
+		"pkey_alloc", "pkey_free", "pkey_mprotect", "map_shadow_stack", "mseal", "get_mempolicy",
+		"set_mempolicy", "mbind", "set_mempolicy_home_node", "cachestat"))
+	// The caller's own process, threads, signals, scheduling and time.
+	add(rows(Allow, "process", "", "exit", "exit_group", "wait4", "waitid", "fork", "vfork",
+		"set_tid_address", "set_robust_list", "get_robust_list", "futex", "futex_waitv", "futex_wake",
+		"futex_wait", "futex_requeue", "rseq", "getpid", "getppid", "gettid", "getpgid", "setpgid", "getpgrp",
+		"getsid", "setsid", "getrlimit", "setrlimit", "prlimit64", "getrusage", "times", "getpriority",
+		"setpriority", "prctl", "arch_prctl", "capget", "umask", "getcpu", "uname", "sysinfo", "syslog",
+		"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal",
+		"restart_syscall", "sched_getaffinity", "sched_setaffinity"))
+	add(rows(Allow, "signals", "", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending",
+		"rt_sigtimedwait", "rt_sigsuspend", "sigaltstack", "pause", "alarm", "setitimer", "getitimer"))
+	add(rows(Allow, "sched", "", "sched_yield", "sched_setparam", "sched_getparam", "sched_setscheduler",
+		"sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min", "sched_rr_get_interval",
+		"sched_setattr", "sched_getattr", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres",
+		"gettimeofday", "time", "getrandom", "timer_create", "timer_settime", "timer_gettime",
+		"timer_getoverrun", "timer_delete", "ioprio_get", "ioprio_set"))
+	// SysV IPC objects are host objects shared by key (POSIX message queues,
+	// named in a host-wide namespace, are denied below).
+	add(rows(Allow, "ipc", "", "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop",
+		"msgget", "msgsnd", "msgrcv", "msgctl"))
+	add(rows(Allow, "process", "clone with CLONE_NEW* flags is EPERM in BPF", "clone"))
+	add(rows(Unsupported, "process", "clone3 arguments live in guest memory and cannot be checked without a race; libcs fall back to clone", "clone3"))
+	// Identity.
+	add(rows(Identity, "identity", "", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
+		"getgroups", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid",
+		"setfsgid", "setgroups"))
+	// Everything that names a path, and the process's file-namespace state.
+	add(rows(Notify, "path", "", "open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx",
+		"access", "faccessat", "faccessat2", "readlink", "readlinkat", "mkdir", "mkdirat", "mknod", "mknodat",
+		"unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2", "link", "linkat", "symlink",
+		"symlinkat", "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes",
+		"futimesat", "utimensat", "truncate", "statfs", "getxattr", "lgetxattr", "setxattr", "lsetxattr",
+		"listxattr", "llistxattr", "removexattr", "lremovexattr", "inotify_add_watch"))
+	add(rows(Notify, "cwd", "", "chdir", "fchdir", "getcwd", "chroot"))
+	add(rows(Notify, "exec", "", "execve", "execveat"))
+	// The dangerous set.
+	add(rows(Deny, "denied", "would let the guest leave or alter the sandbox or the host",
+		"seccomp", "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "process_mrelease",
+		"bpf", "perf_event_open", "kexec_load", "kexec_file_load", "init_module", "finit_module",
+		"delete_module", "reboot", "swapon", "swapoff", "acct", "sethostname", "setdomainname", "unshare",
+		"setns", "keyctl", "add_key", "request_key", "io_uring_setup", "io_uring_enter", "io_uring_register",
+		"io_setup", "io_submit", "io_getevents", "io_pgetevents", "io_cancel", "io_destroy", "userfaultfd",
+		"pidfd_getfd", "pidfd_open", "memfd_secret", "open_by_handle_at", "name_to_handle_at", "fanotify_init",
+		"fanotify_mark", "open_tree", "open_tree_attr", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick",
+		"mount_setattr", "statmount", "listmount", "pivot_root", "iopl", "ioperm", "modify_ldt",
+		"clock_settime", "settimeofday", "adjtimex", "clock_adjtime", "quotactl", "quotactl_fd",
+		"personality", "kcmp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
+		"vhangup", "mount", "umount2", "uselib", "lookup_dcookie", "nfsservctl", "_sysctl", "capset",
+		"lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "mq_open", "mq_unlink",
+		"mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr"))
+	return t
+}
+
+// Options are the run-time choices that change dispositions.
+type Options struct {
+	// VirtualIdentity: the guest's uid/gid differ from the host user's, so
+	// identity calls and fstat are notified.
+	VirtualIdentity bool
+}
+
+// Resolved is the table applied to one architecture and run.
+type Resolved struct {
+	Arch    *abi.Arch
+	ByNr    map[int]Entry
+	Effect  map[int]Disposition // Identity/Ownership collapsed into Allow or Notify
+	Default Disposition
+}
+
+// Resolve applies the table to arch with opts.
+func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
+	r := &Resolved{Arch: arch, ByNr: map[int]Entry{}, Effect: map[int]Disposition{}, Default: Notify}
+	for _, e := range Table {
+		nr, ok := arch.Nr(e.Name)
+		if !ok {
+			continue
+		}
+		if prev, dup := r.ByNr[nr]; dup {
+			return nil, fmt.Errorf("policy: %s listed twice (%s, %s)", e.Name, prev.Disp, e.Disp)
+		}
+		r.ByNr[nr] = e
+		d := e.Disp
+		switch d {
+		case Identity, Ownership:
+			if opts.VirtualIdentity {
+				d = Notify
+			} else {
+				d = Allow
+			}
+		}
+		r.Effect[nr] = d
+	}
+	return r, nil
+}
+
+// Disposition returns the effective disposition of nr.
+func (r *Resolved) Disposition(nr int) Disposition {
+	if d, ok := r.Effect[nr]; ok {
+		return d
+	}
+	return r.Default
+}
+
+// Program compiles the resolved table into a seccomp program for the
+// supervisor (notifying) tier.
+func (r *Resolved) Program() seccomp.Program {
+	p := seccomp.Program{
+		AuditArch: r.Arch.AuditArch,
+		BadArch:   seccomp.Action{Kind: seccomp.ActKillProcess},
+		Default:   seccomp.Action{Kind: seccomp.ActNotify},
+	}
+	nrs := make([]int, 0, len(r.Effect))
+	for nr := range r.Effect {
+		nrs = append(nrs, nr)
+	}
+	sort.Ints(nrs)
+	for _, nr := range nrs {
+		rule := seccomp.Rule{Nr: nr}
+		switch r.Effect[nr] {
+		case Allow:
+			rule.Action = seccomp.Action{Kind: seccomp.ActAllow}
+		case Deny:
+			rule.Action = seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.EPERM)}
+		case Unsupported:
+			rule.Action = seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.ENOSYS)}
+		default:
+			rule.Action = seccomp.Action{Kind: seccomp.ActNotify}
+		}
+		if r.ByNr[nr].Name == "clone" {
+			// x86_64 and arm64 both pass the flags in the first argument.
+			rule.Conds = []seccomp.ArgCond{}
+			for bit := uint64(1); bit != 0; bit <<= 1 {
+				if cloneNewMask&bit != 0 {
+					rule.Conds = append(rule.Conds, seccomp.ArgCond{Arg: 0, Mask: bit, Value: bit,
+						Action: seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.EPERM)}})
+				}
+			}
+		}
+		p.Rules = append(p.Rules, rule)
+	}
+	return p
+}

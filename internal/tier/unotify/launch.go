@@ -1,0 +1,183 @@
+// Package unotify owns the seccomp user-notification tier: it starts the
+// guest as a child process under a notifying filter and answers the
+// notifications through the dispatch engine.
+//
+// Go cannot run code between fork and exec, so the guest's first process is
+// kbox itself, re-executed with InitArg: it locks its thread, sets
+// NO_NEW_PRIVS, installs the filter on that thread and execs the guest at
+// once. The parent takes the listener with pidfd_getfd; the child's execve
+// is the first notification and is served like any guest exec.
+package unotify
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/seccomp"
+)
+
+// InitArg marks the re-executed launcher (os.Args[1]).
+const InitArg = "__kbox_unotify_init__"
+
+// Launch is what the launcher child needs.
+type Launch struct {
+	Filter  []unix.SockFilter
+	Path    string // guest path of the program
+	Argv    []string
+	Env     []string
+	ExecDir string // host directory: the child's cwd (see dispatch/exec.go)
+}
+
+// Exit codes of the launcher child when it fails before the guest runs.
+const (
+	ExitLaunchFailed = 125
+	ExitNotExec      = 126
+	ExitNotFound     = 127
+)
+
+// ChildMain is the launcher child's main; it never returns.
+func ChildMain() {
+	runtime.LockOSThread()
+	status := os.NewFile(4, "status")
+	fail := func(code int, format string, args ...any) {
+		fmt.Fprintf(status, "E"+format, args...)
+		os.Exit(code)
+	}
+	cfgFile := os.NewFile(3, "config")
+	var l Launch
+	if err := json.NewDecoder(cfgFile).Decode(&l); err != nil {
+		fail(ExitLaunchFailed, "reading launch config: %v", err)
+	}
+	cfgFile.Close()
+	if err := unix.Chdir(l.ExecDir); err != nil {
+		fail(ExitLaunchFailed, "chdir %s: %v", l.ExecDir, err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		fail(ExitLaunchFailed, "PR_SET_NO_NEW_PRIVS: %v", err)
+	}
+	// No descriptor of kbox's may reach the guest: everything above stdio
+	// becomes close-on-exec (closing the Go runtime's own descriptors under
+	// it would not be safe).
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		for fd := 3; fd < 1024; fd++ {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	flags := uint(unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
+	listener, err := seccomp.InstallFilter(l.Filter, flags)
+	if err == unix.EINVAL {
+		// Kernels before 5.19 lack WAIT_KILLABLE_RECV.
+		listener, err = seccomp.InstallFilter(l.Filter, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+	}
+	if err != nil {
+		fail(ExitLaunchFailed, "installing the seccomp filter: %v", err)
+	}
+	var b [4]byte
+	b[0], b[1], b[2], b[3] = byte(listener), byte(listener>>8), byte(listener>>16), byte(listener>>24)
+	if _, err := status.Write(b[:]); err != nil {
+		os.Exit(ExitLaunchFailed)
+	}
+	err = syscall.Exec(l.Path, l.Argv, l.Env)
+	code := ExitLaunchFailed
+	switch err {
+	case syscall.ENOENT:
+		code = ExitNotFound
+	case syscall.EACCES, syscall.ENOEXEC, syscall.EPERM:
+		code = ExitNotExec
+	}
+	fail(code, "exec %s: %v", l.Path, err)
+}
+
+// started is a launched child whose listener the parent holds.
+type started struct {
+	pid       int
+	listener  int
+	status    *os.File // remaining status messages (launch errors)
+	launchErr string
+}
+
+// start launches the child and takes its listener.
+func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the kbox binary: %w", err)
+	}
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	stR, stW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		cfgW.Close()
+		return nil, err
+	}
+	proc, err := os.StartProcess(self, []string{"kbox-init", InitArg}, &os.ProcAttr{
+		Env:   l.Env,
+		Files: []*os.File{stdin, stdout, stderr, cfgR, stW},
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	})
+	cfgR.Close()
+	stW.Close()
+	if err != nil {
+		cfgW.Close()
+		stR.Close()
+		return nil, fmt.Errorf("starting the launcher: %w", err)
+	}
+	if err := json.NewEncoder(cfgW).Encode(l); err != nil {
+		cfgW.Close()
+		stR.Close()
+		proc.Kill()
+		return nil, err
+	}
+	cfgW.Close()
+	var b [4]byte
+	if _, err := io.ReadFull(stR, b[:1]); err != nil {
+		stR.Close()
+		return &started{pid: proc.Pid, listener: -1}, nil
+	}
+	if b[0] == 'E' {
+		// The child failed before installing the filter; the message
+		// follows and the child exits.
+		msg, _ := io.ReadAll(io.LimitReader(stR, 4096))
+		stR.Close()
+		return &started{pid: proc.Pid, listener: -1, launchErr: string(msg)}, nil
+	}
+	if _, err := io.ReadFull(stR, b[1:]); err != nil {
+		stR.Close()
+		return &started{pid: proc.Pid, listener: -1}, nil
+	}
+	childFD := int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24
+	pidfd, err := unix.PidfdOpen(proc.Pid, 0)
+	if err != nil {
+		proc.Kill()
+		return nil, fmt.Errorf("pidfd_open of the launcher: %w", err)
+	}
+	defer unix.Close(pidfd)
+	listener, err := unix.PidfdGetfd(pidfd, childFD, 0)
+	if err != nil {
+		proc.Kill()
+		return nil, fmt.Errorf("taking the seccomp listener (pidfd_getfd): %w", err)
+	}
+	return &started{pid: proc.Pid, listener: listener, status: stR}, nil
+}
+
+// readLaunchError returns the launcher's error message, if it sent one.
+func (s *started) readLaunchError() string {
+	if s.status == nil {
+		return s.launchErr
+	}
+	b, _ := io.ReadAll(io.LimitReader(s.status, 4096))
+	s.status.Close()
+	s.status = nil
+	if len(b) > 0 && b[0] == 'E' {
+		b = b[1:]
+	}
+	return string(b)
+}

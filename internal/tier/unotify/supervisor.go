@@ -1,0 +1,194 @@
+package unotify
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/dispatch"
+	"github.com/kbox-go/kbox/internal/seccomp"
+)
+
+// Receivers is the number of goroutines receiving notifications; several
+// let a slow handler (a blocking connect, a large copy) not stall the rest.
+const Receivers = 4
+
+// Result is how the guest ended.
+type Result struct {
+	ExitCode int    // the first guest process's status: code, or 128+signal
+	Signal   int    // the signal that killed it, 0 if it exited
+	Error    string // launch failure before the guest ran
+}
+
+// Run starts the guest described by l and serves it until its first
+// process exits. Guest processes still running then are killed (kbox is
+// their subreaper): the guest's lifetime is its first process's, as a
+// container's is its init's.
+func Run(e *dispatch.Engine, l Launch) (Result, error) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return Result{}, fmt.Errorf("PR_SET_CHILD_SUBREAPER: %w", err)
+	}
+	// Signals a terminal sends to the whole foreground group reach the
+	// guest directly; kbox must outlive them to report the guest's status.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	s, err := start(l, os.Stdin, os.Stdout, os.Stderr)
+	if err != nil {
+		return Result{}, err
+	}
+	if s.listener >= 0 {
+		e.Procs.AddInitial(s.pid)
+		if err := seccomp.SetSyncWakeup(s.listener); err != nil {
+			e.Verbosef("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP unavailable (%v): round trips wake across CPUs", err)
+		} else {
+			e.Verbosef("tier seccomp: listener with synchronous wake-up")
+		}
+		for i := 0; i < Receivers; i++ {
+			go serve(e, s.listener)
+		}
+	}
+	go func() {
+		for sig := range sigs {
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGHUP:
+				unix.Kill(s.pid, sig.(syscall.Signal))
+			}
+		}
+	}()
+
+	var res Result
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("waiting for the guest: %w", err)
+		}
+		if pid != s.pid {
+			continue // an orphaned guest process re-parented to kbox
+		}
+		switch {
+		case ws.Exited():
+			res.ExitCode = ws.ExitStatus()
+		case ws.Signaled():
+			res.Signal = int(ws.Signal())
+			res.ExitCode = 128 + res.Signal
+		}
+		break
+	}
+	if s.listener < 0 {
+		res.Error = strings.TrimSpace(s.readLaunchError())
+	}
+	killDescendants()
+	return res, nil
+}
+
+// killDescendants SIGKILLs every process below kbox (guest processes left
+// behind by the first one), then reaps them.
+func killDescendants() {
+	for round := 0; round < 8; round++ {
+		kids := descendants(os.Getpid())
+		if len(kids) == 0 {
+			return
+		}
+		for _, k := range kids {
+			unix.Kill(k, unix.SIGKILL)
+		}
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
+
+func descendants(pid int) []int {
+	var out []int
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+				out = append(out, descendants(c)...)
+			}
+		}
+	}
+	return out
+}
+
+// serve receives and answers notifications until the listener fails.
+func serve(e *dispatch.Engine, listener int) {
+	var n seccomp.Notif
+	for {
+		err := seccomp.Recv(listener, &n)
+		switch err {
+		case nil:
+		case unix.EINTR, unix.ENOENT:
+			continue
+		default:
+			return
+		}
+		answer(e, listener, &n)
+	}
+}
+
+func answer(e *dispatch.Engine, listener int, n *seccomp.Notif) {
+	tid := int(n.Pid)
+	proc, tgid := e.Procs.Lookup(tid)
+	req := &dispatch.Request{
+		Nr:   int(n.Data.Nr),
+		Args: n.Data.Args,
+		Tid:  tid,
+		Tgid: tgid,
+		Tier: "seccomp",
+		Mem:  &memory{tid: tid, id: n.ID, listener: listener},
+		FDs:  &guestFDs{tid: tid, tgid: tgid, id: n.ID, listener: listener},
+		Proc: proc,
+	}
+	res := e.Dispatch(req)
+	resp := seccomp.NotifResp{ID: n.ID}
+	switch res.Kind {
+	case dispatch.Value:
+		resp.Val = res.Val
+	case dispatch.Errno:
+		resp.Error = -int32(res.Err)
+	case dispatch.Continue:
+		resp.Flags = unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+	case dispatch.Inject:
+		a := seccomp.NotifAddFD{ID: n.ID, Flags: unix.SECCOMP_ADDFD_FLAG_SEND, SrcFD: uint32(res.FD)}
+		if res.Cloexec {
+			a.NewFDFlags = unix.O_CLOEXEC
+		}
+		_, err := seccomp.AddFD(listener, &a)
+		unix.Close(res.FD)
+		if err == nil || err == unix.ENOENT {
+			return
+		}
+		// The descriptor could not be installed (EMFILE in the guest...).
+		resp.Error = -int32(errnoOr(err, unix.EMFILE))
+	}
+	// ENOENT: the task went away meanwhile. Nothing else to do either way.
+	_ = seccomp.Send(listener, &resp)
+}
+
+func errnoOr(err error, def unix.Errno) unix.Errno {
+	if en, ok := err.(unix.Errno); ok {
+		return en
+	}
+	return def
+}

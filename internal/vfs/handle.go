@@ -1,0 +1,122 @@
+package vfs
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handle is a reference-counted host descriptor owned by the resolver. The
+// dentry cache and any number of in-flight lookups may share one; the
+// descriptor is closed when the last reference is released, so an
+// invalidation never closes a descriptor another goroutine is using.
+type Handle struct {
+	fd     int
+	refs   atomic.Int32
+	static bool // mount roots: owned by the Namespace, never closed here
+}
+
+func newHandle(fd int) *Handle {
+	h := &Handle{fd: fd}
+	h.refs.Store(1)
+	return h
+}
+
+func staticHandle(fd int) *Handle { return &Handle{fd: fd, static: true} }
+
+// FD returns the host descriptor; valid until Release.
+func (h *Handle) FD() int { return h.fd }
+
+func (h *Handle) acquire() *Handle {
+	if h != nil && !h.static {
+		h.refs.Add(1)
+	}
+	return h
+}
+
+// Release drops one reference.
+func (h *Handle) Release() {
+	if h == nil || h.static {
+		return
+	}
+	if h.refs.Add(-1) == 0 {
+		unix.Close(h.fd)
+	}
+}
+
+// dirCache maps canonical guest directory paths to descriptors. Any guest
+// operation that may change the tree clears it (Invalidate); a generation
+// number stops a lookup that started before an invalidation from inserting a
+// stale entry after it.
+type dirCache struct {
+	mu      sync.Mutex
+	entries map[string]*Handle
+	gen     uint64
+	hits    atomic.Uint64
+	misses  atomic.Uint64
+}
+
+const dirCacheMax = 8192
+
+func newDirCache() *dirCache { return &dirCache{entries: map[string]*Handle{}} }
+
+func (c *dirCache) get(p string) *Handle {
+	c.mu.Lock()
+	h := c.entries[p]
+	if h != nil {
+		h.acquire()
+	}
+	c.mu.Unlock()
+	if h != nil {
+		c.hits.Add(1)
+	} else {
+		c.misses.Add(1)
+	}
+	return h
+}
+
+func (c *dirCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put stores h (taking a reference) if no invalidation happened since gen.
+func (c *dirCache) put(p string, h *Handle, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if _, ok := c.entries[p]; ok {
+		return
+	}
+	if len(c.entries) >= dirCacheMax {
+		c.clearLocked()
+	}
+	c.entries[p] = h.acquire()
+}
+
+func (c *dirCache) clear() {
+	c.mu.Lock()
+	c.clearLocked()
+	c.mu.Unlock()
+}
+
+func (c *dirCache) clearLocked() {
+	for k, h := range c.entries {
+		h.Release()
+		delete(c.entries, k)
+	}
+	c.gen++
+}
+
+// Invalidate drops every cached directory. Handlers call it after any guest
+// operation that can change the tree (rename, unlink, rmdir, symlink, ...).
+func (ns *Namespace) Invalidate() { ns.cache.clear() }
+
+// CacheStats reports dentry cache hits and misses.
+func (ns *Namespace) CacheStats() (hits, misses uint64) {
+	return ns.cache.hits.Load(), ns.cache.misses.Load()
+}

@@ -1,0 +1,581 @@
+package vfs
+
+import (
+	"path"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Linux limits the resolver reproduces.
+const (
+	MaxSymlinks = 40
+	PathMax     = 4096
+	NameMax     = 255
+)
+
+// ProcView answers the questions the resolver needs about guest processes
+// when it meets the magic links of a host procfs.
+type ProcView interface {
+	// IsGuest reports whether host pid belongs to the guest's process tree.
+	IsGuest(pid int) bool
+	// Cwd and Root return a guest process's working and root directory as
+	// canonical guest paths.
+	Cwd(pid int) (string, bool)
+	Root(pid int) (string, bool)
+}
+
+// Context is the per-call view of the calling guest process.
+type Context struct {
+	Tgid, Tid int
+	Root      string // the process root (chroot), canonical guest path; "" means "/"
+	Cwd       string // canonical guest path
+	Procs     ProcView
+}
+
+// Flags select resolution behaviour; the RESOLVE_* ones mirror openat2.
+type Flags uint32
+
+const (
+	FollowFinal Flags = 1 << iota // follow a symlink in the last component
+	NoSymlinks                    // RESOLVE_NO_SYMLINKS: ELOOP on any symlink
+	NoMagicLinks                  // RESOLVE_NO_MAGICLINKS: ELOOP on procfs magic links
+	NoXdev                        // RESOLVE_NO_XDEV: EXDEV when crossing a mount
+	Beneath                       // RESOLVE_BENEATH: EXDEV when leaving the start directory
+	InRoot                        // RESOLVE_IN_ROOT: the start directory acts as "/"
+)
+
+// LastKind classifies the final component like the kernel's LAST_* types.
+type LastKind uint8
+
+const (
+	LastNorm LastKind = iota
+	LastDot
+	LastDotDot
+	LastRoot
+)
+
+// Lookup is a resolved guest path. Release must be called.
+type Lookup struct {
+	Parent   *Handle // directory holding Name (nil when Last != LastNorm)
+	Name     string  // final component (LastNorm only)
+	Obj      *Handle // O_PATH|O_NOFOLLOW descriptor of the object; nil if it does not exist
+	Stat     unix.Stat_t
+	Mount    *Mount // mount holding the object (or where it would be created)
+	Path     string // canonical guest path of the object
+	Last     LastKind
+	Trailing bool // the path ended with a slash
+	// MountPoint is set when the object is the root of a mount other than
+	// the process root: it cannot be renamed, unlinked or removed.
+	MountPoint bool
+	// VirtualLink is set when the object is a procfs link the resolver
+	// interprets for the guest (/proc/self, /proc/<pid>/cwd, fd/N, ...);
+	// LinkText is what readlink must return instead of the host's text.
+	VirtualLink bool
+	LinkText    string
+	// Magic is set when the object is a procfs fd link to a non-path object
+	// (pipe, socket, anon inode, memfd) of a guest process: it can only be
+	// opened by letting the kernel follow Name inside Parent.
+	Magic bool
+}
+
+// Exists reports whether the final object exists.
+func (l *Lookup) Exists() bool { return l.Obj != nil || l.Magic }
+
+// IsDir reports whether the object is a directory.
+func (l *Lookup) IsDir() bool { return l.Obj != nil && l.Stat.Mode&unix.S_IFMT == unix.S_IFDIR }
+
+// Release drops the lookup's descriptors.
+func (l *Lookup) Release() {
+	if l == nil {
+		return
+	}
+	l.Parent.Release()
+	l.Obj.Release()
+	l.Parent, l.Obj = nil, nil
+}
+
+// frame is one resolved directory on the walk stack.
+type frame struct {
+	path string
+	h    *Handle
+	m    *Mount
+}
+
+type walker struct {
+	ns       *Namespace
+	ctx      *Context
+	flags    Flags
+	root     string // canonical path acting as "/"
+	start    string // canonical start directory (for Beneath)
+	stack    []frame
+	links    int
+	cacheGen uint64
+}
+
+func (w *walker) top() *frame { return &w.stack[len(w.stack)-1] }
+
+func (w *walker) release() {
+	for i := range w.stack {
+		w.stack[i].h.Release()
+	}
+	w.stack = nil
+}
+
+// Resolve resolves guest path p for the calling process. start is the
+// canonical guest directory relative paths start from ("" means the
+// process cwd). A missing final component is not an error: the Lookup then
+// has Obj == nil and a Parent to create it in.
+func (ns *Namespace) Resolve(ctx *Context, start, p string, flags Flags) (*Lookup, error) {
+	if p == "" {
+		return nil, unix.ENOENT
+	}
+	if len(p) >= PathMax {
+		return nil, unix.ENAMETOOLONG
+	}
+	root := ctx.Root
+	if root == "" {
+		root = "/"
+	}
+	if start == "" {
+		start = ctx.Cwd
+		if start == "" {
+			start = root
+		}
+	}
+	w := &walker{ns: ns, ctx: ctx, flags: flags, root: root, start: start, cacheGen: ns.cache.generation()}
+	if flags&InRoot != 0 {
+		w.root = start
+	}
+	defer w.release()
+
+	var first string
+	if strings.HasPrefix(p, "/") {
+		if flags&Beneath != 0 {
+			return nil, unix.EXDEV
+		}
+		first = w.root
+	} else {
+		first = start
+	}
+	f, err := w.openCanonical(first)
+	if err != nil {
+		return nil, err
+	}
+	w.stack = append(w.stack, f)
+	return w.walk(p)
+}
+
+// openCanonical returns a frame for a canonical (symlink-free) guest
+// directory path.
+func (w *walker) openCanonical(p string) (frame, error) {
+	if m := w.ns.mountAt(p); m != nil {
+		return frame{path: p, h: staticHandle(m.root), m: m}, nil
+	}
+	if h := w.ns.cache.get(p); h != nil {
+		return frame{path: p, h: h, m: w.ns.mountOf(p)}, nil
+	}
+	// Walk from the guest root without following anything: a canonical path
+	// has no symlinks; meeting one means the tree changed under us.
+	rootM := w.ns.Root()
+	cur := frame{path: "/", h: staticHandle(rootM.root), m: rootM}
+	for _, name := range splitPath(p) {
+		next, st, err := w.step(cur, name)
+		cur.h.Release()
+		if err != nil {
+			return frame{}, err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			next.h.Release()
+			return frame{}, unix.ENOTDIR
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// step opens one component below dir without following it.
+func (w *walker) step(dir frame, name string) (frame, unix.Stat_t, error) {
+	var st unix.Stat_t
+	child := joinPath(dir.path, name)
+	if m := w.ns.mountAt(child); m != nil {
+		if err := unix.Fstat(m.root, &st); err != nil {
+			return frame{}, st, err
+		}
+		return frame{path: child, h: staticHandle(m.root), m: m}, st, nil
+	}
+	if h := w.ns.cache.get(child); h != nil {
+		st.Mode = unix.S_IFDIR
+		return frame{path: child, h: h, m: dir.m}, st, nil
+	}
+	if len(name) > NameMax {
+		return frame{}, st, unix.ENAMETOOLONG
+	}
+	fd, err := unix.Openat(dir.h.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return frame{}, st, err
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return frame{}, st, err
+	}
+	h := newHandle(fd)
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR && dir.m.Kind != KindProc {
+		w.ns.cache.put(child, h, w.cacheGen)
+	}
+	return frame{path: child, h: h, m: dir.m}, st, nil
+}
+
+// dotdot moves to the parent of the top frame, clamped at the root.
+func (w *walker) dotdot() error {
+	t := w.top()
+	if t.path == w.root {
+		if w.flags&Beneath != 0 {
+			return unix.EXDEV
+		}
+		return nil
+	}
+	if w.flags&Beneath != 0 && t.path == w.start {
+		return unix.EXDEV
+	}
+	if len(w.stack) > 1 {
+		parent := w.stack[len(w.stack)-2]
+		if w.flags&NoXdev != 0 && parent.m != t.m {
+			return unix.EXDEV
+		}
+		t.h.Release()
+		w.stack = w.stack[:len(w.stack)-1]
+		return nil
+	}
+	f, err := w.openCanonical(path.Dir(t.path))
+	if err != nil {
+		return err
+	}
+	if w.flags&NoXdev != 0 && f.m != t.m {
+		f.h.Release()
+		return unix.EXDEV
+	}
+	t.h.Release()
+	*t = f
+	return nil
+}
+
+func (w *walker) walk(p string) (*Lookup, error) {
+	trailing := strings.HasSuffix(p, "/")
+	pending := splitPath(p)
+	if len(pending) == 0 {
+		// "/" or only slashes: the root (or start) itself.
+		return w.finishDir(LastRoot, trailing)
+	}
+	for len(pending) > 0 {
+		name := pending[0]
+		pending = pending[1:]
+		last := len(pending) == 0
+		switch name {
+		case ".":
+			if last {
+				return w.finishDir(LastDot, trailing)
+			}
+			continue
+		case "..":
+			if err := w.dotdot(); err != nil {
+				return nil, err
+			}
+			if last {
+				return w.finishDir(LastDotDot, trailing)
+			}
+			continue
+		}
+		dir := *w.top()
+		if dir.m.Kind == KindProc {
+			if text, raw, ok, err := w.procLink(dir, name); err != nil {
+				return nil, err
+			} else if ok {
+				if last && !(w.flags&FollowFinal != 0 || trailing) {
+					l, err := w.finishLast(dir, name, trailing, &[]string{})
+					if err == nil {
+						l.LinkText, l.VirtualLink = text, true
+						if text == "" {
+							l.LinkText = raw
+						}
+					}
+					return l, err
+				}
+				if text == "" {
+					// Magic link to a non-path object.
+					if !last {
+						return nil, unix.ENOTDIR
+					}
+					return w.finishMagic(dir, name)
+				}
+				if err := w.countLink(true); err != nil {
+					return nil, err
+				}
+				if err := w.followText(text, &pending); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		if last {
+			return w.finishLast(dir, name, trailing, &pending)
+		}
+		next, st, err := w.step(dir, name)
+		if err != nil {
+			return nil, err
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if w.flags&NoXdev != 0 && next.m != dir.m {
+				next.h.Release()
+				return nil, unix.EXDEV
+			}
+			w.stack = append(w.stack, next)
+		case unix.S_IFLNK:
+			text, err := readlinkFD(next.h.fd)
+			next.h.Release()
+			if err != nil {
+				return nil, err
+			}
+			if err := w.countLink(false); err != nil {
+				return nil, err
+			}
+			if err := w.followText(text, &pending); err != nil {
+				return nil, err
+			}
+		default:
+			next.h.Release()
+			return nil, unix.ENOTDIR
+		}
+	}
+	// The last component was a symlink whose target ended in "." or "..":
+	// the walk already moved; the result is the directory on top.
+	return w.finishDir(LastNorm, trailing)
+}
+
+// finishLast resolves the final component, following a symlink when asked
+// (or when the path had a trailing slash, as Linux does).
+func (w *walker) finishLast(dir frame, name string, trailing bool, pending *[]string) (*Lookup, error) {
+	next, st, err := w.step(dir, name)
+	if err == unix.ENOENT {
+		l := &Lookup{Parent: dir.h.acquire(), Name: name, Mount: dir.m, Path: joinPath(dir.path, name), Trailing: trailing}
+		return l, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK && (w.flags&FollowFinal != 0 || trailing) {
+		text, err := readlinkFD(next.h.fd)
+		next.h.Release()
+		if err != nil {
+			return nil, err
+		}
+		if err := w.countLink(false); err != nil {
+			return nil, err
+		}
+		if err := w.followText(text, pending); err != nil {
+			return nil, err
+		}
+		return w.walkRest(pending, trailing)
+	}
+	if w.flags&NoXdev != 0 && next.m != dir.m {
+		next.h.Release()
+		return nil, unix.EXDEV
+	}
+	if trailing && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		next.h.Release()
+		return nil, unix.ENOTDIR
+	}
+	l := &Lookup{Parent: dir.h.acquire(), Name: name, Obj: next.h, Stat: st, Mount: next.m, Path: next.path, Trailing: trailing}
+	l.MountPoint = w.ns.mountAt(next.path) != nil
+	if l.MountPoint {
+		// Descriptors of mount roots are owned by the namespace; hand out
+		// a counted duplicate so Release is uniform.
+		fd, err := unix.FcntlInt(uintptr(next.h.fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			l.Parent.Release()
+			return nil, err
+		}
+		l.Obj = newHandle(fd)
+	}
+	return l, nil
+}
+
+// walkRest continues a walk after a final symlink was expanded.
+func (w *walker) walkRest(pending *[]string, trailing bool) (*Lookup, error) {
+	rest := strings.Join(*pending, "/")
+	if trailing {
+		rest += "/"
+	}
+	if rest == "" {
+		return w.finishDir(LastNorm, trailing)
+	}
+	// The target text is walked from the current top; for absolute targets
+	// followText already reset the stack to the root.
+	return w.walk(rest)
+}
+
+func (w *walker) finishMagic(dir frame, name string) (*Lookup, error) {
+	if w.flags&(NoMagicLinks|NoSymlinks) != 0 {
+		return nil, unix.ELOOP
+	}
+	return &Lookup{Parent: dir.h.acquire(), Name: name, Mount: dir.m, Path: joinPath(dir.path, name), Magic: true}, nil
+}
+
+// finishDir returns the directory on top of the stack as the result.
+func (w *walker) finishDir(kind LastKind, trailing bool) (*Lookup, error) {
+	t := w.top()
+	fd, err := unix.FcntlInt(uintptr(t.h.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lookup{Obj: newHandle(fd), Mount: t.m, Path: t.path, Last: kind, Trailing: trailing}
+	if err := unix.Fstat(fd, &l.Stat); err != nil {
+		l.Release()
+		return nil, err
+	}
+	l.MountPoint = w.ns.mountAt(t.path) != nil && t.path != w.root
+	return l, nil
+}
+
+func (w *walker) countLink(magic bool) error {
+	if w.flags&NoSymlinks != 0 || (magic && w.flags&NoMagicLinks != 0) {
+		return unix.ELOOP
+	}
+	w.links++
+	if w.links > MaxSymlinks {
+		return unix.ELOOP
+	}
+	return nil
+}
+
+// followText splices a symlink's target in front of the pending components.
+func (w *walker) followText(text string, pending *[]string) error {
+	if text == "" {
+		return unix.ENOENT
+	}
+	if strings.HasPrefix(text, "/") {
+		if w.flags&Beneath != 0 {
+			return unix.EXDEV
+		}
+		for len(w.stack) > 0 {
+			w.top().h.Release()
+			w.stack = w.stack[:len(w.stack)-1]
+		}
+		f, err := w.openCanonical(w.root)
+		if err != nil {
+			return err
+		}
+		w.stack = append(w.stack, f)
+	}
+	parts := splitPath(text)
+	if strings.HasSuffix(text, "/") && len(*pending) == 0 {
+		parts = append(parts, ".")
+	}
+	*pending = append(parts, *pending...)
+	if len(*pending) == 0 {
+		*pending = []string{"."}
+	}
+	return nil
+}
+
+// procLink interprets a component inside a host procfs. ok reports that the
+// component is a link the resolver handles itself; text is the guest path
+// it points to ("" for a non-path object such as a pipe).
+func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, err error) {
+	rel := strings.TrimPrefix(joinPath(dir.path, name), dir.m.Guest)
+	parts := splitPath(rel)
+	switch {
+	case len(parts) == 1 && name == "self":
+		return strconv.Itoa(w.ctx.Tgid), "", true, nil
+	case len(parts) == 1 && name == "thread-self":
+		return strconv.Itoa(w.ctx.Tgid) + "/task/" + strconv.Itoa(w.ctx.Tid), "", true, nil
+	case len(parts) == 1:
+		if pid, err := strconv.Atoi(name); err == nil && w.ctx.Procs != nil && !w.ctx.Procs.IsGuest(pid) {
+			return "", "", false, unix.ENOENT
+		}
+		return "", "", false, nil
+	}
+	pid, err := strconv.Atoi(parts[0])
+	if err != nil {
+		return "", "", false, nil
+	}
+	inner := parts[1:]
+	if len(inner) >= 2 && inner[0] == "task" {
+		inner = inner[2:]
+	}
+	magic := false
+	switch {
+	case len(inner) == 1 && (inner[0] == "root" || inner[0] == "cwd" || inner[0] == "exe"):
+		magic = true
+	case len(inner) == 2 && (inner[0] == "fd" || inner[0] == "map_files"):
+		magic = true
+	}
+	if !magic {
+		return "", "", false, nil
+	}
+	if w.flags&(NoMagicLinks|NoSymlinks) != 0 {
+		return "", "", false, unix.ELOOP
+	}
+	if w.ctx.Procs == nil || !w.ctx.Procs.IsGuest(pid) {
+		return "", "", false, unix.EACCES
+	}
+	switch inner[0] {
+	case "root":
+		r, ok := w.ctx.Procs.Root(pid)
+		if !ok {
+			return "", "", false, unix.EACCES
+		}
+		return r, "", true, nil
+	case "cwd":
+		c, ok := w.ctx.Procs.Cwd(pid)
+		if !ok {
+			return "", "", false, unix.EACCES
+		}
+		return c, "", true, nil
+	}
+	buf := make([]byte, PathMax)
+	n, err := unix.Readlinkat(dir.h.fd, name, buf)
+	if err != nil {
+		return "", "", false, err
+	}
+	t := string(buf[:n])
+	if !strings.HasPrefix(t, "/") || strings.HasPrefix(t, "/memfd:") {
+		return "", t, true, nil // pipe:[..], socket:[..], anon_inode:..., memfd
+	}
+	if strings.HasSuffix(t, " (deleted)") {
+		return "", "", false, unix.ENOENT
+	}
+	g, ok := w.ns.GuestPathOfHost(t)
+	if !ok {
+		return "", "", false, unix.EACCES
+	}
+	return g, "", true, nil
+}
+
+func readlinkFD(fd int) (string, error) {
+	buf := make([]byte, PathMax)
+	n, err := unix.Readlinkat(fd, "", buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for _, c := range strings.Split(p, "/") {
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}

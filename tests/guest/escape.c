@@ -1,0 +1,826 @@
+/*
+ * escape - sandbox escape-attempt suite for kbox guest tests.
+ *
+ * Usage: escape HOSTDIR SECRET
+ *
+ * HOSTDIR is a host directory outside the guest root that contains
+ * secret.txt (whose content includes SECRET) and a subdirectory.  Every
+ * attempt tries to reach that content (or HOSTDIR's listing) by a different
+ * route and prints one line:
+ *     blocked <name>: <reason>       or       ESCAPED <name>: <detail>
+ * Each attempt runs in its own child process (so chdir/chroot/threads do not
+ * leak into the next one) with a 60 s alarm.  Exit status = number of escapes.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+#define K_RESOLVE_IN_ROOT 0x10
+struct k_open_how { uint64_t flags, mode, resolve; };
+
+#define ITER 20000
+#define DETAIL 1024
+
+static const char *g_host;          /* HOSTDIR, absolute, no trailing slash */
+static const char *g_host_rel;      /* HOSTDIR without the leading '/' */
+static const char *g_secret;
+static char g_secret_path[1100];    /* HOSTDIR/secret.txt (HOSTDIR < 1024 chars) */
+static int g_inherited[1024], g_ninherited;
+static pid_t g_ppid;
+
+/* ---------------------------------------------------------------- helpers */
+
+static const char *en(int e)
+{
+	static char buf[16];
+	switch (e) {
+	case EPERM: return "EPERM";
+	case ENOENT: return "ENOENT";
+	case ESRCH: return "ESRCH";
+	case EIO: return "EIO";
+	case ENXIO: return "ENXIO";
+	case ENOEXEC: return "ENOEXEC";
+	case EBADF: return "EBADF";
+	case EAGAIN: return "EAGAIN";
+	case ENOMEM: return "ENOMEM";
+	case EACCES: return "EACCES";
+	case EFAULT: return "EFAULT";
+	case EBUSY: return "EBUSY";
+	case EEXIST: return "EEXIST";
+	case EXDEV: return "EXDEV";
+	case ENODEV: return "ENODEV";
+	case ENOTDIR: return "ENOTDIR";
+	case EISDIR: return "EISDIR";
+	case EINVAL: return "EINVAL";
+	case EMFILE: return "EMFILE";
+	case ETXTBSY: return "ETXTBSY";
+	case ENOSPC: return "ENOSPC";
+	case EROFS: return "EROFS";
+	case EMLINK: return "EMLINK";
+	case ENAMETOOLONG: return "ENAMETOOLONG";
+	case ENOSYS: return "ENOSYS";
+	case ENOTEMPTY: return "ENOTEMPTY";
+	case ELOOP: return "ELOOP";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case EAFNOSUPPORT: return "EAFNOSUPPORT";
+	case ECONNREFUSED: return "ECONNREFUSED";
+	case ENOTSOCK: return "ENOTSOCK";
+	case ESTALE: return "ESTALE";
+	default: snprintf(buf, sizeof buf, "E%d", e); return buf;
+	}
+}
+
+/* append to a detail buffer */
+static void addf(char *d, const char *fmt, ...)
+{
+	size_t len = strlen(d);
+	va_list ap;
+	if (len >= DETAIL - 1)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(d + len, DETAIL - len, fmt, ap);
+	va_end(ap);
+}
+
+/* read everything from fd and search for SECRET; 1 if found */
+static int read_and_check(int fd)
+{
+	static char buf[1 << 20];
+	size_t len = 0;
+	ssize_t n;
+	while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)n;
+	return memmem(buf, len, g_secret, strlen(g_secret)) != NULL;
+}
+
+static int dir_has_entry(int dfd, const char *name)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), found = 0;
+	DIR *d;
+	struct dirent *de;
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, name) == 0)
+			found = 1;
+	closedir(d);
+	return found;
+}
+
+/* Is directory dfd HOSTDIR, or an ancestor from which HOSTDIR is reachable? */
+static int check_dir(int dfd)
+{
+	const char *rels[2];
+	char rel[PATH_MAX];
+	int i;
+	snprintf(rel, sizeof rel, "%s/secret.txt", g_host_rel);
+	rels[0] = "secret.txt";
+	rels[1] = rel;
+	for (i = 0; i < 2; i++) {
+		int fd = openat(dfd, rels[i], O_RDONLY | O_CLOEXEC), hit;
+		if (fd < 0) {
+			/* secret.txt listed but unreadable: the listing itself leaked */
+			if (i == 0 && errno != ENOENT && dir_has_entry(dfd, "secret.txt"))
+				return 1;
+			continue;
+		}
+		hit = read_and_check(fd);
+		close(fd);
+		if (hit)
+			return 1;
+	}
+	return 0;
+}
+
+/* Open path at dirfd; 1 = SECRET reached, 0 = opened but harmless, -errno on failure. */
+static int probe_at(int dirfd, const char *path)
+{
+	struct stat st;
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC), hit;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+		hit = check_dir(fd);
+	else
+		hit = read_and_check(fd);
+	close(fd);
+	return hit;
+}
+
+static int probe(const char *path) { return probe_at(AT_FDCWD, path); }
+
+/* Probe several paths; first hit => escaped.  Outcomes summarised into d. */
+static int try_paths(char *d, const char *const *paths, int n)
+{
+	int i;
+	for (i = 0; i < n; i++) {
+		int rc = probe(paths[i]);
+		if (rc == 1) {
+			d[0] = '\0';
+			addf(d, "read secret via %s", paths[i]);
+			return 1;
+		}
+		addf(d, "%s%s=%s", i ? ", " : "", paths[i], rc == 0 ? "opened-no-secret" : en(-rc));
+	}
+	return 0;
+}
+
+static void mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX], *p;
+	snprintf(tmp, sizeof tmp, "%s", path);
+	for (p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(tmp, 0755);
+			*p = '/';
+		}
+	}
+	mkdir(tmp, 0755);
+}
+
+static int write_file(const char *path, const char *content)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ssize_t n;
+	if (fd < 0)
+		return -1;
+	n = write(fd, content, strlen(content));
+	close(fd);
+	return n < 0 ? -1 : 0;
+}
+
+static char *dotdots(char *buf, size_t sz, int count, const char *tail)
+{
+	int i;
+	buf[0] = '\0';
+	for (i = 0; i < count; i++)
+		strncat(buf, "../", sz - strlen(buf) - 1);
+	strncat(buf, tail, sz - strlen(buf) - 1);
+	return buf;
+}
+
+/* --------------------------------------------------------------- attempts */
+
+typedef int (*attempt_fn)(char *d);
+
+static int a_dotdot_abs(char *d)
+{
+	char p1[PATH_MAX], p2[PATH_MAX];
+	const char *ps[] = { p1, p2 };
+	snprintf(p1, sizeof p1, "/../../../..%s", g_secret_path);
+	snprintf(p2, sizeof p2, "/../../../../../../../../../../..%s/", g_host);
+	return try_paths(d, ps, 2);
+}
+
+static int a_dotdot_rel_root(char *d)
+{
+	char p1[PATH_MAX], p2[PATH_MAX];
+	const char *ps[] = { p1, p2 };
+	if (chdir("/") < 0)
+		return addf(d, "chdir /: %s", en(errno)), 0;
+	snprintf(p1, sizeof p1, "../../../../..%s", g_secret_path);
+	snprintf(p2, sizeof p2, "./../../../../../../../../../../..%s", g_host);
+	return try_paths(d, ps, 2);
+}
+
+static int deep_climb(char *d, const char *base)
+{
+	char deep[PATH_MAX], p1[PATH_MAX], p2[PATH_MAX], t[PATH_MAX];
+	const char *ps[] = { p1, p2 };
+	int r;
+	snprintf(deep, sizeof deep, "%s/a/b/c", base);
+	mkdir_p(deep);
+	if (chdir(deep) < 0)
+		return addf(d, "setup chdir %s: %s", deep, en(errno)), 0;
+	snprintf(t, sizeof t, "%s/secret.txt", g_host_rel);
+	dotdots(p1, sizeof p1, 12, t);
+	dotdots(p2, sizeof p2, 3, t);
+	r = try_paths(d, ps, 2);
+	if (chdir("/") == 0) {
+		snprintf(deep, sizeof deep, "%s/a/b/c", base), rmdir(deep);
+		snprintf(deep, sizeof deep, "%s/a/b", base), rmdir(deep);
+		snprintf(deep, sizeof deep, "%s/a", base), rmdir(deep);
+		rmdir(base);
+	}
+	return r;
+}
+static int a_dotdot_rel_tmp_deep(char *d) { return deep_climb(d, "/tmp/esc_deep"); }
+static int a_dotdot_rel_root_deep(char *d) { return deep_climb(d, "/esc_deep"); }
+
+static int a_chdir_dotdot_50(char *d)
+{
+	char p1[PATH_MAX], cwd[PATH_MAX];
+	const char *ps[] = { p1, "." };
+	int i, fails = 0;
+	if (chdir("/tmp") < 0)
+		return addf(d, "chdir /tmp: %s", en(errno)), 0;
+	for (i = 0; i < 50; i++)
+		fails += chdir("..") < 0;
+	snprintf(p1, sizeof p1, "%s/secret.txt", g_host_rel);
+	addf(d, "cwd=%s chdir-fails=%d ", getcwd(cwd, sizeof cwd) ? cwd : en(errno), fails);
+	return try_paths(d, ps, 2);
+}
+
+static int symlink_attempt(char *d, const char *link, const char *target, const char *const *ps, int n)
+{
+	int r;
+	unlink(link);
+	if (symlink(target, link) < 0)
+		return addf(d, "symlink %s: %s", link, en(errno)), 0;
+	r = try_paths(d, ps, n);
+	unlink(link);
+	return r;
+}
+
+static int a_symlink_abs(char *d)
+{
+	const char *ps[] = { "/tmp/esc_sl_abs" };
+	return symlink_attempt(d, ps[0], g_secret_path, ps, 1);
+}
+
+static int a_symlink_rel(char *d)
+{
+	char t[PATH_MAX];
+	const char *ps[] = { "/tmp/esc_sl_rel" };
+	snprintf(t, sizeof t, "../../../../..%s", g_secret_path);
+	return symlink_attempt(d, ps[0], t, ps, 1);
+}
+
+static int a_symlink_root(char *d)
+{
+	char p1[PATH_MAX], p2[PATH_MAX], p3[PATH_MAX];
+	const char *ps[] = { p1, p2, p3 };
+	snprintf(p1, sizeof p1, "/tmp/esc_sl_root%s", g_secret_path);
+	snprintf(p2, sizeof p2, "/tmp/esc_sl_root/../../..%s", g_secret_path);
+	snprintf(p3, sizeof p3, "/tmp/esc_sl_root/%s", g_host_rel);
+	return symlink_attempt(d, "/tmp/esc_sl_root", "/", ps, 3);
+}
+
+static int a_symlink_loop(char *d)
+{
+	int fd;
+	unlink("/tmp/esc_loop_a");
+	unlink("/tmp/esc_loop_b");
+	if (symlink("/tmp/esc_loop_b", "/tmp/esc_loop_a") < 0 ||
+	    symlink("esc_loop_a", "/tmp/esc_loop_b") < 0)
+		return addf(d, "setup symlink: %s", en(errno)), 0;
+	fd = open("/tmp/esc_loop_a", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		addf(d, "open of a symlink loop succeeded (unexpected, no secret)");
+		close(fd);
+	} else {
+		addf(d, "%s%s", en(errno), errno == ELOOP ? " (as expected)" : " (expected ELOOP)");
+	}
+	unlink("/tmp/esc_loop_a");
+	unlink("/tmp/esc_loop_b");
+	return 0;
+}
+
+static int a_proc_self_root(char *d)
+{
+	char p1[PATH_MAX], p2[PATH_MAX], p3[PATH_MAX];
+	const char *ps[] = { p1, p2, p3 };
+	snprintf(p1, sizeof p1, "/proc/self/root%s", g_secret_path);
+	snprintf(p2, sizeof p2, "/proc/thread-self/root%s", g_secret_path);
+	snprintf(p3, sizeof p3, "/proc/self/root/../../..%s", g_secret_path);
+	return try_paths(d, ps, 3);
+}
+
+static int a_proc_self_cwd(char *d)
+{
+	char p2[PATH_MAX], p3[PATH_MAX];
+	const char *ps[] = { "/proc/self/cwd/..", p2, p3 };
+	if (chdir("/") < 0)
+		return addf(d, "chdir /: %s", en(errno)), 0;
+	snprintf(p2, sizeof p2, "/proc/self/cwd/../../..%s", g_secret_path);
+	snprintf(p3, sizeof p3, "/proc/self/cwd%s", g_secret_path);
+	return try_paths(d, ps, 3);
+}
+
+static int add_pid(pid_t *pids, int n, pid_t p)
+{
+	int i;
+	if (p <= 0 || n >= 4096)
+		return n;
+	for (i = 0; i < n; i++)
+		if (pids[i] == p)
+			return n;
+	pids[n] = p;
+	return n + 1;
+}
+
+static int a_proc_pids(char *d)
+{
+	static pid_t pids[4096];
+	int n = 0, i, j, listed = 0, opened = 0, tried = 0, firsterr = 0;
+	DIR *dir = opendir("/proc");
+	struct dirent *de;
+	if (dir) {
+		while ((de = readdir(dir)))
+			if (de->d_name[0] >= '1' && de->d_name[0] <= '9')
+				n = add_pid(pids, n, (pid_t)atoi(de->d_name)), listed++;
+		closedir(dir);
+	}
+	for (i = 1; i <= 64; i++)
+		n = add_pid(pids, n, i);
+	n = add_pid(pids, n, g_ppid);
+	n = add_pid(pids, n, getppid());
+	for (i = 0; i < n; i++) {
+		char p[4][PATH_MAX];
+		snprintf(p[0], PATH_MAX, "/proc/%d/root%s", (int)pids[i], g_secret_path);
+		snprintf(p[1], PATH_MAX, "/proc/%d/cwd", (int)pids[i]);
+		snprintf(p[2], PATH_MAX, "/proc/%d/cwd/..", (int)pids[i]);
+		snprintf(p[3], PATH_MAX, "/proc/%d/cwd/../../../..%s", (int)pids[i], g_secret_path);
+		for (j = 0; j < 4; j++) {
+			int rc = probe(p[j]);
+			tried++;
+			if (rc == 1)
+				return addf(d, "read secret via %s", p[j]), 1;
+			if (rc == 0)
+				opened++;
+			else if (!firsterr)
+				firsterr = -rc;
+		}
+	}
+	addf(d, "%d pids (%d listed in /proc), %d paths, %d opened harmlessly, first error %s", n,
+	     listed, tried, opened, firsterr ? en(firsterr) : "none");
+	return 0;
+}
+
+static int a_proc_self_fd(char *d)
+{
+	int fdn, j, opened = 0, firsterr = 0;
+	for (fdn = 0; fdn <= 64; fdn++) {
+		char p[3][PATH_MAX];
+		snprintf(p[0], PATH_MAX, "/proc/self/fd/%d/..", fdn);
+		snprintf(p[1], PATH_MAX, "/proc/self/fd/%d%s", fdn, g_secret_path);
+		snprintf(p[2], PATH_MAX, "/proc/self/fd/%d/../../../..%s", fdn, g_secret_path);
+		for (j = 0; j < 3; j++) {
+			int rc = probe(p[j]);
+			if (rc == 1)
+				return addf(d, "read secret via %s", p[j]), 1;
+			if (rc == 0)
+				opened++;
+			else if (!firsterr)
+				firsterr = -rc;
+		}
+	}
+	addf(d, "fds 0..64: %d opened harmlessly, first error %s", opened,
+	     firsterr ? en(firsterr) : "none");
+	return 0;
+}
+
+static int a_openat_inherited(char *d)
+{
+	char p1[PATH_MAX], p2[PATH_MAX];
+	const char *rels[] = { p1, p2, "secret.txt", ".." };
+	int i, j;
+	snprintf(p1, sizeof p1, "../../../../..%s", g_secret_path);
+	snprintf(p2, sizeof p2, "%s/secret.txt", g_host_rel);
+	addf(d, "inherited fds:");
+	for (i = 0; i < g_ninherited; i++) {
+		int fd = g_inherited[i];
+		addf(d, " %d", fd);
+		for (j = 0; j < 4; j++)
+			if (probe_at(fd, rels[j]) == 1)
+				return d[0] = '\0', addf(d, "openat(%d, %s) read secret", fd, rels[j]), 1;
+		if (fchdir(fd) == 0) {
+			if (probe(p1) == 1 || probe(p2) == 1)
+				return d[0] = '\0', addf(d, "fchdir(%d) + relative open read secret", fd), 1;
+			if (chdir("/") < 0)
+				return addf(d, " (chdir / failed)"), 0;
+		}
+	}
+	return 0;
+}
+
+static int a_moved_cwd(char *d)
+{
+	char p1[PATH_MAX], p2[PATH_MAX], cwd[PATH_MAX];
+	const char *ps[] = { p1, p2, ".." };
+	int i, r;
+	if (chdir("/")) { /* best effort */ }
+	rmdir("/tmp/a2/b");
+	rmdir("/tmp/a2");
+	mkdir_p("/tmp/mv/a/b");
+	if (chdir("/tmp/mv/a/b") < 0)
+		return addf(d, "setup chdir: %s", en(errno)), 0;
+	if (rename("/tmp/mv/a", "/tmp/a2") < 0)
+		addf(d, "rename: %s; ", en(errno));
+	snprintf(p1, sizeof p1, "../../../../../..%s", g_secret_path);
+	snprintf(p2, sizeof p2, "%s/secret.txt", g_host_rel);
+	addf(d, "cwd after move=%s; ", getcwd(cwd, sizeof cwd) ? cwd : en(errno));
+	r = try_paths(d, ps, 1);
+	for (i = 0; !r && i < 20; i++)
+		if (chdir("..") < 0)
+			break;
+	if (!r) {
+		addf(d, "; after climbing cwd=%s: ", getcwd(cwd, sizeof cwd) ? cwd : en(errno));
+		r = try_paths(d, ps + 1, 1);
+	}
+	if (chdir("/") == 0) {
+		rmdir("/tmp/a2/b");
+		rmdir("/tmp/a2");
+		rmdir("/tmp/mv/a/b");
+		rmdir("/tmp/mv/a");
+		rmdir("/tmp/mv");
+	}
+	return r;
+}
+
+static int a_hardlink(char *d)
+{
+	const char *ps[] = { "/tmp/esc_hl" };
+	int r;
+	unlink("/tmp/esc_hl");
+	if (link(g_secret_path, "/tmp/esc_hl") < 0)
+		return addf(d, "link: %s", en(errno)), 0;
+	addf(d, "link succeeded; ");
+	r = try_paths(d, ps, 1);
+	unlink("/tmp/esc_hl");
+	return r;
+}
+
+static int mknod_attempt(char *d, mode_t type, unsigned maj, unsigned min)
+{
+	const char *path = "/tmp/esc_dev";
+	unlink(path);
+	if (mknod(path, type | 0666, makedev(maj, min)) < 0)
+		return addf(d, "mknod %s %u,%u: %s", type == S_IFCHR ? "chr" : "blk", maj, min, en(errno)), 0;
+	unlink(path);
+	return addf(d, "created %s device %u,%u", type == S_IFCHR ? "char" : "block", maj, min), 1;
+}
+static int a_mknod_chr_1_3(char *d) { return mknod_attempt(d, S_IFCHR, 1, 3); }
+static int a_mknod_blk_8_0(char *d) { return mknod_attempt(d, S_IFBLK, 8, 0); }
+
+/* -- races -- */
+static volatile int g_stop;
+static char g_racebuf[PATH_MAX];
+
+static void *flip_buffer(void *arg)
+{
+	volatile char *b = g_racebuf;
+	size_t i, lb = strlen("/tmp/benign") + 1, ls = strlen(g_secret_path) + 1;
+	(void)arg;
+	while (!g_stop) {
+		for (i = 0; i < lb; i++)
+			b[i] = "/tmp/benign"[i];
+		for (i = 0; i < ls; i++)
+			b[i] = g_secret_path[i];
+	}
+	return NULL;
+}
+
+static int a_toctou_path_buffer(char *d)
+{
+	pthread_t th;
+	int i, hits = 0, opened = 0;
+	if (write_file("/tmp/benign", "benign content\n") < 0)
+		return addf(d, "setup /tmp/benign: %s", en(errno)), 0;
+	strcpy(g_racebuf, "/tmp/benign");
+	g_stop = 0;
+	if (pthread_create(&th, NULL, flip_buffer, NULL) != 0)
+		return addf(d, "pthread_create failed"), 0;
+	for (i = 0; i < ITER; i++) {
+		int fd = open(g_racebuf, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		opened++;
+		hits += read_and_check(fd);
+		close(fd);
+	}
+	g_stop = 1;
+	pthread_join(th, NULL);
+	unlink("/tmp/benign");
+	addf(d, "%d opens, %d succeeded, %d read the secret", ITER, opened, hits);
+	return hits > 0;
+}
+
+static int g_exchange_ok;
+static void *swap_dir_symlink(void *arg)
+{
+	(void)arg;
+	while (!g_stop) {
+		if (g_exchange_ok) {
+			syscall(SYS_renameat2, AT_FDCWD, "/tmp/race/d", AT_FDCWD, "/tmp/race/l",
+				RENAME_EXCHANGE);
+		} else {
+			rename("/tmp/race/d", "/tmp/race/real");
+			rename("/tmp/race/l", "/tmp/race/d");
+			rename("/tmp/race/d", "/tmp/race/l");
+			rename("/tmp/race/real", "/tmp/race/d");
+		}
+	}
+	return NULL;
+}
+
+static void race_cleanup(void)
+{
+	const char *names[] = { "/tmp/race/d", "/tmp/race/l", "/tmp/race/real" };
+	size_t i;
+	for (i = 0; i < 3; i++) {
+		struct stat st;
+		char f[PATH_MAX];
+		if (lstat(names[i], &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			unlink(names[i]);
+		} else if (S_ISDIR(st.st_mode)) {
+			snprintf(f, sizeof f, "%s/secret.txt", names[i]);
+			unlink(f);
+			rmdir(names[i]);
+		}
+	}
+	rmdir("/tmp/race");
+}
+
+static int a_race_dir_symlink_swap(char *d)
+{
+	pthread_t th;
+	int i, hits = 0, opened = 0;
+	race_cleanup();
+	mkdir_p("/tmp/race/d");
+	if (write_file("/tmp/race/d/secret.txt", "benign\n") < 0 || symlink(g_host, "/tmp/race/l") < 0)
+		return addf(d, "setup: %s", en(errno)), 0;
+	g_exchange_ok = syscall(SYS_renameat2, AT_FDCWD, "/tmp/race/d", AT_FDCWD, "/tmp/race/l",
+				RENAME_EXCHANGE) == 0;
+	addf(d, "swap via %s; ", g_exchange_ok ? "RENAME_EXCHANGE" : "rename");
+	g_stop = 0;
+	if (pthread_create(&th, NULL, swap_dir_symlink, NULL) != 0)
+		return addf(d, "pthread_create failed"), 0;
+	for (i = 0; i < ITER; i++) {
+		int fd = open("/tmp/race/d/secret.txt", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		opened++;
+		hits += read_and_check(fd);
+		close(fd);
+	}
+	g_stop = 1;
+	pthread_join(th, NULL);
+	race_cleanup();
+	addf(d, "%d opens, %d succeeded, %d read the secret", ITER, opened, hits);
+	return hits > 0;
+}
+
+static int a_openat2_in_root(char *d)
+{
+	struct k_open_how how;
+	char p[PATH_MAX];
+	int dfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), fd, hit;
+	if (dfd < 0)
+		return addf(d, "open /: %s", en(errno)), 0;
+	memset(&how, 0, sizeof how);
+	how.flags = O_RDONLY | O_CLOEXEC;
+	how.resolve = K_RESOLVE_IN_ROOT;
+	snprintf(p, sizeof p, "../..%s", g_secret_path);
+	fd = (int)syscall(SYS_openat2, dfd, p, &how, sizeof how);
+	close(dfd);
+	if (fd < 0)
+		return addf(d, "openat2(/, %s, RESOLVE_IN_ROOT): %s", p, en(errno)), 0;
+	hit = read_and_check(fd);
+	close(fd);
+	addf(d, "openat2(/, %s, RESOLVE_IN_ROOT) %s", p, hit ? "read secret" : "opened, no secret");
+	return hit;
+}
+
+static int a_chroot_climb(char *d)
+{
+	char p1[PATH_MAX], p2[PATH_MAX];
+	const char *ps[] = { p1, p2, g_secret_path };
+	int i;
+	if (chdir("/") < 0 || chroot("/tmp") < 0)
+		return addf(d, "chroot /tmp: %s", en(errno)), 0;
+	addf(d, "chroot ok; ");
+	for (i = 0; i < 50; i++)
+		if (chdir("..") < 0)
+			break;
+	snprintf(p1, sizeof p1, "%s/secret.txt", g_host_rel);
+	snprintf(p2, sizeof p2, "../../../../..%s", g_secret_path);
+	return try_paths(d, ps, 3);
+}
+
+static int a_unix_connect_host(char *d)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc, e;
+	if (fd < 0)
+		return addf(d, "socket: %s", en(errno)), 0;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/sock", g_host);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	e = errno;
+	close(fd);
+	if (rc == 0)
+		return addf(d, "connected to host socket %s", sa.sun_path), 1;
+	if (e == ECONNREFUSED)
+		return addf(d, "host socket %s is visible (ECONNREFUSED)", sa.sun_path), 1;
+	return addf(d, "connect %s: %s", sa.sun_path, en(e)), 0;
+}
+
+static int a_exec_host_prog(char *d)
+{
+	char path[PATH_MAX];
+	int pfd[2], e = 0, st;
+	pid_t pid;
+	ssize_t n;
+	snprintf(path, sizeof path, "%s/prog", g_host);
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return addf(d, "pipe: %s", en(errno)), 0;
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return addf(d, "fork: %s", en(errno)), 0;
+	if (pid == 0) {
+		char *argv[] = { path, NULL };
+		execve(path, argv, environ);
+		e = errno;
+		if (write(pfd[1], &e, sizeof e) < 0)
+			_exit(126);
+		_exit(127);
+	}
+	close(pfd[1]);
+	n = read(pfd[0], &e, sizeof e);
+	close(pfd[0]);
+	waitpid(pid, &st, 0);
+	if (n != (ssize_t)sizeof e)
+		return addf(d, "execve(%s) succeeded", path), 1;
+	if (e != ENOENT)
+		return addf(d, "execve(%s) failed with %s, expected ENOENT (host file visible)", path,
+			    en(e)), 1;
+	return addf(d, "execve(%s): ENOENT", path), 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static const struct {
+	const char *name;
+	attempt_fn fn;
+} attempts[] = {
+	{ "dotdot_abs", a_dotdot_abs },
+	{ "dotdot_rel_root", a_dotdot_rel_root },
+	{ "dotdot_rel_tmp_deep", a_dotdot_rel_tmp_deep },
+	{ "dotdot_rel_root_deep", a_dotdot_rel_root_deep },
+	{ "chdir_dotdot_50", a_chdir_dotdot_50 },
+	{ "symlink_abs", a_symlink_abs },
+	{ "symlink_rel", a_symlink_rel },
+	{ "symlink_root", a_symlink_root },
+	{ "symlink_loop", a_symlink_loop },
+	{ "proc_self_root", a_proc_self_root },
+	{ "proc_self_cwd", a_proc_self_cwd },
+	{ "proc_pid_root_cwd", a_proc_pids },
+	{ "proc_self_fd", a_proc_self_fd },
+	{ "openat_inherited_fd", a_openat_inherited },
+	{ "moved_cwd", a_moved_cwd },
+	{ "hardlink", a_hardlink },
+	{ "mknod_chr_1_3", a_mknod_chr_1_3 },
+	{ "mknod_blk_8_0", a_mknod_blk_8_0 },
+	{ "toctou_path_buffer", a_toctou_path_buffer },
+	{ "race_dir_symlink_swap", a_race_dir_symlink_swap },
+	{ "openat2_in_root", a_openat2_in_root },
+	{ "chroot_climb", a_chroot_climb },
+	{ "unix_connect_host", a_unix_connect_host },
+	{ "exec_host_prog", a_exec_host_prog },
+};
+
+static void report(const char *name, int escaped, const char *detail)
+{
+	printf("%s %s: %s\n", escaped ? "ESCAPED" : "blocked", name, detail);
+	fflush(stdout);
+}
+
+/* Run one attempt in a child; returns 1 if it escaped. */
+static int run_attempt(const char *name, attempt_fn fn)
+{
+	static char detail[DETAIL];
+	pid_t pid;
+	int st;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int r;
+		alarm(60);
+		detail[0] = '\0';
+		r = fn(detail);
+		report(name, r, detail);
+		_exit(r ? 1 : 0);
+	}
+	if (pid < 0) { /* cannot isolate: run in-process */
+		int r;
+		detail[0] = '\0';
+		r = fn(detail);
+		report(name, r, detail);
+		if (chdir("/") < 0)
+			perror("chdir /");
+		return r;
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return snprintf(detail, sizeof detail, "waitpid: %s", en(errno)),
+			       report(name, 0, detail), 0;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st) == 1;
+	snprintf(detail, sizeof detail, "attempt child killed by signal %d%s", WTERMSIG(st),
+		 WTERMSIG(st) == SIGALRM ? " (timeout)" : "");
+	report(name, 0, detail);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static char host[1024];
+	size_t i, len;
+	int fd, escapes = 0;
+
+	if (argc != 3 || argv[1][0] != '/' || argv[2][0] == '\0' || strlen(argv[1]) >= sizeof host) {
+		fprintf(stderr, "usage: escape HOSTDIR SECRET   (HOSTDIR absolute, < 1024 chars)\n");
+		return 2;
+	}
+	/* record inherited descriptors before we open anything */
+	for (fd = 0; fd < 1024; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			g_inherited[g_ninherited++] = fd;
+	snprintf(host, sizeof host, "%s", argv[1]);
+	len = strlen(host);
+	while (len > 1 && host[len - 1] == '/')
+		host[--len] = '\0';
+	g_host = host;
+	g_host_rel = host + 1;
+	g_secret = argv[2];
+	snprintf(g_secret_path, sizeof g_secret_path, "%s/secret.txt", g_host);
+	g_ppid = getppid();
+	if (chdir("/") < 0)
+		perror("chdir /");
+
+	for (i = 0; i < sizeof attempts / sizeof attempts[0]; i++)
+		escapes += run_attempt(attempts[i].name, attempts[i].fn);
+	printf("summary: %d escaped of %d attempts\n", escapes, (int)(sizeof attempts / sizeof attempts[0]));
+	return escapes > 255 ? 255 : escapes;
+}
