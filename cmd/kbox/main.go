@@ -270,13 +270,13 @@ func buildNamespace(o *options) (*vfs.Namespace, func(), error) {
 			}
 			tmp, err := os.MkdirTemp("", "kbox-tmp-")
 			if err == nil {
-				err = os.Chmod(tmp, 0o1777)
+				err = unix.Chmod(tmp, 0o1777)
 			}
 			if err != nil {
 				ns.Close()
 				return nil, nil, fail(exitSetup, "creating the private /tmp: %v", err)
 			}
-			os.Mkdir(path.Join(root, "tmp"), 0o1777)
+			unix.Mkdir(path.Join(root, "tmp"), 0o1777)
 			if err := ns.Add("/tmp", tmp, false, vfs.KindTmp); err != nil {
 				os.RemoveAll(tmp)
 				ns.Close()

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -30,12 +32,14 @@ import (
 //     injected into the process (close-on-exec: the kernel opens the
 //     interpreter before it closes those).
 //  2. The image is injected as descriptor N (close-on-exec) and the guest's
-//     path buffer is overwritten with the decimal text of N. Every guest
-//     process's host cwd is kbox's exec directory, where the entry "N" is a
-//     symlink to /proc/self/fd/N: the kernel, resolving the rewritten
-//     relative path, reaches exactly the image kbox prepared.
-//  3. Only len(N)+1 bytes of the guest's buffer change, never past its
-//     terminating NUL. When argv[0] is the same pointer as the path, a copy
+//     path buffer is overwritten with the relative name "N/<basename>" (or
+//     "+N" when that does not fit). Every guest process's host cwd is
+//     kbox's exec directory, where that entry is a symlink to
+//     /proc/self/fd/N: the kernel, resolving the rewritten relative path,
+//     reaches exactly the image kbox prepared, and names the process after
+//     the program's base name as usual.
+//  3. The new name is never longer than the original string, so no byte
+//     past its terminating NUL changes. When argv[0] is the same pointer as the path, a copy
 //     of the original string is written below the stack pointer and argv[0]
 //     repointed to it, so the new program still sees its name.
 //  4. The call then continues in the kernel. A process whose memory another
@@ -56,7 +60,7 @@ type imageKey struct {
 type execSupport struct {
 	dir   string
 	mu    sync.Mutex
-	links map[int]bool
+	links map[string]bool
 	cache map[imageKey]int // read-only sealed memfds
 }
 
@@ -64,9 +68,9 @@ const execCacheMax = 64
 
 func newExecSupport(dir string) (*execSupport, error) {
 	if dir == "" {
-		return &execSupport{links: map[int]bool{}, cache: map[imageKey]int{}}, nil
+		return &execSupport{links: map[string]bool{}, cache: map[imageKey]int{}}, nil
 	}
-	return &execSupport{dir: dir, links: map[int]bool{}, cache: map[imageKey]int{}}, nil
+	return &execSupport{dir: dir, links: map[string]bool{}, cache: map[imageKey]int{}}, nil
 }
 
 func (x *execSupport) close() {
@@ -78,18 +82,38 @@ func (x *execSupport) close() {
 	}
 }
 
-// ensureLink makes dir/N a symlink to /proc/self/fd/N.
-func (x *execSupport) ensureLink(n int) error {
+// execName returns the relative name the exec directory resolves to
+// /proc/self/fd/n, preferring "N/<base>" so the kernel sets the process
+// name (comm) from the program's real base name; "+N" when that does not
+// fit in maxLen bytes; "" when neither fits.
+func execName(n int, base string, maxLen int) string {
+	if long := strconv.Itoa(n) + "/" + base; base != "" && !strings.Contains(base, "/") && len(long) <= maxLen {
+		return long
+	}
+	if short := "+" + strconv.Itoa(n); len(short) <= maxLen {
+		return short
+	}
+	return ""
+}
+
+// ensureLink creates the exec directory entry name (from execName).
+func (x *execSupport) ensureLink(name string, n int) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.links[n] {
+	if x.links[name] {
 		return nil
 	}
-	err := os.Symlink("/proc/self/fd/"+strconv.Itoa(n), filepath.Join(x.dir, strconv.Itoa(n)))
+	full := filepath.Join(x.dir, name)
+	if dir := filepath.Dir(full); dir != x.dir {
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	err := os.Symlink("/proc/self/fd/"+strconv.Itoa(n), full)
 	if err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	x.links[n] = true
+	x.links[name] = true
 	return nil
 }
 
@@ -150,20 +174,25 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	if err != nil {
 		return Fail(err)
 	}
-	if len(strconv.Itoa(n)) > len(p) {
-		n, err = e.injectShort(r, image, len(p))
-		if err != nil {
-			return e.denied(r, unix.ENAMETOOLONG, "no descriptor number short enough to rewrite path "+strconv.Quote(p))
+	base := path.Base(p)
+	name := execName(n, base, len(p))
+	if name == "" {
+		if n, err = e.injectShort(r, image, len(p)-1); err == nil {
+			name = execName(n, base, len(p))
+		}
+		if name == "" {
+			return e.denied(r, unix.ENAMETOOLONG, "exec path "+strconv.Quote(p)+" is too short to rewrite")
 		}
 	}
-	if err := e.exec.ensureLink(n); err != nil {
+	if err := e.exec.ensureLink(name, n); err != nil {
 		return e.denied(r, unix.ENOMEM, "exec directory: "+err.Error())
 	}
-	if err := e.rewriteExecPath(r, pathAddr, p, n, argvAddr); err != nil {
+	if err := e.rewriteExecPath(r, pathAddr, p, name, argvAddr); err != nil {
 		return e.denied(r, errnoOf(err), "cannot rewrite the exec path buffer safely: "+err.Error())
 	}
 	r.Proc.mu.Lock()
 	r.Proc.trustedExec = false
+	r.Proc.exe = l.Path
 	r.Proc.mu.Unlock()
 	return Cont()
 }
@@ -339,6 +368,8 @@ func (e *Engine) injectShort(r *Request, image, maxDigits int) (int, error) {
 	limit := 10
 	if maxDigits >= 2 {
 		limit = 100
+	} else if maxDigits < 1 {
+		return -1, unix.ENAMETOOLONG
 	}
 	for n := 3; n < limit; n++ {
 		if _, err := os.Lstat("/proc/" + strconv.Itoa(r.Tgid) + "/fd/" + strconv.Itoa(n)); err == nil {
@@ -394,9 +425,9 @@ func kcmpVM(a, b int) (bool, error) {
 }
 
 // rewriteExecPath overwrites the guest's path buffer with the decimal text
-// of n (see the comment at the top of this file).
-func (e *Engine) rewriteExecPath(r *Request, pathAddr uint64, orig string, n int, argvAddr uint64) error {
-	newText := append([]byte(strconv.Itoa(n)), 0)
+// name (see the comment at the top of this file).
+func (e *Engine) rewriteExecPath(r *Request, pathAddr uint64, orig, name string, argvAddr uint64) error {
+	newText := append([]byte(name), 0)
 	end := pathAddr + uint64(len(newText))
 	if argvAddr != 0 {
 		var slot [8]byte

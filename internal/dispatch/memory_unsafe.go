@@ -1,6 +1,11 @@
 package dispatch
 
-import "unsafe"
+import (
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 // bytesOf views a plain-data kernel struct (unix.Stat_t, unix.Statx_t,
 // unix.Statfs_t, unix.OpenHow, ...) as the bytes the kernel ABI expects.
@@ -9,3 +14,12 @@ import "unsafe"
 func bytesOf[T any](v *T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))
 }
+
+// ptrOf returns the address of b's first byte for a raw syscall argument;
+// callers keep b alive with keepAlive until the call returns.
+func ptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
+
+func ptrOfMsghdr(h *unix.Msghdr) unsafe.Pointer { return unsafe.Pointer(h) }
+
+// keepAlive keeps buffers reachable until after a raw syscall.
+func keepAlive(bufs ...[]byte) { runtime.KeepAlive(bufs) }

@@ -27,6 +27,7 @@ type Process struct {
 	// protect against racing guest threads.
 	trustedExec bool
 	pidfd       int
+	exe         string // guest path of the executed program
 }
 
 // CwdRoot returns the working and root directories.
@@ -46,7 +47,7 @@ func (p *Process) Creds() identity.Creds {
 func (p *Process) snapshot() *Process {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return &Process{cwd: p.cwd, root: p.root, creds: p.creds.Clone(), pidfd: -1}
+	return &Process{cwd: p.cwd, root: p.root, creds: p.creds.Clone(), pidfd: -1, exe: p.exe}
 }
 
 // ProcTable maps host tids to guest processes.
@@ -280,6 +281,19 @@ func (t *ProcTable) Root(pid int) (string, bool) {
 	}
 	_, r := p.CwdRoot()
 	return r, true
+}
+
+// Exe implements vfs.ProcView.
+func (t *ProcTable) Exe(pid int) (string, bool) {
+	t.mu.Lock()
+	p := t.byTgid[pid]
+	t.mu.Unlock()
+	if p == nil {
+		return "", false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exe, p.exe != ""
 }
 
 // readTgidPpid reads a task's thread group and parent from /proc.

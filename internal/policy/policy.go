@@ -245,6 +245,10 @@ func (r *Resolved) Program() seccomp.Program {
 				}
 			}
 		}
+		if r.ByNr[nr].Name == "sendto" && rule.Action.Kind == seccomp.ActNotify {
+			// Without a destination address sendto resolves nothing.
+			rule.Conds = []seccomp.ArgCond{{Arg: 4, Mask: ^uint64(0), Value: 0, Action: seccomp.Action{Kind: seccomp.ActAllow}}}
+		}
 		p.Rules = append(p.Rules, rule)
 	}
 	return p

@@ -24,6 +24,9 @@ type ProcView interface {
 	// canonical guest paths.
 	Cwd(pid int) (string, bool)
 	Root(pid int) (string, bool)
+	// Exe returns the guest path of the program a guest process executed,
+	// when kbox served that exec.
+	Exe(pid int) (string, bool)
 }
 
 // Context is the per-call view of the calling guest process.
@@ -38,12 +41,12 @@ type Context struct {
 type Flags uint32
 
 const (
-	FollowFinal Flags = 1 << iota // follow a symlink in the last component
-	NoSymlinks                    // RESOLVE_NO_SYMLINKS: ELOOP on any symlink
-	NoMagicLinks                  // RESOLVE_NO_MAGICLINKS: ELOOP on procfs magic links
-	NoXdev                        // RESOLVE_NO_XDEV: EXDEV when crossing a mount
-	Beneath                       // RESOLVE_BENEATH: EXDEV when leaving the start directory
-	InRoot                        // RESOLVE_IN_ROOT: the start directory acts as "/"
+	FollowFinal  Flags = 1 << iota // follow a symlink in the last component
+	NoSymlinks                     // RESOLVE_NO_SYMLINKS: ELOOP on any symlink
+	NoMagicLinks                   // RESOLVE_NO_MAGICLINKS: ELOOP on procfs magic links
+	NoXdev                         // RESOLVE_NO_XDEV: EXDEV when crossing a mount
+	Beneath                        // RESOLVE_BENEATH: EXDEV when leaving the start directory
+	InRoot                         // RESOLVE_IN_ROOT: the start directory acts as "/"
 )
 
 // LastKind classifies the final component like the kernel's LAST_* types.
@@ -492,9 +495,8 @@ func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, er
 	case len(parts) == 1 && name == "thread-self":
 		return strconv.Itoa(w.ctx.Tgid) + "/task/" + strconv.Itoa(w.ctx.Tid), "", true, nil
 	case len(parts) == 1:
-		if pid, err := strconv.Atoi(name); err == nil && w.ctx.Procs != nil && !w.ctx.Procs.IsGuest(pid) {
-			return "", "", false, unix.ENOENT
-		}
+		// Other processes' directories stay visible (the host's /proc was
+		// mounted on request); their magic links are refused below.
 		return "", "", false, nil
 	}
 	pid, err := strconv.Atoi(parts[0])
@@ -522,6 +524,10 @@ func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, er
 		return "", "", false, unix.EACCES
 	}
 	switch inner[0] {
+	case "exe":
+		if x, ok := w.ctx.Procs.Exe(pid); ok {
+			return x, "", true, nil
+		}
 	case "root":
 		r, ok := w.ctx.Procs.Root(pid)
 		if !ok {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The project's test command: installs the Debian packages the tests need
+# when they are missing, then runs formatting, vet, staticcheck, the unit and
+# integration tests (which also run guests as an unprivileged uid when
+# started as root) and a short fuzz run of the parsers.
+#
+# Usage: scripts/test.sh [--quick]   (--quick skips staticcheck and fuzzing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+need=()
+for pkg in musl-tools busybox-static binutils gcc libc6-dev util-linux; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	echo "test.sh: installing ${need[*]}" >&2
+	sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+export KBOX_REQUIRE_FIXTURE=1
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then
+	echo "gofmt needed on:" $bad >&2
+	exit 1
+fi
+echo "== go vet"
+go vet ./...
+echo "== CGO_ENABLED=0 build"
+CGO_ENABLED=0 go build -o /dev/null ./cmd/kbox
+if [ $quick -eq 0 ]; then
+	echo "== staticcheck"
+	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+fi
+echo "== go test"
+go test -count=1 ./...
+if [ $quick -eq 0 ]; then
+	echo "== fuzz (short)"
+	go test -run=^$ -fuzz=FuzzResolve -fuzztime=20s ./internal/vfs/
+	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=10s ./internal/seccomp/
+fi
+echo "== all tests passed"
