@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -190,6 +191,13 @@ func run(args []string) (int, error) {
 	}
 	eng.Verbosef("seccomp filter: %d instructions", len(prog))
 
+	if pf := os.Getenv("KBOX_CPUPROFILE"); pf != "" {
+		// Profiling hook for docs/benchmarks.md; not a user feature.
+		if f, err := os.Create(pf); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: guestPath, Argv: argv, Env: env, ExecDir: execDir})
 	if err != nil {
 		return exitInternal, err

@@ -146,6 +146,11 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 		return Fail(err)
 	}
 	defer l.Release()
+	if l.Exists() && !l.Magic {
+		if err := e.permitted(r, &l.Stat, permExec, false); err != nil {
+			return Fail(err)
+		}
+	}
 	file, err := e.openExecutable(l)
 	if err != nil {
 		if err == unix.ELOOP && flags&unix.AT_SYMLINK_NOFOLLOW != 0 {

@@ -46,8 +46,18 @@ func (e *Engine) existing(r *Request, dirfd, pathArg int, follow bool) (*vfs.Loo
 }
 
 func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags int) Result {
-	if flags&^unix.AT_SYMLINK_NOFOLLOW != 0 {
+	if flags&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
 		return Fail(unix.EINVAL)
+	}
+	if flags&unix.AT_EMPTY_PATH != 0 && dirfd != atFDCWD {
+		if p, err := r.Path(pathArg); err == nil && p == "" {
+			h, err := r.FDs.DupFD(dirfd)
+			if err != nil {
+				return Fail(err)
+			}
+			defer unix.Close(h)
+			return errOf(unix.Chmod(procFD(h), mode&0o7777))
+		}
 	}
 	l, err := e.existing(r, dirfd, pathArg, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
 	if err != nil {
@@ -265,6 +275,9 @@ func sysTruncate(e *Engine, r *Request) Result {
 	defer l.Release()
 	if l.IsDir() {
 		return Fail(unix.EISDIR)
+	}
+	if err := e.permitted(r, &l.Stat, permWrite, false); err != nil {
+		return Fail(err)
 	}
 	return errOf(unix.Truncate(procFD(l.Obj.FD()), length))
 }

@@ -68,11 +68,25 @@ func (e *Engine) resolveAt(r *Request, dirfd int, p string, flags vfs.Flags) (*v
 	if p == "" {
 		return nil, unix.ENOENT
 	}
-	start, err := e.dirStart(r, dirfd, p)
+	rel := p
+	if flags&(vfs.InRoot|vfs.Beneath) != 0 {
+		// openat2 scopes even an absolute path to dirfd.
+		rel = "."
+	}
+	start, err := e.dirStart(r, dirfd, rel)
 	if err != nil {
 		return nil, err
 	}
 	return e.ns.Resolve(e.ctx(r), start, p, flags)
+}
+
+// canonicalCtx is the resolver context for canonical guest paths kbox
+// stored itself (a cwd, a chroot): they are absolute in the guest
+// namespace, not in the process's chroot.
+func (e *Engine) canonicalCtx(r *Request) *vfs.Context {
+	c := e.ctx(r)
+	c.Root = "/"
+	return c
 }
 
 // resolveArg reads the path at argument i and resolves it against dirfd.

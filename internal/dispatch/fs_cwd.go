@@ -19,12 +19,15 @@ func init() {
 // path: the host kernel never resolves a relative guest path, so the guest's
 // host cwd does not matter (it is kbox's exec directory, see exec.go).
 
-func (e *Engine) searchableDir(l *vfs.Lookup) error {
+func (e *Engine) searchableDir(r *Request, l *vfs.Lookup) error {
 	if !l.Exists() {
 		return unix.ENOENT
 	}
 	if l.Magic || !l.IsDir() {
 		return unix.ENOTDIR
+	}
+	if err := e.permitted(r, &l.Stat, permExec, false); err != nil {
+		return err
 	}
 	return unix.Faccessat2(l.Obj.FD(), "", unix.X_OK, unix.AT_EMPTY_PATH)
 }
@@ -35,7 +38,7 @@ func sysChdir(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer l.Release()
-	if err := e.searchableDir(l); err != nil {
+	if err := e.searchableDir(r, l); err != nil {
 		return Fail(err)
 	}
 	return errOf(e.Procs.update(r.Proc, func(p *Process) error { p.cwd = l.Path; return nil }))
@@ -70,7 +73,7 @@ func guestCwdText(cwd, root string) string {
 func sysGetcwd(e *Engine, r *Request) Result {
 	cwd, root := r.Proc.CwdRoot()
 	// Linux reports a removed cwd with ENOENT.
-	l, err := e.ns.Resolve(e.ctx(r), "", cwd, vfs.FollowFinal)
+	l, err := e.ns.Resolve(e.canonicalCtx(r), "", cwd, vfs.FollowFinal)
 	if err != nil {
 		return Fail(unix.ENOENT)
 	}
@@ -102,7 +105,7 @@ func sysChroot(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer l.Release()
-	if err := e.searchableDir(l); err != nil {
+	if err := e.searchableDir(r, l); err != nil {
 		return Fail(err)
 	}
 	return errOf(e.Procs.update(r.Proc, func(p *Process) error { p.root = l.Path; return nil }))

@@ -94,6 +94,14 @@ func (e *Engine) openCommon(r *Request, dirfd, pathArg int, flags uint64, mode u
 		// O_TMPFILE contains O_DIRECTORY; the path names the directory.
 		return e.openTmpfile(r, dirfd, p, flags, mode, vf)
 	}
+	if flags&unix.O_PATH != 0 {
+		// seccomp cannot install an O_PATH descriptor in the guest (ADDFD
+		// takes only files that can do I/O), so O_PATH is served with a
+		// read-only, non-blocking descriptor of the same object. It differs
+		// where the object is unreadable (EACCES) or is a symlink opened
+		// with O_NOFOLLOW (ELOOP).
+		flags = unix.O_RDONLY | unix.O_NONBLOCK | flags&(unix.O_CLOEXEC|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+	}
 	creat := flags&unix.O_CREAT != 0
 	excl := creat && flags&unix.O_EXCL != 0
 	if flags&unix.O_NOFOLLOW == 0 && !excl {
@@ -116,18 +124,47 @@ func accessWrites(flags uint64) bool {
 // openOnce makes one attempt; retry reports a lost race with a concurrent
 // change of the final component.
 func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode uint32, vf vfs.Flags) (Result, bool) {
-	l, err := e.resolveAt(r, dirfd, p, vf)
+	cloexec := flags&unix.O_CLOEXEC != 0
+	hostFlags := int(flags) | unix.O_CLOEXEC
+	creds := r.Proc.Creds()
+	emulate := e.emulatesPerms(&creds)
+	fast := vfs.ParentOnly
+	if emulate {
+		fast = 0 // permission checks need the object's status first
+	}
+	l, err := e.resolveAt(r, dirfd, p, vf|fast)
 	if err != nil {
 		return Fail(err), false
 	}
+	if l.Deferred {
+		// Fast path: one no-follow open of the name in its resolved parent.
+		// A symlink there (ELOOP) needs the full walk when it is followed;
+		// creating or writing on a read-only mount takes the careful path.
+		if !(l.Mount.ReadOnly && (accessWrites(flags) || flags&unix.O_CREAT != 0)) {
+			fd, err := hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+			l.Release()
+			// ELOOP, or ENOTDIR with O_DIRECTORY: a symlink the guest
+			// wants followed; the careful path follows it.
+			symlink := err == unix.ELOOP || (err == unix.ENOTDIR && flags&unix.O_DIRECTORY != 0)
+			switch {
+			case err == nil:
+				return InjectFD(fd, cloexec), false
+			case !symlink || vf&vfs.FollowFinal == 0:
+				return Fail(err), false
+			}
+		} else {
+			l.Release()
+		}
+		if l, err = e.resolveAt(r, dirfd, p, vf); err != nil {
+			return Fail(err), false
+		}
+	}
 	defer l.Release()
-	cloexec := flags&unix.O_CLOEXEC != 0
-	hostFlags := int(flags) | unix.O_CLOEXEC
 
 	if l.Magic {
 		// A guest process's pipe/socket/anon inode reached through
 		// /proc/<pid>/fd/N: let the kernel follow that one link, as it would.
-		fd, err := unix.Openat(l.Parent.FD(), l.Name, hostFlags&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW), 0)
+		fd, err := hostOpen(r, l.Parent.FD(), l.Name, hostFlags&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW), 0)
 		if err != nil {
 			return Fail(err), false
 		}
@@ -144,7 +181,10 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		if err := writable(l); err != nil {
 			return Fail(err), false
 		}
-		fd, err := unix.Openat(l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+		if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
+			return Fail(err), false
+		}
+		fd, err := hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
 		switch err {
 		case nil:
 			return InjectFD(fd, cloexec), false
@@ -178,8 +218,13 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	if ftype == unix.S_IFDIR && (flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0) && flags&unix.O_PATH == 0 {
 		return Fail(unix.EISDIR), false
 	}
-	if flags&unix.O_PATH == 0 && accessWrites(flags) {
+	if accessWrites(flags) {
 		if err := writable(l); err != nil {
+			return Fail(err), false
+		}
+	}
+	if emulate {
+		if err := e.permitted(r, &l.Stat, openMask(flags), false); err != nil {
 			return Fail(err), false
 		}
 	}
@@ -189,7 +234,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		fd, err = unix.Openat(l.Obj.FD(), ".", reopen, 0)
 	} else {
 		// Reopen exactly the inode we resolved through kbox's own descriptor.
-		fd, err = unix.Open(procFD(l.Obj.FD()), reopen, 0)
+		fd, err = hostOpen(r, unix.AT_FDCWD, procFD(l.Obj.FD()), reopen, 0)
 	}
 	if err != nil {
 		return Fail(err), false
@@ -217,4 +262,40 @@ func (e *Engine) openTmpfile(r *Request, dirfd int, p string, flags uint64, mode
 		return Fail(err)
 	}
 	return InjectFD(fd, flags&unix.O_CLOEXEC != 0)
+}
+
+// hostOpen opens name in dirfd for the guest without letting a FIFO or a
+// device stall the supervisor unannounced: it first opens non-blocking, and
+// only when the object is not a regular file or directory reopens it as the
+// guest asked, after telling the tier the call may block.
+func hostOpen(r *Request, dirfd int, name string, flags int, mode uint32) (int, error) {
+	if flags&(unix.O_NONBLOCK|unix.O_PATH) != 0 {
+		return unix.Openat(dirfd, name, flags, mode)
+	}
+	fd, err := unix.Openat(dirfd, name, flags|unix.O_NONBLOCK, mode)
+	if err == unix.ENXIO {
+		// A FIFO opened for writing with no reader yet.
+		r.MayBlock()
+		return unix.Openat(dirfd, name, flags&^(unix.O_CREAT|unix.O_EXCL), mode)
+	}
+	if err != nil {
+		return fd, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFDIR:
+		// F_SETFL only takes the status flags; this clears O_NONBLOCK.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		return fd, nil
+	}
+	unix.Close(fd)
+	r.MayBlock()
+	return unix.Openat(dirfd, name, flags&^(unix.O_CREAT|unix.O_EXCL|unix.O_TRUNC), mode)
 }

@@ -75,23 +75,40 @@ func (e *Engine) statPath(r *Request, dirfd, pathArg int, flags int, buf uint64)
 		}
 		return e.statFD(r, dirfd, buf)
 	}
-	l, err := e.resolveAt(r, dirfd, p, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
-	if err != nil {
-		return Fail(err)
-	}
-	defer l.Release()
-	st, err := statLookup(l)
+	st, err := e.statAt(r, dirfd, p, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
 	if err != nil {
 		return Fail(err)
 	}
 	return e.writeStat(r, buf, &st)
 }
 
+// statAt stats a guest path. The common case (a plain name that is not a
+// symlink to follow) costs one fstatat on the cached parent directory.
+func (e *Engine) statAt(r *Request, dirfd int, p string, follow bool) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	l, err := e.resolveAt(r, dirfd, p, followIf(follow)|vfs.ParentOnly)
+	if err != nil {
+		return st, err
+	}
+	if l.Deferred {
+		err := unix.Fstatat(l.Parent.FD(), l.Name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		l.Release()
+		if err != nil || !follow || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			return st, err
+		}
+		if l, err = e.resolveAt(r, dirfd, p, vfs.FollowFinal); err != nil {
+			return st, err
+		}
+	}
+	defer l.Release()
+	return statLookup(l)
+}
+
 // statFD stats a guest descriptor (AT_FDCWD means the cwd).
 func (e *Engine) statFD(r *Request, fd int, buf uint64) Result {
 	if fd == atFDCWD {
 		cwd, _ := r.Proc.CwdRoot()
-		l, err := e.ns.Resolve(e.ctx(r), "", cwd, vfs.FollowFinal)
+		l, err := e.ns.Resolve(e.canonicalCtx(r), "", cwd, vfs.FollowFinal)
 		if err != nil {
 			return Fail(err)
 		}
@@ -224,6 +241,11 @@ func (e *Engine) accessCommon(r *Request, dirfd, pathArg int, mode uint32, flags
 	}
 	if mode&unix.W_OK != 0 {
 		if err := writable(l); err != nil {
+			return Fail(err)
+		}
+	}
+	if !l.Magic {
+		if err := e.permitted(r, &l.Stat, mode, flags&unix.AT_EACCESS == 0); err != nil {
 			return Fail(err)
 		}
 	}

@@ -38,6 +38,10 @@ func (e *Engine) createTarget(r *Request, dirfd, pathArg int) (*vfs.Lookup, erro
 		l.Release()
 		return nil, err
 	}
+	if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
+		l.Release()
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -115,6 +119,9 @@ func (e *Engine) removeTarget(r *Request, dirfd, pathArg int, dir bool) (*vfs.Lo
 	if err := writable(l); err != nil {
 		return fail(err)
 	}
+	if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
+		return fail(err)
+	}
 	return l, nil
 }
 
@@ -162,6 +169,9 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 	}
 	if !oldL.Exists() {
 		return Fail(unix.ENOENT)
+	}
+	if (oldL.Trailing || newL.Trailing) && !oldL.IsDir() {
+		return Fail(unix.ENOTDIR)
 	}
 	if flags&unix.RENAME_EXCHANGE != 0 && !newL.Exists() {
 		return Fail(unix.ENOENT)
@@ -213,7 +223,7 @@ func (e *Engine) linkCommon(r *Request, olddir, oldArg, newdir, newArg, flags in
 		if err != nil {
 			return Fail(err)
 		}
-		l, err := e.ns.Resolve(e.ctx(r), "", g, 0)
+		l, err := e.ns.Resolve(e.canonicalCtx(r), "", g, 0)
 		if err != nil {
 			return Fail(err)
 		}

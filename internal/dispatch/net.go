@@ -128,6 +128,9 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
+	if nr == unix.SYS_CONNECT {
+		r.MayBlock()
+	}
 	return errOf(rawAddrCall(nr, s, a))
 }
 
@@ -160,6 +163,7 @@ func sysSendto(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
+	r.MayBlock()
 	return sendmsgHost(s, data, nil, a.raw, r.Int(3))
 }
 
@@ -303,6 +307,7 @@ func sysSendmsg(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
+	r.MayBlock()
 	return sendmsgHost(s, m.data, m.oob, m.addr.raw, r.Int(2))
 }
 
@@ -316,6 +321,7 @@ func sysSendmmsg(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
+	r.MayBlock()
 	sent := 0
 	for i := uint32(0); i < vlen; i++ {
 		entry := r.Ptr(1) + uint64(i)*mmsghdrSize

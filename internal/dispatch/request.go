@@ -45,6 +45,17 @@ type Request struct {
 	Mem  Memory
 	FDs  Guest
 	Proc *Process
+	// Blocking, when set, is called by a handler before a host operation
+	// that may wait indefinitely (a FIFO open, a connect): the tier then
+	// makes sure other notifications are still received meanwhile.
+	Blocking func()
+}
+
+// MayBlock announces a possibly long host operation.
+func (r *Request) MayBlock() {
+	if r.Blocking != nil {
+		r.Blocking()
+	}
 }
 
 // Int returns argument i as a C int (the low 32 bits, sign-extended), as the

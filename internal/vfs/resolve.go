@@ -47,6 +47,12 @@ const (
 	NoXdev                         // RESOLVE_NO_XDEV: EXDEV when crossing a mount
 	Beneath                        // RESOLVE_BENEATH: EXDEV when leaving the start directory
 	InRoot                         // RESOLVE_IN_ROOT: the start directory acts as "/"
+	// ParentOnly stops before a plain last component and returns it
+	// unresolved (Lookup.Deferred): the caller acts on (Parent, Name) with
+	// a single no-follow host call and falls back to a full lookup when the
+	// object turns out to be a symlink it must follow. Mount points, procfs
+	// entries, ".", ".." and trailing slashes are always fully resolved.
+	ParentOnly
 )
 
 // LastKind classifies the final component like the kernel's LAST_* types.
@@ -77,6 +83,9 @@ type Lookup struct {
 	// LinkText is what readlink must return instead of the host's text.
 	VirtualLink bool
 	LinkText    string
+	// Deferred is set for ParentOnly lookups whose last component was not
+	// looked up: only Parent, Name, Mount and Path are valid.
+	Deferred bool
 	// Magic is set when the object is a procfs fd link to a non-path object
 	// (pipe, socket, anon inode, memfd) of a guest process: it can only be
 	// opened by letting the kernel follow Name inside Parent.
@@ -322,6 +331,12 @@ func (w *walker) walk(p string) (*Lookup, error) {
 			}
 		}
 		if last {
+			if w.flags&ParentOnly != 0 && !trailing && dir.m.Kind != KindProc && w.ns.mountAt(joinPath(dir.path, name)) == nil {
+				if len(name) > NameMax {
+					return nil, unix.ENAMETOOLONG
+				}
+				return &Lookup{Parent: dir.h.acquire(), Name: name, Mount: dir.m, Path: joinPath(dir.path, name), Deferred: true}, nil
+			}
 			return w.finishLast(dir, name, trailing, &pending)
 		}
 		next, st, err := w.step(dir, name)

@@ -22,7 +22,10 @@ type memory struct {
 	listener int
 }
 
-const pageSize = 4096
+const (
+	pageSize   = 4096
+	firstChunk = 256
+)
 
 func (m *memory) Read(addr uint64, p []byte) error {
 	if len(p) == 0 {
@@ -65,13 +68,19 @@ func (m *memory) WriteForce(addr uint64, p []byte) error {
 	return nil
 }
 
-// ReadString reads page by page so a string ending just before an
-// unmapped page is still read.
+// ReadString reads in chunks that never cross a page boundary, so a string
+// ending just before an unmapped page is still read; the first chunk is
+// small because most paths are (copy cost grows with the chunk).
 func (m *memory) ReadString(addr uint64, max int) (string, error) {
 	var out []byte
 	buf := make([]byte, pageSize)
+	first := true
 	for len(out) <= max {
 		chunk := pageSize - int(addr%pageSize)
+		if first && chunk > firstChunk {
+			chunk = firstChunk
+		}
+		first = false
 		if rest := max + 1 - len(out); chunk > rest {
 			chunk = rest
 		}

