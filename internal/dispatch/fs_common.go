@@ -17,11 +17,11 @@ func (e *Engine) dirStart(r *Request, dirfd int, p string) (string, error) {
 		return "", nil
 	}
 	g, st, err := e.fdPath(r, dirfd)
+	if st.Mode != 0 && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return "", unix.ENOTDIR
+	}
 	if err != nil {
 		return "", err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return "", unix.ENOTDIR
 	}
 	return g, nil
 }
@@ -48,7 +48,9 @@ func (e *Engine) fdPath(r *Request, fd int) (string, unix.Stat_t, error) {
 	}
 	g, ok := e.ns.GuestPathOfHost(host)
 	if !ok {
-		e.Verbosef("pid %d: descriptor %d names %q, outside the guest namespace", r.Tgid, fd, host)
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			e.Verbosef("pid %d: descriptor %d names %q, outside the guest namespace", r.Tgid, fd, host)
+		}
 		return "", st, unix.EACCES
 	}
 	return g, st, nil

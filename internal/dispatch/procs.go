@@ -106,6 +106,16 @@ func (t *ProcTable) Lookup(tid int) (*Process, int) {
 	if tgid <= 0 {
 		tgid = tid
 	}
+	// A parent that never made a notified call still has the state it
+	// inherited: look it up (recursively) before copying from it.
+	var parent *Process
+	t.mu.Lock()
+	_, known := t.byTgid[tgid]
+	parent = t.byTgid[ppid]
+	t.mu.Unlock()
+	if !known && parent == nil && ppid > 1 && ppid != t.self && tgid != ppid && t.depth(ppid) {
+		parent, _ = t.Lookup(ppid)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.tidTgid[tid] = tgid
@@ -113,7 +123,7 @@ func (t *ProcTable) Lookup(tid int) (*Process, int) {
 		return p, tgid
 	}
 	var p *Process
-	if parent, ok := t.byTgid[ppid]; ok {
+	if parent != nil {
 		p = parent.snapshot()
 	} else {
 		p = &Process{cwd: t.e.cfg.InitialCwd, root: "/", creds: t.e.cfg.Identity.Initial(), pidfd: -1}
@@ -124,6 +134,10 @@ func (t *ProcTable) Lookup(tid int) (*Process, int) {
 	go t.watch(p)
 	return p, tgid
 }
+
+// depth reports whether pid is a guest process worth looking up as a
+// parent (bounded by IsGuest's walk).
+func (t *ProcTable) depth(pid int) bool { return t.IsGuest(pid) }
 
 // settleChildren gives every not-yet-seen child of p p's current state;
 // called before p changes its state.
