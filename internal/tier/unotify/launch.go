@@ -61,6 +61,9 @@ func ChildMain() {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		fail(ExitLaunchFailed, "PR_SET_NO_NEW_PRIVS: %v", err)
 	}
+	// Scheduling calls run natively: a guest must not be able to take a
+	// real-time priority and starve the host (the supervisor included).
+	unix.Setrlimit(unix.RLIMIT_RTPRIO, &unix.Rlimit{Cur: 0, Max: 0})
 	// No descriptor of kbox's may reach the guest: everything above stdio
 	// becomes close-on-exec (closing the Go runtime's own descriptors under
 	// it would not be safe).
