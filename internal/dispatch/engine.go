@@ -68,6 +68,9 @@ type Engine struct {
 	handlers []Handler
 	Procs    *ProcTable
 	exec     *execSupport
+	// bindThread binds AF_UNIX sockets by bare name (see net.go).
+	bindThread *bindThread
+	names      *unixNames
 
 	logMu     sync.Mutex
 	enosysMu  sync.Mutex
@@ -100,6 +103,8 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.exec = x
+	e.bindThread = newBindThread()
+	e.names = newUnixNames()
 	return e, nil
 }
 

@@ -136,10 +136,10 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 		return Fail(err)
 	}
 	if p == "" {
-		// execveat(fd, "", AT_EMPTY_PATH) names the descriptor itself: the
-		// kernel resolves no path, so it may run as issued only if the file
-		// needs no interpreter lookup. Prepare it like any other exec.
-		return e.denied(r, unix.ENOEXEC, "execveat with AT_EMPTY_PATH is not supported yet")
+		if flags&unix.AT_EMPTY_PATH == 0 || dirfd == atFDCWD {
+			return Fail(unix.ENOENT)
+		}
+		return e.execFD(r, dirfd)
 	}
 	l, err := e.resolveAt(r, dirfd, p, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
 	if err != nil {
@@ -153,25 +153,16 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	}
 	file, err := e.openExecutable(l)
 	if err != nil {
-		if err == unix.ELOOP && flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
-			return Fail(unix.ELOOP)
-		}
 		return Fail(err)
 	}
 	defer file.Close()
 
-	if !r.Proc.trustedExec {
-		if err := e.execRaceCheck(r); err != nil {
-			return e.denied(r, errnoOf(err), "execve by a process whose memory another thread can change: "+err.Error())
-		}
+	if err := e.execPreflight(r); err != nil {
+		return e.denied(r, errnoOf(err), "execve by a process whose memory another thread can change: "+err.Error())
 	}
-
 	image, err := e.prepareImage(r, file)
 	if err != nil {
-		if en, ok := err.(unix.Errno); ok {
-			return Fail(en)
-		}
-		return e.denied(r, unix.ENOEXEC, "preparing "+p+": "+err.Error())
+		return e.imageError(r, p, err)
 	}
 	defer unix.Close(image)
 
@@ -179,27 +170,121 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	if err != nil {
 		return Fail(err)
 	}
-	base := path.Base(p)
-	name := execName(n, base, len(p))
-	if name == "" {
-		if n, err = e.injectShort(r, image, len(p)-1); err == nil {
-			name = execName(n, base, len(p))
+	var name string
+	if dirfd != atFDCWD && !strings.HasPrefix(p, "/") {
+		// Relative to a directory descriptor, the kernel would look the
+		// name up there, not in kbox's exec directory: use an absolute
+		// name of kbox's own.
+		if name = procFD(n); len(name) > len(p) {
+			return e.denied(r, unix.ENAMETOOLONG, "execveat path "+strconv.Quote(p)+" is too short to rewrite")
 		}
+	} else {
+		base := path.Base(p)
+		name = execName(n, base, len(p))
 		if name == "" {
-			return e.denied(r, unix.ENAMETOOLONG, "exec path "+strconv.Quote(p)+" is too short to rewrite")
+			if n, err = e.injectShort(r, image, len(p)-1); err == nil {
+				name = execName(n, base, len(p))
+			}
+			if name == "" {
+				return e.denied(r, unix.ENAMETOOLONG, "exec path "+strconv.Quote(p)+" is too short to rewrite")
+			}
 		}
-	}
-	if err := e.exec.ensureLink(name, n); err != nil {
-		return e.denied(r, unix.ENOMEM, "exec directory: "+err.Error())
+		if err := e.exec.ensureLink(name, n); err != nil {
+			return e.denied(r, unix.ENOMEM, "exec directory: "+err.Error())
+		}
 	}
 	if err := e.rewriteExecPath(r, pathAddr, p, name, argvAddr); err != nil {
 		return e.denied(r, errnoOf(err), "cannot rewrite the exec path buffer safely: "+err.Error())
 	}
+	e.execDone(r, l.Path)
+	return Cont()
+}
+
+// execFD serves execveat(fd, "", AT_EMPTY_PATH) (fexecve): the kernel would
+// run the descriptor's file as it is, reading a dynamic ELF's interpreter
+// from the host. The guest's descriptor is replaced, at the same number and
+// with the same close-on-exec flag, by the prepared image.
+func (e *Engine) execFD(r *Request, fd int) Result {
+	h, err := r.FDs.DupFD(fd)
+	if err != nil {
+		return Fail(err)
+	}
+	file := os.NewFile(uintptr(h), "fexecve")
+	defer file.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(h, &st); err != nil {
+		return Fail(err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return Fail(unix.EACCES)
+	}
+	if err := unix.Faccessat2(h, "", unix.X_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS); err != nil {
+		return Fail(err)
+	}
+	if err := e.permitted(r, &st, permExec, false); err != nil {
+		return Fail(err)
+	}
+	if err := e.execPreflight(r); err != nil {
+		return e.denied(r, errnoOf(err), "fexecve by a process whose memory another thread can change: "+err.Error())
+	}
+	image, err := e.prepareImage(r, file)
+	if err != nil {
+		return e.imageError(r, "descriptor "+strconv.Itoa(fd), err)
+	}
+	defer unix.Close(image)
+	if _, err := r.FDs.InjectFD(image, fdCloexec(r.Tgid, fd), fd); err != nil {
+		return Fail(err)
+	}
+	exe := ""
+	if g, _, err := e.fdPath(r, fd); err == nil {
+		exe = g
+	}
+	e.execDone(r, exe)
+	return Cont()
+}
+
+// execPreflight refuses an exec whose arguments another thread could
+// change after kbox's checks; kbox's own launcher is exempt once.
+func (e *Engine) execPreflight(r *Request) error {
+	r.Proc.mu.Lock()
+	trusted := r.Proc.trustedExec
+	r.Proc.mu.Unlock()
+	if trusted {
+		return nil
+	}
+	return e.execRaceCheck(r)
+}
+
+func (e *Engine) imageError(r *Request, what string, err error) Result {
+	if en, ok := err.(unix.Errno); ok {
+		return Fail(en)
+	}
+	return e.denied(r, unix.ENOEXEC, "preparing "+what+": "+err.Error())
+}
+
+// execDone records what the process now runs and applies execve's
+// credential rules.
+func (e *Engine) execDone(r *Request, exe string) {
 	r.Proc.mu.Lock()
 	r.Proc.trustedExec = false
-	r.Proc.exe = l.Path
+	r.Proc.exe = exe
+	r.Proc.creds.Exec()
 	r.Proc.mu.Unlock()
-	return Cont()
+}
+
+// fdCloexec reads a guest descriptor's close-on-exec flag from fdinfo.
+func fdCloexec(tgid, fd int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tgid) + "/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			f, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			return err == nil && f&unix.O_CLOEXEC != 0
+		}
+	}
+	return false
 }
 
 // openExecutable checks the resolved object like execve would and opens it.

@@ -265,37 +265,27 @@ func (e *Engine) openTmpfile(r *Request, dirfd int, p string, flags uint64, mode
 }
 
 // hostOpen opens name in dirfd for the guest without letting a FIFO or a
-// device stall the supervisor unannounced: it first opens non-blocking, and
-// only when the object is not a regular file or directory reopens it as the
-// guest asked, after telling the tier the call may block.
+// device stall the supervisor unannounced: it looks at the object first
+// (one no-follow fstatat) and, when it is not a regular file or directory,
+// tells the tier the call may block before opening it. A guest that swaps
+// a regular file for a FIFO between the two calls can only stall its own
+// supervisor's leader, and only until the FIFO is opened from the other
+// end (which then needs a new leader: the guest deadlocks itself).
 func hostOpen(r *Request, dirfd int, name string, flags int, mode uint32) (int, error) {
-	if flags&(unix.O_NONBLOCK|unix.O_PATH) != 0 {
-		return unix.Openat(dirfd, name, flags, mode)
-	}
-	fd, err := unix.Openat(dirfd, name, flags|unix.O_NONBLOCK, mode)
-	if err == unix.ENXIO {
-		// A FIFO opened for writing with no reader yet.
-		r.MayBlock()
-		return unix.Openat(dirfd, name, flags&^(unix.O_CREAT|unix.O_EXCL), mode)
-	}
-	if err != nil {
-		return fd, err
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG, unix.S_IFDIR:
-		// F_SETFL only takes the status flags; this clears O_NONBLOCK.
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags); err != nil {
-			unix.Close(fd)
-			return -1, err
+	if flags&(unix.O_NONBLOCK|unix.O_PATH) == 0 {
+		var st unix.Stat_t
+		statFlags := unix.AT_SYMLINK_NOFOLLOW
+		if flags&unix.O_NOFOLLOW == 0 {
+			statFlags = 0
 		}
-		return fd, nil
+		err := unix.Fstatat(dirfd, name, &st, statFlags)
+		if err == nil {
+			switch st.Mode & unix.S_IFMT {
+			case unix.S_IFREG, unix.S_IFDIR, unix.S_IFLNK:
+			default:
+				r.MayBlock()
+			}
+		}
 	}
-	unix.Close(fd)
-	r.MayBlock()
-	return unix.Openat(dirfd, name, flags&^(unix.O_CREAT|unix.O_EXCL|unix.O_TRUNC), mode)
+	return unix.Openat(dirfd, name, flags, mode)
 }

@@ -23,3 +23,5 @@ func ptrOfMsghdr(h *unix.Msghdr) unsafe.Pointer { return unsafe.Pointer(h) }
 
 // keepAlive keeps buffers reachable until after a raw syscall.
 func keepAlive(bufs ...[]byte) { runtime.KeepAlive(bufs) }
+
+func ptrOfU32(v *uint32) unsafe.Pointer { return unsafe.Pointer(v) }

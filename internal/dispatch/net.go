@@ -3,6 +3,8 @@ package dispatch
 import (
 	"bytes"
 	"encoding/binary"
+	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -21,6 +23,32 @@ func init() {
 	register(sysSendto, "sendto")
 	register(sysSendmsg, "sendmsg")
 	register(sysSendmmsg, "sendmmsg")
+	register(sysGetsockname, "getsockname")
+	register(sysGetpeername, "getpeername")
+}
+
+// unixNames remembers the guest paths of AF_UNIX addresses kbox bound or
+// connected to, because the kernel reports the name kbox gave it (a bare
+// name, see bindThread) and getsockname/getpeername must answer with the
+// guest's path. Keyed by socket inode; by host name as a fallback (an
+// accepted socket reports its listener's name).
+type unixNames struct {
+	mu     sync.Mutex
+	bound  map[uint64]string // socket inode -> guest path it is bound to
+	peer   map[uint64]string // socket inode -> guest path it connected to
+	byName map[string]string // name given to the kernel -> guest path (last wins)
+}
+
+func newUnixNames() *unixNames {
+	return &unixNames{bound: map[uint64]string{}, peer: map[uint64]string{}, byName: map[string]string{}}
+}
+
+func sockIno(fd int) uint64 {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 const (
@@ -36,9 +64,12 @@ const (
 )
 
 // sockAddr is a translated address; release frees what keeps it valid.
+// dirfd >= 0 means raw holds a name relative to that directory.
 type sockAddr struct {
 	raw     []byte
 	release func()
+	dirfd   int
+	guest   string // AF_UNIX: the guest path the address names
 }
 
 func (a *sockAddr) free() {
@@ -57,7 +88,7 @@ func (e *Engine) readSockaddr(r *Request, addr uint64, length uint32, create boo
 		return nil, err
 	}
 	if length < 2 || binary.LittleEndian.Uint16(raw) != unix.AF_UNIX || length == 2 || raw[2] == 0 {
-		return &sockAddr{raw: raw}, nil // not a path: abstract, unnamed, or another family
+		return &sockAddr{raw: raw, dirfd: -1}, nil // not a path: abstract, unnamed, or another family
 	}
 	p := raw[2:]
 	if i := bytes.IndexByte(p, 0); i >= 0 {
@@ -76,7 +107,15 @@ func (e *Engine) readSockaddr(r *Request, addr uint64, length uint32, create boo
 			l.Release()
 			return nil, err
 		}
-		return unixAddr(procFD(l.Parent.FD())+"/"+l.Name, l)
+		// Bound as the bare name from a thread whose working directory is
+		// the resolved parent (see bindThread): the name keeps all of
+		// sun_path's 107 bytes, as it would natively.
+		a, err := unixAddr(l.Name, l)
+		if err == nil {
+			a.dirfd = l.Parent.FD()
+			a.guest = l.Path
+		}
+		return a, err
 	}
 	l, err := e.resolveAt(r, atFDCWD, string(p), vfs.FollowFinal)
 	if err != nil {
@@ -90,7 +129,11 @@ func (e *Engine) readSockaddr(r *Request, addr uint64, length uint32, create boo
 		l.Release()
 		return nil, unix.ECONNREFUSED
 	}
-	return unixAddr(procFD(l.Obj.FD()), l)
+	a, err := unixAddr(procFD(l.Obj.FD()), l)
+	if err == nil {
+		a.guest = l.Path
+	}
+	return a, err
 }
 
 func unixAddr(hostPath string, l *vfs.Lookup) (*sockAddr, error) {
@@ -101,7 +144,7 @@ func unixAddr(hostPath string, l *vfs.Lookup) (*sockAddr, error) {
 	raw := make([]byte, 2+len(hostPath)+1)
 	binary.LittleEndian.PutUint16(raw, unix.AF_UNIX)
 	copy(raw[2:], hostPath)
-	return &sockAddr{raw: raw, release: l.Release}, nil
+	return &sockAddr{raw: raw, release: l.Release, dirfd: -1}, nil
 }
 
 func rawAddrCall(nr uintptr, fd int, a *sockAddr) error {
@@ -131,8 +174,87 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 	if nr == unix.SYS_CONNECT {
 		r.MayBlock()
 	}
-	return errOf(rawAddrCall(nr, s, a))
+	if a.dirfd >= 0 {
+		err = e.bindThread.bindAt(s, a)
+	} else {
+		err = rawAddrCall(nr, s, a)
+	}
+	if err == nil && a.guest != "" {
+		ino := sockIno(s)
+		e.names.mu.Lock()
+		if nr == unix.SYS_BIND {
+			e.names.bound[ino] = a.guest
+			e.names.byName[string(bytes.TrimRight(a.raw[2:], "\x00"))] = a.guest
+		} else {
+			e.names.peer[ino] = a.guest
+		}
+		e.names.mu.Unlock()
+	}
+	return errOf(err)
 }
+
+// nameCall serves getsockname (peer=false) and getpeername on kbox's
+// duplicate, translating an AF_UNIX path kbox chose back to the guest's.
+func (e *Engine) nameCall(r *Request, peer bool) Result {
+	var lenBuf [4]byte
+	if err := r.Mem.Read(r.Ptr(2), lenBuf[:]); err != nil {
+		return Fail(err)
+	}
+	want := int(int32(binary.LittleEndian.Uint32(lenBuf[:])))
+	if want < 0 {
+		return Fail(unix.EINVAL)
+	}
+	s, err := r.FDs.DupFD(r.Int(0))
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(s)
+	buf := make([]byte, sockaddrMax)
+	n := uint32(len(buf))
+	nr := uintptr(unix.SYS_GETSOCKNAME)
+	if peer {
+		nr = unix.SYS_GETPEERNAME
+	}
+	_, _, en := unix.Syscall(nr, uintptr(s), ptrOf(buf), uintptr(ptrOfU32(&n)))
+	keepAlive(buf)
+	if en != 0 {
+		return Fail(en)
+	}
+	out := buf[:n]
+	if n > 2 && binary.LittleEndian.Uint16(buf) == unix.AF_UNIX && buf[2] != 0 {
+		host := string(bytes.TrimRight(buf[2:n], "\x00"))
+		ino := sockIno(s)
+		e.names.mu.Lock()
+		g, ok := e.names.bound[ino]
+		if peer {
+			g, ok = e.names.peer[ino]
+		}
+		if !ok {
+			g, ok = e.names.byName[host]
+		}
+		e.names.mu.Unlock()
+		if ok {
+			out = make([]byte, 2+len(g)+1)
+			binary.LittleEndian.PutUint16(out, unix.AF_UNIX)
+			copy(out[2:], g)
+		}
+	}
+	copyLen := len(out)
+	if copyLen > want {
+		copyLen = want
+	}
+	if err := r.Mem.Write(r.Ptr(1), out[:copyLen]); err != nil {
+		return Fail(err)
+	}
+	binary.LittleEndian.PutUint32(lenBuf[:], uint32(len(out)))
+	if err := r.Mem.Write(r.Ptr(2), lenBuf[:]); err != nil {
+		return Fail(err)
+	}
+	return Ok(0)
+}
+
+func sysGetsockname(e *Engine, r *Request) Result { return e.nameCall(r, false) }
+func sysGetpeername(e *Engine, r *Request) Result { return e.nameCall(r, true) }
 
 func sysBind(e *Engine, r *Request) Result    { return e.addrCall(r, unix.SYS_BIND, true) }
 func sysConnect(e *Engine, r *Request) Result { return e.addrCall(r, unix.SYS_CONNECT, false) }
@@ -148,7 +270,7 @@ func sysSendto(e *Engine, r *Request) Result {
 		}
 		defer a.free()
 	} else {
-		a = &sockAddr{}
+		a = &sockAddr{dirfd: -1}
 	}
 	n := r.Args[2]
 	if n > sendChunkMax {
@@ -193,7 +315,7 @@ func (e *Engine) readMsghdr(r *Request, addr uint64) (*guestMsg, error) {
 	name, namelen := le.Uint64(h[0:]), le.Uint32(h[8:])
 	iov, iovlen := le.Uint64(h[16:]), le.Uint64(h[24:])
 	ctl, ctllen := le.Uint64(h[32:]), le.Uint64(h[40:])
-	m := &guestMsg{addr: &sockAddr{}}
+	m := &guestMsg{addr: &sockAddr{dirfd: -1}}
 	if name != 0 && namelen > 0 {
 		a, err := e.readSockaddr(r, name, namelen, false)
 		if err != nil {
@@ -348,4 +470,47 @@ func sysSendmmsg(e *Engine, r *Request) Result {
 		sent++
 	}
 	return Ok(int64(sent))
+}
+
+// bindThread is an OS thread with a private working directory
+// (unshare(CLONE_FS)): it binds AF_UNIX sockets by their bare name after
+// fchdir to the resolved parent directory, so the kernel resolves one
+// name in a directory kbox chose. The rest of kbox never depends on the
+// process working directory.
+type bindThread struct {
+	reqs chan func()
+	err  error
+}
+
+func newBindThread() *bindThread {
+	t := &bindThread{reqs: make(chan func())}
+	ready := make(chan struct{})
+	go func() {
+		// Never unlocked: the thread ends with the process.
+		runtime.LockOSThread()
+		t.err = unix.Unshare(unix.CLONE_FS)
+		close(ready)
+		for f := range t.reqs {
+			f()
+		}
+	}()
+	<-ready
+	return t
+}
+
+func (t *bindThread) bindAt(sock int, a *sockAddr) error {
+	if t.err != nil {
+		return t.err
+	}
+	var err error
+	done := make(chan struct{})
+	t.reqs <- func() {
+		defer close(done)
+		if err = unix.Fchdir(a.dirfd); err != nil {
+			return
+		}
+		err = rawAddrCall(unix.SYS_BIND, sock, a)
+	}
+	<-done
+	return err
 }

@@ -4,7 +4,11 @@
 // process's real credentials are never changed.
 package identity
 
-import "golang.org/x/sys/unix"
+import (
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
 
 // Config is the run's identity choice.
 type Config struct {
@@ -202,7 +206,17 @@ func (c *Creds) SetGroups(g []uint32) error {
 		return unix.EPERM
 	}
 	c.Groups = append([]uint32(nil), g...)
+	// The kernel keeps supplementary groups sorted (groups_sort).
+	sort.Slice(c.Groups, func(i, j int) bool { return c.Groups[i] < c.Groups[j] })
 	return nil
+}
+
+// Exec applies execve's credential rules (no set-id bits take effect:
+// NO_NEW_PRIVS is set): the saved and filesystem ids follow the effective
+// ones.
+func (c *Creds) Exec() {
+	c.SUID, c.FSUID = c.EUID, c.EUID
+	c.SGID, c.FSGID = c.EGID, c.EGID
 }
 
 // MaxGroups is NGROUPS_MAX.

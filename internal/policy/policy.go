@@ -100,10 +100,10 @@ func buildTable() []Entry {
 		"timerfd_gettime", "signalfd", "signalfd4", "inotify_init", "inotify_init1", "memfd_create",
 		"poll", "ppoll", "select", "pselect6"))
 	// Networking: sockets without path addresses.
-	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "accept", "accept4", "getsockname",
-		"getpeername", "getsockopt", "setsockopt", "shutdown", "recvfrom", "recvmsg", "recvmmsg"))
+	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "accept", "accept4", "getsockopt",
+		"setsockopt", "shutdown", "recvfrom", "recvmsg", "recvmmsg"))
 	add(rows(Notify, "net", "AF_UNIX path addresses are resolved in the guest", "bind", "connect", "sendto",
-		"sendmsg", "sendmmsg"))
+		"sendmsg", "sendmmsg", "getsockname", "getpeername"))
 	// Memory.
 	add(rows(Allow, "memory", "", "mmap", "munmap", "mprotect", "mremap", "madvise", "msync", "mincore",
 		"mlock", "mlock2", "munlock", "mlockall", "munlockall", "brk", "membarrier",

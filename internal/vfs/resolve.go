@@ -156,6 +156,9 @@ func (ns *Namespace) Resolve(ctx *Context, start, p string, flags Flags) (*Looku
 			start = root
 		}
 	}
+	if l := ns.cachedParent(root, start, p, flags); l != nil {
+		return l, nil
+	}
 	w := &walker{ns: ns, ctx: ctx, flags: flags, root: root, start: start, cacheGen: ns.cache.generation()}
 	if flags&InRoot != 0 {
 		w.root = start
@@ -177,6 +180,60 @@ func (ns *Namespace) Resolve(ctx *Context, start, p string, flags Flags) (*Looku
 	}
 	w.stack = append(w.stack, f)
 	return w.walk(p)
+}
+
+// cachedParent answers a ParentOnly lookup from the directory cache when
+// the path's parent is, as a string, a cached canonical directory: a plain
+// path (no ".", "..", empty components or trailing slash) under the
+// namespace root. The cache holds only canonical paths of directories the
+// walk reached, and only rename and rmdir can change what such a path
+// names (they invalidate it), so the walk would reach the same directory.
+func (ns *Namespace) cachedParent(root, start, p string, flags Flags) *Lookup {
+	if flags&^(FollowFinal|ParentOnly) != 0 || flags&ParentOnly == 0 || root != "/" {
+		return nil
+	}
+	full := p
+	if p[0] != '/' {
+		if start == "/" {
+			full = "/" + p
+		} else {
+			full = start + "/" + p
+		}
+	}
+	slash := strings.LastIndexByte(full, '/')
+	if slash <= 0 || slash == len(full)-1 || !plainPath(full) {
+		return nil
+	}
+	dir, name := full[:slash], full[slash+1:]
+	if len(name) > NameMax || ns.mountAt(full) != nil {
+		return nil
+	}
+	h := ns.cache.get(dir)
+	if h == nil {
+		return nil
+	}
+	m := ns.mountOf(dir)
+	if m.Kind == KindProc {
+		h.Release()
+		return nil
+	}
+	return &Lookup{Parent: h, Name: name, Mount: m, Path: full, Deferred: true}
+}
+
+// plainPath reports whether an absolute path has no ".", ".." or empty
+// components.
+func plainPath(p string) bool {
+	prev := 0
+	for i := 1; i <= len(p); i++ {
+		if i == len(p) || p[i] == '/' {
+			c := p[prev+1 : i]
+			if c == "" || c == "." || c == ".." {
+				return false
+			}
+			prev = i
+		}
+	}
+	return true
 }
 
 // openCanonical returns a frame for a canonical (symlink-free) guest

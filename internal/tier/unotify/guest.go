@@ -73,7 +73,8 @@ func (m *memory) WriteForce(addr uint64, p []byte) error {
 // small because most paths are (copy cost grows with the chunk).
 func (m *memory) ReadString(addr uint64, max int) (string, error) {
 	var out []byte
-	buf := make([]byte, pageSize)
+	var small [firstChunk]byte
+	buf := small[:]
 	first := true
 	for len(out) <= max {
 		chunk := pageSize - int(addr%pageSize)
@@ -88,10 +89,16 @@ func (m *memory) ReadString(addr uint64, max int) (string, error) {
 			return "", err
 		}
 		if i := bytes.IndexByte(buf[:chunk], 0); i >= 0 {
+			if out == nil {
+				return string(buf[:i]), nil
+			}
 			return string(append(out, buf[:i]...)), nil
 		}
 		out = append(out, buf[:chunk]...)
 		addr += uint64(chunk)
+		if len(buf) < pageSize {
+			buf = make([]byte, pageSize)
+		}
 	}
 	return "", unix.ENAMETOOLONG
 }
