@@ -222,7 +222,7 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 	}
 	out := buf[:n]
 	if n > 2 && binary.LittleEndian.Uint16(buf) == unix.AF_UNIX && buf[2] != 0 {
-		host := string(bytes.TrimRight(buf[2:n], "\x00"))
+		host := bytes.TrimRight(buf[2:n], "\x00")
 		ino := sockIno(s)
 		e.names.mu.Lock()
 		g, ok := e.names.bound[ino]
@@ -230,7 +230,7 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 			g, ok = e.names.peer[ino]
 		}
 		if !ok {
-			g, ok = e.names.byName[host]
+			g, ok = e.names.byName[string(host)]
 		}
 		e.names.mu.Unlock()
 		if ok {
@@ -291,12 +291,10 @@ func sysSendto(e *Engine, r *Request) Result {
 
 // guestMsg is a guest msghdr copied and translated.
 type guestMsg struct {
-	data    []byte
-	oob     []byte
-	addr    *sockAddr
-	dupFDs  []int
-	flags   int
-	iovDone bool
+	data   []byte
+	oob    []byte
+	addr   *sockAddr
+	dupFDs []int
 }
 
 func (m *guestMsg) free() {

@@ -54,13 +54,6 @@ func (a *assembler) bind(l label) {
 	a.labels[l] = len(a.insns)
 }
 
-// here returns a fresh label bound to the next instruction.
-func (a *assembler) here() label {
-	l := a.newLabel()
-	a.bind(l)
-	return l
-}
-
 func (a *assembler) stmt(code uint16, k uint32) {
 	a.insns = append(a.insns, asmInsn{code: code, k: k})
 }
@@ -78,11 +71,6 @@ func (a *assembler) ret(k uint32) { a.stmt(unix.BPF_RET|unix.BPF_K, k) }
 // BPF_JSET) comparing A with k.
 func (a *assembler) jump(op uint16, k uint32, jt, jf label) {
 	a.insns = append(a.insns, asmInsn{code: unix.BPF_JMP | op | unix.BPF_K, k: k, jt: jt, jf: jf})
-}
-
-// ja emits an unconditional jump.
-func (a *assembler) ja(to label) {
-	a.insns = append(a.insns, asmInsn{code: unix.BPF_JMP | unix.BPF_JA, jt: to})
 }
 
 // assemble resolves labels and returns the final program.
