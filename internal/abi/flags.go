@@ -7,3 +7,16 @@ const (
 	KcmpVM          = 1      // KCMP_VM
 	PidfdThread     = 0x80   // PIDFD_THREAD (O_EXCL), Linux 6.9
 )
+
+// ioctl requests that set the owner receiving SIGIO/SIGURG (linux/sockios.h).
+const (
+	FIOSETOWN = 0x8901
+	SIOCSPGRP = 0x8902
+)
+
+// struct f_owner_ex types (fcntl F_SETOWN_EX).
+const (
+	FOwnerTID  = 0
+	FOwnerPID  = 1
+	FOwnerPGRP = 2
+)

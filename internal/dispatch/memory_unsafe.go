@@ -25,3 +25,21 @@ func ptrOfMsghdr(h *unix.Msghdr) unsafe.Pointer { return unsafe.Pointer(h) }
 func keepAlive(bufs ...[]byte) { runtime.KeepAlive(bufs) }
 
 func ptrOfU32(v *uint32) unsafe.Pointer { return unsafe.Pointer(v) }
+
+// fcntlSetOwnerEx is fcntl(fd, F_SETOWN_EX, ex).
+func fcntlSetOwnerEx(fd int, ex *fOwnerEx) error {
+	_, _, en := unix.Syscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETOWN_EX, uintptr(unsafe.Pointer(ex)))
+	if en != 0 {
+		return en
+	}
+	return nil
+}
+
+// ioctlIntPtr is ioctl(fd, req, &v) for requests taking an int pointer.
+func ioctlIntPtr(fd int, req uint, v *int32) error {
+	_, _, en := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(v)))
+	if en != 0 {
+		return en
+	}
+	return nil
+}

@@ -297,6 +297,17 @@ func (t *ProcTable) Root(pid int) (string, bool) {
 	return r, true
 }
 
+// tgids lists the known guest processes.
+func (t *ProcTable) tgids() []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]int, 0, len(t.byTgid))
+	for tgid := range t.byTgid {
+		out = append(out, tgid)
+	}
+	return out
+}
+
 // Exe implements vfs.ProcView.
 func (t *ProcTable) Exe(pid int) (string, bool) {
 	t.mu.Lock()

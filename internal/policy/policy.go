@@ -63,6 +63,34 @@ type Entry struct {
 	Disp   Disposition
 	Family string // for -v, traces and docs
 	Why    string // reason, for Deny/Unsupported rows and notable allows
+	// Conds refine Disp by argument (first match wins), so that the common
+	// harmless form of a call stays in BPF.
+	Conds []Cond
+}
+
+// Cond: when argument Arg masked with Mask equals Value, the call gets
+// Disp instead of the row's. Int compares only the low 32 bits, as the
+// kernel reads an int argument.
+type Cond struct {
+	Arg         int
+	Mask, Value uint64
+	Int         bool
+	Disp        Disposition
+}
+
+// whenZero allows the call in BPF when argument arg (a pid) is 0, i.e. the
+// caller itself.
+func whenZero(arg int) []Cond {
+	return []Cond{{Arg: arg, Mask: 0xffffffff, Value: 0, Int: true, Disp: Allow}}
+}
+
+// notifyWhen notifies the call when argument arg equals one of vals.
+func notifyWhen(arg int, vals ...uint64) []Cond {
+	var c []Cond
+	for _, v := range vals {
+		c = append(c, Cond{Arg: arg, Mask: 0xffffffff, Value: v, Int: true, Disp: Notify})
+	}
+	return c
 }
 
 // cloneNewMask is every namespace-creating clone flag clone(2) accepts
@@ -87,8 +115,12 @@ func buildTable() []Entry {
 
 	// Descriptor-local I/O: the guest's descriptors are real host
 	// descriptors, so these need no supervisor.
+	// fcntl F_SETOWN/F_SETOWN_EX and ioctl FIOSETOWN/SIOCSPGRP choose who
+	// receives SIGIO/SIGURG: checked like kill.
+	t = append(t, Entry{Name: "fcntl", Disp: Allow, Family: "fd_io", Conds: notifyWhen(1, unix.F_SETOWN, unix.F_SETOWN_EX)},
+		Entry{Name: "ioctl", Disp: Allow, Family: "fd_io", Conds: notifyWhen(1, abi.FIOSETOWN, abi.SIOCSPGRP)})
 	add(rows(Allow, "fd_io", "", "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
-		"preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "ioctl",
+		"preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3",
 		"getdents", "getdents64", "fsync", "fdatasync", "ftruncate", "fallocate", "flock", "fadvise64",
 		"readahead", "sendfile", "splice", "tee", "vmsplice", "copy_file_range", "sync", "syncfs",
 		"sync_file_range", "fstatfs", "fchmod", "fchown", "fgetxattr", "fsetxattr", "flistxattr",
@@ -102,8 +134,11 @@ func buildTable() []Entry {
 	// Networking: sockets without path addresses.
 	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "accept", "accept4", "getsockopt",
 		"setsockopt", "shutdown", "recvfrom", "recvmsg", "recvmmsg"))
-	add(rows(Notify, "net", "AF_UNIX path addresses are resolved in the guest", "bind", "connect", "sendto",
+	add(rows(Notify, "net", "AF_UNIX path addresses are resolved in the guest", "bind", "connect",
 		"sendmsg", "sendmmsg", "getsockname", "getpeername"))
+	// Without a destination address sendto resolves nothing.
+	t = append(t, Entry{Name: "sendto", Disp: Notify, Family: "net", Why: "AF_UNIX path addresses are resolved in the guest",
+		Conds: []Cond{{Arg: 4, Mask: ^uint64(0), Value: 0, Disp: Allow}}})
 	// Memory.
 	add(rows(Allow, "memory", "", "mmap", "munmap", "mprotect", "mremap", "madvise", "msync", "mincore",
 		"mlock", "mlock2", "munlock", "mlockall", "munlockall", "brk", "membarrier",
@@ -112,23 +147,39 @@ func buildTable() []Entry {
 	// The caller's own process, threads, signals, scheduling and time.
 	add(rows(Allow, "process", "", "exit", "exit_group", "wait4", "waitid", "fork", "vfork",
 		"set_tid_address", "set_robust_list", "get_robust_list", "futex", "futex_waitv", "futex_wake",
-		"futex_wait", "futex_requeue", "rseq", "getpid", "getppid", "gettid", "getpgid", "setpgid", "getpgrp",
-		"getsid", "setsid", "getrlimit", "setrlimit", "prlimit64", "getrusage", "times", "getpriority",
-		"setpriority", "prctl", "arch_prctl", "capget", "umask", "getcpu", "uname", "sysinfo", "syslog",
-		"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal",
-		"restart_syscall", "sched_getaffinity", "sched_setaffinity"))
+		"futex_wait", "futex_requeue", "rseq", "getpid", "getppid", "gettid", "getpgid", "getpgrp",
+		"getsid", "setsid", "getrlimit", "setrlimit", "getrusage", "times", "getpriority",
+		"prctl", "arch_prctl", "capget", "umask", "getcpu", "uname", "sysinfo", "syslog",
+		"restart_syscall", "sched_getaffinity"))
+	// Calls that reach another process: confined to the guest's process
+	// tree by the supervisor; the caller itself (pid 0) stays in BPF.
+	for _, c := range []struct {
+		name string
+		arg  int
+	}{{"setpgid", 0}, {"prlimit64", 0}, {"sched_setaffinity", 0}, {"sched_setparam", 0},
+		{"sched_setscheduler", 0}, {"sched_setattr", 0}, {"migrate_pages", 0}, {"move_pages", 0}} {
+		t = append(t, Entry{Name: c.name, Disp: Notify, Family: "process", Why: "target must be a guest process", Conds: whenZero(c.arg)})
+	}
+	add(rows(Notify, "signals", "signals reach only guest processes", "kill", "tkill", "tgkill",
+		"rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal", "setpriority", "ioprio_set"))
 	add(rows(Allow, "signals", "", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending",
 		"rt_sigtimedwait", "rt_sigsuspend", "sigaltstack", "pause", "alarm", "setitimer", "getitimer"))
-	add(rows(Allow, "sched", "", "sched_yield", "sched_setparam", "sched_getparam", "sched_setscheduler",
+	add(rows(Allow, "sched", "", "sched_yield", "sched_getparam",
 		"sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min", "sched_rr_get_interval",
-		"sched_setattr", "sched_getattr", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres",
+		"sched_getattr", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres",
 		"gettimeofday", "time", "getrandom", "timer_create", "timer_settime", "timer_gettime",
-		"timer_getoverrun", "timer_delete", "ioprio_get", "ioprio_set"))
+		"timer_getoverrun", "timer_delete", "ioprio_get"))
 	// SysV IPC objects are host objects shared by key (POSIX message queues,
 	// named in a host-wide namespace, are denied below).
 	add(rows(Allow, "ipc", "", "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop",
 		"msgget", "msgsnd", "msgrcv", "msgctl"))
-	add(rows(Allow, "process", "clone with CLONE_NEW* flags is EPERM in BPF", "clone"))
+	var cloneConds []Cond
+	for bit := uint64(1); bit != 0; bit <<= 1 {
+		if cloneNewMask&bit != 0 {
+			cloneConds = append(cloneConds, Cond{Arg: 0, Mask: bit, Value: bit, Disp: Deny})
+		}
+	}
+	t = append(t, Entry{Name: "clone", Disp: Allow, Family: "process", Why: "clone with CLONE_NEW* flags is EPERM in BPF", Conds: cloneConds})
 	add(rows(Unsupported, "process", "clone3 arguments live in guest memory and cannot be checked without a race; libcs fall back to clone", "clone3"))
 	// Identity.
 	add(rows(Identity, "identity", "", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
@@ -174,11 +225,12 @@ type Resolved struct {
 	ByNr    map[int]Entry
 	Effect  map[int]Disposition // Identity/Ownership collapsed into Allow or Notify
 	Default Disposition
+	opts    Options
 }
 
 // Resolve applies the table to arch with opts.
 func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
-	r := &Resolved{Arch: arch, ByNr: map[int]Entry{}, Effect: map[int]Disposition{}, Default: Notify}
+	r := &Resolved{Arch: arch, ByNr: map[int]Entry{}, Effect: map[int]Disposition{}, Default: Notify, opts: opts}
 	for _, e := range Table {
 		nr, ok := arch.Nr(e.Name)
 		if !ok {
@@ -188,18 +240,42 @@ func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
 			return nil, fmt.Errorf("policy: %s listed twice (%s, %s)", e.Name, prev.Disp, e.Disp)
 		}
 		r.ByNr[nr] = e
-		d := e.Disp
-		switch d {
-		case Identity, Ownership:
-			if opts.VirtualIdentity {
-				d = Notify
-			} else {
-				d = Allow
-			}
-		}
-		r.Effect[nr] = d
+		r.Effect[nr] = r.effect(e.Disp)
 	}
 	return r, nil
+}
+
+// Expect is the table's answer for a call with these arguments, evaluated
+// directly (the reference the compiled filter is tested against).
+func (r *Resolved) Expect(nr int, args [6]uint64) Disposition {
+	e, ok := r.ByNr[nr]
+	if !ok {
+		return r.Default
+	}
+	for _, c := range e.Conds {
+		a, m, v := args[c.Arg], c.Mask, c.Value
+		if c.Int {
+			a, m, v = a&0xffffffff, m&0xffffffff, v&0xffffffff
+		}
+		if a&m == v {
+			return r.effect(c.Disp)
+		}
+	}
+	return r.Effect[nr]
+}
+
+// Notified reports whether the row can reach the supervisor.
+func (e Entry) Notified() bool {
+	switch e.Disp {
+	case Notify, Identity, Ownership:
+		return true
+	}
+	for _, c := range e.Conds {
+		if c.Disp == Notify {
+			return true
+		}
+	}
+	return false
 }
 
 // Disposition returns the effective disposition of nr.
@@ -208,6 +284,29 @@ func (r *Resolved) Disposition(nr int) Disposition {
 		return d
 	}
 	return r.Default
+}
+
+func (r *Resolved) effect(d Disposition) Disposition {
+	switch d {
+	case Identity, Ownership:
+		if r.opts.VirtualIdentity {
+			return Notify
+		}
+		return Allow
+	}
+	return d
+}
+
+func (r *Resolved) action(d Disposition) seccomp.Action {
+	switch d {
+	case Allow:
+		return seccomp.Action{Kind: seccomp.ActAllow}
+	case Deny:
+		return seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.EPERM)}
+	case Unsupported:
+		return seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.ENOSYS)}
+	}
+	return seccomp.Action{Kind: seccomp.ActNotify}
 }
 
 // Program compiles the resolved table into a seccomp program for the
@@ -224,30 +323,10 @@ func (r *Resolved) Program() seccomp.Program {
 	}
 	sort.Ints(nrs)
 	for _, nr := range nrs {
-		rule := seccomp.Rule{Nr: nr}
-		switch r.Effect[nr] {
-		case Allow:
-			rule.Action = seccomp.Action{Kind: seccomp.ActAllow}
-		case Deny:
-			rule.Action = seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.EPERM)}
-		case Unsupported:
-			rule.Action = seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.ENOSYS)}
-		default:
-			rule.Action = seccomp.Action{Kind: seccomp.ActNotify}
-		}
-		if r.ByNr[nr].Name == "clone" {
-			// x86_64 and arm64 both pass the flags in the first argument.
-			rule.Conds = []seccomp.ArgCond{}
-			for bit := uint64(1); bit != 0; bit <<= 1 {
-				if cloneNewMask&bit != 0 {
-					rule.Conds = append(rule.Conds, seccomp.ArgCond{Arg: 0, Mask: bit, Value: bit,
-						Action: seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.EPERM)}})
-				}
-			}
-		}
-		if r.ByNr[nr].Name == "sendto" && rule.Action.Kind == seccomp.ActNotify {
-			// Without a destination address sendto resolves nothing.
-			rule.Conds = []seccomp.ArgCond{{Arg: 4, Mask: ^uint64(0), Value: 0, Action: seccomp.Action{Kind: seccomp.ActAllow}}}
+		rule := seccomp.Rule{Nr: nr, Action: r.action(r.Effect[nr])}
+		for _, c := range r.ByNr[nr].Conds {
+			rule.Conds = append(rule.Conds, seccomp.ArgCond{Arg: c.Arg, Mask: c.Mask, Value: c.Value, Width32: c.Int,
+				Action: r.action(r.effect(c.Disp))})
 		}
 		p.Rules = append(p.Rules, rule)
 	}

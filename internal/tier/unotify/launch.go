@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"syscall"
 
@@ -121,10 +122,18 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 		cfgW.Close()
 		return nil, err
 	}
+	// The guest gets a process group of its own, so that a signal to a
+	// guest group never reaches kbox or a host process beside it, and, on a
+	// terminal where kbox is in the foreground, that group becomes the
+	// terminal's foreground: Ctrl-C, Ctrl-Z and ^\ go to the guest only.
+	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if foregroundTTY(stdin) {
+		sys.Foreground, sys.Ctty = true, 0
+	}
 	proc, err := os.StartProcess(self, []string{"kbox-init", InitArg}, &os.ProcAttr{
 		Env:   l.Env,
 		Files: []*os.File{stdin, stdout, stderr, cfgR, stW},
-		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+		Sys:   sys,
 	})
 	cfgR.Close()
 	stW.Close()
@@ -183,4 +192,22 @@ func (s *started) readLaunchError() string {
 		b = b[1:]
 	}
 	return string(b)
+}
+
+// foregroundTTY reports whether f is a terminal whose foreground process
+// group is kbox's.
+func foregroundTTY(f *os.File) bool {
+	pgrp, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
+}
+
+// reclaimTTY makes kbox's process group the foreground of the terminal
+// again after the guest's group had it (kbox is then a background group,
+// so SIGTTOU is ignored for the call).
+func reclaimTTY(f *os.File, hadIt bool) {
+	if !hadIt {
+		return
+	}
+	signal.Ignore(syscall.SIGTTOU)
+	unix.IoctlSetPointerInt(int(f.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
 }

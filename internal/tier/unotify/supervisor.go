@@ -29,16 +29,20 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return Result{}, fmt.Errorf("PR_SET_CHILD_SUBREAPER: %w", err)
 	}
-	// Signals a terminal sends to the whole foreground group reach the
-	// guest directly; kbox must outlive them to report the guest's status.
+	// kbox must outlive the signals it forwards to report the guest's status.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
+	hadTTY := foregroundTTY(os.Stdin)
 	s, err := start(l, os.Stdin, os.Stdout, os.Stderr)
 	if err != nil {
 		return Result{}, err
 	}
+	defer reclaimTTY(os.Stdin, hadTTY)
+	// kbox is now a background group on the terminal: its -v lines must
+	// not stop it (TOSTOP).
+	signal.Ignore(syscall.SIGTTOU, syscall.SIGTTIN)
 	if s.listener >= 0 {
 		e.Procs.AddInitial(s.pid)
 		if err := seccomp.SetSyncWakeup(s.listener); err != nil {
@@ -49,11 +53,11 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 		go lead(e, s.listener)
 	}
 	go func() {
+		// Signals sent to kbox itself are passed to the guest's first
+		// process (those a terminal sends reach the guest's foreground
+		// group directly, kbox being in another group).
 		for sig := range sigs {
-			switch sig {
-			case syscall.SIGTERM, syscall.SIGHUP:
-				unix.Kill(s.pid, sig.(syscall.Signal))
-			}
+			unix.Kill(s.pid, sig.(syscall.Signal))
 		}
 	}()
 

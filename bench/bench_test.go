@@ -1,0 +1,140 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+// These tests cover the harness's pure helpers only; no benchmark runs
+// from go test.
+
+func TestSummarize(t *testing.T) {
+	for _, tc := range []struct {
+		in            []float64
+		med, min, max float64
+	}{
+		{[]float64{3}, 3, 3, 3},
+		{[]float64{5, 1, 3}, 3, 1, 5},
+		{[]float64{4, 1, 3, 2}, 2.5, 1, 4},
+		{[]float64{2, 2, 9, 1, 2}, 2, 1, 9},
+	} {
+		s := summarize(tc.in)
+		if s.Median != tc.med || s.Min != tc.min || s.Max != tc.max || s.N != len(tc.in) {
+			t.Errorf("summarize(%v) = %+v, want median %v min %v max %v", tc.in, s, tc.med, tc.min, tc.max)
+		}
+	}
+	if s := summarize(nil); s.N != 0 || !math.IsNaN(s.Median) {
+		t.Errorf("summarize(nil) = %+v, want N 0 and NaN", s)
+	}
+	in := []float64{3, 1, 2}
+	if median(in) != 2 || in[0] != 3 {
+		t.Errorf("median must not reorder its input: %v", in)
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	for _, tc := range []struct {
+		v    float64
+		want string
+	}{
+		{0.1234, "0.123"}, {1.234, "1.23"}, {12.34, "12.3"}, {123.4, "123"}, {math.NaN(), "-"},
+	} {
+		if got := fmtNum(tc.v); got != tc.want {
+			t.Errorf("fmtNum(%v) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		v, base float64
+		want    string
+	}{
+		{2, 1, "×2.00"}, {1.5, 3, "×0.50"}, {250, 2, "×125"}, {1, 0, ""}, {math.NaN(), 1, ""},
+	} {
+		if got := fmtRatio(tc.v, tc.base); got != tc.want {
+			t.Errorf("fmtRatio(%v, %v) = %q, want %q", tc.v, tc.base, got, tc.want)
+		}
+	}
+	s := summarize([]float64{1.5, 1.25, 2})
+	if got := fmtSummary(s, 3); got != "1.50 [1.25–2.00]" {
+		t.Errorf("fmtSummary = %q", got)
+	}
+	if got := fmtSummary(s, 5); got != "1.50 [1.25–2.00] (n=3)" {
+		t.Errorf("fmtSummary with fewer runs = %q", got)
+	}
+	if got := fmtSummary(summarize([]float64{7}), 1); got != "7.00" {
+		t.Errorf("fmtSummary of one sample = %q", got)
+	}
+	base := summarize([]float64{0.5})
+	if got := fmtCell(s, 3, base, false); got != "1.50 [1.25–2.00] ×3.00" {
+		t.Errorf("fmtCell = %q", got)
+	}
+	if got := fmtCell(base, 1, base, true); got != "0.500" {
+		t.Errorf("fmtCell of the baseline = %q", got)
+	}
+}
+
+func TestTableAlignsRunes(t *testing.T) {
+	out := table([][]string{{"a", "µs–×", "z"}, {"long", "b", "c"}})
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("table lines = %q", lines)
+	}
+	if i, j := strings.Index(lines[0], "z"), strings.Index(lines[1], "c"); len([]rune(lines[0][:i])) != len([]rune(lines[1][:j])) {
+		t.Errorf("columns not aligned:\n%s", out)
+	}
+}
+
+func TestParseResult(t *testing.T) {
+	ns, n, err := parseResult("stat 1921.3 20000\ngetpid 264.9 20000\n", "getpid")
+	if err != nil || ns != 264.9 || n != 20000 {
+		t.Errorf("parseResult = %v, %v, %v", ns, n, err)
+	}
+	if _, _, err := parseResult("sync_wake_up yes\n", "unotify_rt_sync"); err == nil {
+		t.Error("parseResult found a missing row")
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	c, err := parseArgs([]string{"--quick"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.quick || c.runs != 1 || !c.noInstall || c.json {
+		t.Errorf("--quick: %+v, want quick, 1 run, no installs", c)
+	}
+	if len(c.peers) != len(allPeers) {
+		t.Errorf("--quick peers = %v, want all", c.peers)
+	}
+	p := paramsFor(c)
+	if p.runs != 1 || p.loopIters >= 2000 {
+		t.Errorf("quick params = %+v, want 1 run and a short loop", p)
+	}
+
+	c, err = parseArgs(nil)
+	if err != nil || c.quick || c.runs != 5 || c.noInstall {
+		t.Errorf("defaults: %+v, %v; want 5 runs, installs allowed", c, err)
+	}
+	c, err = parseArgs([]string{"--json", "--runs", "7", "--no-install", "--peers", "bwrap,proot,bwrap"})
+	if err != nil || !c.json || c.runs != 7 || !c.noInstall || strings.Join(c.peers, ",") != "bwrap,proot" {
+		t.Errorf("flags: %+v, %v", c, err)
+	}
+	c, err = parseArgs([]string{"--quick", "--runs=3", "--peers=none"})
+	if err != nil || c.runs != 3 || len(c.peers) != 0 {
+		t.Errorf("--quick --runs=3 --peers=none: %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{{"--peers", "docker"}, {"--runs", "-1"}, {"--bogus"}, {"extra"}} {
+		if _, err := parseArgs(bad); err == nil {
+			t.Errorf("parseArgs(%q) accepted", bad)
+		}
+	}
+}
+
+func TestShortCause(t *testing.T) {
+	long := "setCapsAndCallSelf([" + strings.Repeat("--flag=value ", 20) + "], &{[CAP_CHOWN]}): error executing /proc/self/exe: no such file or directory"
+	if got := shortCause(long); got != "setCapsAndCallSelf(...): error executing /proc/self/exe: no such file or directory" {
+		t.Errorf("shortCause = %q", got)
+	}
+	if got := shortCause("error executing umounter: x"); got != "error executing umounter: x" {
+		t.Errorf("shortCause of a short message = %q", got)
+	}
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const modulePath = "github.com/kbox-go/kbox"
+
+//go:embed floor/*.c floor/*.h
+var floorSources embed.FS
+
+// env is what the harness built and where.
+type env struct {
+	repo     string // module root
+	work     string // private temp dir, removed at exit
+	kbox     string // freshly built kbox binary
+	root     string // guest root (cached across runs)
+	floorBin string // directory of the floor programs
+	goTool   string
+}
+
+// findRepo locates the kbox module root from the working directory.
+func findRepo() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if moduleName(filepath.Join(dir, "go.mod")) == modulePath {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("not inside the %s module (run from the repository)", modulePath)
+		}
+		dir = parent
+	}
+}
+
+func moduleName(gomod string) string {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) >= 2 && fields[0] == "module" {
+			return strings.Trim(fields[1], "\"`")
+		}
+	}
+	return ""
+}
+
+// goTool returns the go command: the one `go run` put first on PATH
+// (GOROOT/bin), else plain "go".
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
+}
+
+// setup builds kbox, the guest root and the floor programs.
+func setup(log *logger) (*env, error) {
+	repo, err := findRepo()
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "kbox-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{repo: repo, work: work, goTool: goTool()}
+
+	log.printf("building kbox from %s", repo)
+	e.kbox = filepath.Join(work, "kbox")
+	build := exec.Command(e.goTool, "build", "-o", e.kbox, "./cmd/kbox")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		return e, fmt.Errorf("go build ./cmd/kbox: %v\n%s", err, out)
+	}
+
+	e.root = filepath.Join(os.TempDir(), fmt.Sprintf("kbox-bench-root-%d", os.Getuid()))
+	log.printf("building the guest root %s (tests/fixture/mkroot.sh)", e.root)
+	if err := buildRoot(repo, e.root); err != nil {
+		return e, err
+	}
+
+	log.printf("building the floor programs")
+	e.floorBin = filepath.Join(work, "floor")
+	if err := buildFloors(e.floorBin); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+// buildRoot runs mkroot.sh (idempotent) under a lock so concurrent
+// harness runs do not rebuild the same tree at once.
+func buildRoot(repo, root string) error {
+	lock, err := os.OpenFile(root+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	for {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("locking %s: %w", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	script := filepath.Join(repo, "tests", "fixture", "mkroot.sh")
+	o := run(proc{argv: []string{"bash", script, root}, timeout: 5 * time.Minute})
+	if o.err != nil {
+		return fmt.Errorf("%v\n%s", o.err, o.stderr)
+	}
+	return nil
+}
+
+// floorPrograms are the C programs under bench/floor, built with gcc -O2.
+var floorPrograms = []string{"plain", "sigsys_trap", "unotify_rt", "unotify_addfd"}
+
+func buildFloors(dir string) error {
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	entries, err := floorSources.ReadDir("floor")
+	if err != nil {
+		return err
+	}
+	for _, ent := range entries {
+		data, err := floorSources.ReadFile("floor/" + ent.Name())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(src, ent.Name()), data, 0o644); err != nil {
+			return err
+		}
+	}
+	for _, p := range floorPrograms {
+		o := run(proc{argv: []string{"gcc", "-O2", "-Wall", "-Wextra", "-o", filepath.Join(dir, p), filepath.Join(src, p+".c")}, timeout: 2 * time.Minute})
+		if o.err != nil {
+			return fmt.Errorf("building floor program %s: %v\n%s", p, o.err, o.stderr)
+		}
+	}
+	return nil
+}
