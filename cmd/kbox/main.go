@@ -69,6 +69,7 @@ type options struct {
 	changeID                             string
 	mode                                 string
 	verbose                              bool
+	keepCaps                             bool
 	help, version                        bool
 }
 
@@ -84,6 +85,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.BoolVarP(&o.rootID, "root-id", "0", false, "the guest sees itself as uid 0 / gid 0; your files appear owned by root")
 	fs.StringVar(&o.changeID, "change-id", "", "the guest sees itself as `UID:GID`; your files appear owned by it")
 	fs.StringVar(&o.mode, "syscall-mode", "auto", "interception tier: `auto`, seccomp, trap or rewrite")
+	fs.BoolVar(&o.keepCaps, "keep-caps", false, "when started as real root, let the guest keep root's capabilities (default: none)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "one stderr line per denied or unsupported call and per tier decision; a summary at exit")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	fs.BoolVar(&o.version, "version", false, "print the version")
@@ -179,6 +181,7 @@ func run(args []string) (int, error) {
 	eng, err := dispatch.New(dispatch.Config{
 		Arch: arch, NS: ns, Identity: idCfg, Policy: pol, InitialCwd: workDir,
 		ExecDir: execDir, Verbose: o.verbose, RootID: idCfg.Virtual && idCfg.UID == 0,
+		GuestCaps: os.Geteuid() == 0 && o.keepCaps,
 	})
 	if err != nil {
 		return exitInternal, err
@@ -198,7 +201,7 @@ func run(args []string) (int, error) {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: guestPath, Argv: argv, Env: env, ExecDir: execDir})
+	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: guestPath, Argv: argv, Env: env, ExecDir: execDir, KeepCaps: o.keepCaps})
 	if err != nil {
 		return exitInternal, err
 	}

@@ -58,6 +58,9 @@ type Config struct {
 	Log     io.Writer
 	// RootID: the guest acts as root (chroot allowed).
 	RootID bool
+	// GuestCaps: the guest holds real capabilities (kbox started by root
+	// with --keep-caps).
+	GuestCaps bool
 }
 
 // Engine is the dispatcher shared by all tiers.

@@ -97,7 +97,7 @@ func sysGetcwd(e *Engine, r *Request) Result {
 // where that process's absolute paths start and where ".." stops. It needs
 // (virtual) root, as CAP_SYS_CHROOT would be needed on Linux.
 func sysChroot(e *Engine, r *Request) Result {
-	if c := r.Proc.Creds(); e.cfg.Identity.Virtual && c.EUID != 0 || !e.cfg.Identity.Virtual && e.hostUID != 0 {
+	if c := r.Proc.Creds(); e.cfg.Identity.Virtual && c.EUID != 0 || !e.cfg.Identity.Virtual && !e.cfg.GuestCaps {
 		return Fail(unix.EPERM)
 	}
 	l, err := e.resolveArg(r, atFDCWD, 0, vfs.FollowFinal)

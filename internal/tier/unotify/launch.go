@@ -33,6 +33,8 @@ type Launch struct {
 	Argv    []string
 	Env     []string
 	ExecDir string // host directory: the child's cwd (see dispatch/exec.go)
+	// KeepCaps leaves a root-started guest its capabilities (--keep-caps).
+	KeepCaps bool
 }
 
 // Exit codes of the launcher child when it fails before the guest runs.
@@ -61,6 +63,11 @@ func ChildMain() {
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		fail(ExitLaunchFailed, "PR_SET_NO_NEW_PRIVS: %v", err)
+	}
+	if !l.KeepCaps {
+		if err := dropCapabilities(); err != nil {
+			fail(ExitLaunchFailed, "dropping capabilities: %v", err)
+		}
 	}
 	// Scheduling calls run natively: a guest must not be able to take a
 	// real-time priority and starve the host (the supervisor included).
@@ -210,4 +217,44 @@ func reclaimTTY(f *os.File, hadIt bool) {
 	}
 	signal.Ignore(syscall.SIGTTOU)
 	unix.IoctlSetPointerInt(int(f.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
+}
+
+// Securebits (linux/securebits.h): with NOROOT, uid 0 gains no
+// capabilities at exec; the LOCKED bits make that permanent.
+const (
+	secbitNoroot            = 1 << 0
+	secbitNorootLocked      = 1 << 1
+	secbitNoSetuidFixup     = 1 << 2
+	secbitNoSetuidFixupLock = 1 << 3
+	secbitKeepCapsLocked    = 1 << 5
+)
+
+// dropCapabilities leaves the guest no capabilities even when kbox runs as
+// real root: securebits stop uid 0 from regaining them at exec, the
+// bounding and ambient sets are emptied, then the process's own sets.
+// Without capabilities (the unprivileged case) it does nothing.
+func dropCapabilities() error {
+	var hdr unix.CapUserHeader
+	var data [2]unix.CapUserData
+	hdr.Version = unix.LINUX_CAPABILITY_VERSION_3
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	if data[0].Permitted == 0 && data[1].Permitted == 0 && os.Geteuid() != 0 {
+		return nil
+	}
+	bits := secbitNoroot | secbitNorootLocked | secbitNoSetuidFixup | secbitNoSetuidFixupLock | secbitKeepCapsLocked
+	if err := unix.Prctl(unix.PR_SET_SECUREBITS, uintptr(bits), 0, 0, 0); err != nil {
+		return fmt.Errorf("PR_SET_SECUREBITS: %w", err)
+	}
+	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("PR_CAPBSET_DROP %d: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
+		return fmt.Errorf("PR_CAP_AMBIENT_CLEAR_ALL: %w", err)
+	}
+	data = [2]unix.CapUserData{}
+	return unix.Capset(&hdr, &data[0])
 }

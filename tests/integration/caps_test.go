@@ -1,0 +1,32 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestRealRootHasNoCapabilities: started by uid 0, kbox runs the guest with
+// empty capability sets (bounding set included), so raw sockets, device
+// nodes and chroot fail; --keep-caps gives them back.
+func TestRealRootHasNoCapabilities(t *testing.T) {
+	t.Parallel()
+	if !isRoot() {
+		t.Skip("needs real root")
+	}
+	root := freshRoot(t, 0)
+	script := `grep -E '^Cap(Prm|Eff|Bnd|Amb)' /proc/self/status; ` +
+		`exec /bin/sc syscall 41 2 3 1 , mknod /tmp/null chr 0666 1 3 , chroot /tmp , getuid`
+	out, errOut, code := runKbox(t, runOpts{Args: []string{"-R", root, "--", "/bin/sh", "-c", script}})
+	want := []string{"CapPrm:\t0000000000000000", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000",
+		"CapAmb:\t0000000000000000", "syscall: err EPERM", "mknod: err EPERM", "chroot: err EPERM", "getuid: ok 0"}
+	if code != 0 || strings.Join(lines(out), "\n") != strings.Join(want, "\n") {
+		t.Errorf("exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", code, out, strings.Join(want, "\n"), errOut)
+	}
+
+	out, errOut, code = runKbox(t, runOpts{Args: []string{"--keep-caps", "-R", root, "--", "/bin/sc", "syscall", "41", "2", "3", "1", ",", "chroot", "/tmp"}})
+	want = []string{"syscall: ok *", "chroot: ok 0"}
+	got := lines(out)
+	if code != 0 || len(got) != 2 || !strings.HasPrefix(got[0], "syscall: ok ") || got[1] != want[1] {
+		t.Errorf("--keep-caps: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
