@@ -178,10 +178,19 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return exitInternal, fmt.Errorf("compiling the seccomp filter: %w", err)
 	}
+	landlock := unotify.LandlockABI()
+	var execRoots []string
+	for _, m := range ns.Mounts() {
+		execRoots = append(execRoots, m.Host)
+	}
 	eng, err := dispatch.New(dispatch.Config{
 		Arch: arch, NS: ns, Identity: idCfg, Policy: pol, InitialCwd: workDir,
 		ExecDir: execDir, Verbose: o.verbose, RootID: idCfg.Virtual && idCfg.UID == 0,
 		GuestCaps: os.Geteuid() == 0 && o.keepCaps,
+		// With Landlock the kernel itself refuses to execute anything
+		// outside the guest's mounts, which makes the exec path rewrite
+		// safe even when another guest thread could race it.
+		ExecBackstop: landlock > 0,
 	})
 	if err != nil {
 		return exitInternal, err
@@ -193,6 +202,11 @@ func run(args []string) (int, error) {
 		eng.Verbosef("tier: seccomp (requested)")
 	}
 	eng.Verbosef("seccomp filter: %d instructions", len(prog))
+	if landlock > 0 {
+		eng.Verbosef("landlock ABI %d: exec confined to the guest's mounts (backstop)", landlock)
+	} else {
+		eng.Verbosef("landlock unavailable: execve from multi-threaded processes is refused")
+	}
 
 	if pf := os.Getenv("KBOX_CPUPROFILE"); pf != "" {
 		// Profiling hook for docs/benchmarks.md; not a user feature.
@@ -201,7 +215,8 @@ func run(args []string) (int, error) {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: guestPath, Argv: argv, Env: env, ExecDir: execDir, KeepCaps: o.keepCaps})
+	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: guestPath, Argv: argv, Env: env, ExecDir: execDir, KeepCaps: o.keepCaps,
+		Landlock: landlock, ExecRoots: execRoots})
 	if err != nil {
 		return exitInternal, err
 	}

@@ -58,6 +58,9 @@ type Config struct {
 	Log     io.Writer
 	// RootID: the guest acts as root (chroot allowed).
 	RootID bool
+	// ExecBackstop: the kernel (Landlock) refuses to execute files outside
+	// the guest's mounts, so a racing thread cannot redirect an exec.
+	ExecBackstop bool
 	// GuestCaps: the guest holds real capabilities (kbox started by root
 	// with --keep-caps).
 	GuestCaps bool

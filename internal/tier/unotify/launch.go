@@ -35,6 +35,11 @@ type Launch struct {
 	ExecDir string // host directory: the child's cwd (see dispatch/exec.go)
 	// KeepCaps leaves a root-started guest its capabilities (--keep-caps).
 	KeepCaps bool
+	// Landlock is the kernel's Landlock ABI (0: none); ExecRoots are the
+	// host directories of the guest's mounts, beneath which the kernel may
+	// execute files (see landlock_unsafe.go).
+	Landlock  int
+	ExecRoots []string
 }
 
 // Exit codes of the launcher child when it fails before the guest runs.
@@ -78,6 +83,11 @@ func ChildMain() {
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		for fd := 3; fd < 1024; fd++ {
 			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	if l.Landlock > 0 {
+		if err := restrictExec(l.ExecRoots, l.Landlock); err != nil {
+			fail(ExitLaunchFailed, "landlock: %v", err)
 		}
 	}
 	flags := uint(unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)

@@ -1,0 +1,186 @@
+/*
+ * threadfork - fork and exec from a multi-threaded guest program.
+ *
+ * Four worker threads each create, write, stat, read back and unlink
+ * /tmp/tf-N in a loop while the main thread forks a child that execs
+ * /bin/hello ("hello x") and waits for it.  Then a fifth thread forks a
+ * child that _exit(3)s (a fork from a thread other than the main one).  A
+ * fork() child of a threaded program is single-threaded and has its own
+ * memory, so its exec must be allowed.
+ *
+ * Output (stdout), in this order:
+ *   the child's hello output (hello from musl, argv[0]=hello, argv[1]=x, cwd=...)
+ *   exec-child: status=0
+ *   thread-fork: status=3
+ *   worker N: ok iterations=M        (N = 0..3)
+ *   threadfork: ok
+ * Failures are reported on stdout as "FAIL ..." and the exit status is 1.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NWORKERS 4
+#define MIN_ITER 20
+
+static volatile int stop;
+static volatile int failed;
+
+struct worker {
+	int n;
+	int iterations;
+	char err[160];
+};
+
+static void fail(struct worker *w, const char *what, int err)
+{
+	snprintf(w->err, sizeof w->err, "%s: %s", what, strerror(err));
+	failed = 1;
+}
+
+static int one_round(struct worker *w)
+{
+	char path[64], buf[64], want[64];
+	struct stat st;
+	int fd, len;
+	ssize_t r;
+
+	snprintf(path, sizeof path, "/tmp/tf-%d", w->n);
+	len = snprintf(want, sizeof want, "thread %d round %d\n", w->n, w->iterations);
+	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return fail(w, "open for writing", errno), -1;
+	if (write(fd, want, len) != len)
+		return fail(w, "write", errno), close(fd), -1;
+	close(fd);
+	if (stat(path, &st) < 0)
+		return fail(w, "stat", errno), -1;
+	if (st.st_size != len || !S_ISREG(st.st_mode)) {
+		snprintf(w->err, sizeof w->err, "stat: size %lld, want %d", (long long)st.st_size, len);
+		failed = 1;
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(w, "open for reading", errno), -1;
+	r = read(fd, buf, sizeof buf);
+	close(fd);
+	if (r != len || memcmp(buf, want, len) != 0) {
+		snprintf(w->err, sizeof w->err, "read back %zd bytes, want %d", r, len);
+		failed = 1;
+		return -1;
+	}
+	if (unlink(path) < 0)
+		return fail(w, "unlink", errno), -1;
+	if (access(path, F_OK) == 0 || errno != ENOENT) {
+		snprintf(w->err, sizeof w->err, "%s still exists after unlink", path);
+		failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	/* At least MIN_ITER rounds, and until the main thread is done. */
+	while (!failed && (w->iterations < MIN_ITER || !stop)) {
+		if (one_round(w) < 0)
+			break;
+		w->iterations++;
+	}
+	return NULL;
+}
+
+static void *forking_thread(void *arg)
+{
+	int *status = arg;
+	pid_t pid = fork();
+	if (pid < 0) {
+		*status = -errno;
+		return NULL;
+	}
+	if (pid == 0)
+		_exit(3);
+	if (waitpid(pid, status, 0) < 0)
+		*status = -errno;
+	return NULL;
+}
+
+int main(void)
+{
+	pthread_t th[NWORKERS], ft;
+	struct worker w[NWORKERS];
+	int i, ok = 1, status = -1, ws;
+	pid_t pid;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	for (i = 0; i < NWORKERS; i++) {
+		memset(&w[i], 0, sizeof w[i]);
+		w[i].n = i;
+		if ((errno = pthread_create(&th[i], NULL, worker_main, &w[i]))) {
+			printf("FAIL pthread_create: %s\n", strerror(errno));
+			return 1;
+		}
+	}
+
+	/* Fork + exec from the main thread while the workers run. */
+	pid = fork();
+	if (pid < 0) {
+		printf("FAIL fork: %s\n", strerror(errno));
+		ok = 0;
+	} else if (pid == 0) {
+		execl("/bin/hello", "hello", "x", (char *)NULL);
+		printf("FAIL execl /bin/hello: %s\n", strerror(errno));
+		_exit(127);
+	} else {
+		if (waitpid(pid, &ws, 0) < 0) {
+			printf("FAIL waitpid: %s\n", strerror(errno));
+			ok = 0;
+		} else if (WIFEXITED(ws)) {
+			printf("exec-child: status=%d\n", WEXITSTATUS(ws));
+			ok &= WEXITSTATUS(ws) == 0;
+		} else {
+			printf("exec-child: signal=%d\n", WTERMSIG(ws));
+			ok = 0;
+		}
+	}
+
+	/* Fork from a thread other than the main one. */
+	if ((errno = pthread_create(&ft, NULL, forking_thread, &status))) {
+		printf("FAIL pthread_create: %s\n", strerror(errno));
+		ok = 0;
+	} else {
+		pthread_join(ft, NULL);
+		if (status < 0) {
+			printf("FAIL fork/waitpid in a thread: %s\n", strerror(-status));
+			ok = 0;
+		} else if (WIFEXITED(status)) {
+			printf("thread-fork: status=%d\n", WEXITSTATUS(status));
+			ok &= WEXITSTATUS(status) == 3;
+		} else {
+			printf("thread-fork: signal=%d\n", WTERMSIG(status));
+			ok = 0;
+		}
+	}
+
+	stop = 1;
+	for (i = 0; i < NWORKERS; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].err[0]) {
+			printf("FAIL worker %d: %s\n", i, w[i].err);
+			ok = 0;
+		} else {
+			printf("worker %d: ok iterations=%d\n", i, w[i].iterations);
+		}
+	}
+	printf("threadfork: %s\n", ok ? "ok" : "FAIL");
+	return ok ? 0 : 1;
+}
