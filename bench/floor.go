@@ -48,8 +48,10 @@ func measureFloors(e *env, p params, log *logger) *floorResult {
 			rows[name] = &series{Row: name, Runner: "floor", Unit: "µs"}
 			res.Series = append(res.Series, rows[name])
 		}
-		// Calibrate on the slowest line the program prints.
-		o := run(proc{argv: argv(p.calN), timeout: 2 * time.Minute})
+		// Calibrate on the slowest line the program prints, with more
+		// iterations than bench needs: the floors' first calls are
+		// noticeably slower (cold caches, first fault-ins).
+		o := run(proc{argv: argv(5 * p.calN), timeout: 2 * time.Minute})
 		if o.err != nil {
 			for _, s := range rows {
 				s.fail(o.err)

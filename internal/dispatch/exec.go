@@ -160,7 +160,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	if err := e.execPreflight(r); err != nil {
 		return e.denied(r, errnoOf(err), "execve by a process whose memory another thread can change: "+err.Error())
 	}
-	image, err := e.prepareImage(r, file)
+	image, script, err := e.prepareImage(r, file, p)
 	if err != nil {
 		return e.imageError(r, p, err)
 	}
@@ -180,6 +180,13 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 		}
 	} else {
 		base := path.Base(p)
+		r.Proc.mu.Lock()
+		if r.Proc.scriptBase != "" {
+			// A script trampoline starting the interpreter: Linux names
+			// the process after the script.
+			base, r.Proc.scriptBase = r.Proc.scriptBase, ""
+		}
+		r.Proc.mu.Unlock()
 		name = execName(n, base, len(p))
 		if name == "" {
 			if n, err = e.injectShort(r, image, len(p)-1); err == nil {
@@ -196,7 +203,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	if err := e.rewriteExecPath(r, pathAddr, p, name, argvAddr); err != nil {
 		return e.denied(r, errnoOf(err), "cannot rewrite the exec path buffer safely: "+err.Error())
 	}
-	e.execDone(r, l.Path)
+	e.execDone(r, l.Path, script)
 	return Cont()
 }
 
@@ -227,7 +234,8 @@ func (e *Engine) execFD(r *Request, fd int) Result {
 	if err := e.execPreflight(r); err != nil {
 		return e.denied(r, errnoOf(err), "fexecve by a process whose memory another thread can change: "+err.Error())
 	}
-	image, err := e.prepareImage(r, file)
+	// The kernel names a script executed through a descriptor /dev/fd/N.
+	image, script, err := e.prepareImage(r, file, "/dev/fd/"+strconv.Itoa(fd))
 	if err != nil {
 		return e.imageError(r, "descriptor "+strconv.Itoa(fd), err)
 	}
@@ -239,7 +247,7 @@ func (e *Engine) execFD(r *Request, fd int) Result {
 	if g, _, err := e.fdPath(r, fd); err == nil {
 		exe = g
 	}
-	e.execDone(r, exe)
+	e.execDone(r, exe, script)
 	return Cont()
 }
 
@@ -264,10 +272,13 @@ func (e *Engine) imageError(r *Request, what string, err error) Result {
 
 // execDone records what the process now runs and applies execve's
 // credential rules.
-func (e *Engine) execDone(r *Request, exe string) {
+func (e *Engine) execDone(r *Request, exe string, script bool) {
 	r.Proc.mu.Lock()
 	r.Proc.trustedExec = false
 	r.Proc.exe = exe
+	if script {
+		r.Proc.scriptBase = path.Base(exe)
+	}
 	r.Proc.creds.Exec()
 	r.Proc.mu.Unlock()
 }
@@ -323,16 +334,21 @@ func (e *Engine) elfMachine() elf.Machine {
 	return elf.EM_X86_64
 }
 
-// prepareImage returns a read-only descriptor of the image to execute.
-func (e *Engine) prepareImage(r *Request, file *os.File) (int, error) {
-	var head [4]byte
-	if _, err := file.ReadAt(head[:], 0); err != nil {
-		return -1, unix.ENOEXEC
+// prepareImage returns a read-only descriptor of the image to execute;
+// script reports a "#!" script (the image is then its trampoline).
+// callerPath is the path as the caller named the file.
+func (e *Engine) prepareImage(r *Request, file *os.File, callerPath string) (int, bool, error) {
+	head := scriptHead(file)
+	if len(head) >= 2 && head[0] == '#' && head[1] == '!' {
+		img, err := e.scriptImage(r, head, callerPath)
+		return img, err == nil, err
 	}
-	if head[0] == '#' && head[1] == '!' {
-		// Shells run a script themselves when execve says ENOEXEC.
-		return -1, unix.ENOEXEC
-	}
+	img, err := e.elfImage(r, file)
+	return img, false, err
+}
+
+// elfImage prepares an ELF binary (see the comment at the top of the file).
+func (e *Engine) elfImage(r *Request, file *os.File) (int, error) {
 	ef, err := elf.NewFile(file)
 	if err != nil {
 		return -1, unix.ENOEXEC

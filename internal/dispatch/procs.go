@@ -28,6 +28,7 @@ type Process struct {
 	trustedExec bool
 	pidfd       int
 	exe         string // guest path of the executed program
+	scriptBase  string // set while a script trampoline runs: the script's base name
 }
 
 // CwdRoot returns the working and root directories.

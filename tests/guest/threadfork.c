@@ -1,25 +1,40 @@
 /*
  * threadfork - fork and exec from a multi-threaded guest program.
  *
- * Four worker threads each create, write, stat, read back and unlink
- * /tmp/tf-N in a loop while the main thread forks a child that execs
- * /bin/hello ("hello x") and waits for it.  Then a fifth thread forks a
- * child that _exit(3)s (a fork from a thread other than the main one).  A
- * fork() child of a threaded program is single-threaded and has its own
- * memory, so its exec must be allowed.
+ * threadfork (no argument): four worker threads each create, write, stat,
+ * read back and unlink /tmp/tf-N in a loop while the main thread forks two
+ * children that exec /bin/hello and waits for each: the first with
+ * execl("/bin/hello", "hello", "x", NULL) (string literals: the toolchain
+ * usually stores "hello" as the tail of "/bin/hello", so argv[0] points
+ * inside the path string), the second with argv[0] in a stack buffer.  Then
+ * a fifth thread forks a child that _exit(3)s (a fork from a thread other
+ * than the main one).  A fork() child of a threaded program is
+ * single-threaded and has its own memory, so its exec must be allowed.
  *
  * Output (stdout), in this order:
- *   the child's hello output (hello from musl, argv[0]=hello, argv[1]=x, cwd=...)
- *   exec-child: status=0
+ *   hello's output (hello from musl, argv[0]=hello, argv[1]=x, cwd=...)
+ *   exec-literal: status=0
+ *   hello's output (argv[0]=hello-stack, argv[1]=y)
+ *   exec-stack: status=0
  *   thread-fork: status=3
  *   worker N: ok iterations=M        (N = 0..3)
  *   threadfork: ok
+ *
+ * threadfork spawn (single-threaded): posix_spawn of a path held in a
+ * static array, three times (musl spawns with CLONE_VM|CLONE_VFORK: the
+ * child shares the parent's memory), printing "spawn N: err=E path=P" and
+ * hello's output; then system("echo sys-N") twice ("system N: status=S");
+ * then a fork+execv of another path array whose argv[1] points at that
+ * path's tail ("ello"), argv[0] being "hello-tail" ("exec-tail: status=0").
+ * Ends with "threadfork: ok".
+ *
  * Failures are reported on stdout as "FAIL ..." and the exit status is 1.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +129,66 @@ static void *forking_thread(void *arg)
 	return NULL;
 }
 
-int main(void)
+extern char **environ;
+
+/* run_child forks a child that runs execv(path, argv), waits for it and
+ * prints "label: status=N"; it returns 1 when the child exited with 0. */
+static int run_child(const char *label, const char *path, char *const argv[])
+{
+	int ws;
+	pid_t pid = fork();
+	if (pid < 0) {
+		printf("FAIL %s: fork: %s\n", label, strerror(errno));
+		return 0;
+	}
+	if (pid == 0) {
+		execv(path, argv);
+		printf("FAIL %s: execv %s: %s\n", label, path, strerror(errno));
+		_exit(127);
+	}
+	if (waitpid(pid, &ws, 0) < 0) {
+		printf("FAIL %s: waitpid: %s\n", label, strerror(errno));
+		return 0;
+	}
+	if (WIFEXITED(ws)) {
+		printf("%s: status=%d\n", label, WEXITSTATUS(ws));
+		return WEXITSTATUS(ws) == 0;
+	}
+	printf("%s: signal=%d\n", label, WTERMSIG(ws));
+	return 0;
+}
+
+static int spawn_main(void)
+{
+	static const char path[] = "/bin/hello";
+	char *argv[] = {"hello-spawn", NULL};
+	static char tpath[] = "/bin/hello";
+	char *tail[] = {"hello-tail", tpath + 6, NULL};
+	int i, ok = 1, ws, err;
+	pid_t pid;
+
+	for (i = 0; i < 3; i++) {
+		err = posix_spawn(&pid, path, NULL, NULL, argv, environ);
+		if (!err && (waitpid(pid, &ws, 0) < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)) {
+			printf("FAIL spawn %d: child status 0x%x\n", i, ws);
+			ok = 0;
+		}
+		printf("spawn %d: err=%d path=%s\n", i, err, path);
+		ok &= err == 0;
+	}
+	for (i = 0; i < 2; i++) {
+		char cmd[32];
+		snprintf(cmd, sizeof cmd, "echo sys-%d", i);
+		ws = system(cmd);
+		printf("system %d: status=%d\n", i, ws);
+		ok &= ws == 0;
+	}
+	ok &= run_child("exec-tail", tpath, tail);
+	printf("threadfork: %s\n", ok ? "ok" : "FAIL");
+	return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
 {
 	pthread_t th[NWORKERS], ft;
 	struct worker w[NWORKERS];
@@ -122,6 +196,8 @@ int main(void)
 	pid_t pid;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc > 1 && strcmp(argv[1], "spawn") == 0)
+		return spawn_main();
 	for (i = 0; i < NWORKERS; i++) {
 		memset(&w[i], 0, sizeof w[i]);
 		w[i].n = i;
@@ -131,7 +207,8 @@ int main(void)
 		}
 	}
 
-	/* Fork + exec from the main thread while the workers run. */
+	/* Fork + exec from the main thread while the workers run, first with
+	 * string literals (see the top of the file). */
 	pid = fork();
 	if (pid < 0) {
 		printf("FAIL fork: %s\n", strerror(errno));
@@ -145,12 +222,17 @@ int main(void)
 			printf("FAIL waitpid: %s\n", strerror(errno));
 			ok = 0;
 		} else if (WIFEXITED(ws)) {
-			printf("exec-child: status=%d\n", WEXITSTATUS(ws));
+			printf("exec-literal: status=%d\n", WEXITSTATUS(ws));
 			ok &= WEXITSTATUS(ws) == 0;
 		} else {
-			printf("exec-child: signal=%d\n", WTERMSIG(ws));
+			printf("exec-literal: signal=%d\n", WTERMSIG(ws));
 			ok = 0;
 		}
+	}
+	{
+		char a0[] = "hello-stack", a1[] = "y";
+		char *av[] = {a0, a1, NULL};
+		ok &= run_child("exec-stack", "/bin/hello", av);
 	}
 
 	/* Fork from a thread other than the main one. */

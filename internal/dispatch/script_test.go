@@ -1,0 +1,97 @@
+package dispatch
+
+import (
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseShebang(t *testing.T) {
+	cases := []struct {
+		head, interp, arg string
+		err               error
+	}{
+		{"#!/bin/sh\necho", "/bin/sh", "", nil},
+		{"#! /usr/bin/env  python3 -u \n", "/usr/bin/env", "python3 -u", nil},
+		{"#!/bin/sh -e\t\nx", "/bin/sh", "-e", nil},
+		{"#!\n", "", "", unix.ENOEXEC},
+		{"#!   \n", "", "", unix.ENOEXEC},
+		{"#!/bin/sh", "/bin/sh", "", nil},
+		{"#!/" + strings.Repeat("x", 300), "", "", unix.ENOEXEC},
+		{"no", "", "", unix.ENOEXEC},
+	}
+	for _, c := range cases {
+		interp, arg, err := parseShebang([]byte(c.head))
+		if interp != c.interp || arg != c.arg || err != c.err {
+			t.Errorf("%q: got %q %q %v, want %q %q %v", c.head, interp, arg, err, c.interp, c.arg, c.err)
+		}
+	}
+}
+
+// TestTrampolineRuns executes generated trampolines natively: they must
+// run the interpreter with the argument vector the kernel would build.
+func TestTrampolineRuns(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the trampoline exists for amd64 only")
+	}
+	echo := "/bin/echo"
+	if _, err := os.Stat(echo); err != nil {
+		t.Skip("no /bin/echo")
+	}
+	for _, c := range []struct {
+		arg  string
+		argv []string
+		want string
+	}{
+		{"", []string{"ignored", "a", "b c"}, "/scripts/s.sh a b c\n"},
+		{"-n", []string{"ignored"}, "/scripts/s.sh"},
+		{"", []string{}, "/scripts/s.sh\n"},
+	} {
+		img, err := trampoline("amd64", echo, c.arg, "/scripts/s.sh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, err := sealedBytes(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(fd), "trampoline")
+		cmd := exec.Command("/proc/self/fd/3")
+		cmd.ExtraFiles = []*os.File{f}
+		cmd.Args = c.argv
+		if len(c.argv) == 0 {
+			cmd.Args = nil
+		}
+		out, err := cmd.Output()
+		f.Close()
+		if err != nil {
+			t.Fatalf("arg %q argv %q: %v", c.arg, c.argv, err)
+		}
+		if string(out) != c.want {
+			t.Errorf("arg %q argv %q: output %q, want %q", c.arg, c.argv, out, c.want)
+		}
+	}
+}
+
+func TestTrampolineFailsWith127(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("amd64 only")
+	}
+	img, _ := trampoline("amd64", "/nonexistent/interp", "", "/s")
+	fd, err := sealedBytes(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "trampoline")
+	defer f.Close()
+	cmd := exec.Command("/proc/self/fd/3")
+	cmd.ExtraFiles = []*os.File{f}
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 127 {
+		t.Fatalf("got %v, want exit status 127", err)
+	}
+}
