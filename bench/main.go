@@ -98,8 +98,8 @@ func paramsFor(c config) params {
 			loopIters: 100, cellBudget: 5 * time.Second}
 	}
 	return params{runs: c.runs, calN: 1000, minN: 200, maxN: 5000000,
-		perCallTarget: 500 * time.Millisecond, floorTarget: 300 * time.Millisecond,
-		loopIters: 2000, cellBudget: 90 * time.Second}
+		perCallTarget: 400 * time.Millisecond, floorTarget: 300 * time.Millisecond,
+		loopIters: 2000, cellBudget: 60 * time.Second}
 }
 
 // logger prints progress on stderr with the elapsed time.

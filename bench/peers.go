@@ -1,6 +1,7 @@
 package main
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -230,18 +231,24 @@ func findRunsc(e *env, cfg config, log *logger) (bin string, built time.Duration
 	}
 	gobin := filepath.Join(cache, "kbox-bench", "gobin")
 	bin = filepath.Join(gobin, "runsc")
-	if _, err := os.Stat(bin); err == nil {
+	static, err := isStatic(bin)
+	if err == nil && static {
 		return bin, 0, ""
 	}
+	// A cgo build of runsc is dynamically linked: its sandbox re-executes
+	// /proc/self/exe inside a minimal chroot that has no dynamic loader,
+	// and that execve fails with ENOENT. Only a pure-Go build works.
 	switch {
 	case cfg.quick:
 		return "", 0, "not installed (no runsc build under --quick)"
+	case cfg.noInstall && err == nil:
+		return "", 0, "the cached " + bin + " is a dynamically linked (cgo) build, which cannot start its sandbox; rebuild without --no-install"
 	case cfg.noInstall:
-		return "", 0, "not installed (--no-install; go install " + runscVersion + " builds it)"
+		return "", 0, "not installed (--no-install; CGO_ENABLED=0 go install " + runscVersion + " builds it)"
 	}
-	log.printf("building runsc: go install %s (one time, up to 8 minutes)", runscVersion)
+	log.printf("building runsc: CGO_ENABLED=0 go install %s (one time, up to 8 minutes)", runscVersion)
 	t0 := time.Now()
-	env := append(os.Environ(), "GOBIN="+gobin)
+	env := append(os.Environ(), "GOBIN="+gobin, "CGO_ENABLED=0")
 	o := run(proc{argv: []string{e.goTool, "install", runscVersion}, env: env, dir: e.work, timeout: 8 * time.Minute})
 	built = time.Since(t0)
 	if o.err != nil {
@@ -288,4 +295,20 @@ func runscCause(e *env, bin string) string {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// isStatic reports whether the ELF file at path has no program
+// interpreter.
+func isStatic(path string) (bool, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -43,3 +43,17 @@ func ioctlIntPtr(fd int, req uint, v *int32) error {
 	}
 	return nil
 }
+
+// rawGetdents reads directory entries in the getdents64 or the legacy
+// getdents format.
+func rawGetdents(fd int, buf []byte, is64 bool) (int, error) {
+	nr := uintptr(unix.SYS_GETDENTS64)
+	if !is64 {
+		nr = legacyGetdentsNr
+	}
+	n, _, en := unix.Syscall(nr, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	if en != 0 {
+		return 0, en
+	}
+	return int(n), nil
+}

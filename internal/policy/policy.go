@@ -121,7 +121,7 @@ func buildTable() []Entry {
 		Entry{Name: "ioctl", Disp: Allow, Family: "fd_io", Conds: notifyWhen(1, abi.FIOSETOWN, abi.SIOCSPGRP)})
 	add(rows(Allow, "fd_io", "", "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
 		"preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3",
-		"getdents", "getdents64", "fsync", "fdatasync", "ftruncate", "fallocate", "flock", "fadvise64",
+		"fsync", "fdatasync", "ftruncate", "fallocate", "flock", "fadvise64",
 		"readahead", "sendfile", "splice", "tee", "vmsplice", "copy_file_range", "sync", "syncfs",
 		"sync_file_range", "fstatfs", "fchmod", "fchown", "fgetxattr", "fsetxattr", "flistxattr",
 		"fremovexattr", "inotify_rm_watch"))
@@ -193,6 +193,7 @@ func buildTable() []Entry {
 		"futimesat", "utimensat", "truncate", "statfs", "getxattr", "lgetxattr", "setxattr", "lsetxattr",
 		"listxattr", "llistxattr", "removexattr", "lremovexattr", "inotify_add_watch"))
 	add(rows(Notify, "cwd", "", "chdir", "fchdir", "getcwd", "chroot"))
+	add(rows(Notify, "dir", "a procfs root lists only the guest's processes", "getdents", "getdents64"))
 	add(rows(Notify, "exec", "", "execve", "execveat"))
 	// The dangerous set.
 	add(rows(Deny, "denied", "would let the guest leave or alter the sandbox or the host",

@@ -567,8 +567,11 @@ func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, er
 	case len(parts) == 1 && name == "thread-self":
 		return strconv.Itoa(w.ctx.Tgid) + "/task/" + strconv.Itoa(w.ctx.Tid), "", true, nil
 	case len(parts) == 1:
-		// Other processes' directories stay visible (the host's /proc was
-		// mounted on request); their magic links are refused below.
+		// The guest sees only its own processes: /proc/<pid> of any other
+		// process does not exist.
+		if pid, err := strconv.Atoi(name); err == nil && w.ctx.Procs != nil && !w.ctx.Procs.IsGuest(pid) {
+			return "", "", false, unix.ENOENT
+		}
 		return "", "", false, nil
 	}
 	pid, err := strconv.Atoi(parts[0])
