@@ -77,6 +77,7 @@ type Engine struct {
 	// bindThread binds AF_UNIX sockets by bare name (see net.go).
 	bindThread *bindThread
 	names      *unixNames
+	owners     *ownershipStore
 
 	logMu     sync.Mutex
 	enosysMu  sync.Mutex
@@ -111,6 +112,7 @@ func New(cfg Config) (*Engine, error) {
 	e.exec = x
 	e.bindThread = newBindThread()
 	e.names = newUnixNames()
+	e.owners = newOwnershipStore()
 	return e, nil
 }
 
@@ -150,6 +152,13 @@ func (e *Engine) Verbosef(format string, args ...any) {
 	e.logMu.Lock()
 	defer e.logMu.Unlock()
 	fmt.Fprintf(e.cfg.Log, "kbox: "+format+"\n", args...)
+}
+
+// warnf writes a warning, with or without -v.
+func (e *Engine) warnf(format string, args ...any) {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	fmt.Fprintf(e.cfg.Log, "kbox: warning: "+format+"\n", args...)
 }
 
 // denied records a refusal for -v.

@@ -17,6 +17,8 @@ func init() {
 	register(sysChown, "chown")
 	register(sysLchown, "lchown")
 	register(sysFchownat, "fchownat")
+	register(sysFchown, "fchown")
+	register(sysFchmod, "fchmod")
 	register(sysUtime, "utime")
 	register(sysUtimes, "utimes")
 	register(sysFutimesat, "futimesat")
@@ -51,12 +53,7 @@ func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags 
 	}
 	if flags&unix.AT_EMPTY_PATH != 0 && dirfd != atFDCWD {
 		if p, err := r.Path(pathArg); err == nil && p == "" {
-			h, err := r.FDs.DupFD(dirfd)
-			if err != nil {
-				return Fail(err)
-			}
-			defer unix.Close(h)
-			return errOf(unix.Chmod(procFD(h), mode&0o7777))
+			return e.fdChmod(r, dirfd, mode)
 		}
 	}
 	l, err := e.existing(r, dirfd, pathArg, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
@@ -67,7 +64,62 @@ func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags 
 	if l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return Fail(unix.EOPNOTSUPP)
 	}
-	return errOf(unix.Chmod(procFD(l.Obj.FD()), mode&0o7777))
+	err = unix.Chmod(procFD(l.Obj.FD()), mode&0o7777)
+	if e.recordsOwnership(r) && (err == nil || err == unix.EPERM) {
+		// A root guest's chmod always succeeds; set-id bits are recorded.
+		return errOf(e.recordMode(r, procFD(l.Obj.FD()), -1, &l.Stat, mode|forceRecord(err)))
+	}
+	return errOf(err)
+}
+
+// forceRecord turns a host refusal into a recorded mode: the set-id bit
+// trick makes recordMode keep the record even without set-id bits.
+func forceRecord(err error) uint32 {
+	if err == unix.EPERM {
+		return recordAlways
+	}
+	return 0
+}
+
+// recordAlways is a flag bit above the mode bits: record unconditionally.
+const recordAlways = 1 << 20
+
+func (e *Engine) fdChmod(r *Request, fd int, mode uint32) Result {
+	h, err := r.FDs.DupFD(fd)
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(h)
+	err = unix.Chmod(procFD(h), mode&0o7777)
+	if e.recordsOwnership(r) && (err == nil || err == unix.EPERM) {
+		var st unix.Stat_t
+		if ferr := unix.Fstat(h, &st); ferr != nil {
+			return Fail(ferr)
+		}
+		return errOf(e.recordMode(r, "", h, &st, mode|forceRecord(err)))
+	}
+	return errOf(err)
+}
+
+// fchmod is notified only when the guest identity is virtual.
+func sysFchmod(e *Engine, r *Request) Result { return e.fdChmod(r, r.Int(0), r.Uint(1)) }
+
+// fchown is notified only when the guest identity is virtual.
+func sysFchown(e *Engine, r *Request) Result {
+	h, err := r.FDs.DupFD(r.Int(0))
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(h)
+	if e.recordsOwnership(r) {
+		var st unix.Stat_t
+		if err := unix.Fstat(h, &st); err != nil {
+			return Fail(err)
+		}
+		return errOf(e.recordChown(r, "", h, &st, r.Uint(1), r.Uint(2)))
+	}
+	u, g := e.hostOwner(r.Uint(1), r.Uint(2))
+	return errOf(unix.Fchownat(h, "", u, g, unix.AT_EMPTY_PATH))
 }
 
 func sysChmod(e *Engine, r *Request) Result { return e.chmodCommon(r, atFDCWD, 0, r.Uint(1), 0) }
@@ -108,13 +160,25 @@ func (e *Engine) chownCommon(r *Request, dirfd, pathArg int, uid, gid uint32, fl
 			return Fail(err)
 		}
 		defer unix.Close(h)
+		if e.recordsOwnership(r) {
+			var st unix.Stat_t
+			if err := unix.Fstat(h, &st); err != nil {
+				return Fail(err)
+			}
+			return errOf(e.recordChown(r, "", h, &st, uid, gid))
+		}
 		return errOf(unix.Fchownat(h, "", u, g, unix.AT_EMPTY_PATH))
 	}
-	l, err := e.existing(r, dirfd, pathArg, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
+	l, err := e.existing(r, dirfd, pathArg, follow)
 	if err != nil {
 		return Fail(err)
 	}
 	defer l.Release()
+	if e.recordsOwnership(r) {
+		// A root guest may give files any owner: recorded, not applied.
+		return errOf(e.recordChown(r, hostPath(l, false), -1, &l.Stat, uid, gid))
+	}
 	return errOf(unix.Fchownat(l.Obj.FD(), "", u, g, unix.AT_EMPTY_PATH))
 }
 

@@ -38,8 +38,12 @@ func (e *Engine) guestOwner(uid, gid uint32) (uint32, uint32) {
 	return uid, gid
 }
 
-func (e *Engine) writeStat(r *Request, addr uint64, st *unix.Stat_t) Result {
-	st.Uid, st.Gid = e.guestOwner(st.Uid, st.Gid)
+// writeStat writes a stat result; recorded is true when its ownership
+// already comes from a recorded override (see ownership.go).
+func (e *Engine) writeStat(r *Request, addr uint64, st *unix.Stat_t, recorded bool) Result {
+	if !recorded {
+		st.Uid, st.Gid = e.guestOwner(st.Uid, st.Gid)
+	}
 	if err := r.Mem.Write(addr, bytesOf(st)); err != nil {
 		return Fail(err)
 	}
@@ -75,33 +79,41 @@ func (e *Engine) statPath(r *Request, dirfd, pathArg int, flags int, buf uint64)
 		}
 		return e.statFD(r, dirfd, buf)
 	}
-	st, err := e.statAt(r, dirfd, p, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	st, recorded, err := e.statAt(r, dirfd, p, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
 	if err != nil {
 		return Fail(err)
 	}
-	return e.writeStat(r, buf, &st)
+	return e.writeStat(r, buf, &st, recorded)
 }
 
 // statAt stats a guest path. The common case (a plain name that is not a
 // symlink to follow) costs one fstatat on the cached parent directory.
-func (e *Engine) statAt(r *Request, dirfd int, p string, follow bool) (unix.Stat_t, error) {
-	var st unix.Stat_t
+// recorded reports that st's ownership came from a recorded override.
+func (e *Engine) statAt(r *Request, dirfd int, p string, follow bool) (st unix.Stat_t, recorded bool, err error) {
 	l, err := e.resolveAt(r, dirfd, p, followIf(follow)|vfs.ParentOnly)
 	if err != nil {
-		return st, err
+		return st, false, err
 	}
 	if l.Deferred {
 		err := unix.Fstatat(l.Parent.FD(), l.Name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		l.Release()
 		if err != nil || !follow || st.Mode&unix.S_IFMT != unix.S_IFLNK {
-			return st, err
+			if err == nil {
+				recorded = e.applyOverride(procFD(l.Parent.FD())+"/"+l.Name, -1, &st)
+			}
+			l.Release()
+			return st, recorded, err
 		}
+		l.Release()
 		if l, err = e.resolveAt(r, dirfd, p, vfs.FollowFinal); err != nil {
-			return st, err
+			return st, false, err
 		}
 	}
 	defer l.Release()
-	return statLookup(l)
+	st, err = statLookup(l)
+	if err == nil && !l.Magic && !l.VirtualLink {
+		recorded = e.applyOverride(hostPath(l, false), -1, &st)
+	}
+	return st, recorded, err
 }
 
 // statFD stats a guest descriptor (AT_FDCWD means the cwd).
@@ -117,7 +129,7 @@ func (e *Engine) statFD(r *Request, fd int, buf uint64) Result {
 		if err != nil {
 			return Fail(err)
 		}
-		return e.writeStat(r, buf, &st)
+		return e.writeStat(r, buf, &st, e.applyOverride(hostPath(l, false), -1, &st))
 	}
 	h, err := r.FDs.DupFD(fd)
 	if err != nil {
@@ -128,7 +140,7 @@ func (e *Engine) statFD(r *Request, fd int, buf uint64) Result {
 	if err := unix.Fstat(h, &st); err != nil {
 		return Fail(err)
 	}
-	return e.writeStat(r, buf, &st)
+	return e.writeStat(r, buf, &st, e.applyOverride("", h, &st))
 }
 
 func sysStat(e *Engine, r *Request) Result { return e.statPath(r, atFDCWD, 0, 0, r.Ptr(1)) }
@@ -172,11 +184,13 @@ func sysStatx(e *Engine, r *Request) Result {
 				return Fail(err)
 			}
 			err = unix.Statx(h, "", unix.AT_EMPTY_PATH|sync, mask, &stx)
-			unix.Close(h)
 			if err != nil {
+				unix.Close(h)
 				return Fail(err)
 			}
-			return e.writeStatx(r, buf, &stx)
+			recorded := e.statxOverride("", h, &stx)
+			unix.Close(h)
+			return e.writeStatx(r, buf, &stx, recorded)
 		}
 	}
 	l, err := e.resolveAt(r, dirfd, p, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
@@ -194,11 +208,27 @@ func sysStatx(e *Engine, r *Request) Result {
 	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|sync, mask, &stx); err != nil {
 		return Fail(err)
 	}
-	return e.writeStatx(r, buf, &stx)
+	recorded := false
+	if !l.Magic && !l.VirtualLink {
+		recorded = e.statxOverride(hostPath(l, false), -1, &stx)
+	}
+	return e.writeStatx(r, buf, &stx, recorded)
 }
 
-func (e *Engine) writeStatx(r *Request, addr uint64, stx *unix.Statx_t) Result {
-	stx.Uid, stx.Gid = e.guestOwner(stx.Uid, stx.Gid)
+// statxOverride applies a recorded override to a statx result.
+func (e *Engine) statxOverride(p string, fd int, stx *unix.Statx_t) bool {
+	st := unix.Stat_t{Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode), Uid: stx.Uid, Gid: stx.Gid}
+	if !e.applyOverride(p, fd, &st) {
+		return false
+	}
+	stx.Uid, stx.Gid, stx.Mode = st.Uid, st.Gid, uint16(st.Mode)
+	return true
+}
+
+func (e *Engine) writeStatx(r *Request, addr uint64, stx *unix.Statx_t, recorded bool) Result {
+	if !recorded {
+		stx.Uid, stx.Gid = e.guestOwner(stx.Uid, stx.Gid)
+	}
 	if err := r.Mem.Write(addr, bytesOf(stx)); err != nil {
 		return Fail(err)
 	}

@@ -97,14 +97,13 @@ func filterDirents(b []byte, is64 bool, guests map[int]bool) []byte {
 // guest's subreaper) and every process kbox has seen.
 func (t *ProcTable) guestSet() map[int]bool {
 	set := map[int]bool{}
-	for _, tgid := range t.tgids() {
-		set[tgid] = true
-	}
+	visited := map[int]bool{}
 	var walk func(pid int, depth int)
 	walk = func(pid int, depth int) {
-		if depth > 64 {
+		if depth > 64 || visited[pid] {
 			return
 		}
+		visited[pid] = true
 		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 		for _, task := range tasks {
 			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + task.Name() + "/children")
@@ -112,7 +111,7 @@ func (t *ProcTable) guestSet() map[int]bool {
 				continue
 			}
 			for _, f := range strings.Fields(string(b)) {
-				if c, err := strconv.Atoi(f); err == nil && !set[c] {
+				if c, err := strconv.Atoi(f); err == nil {
 					set[c] = true
 					walk(c, depth+1)
 				}
@@ -120,6 +119,9 @@ func (t *ProcTable) guestSet() map[int]bool {
 		}
 	}
 	walk(t.self, 0)
+	for _, tgid := range t.tgids() {
+		set[tgid] = true
+	}
 	delete(set, t.self)
 	return set
 }

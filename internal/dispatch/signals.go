@@ -101,7 +101,7 @@ func sysKill(e *Engine, r *Request) Result {
 	case pid == -1:
 		// Every process the caller may signal: the guest's, not the host's.
 		sent := false
-		for _, tgid := range e.Procs.tgids() {
+		for tgid := range e.Procs.guestSet() {
 			if tgid == r.Tgid {
 				continue
 			}

@@ -123,9 +123,10 @@ func buildTable() []Entry {
 		"preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3",
 		"fsync", "fdatasync", "ftruncate", "fallocate", "flock", "fadvise64",
 		"readahead", "sendfile", "splice", "tee", "vmsplice", "copy_file_range", "sync", "syncfs",
-		"sync_file_range", "fstatfs", "fchmod", "fchown", "fgetxattr", "fsetxattr", "flistxattr",
+		"sync_file_range", "fstatfs", "fgetxattr", "fsetxattr", "flistxattr",
 		"fremovexattr", "inotify_rm_watch"))
-	add(rows(Ownership, "fd_io", "owner translated when the guest identity differs", "fstat"))
+	add(rows(Ownership, "fd_io", "owner translated, chown and set-id bits recorded when the guest identity differs",
+		"fstat", "fchown", "fchmod"))
 	// Descriptor creation without a path.
 	add(rows(Allow, "fd_new", "", "pipe", "pipe2", "eventfd", "eventfd2", "epoll_create", "epoll_create1",
 		"epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "timerfd_create", "timerfd_settime",

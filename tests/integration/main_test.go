@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -327,3 +328,5 @@ func writeFile(t testing.TB, path, content string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+func getxattr(path, name string, buf []byte) (int, error) { return unix.Getxattr(path, name, buf) }
