@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -25,8 +26,9 @@ import (
 //
 //  1. kbox resolves the path in the guest namespace, checks it like the
 //     kernel would (regular file, execute permission, noexec mount, ELF for
-//     this machine) and prepares an image: a sealed, read-only memfd copy of
-//     the binary, cached per (device, inode, size, mtime, ctime, interp fd).
+//     this machine) and prepares an image: the real file for a static ELF
+//     when Landlock backs kbox up, otherwise a sealed, read-only memfd copy
+//     of the binary, cached per (device, inode, size, mtime, ctime, interp fd).
 //     For a dynamic ELF the PT_INTERP string of the copy is patched to
 //     /proc/self/fd/M, where M is the guest-namespace interpreter kbox
 //     injected into the process (close-on-exec: the kernel opens the
@@ -200,11 +202,38 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 			return e.denied(r, unix.ENOMEM, "exec directory: "+err.Error())
 		}
 	}
-	if err := e.rewriteExecPath(r, pathAddr, p, name, argvAddr); err != nil {
+	shared, ppid := sharesMemoryWithParent(r.Tgid)
+	var oldExe string
+	var parentMem Memory
+	if shared {
+		oldExe, _ = os.Readlink("/proc/" + strconv.Itoa(r.Tid) + "/exe")
+		pm, ok := r.Mem.(processMemory)
+		if !ok {
+			return e.denied(r, unix.EPERM, "exec by a vfork child: this tier cannot restore the parent's memory")
+		}
+		parentMem = pm.OfProcess(ppid)
+	}
+	patches, err := e.rewriteExecPath(r, pathAddr, p, name, argvAddr, envpAddr)
+	if err != nil {
+		undoPatches(r.Mem, patches)
 		return e.denied(r, errnoOf(err), "cannot rewrite the exec path buffer safely: "+err.Error())
 	}
 	e.execDone(r, l.Path, script)
-	return Cont()
+	res := Cont()
+	if shared {
+		// A vfork child (posix_spawn, Go's os/exec) shares its parent's
+		// memory: once the kernel has the new program, put back what kbox
+		// changed before the parent looks at it. Until then this
+		// goroutine holds the receiving, so no other exec reads it.
+		// The restore goes through the parent: after the exec the child's
+		// pid names the new program's memory.
+		tid := r.Tid
+		res.After = func() {
+			waitExecDone(tid, oldExe)
+			undoPatches(parentMem, patches)
+		}
+	}
+	return res
 }
 
 // execFD serves execveat(fd, "", AT_EMPTY_PATH) (fexecve): the kernel would
@@ -368,6 +397,13 @@ func (e *Engine) elfImage(r *Request, file *os.File) (int, error) {
 			interp = prog
 		}
 	}
+	if interp == nil && e.cfg.ExecBackstop {
+		// A static binary runs from the real file, no copy: should the
+		// guest rewrite it to name an interpreter before the kernel reads
+		// it, Landlock refuses to execute any interpreter outside the
+		// guest's mounts.
+		return unix.Open(procFD(int(file.Fd())), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
 	var patch []byte
 	if interp != nil {
 		raw := make([]byte, interp.Filesz)
@@ -530,45 +566,130 @@ func kcmpVM(a, b int) (bool, error) {
 	return ret == 0, nil
 }
 
-// rewriteExecPath overwrites the guest's path buffer with the decimal text
-// name (see the comment at the top of this file).
-func (e *Engine) rewriteExecPath(r *Request, pathAddr uint64, orig, name string, argvAddr uint64) error {
+// memPatch is one change kbox made to guest memory, with the bytes it
+// replaced, so it can be undone.
+type memPatch struct {
+	addr uint64
+	old  []byte
+}
+
+// maxArgScan bounds the argv/envp entries checked for aliasing.
+const maxArgScan = 4096
+
+// rewriteExecPath overwrites the guest's path buffer with name (see the
+// comment at the top of this file) and returns the changes it made.
+// Any argv or envp entry that points into the bytes being changed (argv[0]
+// is often the path itself, or a tail of it when the compiler merged
+// string literals) is given a copy of its original string below the stack
+// pointer first.
+func (e *Engine) rewriteExecPath(r *Request, pathAddr uint64, orig, name string, argvAddr, envpAddr uint64) ([]memPatch, error) {
 	newText := append([]byte(name), 0)
-	end := pathAddr + uint64(len(newText))
-	if argvAddr != 0 {
-		var slot [8]byte
-		if err := r.Mem.Read(argvAddr, slot[:]); err != nil {
-			return err
+	end := pathAddr + uint64(len(newText)) // [pathAddr, end) changes
+	var patches []memPatch
+	var scratch uint64
+	for _, arr := range []uint64{argvAddr, envpAddr} {
+		if arr == 0 {
+			continue
 		}
-		argv0 := binary.LittleEndian.Uint64(slot[:])
-		if argv0 >= pathAddr && argv0 < end {
-			if argv0 != pathAddr {
-				return errors.New("argv[0] points inside the path string")
+		for i := 0; i < maxArgScan; i++ {
+			slotAddr := arr + uint64(8*i)
+			var slot [8]byte
+			if err := r.Mem.Read(slotAddr, slot[:]); err != nil {
+				return patches, err
 			}
-			sp, err := r.FDs.StackPointer()
-			if err != nil {
-				return err
+			ptr := binary.LittleEndian.Uint64(slot[:])
+			if ptr == 0 {
+				break
 			}
-			// Below the x86_64 red zone, 16-byte aligned.
-			copyAddr := (sp - 256 - uint64(len(orig)) - 1) &^ 15
-			if err := r.Mem.Write(copyAddr, append([]byte(orig), 0)); err != nil {
-				return err
+			if ptr < pathAddr || ptr >= end {
+				continue
 			}
-			binary.LittleEndian.PutUint64(slot[:], copyAddr)
-			if err := r.Mem.Write(argvAddr, slot[:]); err != nil {
-				return err
+			if scratch == 0 {
+				sp, err := r.FDs.StackPointer()
+				if err != nil {
+					return patches, err
+				}
+				scratch = sp - 256 // below the x86-64 red zone and then some
 			}
+			tail := append([]byte(orig[ptr-pathAddr:]), 0)
+			scratch = (scratch - uint64(len(tail))) &^ 15
+			if err := r.Mem.Write(scratch, tail); err != nil {
+				return patches, err
+			}
+			binary.LittleEndian.PutUint64(slot[:], scratch)
+			old := make([]byte, 8)
+			binary.LittleEndian.PutUint64(old, ptr)
+			if err := r.Mem.Write(slotAddr, slot[:]); err != nil {
+				return patches, err
+			}
+			patches = append(patches, memPatch{addr: slotAddr, old: old})
 		}
 	}
-	if err := r.Mem.Write(pathAddr, newText); err == nil {
-		return nil
+	old := append([]byte(orig), 0)[:len(newText)]
+	if err := r.Mem.Write(pathAddr, newText); err != nil {
+		// Paths in read-only memory (string literals): write through the
+		// process's memory file, as a debugger would.
+		fw, ok := r.Mem.(interface {
+			WriteForce(addr uint64, p []byte) error
+		})
+		if !ok {
+			return patches, unix.EFAULT
+		}
+		if err := fw.WriteForce(pathAddr, newText); err != nil {
+			return patches, err
+		}
 	}
-	// Paths in read-only memory (string literals): write through the
-	// process's memory file, as a debugger would.
-	if fw, ok := r.Mem.(interface {
+	return append(patches, memPatch{addr: pathAddr, old: old}), nil
+}
+
+// undoPatches restores guest memory kbox changed, newest first, through
+// mem.
+func undoPatches(mem Memory, patches []memPatch) {
+	fw, _ := mem.(interface {
 		WriteForce(addr uint64, p []byte) error
-	}); ok {
-		return fw.WriteForce(pathAddr, newText)
+	})
+	for i := len(patches) - 1; i >= 0; i-- {
+		p := patches[i]
+		if mem.Write(p.addr, p.old) != nil && fw != nil {
+			fw.WriteForce(p.addr, p.old)
+		}
 	}
-	return unix.EFAULT
+}
+
+// processMemory is implemented by tiers that can reach another guest
+// process's memory (the parent of a vfork child).
+type processMemory interface {
+	OfProcess(pid int) Memory
+}
+
+// sharesMemoryWithParent reports a vfork-style child: one thread, and the
+// same address space as its parent, which resumes after the exec and must
+// find its memory as it left it.
+func sharesMemoryWithParent(tgid int) (bool, int) {
+	threads, ppid := taskCounts(tgid)
+	if threads != 1 || ppid <= 0 {
+		return false, 0
+	}
+	shared, err := kcmpVM(tgid, ppid)
+	return err == nil && shared, ppid
+}
+
+// waitExecDone waits (bounded) until the exec of tid has replaced its
+// address space, or failed and the task left the call or exited.
+func waitExecDone(tid int, oldExe string) {
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		exe, err := os.Readlink("/proc/" + strconv.Itoa(tid) + "/exe")
+		if err != nil || exe != oldExe {
+			return
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/syscall")
+		if err != nil {
+			return
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 && f[0] != "running" && f[0] != strconv.Itoa(unix.SYS_EXECVE) && f[0] != strconv.Itoa(unix.SYS_EXECVEAT) {
+			return // back from a failed exec, in another call
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
 }

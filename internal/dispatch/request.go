@@ -99,6 +99,9 @@ type Result struct {
 	Err     unix.Errno
 	FD      int // Inject: host descriptor, closed by the tier afterwards
 	Cloexec bool
+	// After, when set, runs once the reply has been sent (the tier calls
+	// it before receiving further notifications).
+	After func()
 }
 
 // Ok returns a successful value.

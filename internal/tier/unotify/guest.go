@@ -68,6 +68,13 @@ func (m *memory) WriteForce(addr uint64, p []byte) error {
 	return nil
 }
 
+// OfProcess returns a writer of another guest process's memory (used to
+// restore a vfork parent's memory after its child's exec); it performs no
+// notification checks, so it must only be written to.
+func (m *memory) OfProcess(pid int) dispatch.Memory {
+	return &memory{tid: pid, id: 0, listener: -1}
+}
+
 // ReadString reads in chunks that never cross a page boundary, so a string
 // ending just before an unmapped page is still read; the first chunk is
 // small because most paths are (copy cost grows with the chunk).

@@ -199,6 +199,9 @@ func answer(e *dispatch.Engine, listener int, n *seccomp.Notif, blocking func())
 	}
 	// ENOENT: the task went away meanwhile. Nothing else to do either way.
 	_ = seccomp.Send(listener, &resp)
+	if res.After != nil {
+		res.After()
+	}
 }
 
 func errnoOr(err error, def unix.Errno) unix.Errno {
