@@ -576,6 +576,9 @@ type memPatch struct {
 // maxArgScan bounds the argv/envp entries checked for aliasing.
 const maxArgScan = 4096
 
+// pageSize bounds guest memory reads so none crosses into an unmapped page.
+const pageSize = 4096
+
 // rewriteExecPath overwrites the guest's path buffer with name (see the
 // comment at the top of this file) and returns the changes it made.
 // Any argv or envp entry that points into the bytes being changed (argv[0]
@@ -591,13 +594,23 @@ func (e *Engine) rewriteExecPath(r *Request, pathAddr uint64, orig, name string,
 		if arr == 0 {
 			continue
 		}
+		// Read the pointer array a page-bounded chunk at a time.
+		var chunk []byte
+		var chunkBase uint64
 		for i := 0; i < maxArgScan; i++ {
 			slotAddr := arr + uint64(8*i)
-			var slot [8]byte
-			if err := r.Mem.Read(slotAddr, slot[:]); err != nil {
-				return patches, err
+			if slotAddr < chunkBase || slotAddr+8 > chunkBase+uint64(len(chunk)) {
+				n := int(pageSize - slotAddr%pageSize)
+				if n < 8 {
+					n = 8 // a misaligned slot across pages
+				}
+				chunk = make([]byte, n)
+				if err := r.Mem.Read(slotAddr, chunk); err != nil {
+					return patches, err
+				}
+				chunkBase = slotAddr
 			}
-			ptr := binary.LittleEndian.Uint64(slot[:])
+			ptr := binary.LittleEndian.Uint64(chunk[slotAddr-chunkBase:])
 			if ptr == 0 {
 				break
 			}
@@ -616,6 +629,7 @@ func (e *Engine) rewriteExecPath(r *Request, pathAddr uint64, orig, name string,
 			if err := r.Mem.Write(scratch, tail); err != nil {
 				return patches, err
 			}
+			var slot [8]byte
 			binary.LittleEndian.PutUint64(slot[:], scratch)
 			old := make([]byte, 8)
 			binary.LittleEndian.PutUint64(old, ptr)
