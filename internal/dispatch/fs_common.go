@@ -141,3 +141,21 @@ func followIf(cond bool) vfs.Flags {
 	}
 	return 0
 }
+
+// emptyPath applies AT_EMPTY_PATH to a path argument: an empty path names
+// dirfd itself. It returns the path to resolve ("." for AT_FDCWD), or a
+// host duplicate h >= 0 of dirfd to act on (the caller closes it); an
+// empty path without AT_EMPTY_PATH is ENOENT.
+func emptyPath(r *Request, dirfd int, p string, flags int) (string, int, error) {
+	if p != "" {
+		return p, -1, nil
+	}
+	if flags&unix.AT_EMPTY_PATH == 0 {
+		return "", -1, unix.ENOENT
+	}
+	if dirfd == atFDCWD {
+		return ".", -1, nil
+	}
+	h, err := r.FDs.DupFD(dirfd)
+	return "", h, err
+}

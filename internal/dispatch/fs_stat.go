@@ -172,26 +172,16 @@ func sysStatx(e *Engine, r *Request) Result {
 	}
 	var stx unix.Statx_t
 	sync := flags & abi.AtStatxSyncType
-	if p == "" {
-		if flags&unix.AT_EMPTY_PATH == 0 {
-			return Fail(unix.ENOENT)
+	p, h, err := emptyPath(r, dirfd, p, flags)
+	if err != nil {
+		return Fail(err)
+	}
+	if h >= 0 {
+		defer unix.Close(h)
+		if err := unix.Statx(h, "", unix.AT_EMPTY_PATH|sync, mask, &stx); err != nil {
+			return Fail(err)
 		}
-		if dirfd == atFDCWD {
-			p = "."
-		} else {
-			h, err := r.FDs.DupFD(dirfd)
-			if err != nil {
-				return Fail(err)
-			}
-			err = unix.Statx(h, "", unix.AT_EMPTY_PATH|sync, mask, &stx)
-			if err != nil {
-				unix.Close(h)
-				return Fail(err)
-			}
-			recorded := e.statxOverride("", h, &stx)
-			unix.Close(h)
-			return e.writeStatx(r, buf, &stx, recorded)
-		}
+		return e.writeStatx(r, buf, &stx, e.statxOverride("", h, &stx))
 	}
 	l, err := e.resolveAt(r, dirfd, p, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
 	if err != nil {
@@ -246,20 +236,13 @@ func (e *Engine) accessCommon(r *Request, dirfd, pathArg int, mode uint32, flags
 	if err != nil {
 		return Fail(err)
 	}
-	if p == "" {
-		if flags&unix.AT_EMPTY_PATH == 0 {
-			return Fail(unix.ENOENT)
-		}
-		if dirfd == atFDCWD {
-			p = "."
-		} else {
-			h, err := r.FDs.DupFD(dirfd)
-			if err != nil {
-				return Fail(err)
-			}
-			defer unix.Close(h)
-			return errOf(unix.Faccessat2(h, "", mode, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS))
-		}
+	p, h, err := emptyPath(r, dirfd, p, flags)
+	if err != nil {
+		return Fail(err)
+	}
+	if h >= 0 {
+		defer unix.Close(h)
+		return errOf(unix.Faccessat2(h, "", mode, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS))
 	}
 	l, err := e.resolveAt(r, dirfd, p, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
 	if err != nil {
