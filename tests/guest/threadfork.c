@@ -2,31 +2,34 @@
  * threadfork - fork and exec from a multi-threaded guest program.
  *
  * threadfork (no argument): four worker threads each create, write, stat,
- * read back and unlink /tmp/tf-N in a loop while the main thread forks two
- * children that exec /bin/hello and waits for each: the first with
- * execl("/bin/hello", "hello", "x", NULL) (string literals: the toolchain
- * usually stores "hello" as the tail of "/bin/hello", so argv[0] points
- * inside the path string), the second with argv[0] in a stack buffer.  Then
- * a fifth thread forks a child that _exit(3)s (a fork from a thread other
- * than the main one).  A fork() child of a threaded program is
+ * read back and unlink /tmp/tf-N in a loop while the main thread forks
+ * children that exec and waits for each: execl("/bin/hello", "hello", "x",
+ * NULL) (string literals: the toolchain usually stores "hello" as the tail
+ * of "/bin/hello", so argv[0] points inside the path string), the same with
+ * the dynamic /bin/hello-glibc, and /bin/hello with argv[0] in a stack
+ * buffer.  Then a fifth thread forks a child that _exit(3)s (a fork from a
+ * thread other than the main one).  A fork() child of a threaded program is
  * single-threaded and has its own memory, so its exec must be allowed.
  *
  * Output (stdout), in this order:
  *   hello's output (hello from musl, argv[0]=hello, argv[1]=x, cwd=...)
  *   exec-literal: status=0
+ *   hello-glibc's output (hello from glibc, argv[0]=hello-glibc, argv[1]=x)
+ *   exec-literal-glibc: status=0
  *   hello's output (argv[0]=hello-stack, argv[1]=y)
  *   exec-stack: status=0
  *   thread-fork: status=3
  *   worker N: ok iterations=M        (N = 0..3)
  *   threadfork: ok
  *
- * threadfork spawn (single-threaded): posix_spawn of a path held in a
- * static array, three times (musl spawns with CLONE_VM|CLONE_VFORK: the
- * child shares the parent's memory), printing "spawn N: err=E path=P" and
- * hello's output; then system("echo sys-N") twice ("system N: status=S");
- * then a fork+execv of another path array whose argv[1] points at that
- * path's tail ("ello"), argv[0] being "hello-tail" ("exec-tail: status=0").
- * Ends with "threadfork: ok".
+ * threadfork spawn [PROG] (single-threaded; PROG defaults to /bin/hello):
+ * posix_spawn of PROG held in a static array, three times (musl spawns
+ * with CLONE_VM|CLONE_VFORK: the child shares the parent's memory),
+ * printing PROG's output and "spawn N: err=E path=P"; then
+ * system("echo sys-N") twice ("system N: status=S"); then a fork+execv of
+ * another array holding PROG whose argv[1] points at that array's last 4
+ * bytes, argv[0] being "hello-tail" ("exec-tail: status=0").  Ends with
+ * "threadfork: ok".
  *
  * Failures are reported on stdout as "FAIL ..." and the exit status is 1.
  */
@@ -131,20 +134,14 @@ static void *forking_thread(void *arg)
 
 extern char **environ;
 
-/* run_child forks a child that runs execv(path, argv), waits for it and
- * prints "label: status=N"; it returns 1 when the child exited with 0. */
-static int run_child(const char *label, const char *path, char *const argv[])
+/* wait_child waits for pid and prints "label: status=N"; it returns 1 when
+ * the child exited with 0. */
+static int wait_child(const char *label, pid_t pid)
 {
 	int ws;
-	pid_t pid = fork();
 	if (pid < 0) {
 		printf("FAIL %s: fork: %s\n", label, strerror(errno));
 		return 0;
-	}
-	if (pid == 0) {
-		execv(path, argv);
-		printf("FAIL %s: execv %s: %s\n", label, path, strerror(errno));
-		_exit(127);
 	}
 	if (waitpid(pid, &ws, 0) < 0) {
 		printf("FAIL %s: waitpid: %s\n", label, strerror(errno));
@@ -158,14 +155,49 @@ static int run_child(const char *label, const char *path, char *const argv[])
 	return 0;
 }
 
-static int spawn_main(void)
+/* run_child forks a child that runs execv(path, argv), waits for it and
+ * prints "label: status=N"; it returns 1 when the child exited with 0. */
+static int run_child(const char *label, const char *path, char *const argv[])
 {
-	static const char path[] = "/bin/hello";
+	pid_t pid = fork();
+	if (pid == 0) {
+		execv(path, argv);
+		printf("FAIL %s: execv %s: %s\n", label, path, strerror(errno));
+		_exit(127);
+	}
+	return wait_child(label, pid);
+}
+
+/* fork_literal forks a child that execs /bin/hello (or /bin/hello-glibc)
+ * with string literals for the path and argv[0]. */
+static pid_t fork_literal(int glibc)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	if (glibc)
+		execl("/bin/hello-glibc", "hello-glibc", "x", (char *)NULL);
+	else
+		execl("/bin/hello", "hello", "x", (char *)NULL);
+	printf("FAIL execl: %s\n", strerror(errno));
+	_exit(127);
+}
+
+static int spawn_main(const char *prog)
+{
+	static char path[256], tpath[256];
 	char *argv[] = {"hello-spawn", NULL};
-	static char tpath[] = "/bin/hello";
-	char *tail[] = {"hello-tail", tpath + 6, NULL};
+	char *tail[] = {"hello-tail", tpath, NULL};
 	int i, ok = 1, ws, err;
 	pid_t pid;
+
+	if (strlen(prog) < 5 || strlen(prog) >= sizeof path) {
+		printf("FAIL bad program path %s\n", prog);
+		return 1;
+	}
+	strcpy(path, prog);
+	strcpy(tpath, prog);
+	tail[1] = tpath + strlen(tpath) - 4;
 
 	for (i = 0; i < 3; i++) {
 		err = posix_spawn(&pid, path, NULL, NULL, argv, environ);
@@ -192,12 +224,11 @@ int main(int argc, char **argv)
 {
 	pthread_t th[NWORKERS], ft;
 	struct worker w[NWORKERS];
-	int i, ok = 1, status = -1, ws;
-	pid_t pid;
+	int i, ok = 1, status = -1;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc > 1 && strcmp(argv[1], "spawn") == 0)
-		return spawn_main();
+		return spawn_main(argc > 2 ? argv[2] : "/bin/hello");
 	for (i = 0; i < NWORKERS; i++) {
 		memset(&w[i], 0, sizeof w[i]);
 		w[i].n = i;
@@ -208,27 +239,10 @@ int main(int argc, char **argv)
 	}
 
 	/* Fork + exec from the main thread while the workers run, first with
-	 * string literals (see the top of the file). */
-	pid = fork();
-	if (pid < 0) {
-		printf("FAIL fork: %s\n", strerror(errno));
-		ok = 0;
-	} else if (pid == 0) {
-		execl("/bin/hello", "hello", "x", (char *)NULL);
-		printf("FAIL execl /bin/hello: %s\n", strerror(errno));
-		_exit(127);
-	} else {
-		if (waitpid(pid, &ws, 0) < 0) {
-			printf("FAIL waitpid: %s\n", strerror(errno));
-			ok = 0;
-		} else if (WIFEXITED(ws)) {
-			printf("exec-literal: status=%d\n", WEXITSTATUS(ws));
-			ok &= WEXITSTATUS(ws) == 0;
-		} else {
-			printf("exec-literal: signal=%d\n", WTERMSIG(ws));
-			ok = 0;
-		}
-	}
+	 * string literals (see the top of the file): a static and a dynamic
+	 * program. */
+	ok &= wait_child("exec-literal", fork_literal(0));
+	ok &= wait_child("exec-literal-glibc", fork_literal(1));
 	{
 		char a0[] = "hello-stack", a1[] = "y";
 		char *av[] = {a0, a1, NULL};

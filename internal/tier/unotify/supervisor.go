@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -136,7 +137,23 @@ func descendants(pid int) []int {
 // handler announces a call that may block (Request.Blocking), a new leader
 // is started and the current goroutine ends after answering, so a FIFO open
 // or a slow connect never stops the guest's other processes.
+//
+// The leader's thread blocks asynchronous signals (Go's preemption signal
+// included) for its whole life: a SECCOMP_IOCTL_NOTIF_ADDFD with
+// SECCOMP_ADDFD_FLAG_SEND interrupted by a signal leaves the notification
+// marked answered with no descriptor installed, and the guest's call
+// returns 0 (seen here: a Go guest's open() intermittently returned its
+// stdin). Handlers are short and end in syscalls, so they still reach GC
+// safe points.
 func lead(e *dispatch.Engine, listener int) {
+	runtime.LockOSThread()
+	var old unix.Sigset_t
+	blocked := asyncSignals()
+	unix.PthreadSigmask(unix.SIG_BLOCK, &blocked, &old)
+	defer func() {
+		unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+		runtime.UnlockOSThread()
+	}()
 	var n seccomp.Notif
 	for {
 		err := seccomp.Recv(listener, &n)
@@ -209,4 +226,18 @@ func errnoOr(err error, def unix.Errno) unix.Errno {
 		return en
 	}
 	return def
+}
+
+// asyncSignals is every signal except the synchronous fault signals, which
+// must stay deliverable.
+func asyncSignals() unix.Sigset_t {
+	var set unix.Sigset_t
+	for sig := 1; sig <= 64; sig++ {
+		switch syscall.Signal(sig) {
+		case syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGSYS:
+			continue
+		}
+		set.Val[(sig-1)/64] |= 1 << (uint(sig-1) % 64)
+	}
+	return set
 }
