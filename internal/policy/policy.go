@@ -117,8 +117,12 @@ func buildTable() []Entry {
 	// descriptors, so these need no supervisor.
 	// fcntl F_SETOWN/F_SETOWN_EX and ioctl FIOSETOWN/SIOCSPGRP choose who
 	// receives SIGIO/SIGURG: checked like kill.
+	// TIOCSTI and TIOCLINUX push input into a terminal: a guest could type
+	// commands into the user's shell after kbox exits. Denied in BPF.
+	ioctlConds := []Cond{{Arg: 1, Mask: 0xffffffff, Value: unix.TIOCSTI, Int: true, Disp: Deny},
+		{Arg: 1, Mask: 0xffffffff, Value: unix.TIOCLINUX, Int: true, Disp: Deny}}
 	t = append(t, Entry{Name: "fcntl", Disp: Allow, Family: "fd_io", Conds: notifyWhen(1, unix.F_SETOWN, unix.F_SETOWN_EX)},
-		Entry{Name: "ioctl", Disp: Allow, Family: "fd_io", Conds: notifyWhen(1, abi.FIOSETOWN, abi.SIOCSPGRP)})
+		Entry{Name: "ioctl", Disp: Allow, Family: "fd_io", Conds: append(ioctlConds, notifyWhen(1, abi.FIOSETOWN, abi.SIOCSPGRP)...)})
 	add(rows(Allow, "fd_io", "", "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
 		"preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3",
 		"fsync", "fdatasync", "ftruncate", "fallocate", "flock", "fadvise64",

@@ -30,3 +30,25 @@ func TestRealRootHasNoCapabilities(t *testing.T) {
 		t.Errorf("--keep-caps: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
+
+// TestTerminalInjectionDenied: TIOCSTI (and TIOCLINUX) would let a guest
+// type into the user's terminal; the filter refuses them for everyone.
+func TestTerminalInjectionDenied(t *testing.T) {
+	t.Parallel()
+	for _, v := range variants() {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			if v.unpriv {
+				requireUnpriv(t)
+			}
+			root := freshRoot(t, v.uid())
+			// ioctl(0, TIOCSTI, "x"); ioctl(0, TIOCLINUX, &subcode)
+			out, errOut, code := runKbox(t, runOpts{Unpriv: v.unpriv, Args: []string{"-r", root, "--", "/bin/sc",
+				"syscall", "16", "0", "21522", "s:x", ",", "syscall", "16", "0", "21532", "s:\x06"}})
+			want := "syscall: err EPERM\nsyscall: err EPERM\n"
+			if code != 0 || out != want {
+				t.Errorf("exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", code, out, want, errOut)
+			}
+		})
+	}
+}
