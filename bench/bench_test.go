@@ -24,8 +24,11 @@ func TestSummarize(t *testing.T) {
 			t.Errorf("summarize(%v) = %+v, want median %v min %v max %v", tc.in, s, tc.med, tc.min, tc.max)
 		}
 	}
-	if s := summarize(nil); s.N != 0 || !math.IsNaN(s.Median) {
-		t.Errorf("summarize(nil) = %+v, want N 0 and NaN", s)
+	if s := summarize(nil); s != (summary{}) {
+		t.Errorf("summarize(nil) = %+v, want zero", s)
+	}
+	if got := fmtCell(summarize(nil), 5, summarize([]float64{1}), false); got != "-" {
+		t.Errorf("fmtCell of no samples = %q", got)
 	}
 	in := []float64{3, 1, 2}
 	if median(in) != 2 || in[0] != 3 {
@@ -136,5 +139,38 @@ func TestShortCause(t *testing.T) {
 	}
 	if got := shortCause("error executing umounter: x"); got != "error executing umounter: x" {
 		t.Errorf("shortCause of a short message = %q", got)
+	}
+}
+
+func TestDistances(t *testing.T) {
+	mk := func(row, runner string, xs ...float64) *series {
+		s := &series{Row: row, Runner: runner, Samples: xs}
+		s.finish()
+		return s
+	}
+	perCall := []*series{
+		mk("stat", "native", 2, 1), mk("stat", "kbox-seccomp", 20, 10),
+		mk("getpid", "native", 0.2), mk("getpid", "kbox-seccomp", 0.5),
+		mk("enosys", "kbox-seccomp", 9),
+	}
+	fl := &floorResult{Series: []*series{
+		mk("unotify_rt", "floor", 6, 5), mk("unotify_rt_sync", "floor", 7),
+		mk("plain", "floor", 0.2), mk("plain_filtered", "floor", 0.3),
+	}}
+	got := map[string]distance{}
+	for _, d := range distances(perCall, fl) {
+		got[d.Row] = d
+	}
+	if d := got["stat"]; d.Formula != "native + unotify_rt" || d.Floor != 1.5+5.5 || d.FloorMin != 1+5 || d.KboxMin != 10 {
+		t.Errorf("stat distance = %+v", d)
+	}
+	if d := got["getpid"]; d.Formula != "native + filter" || math.Abs(d.Floor-0.3) > 1e-9 {
+		t.Errorf("getpid distance = %+v", d)
+	}
+	if d := got["enosys"]; d.Floor != 5.5 {
+		t.Errorf("enosys distance = %+v", d)
+	}
+	if _, ok := got["open_close"]; ok {
+		t.Error("open_close distance without an unotify_addfd floor")
 	}
 }

@@ -20,6 +20,15 @@ var floorRows = map[string][]string{
 type floorResult struct {
 	Series   []*series `json:"series"`
 	SyncWake string    `json:"sync_wake_up"` // yes, no, or unknown
+
+	progs []*floorProg
+}
+
+// floorProg is one floor program, sized by its calibration run.
+type floorProg struct {
+	name string
+	argv []string // nil when calibration failed
+	rows map[string]*series
 }
 
 func (f *floorResult) get(row string) *series {
@@ -31,150 +40,184 @@ func (f *floorResult) get(row string) *series {
 	return nil
 }
 
-// measureFloors runs each floor program p.runs times, sized by one
-// calibration run.
-func measureFloors(e *env, p params, log *logger) *floorResult {
+// prepareFloors calibrates each floor program. The runs themselves are
+// made by runOnce, interleaved with the per-call rows, so that floors and
+// kbox see the same machine load.
+func prepareFloors(e *env, p params) *floorResult {
 	res := &floorResult{SyncWake: "unknown"}
-	for _, prog := range floorPrograms {
+	for _, name := range floorPrograms {
 		argv := func(n int64) []string {
-			a := []string{filepath.Join(e.floorBin, prog), "-n", itoa(n)}
-			if prog == "unotify_addfd" {
+			a := []string{filepath.Join(e.floorBin, name), "-n", itoa(n)}
+			if name == "unotify_addfd" {
 				a = append(a, "-f", filepath.Join(e.root, "etc/hostname"))
 			}
 			return a
 		}
-		rows := map[string]*series{}
-		for _, name := range floorRows[prog] {
-			rows[name] = &series{Row: name, Runner: "floor", Unit: "µs"}
-			res.Series = append(res.Series, rows[name])
+		fp := &floorProg{name: name, rows: map[string]*series{}}
+		for _, row := range floorRows[name] {
+			fp.rows[row] = &series{Row: row, Runner: "floor", Unit: "µs"}
+			res.Series = append(res.Series, fp.rows[row])
 		}
+		res.progs = append(res.progs, fp)
 		// Calibrate on the slowest line the program prints, with more
 		// iterations than bench needs: the floors' first calls are
 		// noticeably slower (cold caches, first fault-ins).
 		o := run(proc{argv: argv(5 * p.calN), timeout: 2 * time.Minute})
 		if o.err != nil {
-			for _, s := range rows {
-				s.fail(o.err)
-			}
+			fp.fail(o.err)
 			continue
 		}
 		slowest := 0.0
-		for name := range rows {
-			if ns, _, err := parseResult(o.stdout, name); err == nil {
+		for row := range fp.rows {
+			if ns, _, err := parseResult(o.stdout, row); err == nil {
 				slowest = max(slowest, ns)
 			}
 		}
-		if slowest == 0 {
-			continue
+		if slowest > 0 {
+			fp.argv = argv(iterationsFor(p.floorTarget, slowest, p))
 		}
-		n := iterationsFor(p.floorTarget, slowest, p)
-		log.printf("floor %s: %d runs of %d iterations", prog, p.runs, n)
-		for i := 0; i < p.runs; i++ {
-			o := run(proc{argv: argv(n), timeout: 2 * time.Minute})
-			if o.err != nil {
-				for _, s := range rows {
-					s.fail(o.err)
-				}
-				continue
-			}
-			if strings.Contains(o.stdout, "sync_wake_up yes") {
-				res.SyncWake = "yes"
-			} else if strings.Contains(o.stdout, "sync_wake_up no") {
-				res.SyncWake = "no"
-			}
-			for name, s := range rows {
-				if ns, iters, err := parseResult(o.stdout, name); err == nil {
-					s.add(ns / 1000)
-					s.Iterations = append(s.Iterations, iters)
-					s.Argv = argv(n)
-				}
-			}
-		}
-	}
-	for _, s := range res.Series {
-		s.finish()
 	}
 	return res
 }
 
-// distance compares one kbox cell with the physical floor of its tier.
+func (fp *floorProg) fail(err error) {
+	for _, s := range fp.rows {
+		s.fail(err)
+	}
+}
+
+// runOnce runs every floor program once and records its results.
+func (f *floorResult) runOnce() {
+	for _, fp := range f.progs {
+		if fp.argv == nil {
+			continue
+		}
+		o := run(proc{argv: fp.argv, timeout: 2 * time.Minute})
+		if o.err != nil {
+			fp.fail(o.err)
+			continue
+		}
+		if strings.Contains(o.stdout, "sync_wake_up yes") {
+			f.SyncWake = "yes"
+		} else if strings.Contains(o.stdout, "sync_wake_up no") {
+			f.SyncWake = "no"
+		}
+		for row, s := range fp.rows {
+			if ns, iters, err := parseResult(o.stdout, row); err == nil {
+				s.add(ns / 1000)
+				s.Iterations = append(s.Iterations, iters)
+				s.Argv = fp.argv
+			}
+		}
+	}
+}
+
+func (f *floorResult) finish() {
+	for _, s := range f.Series {
+		s.finish()
+	}
+}
+
+// distance compares one kbox cell with the physical floor of its tier,
+// on medians and on minima (the minimum is the run least disturbed by
+// other work on the machine, for kbox and floor alike).
 type distance struct {
-	Tier    string  `json:"tier"`
-	Row     string  `json:"row"`
-	Kbox    float64 `json:"kbox_us"`
-	Floor   float64 `json:"floor_us"`
-	Formula string  `json:"floor_formula"`
-	Ratio   float64 `json:"ratio"`
+	Tier     string  `json:"tier"`
+	Row      string  `json:"row"`
+	Kbox     float64 `json:"kbox_median_us"`
+	Floor    float64 `json:"floor_median_us"`
+	KboxMin  float64 `json:"kbox_min_us"`
+	FloorMin float64 `json:"floor_min_us"`
+	Formula  string  `json:"floor_formula"`
 }
 
 // syscallsPerIteration counts the calls one bench iteration makes.
 var syscallsPerIteration = map[string]float64{"lseek_read": 2, "lseek_write": 2, "getpid": 1}
 
+// term is a summary with a name, for building floor formulas.
+type term struct {
+	name string
+	s    summary
+}
+
 // distances computes, for each kbox tier, how far each row is from what
 // the interception mechanism alone costs:
 //   - seccomp: a notified call costs at least native + one round trip
-//     (unotify_rt); open_close at least unotify_addfd; enosys at least the
-//     bare round trip; calls allowed in BPF at least native plus the
-//     filter's cost per call (plain_filtered − plain).
+//     (unotify_rt, with or without SYNC_WAKE_UP, whichever is cheaper);
+//     open_close at least unotify_addfd; enosys at least the bare round
+//     trip; calls allowed in BPF at least native plus the filter's cost
+//     per call (plain_filtered − plain).
 //   - trap / rewrite (in-process tiers): native + sigsys_trap per
 //     intercepted call.
 func distances(perCall []*series, fl *floorResult) []distance {
-	get := func(row, runner string) float64 {
+	cell := func(row, runner string) term {
 		for _, s := range perCall {
 			if s.Row == row && s.Runner == runner && s.Summary.N > 0 {
-				return s.Summary.Median
+				return term{runner, s.Summary}
 			}
 		}
-		return 0
+		return term{}
 	}
-	fget := func(row string) float64 {
-		if s := fl.get(row); s != nil && s.Summary.N > 0 {
-			return s.Summary.Median
+	floor := func(rows ...string) term {
+		var best term
+		for _, row := range rows {
+			if s := fl.get(row); s != nil && s.Summary.N > 0 && (best.s.N == 0 || s.Summary.Median < best.s.Median) {
+				best = term{row, s.Summary}
+			}
 		}
-		return 0
+		return best
 	}
-	rt, addfd, rtName, addfdName := fget("unotify_rt"), fget("unotify_addfd"), "unotify_rt", "unotify_addfd"
-	if fl.SyncWake == "yes" && fget("unotify_rt_sync") > 0 {
-		// kbox turns SYNC_WAKE_UP on where the kernel has it.
-		rt, addfd, rtName, addfdName = fget("unotify_rt_sync"), fget("unotify_addfd_sync"), "unotify_rt_sync", "unotify_addfd_sync"
-	}
-	filterCost := max(0, fget("plain_filtered")-fget("plain"))
-	trap := fget("sigsys_trap")
+	rt := floor("unotify_rt", "unotify_rt_sync")
+	addfd := floor("unotify_addfd", "unotify_addfd_sync")
+	trap := floor("sigsys_trap")
+	plain, filtered := floor("plain"), floor("plain_filtered")
+	filter := term{"filter", summary{
+		Median: max(0, filtered.s.Median-plain.s.Median),
+		Min:    max(0, filtered.s.Min-plain.s.Min), N: min(plain.s.N, filtered.s.N)}}
 
-	runners := map[string]bool{}
 	var tiers []string
 	for _, s := range perCall {
-		if strings.HasPrefix(s.Runner, "kbox-") && !runners[s.Runner] {
-			runners[s.Runner] = true
+		if strings.HasPrefix(s.Runner, "kbox-") && !contains(tiers, s.Runner) {
 			tiers = append(tiers, s.Runner)
 		}
 	}
 	var out []distance
-	add := func(tier, row string, floor float64, formula string) {
-		k := get(row, tier)
-		if k == 0 || floor <= 0 {
+	add := func(tier, row string, parts []term, weights []float64) {
+		k := cell(row, tier)
+		if k.s.N == 0 {
 			return
 		}
-		out = append(out, distance{Tier: tier, Row: row, Kbox: k, Floor: floor, Formula: formula, Ratio: k / floor})
+		d := distance{Tier: tier, Row: row, Kbox: k.s.Median, KboxMin: k.s.Min}
+		var names []string
+		for i, t := range parts {
+			if t.s.N == 0 {
+				return
+			}
+			d.Floor += weights[i] * t.s.Median
+			d.FloorMin += weights[i] * t.s.Min
+			name := t.name
+			if weights[i] != 1 {
+				name = fmt.Sprintf("%g×%s", weights[i], name)
+			}
+			names = append(names, name)
+		}
+		d.Formula = strings.Join(names, " + ")
+		out = append(out, d)
 	}
 	for _, tier := range tiers {
 		if tier == "kbox-seccomp" {
-			nat := get("stat", "native")
-			add(tier, "stat", nat+rt, fmt.Sprintf("native %s + %s %s", fmtNum(nat), rtName, fmtNum(rt)))
-			add(tier, "open_close", addfd, addfdName)
-			add(tier, "enosys", rt, rtName)
+			add(tier, "stat", []term{cell("stat", "native"), rt}, []float64{1, 1})
+			add(tier, "open_close", []term{addfd}, []float64{1})
+			add(tier, "enosys", []term{rt}, []float64{1})
 			for _, row := range []string{"lseek_read", "lseek_write", "getpid"} {
-				nat := get(row, "native")
-				k := syscallsPerIteration[row]
-				add(tier, row, nat+k*filterCost, fmt.Sprintf("native %s + %g×filter %s", fmtNum(nat), k, fmtNum(filterCost)))
+				add(tier, row, []term{cell(row, "native"), filter}, []float64{1, syscallsPerIteration[row]})
 			}
 			continue
 		}
 		for _, row := range []string{"stat", "open_close"} {
-			nat := get(row, "native")
-			add(tier, row, nat+trap, fmt.Sprintf("native %s + sigsys_trap %s", fmtNum(nat), fmtNum(trap)))
+			add(tier, row, []term{cell(row, "native"), trap}, []float64{1, 1})
 		}
-		add(tier, "enosys", trap, "sigsys_trap")
+		add(tier, "enosys", []term{trap}, []float64{1})
 	}
 	return out
 }

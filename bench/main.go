@@ -98,7 +98,7 @@ func paramsFor(c config) params {
 			loopIters: 100, cellBudget: 5 * time.Second}
 	}
 	return params{runs: c.runs, calN: 1000, minN: 200, maxN: 5000000,
-		perCallTarget: 400 * time.Millisecond, floorTarget: 300 * time.Millisecond,
+		perCallTarget: 300 * time.Millisecond, floorTarget: 300 * time.Millisecond,
 		loopIters: 2000, cellBudget: 60 * time.Second}
 }
 
@@ -130,7 +130,7 @@ func benchmark(cfg config, args []string) error {
 
 	e, err := setup(log)
 	if e != nil {
-		defer os.RemoveAll(e.work)
+		defer e.cleanup()
 	}
 	if err != nil {
 		return err
@@ -155,9 +155,10 @@ func benchmark(cfg config, args []string) error {
 	rep.Runners = runners
 	rep.RunscBuildSec = ps.runscBuild.Seconds()
 
-	rep.PerCall = measurePerCall(e, runners, p, log)
+	log.printf("calibrating the floor programs")
+	rep.Floors = prepareFloors(e, p)
+	rep.PerCall = measurePerCall(e, runners, rep.Floors, p, log)
 	rep.Commands, rep.CommandSeries = measureCommands(e, runners, p, log)
-	rep.Floors = measureFloors(e, p, log)
 	rep.Distances = distances(rep.PerCall, rep.Floors)
 	rep.Machine.LoadEnd = loadavg()
 	rep.Seconds = time.Since(log.start).Seconds()

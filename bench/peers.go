@@ -145,8 +145,10 @@ func bwrapRunner(e *env, cfg config) *runner {
 }
 
 func fakechrootRunner(e *env, cfg config) *runner {
-	r := &runner{Name: "fakechroot", Kind: kindPeer, Prog: "/bin/bench-glibc",
-		Note: "LD_PRELOAD: only the dynamic glibc build of bench can be intercepted"}
+	r := &runner{Name: "fakechroot", Kind: kindPeer, Prog: libcBench,
+		Note: "per-call rows run " + libcBench + ": tests/guest/bench.c built against glibc with its syscall(2) calls routed " +
+			"through the libc wrappers (bench/guest/libc_shim.c); /bin/bench-glibc issues raw syscall(2), which LD_PRELOAD cannot see, " +
+			"and the guest's busybox is static, so fakechroot never loads into the whole-command rows"}
 	bin, err := exec.LookPath("fakechroot")
 	if err != nil {
 		r.Skip = missingReason(cfg, "fakechroot")
@@ -172,7 +174,6 @@ func runscRunner(e *env, cfg config, log *logger) (*runner, time.Duration) {
 	}
 	var firstErr outcome
 	for i, flags := range runscVariants {
-		flags := flags
 		wrap := func(argv []string, dev bool) []string {
 			w := append([]string{bin}, flags...)
 			w = append(w, "do", "--root", e.root, "--cwd", "/")

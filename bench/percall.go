@@ -59,8 +59,9 @@ func iterationsFor(target time.Duration, nsPerCall float64, p params) int64 {
 
 // measurePerCall runs every bench test on every usable runner: one
 // calibration invocation each, then p.runs invocations, interleaved across
-// runners so that drift in the machine's load spreads over all columns.
-func measurePerCall(e *env, runners []*runner, p params, log *logger) []*series {
+// runners (and with one run of each floor program per round) so that drift
+// in the machine's load spreads over all columns.
+func measurePerCall(e *env, runners []*runner, floors *floorResult, p params, log *logger) []*series {
 	type cell struct {
 		r *runner
 		s *series
@@ -88,7 +89,7 @@ func measurePerCall(e *env, runners []*runner, p params, log *logger) []*series 
 		cells = append(cells, row)
 	}
 	for i := 0; i < p.runs; i++ {
-		log.printf("per-call rows: run %d/%d", i+1, p.runs)
+		log.printf("per-call rows and floors: run %d/%d", i+1, p.runs)
 		for _, row := range cells {
 			for _, c := range row {
 				if c.n == 0 {
@@ -106,7 +107,9 @@ func measurePerCall(e *env, runners []*runner, p params, log *logger) []*series 
 				c.s.Iterations = append(c.s.Iterations, iters)
 			}
 		}
+		floors.runOnce()
 	}
+	floors.finish()
 	for _, s := range out {
 		s.finish()
 	}

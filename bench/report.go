@@ -37,13 +37,13 @@ func (r *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "kbox benchmarks — %s\n", m.Date)
 	fmt.Fprintf(w, "machine: %s, %d cores, %s, kernel %s, %s, uid %d, load average %s at start, %s at end\n",
 		m.CPU, m.Cores, m.Arch, m.Kernel, m.Go, m.UID, m.LoadStart, m.LoadEnd)
-	fmt.Fprintf(w, "command: %s   (kbox %s, guest root %s)\n", r.Command, m.Kbox, r.Root)
+	fmt.Fprintf(w, "command: %s   (%s built from the working tree; guest root %s)\n", r.Command, m.Kbox, r.Root)
 	for _, t := range r.Tiers {
 		state := "available"
 		if !t.Available {
-			state = t.Message
+			state = "skipped: " + t.Message
 		}
-		fmt.Fprintf(w, "tier %s: %s\n", t.Tier, state)
+		fmt.Fprintf(w, "kbox tier %s: %s\n", t.Tier, state)
 	}
 	for _, rn := range r.Runners {
 		switch {
@@ -80,10 +80,12 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprint(w, table(rows))
 	}
 	if len(r.Distances) > 0 {
-		fmt.Fprintln(w, "\nDistance to floor (µs per call)")
-		rows := [][]string{{"tier", "row", "kbox", "floor", "floor is", "kbox/floor"}}
+		fmt.Fprintln(w, "\nDistance to floor, µs per call: medians, and minima (the least disturbed runs)")
+		rows := [][]string{{"tier", "row", "floor is", "kbox", "floor", "kbox/floor", "kbox min", "floor min", "min/min"}}
 		for _, d := range r.Distances {
-			rows = append(rows, []string{d.Tier, d.Row, fmtNum(d.Kbox), fmtNum(d.Floor), d.Formula, fmtRatio(d.Kbox, d.Floor)})
+			rows = append(rows, []string{d.Tier, d.Row, d.Formula,
+				fmtNum(d.Kbox), fmtNum(d.Floor), fmtRatio(d.Kbox, d.Floor),
+				fmtNum(d.KboxMin), fmtNum(d.FloorMin), fmtRatio(d.KboxMin, d.FloorMin)})
 		}
 		fmt.Fprint(w, table(rows))
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -76,15 +77,18 @@ func (r *runner) probe(e *env) {
 	}
 	o = r.runCommand([]string{"/bin/sh", "-c", "test -e " + guestStamp}, false, time.Minute)
 	if o.err != nil {
-		r.CmdSkip = "the guest shell does not see the guest root (test -e " + guestStamp + " failed: " + reason(o) + ")"
+		r.CmdSkip = "not confined: the guest's /bin/sh does not see the guest root (sh -c 'test -e " + guestStamp + "': " + reason(o) + ")"
 	}
 }
 
 // reason is the most useful short explanation of a failed outcome: the
-// first stderr line, else the error.
+// first stderr line, else the exit status or error.
 func reason(o outcome) string {
 	if l := firstLine(o.stderr); l != "" {
 		return l
+	}
+	if c := exitCode(o.err); c >= 0 {
+		return fmt.Sprintf("exit status %d", c)
 	}
 	if o.err != nil {
 		return o.err.Error()

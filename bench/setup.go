@@ -15,8 +15,12 @@ import (
 
 const modulePath = "github.com/kbox-go/kbox"
 
-//go:embed floor/*.c floor/*.h
-var floorSources embed.FS
+//go:embed floor/*.c floor/*.h guest/*.c
+var cSources embed.FS
+
+// libcBench is where the libc-routed build of tests/guest/bench.c goes
+// inside the guest root (for fakechroot, see bench/guest/libc_shim.c).
+const libcBench = "/tmp/kbox-bench-libc"
 
 // env is what the harness built and where.
 type env struct {
@@ -101,7 +105,7 @@ func setup(log *logger) (*env, error) {
 	if err := buildFloors(e.floorBin); err != nil {
 		return e, err
 	}
-	return e, nil
+	return e, buildLibcBench(e)
 }
 
 // buildRoot runs mkroot.sh (idempotent) under a lock so concurrent
@@ -133,29 +137,71 @@ func buildRoot(repo, root string) error {
 // floorPrograms are the C programs under bench/floor, built with gcc -O2.
 var floorPrograms = []string{"plain", "sigsys_trap", "unotify_rt", "unotify_addfd"}
 
-func buildFloors(dir string) error {
-	src := filepath.Join(dir, "src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
+// writeSources copies the embedded directory dir into dst.
+func writeSources(dir, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	entries, err := floorSources.ReadDir("floor")
+	entries, err := cSources.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, ent := range entries {
-		data, err := floorSources.ReadFile("floor/" + ent.Name())
+		data, err := cSources.ReadFile(dir + "/" + ent.Name())
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(src, ent.Name()), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dst, ent.Name()), data, 0o644); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+func gcc(args ...string) error {
+	o := run(proc{argv: append([]string{"gcc", "-O2", "-Wall", "-Wextra"}, args...), timeout: 2 * time.Minute})
+	if o.err != nil {
+		return fmt.Errorf("%v\n%s", o.err, o.stderr)
+	}
+	return nil
+}
+
+func buildFloors(dir string) error {
+	src := filepath.Join(dir, "src")
+	if err := writeSources("floor", src); err != nil {
+		return err
+	}
 	for _, p := range floorPrograms {
-		o := run(proc{argv: []string{"gcc", "-O2", "-Wall", "-Wextra", "-o", filepath.Join(dir, p), filepath.Join(src, p+".c")}, timeout: 2 * time.Minute})
-		if o.err != nil {
-			return fmt.Errorf("building floor program %s: %v\n%s", p, o.err, o.stderr)
+		if err := gcc("-o", filepath.Join(dir, p), filepath.Join(src, p+".c")); err != nil {
+			return fmt.Errorf("building floor program %s: %w", p, err)
 		}
 	}
 	return nil
+}
+
+// buildLibcBench builds tests/guest/bench.c with its syscall(2) calls
+// routed through libc wrappers, as ROOT/tmp/kbox-bench-libc (removed by
+// cleanup): fakechroot, an LD_PRELOAD library, sees only those.
+func buildLibcBench(e *env) error {
+	src := filepath.Join(e.work, "guest-src")
+	if err := writeSources("guest", src); err != nil {
+		return err
+	}
+	out := filepath.Join(e.root, libcBench)
+	err := gcc("-Dsyscall=bench_libc_syscall", "-o", out,
+		filepath.Join(e.repo, "tests", "guest", "bench.c"), filepath.Join(src, "libc_shim.c"))
+	if err != nil {
+		return fmt.Errorf("building the libc-routed bench: %w", err)
+	}
+	return nil
+}
+
+// cleanup removes what the harness left in the guest root and its work
+// directory.
+func (e *env) cleanup() {
+	if e.root != "" {
+		os.Remove(filepath.Join(e.root, libcBench))
+		os.Remove(filepath.Join(e.root, "tmp", "x"))
+	}
+	os.RemoveAll(e.work)
 }

@@ -16,11 +16,11 @@ type summary struct {
 	N      int     `json:"n"`
 }
 
-// summarize returns the summary of xs; N is 0 (and the rest NaN) when xs is
-// empty.
+// summarize returns the summary of xs; all zero (N 0) when xs is empty, so
+// that it still encodes as JSON.
 func summarize(xs []float64) summary {
 	if len(xs) == 0 {
-		return summary{Median: math.NaN(), Min: math.NaN(), Max: math.NaN()}
+		return summary{}
 	}
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
@@ -31,7 +31,7 @@ func summarize(xs []float64) summary {
 	return summary{Median: med, Min: s[0], Max: s[len(s)-1], N: len(s)}
 }
 
-// median returns the median of xs (NaN when empty).
+// median returns the median of xs (0 when empty).
 func median(xs []float64) float64 { return summarize(xs).Median }
 
 // fmtNum prints v with about three significant digits.
