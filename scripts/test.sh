@@ -41,6 +41,8 @@ if [ $quick -eq 0 ]; then
 fi
 echo "== go test"
 go test -count=1 ./...
+echo "== benchmark smoke run (no timing assertions)"
+go run ./bench --quick --no-install >/dev/null
 if [ $quick -eq 0 ]; then
 	echo "== fuzz (short)"
 	go test -run=^$ -fuzz=FuzzResolve -fuzztime=20s ./internal/vfs/
