@@ -88,7 +88,11 @@ func setup(log *logger) (*env, error) {
 
 	log.printf("building kbox from %s", repo)
 	e.kbox = filepath.Join(work, "kbox")
+	// A static build (the seccomp tier needs no cgo): a dynamically linked
+	// kbox (pflag pulls in net, and with it cgo) pays the dynamic loader
+	// twice per guest start, kbox's and the launcher's.
 	build := exec.Command(e.goTool, "build", "-o", e.kbox, "./cmd/kbox")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Dir = repo
 	if out, err := build.CombinedOutput(); err != nil {
 		return e, fmt.Errorf("go build ./cmd/kbox: %v\n%s", err, out)

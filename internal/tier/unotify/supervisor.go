@@ -142,7 +142,16 @@ func lead(e *dispatch.Engine, listener int) {
 		err := seccomp.Recv(listener, &n)
 		switch err {
 		case nil:
-		case unix.EINTR, unix.ENOENT:
+		case unix.EINTR:
+			continue
+		case unix.ENOENT:
+			// A notification vanished (its task was interrupted), or no
+			// task uses the filter any more: then RECV fails at once
+			// forever, and poll reports POLLHUP.
+			fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}}
+			if k, _ := unix.Poll(fds, -1); k > 0 && fds[0].Revents&unix.POLLHUP != 0 {
+				return
+			}
 			continue
 		default:
 			return
