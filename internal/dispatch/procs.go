@@ -268,16 +268,23 @@ func (t *ProcTable) IsGuest(pid int) bool {
 	return false
 }
 
-// Cwd implements vfs.ProcView.
-func (t *ProcTable) Cwd(pid int) (string, bool) {
+// guestProcess returns the state of guest process pid (nil if pid is not
+// a guest process).
+func (t *ProcTable) guestProcess(pid int) *Process {
 	t.mu.Lock()
 	p := t.byTgid[pid]
 	t.mu.Unlock()
-	if p == nil {
-		if !t.IsGuest(pid) {
-			return "", false
-		}
+	if p == nil && t.IsGuest(pid) {
 		p, _ = t.Lookup(pid)
+	}
+	return p
+}
+
+// Cwd implements vfs.ProcView.
+func (t *ProcTable) Cwd(pid int) (string, bool) {
+	p := t.guestProcess(pid)
+	if p == nil {
+		return "", false
 	}
 	c, _ := p.CwdRoot()
 	return c, true
@@ -285,14 +292,9 @@ func (t *ProcTable) Cwd(pid int) (string, bool) {
 
 // Root implements vfs.ProcView.
 func (t *ProcTable) Root(pid int) (string, bool) {
-	t.mu.Lock()
-	p := t.byTgid[pid]
-	t.mu.Unlock()
+	p := t.guestProcess(pid)
 	if p == nil {
-		if !t.IsGuest(pid) {
-			return "", false
-		}
-		p, _ = t.Lookup(pid)
+		return "", false
 	}
 	_, r := p.CwdRoot()
 	return r, true

@@ -22,10 +22,7 @@ import (
 
 func init() {
 	register(sysKill, "kill")
-	register(sysTkill, "tkill")
-	register(sysTgkill, "tgkill")
-	register(sysRtSigqueueinfo, "rt_sigqueueinfo")
-	register(sysRtTgsigqueueinfo, "rt_tgsigqueueinfo")
+	register(targetArg0, "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
 	register(sysPidfdSendSignal, "pidfd_send_signal")
 	register(sysSetpgid, "setpgid")
 	register(pidArg0, "prlimit64", "sched_setaffinity", "sched_setparam", "sched_setscheduler",
@@ -121,30 +118,12 @@ func sysKill(e *Engine, r *Request) Result {
 	}
 }
 
-func sysTkill(e *Engine, r *Request) Result {
+// targetArg0 serves the thread- and process-directed signal calls whose
+// first argument is the target (tkill, tgkill, rt_sigqueueinfo,
+// rt_tgsigqueueinfo).
+func targetArg0(e *Engine, r *Request) Result {
 	if !e.isGuestTask(r.Int(0)) {
-		return e.outside(r, "tkill", r.Int(0))
-	}
-	return Cont()
-}
-
-func sysTgkill(e *Engine, r *Request) Result {
-	if !e.isGuestTask(r.Int(0)) {
-		return e.outside(r, "tgkill", r.Int(0))
-	}
-	return Cont()
-}
-
-func sysRtSigqueueinfo(e *Engine, r *Request) Result {
-	if !e.isGuestTask(r.Int(0)) {
-		return e.outside(r, "rt_sigqueueinfo", r.Int(0))
-	}
-	return Cont()
-}
-
-func sysRtTgsigqueueinfo(e *Engine, r *Request) Result {
-	if !e.isGuestTask(r.Int(0)) {
-		return e.outside(r, "rt_tgsigqueueinfo", r.Int(0))
+		return e.outside(r, e.arch.SyscallName(r.Nr), r.Int(0))
 	}
 	return Cont()
 }
