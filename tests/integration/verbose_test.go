@@ -1,0 +1,31 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestUnsupportedCallsAreCounted: a syscall kbox does not serve returns
+// ENOSYS to the guest and is listed, with its count, by -v at exit; a
+// denied call gets a -v line.
+func TestUnsupportedCallsAreCounted(t *testing.T) {
+	t.Parallel()
+	root := freshRoot(t, 0)
+	// 1000 is no syscall at all; 463 is setxattrat (path-based, Linux 6.13),
+	// which kbox does not serve yet; twice each. Then a denied mknod.
+	out, errOut, code := runKbox(t, runOpts{Args: []string{"-v", "-r", root, "--", "/bin/sc",
+		"syscall", "1000", ",", "syscall", "1000", ",", "syscall", "463", ",", "syscall", "463", ",",
+		"mknod", "/tmp/dev", "chr", "0600", "1", "3"}})
+	want := "syscall: err ENOSYS\nsyscall: err ENOSYS\nsyscall: err ENOSYS\nsyscall: err ENOSYS\nmknod: err EPERM\n"
+	if code != 0 || out != want {
+		t.Fatalf("exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", code, out, want, errOut)
+	}
+	for _, w := range []string{"syscall_1000=2", "setxattrat=2", "unsupported syscalls (ENOSYS):", "mknod denied (EPERM)"} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("-v output lacks %q:\n%s", w, errOut)
+		}
+	}
+	if strings.Contains(errOut, "goroutine ") || strings.Contains(errOut, "panic") {
+		t.Errorf("Go trace in the output:\n%s", errOut)
+	}
+}
