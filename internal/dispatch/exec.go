@@ -202,7 +202,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 			return e.denied(r, unix.ENOMEM, "exec directory: "+err.Error())
 		}
 	}
-	shared, ppid := sharesMemoryWithParent(r.Tgid)
+	shared, ppid := sharesMemoryWithParent(r)
 	var oldExe string
 	var parentMem Memory
 	if shared {
@@ -679,12 +679,20 @@ type processMemory interface {
 // sharesMemoryWithParent reports a vfork-style child: one thread, and the
 // same address space as its parent, which resumes after the exec and must
 // find its memory as it left it.
-func sharesMemoryWithParent(tgid int) (bool, int) {
-	threads, ppid := taskCounts(tgid)
-	if threads != 1 || ppid <= 0 {
+// The parent recorded when kbox first saw the process is used: a vfork
+// child cannot have been re-parented while its parent waits for it, and a
+// stale pid only makes kcmp fail or differ.
+func sharesMemoryWithParent(r *Request) (bool, int) {
+	r.Proc.mu.Lock()
+	ppid := r.Proc.ppid
+	r.Proc.mu.Unlock()
+	if ppid <= 0 {
+		_, ppid = taskCounts(r.Tgid)
+	}
+	if ppid <= 0 {
 		return false, 0
 	}
-	shared, err := kcmpVM(tgid, ppid)
+	shared, err := kcmpVM(r.Tgid, ppid)
 	return err == nil && shared, ppid
 }
 

@@ -27,6 +27,7 @@ type Process struct {
 	// protect against racing guest threads.
 	trustedExec bool
 	pidfd       int
+	ppid        int    // parent at first sight (for the vfork check at exec)
 	exe         string // guest path of the executed program
 	scriptBase  string // set while a script trampoline runs: the script's base name
 }
@@ -80,7 +81,7 @@ func newProcTable(e *Engine) *ProcTable {
 
 // AddInitial registers the first guest process (kbox's launcher child).
 func (t *ProcTable) AddInitial(pid int) *Process {
-	p := &Process{Tgid: pid, cwd: t.e.cfg.InitialCwd, root: "/", creds: t.e.cfg.Identity.Initial(), trustedExec: true, pidfd: -1}
+	p := &Process{Tgid: pid, cwd: t.e.cfg.InitialCwd, root: "/", creds: t.e.cfg.Identity.Initial(), trustedExec: true, pidfd: -1, ppid: t.self}
 	t.mu.Lock()
 	t.initial = pid
 	t.byTgid[pid] = p
@@ -130,7 +131,7 @@ func (t *ProcTable) Lookup(tid int) (*Process, int) {
 		p = &Process{cwd: t.e.cfg.InitialCwd, root: "/", creds: t.e.cfg.Identity.Initial(), pidfd: -1}
 		t.e.Verbosef("pid %d: parent %d unknown; starting from the initial state", tgid, ppid)
 	}
-	p.Tgid = tgid
+	p.Tgid, p.ppid = tgid, ppid
 	t.byTgid[tgid] = p
 	go t.watch(p)
 	return p, tgid
@@ -160,7 +161,7 @@ func (t *ProcTable) settleChildren(p *Process) {
 			t.mu.Lock()
 			if _, known := t.byTgid[child]; !known {
 				c := p.snapshot()
-				c.Tgid = child
+				c.Tgid, c.ppid = child, p.Tgid
 				t.byTgid[child] = c
 				t.tidTgid[child] = child
 				t.mu.Unlock()
