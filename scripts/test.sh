@@ -47,5 +47,6 @@ if [ $quick -eq 0 ]; then
 	echo "== fuzz (short)"
 	go test -run=^$ -fuzz=FuzzResolve -fuzztime=20s ./internal/vfs/
 	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=10s ./internal/seccomp/
+	go test -run=^$ -fuzz=FuzzParse -fuzztime=10s ./internal/loader/
 fi
 echo "== all tests passed"
