@@ -45,8 +45,8 @@ echo "== benchmark smoke run (no timing assertions)"
 go run ./bench --quick --no-install >/dev/null
 if [ $quick -eq 0 ]; then
 	echo "== fuzz (short)"
-	go test -run=^$ -fuzz=FuzzResolve -fuzztime=20s ./internal/vfs/
-	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=10s ./internal/seccomp/
-	go test -run=^$ -fuzz=FuzzParse -fuzztime=10s ./internal/loader/
+	go test -run=^$ -fuzz=FuzzResolve -fuzztime=20s -fuzzminimizetime=0s ./internal/vfs/
+	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=10s -fuzzminimizetime=0s ./internal/seccomp/
+	go test -run=^$ -fuzz=FuzzParse -fuzztime=10s -fuzzminimizetime=0s ./internal/loader/
 fi
 echo "== all tests passed"
