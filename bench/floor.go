@@ -11,6 +11,7 @@ import (
 var floorRows = map[string][]string{
 	"plain":         {"plain", "plain_filtered"},
 	"sigsys_trap":   {"sigsys_trap"},
+	"sud_trap":      {"sud_trap", "sud_allowed"},
 	"unotify_rt":    {"unotify_rt", "unotify_rt_sync"},
 	"unotify_addfd": {"unotify_addfd", "unotify_addfd_sync"},
 }
