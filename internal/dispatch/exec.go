@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/loader"
 
 	"github.com/kbox-go/kbox/internal/vfs"
 )
@@ -64,15 +65,16 @@ type execSupport struct {
 	mu    sync.Mutex
 	links map[string]bool
 	cache map[imageKey]int // read-only sealed memfds
+	facts map[imageKey]elfFacts
 }
 
 const execCacheMax = 64
 
 func newExecSupport(dir string) (*execSupport, error) {
 	if dir == "" {
-		return &execSupport{links: map[string]bool{}, cache: map[imageKey]int{}}, nil
+		return &execSupport{links: map[string]bool{}, cache: map[imageKey]int{}, facts: map[imageKey]elfFacts{}}, nil
 	}
-	return &execSupport{dir: dir, links: map[string]bool{}, cache: map[imageKey]int{}}, nil
+	return &execSupport{dir: dir, links: map[string]bool{}, cache: map[imageKey]int{}, facts: map[imageKey]elfFacts{}}, nil
 }
 
 func (x *execSupport) close() {
@@ -378,24 +380,18 @@ func (e *Engine) prepareImage(r *Request, file *os.File, callerPath string) (int
 
 // elfImage prepares an ELF binary (see the comment at the top of the file).
 func (e *Engine) elfImage(r *Request, file *os.File) (int, error) {
-	ef, err := elf.NewFile(file)
-	if err != nil {
-		return -1, unix.ENOEXEC
-	}
-	if ef.Class != elf.ELFCLASS64 || ef.Machine != e.elfMachine() || (ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN) {
-		return -1, unix.ENOEXEC
-	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(file.Fd()), &st); err != nil {
 		return -1, err
 	}
 	key := imageKey{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), interpFD: -1}
-
+	facts, err := e.elfFacts(file, &st, key)
+	if err != nil {
+		return -1, err
+	}
 	var interp *elf.Prog
-	for _, prog := range ef.Progs {
-		if prog.Type == elf.PT_INTERP {
-			interp = prog
-		}
+	if facts.interpSize > 0 {
+		interp = &elf.Prog{ProgHeader: elf.ProgHeader{Type: elf.PT_INTERP, Off: facts.interpOff, Filesz: facts.interpSize}}
 	}
 	if interp == nil && e.cfg.ExecBackstop {
 		// A static binary runs from the real file, no copy: should the
@@ -460,6 +456,52 @@ func (e *Engine) elfImage(r *Request, file *os.File) (int, error) {
 	}
 	e.exec.cache[key] = img
 	return unix.FcntlInt(uintptr(img), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+// elfFacts is what exec needs to know of an ELF file: where its PT_INTERP
+// is (interpSize 0: static).
+type elfFacts struct {
+	interpOff, interpSize uint64
+}
+
+// elfFactsMax bounds the per-file cache of parsed headers.
+const elfFactsMax = 256
+
+// elfFacts checks an ELF for this machine and finds its PT_INTERP, cached
+// per (device, inode, size, mtime, ctime): a shell loop execs the same
+// binary thousands of times. internal/loader reads only the headers; a
+// file it refuses is given to debug/elf, which accepts what the kernel
+// accepts more often than loader's stricter checks.
+func (e *Engine) elfFacts(file *os.File, st *unix.Stat_t, key imageKey) (elfFacts, error) {
+	e.exec.mu.Lock()
+	f, ok := e.exec.facts[key]
+	e.exec.mu.Unlock()
+	if ok {
+		return f, nil
+	}
+	if im, err := loader.Parse(file, st.Size, e.arch.Name); err == nil {
+		f = elfFacts{interpOff: im.InterpOff, interpSize: im.InterpSize}
+	} else {
+		ef, err := elf.NewFile(file)
+		if err != nil || ef.Class != elf.ELFCLASS64 || ef.Machine != e.elfMachine() || (ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN) {
+			return f, unix.ENOEXEC
+		}
+		for _, prog := range ef.Progs {
+			if prog.Type == elf.PT_INTERP {
+				f = elfFacts{interpOff: prog.Off, interpSize: prog.Filesz}
+			}
+		}
+	}
+	e.exec.mu.Lock()
+	if len(e.exec.facts) >= elfFactsMax {
+		for k := range e.exec.facts {
+			delete(e.exec.facts, k)
+			break
+		}
+	}
+	e.exec.facts[key] = f
+	e.exec.mu.Unlock()
+	return f, nil
 }
 
 // sealedCopy copies file into a memfd, patches PT_INTERP, seals it against

@@ -96,8 +96,10 @@ type Image struct {
 	Phnum     int // e_phnum
 	Phentsize int // e_phentsize (always 56)
 
-	// Interp is the PT_INTERP path without its NUL, "" for a static file.
-	Interp string
+	// Interp is the PT_INTERP path without its NUL, "" for a static file;
+	// InterpOff and InterpSize locate the PT_INTERP bytes in the file.
+	Interp                string
+	InterpOff, InterpSize uint64
 
 	// ExecStack reports whether PT_GNU_STACK asks for an executable stack;
 	// without PT_GNU_STACK it is the arch's default (false on amd64 and
@@ -305,6 +307,7 @@ func Parse(r io.ReaderAt, size int64, arch string) (*Image, error) {
 			}
 		}
 		im.Interp = string(buf[:len(buf)-1])
+		im.InterpOff, im.InterpSize = interpOff, interpSize
 	}
 	if !havePhdr {
 		for _, s := range im.Phdrs {
