@@ -1,0 +1,123 @@
+package x86len
+
+// Boundaries walks code from offset 0 and returns the start offsets of all
+// instructions. On an undecodable or truncated instruction it records the
+// offending byte as undecodable and resynchronizes one byte later; those
+// bytes are not reported as instruction starts.
+func Boundaries(code []byte) (starts []int, undecodable int) {
+	starts = make([]int, 0, len(code)/4)
+	for off := 0; off < len(code); {
+		n, err := Len(code[off:])
+		if err != nil {
+			undecodable++
+			off++
+			continue
+		}
+		starts = append(starts, off)
+		off += n
+	}
+	return starts, undecodable
+}
+
+// SiteKind classifies a syscall site.
+type SiteKind uint8
+
+const (
+	// MovSyscall is `mov $nr,%eax` (b8 imm32) immediately followed by a
+	// `syscall` (0f 05) instruction; Site.Offset is the mov's offset.
+	MovSyscall SiteKind = iota + 1
+	// BareSyscall is a `syscall` instruction not preceded by b8 imm32.
+	BareSyscall
+)
+
+func (k SiteKind) String() string {
+	switch k {
+	case MovSyscall:
+		return "mov+syscall"
+	case BareSyscall:
+		return "syscall"
+	}
+	return "unknown"
+}
+
+// Site is one syscall site found at real instruction boundaries.
+type Site struct {
+	Offset  int      // offset of the mov (MovSyscall) or of the syscall (BareSyscall)
+	Kind    SiteKind // MovSyscall or BareSyscall
+	Nr      uint32   // syscall number loaded by the mov (MovSyscall only)
+	Syscall int      // offset of the 0f 05 instruction
+	// SyscallIsBranchTarget is set for a MovSyscall pair whose syscall
+	// instruction is the target of a direct branch decoded in the same
+	// buffer. Rewriting the 7-byte pair as a unit would break that branch,
+	// so a rewriter must treat such a pair as two separate sites.
+	SyscallIsBranchTarget bool
+}
+
+// Sites returns the syscall sites in code, found by walking instruction
+// boundaries from offset 0 (never by raw byte matching): `b8 imm32 0f 05`
+// pairs that start at an instruction boundary (reported at the mov's offset)
+// and bare `0f 05` syscall instructions at boundaries. A syscall that is the
+// second half of a reported pair is not reported again as a bare site.
+func Sites(code []byte) []Site {
+	starts, _ := Boundaries(code)
+	targets := branchTargets(code, starts)
+	var sites []Site
+	for i := 0; i < len(starts); i++ {
+		off := starts[i]
+		if isSyscall(code, off) {
+			sites = append(sites, Site{Offset: off, Kind: BareSyscall, Syscall: off})
+			continue
+		}
+		if code[off] == 0xb8 && off+7 <= len(code) && i+1 < len(starts) &&
+			starts[i+1] == off+5 && isSyscall(code, off+5) {
+			nr := uint32(code[off+1]) | uint32(code[off+2])<<8 | uint32(code[off+3])<<16 | uint32(code[off+4])<<24
+			sites = append(sites, Site{
+				Offset:                off,
+				Kind:                  MovSyscall,
+				Nr:                    nr,
+				Syscall:               off + 5,
+				SyscallIsBranchTarget: targets[off+5],
+			})
+			i++ // the syscall belongs to the pair
+		}
+	}
+	return sites
+}
+
+func isSyscall(code []byte, off int) bool {
+	return off+2 <= len(code) && code[off] == 0x0f && code[off+1] == 0x05
+}
+
+// branchTargets returns the in-buffer targets of direct relative branches
+// (jmp/jcc/call/loop/jrcxz) without prefixes.
+func branchTargets(code []byte, starts []int) map[int]bool {
+	t := map[int]bool{}
+	for _, off := range starts {
+		b := code[off]
+		var rel, end int
+		switch {
+		case b == 0xeb || (b >= 0x70 && b <= 0x7f) || (b >= 0xe0 && b <= 0xe3):
+			if off+2 > len(code) {
+				continue
+			}
+			rel, end = int(int8(code[off+1])), off+2
+		case b == 0xe8 || b == 0xe9:
+			if off+5 > len(code) {
+				continue
+			}
+			rel, end = int(int32(le32(code[off+1:]))), off+5
+		case b == 0x0f && off+6 <= len(code) && code[off+1] >= 0x80 && code[off+1] <= 0x8f:
+			rel, end = int(int32(le32(code[off+2:]))), off+6
+		default:
+			continue
+		}
+		if dst := end + rel; dst >= 0 && dst < len(code) {
+			t[dst] = true
+		}
+	}
+	return t
+}
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
