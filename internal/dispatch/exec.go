@@ -568,34 +568,20 @@ func (e *Engine) injectShort(r *Request, image, maxDigits int) (int, error) {
 // change after kbox rewrote it: the process must be single-threaded and not
 // share its memory with a multi-threaded parent (vfork-style children do).
 func (e *Engine) execRaceCheck(r *Request) error {
-	threads, ppid := taskCounts(r.Tgid)
+	ts := readStatus(r.Tgid)
+	threads, ppid := ts.threads, ts.ppid
 	if threads != 1 {
 		return errors.New("the process has " + strconv.Itoa(threads) + " threads")
 	}
 	if ppid > 0 {
 		shared, err := kcmpVM(r.Tgid, ppid)
 		if err == nil && shared {
-			if pt, _ := taskCounts(ppid); pt > 1 {
+			if readStatus(ppid).threads > 1 {
 				return errors.New("it shares memory with its multi-threaded parent (vfork from a threaded program)")
 			}
 		}
 	}
 	return nil
-}
-
-func taskCounts(pid int) (threads, ppid int) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return -1, -1
-	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("PPid:")); ok {
-			ppid, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-		} else if v, ok := bytes.CutPrefix(line, []byte("Threads:")); ok {
-			threads, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-		}
-	}
-	return threads, ppid
 }
 
 const kcmpVMType = abi.KcmpVM
@@ -729,7 +715,7 @@ func sharesMemoryWithParent(r *Request) (bool, int) {
 	ppid := r.Proc.ppid
 	r.Proc.mu.Unlock()
 	if ppid <= 0 {
-		_, ppid = taskCounts(r.Tgid)
+		ppid = readStatus(r.Tgid).ppid
 	}
 	if ppid <= 0 {
 		return false, 0

@@ -104,7 +104,8 @@ func (t *ProcTable) Lookup(tid int) (*Process, int) {
 	}
 	t.mu.Unlock()
 
-	tgid, ppid := readTgidPpid(tid)
+	ts := readStatus(tid)
+	tgid, ppid := ts.tgid, ts.ppid
 	if tgid <= 0 {
 		tgid = tid
 	}
@@ -115,7 +116,7 @@ func (t *ProcTable) Lookup(tid int) (*Process, int) {
 	_, known := t.byTgid[tgid]
 	parent = t.byTgid[ppid]
 	t.mu.Unlock()
-	if !known && parent == nil && ppid > 1 && ppid != t.self && tgid != ppid && t.depth(ppid) {
+	if !known && parent == nil && ppid > 1 && ppid != t.self && tgid != ppid && t.IsGuest(ppid) {
 		parent, _ = t.Lookup(ppid)
 	}
 	t.mu.Lock()
@@ -137,39 +138,21 @@ func (t *ProcTable) Lookup(tid int) (*Process, int) {
 	return p, tgid
 }
 
-// depth reports whether pid is a guest process worth looking up as a
-// parent (bounded by IsGuest's walk).
-func (t *ProcTable) depth(pid int) bool { return t.IsGuest(pid) }
-
 // settleChildren gives every not-yet-seen child of p p's current state;
 // called before p changes its state.
 func (t *ProcTable) settleChildren(p *Process) {
-	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(p.Tgid) + "/task")
-	if err != nil {
-		return
-	}
-	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Tgid) + "/task/" + task.Name() + "/children")
-		if err != nil {
+	for _, child := range childrenOf(p.Tgid) {
+		t.mu.Lock()
+		if _, known := t.byTgid[child]; known {
+			t.mu.Unlock()
 			continue
 		}
-		for _, f := range strings.Fields(string(b)) {
-			child, err := strconv.Atoi(f)
-			if err != nil {
-				continue
-			}
-			t.mu.Lock()
-			if _, known := t.byTgid[child]; !known {
-				c := p.snapshot()
-				c.Tgid, c.ppid = child, p.Tgid
-				t.byTgid[child] = c
-				t.tidTgid[child] = child
-				t.mu.Unlock()
-				go t.watch(c)
-				continue
-			}
-			t.mu.Unlock()
-		}
+		c := p.snapshot()
+		c.Tgid, c.ppid = child, p.Tgid
+		t.byTgid[child] = c
+		t.tidTgid[child] = child
+		t.mu.Unlock()
+		go t.watch(c)
 	}
 }
 
@@ -249,7 +232,8 @@ func (t *ProcTable) IsGuest(pid int) bool {
 	}
 	cur := pid
 	for i := 0; i < 128; i++ {
-		tgid, ppid := readTgidPpid(cur)
+		ts := readStatus(cur)
+		tgid, ppid := ts.tgid, ts.ppid
 		if tgid <= 0 {
 			return false
 		}
@@ -325,19 +309,46 @@ func (t *ProcTable) Exe(pid int) (string, bool) {
 	return p.exe, p.exe != ""
 }
 
-// readTgidPpid reads a task's thread group and parent from /proc.
-func readTgidPpid(tid int) (tgid, ppid int) {
+// taskStatus is what kbox reads of a task in /proc/<tid>/status.
+type taskStatus struct {
+	tgid, ppid, threads int
+}
+
+// readStatus reads a task's thread group, parent and thread count; all -1
+// when the task is gone.
+func readStatus(tid int) taskStatus {
+	st := taskStatus{-1, -1, -1}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
 	if err != nil {
-		return -1, -1
+		return st
 	}
 	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("Tgid:")); ok {
-			tgid, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-		} else if v, ok := bytes.CutPrefix(line, []byte("PPid:")); ok {
-			ppid, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-			break
+		for _, f := range []struct {
+			key []byte
+			dst *int
+		}{{[]byte("Tgid:"), &st.tgid}, {[]byte("PPid:"), &st.ppid}, {[]byte("Threads:"), &st.threads}} {
+			if v, ok := bytes.CutPrefix(line, f.key); ok {
+				*f.dst, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+			}
 		}
 	}
-	return tgid, ppid
+	return st
+}
+
+// childrenOf lists the children of every thread of process pid.
+func childrenOf(pid int) []int {
+	var out []int
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + task.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }

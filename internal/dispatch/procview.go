@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"encoding/binary"
-	"os"
 	"strconv"
 	"strings"
 
@@ -104,18 +103,9 @@ func (t *ProcTable) guestSet() map[int]bool {
 			return
 		}
 		visited[pid] = true
-		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
-		for _, task := range tasks {
-			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + task.Name() + "/children")
-			if err != nil {
-				continue
-			}
-			for _, f := range strings.Fields(string(b)) {
-				if c, err := strconv.Atoi(f); err == nil {
-					set[c] = true
-					walk(c, depth+1)
-				}
-			}
+		for _, c := range childrenOf(pid) {
+			set[c] = true
+			walk(c, depth+1)
 		}
 	}
 	walk(t.self, 0)
