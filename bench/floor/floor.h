@@ -10,6 +10,8 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
+#include <ucontext.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -106,6 +108,30 @@ static inline int install_filter(int nr, unsigned int action, unsigned int flags
 	if (ret < 0)
 		die("seccomp(SECCOMP_SET_MODE_FILTER)");
 	return (int)ret;
+}
+
+/* set_result makes a trapped syscall return v (the SIGSYS handler's
+ * ucontext argument). */
+static inline void set_result(void *ctx, long v)
+{
+	ucontext_t *uc = ctx;
+#if defined(__x86_64__)
+	uc->uc_mcontext.gregs[REG_RAX] = v;
+#else
+	uc->uc_mcontext.regs[0] = v;
+#endif
+}
+
+/* install_sigsys installs handler for SIGSYS (SA_SIGINFO). */
+static inline void install_sigsys(void (*handler)(int, siginfo_t *, void *))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = handler;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) != 0)
+		die("sigaction(SIGSYS)");
 }
 
 #endif

@@ -8,19 +8,11 @@
  */
 #include "floor.h"
 
-#include <signal.h>
-#include <ucontext.h>
-
 static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 {
 	(void)sig;
 	(void)si;
-	ucontext_t *uc = ctx;
-#if defined(__x86_64__)
-	uc->uc_mcontext.gregs[REG_RAX] = 0;
-#else
-	uc->uc_mcontext.regs[0] = 0;
-#endif
+	set_result(ctx, 0);
 }
 
 static double run(long n)
@@ -38,13 +30,7 @@ int main(int argc, char **argv)
 {
 	long n = 200000;
 	parse_args(argc, argv, &n, NULL);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = on_sigsys;
-	sa.sa_flags = SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL) != 0)
-		die("sigaction(SIGSYS)");
+	install_sigsys(on_sigsys);
 	install_filter(SYS_getppid, SECCOMP_RET_TRAP, 0);
 	run(n / 10 + 1); /* warm-up */
 	double t = run(n);

@@ -13,9 +13,6 @@
  */
 #include "floor.h"
 
-#include <signal.h>
-#include <ucontext.h>
-
 #ifndef PR_SET_SYSCALL_USER_DISPATCH
 #define PR_SET_SYSCALL_USER_DISPATCH 59
 #define PR_SYS_DISPATCH_ON 1
@@ -30,12 +27,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 	(void)sig;
 	(void)si;
 	selector = SELECTOR_ALLOW;
-	ucontext_t *uc = ctx;
-#if defined(__x86_64__)
-	uc->uc_mcontext.gregs[REG_RAX] = 0;
-#else
-	uc->uc_mcontext.regs[0] = 0;
-#endif
+	set_result(ctx, 0);
 }
 
 static double run_trapped(long n)
@@ -63,13 +55,7 @@ int main(int argc, char **argv)
 {
 	long n = 200000;
 	parse_args(argc, argv, &n, NULL);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = on_sigsys;
-	sa.sa_flags = SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL) != 0)
-		die("sigaction(SIGSYS)");
+	install_sigsys(on_sigsys);
 	/* No always-allowed code range: the selector alone decides. */
 	if (prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, 0, 0, &selector) != 0)
 		die("PR_SET_SYSCALL_USER_DISPATCH");
