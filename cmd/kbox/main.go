@@ -21,6 +21,7 @@ import (
 	"github.com/kbox-go/kbox/internal/identity"
 	"github.com/kbox-go/kbox/internal/policy"
 	"github.com/kbox-go/kbox/internal/seccomp"
+	"github.com/kbox-go/kbox/internal/tier/trap"
 	"github.com/kbox-go/kbox/internal/tier/unotify"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
@@ -125,8 +126,12 @@ func run(args []string) (int, error) {
 	}
 	switch o.mode {
 	case "auto", "seccomp":
-	case "trap", "rewrite":
-		return exitUsage, fmt.Errorf("--syscall-mode=%s is not available yet; use seccomp (or auto)", o.mode)
+	case "trap":
+		if err := trap.Available(); err != nil {
+			return exitUsage, fmt.Errorf("--syscall-mode=trap: %v", err)
+		}
+	case "rewrite":
+		return exitUsage, fmt.Errorf("--syscall-mode=%s is not available yet; use trap, seccomp or auto", o.mode)
 	default:
 		return exitUsage, fmt.Errorf("--syscall-mode must be auto, seccomp, trap or rewrite, not %q", o.mode)
 	}
@@ -153,7 +158,11 @@ func run(args []string) (int, error) {
 		argv = []string{"/bin/sh"}
 	}
 	workDir := path.Clean("/" + o.workDir)
-	env := append(os.Environ(), "KBOX_SYSCALL_MODE=seccomp")
+	tierName := "seccomp"
+	if o.mode == "trap" {
+		tierName = "trap"
+	}
+	env := append(os.Environ(), "KBOX_SYSCALL_MODE="+tierName)
 	guestPath, err := findCommand(ns, workDir, argv[0], env)
 	if err != nil {
 		var ee *exitError
@@ -163,11 +172,14 @@ func run(args []string) (int, error) {
 		return exitInternal, err
 	}
 
-	execDir, err := os.MkdirTemp("", "kbox-exec-")
-	if err != nil {
-		return exitInternal, fmt.Errorf("creating the exec directory: %w", err)
+	execDir := ""
+	if tierName == "seccomp" {
+		execDir, err = os.MkdirTemp("", "kbox-exec-")
+		if err != nil {
+			return exitInternal, fmt.Errorf("creating the exec directory: %w", err)
+		}
+		defer os.RemoveAll(execDir)
 	}
-	defer os.RemoveAll(execDir)
 
 	arch := abi.Host()
 	pol, err := policy.Resolve(arch, policy.Options{VirtualIdentity: idCfg.Virtual})
@@ -196,6 +208,11 @@ func run(args []string) (int, error) {
 		return exitInternal, err
 	}
 	defer eng.Close()
+	if tierName == "trap" {
+		eng.Verbosef("tier: trap (requested)")
+		code, err := trap.Run(trap.Config{Engine: eng, Policy: pol, Path: guestPath, Argv: argv, Env: env})
+		return code, err
+	}
 	if o.mode == "auto" {
 		eng.Verbosef("tier: seccomp (auto: the only tier available in this build)")
 	} else {

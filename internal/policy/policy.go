@@ -338,3 +338,40 @@ func (r *Resolved) Program() seccomp.Program {
 	}
 	return p
 }
+
+// Backstop compiles the in-process tiers' second filter: the dangerous set
+// (and the dangerous argument forms: namespace clones, TIOCSTI) fails with
+// EPERM whoever issues it; everything else is allowed. It catches a guest
+// that reaches a syscall instruction in kbox's own code, where the
+// interception filter lets calls through.
+func (r *Resolved) Backstop() seccomp.Program {
+	p := seccomp.Program{
+		AuditArch: r.Arch.AuditArch,
+		BadArch:   seccomp.Action{Kind: seccomp.ActKillProcess},
+		Default:   seccomp.Action{Kind: seccomp.ActAllow},
+	}
+	deny := seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.EPERM)}
+	allow := seccomp.Action{Kind: seccomp.ActAllow}
+	nrs := make([]int, 0, len(r.ByNr))
+	for nr := range r.ByNr {
+		nrs = append(nrs, nr)
+	}
+	sort.Ints(nrs)
+	for _, nr := range nrs {
+		e := r.ByNr[nr]
+		if e.Disp == Deny {
+			p.Rules = append(p.Rules, seccomp.Rule{Nr: nr, Action: deny})
+			continue
+		}
+		var conds []seccomp.ArgCond
+		for _, c := range e.Conds {
+			if c.Disp == Deny {
+				conds = append(conds, seccomp.ArgCond{Arg: c.Arg, Mask: c.Mask, Value: c.Value, Width32: c.Int, Action: deny})
+			}
+		}
+		if len(conds) > 0 {
+			p.Rules = append(p.Rules, seccomp.Rule{Nr: nr, Conds: conds, Action: allow})
+		}
+	}
+	return p
+}

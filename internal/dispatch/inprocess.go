@@ -1,0 +1,46 @@
+package dispatch
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// OpenProgram resolves p (relative to dirfd, in r's process) the way
+// execve does — search and execute permission, noexec mounts, symlinks
+// followed unless flags has AT_SYMLINK_NOFOLLOW — and opens it read-only.
+// It returns the file and its canonical guest path. The in-process tiers
+// load programs themselves and use it for their first program and for
+// execve.
+func (e *Engine) OpenProgram(r *Request, dirfd int, p string, flags int) (*os.File, string, error) {
+	if p == "" {
+		return nil, "", unix.ENOENT
+	}
+	l, err := e.resolveAt(r, dirfd, p, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
+	if err != nil {
+		return nil, "", err
+	}
+	defer l.Release()
+	if l.Exists() && !l.Magic {
+		if err := e.permitted(r, &l.Stat, permExec, false); err != nil {
+			return nil, "", err
+		}
+	}
+	f, err := e.openExecutable(l)
+	if err != nil {
+		return nil, "", err
+	}
+	return f, l.Path, nil
+}
+
+// ProgramStarted records that r's process now runs exe (its /proc view and
+// execve's credential rules); script is set for a "#!" script.
+func (e *Engine) ProgramStarted(r *Request, exe string, script bool) {
+	e.execDone(r, exe, script)
+}
+
+// Verbose reports whether -v lines are written.
+func (e *Engine) Verbose() bool { return e.cfg.Verbose }
+
+// Warnf writes a warning line, with or without -v.
+func (e *Engine) Warnf(format string, args ...any) { e.warnf(format, args...) }

@@ -1,0 +1,104 @@
+package seccomp
+
+import (
+	"fmt"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// Range is a half-open range of instruction addresses [Lo, Hi).
+type Range struct{ Lo, Hi uint64 }
+
+// offIP is the offset of instruction_pointer in struct seccomp_data.
+const offIP = 8
+
+// IPTrap compiles the in-process tiers' interception filter: a syscall whose
+// instruction pointer lies in one of hostCode (kbox's own executable
+// mappings: its binary, libc, the vDSO) is allowed; every other syscall —
+// the guest's — raises SIGSYS (SECCOMP_RET_TRAP). A foreign architecture or
+// an x32 number kills the process.
+//
+// The filter has no state a guest could change: unlike Syscall User
+// Dispatch's selector byte, it cannot be switched off by a store to memory.
+func IPTrap(auditArch uint32, hostCode []Range) ([]unix.SockFilter, error) {
+	rs := splitRanges(hostCode)
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("seccomp: IPTrap needs at least one host code range")
+	}
+	a := &assembler{}
+	kill, trap, allow := a.newLabel(), a.newLabel(), a.newLabel()
+	archOK := a.newLabel()
+	a.loadWord(offArch)
+	a.jump(unix.BPF_JEQ, auditArch, archOK, kill)
+	a.bind(archOK)
+	if auditArch == auditArchX86_64 {
+		nrOK := a.newLabel()
+		a.loadWord(offNr)
+		a.jump(unix.BPF_JGE, x32SyscallBit, kill, nrOK)
+		a.bind(nrOK)
+	}
+	// M[0] = high word of the instruction pointer.
+	a.loadWord(offIP + 4)
+	a.stmt(unix.BPF_ST, 0)
+	for i, r := range rs {
+		next := trap
+		if i+1 < len(rs) {
+			next = a.newLabel()
+		}
+		hiOK, loOK := a.newLabel(), a.newLabel()
+		if i > 0 {
+			a.stmt(unix.BPF_LD|unix.BPF_MEM, 0)
+		}
+		a.jump(unix.BPF_JEQ, uint32(r.Lo>>32), hiOK, next)
+		a.bind(hiOK)
+		a.loadWord(offIP)
+		a.jump(unix.BPF_JGE, uint32(r.Lo), loOK, next)
+		a.bind(loOK)
+		// Hi-1 is in the same 4 GiB block as Lo (splitRanges).
+		a.jump(unix.BPF_JGT, uint32(r.Hi-1), next, allow)
+		if i+1 < len(rs) {
+			a.bind(next)
+		}
+	}
+	a.bind(trap)
+	a.ret(Action{Kind: ActTrap}.Ret())
+	a.bind(allow)
+	a.ret(Action{Kind: ActAllow}.Ret())
+	a.bind(kill)
+	a.ret(Action{Kind: ActKillProcess}.Ret())
+	return a.assemble()
+}
+
+// splitRanges sorts and merges ranges and splits them at 4 GiB boundaries,
+// so each can be tested on one high word.
+func splitRanges(in []Range) []Range {
+	var rs []Range
+	for _, r := range in {
+		if r.Hi > r.Lo {
+			rs = append(rs, r)
+		}
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Lo < rs[j].Lo })
+	var merged []Range
+	for _, r := range rs {
+		if n := len(merged); n > 0 && r.Lo <= merged[n-1].Hi {
+			merged[n-1].Hi = max(merged[n-1].Hi, r.Hi)
+			continue
+		}
+		merged = append(merged, r)
+	}
+	var out []Range
+	for _, r := range merged {
+		for r.Lo < r.Hi {
+			block := (r.Lo | 0xffffffff) + 1 // start of the next 4 GiB block (0 on overflow)
+			if block == 0 || block >= r.Hi {
+				out = append(out, r)
+				break
+			}
+			out = append(out, Range{r.Lo, block})
+			r.Lo = block
+		}
+	}
+	return out
+}

@@ -1,0 +1,65 @@
+package seccomp
+
+import (
+	"math/rand"
+	"testing"
+)
+
+func TestIPTrap(t *testing.T) {
+	host := []Range{
+		{0x555555554000, 0x555555600000},
+		{0x7ffff7c00000, 0x7ffff7d80000},
+		{0x7ffff7fc1000, 0x7ffff7fc3000},
+		{0xfffff000, 0x100002000},        // crosses a 4 GiB boundary
+		{0x7ffff7d70000, 0x7ffff7d90000}, // overlaps the libc range
+	}
+	prog, err := IPTrap(auditArchX86_64, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inHost := func(ip uint64) bool {
+		for _, r := range host {
+			if ip >= r.Lo && ip < r.Hi {
+				return true
+			}
+		}
+		return false
+	}
+	check := func(ip uint64) {
+		t.Helper()
+		got, err := Simulate(prog, Data{Nr: 0, Arch: auditArchX86_64, IP: ip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Action{Kind: ActTrap}.Ret()
+		if inHost(ip) {
+			want = Action{Kind: ActAllow}.Ret()
+		}
+		if got != want {
+			t.Fatalf("ip %#x: got %#x, want %#x", ip, got, want)
+		}
+	}
+	for _, r := range host {
+		for _, ip := range []uint64{r.Lo - 1, r.Lo, r.Lo + 1, r.Hi - 1, r.Hi, r.Hi + 1} {
+			check(ip)
+		}
+	}
+	check(0)
+	check(^uint64(0))
+	check(0x400000)
+	rng := rand.New(rand.NewSource(1))
+	for range 20000 {
+		r := host[rng.Intn(len(host))]
+		check(r.Lo - 0x10000 + uint64(rng.Int63n(int64(r.Hi-r.Lo)+0x20000)))
+		check(rng.Uint64())
+	}
+	if got, _ := Simulate(prog, Data{Nr: 0, Arch: 0x40000003, IP: 0x555555554000}); got != (Action{Kind: ActKillProcess}).Ret() {
+		t.Fatalf("foreign arch: %#x", got)
+	}
+	if got, _ := Simulate(prog, Data{Nr: 0x40000001, Arch: auditArchX86_64, IP: 0x555555554000}); got != (Action{Kind: ActKillProcess}).Ret() {
+		t.Fatalf("x32: %#x", got)
+	}
+	if _, err := IPTrap(auditArchX86_64, nil); err == nil {
+		t.Fatal("no ranges accepted")
+	}
+}

@@ -1,0 +1,100 @@
+//go:build cgo && linux && amd64
+
+package trap
+
+/*
+#cgo CFLAGS: -O2 -Wall -fno-stack-protector
+#include <stdlib.h>
+#include "guest_amd64.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"runtime/debug"
+	"unsafe"
+)
+
+// Available reports whether this build of kbox has the in-process tiers.
+func Available() error { return nil }
+
+// kboxTrap is called by the SIGSYS handler on the guest thread after it has
+// switched to kbox's FS base: a seccomp trap (nr is the syscall) or, with
+// kick set, a request to deliver pending guest signals.
+//
+//export kboxTrap
+func kboxTrap(uc unsafe.Pointer, nr C.int, kick C.int) {
+	// An external lock makes the runtime create any new thread from its
+	// template thread, not by cloning this one (which would inherit the
+	// guest's filters).
+	runtime.LockOSThread()
+	old := debug.SetPanicOnFault(true)
+	t := current
+	ctx := ucontextAt(uc)
+	if kick == 0 {
+		t.syscall(ctx, int(nr))
+	}
+	t.sig.deliverPending(t, ctx)
+	debug.SetPanicOnFault(old)
+	runtime.UnlockOSThread()
+}
+
+// kboxFault is called by the fault handlers (SIGSEGV, SIGBUS, SIGFPE,
+// SIGILL, SIGTRAP) when guest code faulted.
+//
+//export kboxFault
+func kboxFault(uc unsafe.Pointer, sig C.int, si unsafe.Pointer) {
+	runtime.LockOSThread()
+	old := debug.SetPanicOnFault(true)
+	t := current
+	t.fault(ucontextAt(uc), int(sig), C.GoBytes(si, 128))
+	debug.SetPanicOnFault(old)
+	runtime.UnlockOSThread()
+}
+
+// kboxStarted is the guest thread's first call into Go, before it enters
+// the guest: it binds a Go M to the thread outside any signal handler.
+//
+//export kboxStarted
+func kboxStarted() {
+	current.started <- int(C.kbox_gs.start_err)
+}
+
+func installHandlers() error {
+	if en := C.kbox_install_handlers(); en != 0 {
+		return errnoErr(int(en))
+	}
+	return nil
+}
+
+// startGuest creates the guest thread, which installs filters (in order)
+// and enters the guest at entry with stack pointer sp.
+func startGuest(entry, sp, hwcap2 uint64, filters [][]byte) error {
+	var a C.struct_kbox_start
+	a.entry = C.uint64_t(entry)
+	a.sp = C.uint64_t(sp)
+	a.hwcap2 = C.uint64_t(hwcap2)
+	a.nfilters = C.int(len(filters))
+	for i, f := range filters {
+		p := C.CBytes(f) // freed never: the kernel copies, but the guest thread reads it after we return
+		a.filters[i].len = C.ushort(len(f) / 8)
+		a.filters[i].insns = p
+	}
+	if en := C.kbox_start_guest(&a); en != 0 {
+		return errnoErr(int(en))
+	}
+	return nil
+}
+
+// blockingSyscall runs a host syscall that may sleep, interruptible by a
+// kick (see guest_amd64.c). It returns the raw result (-errno on failure).
+func blockingSyscall(nr int, a [6]uint64) int64 {
+	return int64(C.kbox_blocking_syscall(C.long(nr), C.long(a[0]), C.long(a[1]), C.long(a[2]), C.long(a[3]), C.long(a[4]), C.long(a[5])))
+}
+
+func guestTid() int { return int(C.kbox_guest_tid()) }
+
+// setGuestFS sets the FS base the guest resumes with.
+func setGuestFS(v uint64) { C.kbox_gs.guest_fs = C.uint64_t(v) }
+
+func guestFS() uint64 { return uint64(C.kbox_gs.guest_fs) }

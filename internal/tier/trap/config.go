@@ -1,0 +1,19 @@
+package trap
+
+import (
+	"io"
+
+	"github.com/kbox-go/kbox/internal/dispatch"
+	"github.com/kbox-go/kbox/internal/policy"
+)
+
+// Config describes the run.
+type Config struct {
+	Engine *dispatch.Engine
+	Policy *policy.Resolved
+	Path   string // guest path of the program, as found on the guest's PATH
+	Argv   []string
+	Env    []string
+	Log    io.Writer
+}
+

@@ -1,0 +1,38 @@
+// Shared between guest_amd64.c and the cgo preamble in cgo_amd64.go.
+#ifndef KBOX_GUEST_AMD64_H
+#define KBOX_GUEST_AMD64_H
+#include <stdint.h>
+
+#define KBOX_ALTSTACK_SIZE (256 * 1024)
+#define KBOX_THREAD_STACK (8 * 1024 * 1024)
+
+struct kbox_guest_state {
+	uint64_t host_fs;	// the guest thread's own (glibc) FS base
+	uint64_t guest_fs;	// the guest's FS base while kbox code runs
+	uintptr_t alt_lo, alt_hi; // the guest thread's alternate signal stack
+	volatile int in_guest;	// the guest thread is running guest code
+	int fsgsbase;		// rdfsbase/wrfsbase are usable
+	int tid;
+	int start_err;
+};
+
+struct kbox_filter {
+	unsigned short len;
+	void *insns;
+};
+
+struct kbox_start {
+	uint64_t entry, sp, hwcap2;
+	int nfilters;
+	struct kbox_filter filters[2];
+};
+
+extern struct kbox_guest_state kbox_gs;
+extern volatile char kbox_kicked;
+
+int kbox_install_handlers(void);
+int kbox_start_guest(struct kbox_start *a);
+void kbox_enter(uint64_t entry, uint64_t sp, uint64_t fs);
+long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
+int kbox_guest_tid(void);
+#endif

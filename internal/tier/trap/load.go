@@ -1,0 +1,385 @@
+//go:build cgo && linux && amd64
+
+package trap
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/dispatch"
+	"github.com/kbox-go/kbox/internal/loader"
+	"github.com/kbox-go/kbox/internal/seccomp"
+)
+
+// program is a guest program ready to map: the ELF (and its interpreter)
+// opened and validated, and the final argv after "#!" processing.
+type program struct {
+	file       *os.File
+	im         *loader.Image
+	interp     *os.File
+	interpIm   *loader.Image
+	argv       []string
+	execfn     string // the path the caller gave (AT_EXECFN)
+	exe        string // canonical guest path of the program (or script)
+	script     bool
+	interpPath string
+}
+
+func (p *program) close() {
+	p.file.Close()
+	if p.interp != nil {
+		p.interp.Close()
+	}
+}
+
+// errNoExec marks a file the loader refuses (ENOEXEC to the guest).
+type loadError struct{ msg string }
+
+func (e *loadError) Error() string { return e.msg }
+
+// prepare resolves path, follows "#!" up to four levels, and opens and
+// validates the ELF and its interpreter. Nothing of the running guest is
+// touched, so an execve that fails here returns to the caller.
+func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int, argv []string) (*program, error) {
+	p := &program{execfn: path, argv: argv}
+	for depth := 0; ; depth++ {
+		f, canon, err := t.eng.OpenProgram(req, dirfd, path, flags)
+		if err != nil {
+			return nil, err
+		}
+		if p.exe == "" {
+			p.exe = canon
+		}
+		head := make([]byte, 256)
+		n, _ := f.ReadAt(head, 0)
+		head = head[:n]
+		if bytes.HasPrefix(head, []byte("#!")) {
+			f.Close()
+			if depth >= 4 {
+				return nil, unix.ELOOP
+			}
+			interp, arg, ok := parseShebang(head)
+			if !ok {
+				return nil, unix.ENOEXEC
+			}
+			nargv := []string{interp}
+			if arg != "" {
+				nargv = append(nargv, arg)
+			}
+			nargv = append(nargv, path)
+			if len(p.argv) > 1 {
+				nargv = append(nargv, p.argv[1:]...)
+			}
+			p.argv, p.script = nargv, true
+			path, dirfd, flags = interp, unix.AT_FDCWD, 0
+			continue
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		im, err := loader.Parse(f, st.Size(), "amd64")
+		if err != nil {
+			f.Close()
+			return nil, &loadError{err.Error()}
+		}
+		p.file, p.im = f, im
+		break
+	}
+	if p.im.Interp != "" {
+		f, _, err := t.eng.OpenProgram(req, unix.AT_FDCWD, p.im.Interp, 0)
+		if err != nil {
+			p.close()
+			if err == unix.ENOENT {
+				return nil, &loadError{fmt.Sprintf("interpreter %s not found in the guest", p.im.Interp)}
+			}
+			return nil, err
+		}
+		st, err := f.Stat()
+		if err == nil {
+			p.interpIm, err = loader.Parse(f, st.Size(), "amd64")
+		}
+		if err != nil {
+			f.Close()
+			p.close()
+			return nil, &loadError{fmt.Sprintf("interpreter %s: %v", p.im.Interp, err)}
+		}
+		if p.interpIm.Interp != "" || p.interpIm.Type != elf.ET_DYN {
+			f.Close()
+			p.close()
+			return nil, &loadError{fmt.Sprintf("interpreter %s is not a static shared object", p.im.Interp)}
+		}
+		p.interp, p.interpPath = f, p.im.Interp
+	}
+	return p, nil
+}
+
+// parseShebang splits a "#!" line as Linux does: the interpreter up to the
+// first blank, and the rest of the line (trimmed) as one argument.
+func parseShebang(head []byte) (string, string, bool) {
+	line := head[2:]
+	nl := bytes.IndexByte(line, '\n')
+	if nl < 0 {
+		return "", "", false
+	}
+	s := strings.Trim(string(line[:nl]), " \t")
+	if s == "" {
+		return "", "", false
+	}
+	if i := strings.IndexAny(s, " \t"); i >= 0 {
+		return s[:i], strings.Trim(s[i:], " \t"), true
+	}
+	return s, "", true
+}
+
+// Placement of ET_DYN programs: far below the Go heap (0xc000000000), with
+// room for the break after them. Interpreters go wherever the kernel
+// places a mapping.
+const dynProgramHint = 0x10000000000 >> 4 // 64 GiB
+
+// mapImage maps im from f as the kernel's ELF loader would and returns
+// its layout. For ET_DYN, hint is a preferred base (0: any).
+func (t *tier) mapImage(f *os.File, im *loader.Image, hint uint64, what string) (loader.Layout, error) {
+	extent, err := im.Layout(0)
+	if err != nil && im.Type == elf.ET_DYN {
+		return loader.Layout{}, &loadError{err.Error()}
+	}
+	var base uint64
+	switch im.Type {
+	case elf.ET_DYN:
+		align := max(im.Align, pageSize)
+		size := extent.End - extent.Start + align
+		r, _, en := unix.RawSyscall6(unix.SYS_MMAP, uintptr(hint), uintptr(size), unix.PROT_NONE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, ^uintptr(0), 0)
+		if en != 0 {
+			return loader.Layout{}, fmt.Errorf("reserving %d bytes for %s: %v", size, what, en)
+		}
+		start := (uint64(r) + align - 1) &^ (align - 1)
+		base = start - extent.Start
+		// Give back the alignment slack on both sides.
+		if start > uint64(r) {
+			unix.RawSyscall(unix.SYS_MUNMAP, r, uintptr(start-uint64(r)), 0)
+		}
+		if end, rend := start+(extent.End-extent.Start), uint64(r)+size; rend > end {
+			unix.RawSyscall(unix.SYS_MUNMAP, uintptr(end), uintptr(rend-end), 0)
+		}
+	case elf.ET_EXEC:
+		l, err := im.Layout(0)
+		if err != nil {
+			return loader.Layout{}, &loadError{err.Error()}
+		}
+		if _, err := mmapFixedNoReplace(l.Start, l.End-l.Start, unix.PROT_NONE); err != nil {
+			return loader.Layout{}, &loadError{fmt.Sprintf("%s must be loaded at %#x-%#x, which kbox itself occupies (a non-PIE kbox build? build kbox with -buildmode=pie)", what, l.Start, l.End)}
+		}
+	}
+	l, err := im.Layout(base)
+	if err != nil {
+		return loader.Layout{}, &loadError{err.Error()}
+	}
+	t.vm.add(l.Start, l.End)
+	for _, m := range l.Mappings {
+		prot := protOf(m.Prot)
+		if prot&protWX == protWX {
+			return loader.Layout{}, &loadError{fmt.Sprintf("%s has a writable and executable segment; the trap tier keeps guest memory W^X", what)}
+		}
+		if m.FileEnd > m.Start {
+			mp := prot
+			if m.ZeroStart != 0 {
+				mp |= unix.PROT_WRITE
+				if mp&protWX == protWX {
+					mp &^= unix.PROT_EXEC
+				}
+			}
+			r, _, en := unix.RawSyscall6(unix.SYS_MMAP, uintptr(m.Start), uintptr(m.FileEnd-m.Start), uintptr(mp),
+				unix.MAP_PRIVATE|unix.MAP_FIXED, f.Fd(), uintptr(m.Off))
+			if en != 0 || uint64(r) != m.Start {
+				return loader.Layout{}, fmt.Errorf("mapping %s at %#x: %v", what, m.Start, en)
+			}
+			if m.ZeroStart != 0 {
+				clear(guestBytes(m.ZeroStart, int(m.ZeroEnd-m.ZeroStart)))
+				if mp != prot {
+					unix.RawSyscall(unix.SYS_MPROTECT, uintptr(m.Start), uintptr(m.FileEnd-m.Start), uintptr(prot))
+				}
+			}
+		}
+		if m.End > m.FileEnd {
+			r, _, en := unix.RawSyscall6(unix.SYS_MMAP, uintptr(m.FileEnd), uintptr(m.End-m.FileEnd), uintptr(prot),
+				unix.MAP_PRIVATE|unix.MAP_FIXED|unix.MAP_ANONYMOUS, ^uintptr(0), 0)
+			if en != 0 || uint64(r) != m.FileEnd {
+				return loader.Layout{}, fmt.Errorf("mapping the bss of %s at %#x: %v", what, m.FileEnd, en)
+			}
+		}
+	}
+	return l, nil
+}
+
+func protOf(p loader.Prot) int {
+	prot := 0
+	if p&loader.ProtRead != 0 {
+		prot |= unix.PROT_READ
+	}
+	if p&loader.ProtWrite != 0 {
+		prot |= unix.PROT_WRITE
+	}
+	if p&loader.ProtExec != 0 {
+		prot |= unix.PROT_EXEC
+	}
+	return prot
+}
+
+const stackSize = 8 << 20
+
+// load maps p, builds its stack, sets up the break and returns the entry
+// point and initial stack pointer.
+func (t *tier) load(p *program, env []string) (entry, sp uint64, err error) {
+	defer p.close()
+	hint := uint64(0)
+	if p.im.Type == elf.ET_DYN {
+		hint = dynProgramHint
+	}
+	l, err := t.mapImage(p.file, p.im, hint, p.exe)
+	if err != nil {
+		return 0, 0, err
+	}
+	if l.PhdrAddr == 0 {
+		return 0, 0, &loadError{p.exe + ": program headers are not in a loaded segment"}
+	}
+	entry = l.Entry
+	var base uint64
+	if p.interp != nil {
+		il, err := t.mapImage(p.interp, p.interpIm, 0, p.interpPath)
+		if err != nil {
+			return 0, 0, err
+		}
+		entry, base = il.Entry, il.LoadBias
+	}
+	t.brk = brkState{start: l.Brk, cur: l.Brk}
+
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	if p.im.ExecStack {
+		t.eng.Verbosef("%s asks for an executable stack (PT_GNU_STACK); the trap tier maps it non-executable (W^X)", p.exe)
+	}
+	r, _, en := unix.RawSyscall6(unix.SYS_MMAP, 0, stackSize+pageSize, uintptr(prot),
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, ^uintptr(0), 0)
+	if en != 0 {
+		return 0, 0, fmt.Errorf("mapping the guest stack: %v", en)
+	}
+	lo := uint64(r)
+	unix.RawSyscall(unix.SYS_MPROTECT, uintptr(lo), pageSize, unix.PROT_NONE) // guard page
+	t.vm.add(lo, lo+stackSize+pageSize)
+	top := lo + stackSize + pageSize
+
+	creds := t.proc.Creds()
+	sp0 := loader.StackParams{
+		Top: top, Argv: p.argv, Envp: env, ExecFn: p.execfn, Platform: "x86_64",
+		Phdr: l.PhdrAddr, Phent: uint64(p.im.Phentsize), Phnum: uint64(p.im.Phnum), Base: base,
+		Entry: l.Entry, UID: uint64(creds.RUID), EUID: uint64(creds.EUID), GID: uint64(creds.RGID), EGID: uint64(creds.EGID),
+		Hwcap: t.auxv.hwcap, Hwcap2: t.auxv.hwcap2, Clktck: 100, SysinfoEhdr: t.auxv.vdso,
+	}
+	rand.Read(sp0.Random[:])
+	data, sp, err := loader.BuildStack(sp0)
+	if err != nil {
+		return 0, 0, &loadError{err.Error()}
+	}
+	if uint64(len(data)) > stackSize/4 {
+		return 0, 0, unix.E2BIG
+	}
+	copy(guestBytes(sp, len(data)), data)
+	return entry, sp, nil
+}
+
+// hostAuxv holds the values of kbox's own auxiliary vector the guest
+// inherits (the vDSO is shared: it is the same process).
+type hostAuxv struct{ hwcap, hwcap2, vdso uint64 }
+
+func readHostAuxv() (hostAuxv, error) {
+	b, err := os.ReadFile("/proc/self/auxv")
+	if err != nil {
+		return hostAuxv{}, fmt.Errorf("reading /proc/self/auxv: %w", err)
+	}
+	var a hostAuxv
+	for i := 0; i+16 <= len(b); i += 16 {
+		k, v := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
+		switch k {
+		case loader.AT_HWCAP:
+			a.hwcap = v
+		case loader.AT_HWCAP2:
+			a.hwcap2 = v
+		case loader.AT_SYSINFO_EHDR:
+			a.vdso = v
+		}
+	}
+	return a, nil
+}
+
+// hostCode lists kbox's executable mappings: every syscall issued from
+// them is kbox's own.
+func hostCode() ([]seccomp.Range, error) {
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []seccomp.Range
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || !strings.Contains(fields[1], "x") {
+			continue
+		}
+		lohi := strings.SplitN(fields[0], "-", 2)
+		lo, err1 := strconv.ParseUint(lohi[0], 16, 64)
+		hi, err2 := strconv.ParseUint(lohi[1], 16, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if len(fields) >= 6 && fields[5] == "[vsyscall]" {
+			continue // the legacy vsyscall page is the guest's too
+		}
+		out = append(out, seccomp.Range{Lo: lo, Hi: hi})
+	}
+	return out, sc.Err()
+}
+
+// filters returns the two filters the guest thread installs: the backstop
+// (dangerous calls fail from anywhere) and the trap filter (calls from
+// outside kbox's code raise SIGSYS). They are built before the guest is
+// mapped, so no guest code counts as kbox's.
+func (t *tier) filters() ([][]byte, error) {
+	back, err := seccomp.Compile(t.pol.Backstop())
+	if err != nil {
+		return nil, fmt.Errorf("compiling the backstop filter: %w", err)
+	}
+	code, err := hostCode()
+	if err != nil {
+		return nil, fmt.Errorf("reading kbox's mappings: %w", err)
+	}
+	trap, err := seccomp.IPTrap(t.eng.Arch().AuditArch, code)
+	if err != nil {
+		return nil, err
+	}
+	t.eng.Verbosef("trap filter: %d kbox code ranges, %d instructions; backstop %d instructions", len(code), len(trap), len(back))
+	// The trap filter goes first: the backstop denies seccomp() itself.
+	return [][]byte{filterBytes(trap), filterBytes(back)}, nil
+}
+
+func filterBytes(p []unix.SockFilter) []byte {
+	b := make([]byte, 8*len(p))
+	for i, in := range p {
+		binary.LittleEndian.PutUint16(b[8*i:], in.Code)
+		b[8*i+2] = in.Jt
+		b[8*i+3] = in.Jf
+		binary.LittleEndian.PutUint32(b[8*i+4:], in.K)
+	}
+	return b
+}

@@ -1,0 +1,86 @@
+//go:build cgo && linux && amd64
+
+package trap
+
+import (
+	"bytes"
+
+	"golang.org/x/sys/unix"
+)
+
+// memory reaches the guest's memory directly: it is kbox's own address
+// space. Every access runs under debug.SetPanicOnFault (set by the trap
+// entry points), so an unmapped or protected guest address becomes a
+// recovered panic and EFAULT, never a crash.
+type memory struct{}
+
+const pageSize = 4096
+
+func validRange(addr uint64, n int) bool {
+	return addr != 0 && addr+uint64(n) >= addr
+}
+
+func (memory) Read(addr uint64, p []byte) (err error) {
+	if len(p) == 0 {
+		return nil
+	}
+	if !validRange(addr, len(p)) {
+		return unix.EFAULT
+	}
+	defer func() {
+		if recover() != nil {
+			err = unix.EFAULT
+		}
+	}()
+	copy(p, guestBytes(addr, len(p)))
+	return nil
+}
+
+func (memory) Write(addr uint64, p []byte) (err error) {
+	if len(p) == 0 {
+		return nil
+	}
+	if !validRange(addr, len(p)) {
+		return unix.EFAULT
+	}
+	defer func() {
+		if recover() != nil {
+			err = unix.EFAULT
+		}
+	}()
+	copy(guestBytes(addr, len(p)), p)
+	return nil
+}
+
+// ReadString reads up to max bytes and the NUL, a page at a time so that a
+// string ending just before an unmapped page reads fine.
+func (memory) ReadString(addr uint64, max int) (s string, err error) {
+	if addr == 0 {
+		return "", unix.EFAULT
+	}
+	defer func() {
+		if recover() != nil {
+			s, err = "", unix.EFAULT
+		}
+	}()
+	var out []byte
+	for len(out) <= max {
+		chunk := int(pageSize - addr%pageSize)
+		if rest := max + 1 - len(out); chunk > rest {
+			chunk = rest
+		}
+		if addr+uint64(chunk) < addr {
+			return "", unix.EFAULT
+		}
+		b := guestBytes(addr, chunk)
+		if i := bytes.IndexByte(b, 0); i >= 0 {
+			if out == nil {
+				return string(b[:i]), nil
+			}
+			return string(append(out, b[:i]...)), nil
+		}
+		out = append(out, b...)
+		addr += uint64(chunk)
+	}
+	return "", unix.ENAMETOOLONG
+}

@@ -1,0 +1,349 @@
+//go:build cgo && linux && amd64
+
+package trap
+
+import (
+	"bufio"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
+)
+
+// The guest shares kbox's address space. It may change only memory it
+// mapped itself (or kbox's loader mapped for it): every range-taking memory
+// call is checked against vmRanges, and a MAP_FIXED mapping may also land
+// on addresses where nothing is mapped. Everything else is kbox's (its
+// binary, libc, the Go heap and stacks) and is refused with a -v line.
+
+// vmRanges is a sorted set of disjoint half-open page ranges.
+type vmRanges struct{ r []span }
+
+type span struct{ lo, hi uint64 }
+
+func (v *vmRanges) add(lo, hi uint64) {
+	if hi <= lo {
+		return
+	}
+	v.remove(lo, hi)
+	i := sort.Search(len(v.r), func(i int) bool { return v.r[i].lo >= lo })
+	v.r = append(v.r, span{})
+	copy(v.r[i+1:], v.r[i:])
+	v.r[i] = span{lo, hi}
+	// Merge with neighbours.
+	out := v.r[:0]
+	for _, s := range v.r {
+		if n := len(out); n > 0 && out[n-1].hi >= s.lo {
+			out[n-1].hi = max(out[n-1].hi, s.hi)
+			continue
+		}
+		out = append(out, s)
+	}
+	v.r = out
+}
+
+func (v *vmRanges) remove(lo, hi uint64) {
+	if hi <= lo {
+		return
+	}
+	var out []span
+	for _, s := range v.r {
+		if s.hi <= lo || s.lo >= hi {
+			out = append(out, s)
+			continue
+		}
+		if s.lo < lo {
+			out = append(out, span{s.lo, lo})
+		}
+		if s.hi > hi {
+			out = append(out, span{hi, s.hi})
+		}
+	}
+	v.r = out
+}
+
+// gaps returns the parts of [lo, hi) not in the set.
+func (v *vmRanges) gaps(lo, hi uint64) []span {
+	var out []span
+	cur := lo
+	for _, s := range v.r {
+		if s.hi <= cur {
+			continue
+		}
+		if s.lo >= hi {
+			break
+		}
+		if s.lo > cur {
+			out = append(out, span{cur, min(s.lo, hi)})
+		}
+		cur = max(cur, s.hi)
+		if cur >= hi {
+			break
+		}
+	}
+	if cur < hi {
+		out = append(out, span{cur, hi})
+	}
+	return out
+}
+
+func (v *vmRanges) contains(lo, hi uint64) bool { return len(v.gaps(lo, hi)) == 0 }
+
+func pageUp(v uint64) uint64 { return (v + pageSize - 1) &^ (pageSize - 1) }
+
+// hostMapped reports whether any page of the given ranges is mapped, from
+// /proc/self/maps (only consulted for ranges the guest does not own).
+func hostMapped(parts []span) bool {
+	if len(parts) == 0 {
+		return false
+	}
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		dash := strings.IndexByte(line, '-')
+		sp := strings.IndexByte(line, ' ')
+		if dash < 0 || sp < dash {
+			continue
+		}
+		lo, err1 := strconv.ParseUint(line[:dash], 16, 64)
+		hi, err2 := strconv.ParseUint(line[dash+1:sp], 16, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		for _, p := range parts {
+			if lo < p.hi && hi > p.lo {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mayReplace reports whether the guest may unmap or replace [lo, hi): all
+// of it is the guest's or unmapped.
+func (t *tier) mayReplace(lo, hi uint64) bool {
+	return !hostMapped(t.vm.gaps(lo, hi))
+}
+
+func (t *tier) refuseMemory(c *call, lo, hi uint64, en unix.Errno) int64 {
+	t.eng.Verbosef("pid %d: %s [%#x, %#x) refused (%s): kbox's own memory", t.pid, t.name(c.nr), lo, hi, unix.ErrnoName(en))
+	return -int64(en)
+}
+
+func wxRefused(t *tier, c *call) int64 {
+	t.eng.Verbosef("pid %d: %s with PROT_WRITE|PROT_EXEC refused (EACCES): the trap tier keeps guest memory W^X", t.pid, t.name(c.nr))
+	return -int64(unix.EACCES)
+}
+
+const protWX = unix.PROT_WRITE | unix.PROT_EXEC
+
+func init() {
+	own(sysMmap, "mmap")
+	own(sysMunmap, "munmap")
+	own(sysMprotect, "mprotect", "pkey_mprotect")
+	own(sysMremap, "mremap")
+	own(sysMadvise, "madvise", "mseal", "process_madvise")
+	own(sysBrk, "brk")
+	own(sysShmat, "shmat")
+	own(sysShmdt, "shmdt")
+	own(sysNoShadowStack, "map_shadow_stack")
+}
+
+func sysMmap(t *tier, c *call) int64 {
+	addr, length, prot, flags := c.args[0], c.args[1], c.args[2], c.args[3]
+	if prot&protWX == protWX {
+		return wxRefused(t, c)
+	}
+	if length == 0 || pageUp(length) < length {
+		return -int64(unix.EINVAL)
+	}
+	end := addr + pageUp(length)
+	if flags&unix.MAP_FIXED != 0 && flags&unix.MAP_FIXED_NOREPLACE == 0 {
+		if end < addr || !t.mayReplace(addr, end) {
+			return t.refuseMemory(c, addr, end, unix.ENOMEM)
+		}
+	}
+	a := c.args
+	if flags&unix.MAP_ANONYMOUS == 0 {
+		e, ok := t.fds.Get(c.int(4))
+		if !ok {
+			return -int64(unix.EBADF)
+		}
+		a[4] = uint64(e.HostFD)
+	}
+	r := rawSyscall(c.nr, a)
+	if r >= 0 || r < -4095 {
+		t.vm.add(uint64(r), uint64(r)+pageUp(length))
+	}
+	return r
+}
+
+func sysMunmap(t *tier, c *call) int64 {
+	addr, length := c.args[0], c.args[1]
+	end := addr + pageUp(length)
+	if addr%pageSize != 0 || length == 0 || end < addr {
+		return -int64(unix.EINVAL)
+	}
+	if !t.mayReplace(addr, end) {
+		return t.refuseMemory(c, addr, end, unix.EINVAL)
+	}
+	r := rawSyscall(c.nr, c.args)
+	if r == 0 {
+		t.vm.remove(addr, end)
+	}
+	return r
+}
+
+func sysMprotect(t *tier, c *call) int64 {
+	addr, length, prot := c.args[0], c.args[1], c.args[2]
+	if prot&protWX == protWX {
+		return wxRefused(t, c)
+	}
+	end := addr + pageUp(length)
+	if end < addr {
+		return -int64(unix.ENOMEM)
+	}
+	if !t.vm.contains(addr, end) {
+		if t.mayReplace(addr, end) {
+			return -int64(unix.ENOMEM) // unmapped, as the kernel says
+		}
+		return t.refuseMemory(c, addr, end, unix.EACCES)
+	}
+	return rawSyscall(c.nr, c.args)
+}
+
+func sysMremap(t *tier, c *call) int64 {
+	old, oldLen, newLen, flags, newAddr := c.args[0], c.args[1], c.args[2], c.args[3], c.args[4]
+	oldEnd := old + pageUp(oldLen)
+	if oldEnd < old || !t.vm.contains(old, oldEnd) {
+		if t.mayReplace(old, oldEnd) {
+			return -int64(unix.EFAULT)
+		}
+		return t.refuseMemory(c, old, oldEnd, unix.EFAULT)
+	}
+	if flags&unix.MREMAP_FIXED != 0 {
+		end := newAddr + pageUp(newLen)
+		if end < newAddr || !t.mayReplace(newAddr, end) {
+			return t.refuseMemory(c, newAddr, end, unix.EINVAL)
+		}
+	}
+	r := rawSyscall(c.nr, c.args)
+	if r >= 0 || r < -4095 {
+		if flags&unix.MREMAP_DONTUNMAP == 0 {
+			t.vm.remove(old, oldEnd)
+		}
+		t.vm.add(uint64(r), uint64(r)+pageUp(newLen))
+	}
+	return r
+}
+
+func sysMadvise(t *tier, c *call) int64 {
+	if t.name(c.nr) == "process_madvise" {
+		return -int64(unix.EPERM)
+	}
+	addr, length := c.args[0], c.args[1]
+	end := addr + pageUp(length)
+	if end < addr {
+		return -int64(unix.EINVAL)
+	}
+	if !t.vm.contains(addr, end) {
+		if t.mayReplace(addr, end) {
+			return -int64(unix.ENOMEM)
+		}
+		return t.refuseMemory(c, addr, end, unix.EPERM)
+	}
+	return rawSyscall(c.nr, c.args)
+}
+
+func sysNoShadowStack(t *tier, c *call) int64 { return -int64(unix.ENOSYS) }
+
+// brkState is the guest's program break, emulated with anonymous mappings
+// placed after its program (never the host's own heap).
+type brkState struct {
+	start, cur uint64 // cur is the guest-visible break
+}
+
+func sysBrk(t *tier, c *call) int64 {
+	want := c.args[0]
+	b := &t.brk
+	if want < b.start {
+		return int64(b.cur)
+	}
+	oldTop, newTop := pageUp(b.cur), pageUp(want)
+	switch {
+	case newTop > oldTop:
+		if _, err := mmapFixedNoReplace(oldTop, newTop-oldTop, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+			return int64(b.cur)
+		}
+		t.vm.add(oldTop, newTop)
+	case newTop < oldTop:
+		if unix.Munmap(guestBytes(newTop, int(oldTop-newTop))) != nil {
+			return int64(b.cur)
+		}
+		t.vm.remove(newTop, oldTop)
+	}
+	b.cur = want
+	return int64(want)
+}
+
+func mmapFixedNoReplace(addr, length uint64, prot int) (uint64, error) {
+	r, _, en := unix.RawSyscall6(unix.SYS_MMAP, uintptr(addr), uintptr(length), uintptr(prot),
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uintptr(0), 0)
+	if en != 0 {
+		return 0, en
+	}
+	if uint64(r) != addr { // kernels before 4.17 treat the flag as a hint
+		unix.RawSyscall(unix.SYS_MUNMAP, r, uintptr(length), 0)
+		return 0, unix.EEXIST
+	}
+	return addr, nil
+}
+
+// shmSegs remembers the size of each attached SysV segment for shmdt.
+var shmSegs = map[uint64]uint64{}
+
+func sysShmat(t *tier, c *call) int64 {
+	addr, flg := c.args[1], c.args[2]
+	var ds unix.SysvShmDesc
+	if _, err := unix.SysvShmCtl(c.int(0), unix.IPC_STAT, &ds); err != nil {
+		return errno(err)
+	}
+	size := pageUp(uint64(ds.Segsz))
+	if addr != 0 {
+		if addr+size < addr || !t.mayReplace(addr&^(pageSize-1), (addr&^(pageSize-1))+size) {
+			return t.refuseMemory(c, addr, addr+size, unix.EINVAL)
+		}
+	}
+	if flg&abi.ShmExec != 0 && flg&unix.SHM_RDONLY == 0 {
+		return wxRefused(t, c)
+	}
+	r := rawSyscall(c.nr, c.args)
+	if r >= 0 || r < -4095 {
+		t.vm.add(uint64(r), uint64(r)+size)
+		shmSegs[uint64(r)] = size
+	}
+	return r
+}
+
+func sysShmdt(t *tier, c *call) int64 {
+	addr := c.args[0]
+	size, ok := shmSegs[addr]
+	if !ok {
+		return -int64(unix.EINVAL)
+	}
+	r := rawSyscall(c.nr, c.args)
+	if r == 0 {
+		delete(shmSegs, addr)
+		t.vm.remove(addr, addr+size)
+	}
+	return r
+}

@@ -1,0 +1,283 @@
+//go:build cgo && linux && amd64
+
+package trap
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
+)
+
+// The guest's process: lifetime, thread state kbox virtualizes, and
+// execve in place.
+
+func init() {
+	own(sysExit, "exit", "exit_group")
+	own(sysNoProcesses, "clone", "clone3", "fork", "vfork")
+	own(sysArchPrctl, "arch_prctl")
+	own(sysPrctl, "prctl")
+	own(sysSetTidAddress, "set_tid_address")
+	own(sysRobustList, "set_robust_list", "get_robust_list")
+	own(sysNoRseq, "rseq")
+	own(sysGetpid, "getpid", "gettid")
+	own(sysRlimit, "setrlimit", "prlimit64")
+	own(sysExecve, "execve", "execveat")
+}
+
+func sysExit(t *tier, c *call) int64 {
+	t.exit(c.int(0) & 0xff)
+	return 0
+}
+
+func sysNoProcesses(t *tier, c *call) int64 {
+	t.warnOnce("clone", "the guest called %s: --syscall-mode=trap runs single-process, single-threaded programs; use --syscall-mode=seccomp for programs that fork or start threads (answered ENOSYS)", t.name(c.nr))
+	return -int64(unix.ENOSYS)
+}
+
+// The guest's FS base is its TLS pointer. kbox's own thread state lives in
+// the host FS base, which the signal path swaps in while kbox code runs.
+func sysArchPrctl(t *tier, c *call) int64 {
+	switch c.int(0) {
+	case abi.ArchSetFS:
+		if c.args[1] >= 1<<47 {
+			return -int64(unix.EPERM)
+		}
+		setGuestFS(c.args[1])
+		return 0
+	case abi.ArchGetFS:
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], guestFS())
+		if (memory{}).Write(c.args[1], b[:]) != nil {
+			return -int64(unix.EFAULT)
+		}
+		return 0
+	case abi.ArchSetGS, abi.ArchGetGS, archGetCPUID, archGetXcompSupp, archGetXcompPerm, archReqXcompPerm,
+		archGetXcompGuestPerm, archReqXcompGuestPerm:
+		return rawSyscall(c.nr, c.args)
+	}
+	t.verboseOnce("arch_prctl", "pid %d: arch_prctl(%#x) refused (EINVAL): it would change kbox's own thread", t.pid, c.args[0])
+	return -int64(unix.EINVAL)
+}
+
+// arch_prctl codes not all in x/sys.
+const (
+	archGetCPUID          = 0x1011
+	archGetXcompSupp      = 0x1021
+	archGetXcompPerm      = 0x1022
+	archReqXcompPerm      = 0x1023
+	archGetXcompGuestPerm = 0x1024
+	archReqXcompGuestPerm = 0x1025
+)
+
+// sysPrctl allows the options that only concern the calling process's own
+// bookkeeping. Options that would change how kbox's thread runs (a second
+// seccomp filter, Syscall User Dispatch, speculation or shadow-stack
+// control, memory-map rewrites) are refused.
+func sysPrctl(t *tier, c *call) int64 {
+	switch c.int(0) {
+	case unix.PR_SET_NAME, unix.PR_GET_NAME, unix.PR_SET_PDEATHSIG, unix.PR_GET_PDEATHSIG,
+		unix.PR_GET_DUMPABLE, unix.PR_SET_DUMPABLE, unix.PR_SET_NO_NEW_PRIVS, unix.PR_GET_NO_NEW_PRIVS,
+		unix.PR_GET_SECCOMP, unix.PR_CAPBSET_READ, unix.PR_GET_KEEPCAPS, unix.PR_SET_KEEPCAPS,
+		unix.PR_SET_VMA, unix.PR_SET_CHILD_SUBREAPER, unix.PR_GET_CHILD_SUBREAPER, unix.PR_GET_TIMERSLACK,
+		unix.PR_SET_TIMERSLACK, unix.PR_GET_THP_DISABLE, unix.PR_SET_THP_DISABLE, unix.PR_GET_SECUREBITS,
+		unix.PR_CAP_AMBIENT, unix.PR_GET_TIMING, unix.PR_MCE_KILL_GET:
+		return rawSyscall(c.nr, c.args)
+	}
+	t.verboseOnce("prctl:"+itoa(c.int(0)), "pid %d: prctl(%d) refused (EINVAL): not available in the trap tier", t.pid, c.int(0))
+	return -int64(unix.EINVAL)
+}
+
+func itoa(v int) string {
+	if v < 0 {
+		return "-" + itoa(-v)
+	}
+	if v < 10 {
+		return string(rune('0' + v))
+	}
+	return itoa(v/10) + string(rune('0'+v%10))
+}
+
+// The guest is one thread: its thread id is its process id. The kernel's
+// clear-child-tid and robust-list machinery belong to kbox's thread
+// (glibc registered them), so the guest's requests are only recorded.
+type threadState struct {
+	clearTid, robustHead, robustLen uint64
+}
+
+var guestThread threadState
+
+func sysSetTidAddress(t *tier, c *call) int64 {
+	guestThread.clearTid = c.args[0]
+	return int64(t.pid)
+}
+
+func sysRobustList(t *tier, c *call) int64 {
+	if t.name(c.nr) == "set_robust_list" {
+		if c.args[1] != 24 {
+			return -int64(unix.EINVAL)
+		}
+		guestThread.robustHead, guestThread.robustLen = c.args[0], c.args[1]
+		return 0
+	}
+	if c.int(0) != 0 && c.int(0) != t.pid {
+		return -int64(unix.ESRCH)
+	}
+	var b [8]byte
+	m := memory{}
+	binary.LittleEndian.PutUint64(b[:], guestThread.robustHead)
+	if m.Write(c.args[1], b[:]) != nil {
+		return -int64(unix.EFAULT)
+	}
+	binary.LittleEndian.PutUint64(b[:], 24)
+	if m.Write(c.args[2], b[:]) != nil {
+		return -int64(unix.EFAULT)
+	}
+	return 0
+}
+
+// rseq areas are per thread and kbox's thread already has glibc's; the
+// guest's libc runs without (glibc and musl both fall back).
+func sysNoRseq(t *tier, c *call) int64 { return -int64(unix.ENOSYS) }
+
+func sysGetpid(t *tier, c *call) int64 { return int64(t.pid) }
+
+// sysRlimit runs setrlimit/prlimit64 on kbox's process (the guest's) and
+// keeps the descriptor table's limit in step with RLIMIT_NOFILE.
+func sysRlimit(t *tier, c *call) int64 {
+	resource := c.int(0)
+	if t.name(c.nr) == "prlimit64" {
+		if pid := c.int(0); pid != 0 && pid != t.pid {
+			return t.viaEngine(c)
+		}
+		a := c.args
+		a[0] = 0
+		r := rawSyscall(c.nr, a)
+		resource = c.int(1)
+		if r == 0 && c.args[2] != 0 && resource == unix.RLIMIT_NOFILE {
+			t.syncFDLimit()
+		}
+		return r
+	}
+	r := rawSyscall(c.nr, c.args)
+	if r == 0 && resource == unix.RLIMIT_NOFILE {
+		t.syncFDLimit()
+	}
+	return r
+}
+
+func (t *tier) syncFDLimit() {
+	if err := t.fds.SetLimit(fdLimit()); err != nil {
+		t.eng.Verbosef("descriptor limit: %v", err)
+	}
+}
+
+// sysExecve replaces the guest in place: the new program is opened and
+// validated first (a failure returns to the caller), then the old guest's
+// memory is unmapped, close-on-exec descriptors are closed, handled
+// signals are reset, and the thread resumes at the new entry point.
+func sysExecve(t *tier, c *call) int64 {
+	dirfd, pathArg, argvArg, envpArg, flags := unix.AT_FDCWD, 0, 1, 2, 0
+	if t.name(c.nr) == "execveat" {
+		dirfd, pathArg, argvArg, envpArg, flags = c.int(0), 1, 2, 3, c.int(4)
+	}
+	req := t.request(c)
+	path, err := req.Path(pathArg)
+	if err != nil {
+		return errno(err)
+	}
+	argv, err := readStrings(c.args[argvArg])
+	if err != nil {
+		return errno(err)
+	}
+	envp, err := readStrings(c.args[envpArg])
+	if err != nil {
+		return errno(err)
+	}
+	if path == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		return -int64(unix.ENOSYS) // fexecve: not in this tier
+	}
+	p, err := t.prepare(req, dirfd, path, flags, argv)
+	if err != nil {
+		if _, ok := err.(*loadError); ok {
+			t.eng.Verbosef("pid %d: execve %s: %v", t.pid, path, err)
+			return -int64(unix.ENOEXEC)
+		}
+		return errno(err)
+	}
+	// Point of no return.
+	for _, s := range t.vm.r {
+		unix.RawSyscall(unix.SYS_MUNMAP, uintptr(s.lo), uintptr(s.hi-s.lo), 0)
+	}
+	t.vm = vmRanges{}
+	t.fds.Exec()
+	t.sig.exec()
+	guestThread = threadState{}
+	entry, sp, err := t.load(p, envp)
+	if err != nil {
+		t.eng.Warnf("execve %s: %v", path, err)
+		t.exit(127)
+	}
+	t.execs++
+	t.eng.ProgramStarted(req, p.exe, p.script)
+	c.keepRegs = true
+	for i := range c.uc.Gregs {
+		switch i {
+		case regCSGSFS, regERR, regTRAPNO, regOLDMASK, regCR2:
+		default:
+			c.uc.Gregs[i] = 0
+		}
+	}
+	c.uc.Gregs[regRIP] = entry
+	c.uc.Gregs[regRSP] = sp
+	c.uc.Gregs[regEFL] = 0x202
+	setGuestFS(0)
+	return 0
+}
+
+// exec applies execve's signal rules: handled signals return to their
+// default action, ignored ones stay ignored, the mask and pending set stay,
+// the alternate stack is gone.
+func (s *signalState) exec() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.actions {
+		if s.actions[i].handler != sigIgn {
+			s.actions[i] = guestAction{}
+		}
+	}
+	s.altSP, s.altSize, s.altFlags = 0, 0, abi.SSDisable
+}
+
+// readStrings reads a NULL-terminated array of string pointers.
+func readStrings(addr uint64) ([]string, error) {
+	if addr == 0 {
+		return nil, nil
+	}
+	m := memory{}
+	var out []string
+	total := 0
+	for i := 0; ; i++ {
+		var b [8]byte
+		if err := m.Read(addr+uint64(8*i), b[:]); err != nil {
+			return nil, err
+		}
+		p := binary.LittleEndian.Uint64(b[:])
+		if p == 0 {
+			return out, nil
+		}
+		s, err := m.ReadString(p, 128<<10)
+		if err != nil {
+			if err == unix.ENAMETOOLONG {
+				return nil, unix.E2BIG
+			}
+			return nil, err
+		}
+		total += len(s) + 1 + 8
+		if total > 2<<20 {
+			return nil, unix.E2BIG
+		}
+		out = append(out, s)
+	}
+}

@@ -1,0 +1,654 @@
+//go:build cgo && linux && amd64
+
+package trap
+
+import (
+	"encoding/binary"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
+)
+
+// The guest's signals are virtual. Its handlers, mask and alternate stack
+// live here; the guest thread itself blocks every asynchronous host signal
+// while the guest runs (see guest_amd64.c), so process-directed signals
+// reach Go's threads, never the guest thread with the guest's FS base.
+// Host signals meant for the guest (SIGINT from the terminal, SIGALRM from
+// alarm) are caught with os/signal and queued here, and the guest thread is
+// kicked; signals the guest sends itself are queued directly. Delivery
+// happens when the guest thread leaves kbox code: a frame like the
+// kernel's is built on the guest's stack and the thread resumes in the
+// guest's handler; the handler's rt_sigreturn restores the interrupted
+// context from that frame.
+
+const nsig = 64
+
+type guestAction struct {
+	handler, flags, restorer, mask uint64
+}
+
+const (
+	sigDfl = 0
+	sigIgn = 1
+)
+
+type signalState struct {
+	mu       sync.Mutex
+	actions  [nsig + 1]guestAction
+	mask     uint64 // bit sig-1: blocked
+	pending  uint64
+	info     [nsig + 1][128]byte
+	altSP    uint64
+	altSize  uint64
+	altFlags uint64
+}
+
+func newSignalState() *signalState { return &signalState{altFlags: abi.SSDisable} }
+
+func sigBit(sig int) uint64 { return 1 << (sig - 1) }
+
+const unblockable = 1<<(unix.SIGKILL-1) | 1<<(unix.SIGSTOP-1)
+
+// raise queues sig for the guest; info is its siginfo (nil: a kill from
+// the guest itself).
+func (s *signalState) raise(sig int, info []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending&sigBit(sig) != 0 && sig < 32 {
+		return // standard signals do not queue
+	}
+	s.pending |= sigBit(sig)
+	s.info[sig] = [128]byte{}
+	if info != nil {
+		copy(s.info[sig][:], info)
+	} else {
+		binary.LittleEndian.PutUint32(s.info[sig][0:], uint32(sig))
+		binary.LittleEndian.PutUint32(s.info[sig][8:], uint32(0)) // SI_USER
+		binary.LittleEndian.PutUint32(s.info[sig][16:], uint32(os.Getpid()))
+		binary.LittleEndian.PutUint32(s.info[sig][20:], uint32(os.Getuid()))
+	}
+}
+
+// deliverable reports whether a pending signal is not blocked.
+func (s *signalState) deliverable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending&^s.mask != 0
+}
+
+// defaultIgnored lists the signals whose default action is to do nothing.
+func defaultIgnored(sig int) bool {
+	switch syscall.Signal(sig) {
+	case unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH, unix.SIGCONT:
+		return true
+	}
+	return false
+}
+
+func defaultStops(sig int) bool {
+	switch syscall.Signal(sig) {
+	case unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGSTOP:
+		return true
+	}
+	return false
+}
+
+// take removes the lowest deliverable signal.
+func (s *signalState) take() (int, guestAction, [128]byte, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ready := s.pending &^ s.mask
+	if ready == 0 {
+		return 0, guestAction{}, [128]byte{}, 0
+	}
+	sig := 1
+	for ready&1 == 0 {
+		ready >>= 1
+		sig++
+	}
+	s.pending &^= sigBit(sig)
+	act := s.actions[sig]
+	old := s.mask
+	if act.handler > sigIgn {
+		s.mask |= act.mask
+		if act.flags&abi.SANodefer == 0 {
+			s.mask |= sigBit(sig)
+		}
+		s.mask &^= unblockable
+		if act.flags&abi.SAResethand != 0 {
+			s.actions[sig] = guestAction{}
+		}
+	}
+	return sig, act, s.info[sig], old
+}
+
+// deliverPending runs the guest's handler for the next deliverable signal
+// (or applies the default action) by rewriting uc.
+func (s *signalState) deliverPending(t *tier, uc *ucontext) {
+	for {
+		sig, act, info, oldMask := s.take()
+		if sig == 0 {
+			return
+		}
+		switch act.handler {
+		case sigIgn:
+			continue
+		case sigDfl:
+			switch {
+			case defaultIgnored(sig):
+				continue
+			case defaultStops(sig):
+				unix.Kill(t.pid, unix.SIGSTOP)
+				continue
+			}
+			t.killedBy(sig)
+		}
+		if !t.pushFrame(uc, sig, act, info[:], oldMask) {
+			t.eng.Verbosef("pid %d: cannot write the signal frame for signal %d: killed by SIGSEGV", t.pid, sig)
+			t.killedBy(int(unix.SIGSEGV))
+		}
+		return
+	}
+}
+
+// killedBy ends kbox as the guest's death by sig: status 128+sig.
+func (t *tier) killedBy(sig int) {
+	t.eng.Verbosef("guest killed by signal %d", sig)
+	t.exit(128 + sig)
+}
+
+// fpstateSize is the size of the FPU state the kernel saved at p: the
+// extended size from the software-reserved bytes when present, else the
+// 512-byte legacy area.
+func fpstateSize(p uint64) uint64 {
+	var sw [16]byte
+	if (memory{}).Read(p+464, sw[:]) != nil {
+		return 512
+	}
+	if binary.LittleEndian.Uint32(sw[0:]) == 0x46505853 { // FP_XSTATE_MAGIC1
+		n := uint64(binary.LittleEndian.Uint32(sw[4:]))
+		if n >= 512 && n <= 1<<16 {
+			return n
+		}
+	}
+	return 512
+}
+
+// pushFrame builds a kernel-style rt_sigframe for sig on the guest's stack
+// and points uc at the guest's handler.
+func (t *tier) pushFrame(uc *ucontext, sig int, act guestAction, info []byte, oldMask uint64) bool {
+	s := t.sig
+	if act.flags&abi.SARestorer == 0 || act.restorer == 0 {
+		return false // x86-64 requires a restorer, as the kernel does
+	}
+	sp := uc.Gregs[regRSP]
+	onAlt := s.altFlags&abi.SSDisable == 0 && sp-s.altSP < s.altSize
+	if act.flags&abi.SAOnstack != 0 && s.altFlags&abi.SSDisable == 0 && !onAlt {
+		sp = s.altSP + s.altSize
+	} else {
+		sp -= 128 // red zone
+	}
+	fpsz := uint64(0)
+	if uc.Fpregs != 0 {
+		fpsz = fpstateSize(uc.Fpregs)
+	}
+	sp = (sp - fpsz) &^ 63
+	fpAddr := sp
+	const frameSize = 8 + sizeofUcontext + 128
+	sp = ((sp - frameSize) &^ 15) - 8
+	ucAddr, infoAddr := sp+8, sp+8+sizeofUcontext
+
+	frame := *uc
+	frame.Sigmask = oldMask
+	frame.SsSp, frame.SsSize = s.altSP, s.altSize
+	frame.SsFlags = s.altFlags
+	if onAlt {
+		frame.SsFlags = abi.SSOnstack
+	}
+	if fpsz > 0 {
+		fp := make([]byte, fpsz)
+		if (memory{}).Read(uc.Fpregs, fp) != nil || (memory{}).Write(fpAddr, fp) != nil {
+			return false
+		}
+		frame.Fpregs = fpAddr
+	}
+	var ret [8]byte
+	binary.LittleEndian.PutUint64(ret[:], act.restorer)
+	m := memory{}
+	if m.Write(sp, ret[:]) != nil || m.Write(ucAddr, bytesAt(&frame)[:sizeofUcontext]) != nil || m.Write(infoAddr, info[:128]) != nil {
+		return false
+	}
+	g := &uc.Gregs
+	g[regRIP] = act.handler
+	g[regRSP] = sp
+	g[regRDI] = uint64(sig)
+	g[regRSI] = infoAddr
+	g[regRDX] = ucAddr
+	g[regRAX] = 0
+	g[regEFL] &^= 1<<10 | 1<<8 | 1<<16 // DF, TF, RF: as the kernel clears them
+	return true
+}
+
+// flagsUserMask are the RFLAGS bits a sigreturn may set (the kernel's
+// FIX_EFLAGS: AC, OF, DF, TF, SF, ZF, AF, PF, CF, RF).
+const flagsUserMask = 0x40000 | 0x800 | 0x400 | 0x100 | 0x80 | 0x40 | 0x10 | 0x4 | 0x1 | 0x10000
+
+func sysRtSigreturn(t *tier, c *call) int64 {
+	uc := c.uc
+	ucAddr := uc.Gregs[regRSP]
+	var frame ucontext
+	if (memory{}).Read(ucAddr, bytesAt(&frame)[:sizeofUcontext]) != nil {
+		t.killedBy(int(unix.SIGSEGV))
+	}
+	c.keepRegs = true
+	for i := 0; i < nGregs; i++ {
+		switch i {
+		case regCSGSFS, regERR, regTRAPNO, regOLDMASK, regCR2:
+			continue
+		case regEFL:
+			uc.Gregs[i] = uc.Gregs[i]&^flagsUserMask | frame.Gregs[i]&flagsUserMask
+		default:
+			uc.Gregs[i] = frame.Gregs[i]
+		}
+	}
+	if frame.Fpregs != 0 && uc.Fpregs != 0 {
+		n := fpstateSize(uc.Fpregs)
+		if fpstateSize(frame.Fpregs) != n {
+			n = 512
+		}
+		fp := make([]byte, n)
+		if (memory{}).Read(frame.Fpregs, fp) == nil {
+			(memory{}).Write(uc.Fpregs, fp)
+		}
+	}
+	s := t.sig
+	s.mu.Lock()
+	s.mask = frame.Sigmask &^ unblockable
+	s.mu.Unlock()
+	return 0
+}
+
+func sysRtSigaction(t *tier, c *call) int64 {
+	sig := c.int(0)
+	if sig < 1 || sig > nsig || c.args[3] != 8 {
+		return -int64(unix.EINVAL)
+	}
+	m := memory{}
+	var nb [32]byte
+	if c.args[1] != 0 {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			return -int64(unix.EINVAL)
+		}
+		if m.Read(c.args[1], nb[:]) != nil {
+			return -int64(unix.EFAULT)
+		}
+	}
+	s := t.sig
+	s.mu.Lock()
+	old := s.actions[sig]
+	if c.args[1] != 0 {
+		s.actions[sig] = guestAction{
+			handler:  binary.LittleEndian.Uint64(nb[0:]),
+			flags:    binary.LittleEndian.Uint64(nb[8:]),
+			restorer: binary.LittleEndian.Uint64(nb[16:]),
+			mask:     binary.LittleEndian.Uint64(nb[24:]) &^ unblockable,
+		}
+		if s.actions[sig].handler == sigIgn {
+			s.pending &^= sigBit(sig)
+		}
+	}
+	s.mu.Unlock()
+	if c.args[2] != 0 {
+		var ob [32]byte
+		binary.LittleEndian.PutUint64(ob[0:], old.handler)
+		binary.LittleEndian.PutUint64(ob[8:], old.flags)
+		binary.LittleEndian.PutUint64(ob[16:], old.restorer)
+		binary.LittleEndian.PutUint64(ob[24:], old.mask)
+		if m.Write(c.args[2], ob[:]) != nil {
+			return -int64(unix.EFAULT)
+		}
+	}
+	return 0
+}
+
+func sysRtSigprocmask(t *tier, c *call) int64 {
+	how := c.int(0)
+	if c.args[3] != 8 {
+		return -int64(unix.EINVAL)
+	}
+	m := memory{}
+	var set uint64
+	if c.args[1] != 0 {
+		var b [8]byte
+		if m.Read(c.args[1], b[:]) != nil {
+			return -int64(unix.EFAULT)
+		}
+		set = binary.LittleEndian.Uint64(b[:])
+	}
+	s := t.sig
+	s.mu.Lock()
+	old := s.mask
+	if c.args[1] != 0 {
+		switch how {
+		case unix.SIG_BLOCK:
+			s.mask |= set
+		case unix.SIG_UNBLOCK:
+			s.mask &^= set
+		case unix.SIG_SETMASK:
+			s.mask = set
+		default:
+			s.mu.Unlock()
+			return -int64(unix.EINVAL)
+		}
+		s.mask &^= unblockable
+	}
+	s.mu.Unlock()
+	if c.args[2] != 0 {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], old)
+		if m.Write(c.args[2], b[:]) != nil {
+			return -int64(unix.EFAULT)
+		}
+	}
+	return 0
+}
+
+func sysRtSigpending(t *tier, c *call) int64 {
+	if c.args[1] > 8 {
+		return -int64(unix.EINVAL)
+	}
+	s := t.sig
+	s.mu.Lock()
+	p := s.pending & s.mask
+	s.mu.Unlock()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], p)
+	if (memory{}).Write(c.args[0], b[:c.args[1]]) != nil {
+		return -int64(unix.EFAULT)
+	}
+	return 0
+}
+
+func sysSigaltstack(t *tier, c *call) int64 {
+	s := t.sig
+	m := memory{}
+	sp := c.uc.Gregs[regRSP]
+	onAlt := s.altFlags&abi.SSDisable == 0 && sp-s.altSP < s.altSize
+	if c.args[1] != 0 {
+		var b [24]byte
+		flags := s.altFlags
+		if onAlt {
+			flags = abi.SSOnstack
+		}
+		binary.LittleEndian.PutUint64(b[0:], s.altSP)
+		binary.LittleEndian.PutUint64(b[8:], flags)
+		binary.LittleEndian.PutUint64(b[16:], s.altSize)
+		if m.Write(c.args[1], b[:]) != nil {
+			return -int64(unix.EFAULT)
+		}
+	}
+	if c.args[0] != 0 {
+		var b [24]byte
+		if m.Read(c.args[0], b[:]) != nil {
+			return -int64(unix.EFAULT)
+		}
+		if onAlt {
+			return -int64(unix.EPERM)
+		}
+		nsp, flags, size := binary.LittleEndian.Uint64(b[0:]), uint64(binary.LittleEndian.Uint32(b[8:])), binary.LittleEndian.Uint64(b[16:])
+		switch {
+		case flags&abi.SSDisable != 0:
+			s.altSP, s.altSize, s.altFlags = 0, 0, abi.SSDisable
+		case flags&^uint64(abi.SSOnstack|abi.SSAutodisarm) != 0:
+			return -int64(unix.EINVAL)
+		case size < abi.MinSigstksz:
+			return -int64(unix.ENOMEM)
+		default:
+			s.altSP, s.altSize, s.altFlags = nsp, size, 0
+		}
+	}
+	return 0
+}
+
+// sysSigsuspend waits, with the guest's mask temporarily replaced, until
+// a signal is deliverable; the handler then runs with the old mask to
+// restore on its return.
+func sysRtSigsuspend(t *tier, c *call) int64 {
+	if c.args[1] != 8 {
+		return -int64(unix.EINVAL)
+	}
+	var b [8]byte
+	if (memory{}).Read(c.args[0], b[:]) != nil {
+		return -int64(unix.EFAULT)
+	}
+	s := t.sig
+	s.mu.Lock()
+	saved := s.mask
+	s.mask = binary.LittleEndian.Uint64(b[:]) &^ unblockable
+	s.mu.Unlock()
+	for !s.deliverable() {
+		blockingSyscall(unix.SYS_PAUSE, [6]uint64{})
+	}
+	// Deliver now, with the frame remembering the pre-suspend mask.
+	sig, act, info, _ := s.take()
+	s.mu.Lock()
+	if act.handler <= sigIgn {
+		s.mask = saved
+	}
+	s.mu.Unlock()
+	eintr := -int64(unix.EINTR)
+	c.uc.Gregs[regRAX] = uint64(eintr)
+	c.keepRegs = true
+	switch {
+	case sig == 0 || act.handler == sigIgn || (act.handler == sigDfl && defaultIgnored(sig)):
+	case act.handler == sigDfl && defaultStops(sig):
+		unix.Kill(t.pid, unix.SIGSTOP)
+	case act.handler == sigDfl:
+		t.killedBy(sig)
+	default:
+		if !t.pushFrame(c.uc, sig, act, info[:], saved) {
+			t.killedBy(int(unix.SIGSEGV))
+		}
+	}
+	return 0
+}
+
+func sysPause(t *tier, c *call) int64 {
+	for !t.sig.deliverable() {
+		blockingSyscall(unix.SYS_PAUSE, [6]uint64{})
+	}
+	return -int64(unix.EINTR)
+}
+
+// sysRtSigtimedwait takes a pending signal from set, waiting up to the
+// timeout for one.
+func sysRtSigtimedwait(t *tier, c *call) int64 {
+	if c.args[3] != 8 {
+		return -int64(unix.EINVAL)
+	}
+	m := memory{}
+	var b [8]byte
+	if m.Read(c.args[0], b[:]) != nil {
+		return -int64(unix.EFAULT)
+	}
+	set := binary.LittleEndian.Uint64(b[:]) &^ unblockable
+	var deadline *unix.Timespec
+	if c.args[2] != 0 {
+		var ts unix.Timespec
+		if m.Read(c.args[2], bytesAt(&ts)) != nil {
+			return -int64(unix.EFAULT)
+		}
+		var now unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
+		end := unix.NsecToTimespec(now.Nano() + ts.Nano())
+		deadline = &end
+	}
+	s := t.sig
+	for {
+		s.mu.Lock()
+		ready := s.pending & set
+		if ready != 0 {
+			sig := 1
+			for ready&1 == 0 {
+				ready >>= 1
+				sig++
+			}
+			s.pending &^= sigBit(sig)
+			info := s.info[sig]
+			s.mu.Unlock()
+			if c.args[1] != 0 && m.Write(c.args[1], info[:]) != nil {
+				return -int64(unix.EFAULT)
+			}
+			return int64(sig)
+		}
+		other := s.pending &^ s.mask &^ set
+		s.mu.Unlock()
+		if other != 0 {
+			return -int64(unix.EINTR)
+		}
+		a := [6]uint64{}
+		if deadline != nil {
+			a = [6]uint64{unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, addrOf(bytesAt(deadline)), 0}
+			r := blockingSyscall(unix.SYS_CLOCK_NANOSLEEP, a)
+			if r == 0 {
+				s.mu.Lock()
+				hit := s.pending&set != 0
+				s.mu.Unlock()
+				if !hit {
+					return -int64(unix.EAGAIN)
+				}
+			}
+		} else {
+			blockingSyscall(unix.SYS_PAUSE, a)
+		}
+	}
+}
+
+// sysKill serves kill, tkill, tgkill and the sigqueue calls: a signal to
+// the guest itself is queued here; anything else goes to the engine, which
+// confines it to guest processes (there are no others in this tier).
+func sysKill(t *tier, c *call) int64 {
+	var target, sig int
+	name := t.name(c.nr)
+	switch name {
+	case "kill", "tkill", "rt_sigqueueinfo":
+		target, sig = c.int(0), c.int(1)
+		if name == "kill" && (target == 0 || target == -1 || target == -t.pid) {
+			target = t.pid
+		}
+	case "tgkill", "rt_tgsigqueueinfo":
+		if c.int(0) != t.pid {
+			return t.viaEngine(c)
+		}
+		target, sig = c.int(1), c.int(2)
+	}
+	if target != t.pid {
+		return t.viaEngine(c)
+	}
+	if sig < 0 || sig > nsig {
+		return -int64(unix.EINVAL)
+	}
+	if sig == 0 {
+		return 0
+	}
+	if sig == int(unix.SIGKILL) {
+		t.killedBy(sig)
+	}
+	if sig == int(unix.SIGSTOP) {
+		unix.Kill(t.pid, unix.SIGSTOP)
+		return 0
+	}
+	var info []byte
+	if name == "rt_sigqueueinfo" || name == "rt_tgsigqueueinfo" {
+		info = make([]byte, 128)
+		addr := c.args[2]
+		if name == "rt_tgsigqueueinfo" {
+			addr = c.args[3]
+		}
+		if (memory{}).Read(addr, info) != nil {
+			return -int64(unix.EFAULT)
+		}
+	}
+	t.sig.raise(sig, info)
+	return 0
+}
+
+func init() {
+	own(sysRtSigaction, "rt_sigaction")
+	own(sysRtSigprocmask, "rt_sigprocmask")
+	own(sysRtSigreturn, "rt_sigreturn")
+	own(sysRtSigpending, "rt_sigpending")
+	own(sysRtSigsuspend, "rt_sigsuspend")
+	own(sysRtSigtimedwait, "rt_sigtimedwait")
+	own(sysSigaltstack, "sigaltstack")
+	own(sysPause, "pause")
+	own(sysKill, "kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
+}
+
+// forwarded are the host signals kbox catches for the guest.
+var forwarded = []os.Signal{unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP, unix.SIGALRM,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGVTALRM, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
+	unix.SIGCONT, unix.SIGPIPE, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGPWR, unix.SIGIO}
+
+// forward queues host signals for the guest and kicks its thread; it runs
+// on the goroutine that started the guest, for the rest of the run.
+func (s *signalState) forward(t *tier) {
+	ch := make(chan os.Signal, 16)
+	signal.Notify(ch, forwarded...)
+	for sg := range ch {
+		sig := int(sg.(syscall.Signal))
+		s.mu.Lock()
+		act := s.actions[sig]
+		s.mu.Unlock()
+		switch {
+		case act.handler == sigIgn:
+			continue
+		case act.handler == sigDfl && defaultIgnored(sig):
+			continue
+		case act.handler == sigDfl && defaultStops(sig):
+			signal.Reset(sg)
+			unix.Kill(t.pid, unix.SIGSTOP)
+			signal.Notify(ch, sg)
+			continue
+		case act.handler == sigDfl:
+			t.killedBy(sig)
+		}
+		s.raise(sig, nil)
+		unix.Tgkill(t.pid, t.tid, unix.SIGSYS)
+	}
+}
+
+// fault handles a synchronous signal raised by guest code: the guest's
+// handler runs if it has one (and has not blocked the signal), otherwise
+// the guest dies of it.
+func (t *tier) fault(uc *ucontext, sig int, info []byte) {
+	s := t.sig
+	s.mu.Lock()
+	act := s.actions[sig]
+	blocked := s.mask&sigBit(sig) != 0
+	s.mu.Unlock()
+	if act.handler <= sigIgn || blocked {
+		t.eng.Verbosef("guest fault: signal %d at %#x (address %#x)", sig, uc.Gregs[regRIP], binary.LittleEndian.Uint64(info[16:]))
+		t.killedBy(sig)
+	}
+	s.mu.Lock()
+	old := s.mask
+	s.mask |= act.mask
+	if act.flags&abi.SANodefer == 0 {
+		s.mask |= sigBit(sig)
+	}
+	s.mask &^= unblockable
+	if act.flags&abi.SAResethand != 0 {
+		s.actions[sig] = guestAction{}
+	}
+	s.mu.Unlock()
+	if !t.pushFrame(uc, sig, act, info, old) {
+		t.killedBy(sig)
+	}
+	t.sig.deliverPending(t, uc)
+}

@@ -1,0 +1,13 @@
+//go:build !(cgo && linux && amd64)
+
+package trap
+
+import "errors"
+
+// Available reports whether this build of kbox has the in-process tiers.
+func Available() error {
+	return errors.New("this kbox was built without cgo (or not for linux/amd64): the trap tier needs a cgo build on x86_64; use --syscall-mode=seccomp")
+}
+
+// Run is not available in this build.
+func Run(cfg Config) (int, error) { return 125, Available() }

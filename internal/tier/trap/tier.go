@@ -1,0 +1,336 @@
+//go:build cgo && linux && amd64
+
+// Package trap owns the in-process trap tier: kbox loads the guest program
+// into its own address space, runs it on a thread of its own, and receives
+// every guest syscall as SIGSYS from a seccomp filter keyed on the
+// instruction pointer (syscalls from kbox's own code pass; the guest's
+// trap). The handler switches to kbox's FS base and calls into Go, which
+// serves the call through the same dispatch engine as the seccomp tier,
+// with the guest's descriptors virtualized by internal/fdtable, its memory
+// map confined to what it mapped itself, and its signals emulated.
+//
+// docs/interception-tiers.md describes the design, the hazards of sharing
+// one process with the guest and what the tier refuses.
+package trap
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/dispatch"
+	"github.com/kbox-go/kbox/internal/fdtable"
+	"github.com/kbox-go/kbox/internal/policy"
+)
+
+// tier is the state of the one guest. Only the guest thread changes it,
+// except the signal state, which the host-signal forwarder also writes
+// (under its lock).
+type tier struct {
+	eng   *dispatch.Engine
+	pol   *policy.Resolved
+	log   io.Writer
+	pid   int
+	tid   int
+	proc  *dispatch.Process
+	fds   *fdtable.Table
+	vm    vmRanges
+	brk   brkState
+	sig   *signalState
+	rules []rule
+	auxv  hostAuxv
+	// regular[h] records that host descriptor h is a regular file or a
+	// directory, so reads and writes on it cannot sleep.
+	regular []bool
+	// uc is the context of the call being served (for StackPointer).
+	uc      *ucontext
+	started chan int
+	execs   int
+
+	trapped, native, engine atomic.Uint64
+	warned                  map[string]bool
+}
+
+var current *tier
+
+// Run loads the guest program and runs it; it returns only on a failure
+// before the guest started. The guest's exit ends the process.
+func Run(cfg Config) (int, error) {
+	if cfg.Log == nil {
+		cfg.Log = os.Stderr
+	}
+	t := &tier{eng: cfg.Engine, pol: cfg.Policy, log: cfg.Log, pid: os.Getpid(), started: make(chan int, 1),
+		warned: map[string]bool{}}
+	current = t
+	t.sig = newSignalState()
+	t.proc = t.eng.Procs.AddInitial(t.pid)
+	var err error
+	if t.auxv, err = readHostAuxv(); err != nil {
+		return 125, err
+	}
+	t.fds = fdtable.New(fdLimit(), func(h int) error { return unix.Close(h) })
+	for g := 0; g <= 2; g++ {
+		// The guest's stdio are kbox's; kbox keeps its own duplicates for
+		// its messages, so a guest that closes stderr does not silence
+		// kbox's -v report.
+		var st unix.Stat_t
+		if unix.Fstat(g, &st) != nil {
+			continue
+		}
+		h, err := unix.FcntlInt(uintptr(g), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return 125, fmt.Errorf("duplicating descriptor %d: %w", g, err)
+		}
+		if _, err := t.fds.Open(h, kindOf(&st), "", false); err != nil {
+			return 125, err
+		}
+		t.noteRegular(h, &st)
+	}
+	t.buildRules()
+
+	code, err := t.start(cfg)
+	if err != nil {
+		return code, err
+	}
+	// The guest runs on its own thread and ends the process; this
+	// goroutine forwards host signals meanwhile.
+	t.sig.forward(t)
+	select {}
+}
+
+func fdLimit() int {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil || rl.Cur > fdtable.MaxLimit {
+		return fdtable.DefaultLimit
+	}
+	return int(rl.Cur)
+}
+
+func (t *tier) start(cfg Config) (int, error) {
+	req := t.request(&call{})
+	img, err := t.prepare(req, unix.AT_FDCWD, cfg.Path, 0, cfg.Argv)
+	if err != nil {
+		if en, ok := err.(unix.Errno); ok {
+			switch en {
+			case unix.ENOENT:
+				return 127, fmt.Errorf("%s: %v", cfg.Path, err)
+			case unix.EACCES, unix.ENOEXEC, unix.EISDIR:
+				return 126, fmt.Errorf("%s: %v", cfg.Path, err)
+			}
+		}
+		return 126, fmt.Errorf("%s: %v", cfg.Path, err)
+	}
+	if err := installHandlers(); err != nil {
+		return 125, fmt.Errorf("installing signal handlers: %w", err)
+	}
+	filters, err := t.filters()
+	if err != nil {
+		return 125, err
+	}
+	entry, sp, err := t.load(img, cfg.Env)
+	if err != nil {
+		return 126, err
+	}
+	t.eng.ProgramStarted(req, img.exe, img.script)
+	if err := startGuest(entry, sp, t.auxv.hwcap2, filters); err != nil {
+		return 125, fmt.Errorf("starting the guest thread: %w", err)
+	}
+	if en := <-t.started; en != 0 {
+		return 125, fmt.Errorf("setting up the guest thread: %v", unix.Errno(en))
+	}
+	t.tid = guestTid()
+	t.eng.Verbosef("tier trap: guest thread %d, entry %#x", t.tid, entry)
+	return 0, nil
+}
+
+// call is one guest syscall being served.
+type call struct {
+	nr   int
+	args [6]uint64
+	uc   *ucontext
+	// keepRegs: the handler set the registers itself (rt_sigreturn,
+	// execve); the result is not written to rax.
+	keepRegs bool
+}
+
+func (c *call) int(i int) int { return int(int32(uint32(c.args[i]))) }
+
+// syscall serves one trapped guest syscall and writes its result.
+func (t *tier) syscall(uc *ucontext, nr int) {
+	t.trapped.Add(1)
+	t.uc = uc
+	c := call{nr: nr, args: uc.args(), uc: uc}
+	var r int64
+	if nr >= 0 && nr < len(t.rules) && t.rules[nr] != nil {
+		r = t.rules[nr](t, &c)
+	} else {
+		r = t.viaEngine(&c)
+	}
+	if !c.keepRegs {
+		uc.Gregs[regRAX] = uint64(r)
+	}
+}
+
+func errno(err error) int64 {
+	if en, ok := err.(unix.Errno); ok {
+		return -int64(en)
+	}
+	if err == nil {
+		return 0
+	}
+	return -int64(unix.EIO)
+}
+
+func errnoErr(en int) error { return unix.Errno(en) }
+
+func (t *tier) request(c *call) *dispatch.Request {
+	return &dispatch.Request{Nr: c.nr, Args: c.args, Tid: t.pid, Tgid: t.pid, Tier: "trap",
+		Mem: memory{}, FDs: t, Proc: t.proc}
+}
+
+// viaEngine hands the call to the dispatch engine and applies its answer.
+func (t *tier) viaEngine(c *call) int64 {
+	t.engine.Add(1)
+	res := t.eng.Dispatch(t.request(c))
+	var r int64
+	switch res.Kind {
+	case dispatch.Value:
+		r = res.Val
+	case dispatch.Errno:
+		r = -int64(res.Err)
+	case dispatch.Continue:
+		spec, ok := nativeSpecs[c.nr]
+		if !ok {
+			t.warnOnce(t.name(c.nr), "%s: the engine let it through but the trap tier has no rule to run it; ENOSYS", t.name(c.nr))
+			r = -int64(unix.ENOSYS)
+		} else {
+			r = t.runNative(c, spec)
+		}
+	case dispatch.Inject:
+		g, err := t.install(res.FD, res.Cloexec, "")
+		if err != nil {
+			unix.Close(res.FD)
+			r = errno(err)
+		} else {
+			r = int64(g)
+		}
+	}
+	if res.After != nil {
+		res.After()
+	}
+	return r
+}
+
+func (t *tier) name(nr int) string { return t.eng.Arch().SyscallName(nr) }
+
+func (t *tier) warnOnce(key, format string, args ...any) {
+	if t.warned[key] {
+		return
+	}
+	t.warned[key] = true
+	t.eng.Warnf(format, args...)
+}
+
+func (t *tier) verboseOnce(key, format string, args ...any) {
+	if t.warned["v:"+key] {
+		return
+	}
+	t.warned["v:"+key] = true
+	t.eng.Verbosef(format, args...)
+}
+
+// exit ends kbox with the guest's status.
+func (t *tier) exit(code int) {
+	if t.eng.Verbose() {
+		t.eng.Verbosef("trap tier: %d syscalls trapped (%d served by the engine, %d run natively)",
+			t.trapped.Load(), t.engine.Load(), t.native.Load())
+		t.eng.Report()
+	}
+	unix.Exit(code)
+}
+
+// Guest interface for the engine's handlers.
+
+// DupFD returns a duplicate of the host descriptor behind guest fd.
+func (t *tier) DupFD(fd int) (int, error) {
+	e, ok := t.fds.Get(fd)
+	if !ok {
+		return -1, unix.EBADF
+	}
+	return unix.FcntlInt(uintptr(e.HostFD), unix.F_DUPFD_CLOEXEC, 3)
+}
+
+// InjectFD installs a duplicate of hostFD in the guest's table.
+func (t *tier) InjectFD(hostFD int, cloexec bool, target int) (int, error) {
+	h, err := unix.FcntlInt(uintptr(hostFD), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return -1, err
+	}
+	g, err := t.install(h, cloexec, "")
+	if err != nil {
+		unix.Close(h)
+		return -1, err
+	}
+	if target >= 0 && target != g {
+		if _, err := t.fds.Dup2(g, target); err != nil {
+			t.fds.Close(g)
+			return -1, err
+		}
+		if cloexec {
+			t.fds.SetCloexec(target, true)
+		}
+		t.fds.Close(g)
+		g = target
+	}
+	return g, nil
+}
+
+// StackPointer returns the guest's stack pointer at the call.
+func (t *tier) StackPointer() (uint64, error) {
+	if t.uc == nil {
+		return 0, unix.EFAULT
+	}
+	return t.uc.Gregs[regRSP], nil
+}
+
+// install records a new host descriptor (owned by the table from now on)
+// under the lowest free guest number.
+func (t *tier) install(h int, cloexec bool, path string) (int, error) {
+	var st unix.Stat_t
+	kind := fdtable.KindUnknown
+	if unix.Fstat(h, &st) == nil {
+		kind = kindOf(&st)
+		t.noteRegular(h, &st)
+	}
+	return t.fds.Open(h, kind, path, cloexec)
+}
+
+func (t *tier) noteRegular(h int, st *unix.Stat_t) {
+	if h < 0 || h > 1<<20 {
+		return
+	}
+	for len(t.regular) <= h {
+		t.regular = append(t.regular, make([]bool, len(t.regular)+64)...)
+	}
+	m := st.Mode & unix.S_IFMT
+	t.regular[h] = m == unix.S_IFREG || m == unix.S_IFDIR
+}
+
+func (t *tier) isRegular(h int) bool { return h >= 0 && h < len(t.regular) && t.regular[h] }
+
+func kindOf(st *unix.Stat_t) fdtable.Kind {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFCHR, unix.S_IFBLK:
+		return fdtable.KindFile
+	case unix.S_IFDIR:
+		return fdtable.KindDir
+	case unix.S_IFIFO:
+		return fdtable.KindPipe
+	case unix.S_IFSOCK:
+		return fdtable.KindSocket
+	}
+	return fdtable.KindUnknown
+}
