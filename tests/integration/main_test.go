@@ -56,7 +56,9 @@ func runMain(m *testing.M) int {
 	}
 	buildDir = dir
 	kboxBin = filepath.Join(dir, "kbox")
-	cmd := exec.Command("go", "build", "-o", kboxBin, "./cmd/kbox")
+	// PIE, as the README builds it: the trap tier loads non-PIE guests at
+	// their fixed addresses (0x400000), where a non-PIE kbox would sit.
+	cmd := exec.Command("go", "build", "-buildmode=pie", "-o", kboxBin, "./cmd/kbox")
 	cmd.Dir = fixture.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "integration: building kbox failed: %v\n%s", err, out)

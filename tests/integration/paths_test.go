@@ -665,6 +665,30 @@ func kboxRunner(scPath string, unpriv bool) scRunner {
 	}
 }
 
+// trapRunner runs sc under --syscall-mode=trap. The trap tier cannot fork,
+// so a case's "after" commands (a shell checking the result) run in a
+// second kbox invocation under the seccomp tier, on the same root; their
+// output follows sc's, as it would in one shell.
+func trapRunner(scPath string, unpriv bool) scRunner {
+	return func(t *testing.T, c *scCase, e *caseEnv) (string, string, string, int) {
+		args := append([]string{"--syscall-mode=trap", "-r", e.root, "-w", e.guest}, c.flags...)
+		args = append(append(args, "--", scPath), scArgs(e.expand(c.args))...)
+		opts := runOpts{Args: args, Unpriv: unpriv}
+		out, errOut, code := runKbox(t, opts)
+		if c.after == "" {
+			return cmdline(opts), out, errOut, code
+		}
+		after := append([]string{"-r", e.root, "-w", e.guest}, c.flags...)
+		after = append(after, "--", "/bin/sh", "-c", e.expand(c.after))
+		aopts := runOpts{Args: after, Unpriv: unpriv}
+		aout, aerr, acode := runKbox(t, aopts)
+		if acode != 0 {
+			code = acode
+		}
+		return cmdline(opts) + " && " + cmdline(aopts), out + aout, errOut + aerr, code
+	}
+}
+
 // TestPaths runs the syscall table under kbox with the static musl sc and
 // the dynamic glibc sc, as the invoking user and unprivileged.
 func TestPaths(t *testing.T) {
@@ -677,6 +701,13 @@ func TestPaths(t *testing.T) {
 					requireUnpriv(t)
 				}
 				runTable(t, pathCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, kboxRunner(sc, v.unpriv))
+			})
+			t.Run(filepath.Base(sc)+"/trap/"+v.name, func(t *testing.T) {
+				t.Parallel()
+				if v.unpriv {
+					requireUnpriv(t)
+				}
+				runTable(t, pathCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(sc, v.unpriv))
 			})
 		}
 	}
