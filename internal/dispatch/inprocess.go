@@ -44,3 +44,36 @@ func (e *Engine) Verbose() bool { return e.cfg.Verbose }
 
 // Warnf writes a warning line, with or without -v.
 func (e *Engine) Warnf(format string, args ...any) { e.warnf(format, args...) }
+
+// OpenProgramFD is OpenProgram for fexecve (execveat with AT_EMPTY_PATH):
+// the guest descriptor's file, checked as execve checks it. The guest path
+// is "" when the file has none in the guest (a memfd, a deleted file).
+func (e *Engine) OpenProgramFD(r *Request, fd int) (*os.File, string, error) {
+	h, err := r.FDs.DupFD(fd)
+	if err != nil {
+		return nil, "", err
+	}
+	file := os.NewFile(uintptr(h), "fexecve")
+	var st unix.Stat_t
+	if err := unix.Fstat(h, &st); err != nil {
+		file.Close()
+		return nil, "", err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		file.Close()
+		return nil, "", unix.EACCES
+	}
+	if err := unix.Faccessat2(h, "", unix.X_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS); err != nil {
+		file.Close()
+		return nil, "", err
+	}
+	if err := e.permitted(r, &st, permExec, false); err != nil {
+		file.Close()
+		return nil, "", err
+	}
+	exe, _, err := e.fdPath(r, fd)
+	if err != nil {
+		exe = ""
+	}
+	return file, exe, nil
+}

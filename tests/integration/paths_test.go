@@ -671,6 +671,10 @@ func kboxRunner(scPath string, unpriv bool) scRunner {
 // output follows sc's, as it would in one shell.
 func trapRunner(scPath string, unpriv bool) scRunner {
 	return func(t *testing.T, c *scCase, e *caseEnv) (string, string, string, int) {
+		if c.forks {
+			t.Skip("needs a second process: the trap tier runs single-process programs")
+		}
+		e.trap = true
 		args := append([]string{"--syscall-mode=trap", "-r", e.root, "-w", e.guest}, c.flags...)
 		args = append(append(args, "--", scPath), scArgs(e.expand(c.args))...)
 		opts := runOpts{Args: args, Unpriv: unpriv}

@@ -34,6 +34,8 @@ type scCase struct {
 	// deviates: a documented kbox limitation; the native oracle skips it.
 	deviates  bool
 	needXattr bool                                         // skip where user xattrs are not supported
+	forks     bool                                         // needs a second process: not run under the trap tier
+	wantTrap  []string                                     // instead of want under the trap tier, where the seccomp tier deviates
 	setup     func(t testing.TB, e *caseEnv)               // host side, before the chown
 	pre       func(t *testing.T, e *caseEnv)               // host side, after the chown, before the run
 	check     func(t *testing.T, e *caseEnv, out []string) // host side, after the run
@@ -47,6 +49,7 @@ type caseEnv struct {
 	guest    string // guest path of the case directory
 	uid, gid int    // ids kbox runs as
 	realRoot bool   // the guest is the real root (no virtual identity)
+	trap     bool   // the case ran under the trap tier (set by trapRunner)
 	xattrOK  bool
 }
 
@@ -235,6 +238,9 @@ func runTable(t *testing.T, cases []scCase, uid, gid int, realRoot bool, run scR
 			src := c.want
 			if e.realRoot && c.wantRoot != nil {
 				src = c.wantRoot
+			}
+			if e.trap && c.wantTrap != nil {
+				src = c.wantTrap
 			}
 			want := make([]string, len(src))
 			for i := range src {

@@ -41,6 +41,10 @@ func (p *program) close() {
 	}
 }
 
+// emptyPathFD asks prepare to open the program behind descriptor dirfd
+// (fexecve); a bit no AT_* flag uses.
+const emptyPathFD = 1 << 30
+
 // errNoExec marks a file the loader refuses (ENOEXEC to the guest).
 type loadError struct{ msg string }
 
@@ -52,7 +56,15 @@ func (e *loadError) Error() string { return e.msg }
 func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int, argv []string) (*program, error) {
 	p := &program{execfn: path, argv: argv}
 	for depth := 0; ; depth++ {
-		f, canon, err := t.eng.OpenProgram(req, dirfd, path, flags)
+		var f *os.File
+		var canon string
+		var err error
+		if flags&emptyPathFD != 0 {
+			f, canon, err = t.eng.OpenProgramFD(req, dirfd)
+			flags &^= emptyPathFD
+		} else {
+			f, canon, err = t.eng.OpenProgram(req, dirfd, path, flags)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -195,8 +195,16 @@ func sysExecve(t *tier, c *call) int64 {
 	if err != nil {
 		return errno(err)
 	}
+	if flags&^(unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW) != 0 {
+		return -int64(unix.EINVAL)
+	}
+	if len(argv) == 0 {
+		argv = []string{""} // as Linux 5.18+ does for an empty argv
+	}
 	if path == "" && flags&unix.AT_EMPTY_PATH != 0 {
-		return -int64(unix.ENOSYS) // fexecve: not in this tier
+		// fexecve: the kernel names the program /dev/fd/N.
+		path = "/dev/fd/" + itoa(dirfd)
+		flags |= emptyPathFD
 	}
 	p, err := t.prepare(req, dirfd, path, flags, argv)
 	if err != nil {
