@@ -68,6 +68,22 @@ type ProcTable struct {
 	initial int
 	self    int
 	epfd    int
+	// fdMap, when set, maps a guest descriptor number of process pid to
+	// the host descriptor (in-process tiers; see SetFDMap).
+	fdMap func(pid, fd int) (int, bool)
+}
+
+// SetFDMap installs the guest-to-host descriptor mapping of an in-process
+// tier, used for the /proc/<pid>/fd links. Call before the guest runs.
+func (t *ProcTable) SetFDMap(f func(pid, fd int) (int, bool)) { t.fdMap = f }
+
+// HostFD maps guest descriptor fd of process pid to a host descriptor
+// number as /proc/<pid>/fd names it.
+func (t *ProcTable) HostFD(pid, fd int) (int, bool) {
+	if t.fdMap == nil {
+		return fd, true
+	}
+	return t.fdMap(pid, fd)
 }
 
 func newProcTable(e *Engine) *ProcTable {

@@ -29,6 +29,13 @@ type ProcView interface {
 	Exe(pid int) (string, bool)
 }
 
+// FDTranslator is implemented by a ProcView whose guest descriptor numbers
+// are not the host's (the in-process tiers keep a virtual table): it maps
+// /proc/<pid>/fd/<n> to the host descriptor behind guest number n.
+type FDTranslator interface {
+	HostFD(pid, fd int) (int, bool)
+}
+
 // Context is the per-call view of the calling guest process.
 type Context struct {
 	Tgid, Tid int
@@ -615,6 +622,17 @@ func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, er
 			return "", "", false, unix.EACCES
 		}
 		return c, "", true, nil
+	}
+	if tr, ok := w.ctx.Procs.(FDTranslator); ok && inner[0] == "fd" {
+		n, err := strconv.Atoi(name)
+		if err != nil {
+			return "", "", false, unix.ENOENT
+		}
+		h, ok := tr.HostFD(pid, n)
+		if !ok {
+			return "", "", false, unix.ENOENT
+		}
+		name = strconv.Itoa(h)
 	}
 	buf := make([]byte, PathMax)
 	n, err := unix.Readlinkat(dir.h.fd, name, buf)

@@ -16,4 +16,3 @@ type Config struct {
 	Env    []string
 	Log    io.Writer
 }
-

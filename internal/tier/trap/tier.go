@@ -90,6 +90,13 @@ func Run(cfg Config) (int, error) {
 		t.noteRegular(h, &st)
 	}
 	t.buildRules()
+	t.eng.Procs.SetFDMap(func(pid, fd int) (int, bool) {
+		if pid != t.pid {
+			return -1, false
+		}
+		e, ok := t.fds.Get(fd)
+		return e.HostFD, ok
+	})
 
 	code, err := t.start(cfg)
 	if err != nil {

@@ -1,0 +1,523 @@
+/*
+ * trapsig - signal, memory and exec probe for kbox's trap tier.
+ *
+ * Usage: trapsig MODE [ARG...]
+ *
+ * Every mode prints lines "MODE: ok ..." or "MODE: FAIL reason" (tests
+ * compare the output exactly) and exits 0, except the modes that are meant
+ * to die of a signal.  Modes:
+ *   alarm         SIGALRM handler without SA_RESTART, alarm(1), pause()
+ *   segv          SA_SIGINFO SIGSEGV handler, siglongjmp out, twice
+ *   raise         raise/kill to self, blocked signal pending until unblocked
+ *   altstack      SA_ONSTACK handler runs on a sigaltstack
+ *   sigint        prints "sigint: ready", pauses until SIGINT is handled
+ *   pause         prints "pause: ready", pauses with default SIGINT action
+ *   default-term  raise(SIGTERM) with the default action (must die: 143)
+ *   segv-default  write to address 0x10 with no handler (must die: 139)
+ *   mem           memory calls confined to the guest's own mappings, W^X;
+ *                 needs /proc/self/maps (kbox -R)
+ *   exec          execve of itself in place ("fdcheck" checks the result)
+ *   fork          fork() and print the errno name
+ *
+ * Builds with musl-gcc -static and with gcc against glibc.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <link.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MiB (1024 * 1024)
+
+static const char *mode;
+
+/* Per-signal handler run counts. */
+static volatile sig_atomic_t hits[65];
+
+static const char *errname(int e)
+{
+	switch (e) {
+	case 0: return "0";
+	case EPERM: return "EPERM";
+	case ENOENT: return "ENOENT";
+	case EINTR: return "EINTR";
+	case EBADF: return "EBADF";
+	case EAGAIN: return "EAGAIN";
+	case ENOMEM: return "ENOMEM";
+	case EACCES: return "EACCES";
+	case EFAULT: return "EFAULT";
+	case EEXIST: return "EEXIST";
+	case EINVAL: return "EINVAL";
+	case ENOSYS: return "ENOSYS";
+	}
+	return "E?";
+}
+
+static int failures;
+
+/* check prints "MODE: ok WHAT" when cond holds, else "MODE: FAIL WHAT: "
+ * and the detail (fmt). */
+__attribute__((format(printf, 3, 4))) static void check(int cond, const char *what, const char *fmt, ...)
+{
+	if (cond) {
+		printf("%s: ok %s\n", mode, what);
+		return;
+	}
+	failures++;
+	printf("%s: FAIL %s: ", mode, what);
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+}
+
+static void count(int sig) { hits[sig]++; }
+
+/* on installs fn for sig with the given flags and an empty sa_mask. */
+static int on(int sig, void (*fn)(int), int flags)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = fn;
+	sa.sa_flags = flags;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(sig, &sa, NULL);
+}
+
+static int blocked(int sig)
+{
+	sigset_t cur;
+	sigprocmask(SIG_BLOCK, NULL, &cur);
+	return sigismember(&cur, sig) == 1;
+}
+
+/* ---- alarm: a host SIGALRM reaches the guest's handler and interrupts
+ * pause() (no SA_RESTART: pause never restarts anyway). */
+static void mode_alarm(void)
+{
+	on(SIGALRM, count, 0);
+	alarm(1);
+	int r = pause();
+	int e = errno;
+	check(hits[SIGALRM] == 1, "handler ran once", "%d runs", (int)hits[SIGALRM]);
+	check(r == -1 && e == EINTR, "pause returned -1 EINTR", "returned %d %s", r, errname(e));
+}
+
+/* ---- segv: a fault in guest code reaches its SA_SIGINFO handler with
+ * the faulting address; siglongjmp leaves it (restoring the mask), and a
+ * second fault is caught the same way. */
+static sigjmp_buf segv_env;
+static void *volatile segv_addr;
+static volatile int segv_code;
+/* Volatile so the compiler cannot see (and warn about) the bad address. */
+static volatile uintptr_t bad_addr = 0x10;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	hits[sig]++;
+	segv_addr = si->si_addr;
+	segv_code = si->si_code;
+	siglongjmp(segv_env, 1);
+}
+
+static void mode_segv(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_segv;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, NULL);
+	for (volatile int round = 1; round <= 2; round++) {
+		segv_addr = NULL;
+		if (sigsetjmp(segv_env, 1) == 0) {
+			*(volatile int *)bad_addr = 1;
+			check(0, "caught", "the write to %#lx did not fault", (unsigned long)bad_addr);
+			continue;
+		}
+		printf("segv: ok caught (round %d)\n", (int)round);
+		check(segv_addr == (void *)bad_addr, "si_addr matched", "si_addr %p", segv_addr);
+		check(segv_code == SEGV_MAPERR, "si_code SEGV_MAPERR", "si_code %d", segv_code);
+		check(!blocked(SIGSEGV), "SIGSEGV unblocked after siglongjmp", "still blocked");
+	}
+	check(hits[SIGSEGV] == 2, "handler ran twice", "%d runs", (int)hits[SIGSEGV]);
+}
+
+/* ---- raise: signals the guest sends itself; a blocked one stays pending
+ * until unblocked, then runs exactly once.  While a handler runs, its own
+ * signal is blocked. */
+static volatile int usr1_saw_blocked;
+static void on_usr1(int sig)
+{
+	hits[sig]++;
+	usr1_saw_blocked = blocked(SIGUSR1);
+}
+
+static void mode_raise(void)
+{
+	on(SIGUSR1, on_usr1, 0);
+	on(SIGUSR2, count, 0);
+
+	check(raise(SIGUSR1) == 0 && hits[SIGUSR1] == 1, "raise ran the handler", "%d runs", (int)hits[SIGUSR1]);
+	check(usr1_saw_blocked, "SIGUSR1 blocked inside its handler", "not blocked");
+	check(!blocked(SIGUSR1), "SIGUSR1 unblocked after the handler", "still blocked");
+	check(kill(getpid(), SIGUSR1) == 0 && hits[SIGUSR1] == 2, "kill(getpid()) ran the handler", "%d runs",
+	      (int)hits[SIGUSR1]);
+
+	sigset_t set, pend;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	raise(SIGUSR2);
+	raise(SIGUSR2); /* standard signals do not queue: still one run */
+	check(hits[SIGUSR2] == 0, "blocked SIGUSR2 not delivered", "%d runs", (int)hits[SIGUSR2]);
+	sigpending(&pend);
+	check(sigismember(&pend, SIGUSR2) == 1, "SIGUSR2 pending", "not in sigpending");
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	check(hits[SIGUSR2] == 1, "handler ran once after unblocking", "%d runs", (int)hits[SIGUSR2]);
+	sigpending(&pend);
+	check(sigismember(&pend, SIGUSR2) == 0, "SIGUSR2 no longer pending", "still in sigpending");
+}
+
+/* ---- altstack: an SA_ONSTACK handler runs on the alternate stack, which
+ * reports SS_ONSTACK inside and cannot be changed from there. */
+#define ALT_SIZE (256 * 1024)
+static char *alt_base;
+static volatile int alt_inside, alt_flags, alt_change_errno;
+
+static void on_alt(int sig)
+{
+	char local;
+	stack_t cur, repl;
+	hits[sig]++;
+	alt_inside = &local >= alt_base && &local < alt_base + ALT_SIZE;
+	sigaltstack(NULL, &cur);
+	alt_flags = cur.ss_flags;
+	repl = cur;
+	repl.ss_flags = 0;
+	alt_change_errno = sigaltstack(&repl, NULL) == 0 ? 0 : errno;
+}
+
+static void mode_altstack(void)
+{
+	stack_t ss = {.ss_sp = malloc(ALT_SIZE), .ss_size = ALT_SIZE, .ss_flags = 0};
+	alt_base = ss.ss_sp;
+	if (sigaltstack(&ss, NULL) != 0) {
+		check(0, "sigaltstack", "%s", errname(errno));
+		return;
+	}
+	on(SIGUSR1, on_alt, SA_ONSTACK);
+	raise(SIGUSR1);
+	check(hits[SIGUSR1] == 1, "handler ran", "%d runs", (int)hits[SIGUSR1]);
+	check(alt_inside, "handler ran on the alternate stack", "local variable outside [%p, %p)", (void *)alt_base,
+	      (void *)(alt_base + ALT_SIZE));
+	check(alt_flags == SS_ONSTACK, "SS_ONSTACK inside the handler", "ss_flags %d", alt_flags);
+	check(alt_change_errno == EPERM, "sigaltstack change on the stack refused EPERM", "%s",
+	      errname(alt_change_errno));
+	stack_t after;
+	sigaltstack(NULL, &after);
+	check(after.ss_flags == 0 && after.ss_sp == alt_base, "back off the alternate stack", "ss_flags %d ss_sp %p",
+	      after.ss_flags, after.ss_sp);
+}
+
+/* ---- sigint, pause: the Go test sends SIGINT to kbox. */
+static void mode_sigint(void)
+{
+	on(SIGINT, count, 0);
+	printf("sigint: ready\n");
+	fflush(stdout);
+	while (!hits[SIGINT])
+		pause();
+	printf("sigint: handled\n");
+	exit(0);
+}
+
+static void mode_pause(void)
+{
+	printf("pause: ready\n");
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
+/* ---- default actions: the process must die of the signal. */
+static void mode_default_term(void)
+{
+	raise(SIGTERM);
+	printf("default-term: FAIL survived raise(SIGTERM)\n");
+	exit(1);
+}
+
+static void mode_segv_default(void)
+{
+	*(volatile int *)bad_addr = 1;
+	printf("segv-default: FAIL survived the write to %#lx\n", (unsigned long)bad_addr);
+	exit(1);
+}
+
+/* ---- mem */
+
+/* overlaps_object (a dl_iterate_phdr callback) reports whether the range
+ * overlaps a loaded segment of an object the guest's libc knows: the
+ * program, its libraries, the vDSO. */
+struct range { uintptr_t lo, hi; };
+static int overlaps_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+	struct range *r = data;
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+		if (lo < r->hi && hi > r->lo)
+			return 1;
+	}
+	return 0;
+}
+
+/* foreign_mapping finds an executable file mapping that belongs to none of
+ * the guest's objects: in the trap tier, kbox's own binary or libraries.
+ * vdso selects the [vdso] line instead. */
+static int foreign_mapping(int vdso, struct range *out)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int found = 0;
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char perms[8];
+		int path = 0;
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &path) < 3 || path == 0)
+			continue;
+		struct range r = {lo, hi};
+		if (vdso)
+			found = strncmp(line + path, "[vdso]", 6) == 0;
+		else
+			found = strcmp(perms, "r-xp") == 0 && line[path] == '/' && !dl_iterate_phdr(overlaps_object, &r);
+		if (found)
+			*out = r;
+	}
+	fclose(f);
+	return found;
+}
+
+/* refuse checks that the guest cannot unmap, reprotect, replace, remap or
+ * advise a mapping it does not own (what names it in the output). */
+static void refuse(const char *what, struct range r)
+{
+	char msg[64];
+	void *p = (void *)r.lo;
+	size_t len = 4096;
+	int rc;
+
+	snprintf(msg, sizeof msg, "%s munmap refused", what);
+	rc = munmap(p, len);
+	check(rc == -1 && errno == EINVAL, msg, "munmap returned %d %s", rc, errname(errno));
+
+	snprintf(msg, sizeof msg, "%s mprotect refused", what);
+	rc = mprotect(p, len, PROT_NONE);
+	check(rc == -1 && (errno == EACCES || errno == ENOMEM), msg, "mprotect returned %d %s", rc, errname(errno));
+
+	snprintf(msg, sizeof msg, "%s mmap MAP_FIXED refused", what);
+	void *m = mmap(p, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	check(m == MAP_FAILED, msg, "mmap returned %p", m);
+
+	snprintf(msg, sizeof msg, "%s mremap refused", what);
+	m = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
+	check(m == MAP_FAILED, msg, "mremap returned %p", m);
+
+	/* MADV_DONTNEED on file-backed code would only drop pages, so a
+	 * missing check here is harmless but still visible. */
+	snprintf(msg, sizeof msg, "%s madvise refused", what);
+	rc = madvise(p, len, MADV_DONTNEED);
+	check(rc == -1, msg, "madvise returned %d", rc);
+}
+
+static void mode_mem(void)
+{
+	struct range r;
+
+	/* (a) kbox's own memory is off limits. */
+	if (foreign_mapping(0, &r))
+		refuse("foreign code", r);
+	else
+		check(0, "foreign code found", "no executable file mapping outside the guest's objects");
+	if (foreign_mapping(1, &r))
+		refuse("vdso", r);
+	else
+		check(0, "vdso found", "no [vdso] line in /proc/self/maps");
+
+	/* (b) W^X: never writable and executable at once. */
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	check(p == MAP_FAILED && errno == EACCES, "mmap RWX refused EACCES", "%s", p == MAP_FAILED ? errname(errno) : "mapped");
+
+	/* (c) the guest's own memory: RW, then RX, runs, unmaps. */
+	unsigned char *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	check(code != MAP_FAILED, "mmap RW", "%s", errname(errno));
+	if (code == MAP_FAILED)
+		return;
+	/* mov $42, %eax; ret */
+	static const unsigned char ret42[] = {0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3};
+	memcpy(code, ret42, sizeof ret42);
+	int rc = mprotect(code, 4096, PROT_READ | PROT_WRITE | PROT_EXEC);
+	check(rc == -1 && errno == EACCES, "mprotect RWX refused EACCES", "returned %d %s", rc, errname(errno));
+	rc = mprotect(code, 4096, PROT_READ | PROT_EXEC);
+	check(rc == 0, "mprotect RX", "%s", errname(errno));
+	if (rc == 0) {
+		int (*fn)(void) = (int (*)(void))(uintptr_t)code;
+		int v = fn();
+		check(v == 42, "generated code ran", "returned %d", v);
+	}
+	rc = munmap(code, 4096);
+	check(rc == 0, "munmap own mapping", "%s", errname(errno));
+
+	/* (d) the program break grows by 1 MiB of zeroed, writable memory and
+	 * shrinks back.  Raw syscalls: musl's brk()/sbrk(n) always fail. */
+	uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
+	uintptr_t grown = (uintptr_t)syscall(SYS_brk, cur + MiB);
+	check(grown == cur + MiB, "brk grew by 1 MiB", "break %#lx, wanted %#lx", (unsigned long)grown,
+	      (unsigned long)(cur + MiB));
+	if (grown == cur + MiB) {
+		unsigned char *b = (unsigned char *)cur;
+		size_t nonzero = 0;
+		for (size_t i = 0; i < MiB; i++)
+			nonzero += b[i] != 0;
+		check(nonzero == 0, "brk memory is zero", "%zu nonzero bytes", nonzero);
+		memset(b, 0xa5, MiB);
+		check(b[0] == 0xa5 && b[MiB - 1] == 0xa5, "brk memory is writable", "wrote and read back something else");
+		uintptr_t back = (uintptr_t)syscall(SYS_brk, cur);
+		check(back == cur, "brk shrank back", "break %#lx", (unsigned long)back);
+	}
+
+	/* (e) still healthy: stdio, malloc and a syscall work. */
+	char *s = malloc(3 * MiB);
+	check(s != NULL && getpid() > 0, "healthy afterwards", "malloc failed");
+	free(s);
+	printf("mem: done\n");
+}
+
+/* ---- exec: replace the program in place.  The close-on-exec descriptor
+ * must be gone, the other still open; handled signals return to the
+ * default action, ignored ones stay ignored, the mask is kept and the
+ * alternate stack is gone. */
+static void mode_exec(const char *self)
+{
+	int fd1 = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	int fd2 = open("/etc/hostname", O_RDONLY);
+	if (fd1 < 0 || fd2 < 0) {
+		check(0, "open", "%s", errname(errno));
+		return;
+	}
+	on(SIGUSR1, count, 0);
+	on(SIGUSR2, SIG_IGN, 0);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	stack_t ss = {.ss_sp = malloc(ALT_SIZE), .ss_size = ALT_SIZE, .ss_flags = 0};
+	sigaltstack(&ss, NULL);
+
+	char a1[16], a2[16], a3[16];
+	snprintf(a1, sizeof a1, "%d", fd1);
+	snprintf(a2, sizeof a2, "%d", fd2);
+	snprintf(a3, sizeof a3, "%d", (int)getpid());
+	char *argv[] = {"trapsig", "fdcheck", a1, a2, a3, NULL};
+	extern char **environ;
+	fflush(stdout);
+	execve(self, argv, environ);
+	check(0, "execve", "%s: %s", self, errname(errno));
+}
+
+static void mode_fdcheck(char **argv)
+{
+	int fd1 = atoi(argv[2]), fd2 = atoi(argv[3]);
+	char buf[64] = "";
+	check(fcntl(fd1, F_GETFD) == -1 && errno == EBADF, "close-on-exec descriptor closed", "still open");
+	check(fcntl(fd2, F_GETFD) == 0, "plain descriptor open", "%s", errname(errno));
+	ssize_t n = read(fd2, buf, sizeof buf - 1);
+	buf[n > 0 ? n : 0] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	printf("fdcheck: plain descriptor reads %s\n", buf);
+	printf("fdcheck: argv[0]=%s\n", argv[0]);
+	const char *env = getenv("KBOX_TRAPSIG");
+	printf("fdcheck: KBOX_TRAPSIG=%s\n", env ? env : "(unset)");
+	check(getpid() == atoi(argv[4]), "same pid", "pid %d, was %s", (int)getpid(), argv[4]);
+
+	struct sigaction sa;
+	sigaction(SIGUSR1, NULL, &sa);
+	check(sa.sa_handler == SIG_DFL, "handled signal reset to SIG_DFL", "not SIG_DFL");
+	sigaction(SIGUSR2, NULL, &sa);
+	check(sa.sa_handler == SIG_IGN, "ignored signal still SIG_IGN", "not SIG_IGN");
+	check(blocked(SIGHUP), "signal mask kept", "SIGHUP not blocked");
+	stack_t ss;
+	sigaltstack(NULL, &ss);
+	check(ss.ss_flags == SS_DISABLE, "no alternate stack", "ss_flags %d", ss.ss_flags);
+}
+
+/* ---- fork: the trap tier runs one process and refuses fork. */
+static void mode_fork(void)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(0);
+	if (pid > 0) {
+		waitpid(pid, NULL, 0);
+		printf("fork: ok forked\n");
+		return;
+	}
+	printf("fork: %s\n", errname(errno));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: trapsig MODE\n");
+		return 2;
+	}
+	mode = argv[1];
+	if (!strcmp(mode, "alarm"))
+		mode_alarm();
+	else if (!strcmp(mode, "segv"))
+		mode_segv();
+	else if (!strcmp(mode, "raise"))
+		mode_raise();
+	else if (!strcmp(mode, "altstack"))
+		mode_altstack();
+	else if (!strcmp(mode, "sigint"))
+		mode_sigint();
+	else if (!strcmp(mode, "pause"))
+		mode_pause();
+	else if (!strcmp(mode, "default-term"))
+		mode_default_term();
+	else if (!strcmp(mode, "segv-default"))
+		mode_segv_default();
+	else if (!strcmp(mode, "mem"))
+		mode_mem();
+	else if (!strcmp(mode, "exec"))
+		mode_exec(argv[0]);
+	else if (!strcmp(mode, "fdcheck") && argc == 5)
+		mode_fdcheck(argv);
+	else if (!strcmp(mode, "fork"))
+		mode_fork();
+	else {
+		fprintf(stderr, "trapsig: unknown mode %s\n", mode);
+		return 2;
+	}
+	return failures ? 1 : 0;
+}
