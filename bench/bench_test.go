@@ -174,3 +174,65 @@ func TestDistances(t *testing.T) {
 		t.Error("open_close distance without an unotify_addfd floor")
 	}
 }
+
+func TestTrapDistances(t *testing.T) {
+	mk := func(row, runner string, xs ...float64) *series {
+		s := &series{Row: row, Runner: runner, Samples: xs}
+		s.finish()
+		return s
+	}
+	perCall := []*series{
+		mk("stat", "native", 1), mk("stat", "kbox-trap", 9),
+		mk("open_close", "native", 3), mk("open_close", "kbox-trap", 30),
+		mk("getpid", "native", 0.2), mk("getpid", "kbox-trap", 4, 5),
+		mk("enosys", "kbox-trap", 4),
+	}
+	trapFloor := mk("sigsys_trap", "floor", 3, 2)
+	fl := &floorResult{Series: []*series{trapFloor, mk("sigsys_cgo_callback", "floor", 0.5, 0.25)}}
+	got := map[string]distance{}
+	for _, d := range distances(perCall, fl) {
+		got[d.Row] = d
+	}
+	if d := got["getpid"]; d.Formula != "sigsys_trap + sigsys_cgo_callback" || d.Floor != 2.5+0.375 || d.FloorMin != 2.25 || d.Kbox != 4.5 {
+		t.Errorf("getpid distance = %+v", d)
+	}
+	if d := got["enosys"]; d.Formula != "sigsys_trap + sigsys_cgo_callback" {
+		t.Errorf("enosys distance = %+v", d)
+	}
+	if d := got["stat"]; d.Formula != "native + sigsys_trap + sigsys_cgo_callback" || d.Floor != 1+2.5+0.375 {
+		t.Errorf("stat distance = %+v", d)
+	}
+	if d := got["open_close"]; d.Formula != "native + 2×sigsys_trap + 2×sigsys_cgo_callback" || d.Floor != 3+5+0.75 {
+		t.Errorf("open_close distance = %+v", d)
+	}
+	// Without the cgo floor, sigsys_trap alone.
+	fl = &floorResult{Series: []*series{trapFloor}}
+	for _, d := range distances(perCall, fl) {
+		if d.Row == "getpid" && (d.Formula != "sigsys_trap" || d.Floor != 2.5) {
+			t.Errorf("getpid distance without the cgo floor = %+v", d)
+		}
+	}
+}
+
+func TestNotApplicableCell(t *testing.T) {
+	r := &report{Runs: 1, Runners: []*runner{{Name: "native"}, {Name: "kbox-trap", NoFork: "single-process"}}}
+	native := &series{Row: "sh_true10", Runner: "native", Samples: []float64{10}}
+	native.finish()
+	out := r.grid([]string{"sh_true10"}, nil, []string{"native", "kbox-trap"},
+		[]*series{native, {Row: "sh_true10", Runner: "kbox-trap", Skip: naForks}})
+	if !strings.Contains(out, "n/a: forks") || strings.Contains(out, "error") {
+		t.Errorf("grid with a not-applicable cell:\n%s", out)
+	}
+	forks := 0
+	for _, c := range commands(10) {
+		if c.Forks {
+			forks++
+		}
+	}
+	if forks != 2 {
+		t.Errorf("%d commands marked Forks, want 2 (the shell rows)", forks)
+	}
+	if !forkRefused("kbox: warning: the guest called clone: --syscall-mode=trap runs single-process ...") || forkRefused("tar: short write") {
+		t.Error("forkRefused misclassifies kbox's clone warning")
+	}
+}

@@ -14,7 +14,13 @@ var floorRows = map[string][]string{
 	"sud_trap":      {"sud_trap", "sud_allowed"},
 	"unotify_rt":    {"unotify_rt", "unotify_rt_sync"},
 	"unotify_addfd": {"unotify_addfd", "unotify_addfd_sync"},
+	"cgocallback":   {"cgo_call", "cgo_callback", "sigsys_cgo_callback"},
 }
+
+// floorCalibration names, for a program whose rows do not each take N
+// calls, the line giving its run time per unit of -n: cgocallback runs
+// several rounds of several phases.
+var floorCalibration = map[string]string{"cgocallback": "wall_per_n"}
 
 // floorResult holds the floors' samples and whether the kernel has
 // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.
@@ -46,7 +52,7 @@ func (f *floorResult) get(row string) *series {
 // kbox see the same machine load.
 func prepareFloors(e *env, p params) *floorResult {
 	res := &floorResult{SyncWake: "unknown"}
-	for _, name := range floorPrograms {
+	for _, name := range append(append([]string{}, floorPrograms...), goFloorPrograms...) {
 		argv := func(n int64) []string {
 			a := []string{filepath.Join(e.floorBin, name), "-n", itoa(n)}
 			if name == "unotify_addfd" {
@@ -60,9 +66,14 @@ func prepareFloors(e *env, p params) *floorResult {
 			res.Series = append(res.Series, fp.rows[row])
 		}
 		res.progs = append(res.progs, fp)
-		// Calibrate on the slowest line the program prints, with more
-		// iterations than bench needs: the floors' first calls are
-		// noticeably slower (cold caches, first fault-ins).
+		if err := e.goFloorErr[name]; err != nil {
+			fp.fail(err)
+			continue
+		}
+		// Calibrate on the slowest line the program prints (or its
+		// floorCalibration line), with more iterations than bench needs:
+		// the floors' first calls are noticeably slower (cold caches,
+		// first fault-ins).
 		o := run(proc{argv: argv(5 * p.calN), timeout: 2 * time.Minute})
 		if o.err != nil {
 			fp.fail(o.err)
@@ -72,6 +83,14 @@ func prepareFloors(e *env, p params) *floorResult {
 		for row := range fp.rows {
 			if ns, _, err := parseResult(o.stdout, row); err == nil {
 				slowest = max(slowest, ns)
+			}
+		}
+		if line := floorCalibration[name]; line != "" {
+			slowest = 0
+			if ns, _, err := parseResult(o.stdout, line); err == nil {
+				slowest = ns
+			} else {
+				fp.fail(err)
 			}
 		}
 		if slowest > 0 {
@@ -135,6 +154,14 @@ type distance struct {
 // syscallsPerIteration counts the calls one bench iteration makes.
 var syscallsPerIteration = map[string]float64{"lseek_read": 2, "lseek_write": 2, "getpid": 1}
 
+// trappedPerIteration counts the calls one bench iteration makes that the
+// trap tier intercepts (all of them); answeredInKbox are the rows whose
+// call kbox answers without a host call of the same cost.
+var (
+	trappedPerIteration = map[string]float64{"stat": 1, "open_close": 2, "lseek_read": 2, "lseek_write": 2, "getpid": 1, "enosys": 1}
+	answeredInKbox      = map[string]bool{"getpid": true, "enosys": true}
+)
+
 // term is a summary with a name, for building floor formulas.
 type term struct {
 	name string
@@ -148,7 +175,13 @@ type term struct {
 //     open_close at least unotify_addfd; enosys at least the bare round
 //     trip; calls allowed in BPF at least native plus the filter's cost
 //     per call (plain_filtered − plain).
-//   - trap / rewrite (in-process tiers): native + sigsys_trap per
+//   - trap: every guest call traps and is served in Go, so each costs at
+//     least sigsys_trap + sigsys_cgo_callback (the SIGSYS round trip and
+//     a callback into Go from the handler); stat, open_close and the
+//     lseek rows add the native call(s) kbox makes for the guest, getpid
+//     and enosys add nothing. Without the cgocallback floor, sigsys_trap
+//     alone.
+//   - rewrite (and any other in-process tier): native + sigsys_trap per
 //     intercepted call.
 func distances(perCall []*series, fl *floorResult) []distance {
 	cell := func(row, runner string) term {
@@ -171,6 +204,7 @@ func distances(perCall []*series, fl *floorResult) []distance {
 	rt := floor("unotify_rt", "unotify_rt_sync")
 	addfd := floor("unotify_addfd", "unotify_addfd_sync")
 	trap := floor("sigsys_trap")
+	cgoCB := floor("sigsys_cgo_callback")
 	plain, filtered := floor("plain"), floor("plain_filtered")
 	filter := term{"filter", summary{
 		Median: max(0, filtered.s.Median-plain.s.Median),
@@ -212,6 +246,24 @@ func distances(perCall []*series, fl *floorResult) []distance {
 			add(tier, "enosys", []term{rt}, []float64{1})
 			for _, row := range []string{"lseek_read", "lseek_write", "getpid"} {
 				add(tier, row, []term{cell(row, "native"), filter}, []float64{1, syscallsPerIteration[row]})
+			}
+			continue
+		}
+		if tier == "kbox-trap" {
+			for _, row := range benchTests {
+				var parts []term
+				var weights []float64
+				if !answeredInKbox[row] {
+					parts, weights = []term{cell(row, "native")}, []float64{1}
+				}
+				// Each trapped call: sigsys_trap, plus the callback into
+				// Go when its floor was measured.
+				n := trappedPerIteration[row]
+				parts, weights = append(parts, trap), append(weights, n)
+				if cgoCB.s.N > 0 {
+					parts, weights = append(parts, cgoCB), append(weights, n)
+				}
+				add(tier, row, parts, weights)
 			}
 			continue
 		}

@@ -20,6 +20,7 @@ type series struct {
 	Iterations []int64   `json:"iterations,omitempty"`
 	Argv       []string  `json:"argv,omitempty"`
 	Errors     []string  `json:"errors,omitempty"`
+	Skip       string    `json:"skip,omitempty"` // not applicable on this runner (shown instead of a number)
 	Summary    summary   `json:"summary"`
 }
 

@@ -70,6 +70,11 @@ func (r *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "\nWhole command, ms (fork to wait, measured in Go): median [min–max] of %d runs, ×ratio to native; (n=K): fewer runs to bound the time\n", r.Runs)
 	fmt.Fprint(w, r.grid(keys, labels, cmdCols, r.CommandSeries))
 	fmt.Fprintln(w, "kbox runs sh_loop and tar with -R ROOT (host /dev for /dev/null, private /tmp), the other rows with -r ROOT")
+	for _, rn := range r.Runners {
+		if rn.cmdUsable() && rn.NoFork != "" {
+			fmt.Fprintf(w, "%s: %s: the command forks, and %s\n", rn.Name, naForks, rn.NoFork)
+		}
+	}
 
 	if r.Floors != nil {
 		fmt.Fprintf(w, "\nFloors, µs per call (bench/floor/*.c; SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: %s)\n", r.Floors.SyncWake)
@@ -133,6 +138,11 @@ func (r *report) grid(rows, labels, cols []string, all []*series) string {
 			switch {
 			case s == nil:
 				line = append(line, "-")
+			case s.Skip != "":
+				line = append(line, s.Skip)
+				if len(s.Errors) > 0 {
+					notes = append(notes, fmt.Sprintf("%s on %s: %s", row, c, s.Errors[0]))
+				}
 			case s.Summary.N == 0 && len(s.Errors) > 0:
 				line = append(line, "error")
 				notes = append(notes, fmt.Sprintf("%s on %s: %s", row, c, s.Errors[0]))

@@ -27,6 +27,9 @@ type runner struct {
 	Skip    string `json:"skip,omitempty"`         // why it measured nothing
 	CmdSkip string `json:"command_skip,omitempty"` // why whole-command rows were not measured
 	Note    string `json:"note,omitempty"`
+	// NoFork says why the runner cannot run commands that fork (their
+	// whole-command rows are shown as n/a); empty when it can.
+	NoFork string `json:"no_fork,omitempty"`
 
 	// wrap turns a guest command line into the host one; dev asks for a
 	// /dev with /dev/null in the guest.
@@ -126,7 +129,7 @@ func discoverTiers(e *env) ([]*runner, []tierStatus) {
 			continue
 		}
 		mode := "--syscall-mode=" + tier
-		runners = append(runners, &runner{
+		r := &runner{
 			Name: "kbox-" + tier, Kind: kindKbox, Prog: "/bin/bench",
 			wrap: func(argv []string, dev bool) []string {
 				rootFlag := "-r"
@@ -135,7 +138,11 @@ func discoverTiers(e *env) ([]*runner, []tierStatus) {
 				}
 				return append([]string{e.kbox, mode, rootFlag, e.root, "--"}, argv...)
 			},
-		})
+		}
+		if tier == "trap" {
+			r.NoFork = "the guest runs in kbox's process, single-process and single-threaded (clone answers ENOSYS)"
+		}
+		runners = append(runners, r)
 	}
 	return runners, status
 }

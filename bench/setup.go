@@ -30,6 +30,8 @@ type env struct {
 	root     string // guest root (cached across runs)
 	floorBin string // directory of the floor programs
 	goTool   string
+	// goFloorErr says why a Go floor program (goFloorPrograms) did not build.
+	goFloorErr map[string]error
 }
 
 // findRepo locates the kbox module root from the working directory.
@@ -88,14 +90,8 @@ func setup(log *logger) (*env, error) {
 
 	log.printf("building kbox from %s", repo)
 	e.kbox = filepath.Join(work, "kbox")
-	// A static build (the seccomp tier needs no cgo): a dynamically linked
-	// kbox (pflag pulls in net, and with it cgo) pays the dynamic loader
-	// twice per guest start, kbox's and the launcher's.
-	build := exec.Command(e.goTool, "build", "-o", e.kbox, "./cmd/kbox")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
-		return e, fmt.Errorf("go build ./cmd/kbox: %v\n%s", err, out)
+	if err := e.buildKbox(); err != nil {
+		return e, err
 	}
 
 	e.root = filepath.Join(os.TempDir(), fmt.Sprintf("kbox-bench-root-%d", os.Getuid()))
@@ -109,7 +105,78 @@ func setup(log *logger) (*env, error) {
 	if err := buildFloors(e.floorBin); err != nil {
 		return e, err
 	}
+	e.goFloorErr = e.buildGoFloors()
 	return e, buildLibcBench(e)
+}
+
+// kboxBuildFlags are the go build flags of the measured kbox: cgo (the
+// trap tier's guest thread and SIGSYS handler are C) and a position-
+// independent executable (a non-PIE kbox occupies 0x400000, where static
+// guests load). The seccomp tier runs from the same binary. The price:
+// kbox is dynamically linked, so every kbox start (and the seccomp tier's
+// launcher) runs the dynamic loader, which a CGO_ENABLED=0 build did not.
+var kboxBuildFlags = []string{"build", "-buildmode=pie"}
+
+// buildKbox builds ./cmd/kbox into e.kbox with cgo.
+func (e *env) buildKbox() error {
+	if err := needCC(cgoCC()); err != nil {
+		return fmt.Errorf("building kbox for the benchmarks: %w", err)
+	}
+	args := append(append([]string{}, kboxBuildFlags...), "-o", e.kbox, "./cmd/kbox")
+	build := exec.Command(e.goTool, args...)
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	build.Dir = e.repo
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("CGO_ENABLED=1 go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// cgoCC is the C compiler cgo uses: $CC, else gcc.
+func cgoCC() string {
+	if f := strings.Fields(os.Getenv("CC")); len(f) > 0 {
+		return f[0]
+	}
+	return "gcc"
+}
+
+// needCC checks that the C compiler cc is on PATH.
+func needCC(cc string) error {
+	if _, err := exec.LookPath(cc); err != nil {
+		return fmt.Errorf("no C compiler: %s is not on PATH (%v); kbox is built with cgo (the trap tier needs it) and the floor programs are C: install gcc (apt-get install gcc) or set CC", cc, err)
+	}
+	return nil
+}
+
+// buildError drops the "# package" headers of go build's output.
+func buildError(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(l, "# ") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// goFloorPrograms are the floor programs written in Go (with cgo), built
+// with go build from bench/floor/NAME in the working tree.
+var goFloorPrograms = []string{"cgocallback"}
+
+// buildGoFloors builds the Go floor programs into e.floorBin. A program
+// that fails to build is reported in its floor rows; the run goes on.
+func (e *env) buildGoFloors() map[string]error {
+	errs := map[string]error{}
+	for _, p := range goFloorPrograms {
+		args := []string{"build", "-o", filepath.Join(e.floorBin, p), "./bench/floor/" + p}
+		build := exec.Command(e.goTool, args...)
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+		build.Dir = e.repo
+		if out, err := build.CombinedOutput(); err != nil {
+			errs[p] = fmt.Errorf("CGO_ENABLED=1 go %s: %v%s", strings.Join(args, " "), err, stderrSuffix(buildError(string(out))))
+		}
+	}
+	return errs
 }
 
 // buildRoot runs mkroot.sh (idempotent) under a lock so concurrent
@@ -171,6 +238,9 @@ func gcc(args ...string) error {
 }
 
 func buildFloors(dir string) error {
+	if err := needCC("gcc"); err != nil {
+		return fmt.Errorf("building the floor programs: %w", err)
+	}
 	src := filepath.Join(dir, "src")
 	if err := writeSources("floor", src); err != nil {
 		return err

@@ -4,10 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/kbox-go/kbox/tests/fixture"
 )
 
 // checkRun runs kbox and checks its exit status; it returns the output.
@@ -73,7 +76,6 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"unknown long flag", []string{"--bogus-flag", "--", "/bin/true"}, 2, "bogus-flag"},
 		{"unknown short flag", []string{"-Z", "-r", root, "--", "/bin/true"}, 2, ""},
 		{"missing flag argument", []string{"-r"}, 2, ""},
-		{"syscall-mode trap", []string{"--syscall-mode=trap", "-r", root, "--", "/bin/true"}, 2, "not available"},
 		{"syscall-mode rewrite", []string{"--syscall-mode=rewrite", "-r", root, "--", "/bin/true"}, 2, "not available"},
 		{"syscall-mode bogus", []string{"--syscall-mode=bogus", "-r", root, "--", "/bin/true"}, 2, "bogus"},
 		{"two roots", []string{"-r", root, "-R", root, "--", "/bin/true"}, 2, ""},
@@ -338,5 +340,39 @@ func TestCLIBindMount(t *testing.T) {
 				t.Errorf("%s: file created through a read-only bind", cmdline(opts))
 			}
 		})
+	}
+}
+
+// TestTrapBuildVariants checks what the trap tier says in the builds that
+// cannot run every guest: a CGO_ENABLED=0 kbox has no trap tier (exit 2),
+// a non-PIE kbox refuses a fixed-address guest naming -buildmode=pie; the
+// test binary (PIE, cgo) runs it.
+func TestTrapBuildVariants(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	build := func(name string, env []string, args ...string) string {
+		t.Helper()
+		out := filepath.Join(buildDir, name)
+		cmd := exec.Command("go", append(append([]string{"build"}, args...), "-o", out, "./cmd/kbox")...)
+		cmd.Dir = fixture.RepoRoot()
+		cmd.Env = append(os.Environ(), env...)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", name, err, b)
+		}
+		return out
+	}
+	static := build("kbox-nocgo", []string{"CGO_ENABLED=0"})
+	_, errOut, code := runKbox(t, runOpts{Bin: static, Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/true"}})
+	if code != 2 || !strings.Contains(errOut, "cgo") || strings.Contains(errOut, "goroutine ") {
+		t.Errorf("CGO_ENABLED=0 kbox --syscall-mode=trap: exit %d, stderr %q; want 2 and a message naming cgo", code, errOut)
+	}
+	nopie := build("kbox-nopie", nil)
+	_, errOut, code = runKbox(t, runOpts{Bin: nopie, Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/busybox", "true"}})
+	if code != 126 || !strings.Contains(errOut, "-buildmode=pie") || strings.Contains(errOut, "goroutine ") {
+		t.Errorf("non-PIE kbox, fixed-address guest: exit %d, stderr %q; want 126 and a message naming -buildmode=pie", code, errOut)
+	}
+	out, errOut, code := runKbox(t, runOpts{Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/busybox", "echo", "hi"}})
+	if code != 0 || out != "hi\n" {
+		t.Errorf("kbox --syscall-mode=trap busybox echo hi: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

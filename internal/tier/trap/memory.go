@@ -4,6 +4,7 @@ package trap
 
 import (
 	"bytes"
+	"runtime/debug"
 
 	"golang.org/x/sys/unix"
 )
@@ -83,4 +84,11 @@ func (memory) ReadString(addr uint64, max int) (s string, err error) {
 		addr += uint64(chunk)
 	}
 	return "", unix.ENAMETOOLONG
+}
+
+// setPanicOnFault turns faults into panics for the calling goroutine and
+// returns the function that restores the previous setting.
+func setPanicOnFault() func() {
+	old := debug.SetPanicOnFault(true)
+	return func() { debug.SetPanicOnFault(old) }
 }
