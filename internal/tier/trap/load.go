@@ -61,7 +61,6 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		var err error
 		if flags&emptyPathFD != 0 {
 			f, canon, err = t.eng.OpenProgramFD(req, dirfd)
-			flags &^= emptyPathFD
 		} else {
 			f, canon, err = t.eng.OpenProgram(req, dirfd, path, flags)
 		}
