@@ -208,11 +208,6 @@ func run(args []string) (int, error) {
 		return exitInternal, err
 	}
 	defer eng.Close()
-	if tierName == "trap" {
-		eng.Verbosef("tier: trap (requested)")
-		code, err := trap.Run(trap.Config{Engine: eng, Policy: pol, Path: guestPath, Argv: argv, Env: env})
-		return code, err
-	}
 	if o.mode == "auto" {
 		eng.Verbosef("tier: seccomp (auto: the only tier available in this build)")
 	} else {
@@ -231,6 +226,18 @@ func run(args []string) (int, error) {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
+	}
+	if tierName == "trap" {
+		eng.Verbosef("tier: trap (requested)")
+		// The guest's exit ends the process from the guest thread:
+		// what must happen at exit is passed in.
+		atExit := func() {
+			pprof.StopCPUProfile()
+			if cleanup != nil {
+				cleanup()
+			}
+		}
+		return trap.Run(trap.Config{Engine: eng, Policy: pol, Path: guestPath, Argv: argv, Env: env, AtExit: atExit})
 	}
 	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: guestPath, Argv: argv, Env: env, ExecDir: execDir, KeepCaps: o.keepCaps,
 		Landlock: landlock, ExecRoots: execRoots})

@@ -15,4 +15,7 @@ type Config struct {
 	Argv   []string
 	Env    []string
 	Log    io.Writer
+	// AtExit runs just before the guest's exit ends the process (kbox's
+	// deferred cleanups do not run: the exit comes from the guest thread).
+	AtExit func()
 }

@@ -49,6 +49,7 @@ type tier struct {
 	uc      *ucontext
 	started chan int
 	execs   int
+	atExit  func()
 
 	trapped, native, engine atomic.Uint64
 	warned                  map[string]bool
@@ -63,7 +64,7 @@ func Run(cfg Config) (int, error) {
 		cfg.Log = os.Stderr
 	}
 	t := &tier{eng: cfg.Engine, pol: cfg.Policy, log: cfg.Log, pid: os.Getpid(), started: make(chan int, 1),
-		warned: map[string]bool{}}
+		warned: map[string]bool{}, atExit: cfg.AtExit}
 	current = t
 	t.sig = newSignalState()
 	t.proc = t.eng.Procs.AddInitial(t.pid)
@@ -255,6 +256,9 @@ func (t *tier) exit(code int) {
 		t.eng.Verbosef("trap tier: %d syscalls trapped (%d served by the engine, %d run natively)",
 			t.trapped.Load(), t.engine.Load(), t.native.Load())
 		t.eng.Report()
+	}
+	if t.atExit != nil {
+		t.atExit()
 	}
 	unix.Exit(code)
 }
