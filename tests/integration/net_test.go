@@ -27,6 +27,7 @@ type netCase struct {
 	// limitation, when set, is a documented kbox deviation
 	// (docs/architecture.md, "Sockets"): the case runs only natively.
 	limitation string
+	forks      bool // socktest forks a peer: not run under the trap tier
 }
 
 // sockWant is the line sc prints for lstat of a socket the guest created.
@@ -55,8 +56,9 @@ func netCases(tok string) []netCase {
 			socks: []string{long},
 		},
 		{
-			name: "stream",
-			args: []string{"stream", p("s.sock")},
+			name:  "stream",
+			forks: true,
+			args:  []string{"stream", p("s.sock")},
 			want: []string{"socket: ok", "bind: ok", "listen: ok", "child-connect: ok", "child-write: ok 5",
 				"accept: ok", "read: ok hello", "connect-missing: err ENOENT", "connect-file: err ECONNREFUSED",
 				"bind-again: err EADDRINUSE"},
@@ -73,6 +75,7 @@ func netCases(tok string) []netCase {
 		{
 			// SO_PEERCRED names the process that called connect(2).
 			name:  "peercred",
+			forks: true,
 			args:  []string{"peercred", p("p.sock")},
 			want:  []string{"bind: ok", "accept: ok", "peercred: ok pid=child uid=self gid=self"},
 			socks: []string{p("p.sock")},
@@ -162,39 +165,73 @@ func checkSocketPlacement(t *testing.T, root, mode, g string) {
 // unprivileged, and checks where the socket files landed.
 func TestNetSockets(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"-r", "-S"} {
-		for _, v := range variants() {
-			t.Run(mode+"/"+v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
+	for _, tier := range []string{"seccomp", "trap"} {
+		for _, mode := range []string{"-r", "-S"} {
+			for _, v := range variants() {
+				name := mode + "/" + v.name
+				if tier == "trap" {
+					name = "trap/" + name
 				}
-				root := freshRoot(t, v.uid())
-				tok := randomHex(t, 4)
-				for _, c := range netCases(tok) {
-					t.Run(c.name, func(t *testing.T) {
-						if c.limitation != "" {
-							t.Skip("kbox limitation: " + c.limitation)
-						}
-						t.Parallel()
-						opts := runOpts{Unpriv: v.unpriv, Args: append([]string{mode, root, "--"}, netGuestArgv(&c)...)}
-						out, errOut, code := runKbox(t, opts)
-						want := append([]string(nil), c.want...)
-						for range c.socks {
-							want = append(want, sockWant)
-						}
-						if code != 0 {
-							t.Errorf("%s\nexit status %d, want 0\nstderr:\n%s", cmdline(opts), code, errOut)
-						}
-						if diff := compareLines(want, lines(out)); diff != "" {
-							t.Errorf("%s\noutput mismatch:\n%sstderr:\n%s", cmdline(opts), diff, errOut)
-						}
-						for _, s := range c.socks {
-							checkSocketPlacement(t, root, mode, s)
-						}
-					})
-				}
-			})
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					if v.unpriv {
+						requireUnpriv(t)
+					}
+					root := freshRoot(t, v.uid())
+					tok := randomHex(t, 4)
+					for _, c := range netCases(tok) {
+						t.Run(c.name, func(t *testing.T) {
+							if c.limitation != "" {
+								t.Skip("kbox limitation: " + c.limitation)
+							}
+							if tier == "trap" && c.forks {
+								t.Skip("socktest forks a peer: the trap tier runs single-process programs")
+							}
+							t.Parallel()
+							opts := runOpts{Unpriv: v.unpriv, Args: append([]string{mode, root, "--"}, netGuestArgv(&c)...)}
+							if tier == "trap" {
+								// socktest in-process; the lstat checks in a second
+								// (seccomp) run, which needs no shell.
+								opts.Args = append([]string{"--syscall-mode=trap", mode, root, "--", "/bin/socktest"}, c.args...)
+							}
+							out, errOut, code := runKbox(t, opts)
+							// Under -S /tmp is private to one run: the socket
+							// files are gone once the trap run ends.
+							postCheck := tier != "trap" || mode == "-r"
+							if tier == "trap" && mode == "-r" && len(c.socks) > 0 {
+								var ops []string
+								for i, s := range c.socks {
+									if i > 0 {
+										ops = append(ops, ",")
+									}
+									ops = append(ops, "lstat", s)
+								}
+								aopts := runOpts{Unpriv: v.unpriv, Args: append([]string{mode, root, "--", "/bin/sc"}, ops...)}
+								aout, aerr, acode := runKbox(t, aopts)
+								out, errOut = out+aout, errOut+aerr
+								if acode != 0 {
+									code = acode
+								}
+							}
+							want := append([]string(nil), c.want...)
+							for range c.socks {
+								if postCheck {
+									want = append(want, sockWant)
+								}
+							}
+							if code != 0 {
+								t.Errorf("%s\nexit status %d, want 0\nstderr:\n%s", cmdline(opts), code, errOut)
+							}
+							if diff := compareLines(want, lines(out)); diff != "" {
+								t.Errorf("%s\noutput mismatch:\n%sstderr:\n%s", cmdline(opts), diff, errOut)
+							}
+							for _, s := range c.socks {
+								checkSocketPlacement(t, root, mode, s)
+							}
+						})
+					}
+				})
+			}
 		}
 	}
 }
