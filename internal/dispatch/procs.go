@@ -70,12 +70,17 @@ type ProcTable struct {
 	epfd    int
 	// fdMap, when set, maps a guest descriptor number of process pid to
 	// the host descriptor (in-process tiers; see SetFDMap).
-	fdMap func(pid, fd int) (int, bool)
+	fdMap  func(pid, fd int) (int, bool)
+	fdList func(pid int) []int
 }
 
-// SetFDMap installs the guest-to-host descriptor mapping of an in-process
-// tier, used for the /proc/<pid>/fd links. Call before the guest runs.
-func (t *ProcTable) SetFDMap(f func(pid, fd int) (int, bool)) { t.fdMap = f }
+// SetFDView installs an in-process tier's view of its guest's descriptor
+// table, for /proc/<pid>/fd: mapping guest numbers to host descriptors
+// (the links) and listing the guest's numbers (the directory). Call before
+// the guest runs.
+func (t *ProcTable) SetFDView(mapFD func(pid, fd int) (int, bool), list func(pid int) []int) {
+	t.fdMap, t.fdList = mapFD, list
+}
 
 // HostFD maps guest descriptor fd of process pid to a host descriptor
 // number as /proc/<pid>/fd names it.

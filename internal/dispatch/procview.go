@@ -35,11 +35,18 @@ func (e *Engine) getdents(r *Request, is64 bool) Result {
 	defer unix.Close(h)
 	var sfs unix.Statfs_t
 	var st unix.Stat_t
-	if unix.Fstatfs(h, &sfs) != nil || sfs.Type != unix.PROC_SUPER_MAGIC ||
-		unix.Fstat(h, &st) != nil || st.Ino != procRootIno {
+	if unix.Fstatfs(h, &sfs) != nil || sfs.Type != unix.PROC_SUPER_MAGIC || unix.Fstat(h, &st) != nil {
 		return Cont()
 	}
 	count := int(r.Uint(2))
+	if st.Ino != procRootIno {
+		if e.Procs.fdList != nil {
+			if pid, ok := procFDDirPid(h); ok && pid == e.Procs.self {
+				return e.listGuestFDs(r, h, count, is64)
+			}
+		}
+		return Cont()
+	}
 	if count <= 0 {
 		return Fail(unix.EINVAL)
 	}
@@ -114,4 +121,74 @@ func (t *ProcTable) guestSet() map[int]bool {
 	}
 	delete(set, t.self)
 	return set
+}
+
+// procFDDirPid reports whether h is a /proc/<pid>/fd or
+// /proc/<pid>/task/<tid>/fd directory, and the pid.
+func procFDDirPid(h int) (int, bool) {
+	p, err := readlinkProcFD(h)
+	if err != nil || !strings.HasPrefix(p, "/proc/") || !strings.HasSuffix(p, "/fd") {
+		return 0, false
+	}
+	parts := strings.Split(strings.TrimSuffix(strings.TrimPrefix(p, "/proc/"), "/fd"), "/")
+	if len(parts) != 1 && !(len(parts) == 3 && parts[1] == "task") {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(parts[0])
+	return pid, err == nil
+}
+
+// listGuestFDs serves getdents on the in-process guest's own
+// /proc/<pid>/fd: the host directory lists kbox's descriptors, so the
+// listing is made from the guest's table instead, all in the first call
+// (the host directory is then read to its end, so the next call, which
+// continues from the shared offset, returns 0).
+func (e *Engine) listGuestFDs(r *Request, h, count int, is64 bool) Result {
+	if off, err := unix.Seek(h, 0, 1); err != nil || off != 0 {
+		return Ok(0)
+	}
+	names := []string{".", ".."}
+	for _, fd := range e.Procs.fdList(e.Procs.self) {
+		names = append(names, strconv.Itoa(fd))
+	}
+	var out []byte
+	for i, name := range names {
+		typ := byte(unix.DT_LNK)
+		if i < 2 {
+			typ = unix.DT_DIR
+		}
+		var rec []byte
+		if is64 {
+			reclen := (19 + len(name) + 1 + 7) &^ 7
+			rec = make([]byte, reclen)
+			binary.LittleEndian.PutUint64(rec[0:], uint64(i+1))
+			binary.LittleEndian.PutUint64(rec[8:], uint64(i+1))
+			binary.LittleEndian.PutUint16(rec[16:], uint16(reclen))
+			rec[18] = typ
+			copy(rec[19:], name)
+		} else {
+			reclen := (18 + len(name) + 2 + 7) &^ 7
+			rec = make([]byte, reclen)
+			binary.LittleEndian.PutUint64(rec[0:], uint64(i+1))
+			binary.LittleEndian.PutUint64(rec[8:], uint64(i+1))
+			binary.LittleEndian.PutUint16(rec[16:], uint16(reclen))
+			copy(rec[18:], name)
+			rec[reclen-1] = typ
+		}
+		out = append(out, rec...)
+	}
+	if len(out) > count {
+		return Fail(unix.EINVAL)
+	}
+	if err := r.Mem.Write(r.Ptr(1), out); err != nil {
+		return Fail(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := rawGetdents(h, buf, true)
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	return Ok(int64(len(out)))
 }

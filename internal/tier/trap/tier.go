@@ -91,12 +91,21 @@ func Run(cfg Config) (int, error) {
 		t.noteRegular(h, &st)
 	}
 	t.buildRules()
-	t.eng.Procs.SetFDMap(func(pid, fd int) (int, bool) {
+	t.eng.Procs.SetFDView(func(pid, fd int) (int, bool) {
 		if pid != t.pid {
 			return -1, false
 		}
 		e, ok := t.fds.Get(fd)
 		return e.HostFD, ok
+	}, func(pid int) []int {
+		var out []int
+		for fd, n := 0, t.fds.Len(); n > 0 && fd < t.fds.Limit(); fd++ {
+			if _, ok := t.fds.Get(fd); ok {
+				out = append(out, fd)
+				n--
+			}
+		}
+		return out
 	})
 
 	code, err := t.start(cfg)
