@@ -10,7 +10,9 @@
  *   segv          SA_SIGINFO SIGSEGV handler, siglongjmp out, twice
  *   raise         raise/kill to self, blocked signal pending until unblocked
  *   altstack      SA_ONSTACK handler runs on a sigaltstack
+ *   restart       SA_RESTART handler: an interrupted read is restarted
  *   sigint        prints "sigint: ready", pauses until SIGINT is handled
+ *   spin          as sigint, but spins without making syscalls
  *   pause         prints "pause: ready", pauses with default SIGINT action
  *   default-term  raise(SIGTERM) with the default action (must die: 143)
  *   segv-default  write to address 0x10 with no handler (must die: 139)
@@ -232,7 +234,34 @@ static void mode_altstack(void)
 	      after.ss_flags, after.ss_sp);
 }
 
-/* ---- sigint, pause: the Go test sends SIGINT to kbox. */
+/* ---- restart: with SA_RESTART, a read interrupted by a handled signal
+ * is restarted, not failed with EINTR.  The SIGALRM handler writes the
+ * byte the read is waiting for. */
+static int restart_pipe[2];
+static void on_alarm_write(int sig)
+{
+	hits[sig]++;
+	char c = 'x';
+	if (write(restart_pipe[1], &c, 1) != 1)
+		hits[sig] = 100;
+}
+
+static void mode_restart(void)
+{
+	char c = 0;
+	if (pipe(restart_pipe) != 0) {
+		check(0, "pipe", "%s", errname(errno));
+		return;
+	}
+	on(SIGALRM, on_alarm_write, SA_RESTART);
+	alarm(1);
+	ssize_t n = read(restart_pipe[0], &c, 1);
+	int e = errno;
+	check(hits[SIGALRM] == 1, "handler ran once", "%d", (int)hits[SIGALRM]);
+	check(n == 1 && c == 'x', "read restarted after the handler", "read returned %zd %s", n, n < 0 ? errname(e) : "");
+}
+
+/* ---- sigint, spin, pause: the Go test sends SIGINT to kbox. */
 static void mode_sigint(void)
 {
 	on(SIGINT, count, 0);
@@ -241,6 +270,19 @@ static void mode_sigint(void)
 	while (!hits[SIGINT])
 		pause();
 	printf("sigint: handled\n");
+	exit(0);
+}
+
+/* The guest makes no syscall while it spins: the signal must still
+ * interrupt it. */
+static void mode_spin(void)
+{
+	on(SIGINT, count, 0);
+	printf("spin: ready\n");
+	fflush(stdout);
+	while (!hits[SIGINT])
+		;
+	printf("spin: handled\n");
 	exit(0);
 }
 
@@ -499,8 +541,12 @@ int main(int argc, char **argv)
 		mode_raise();
 	else if (!strcmp(mode, "altstack"))
 		mode_altstack();
+	else if (!strcmp(mode, "restart"))
+		mode_restart();
 	else if (!strcmp(mode, "sigint"))
 		mode_sigint();
+	else if (!strcmp(mode, "spin"))
+		mode_spin();
 	else if (!strcmp(mode, "pause"))
 		mode_pause();
 	else if (!strcmp(mode, "default-term"))

@@ -72,7 +72,16 @@ static void *measure(void *arg)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = on_sigsys;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-	sigemptyset(&sa.sa_mask);
+	/* As in kbox: only synchronous signals while the handler runs. An
+	 * asynchronous one (the Go runtime's SIGURG) arriving while the
+	 * callback runs on its goroutine stack would be delivered at the top
+	 * of the alternate stack, over this handler's own frame. */
+	sigfillset(&sa.sa_mask);
+	sigdelset(&sa.sa_mask, SIGSEGV);
+	sigdelset(&sa.sa_mask, SIGBUS);
+	sigdelset(&sa.sa_mask, SIGFPE);
+	sigdelset(&sa.sa_mask, SIGILL);
+	sigdelset(&sa.sa_mask, SIGTRAP);
 	if (sigaction(SIGSYS, &sa, NULL) != 0) {
 		r->err = errno;
 		r->what = "sigaction(SIGSYS)";
