@@ -34,3 +34,30 @@ func TestTrapProcSelfFD(t *testing.T) {
 		})
 	}
 }
+
+// TestTrapBadPointers passes unmapped addresses to calls kbox serves
+// itself (newfstatat's buffer, openat's path), to one it runs natively
+// (write's buffer) and to one whose result kbox writes: each must fail
+// with EFAULT and the guest go on, as natively.
+func TestTrapBadPointers(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	for _, sc := range []string{"/bin/sc", "/bin/sc-glibc"} {
+		opts := runOpts{Args: []string{"--syscall-mode=trap", "-r", root, "--", sc,
+			"syscall", "262", "-100", "s:/etc/hostname", "1", "0", ",", // newfstatat, statbuf 1
+			"syscall", "257", "-100", "1", "0", "0", ",", // openat, path 1
+			"syscall", "1", "1", "1", "5", ",", // write, buffer 1
+			"syscall", "262", "-100", "s:/etc/hostname", "0x10", "0", ",",
+			"syscall", "4", "0x7ff0", "0", ",", // stat (legacy), path in the first page
+			"uname"}}
+		out, errOut, code := runKbox(t, opts)
+		want := []string{"syscall: err EFAULT", "syscall: err EFAULT", "syscall: err EFAULT", "syscall: err EFAULT",
+			"syscall: err EFAULT", "uname: ok *"}
+		if code != 0 {
+			t.Errorf("%s: exit %d\nstderr:\n%s", cmdline(opts), code, errOut)
+		}
+		if diff := compareLines(want, lines(out)); diff != "" {
+			t.Errorf("%s\n%s\nstderr:\n%s", cmdline(opts), diff, errOut)
+		}
+	}
+}

@@ -98,3 +98,8 @@ func guestTid() int { return int(C.kbox_guest_tid()) }
 func setGuestFS(v uint64) { C.kbox_gs.guest_fs = C.uint64_t(v) }
 
 func guestFS() uint64 { return uint64(C.kbox_gs.guest_fs) }
+
+// armFaultStack makes a fault in kbox code during this trap safe to take
+// (see kbox_arm_fault_stack); the memory accessor calls it before touching
+// guest memory.
+func armFaultStack() { C.kbox_arm_fault_stack() }

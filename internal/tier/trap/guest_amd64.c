@@ -26,6 +26,9 @@
 #include <sys/prctl.h>
 #include <ucontext.h>
 
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31) // linux/signal.h, Linux 4.7
+#endif
 #ifndef SYS_SECCOMP
 #define SYS_SECCOMP 1 // si_code of a seccomp SIGSYS
 #endif
@@ -132,6 +135,23 @@ long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4,
 	return r;
 }
 
+// A signal is delivered at the top of the alternate stack unless the
+// thread is already running on it. While Go serves a trap, the thread runs
+// on a goroutine stack: a fault there (a bad guest pointer, recovered as
+// EFAULT by SetPanicOnFault) would be delivered at the top of A, over the
+// trap handler's live frame. So before Go touches guest memory, B becomes
+// the alternate stack. A is disarmed by then (SS_AUTODISARM), which is what
+// allows the change, and the trap's sigreturn restores A.
+static stack_t fault_stack;
+static volatile int fault_stack_armed;
+
+void kbox_arm_fault_stack(void) {
+	if (fault_stack_armed || fault_stack.ss_size == 0)
+		return;
+	raw6(SYS_sigaltstack, (long)&fault_stack, 0, 0, 0, 0, 0);
+	fault_stack_armed = 1;
+}
+
 static void on_sigsys(int sig, siginfo_t *si, void *ucv) {
 	if (!on_guest_thread()) {
 		chain(&go_sigsys, sig, si, ucv);
@@ -150,6 +170,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv) {
 	kbox_gs.guest_fs = get_fs();
 	set_fs(kbox_gs.host_fs);
 	kbox_gs.in_guest = 0;
+	fault_stack_armed = 0;
 	int kick = si->si_code != SYS_SECCOMP;
 	kboxTrap(ucv, kick ? 0 : si->si_syscall, kick);
 	kbox_gs.in_guest = 1;
@@ -168,6 +189,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
 	kbox_gs.guest_fs = get_fs();
 	set_fs(kbox_gs.host_fs);
 	kbox_gs.in_guest = 0;
+	fault_stack_armed = 0;
 	kboxFault(ucv, sig, si);
 	kbox_gs.in_guest = 1;
 	set_fs(kbox_gs.guest_fs);
@@ -218,11 +240,16 @@ static struct kbox_start start_args;
 static void *guest_thread(void *unused) {
 	(void)unused;
 	size_t alt_size = KBOX_ALTSTACK_SIZE;
-	char *alt = __builtin_alloca(alt_size);
+	char *alt = __builtin_alloca(2 * alt_size);
 	memset(alt, 0, 4096);
-	stack_t ss = {.ss_sp = alt, .ss_size = alt_size, .ss_flags = 0};
+	// Two halves: the upper one (A) takes the guest's traps and is
+	// disarmed while a handler runs (SS_AUTODISARM; sigreturn re-arms
+	// it); the lower one (B) is armed before kbox code may fault, so a
+	// nested fault never lands on A's live frame (see on_sigsys).
+	fault_stack = (stack_t){.ss_sp = alt, .ss_size = alt_size, .ss_flags = 0};
+	stack_t ss = {.ss_sp = alt + alt_size, .ss_size = alt_size, .ss_flags = SS_AUTODISARM};
 	kbox_gs.alt_lo = (uintptr_t)alt;
-	kbox_gs.alt_hi = (uintptr_t)alt + alt_size;
+	kbox_gs.alt_hi = (uintptr_t)alt + 2 * alt_size;
 	if (sigaltstack(&ss, NULL) != 0) {
 		kbox_gs.start_err = errno;
 		kboxStarted();

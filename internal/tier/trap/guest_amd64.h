@@ -35,4 +35,5 @@ int kbox_start_guest(struct kbox_start *a);
 void kbox_enter(uint64_t entry, uint64_t sp, uint64_t fs);
 long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 int kbox_guest_tid(void);
+void kbox_arm_fault_stack(void);
 #endif

@@ -28,6 +28,7 @@ func (memory) Read(addr uint64, p []byte) (err error) {
 	if !validRange(addr, len(p)) {
 		return unix.EFAULT
 	}
+	armFaultStack()
 	defer func() {
 		if recover() != nil {
 			err = unix.EFAULT
@@ -44,6 +45,7 @@ func (memory) Write(addr uint64, p []byte) (err error) {
 	if !validRange(addr, len(p)) {
 		return unix.EFAULT
 	}
+	armFaultStack()
 	defer func() {
 		if recover() != nil {
 			err = unix.EFAULT
@@ -59,6 +61,7 @@ func (memory) ReadString(addr uint64, max int) (s string, err error) {
 	if addr == 0 {
 		return "", unix.EFAULT
 	}
+	armFaultStack()
 	defer func() {
 		if recover() != nil {
 			s, err = "", unix.EFAULT
