@@ -36,6 +36,7 @@ const (
 	SSDisable         = 2          // SS_DISABLE
 	SSAutodisarm      = 1 << 31    // SS_AUTODISARM
 	MinSigstksz       = 2048       // MINSIGSTKSZ (x86-64)
+	SARestart         = 0x10000000 // SA_RESTART
 	SARestorer        = 0x04000000 // SA_RESTORER
 	SAOnstack         = 0x08000000 // SA_ONSTACK
 	SANodefer         = 0x40000000 // SA_NODEFER

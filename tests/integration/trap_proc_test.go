@@ -61,3 +61,20 @@ func TestTrapBadPointers(t *testing.T) {
 		}
 	}
 }
+
+// TestTrapKillAll checks kill(-1, sig) under the trap tier: Linux never
+// signals the caller for -1, and the guest has no other process.
+func TestTrapKillAll(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	opts := runOpts{Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/sh", "-c",
+		`trap "echo handler ran" USR1; kill -USR1 -1; echo rc=$?; kill -USR1 $$; echo rc=$?`}}
+	out, errOut, code := runKbox(t, opts)
+	want := []string{"rc=1", "handler ran", "rc=0"}
+	if code != 0 {
+		t.Errorf("%s: exit %d\nstderr:\n%s", cmdline(opts), code, errOut)
+	}
+	if diff := compareLines(want, lines(out)); diff != "" {
+		t.Errorf("%s\n%s\nstderr:\n%s", cmdline(opts), diff, errOut)
+	}
+}

@@ -286,7 +286,7 @@ func sysBrk(t *tier, c *call) int64 {
 		}
 		t.vm.add(oldTop, newTop)
 	case newTop < oldTop:
-		if unix.Munmap(guestBytes(newTop, int(oldTop-newTop))) != nil {
+		if _, _, en := unix.RawSyscall(unix.SYS_MUNMAP, uintptr(newTop), uintptr(oldTop-newTop), 0); en != 0 {
 			return int64(b.cur)
 		}
 		t.vm.remove(newTop, oldTop)

@@ -108,6 +108,11 @@ func (t *tier) buildRules() {
 			nativeSpecs[nr] = spec
 		}
 	}
+	for _, name := range restartableNames {
+		if nr, ok := arch.Nr(name); ok {
+			restartable[nr] = true
+		}
+	}
 	for nr := range t.rules {
 		t.rules[nr] = t.policyRule(nr)
 	}
@@ -230,11 +235,28 @@ func (t *tier) runNative(c *call, spec nativeSpec) int64 {
 func (t *tier) blocking(c *call, a [6]uint64) int64 {
 	for {
 		r := blockingSyscall(c.nr, a)
-		if r != -int64(unix.EINTR) || t.sig.deliverable() {
+		if r != -int64(unix.EINTR) || !t.sig.deliverable() {
+			if r == -int64(unix.EINTR) {
+				continue // kicked for a signal the guest ignores
+			}
 			return r
 		}
+		if restartable[c.nr] {
+			return errRestart
+		}
+		return r
 	}
 }
+
+// restartable holds the calls a handler installed with SA_RESTART restarts
+// (signal(7)); the others (poll, select, epoll_wait, nanosleep, pause,
+// sigsuspend, SysV IPC, ...) fail with EINTR whatever the flag.
+var restartable = map[int]bool{}
+
+var restartableNames = []string{"read", "readv", "write", "writev", "pread64", "pwrite64", "preadv", "pwritev",
+	"preadv2", "pwritev2", "recvfrom", "recvmsg", "sendto", "sendmsg", "sendmmsg", "accept", "accept4",
+	"connect", "flock", "fcntl", "wait4", "waitid", "futex", "splice", "tee", "sendfile", "copy_file_range",
+	"ioctl", "open", "openat", "openat2"}
 
 func rawSyscall(nr int, a [6]uint64) int64 {
 	r, _, en := unix.RawSyscall6(uintptr(nr), uintptr(a[0]), uintptr(a[1]), uintptr(a[2]), uintptr(a[3]), uintptr(a[4]), uintptr(a[5]))

@@ -78,7 +78,43 @@ func (s *signalState) raise(sig int, info []byte) {
 func (s *signalState) deliverable() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dropIgnored()
 	return s.pending&^s.mask != 0
+}
+
+// dropIgnored discards pending signals whose action is to do nothing, so
+// that they neither interrupt a sleeping call nor count as deliverable.
+func (s *signalState) dropIgnored() {
+	for p := s.pending; p != 0; p &= p - 1 {
+		sig := 1
+		for b := p & -p; b > 1; b >>= 1 {
+			sig++
+		}
+		a := s.actions[sig]
+		if a.handler == sigIgn || (a.handler == sigDfl && defaultIgnored(sig)) {
+			s.pending &^= sigBit(sig)
+		}
+	}
+}
+
+// restarts reports whether the next signal to be delivered has a handler
+// installed with SA_RESTART (an interrupted restartable call then runs
+// again once the handler returns).
+func (s *signalState) restarts() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropIgnored()
+	ready := s.pending &^ s.mask
+	if ready == 0 {
+		return false
+	}
+	sig := 1
+	for ready&1 == 0 {
+		ready >>= 1
+		sig++
+	}
+	a := s.actions[sig]
+	return a.handler > sigIgn && a.flags&abi.SARestart != 0
 }
 
 // defaultIgnored lists the signals whose default action is to do nothing.
@@ -538,7 +574,9 @@ func sysKill(t *tier, c *call) int64 {
 	switch name {
 	case "kill", "tkill", "rt_sigqueueinfo":
 		target, sig = c.int(0), c.int(1)
-		if name == "kill" && (target == 0 || target == -1 || target == -t.pid) {
+		// kill(-1) signals every process but the caller: here, none
+		// (the engine answers ESRCH).
+		if name == "kill" && (target == 0 || target == -t.pid) {
 			target = t.pid
 		}
 	case "tgkill", "rt_tgsigqueueinfo":
@@ -574,9 +612,19 @@ func sysKill(t *tier, c *call) int64 {
 			return -int64(unix.EFAULT)
 		}
 	}
+	if info == nil && name != "kill" {
+		info = make([]byte, 128)
+		binary.LittleEndian.PutUint32(info[0:], uint32(sig))
+		binary.LittleEndian.PutUint32(info[8:], uint32(int32(siTkill)))
+		binary.LittleEndian.PutUint32(info[16:], uint32(t.pid))
+		binary.LittleEndian.PutUint32(info[20:], uint32(os.Getuid()))
+	}
 	t.sig.raise(sig, info)
 	return 0
 }
+
+// siTkill is SI_TKILL, the si_code of a tkill/tgkill.
+var siTkill int32 = -6
 
 func init() {
 	own(sysRtSigaction, "rt_sigaction")
@@ -595,11 +643,27 @@ var forwarded = []os.Signal{unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP
 	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGVTALRM, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
 	unix.SIGCONT, unix.SIGPIPE, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGPWR, unix.SIGIO}
 
+// catch starts catching the forwarded host signals. A signal kbox was
+// started with ignored (nohup) stays ignored, and the guest starts with it
+// ignored, as execve would leave it.
+func (s *signalState) catch() chan os.Signal {
+	ch := make(chan os.Signal, 16)
+	for _, sg := range forwarded {
+		if signal.Ignored(sg) {
+			s.actions[int(sg.(syscall.Signal))].handler = sigIgn
+			continue
+		}
+		signal.Notify(ch, sg)
+	}
+	return ch
+}
+
 // forward queues host signals for the guest and kicks its thread; it runs
 // on the goroutine that started the guest, for the rest of the run.
-func (s *signalState) forward(t *tier) {
-	ch := make(chan os.Signal, 16)
-	signal.Notify(ch, forwarded...)
+//
+// catch must have been called before the guest starts: until Notify, Go's
+// default action (death) applies to SIGINT and the like.
+func (s *signalState) forward(t *tier, ch chan os.Signal) {
 	for sg := range ch {
 		sig := int(sg.(syscall.Signal))
 		s.mu.Lock()

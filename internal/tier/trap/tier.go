@@ -108,13 +108,14 @@ func Run(cfg Config) (int, error) {
 		return out
 	})
 
+	sigs := t.sig.catch()
 	code, err := t.start(cfg)
 	if err != nil {
 		return code, err
 	}
 	// The guest runs on its own thread and ends the process; this
 	// goroutine forwards host signals meanwhile.
-	t.sig.forward(t)
+	t.sig.forward(t, sigs)
 	select {}
 }
 
@@ -186,10 +187,27 @@ func (t *tier) syscall(uc *ucontext, nr int) {
 	} else {
 		r = t.viaEngine(&c)
 	}
+	if r == errRestart {
+		r = -int64(unix.EINTR)
+		if t.sig.restarts() {
+			// Run the call again when the handler returns, as the
+			// kernel does for ERESTARTSYS: back to the syscall
+			// instruction, with the number in rax (the argument
+			// registers are untouched).
+			uc.Gregs[regRIP] -= 2
+			uc.Gregs[regRAX] = uint64(nr)
+			return
+		}
+	}
 	if !c.keepRegs {
 		uc.Gregs[regRAX] = uint64(r)
 	}
 }
+
+// errRestart is returned by a restartable call interrupted for a guest
+// signal (the kernel's ERESTARTSYS); syscall turns it into EINTR or a
+// restart.
+const errRestart = -512
 
 func errno(err error) int64 {
 	if en, ok := err.(unix.Errno); ok {
