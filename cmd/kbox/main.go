@@ -208,16 +208,21 @@ func run(args []string) (int, error) {
 		return exitInternal, err
 	}
 	defer eng.Close()
-	if o.mode == "auto" {
-		eng.Verbosef("tier: seccomp (auto: the only tier available in this build)")
-	} else {
+	switch {
+	case tierName == "trap":
+		eng.Verbosef("tier: trap (requested)")
+	case o.mode == "auto":
+		eng.Verbosef("tier: seccomp (auto: the in-process tiers are chosen only on request until the fork-site scanner decides)")
+	default:
 		eng.Verbosef("tier: seccomp (requested)")
 	}
-	eng.Verbosef("seccomp filter: %d instructions", len(prog))
-	if landlock > 0 {
-		eng.Verbosef("landlock ABI %d: exec confined to the guest's mounts (backstop)", landlock)
-	} else {
-		eng.Verbosef("landlock unavailable: execve from multi-threaded processes is refused")
+	if tierName == "seccomp" {
+		eng.Verbosef("seccomp filter: %d instructions", len(prog))
+		if landlock > 0 {
+			eng.Verbosef("landlock ABI %d: exec confined to the guest's mounts (backstop)", landlock)
+		} else {
+			eng.Verbosef("landlock unavailable: execve from multi-threaded processes is refused")
+		}
 	}
 
 	if pf := os.Getenv("KBOX_CPUPROFILE"); pf != "" {
@@ -228,7 +233,6 @@ func run(args []string) (int, error) {
 		}
 	}
 	if tierName == "trap" {
-		eng.Verbosef("tier: trap (requested)")
 		// The guest's exit ends the process from the guest thread:
 		// what must happen at exit is passed in.
 		atExit := func() {

@@ -42,12 +42,14 @@ func TestTerminalInjectionDenied(t *testing.T) {
 				requireUnpriv(t)
 			}
 			root := freshRoot(t, v.uid())
-			// ioctl(0, TIOCSTI, "x"); ioctl(0, TIOCLINUX, &subcode)
-			out, errOut, code := runKbox(t, runOpts{Unpriv: v.unpriv, Args: []string{"-r", root, "--", "/bin/sc",
-				"syscall", "16", "0", "21522", "s:x", ",", "syscall", "16", "0", "21532", "s:\x06"}})
-			want := "syscall: err EPERM\nsyscall: err EPERM\n"
-			if code != 0 || out != want {
-				t.Errorf("exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", code, out, want, errOut)
+			for _, tier := range []string{"seccomp", "trap"} {
+				// ioctl(0, TIOCSTI, "x"); ioctl(0, TIOCLINUX, &subcode)
+				out, errOut, code := runKbox(t, runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-r", root, "--", "/bin/sc",
+					"syscall", "16", "0", "21522", "s:x", ",", "syscall", "16", "0", "21532", "s:\x06"}})
+				want := "syscall: err EPERM\nsyscall: err EPERM\n"
+				if code != 0 || out != want {
+					t.Errorf("%s: exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", tier, code, out, want, errOut)
+				}
 			}
 		})
 	}

@@ -10,10 +10,17 @@ import (
 // denied call gets a -v line.
 func TestUnsupportedCallsAreCounted(t *testing.T) {
 	t.Parallel()
+	for _, tier := range []string{"seccomp", "trap"} {
+		t.Run(tier, func(t *testing.T) { testUnsupportedCallsAreCounted(t, tier) })
+	}
+}
+
+func testUnsupportedCallsAreCounted(t *testing.T, tier string) {
+	t.Parallel()
 	root := freshRoot(t, 0)
 	// 1000 is no syscall at all; 463 is setxattrat (path-based, Linux 6.13),
 	// which kbox does not serve yet; twice each. Then a denied mknod.
-	out, errOut, code := runKbox(t, runOpts{Args: []string{"-v", "-r", root, "--", "/bin/sc",
+	out, errOut, code := runKbox(t, runOpts{Args: []string{"--syscall-mode=" + tier, "-v", "-r", root, "--", "/bin/sc",
 		"syscall", "1000", ",", "syscall", "1000", ",", "syscall", "463", ",", "syscall", "463", ",",
 		"mknod", "/tmp/dev", "chr", "0600", "1", "3"}})
 	want := "syscall: err ENOSYS\nsyscall: err ENOSYS\nsyscall: err ENOSYS\nsyscall: err ENOSYS\nmknod: err EPERM\n"
