@@ -29,6 +29,7 @@ package forkscan
 
 import (
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -248,8 +249,8 @@ func Scan(r io.ReaderAt, size int64) (*Report, error) {
 
 	// Section headers and symbols are optional (the kernel ignores them):
 	// a file debug/elf cannot read is scanned by its segments alone.
-	f, ferr := elf.NewFile(io.NewSectionReader(r, 0, size))
-	if ferr != nil {
+	f, err := elf.NewFile(io.NewSectionReader(r, 0, size))
+	if err != nil {
 		f = nil
 	}
 
@@ -260,7 +261,7 @@ func Scan(r io.ReaderAt, size int64) (*Report, error) {
 		}
 		total += seg.Filesz
 		if total > MaxCodeBytes {
-			return nil, fmt.Errorf("forkscan: executable segments exceed %d bytes", MaxCodeBytes)
+			return nil, fmt.Errorf("forkscan: executable segments total more than %d bytes", MaxCodeBytes)
 		}
 		code := make([]byte, seg.Filesz)
 		if err := readFull(r, code, seg.Off); err != nil {
@@ -270,15 +271,7 @@ func Scan(r io.ReaderAt, size int64) (*Report, error) {
 			rep.scanRegion(code[rg.start-seg.Off:rg.end-seg.Off], int64(rg.start), seg.Vaddr+(rg.start-seg.Off))
 		}
 	}
-	slices.SortStableFunc(rep.ForkSites, func(a, b Site) int {
-		switch {
-		case a.Offset < b.Offset:
-			return -1
-		case a.Offset > b.Offset:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(rep.ForkSites, func(a, b Site) int { return cmp.Compare(a.Offset, b.Offset) })
 
 	if f != nil {
 		rep.Imports, err = processImports(f)
@@ -313,7 +306,10 @@ func Scan(r io.ReaderAt, size int64) (*Report, error) {
 //   - dlopen'ed code;
 //   - a raw syscall whose number is in a register or in memory (counted in
 //     UnknownSites but not used here: musl and glibc have such sites in
-//     every static program, e.g. the generic syscall() wrapper);
+//     every static program). In particular a static program that calls
+//     libc's generic syscall(SYS_clone, ...) is not detected: the wrapper's
+//     own syscall is one of the UnknownSites, and its callers are not
+//     traced (a dynamic program importing syscall is flagged instead);
 //   - self-modifying or JIT-generated code, and code reached only by
 //     indirect branches into the middle of a traced sequence.
 func (r *Report) CreatesProcesses() (bool, string) {
