@@ -50,6 +50,7 @@ if [ $quick -eq 0 ]; then
 	go test -run=^$ -fuzz=FuzzResolve -fuzztime=20s -fuzzminimizetime=0s ./internal/vfs/
 	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=10s -fuzzminimizetime=0s ./internal/seccomp/
 	go test -run=^$ -fuzz=FuzzParse -fuzztime=10s -fuzzminimizetime=0s ./internal/loader/
+	go test -run=^$ -fuzz=FuzzScan -fuzztime=10s -fuzzminimizetime=0s ./internal/forkscan/
 	go test -run=^$ -fuzz=FuzzLen -fuzztime=10s -fuzzminimizetime=0s ./internal/x86len/
 fi
 echo "== all tests passed"
