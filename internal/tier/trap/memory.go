@@ -21,28 +21,20 @@ func validRange(addr uint64, n int) bool {
 	return addr != 0 && addr+uint64(n) >= addr
 }
 
-func (memory) Read(addr uint64, p []byte) (err error) {
-	if len(p) == 0 {
-		return nil
-	}
-	if !validRange(addr, len(p)) {
-		return unix.EFAULT
-	}
-	armFaultStack()
-	defer func() {
-		if recover() != nil {
-			err = unix.EFAULT
-		}
-	}()
-	copy(p, guestBytes(addr, len(p)))
-	return nil
+func (memory) Read(addr uint64, p []byte) error {
+	return access(addr, len(p), func(guest []byte) { copy(p, guest) })
 }
 
-func (memory) Write(addr uint64, p []byte) (err error) {
-	if len(p) == 0 {
+func (memory) Write(addr uint64, p []byte) error {
+	return access(addr, len(p), func(guest []byte) { copy(guest, p) })
+}
+
+// access runs f on guest memory [addr, addr+n); a fault is EFAULT.
+func access(addr uint64, n int, f func(guest []byte)) (err error) {
+	if n == 0 {
 		return nil
 	}
-	if !validRange(addr, len(p)) {
+	if !validRange(addr, n) {
 		return unix.EFAULT
 	}
 	armFaultStack()
@@ -51,7 +43,7 @@ func (memory) Write(addr uint64, p []byte) (err error) {
 			err = unix.EFAULT
 		}
 	}()
-	copy(guestBytes(addr, len(p)), p)
+	f(guestBytes(addr, n))
 	return nil
 }
 

@@ -149,6 +149,13 @@ func (t *tier) policyRule(nr int) rule {
 		}
 		return nil
 	}
+	return byArguments(runAllowed, (*tier).viaEngine)
+}
+
+// byArguments evaluates the table's argument conditions for each call:
+// denied and unsupported forms fail, allowed ones run allowed, the rest
+// run other.
+func byArguments(allowed, other rule) rule {
 	return func(t *tier, c *call) int64 {
 		switch t.pol.Expect(c.nr, c.args) {
 		case policy.Deny:
@@ -156,9 +163,9 @@ func (t *tier) policyRule(nr int) rule {
 		case policy.Unsupported:
 			return unsupportedRule(t, c)
 		case policy.Allow:
-			return runAllowed(t, c)
+			return allowed(t, c)
 		}
-		return t.viaEngine(c)
+		return other(t, c)
 	}
 }
 
@@ -169,15 +176,7 @@ func guarded(pol *policy.Resolved, nr int, r rule) rule {
 	if !listed || (e.Disp != policy.Deny && e.Disp != policy.Unsupported && len(e.Conds) == 0) {
 		return r
 	}
-	return func(t *tier, c *call) int64 {
-		switch t.pol.Expect(c.nr, c.args) {
-		case policy.Deny:
-			return denyRule(t, c)
-		case policy.Unsupported:
-			return unsupportedRule(t, c)
-		}
-		return r(t, c)
-	}
+	return byArguments(r, r)
 }
 
 func denyRule(t *tier, c *call) int64 {

@@ -4,6 +4,7 @@ package trap
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"os"
 	"os/signal"
 	"sync"
@@ -52,6 +53,22 @@ func newSignalState() *signalState { return &signalState{altFlags: abi.SSDisable
 
 func sigBit(sig int) uint64 { return 1 << (sig - 1) }
 
+// lowestSig returns the lowest signal in a non-empty set.
+func lowestSig(set uint64) int { return bits.TrailingZeros64(set) + 1 }
+
+// enterHandler applies a handler's entry to the mask (its sa_mask, and the
+// signal itself unless SA_NODEFER) and SA_RESETHAND. Caller holds mu.
+func (s *signalState) enterHandler(sig int, act guestAction) {
+	s.mask |= act.mask
+	if act.flags&abi.SANodefer == 0 {
+		s.mask |= sigBit(sig)
+	}
+	s.mask &^= unblockable
+	if act.flags&abi.SAResethand != 0 {
+		s.actions[sig] = guestAction{}
+	}
+}
+
 const unblockable = 1<<(unix.SIGKILL-1) | 1<<(unix.SIGSTOP-1)
 
 // raise queues sig for the guest; info is its siginfo (nil: a kill from
@@ -86,10 +103,7 @@ func (s *signalState) deliverable() bool {
 // that they neither interrupt a sleeping call nor count as deliverable.
 func (s *signalState) dropIgnored() {
 	for p := s.pending; p != 0; p &= p - 1 {
-		sig := 1
-		for b := p & -p; b > 1; b >>= 1 {
-			sig++
-		}
+		sig := lowestSig(p)
 		a := s.actions[sig]
 		if a.handler == sigIgn || (a.handler == sigDfl && defaultIgnored(sig)) {
 			s.pending &^= sigBit(sig)
@@ -108,12 +122,7 @@ func (s *signalState) restarts() bool {
 	if ready == 0 {
 		return false
 	}
-	sig := 1
-	for ready&1 == 0 {
-		ready >>= 1
-		sig++
-	}
-	a := s.actions[sig]
+	a := s.actions[lowestSig(ready)]
 	return a.handler > sigIgn && a.flags&abi.SARestart != 0
 }
 
@@ -142,23 +151,12 @@ func (s *signalState) take() (int, guestAction, [128]byte, uint64) {
 	if ready == 0 {
 		return 0, guestAction{}, [128]byte{}, 0
 	}
-	sig := 1
-	for ready&1 == 0 {
-		ready >>= 1
-		sig++
-	}
+	sig := lowestSig(ready)
 	s.pending &^= sigBit(sig)
 	act := s.actions[sig]
 	old := s.mask
 	if act.handler > sigIgn {
-		s.mask |= act.mask
-		if act.flags&abi.SANodefer == 0 {
-			s.mask |= sigBit(sig)
-		}
-		s.mask &^= unblockable
-		if act.flags&abi.SAResethand != 0 {
-			s.actions[sig] = guestAction{}
-		}
+		s.enterHandler(sig, act)
 	}
 	return sig, act, s.info[sig], old
 }
@@ -529,11 +527,7 @@ func sysRtSigtimedwait(t *tier, c *call) int64 {
 		s.mu.Lock()
 		ready := s.pending & set
 		if ready != 0 {
-			sig := 1
-			for ready&1 == 0 {
-				ready >>= 1
-				sig++
-			}
+			sig := lowestSig(ready)
 			s.pending &^= sigBit(sig)
 			info := s.info[sig]
 			s.mu.Unlock()
@@ -702,14 +696,7 @@ func (t *tier) fault(uc *ucontext, sig int, info []byte) {
 	}
 	s.mu.Lock()
 	old := s.mask
-	s.mask |= act.mask
-	if act.flags&abi.SANodefer == 0 {
-		s.mask |= sigBit(sig)
-	}
-	s.mask &^= unblockable
-	if act.flags&abi.SAResethand != 0 {
-		s.actions[sig] = guestAction{}
-	}
+	s.enterHandler(sig, act)
 	s.mu.Unlock()
 	if !t.pushFrame(uc, sig, act, info, old) {
 		t.killedBy(sig)
