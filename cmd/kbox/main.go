@@ -11,6 +11,7 @@ import (
 	"path"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/dispatch"
+	"github.com/kbox-go/kbox/internal/forkscan"
 	"github.com/kbox-go/kbox/internal/identity"
 	"github.com/kbox-go/kbox/internal/policy"
 	"github.com/kbox-go/kbox/internal/seccomp"
@@ -85,7 +87,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.StringVarP(&o.command, "command", "c", "", "program to run; all positional arguments become its arguments (`CMD`)")
 	fs.BoolVarP(&o.rootID, "root-id", "0", false, "the guest sees itself as uid 0 / gid 0; your files appear owned by root, and chown and set-id bits are recorded (user.containers.override_stat)")
 	fs.StringVar(&o.changeID, "change-id", "", "the guest sees itself as `UID:GID`; your files appear owned by it")
-	fs.StringVar(&o.mode, "syscall-mode", "auto", "interception tier (`MODE`): auto (seccomp for now), seccomp (child process, supervisor answers; runs anything), trap (in-process, SIGSYS; single-process, single-threaded programs; needs a cgo build), rewrite (not available yet)")
+	fs.StringVar(&o.mode, "syscall-mode", "auto", "interception tier (`MODE`): seccomp (child process, supervisor answers; runs anything), trap (in-process, every syscall a SIGSYS; single-process, single-threaded programs; needs a cgo build), rewrite (trap plus patched syscall sites: descriptor-local calls on files run without a signal), auto (rewrite when the program cannot fork or start threads, else seccomp)")
 	fs.BoolVar(&o.keepCaps, "keep-caps", false, "when started as real root, let the guest keep root's capabilities (default: none)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "one stderr line per denied or unsupported call and per tier decision; a summary at exit")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
@@ -126,12 +128,10 @@ func run(args []string) (int, error) {
 	}
 	switch o.mode {
 	case "auto", "seccomp":
-	case "trap":
+	case "trap", "rewrite":
 		if err := trap.Available(); err != nil {
-			return exitUsage, fmt.Errorf("--syscall-mode=trap: %v", err)
+			return exitUsage, fmt.Errorf("--syscall-mode=%s: %v", o.mode, err)
 		}
-	case "rewrite":
-		return exitUsage, fmt.Errorf("--syscall-mode=%s is not available yet; use trap, seccomp or auto", o.mode)
 	default:
 		return exitUsage, fmt.Errorf("--syscall-mode must be auto, seccomp, trap or rewrite, not %q", o.mode)
 	}
@@ -158,12 +158,7 @@ func run(args []string) (int, error) {
 		argv = []string{"/bin/sh"}
 	}
 	workDir := path.Clean("/" + o.workDir)
-	tierName := "seccomp"
-	if o.mode == "trap" {
-		tierName = "trap"
-	}
-	env := append(os.Environ(), "KBOX_SYSCALL_MODE="+tierName)
-	guestPath, err := findCommand(ns, workDir, argv[0], env)
+	guestPath, err := findCommand(ns, workDir, argv[0], os.Environ())
 	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
@@ -171,14 +166,9 @@ func run(args []string) (int, error) {
 		}
 		return exitInternal, err
 	}
-
-	execDir := ""
-	if tierName == "seccomp" {
-		execDir, err = os.MkdirTemp("", "kbox-exec-")
-		if err != nil {
-			return exitInternal, fmt.Errorf("creating the exec directory: %w", err)
-		}
-		defer os.RemoveAll(execDir)
+	tierName, why := o.mode, "requested"
+	if o.mode == "auto" {
+		tierName, why = autoTier(ns, workDir, guestPath)
 	}
 
 	arch := abi.Host()
@@ -186,6 +176,56 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return exitInternal, err
 	}
+	if pf := os.Getenv("KBOX_CPUPROFILE"); pf != "" {
+		// Profiling hook for docs/benchmarks.md; not a user feature.
+		if f, err := os.Create(pf); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
+	newEngine := func(execDir string) (*dispatch.Engine, error) {
+		return dispatch.New(dispatch.Config{
+			Arch: arch, NS: ns, Identity: idCfg, Policy: pol, InitialCwd: workDir,
+			ExecDir: execDir, Verbose: o.verbose, RootID: idCfg.Virtual && idCfg.UID == 0,
+			GuestCaps: os.Geteuid() == 0 && o.keepCaps,
+			// With Landlock the kernel itself refuses to execute anything
+			// outside the guest's mounts, which makes the exec path rewrite
+			// safe even when another guest thread could race it.
+			ExecBackstop: unotify.LandlockABI() > 0,
+		})
+	}
+
+	if tierName == "trap" || tierName == "rewrite" {
+		eng, err := newEngine("")
+		if err != nil {
+			return exitInternal, err
+		}
+		eng.Verbosef("tier: %s (%s)", tierName, why)
+		// The guest's exit ends the process from the guest thread: what
+		// must happen at exit is passed in.
+		atExit := func() {
+			pprof.StopCPUProfile()
+			if cleanup != nil {
+				cleanup()
+			}
+		}
+		env := append(os.Environ(), "KBOX_SYSCALL_MODE="+tierName)
+		code, err := trap.Run(trap.Config{Engine: eng, Policy: pol, Path: guestPath, Argv: argv, Env: env,
+			AtExit: atExit, Rewrite: tierName == "rewrite"})
+		if o.mode != "auto" {
+			return code, err
+		}
+		// The in-process tier could not start the guest: the next tier.
+		eng.Verbosef("tier %s failed to start (%v): falling back to seccomp", tierName, err)
+		eng.Close()
+		tierName, why = "seccomp", "auto: fallback"
+	}
+
+	execDir, err := os.MkdirTemp("", "kbox-exec-")
+	if err != nil {
+		return exitInternal, fmt.Errorf("creating the exec directory: %w", err)
+	}
+	defer os.RemoveAll(execDir)
 	prog, err := seccomp.Compile(pol.Program())
 	if err != nil {
 		return exitInternal, fmt.Errorf("compiling the seccomp filter: %w", err)
@@ -195,54 +235,19 @@ func run(args []string) (int, error) {
 	for _, m := range ns.Mounts() {
 		execRoots = append(execRoots, m.Host)
 	}
-	eng, err := dispatch.New(dispatch.Config{
-		Arch: arch, NS: ns, Identity: idCfg, Policy: pol, InitialCwd: workDir,
-		ExecDir: execDir, Verbose: o.verbose, RootID: idCfg.Virtual && idCfg.UID == 0,
-		GuestCaps: os.Geteuid() == 0 && o.keepCaps,
-		// With Landlock the kernel itself refuses to execute anything
-		// outside the guest's mounts, which makes the exec path rewrite
-		// safe even when another guest thread could race it.
-		ExecBackstop: landlock > 0,
-	})
+	eng, err := newEngine(execDir)
 	if err != nil {
 		return exitInternal, err
 	}
 	defer eng.Close()
-	switch {
-	case tierName == "trap":
-		eng.Verbosef("tier: trap (requested)")
-	case o.mode == "auto":
-		eng.Verbosef("tier: seccomp (auto: the in-process tiers are chosen only on request until the fork-site scanner decides)")
-	default:
-		eng.Verbosef("tier: seccomp (requested)")
+	eng.Verbosef("tier: seccomp (%s)", why)
+	eng.Verbosef("seccomp filter: %d instructions", len(prog))
+	if landlock > 0 {
+		eng.Verbosef("landlock ABI %d: exec confined to the guest's mounts (backstop)", landlock)
+	} else {
+		eng.Verbosef("landlock unavailable: execve from multi-threaded processes is refused")
 	}
-	if tierName == "seccomp" {
-		eng.Verbosef("seccomp filter: %d instructions", len(prog))
-		if landlock > 0 {
-			eng.Verbosef("landlock ABI %d: exec confined to the guest's mounts (backstop)", landlock)
-		} else {
-			eng.Verbosef("landlock unavailable: execve from multi-threaded processes is refused")
-		}
-	}
-
-	if pf := os.Getenv("KBOX_CPUPROFILE"); pf != "" {
-		// Profiling hook for docs/benchmarks.md; not a user feature.
-		if f, err := os.Create(pf); err == nil {
-			pprof.StartCPUProfile(f)
-			defer pprof.StopCPUProfile()
-		}
-	}
-	if tierName == "trap" {
-		// The guest's exit ends the process from the guest thread:
-		// what must happen at exit is passed in.
-		atExit := func() {
-			pprof.StopCPUProfile()
-			if cleanup != nil {
-				cleanup()
-			}
-		}
-		return trap.Run(trap.Config{Engine: eng, Policy: pol, Path: guestPath, Argv: argv, Env: env, AtExit: atExit})
-	}
+	env := append(os.Environ(), "KBOX_SYSCALL_MODE=seccomp")
 	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: guestPath, Argv: argv, Env: env, ExecDir: execDir, KeepCaps: o.keepCaps,
 		Landlock: landlock, ExecRoots: execRoots})
 	if err != nil {
@@ -253,6 +258,42 @@ func run(args []string) (int, error) {
 		return res.ExitCode, errors.New(res.Error)
 	}
 	return res.ExitCode, nil
+}
+
+// autoTier picks the tier for --syscall-mode=auto: rewrite for a program
+// that cannot create processes or threads (internal/forkscan), seccomp for
+// everything else (shells, scripts, threaded and Go programs) and when the
+// in-process tiers are not in this build. docs/interception-tiers.md has
+// the rules and what the scan cannot see.
+func autoTier(ns *vfs.Namespace, workDir, guestPath string) (string, string) {
+	if err := trap.Available(); err != nil {
+		return "seccomp", "auto: no in-process tier in this build"
+	}
+	l, err := ns.Resolve(&vfs.Context{Cwd: workDir, Root: "/"}, "", guestPath, vfs.FollowFinal)
+	if err != nil {
+		return "seccomp", "auto: " + err.Error()
+	}
+	defer l.Release()
+	if !l.Exists() || l.Obj == nil {
+		return "seccomp", "auto: program not found"
+	}
+	f, err := os.Open("/proc/self/fd/" + strconv.Itoa(l.Obj.FD()))
+	if err != nil {
+		return "seccomp", "auto: " + err.Error()
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "seccomp", "auto: " + err.Error()
+	}
+	rep, err := forkscan.Scan(f, st.Size())
+	if err != nil {
+		return "seccomp", "auto: not a program the in-process tiers load (" + err.Error() + ")"
+	}
+	if creates, reason := rep.CreatesProcesses(); creates {
+		return "seccomp", "auto: " + reason
+	}
+	return "rewrite", "auto: no fork-family sites"
 }
 
 func identityFrom(o *options) (identity.Config, error) {

@@ -175,6 +175,20 @@ type Table struct {
 	// Reverse map and reference counts, by host descriptor.
 	hosts     []hostRec
 	hostsOver map[int]hostRec // host descriptors >= FlatSize
+
+	// observe, when set, hears every assignment (host >= 0) and release
+	// (host == -1) of a guest number, from the single setter.
+	observe func(guest, host int)
+}
+
+// SetObserver installs fn to be called, under the table's lock, whenever a
+// guest number is given a host descriptor or released (host -1). The
+// rewrite tier mirrors the flat range into a plain array its assembly
+// fast path reads. fn must not call back into the table.
+func (t *Table) SetObserver(fn func(guest, host int)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.observe = fn
 }
 
 // New returns an empty table whose guest numbers are below limit (like
@@ -544,6 +558,9 @@ func (t *Table) setHost(g int, s slot) {
 	}
 	r.refs++
 	t.putHostRec(host, r)
+	if t.observe != nil {
+		t.observe(g, host)
+	}
 }
 
 // clearHost releases the open guest number g and drops its holding of its
@@ -576,6 +593,9 @@ func (t *Table) clearHost(g int) (host int, last bool) {
 	// A single holder is g itself (refs was 1, now 0); MULTI stays MULTI
 	// until FindByHost scans and collapses it.
 	t.putHostRec(host, r)
+	if t.observe != nil {
+		t.observe(g, -1)
+	}
 	return host, r.refs == 0
 }
 

@@ -96,7 +96,14 @@ type Site struct {
 	Compat bool
 }
 
-// Name returns the syscall's name: "clone", "fork", "vfork" or "clone3".
+// isExec reports an execve or execveat site.
+func (s Site) isExec() bool {
+	n := s.Name()
+	return n == "execve" || n == "execveat"
+}
+
+// Name returns the syscall's name: "clone", "fork", "vfork", "clone3",
+// "execve" or "execveat".
 func (s Site) Name() string {
 	if name, ok := forkName(s.Nr, s.Compat); ok {
 		return name
@@ -148,6 +155,12 @@ type Report struct {
 	// of a writable segment). The Go runtime always starts threads.
 	Go bool
 
+	// DefinesSyscall is set for a static file that contains libc's
+	// generic syscall(nr, ...) function (its symbol table names it): the
+	// program may issue any call, clone included, with a number the scan
+	// cannot see. (A stripped file hides this.)
+	DefinesSyscall bool
+
 	// CodeBytes is the number of executable bytes decoded.
 	CodeBytes int64
 	// Undecodable counts the bytes of executable segments the decoder
@@ -170,6 +183,9 @@ var processImportNames = []string{
 	"aio_fsync", "aio_fsync64", "lio_listio", "lio_listio64",
 	"getaddrinfo_a",
 	"syscall",
+	// exec replaces the program in place; the in-process tiers load the
+	// new one in the same process, where it may fork.
+	"execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp", "fexecve", "execveat",
 }
 
 // goBuildInfoMagic starts the Go build information blob (.go.buildinfo).
@@ -189,6 +205,8 @@ var (
 	nrFork   = uint32(abi.AMD64.MustNr("fork"))
 	nrVfork  = uint32(abi.AMD64.MustNr("vfork"))
 	nrClone3 = uint32(abi.AMD64.MustNr("clone3"))
+	nrExecve = uint32(abi.AMD64.MustNr("execve"))
+	nrExecat = uint32(abi.AMD64.MustNr("execveat"))
 )
 
 // i386 numbers (arch/x86/entry/syscalls/syscall_32.tbl), for int $0x80 and
@@ -198,9 +216,13 @@ const (
 	i386Clone  = 120
 	i386Vfork  = 190
 	i386Clone3 = 435
+	i386Execve = 11
+	i386Execat = 358
 )
 
-// forkName reports whether nr is a fork-family syscall and names it.
+// forkName reports whether nr is a fork-family syscall, or an exec (the
+// program it runs may fork, and the in-process tiers would run it in the
+// same process), and names it.
 func forkName(nr uint32, compat bool) (string, bool) {
 	if compat {
 		switch nr {
@@ -212,6 +234,10 @@ func forkName(nr uint32, compat bool) (string, bool) {
 			return "vfork", true
 		case i386Clone3:
 			return "clone3", true
+		case i386Execve:
+			return "execve", true
+		case i386Execat:
+			return "execveat", true
 		}
 		return "", false
 	}
@@ -224,6 +250,10 @@ func forkName(nr uint32, compat bool) (string, bool) {
 		return "vfork", true
 	case nrClone3:
 		return "clone3", true
+	case nrExecve:
+		return "execve", true
+	case nrExecat:
+		return "execveat", true
 	}
 	return "", false
 }
@@ -279,6 +309,7 @@ func Scan(r io.ReaderAt, size int64) (*Report, error) {
 			rep.DynsymUnreadable = true
 		}
 		rep.Go = isGoELF(f)
+		rep.DefinesSyscall = rep.Static && definesSymbol(f, "syscall")
 	} else if !rep.Static {
 		rep.DynsymUnreadable = true
 	}
@@ -317,30 +348,50 @@ func (r *Report) CreatesProcesses() (bool, string) {
 		return true, "Go binary (the runtime starts threads)"
 	}
 	if len(r.ForkSites) > 0 {
+		// Name a site that creates a process if there is one; an exec
+		// site only may (through the program it runs).
 		s := r.ForkSites[0]
+		for _, f := range r.ForkSites {
+			if !f.isExec() {
+				s = f
+				break
+			}
+		}
 		reason := fmt.Sprintf("%s site at %#x", s.Name(), s.Addr)
+		if s.isExec() {
+			reason += " (the program it runs may fork)"
+		}
 		if n := len(r.ForkSites); n > 1 {
 			reason += fmt.Sprintf(" (%d fork-family sites)", n)
 		}
 		return true, reason
 	}
-	var named []string
+	var named, execs []string
 	wrapper := false
 	for _, name := range r.Imports {
-		if name == "syscall" {
+		switch {
+		case name == "syscall":
 			wrapper = true
-		} else {
+		case strings.HasPrefix(name, "exec") || name == "fexecve":
+			execs = append(execs, name)
+		default:
 			named = append(named, name)
 		}
 	}
 	if len(named) > 0 {
 		return true, "imports " + strings.Join(named, ", ")
 	}
+	if len(execs) > 0 {
+		return true, "imports " + strings.Join(execs, ", ") + " (the program it runs may fork)"
+	}
 	if wrapper {
 		return true, "dynamic: libc's syscall() wrapper imported"
 	}
 	if r.DynsymUnreadable {
 		return true, "dynamic: dynamic symbols unreadable"
+	}
+	if r.DefinesSyscall {
+		return true, "static: contains libc's syscall() wrapper (any call, clone included, with a number from a register)"
 	}
 	return false, "no fork-family sites"
 }
@@ -581,6 +632,20 @@ func processImports(f *elf.File) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// definesSymbol reports whether f's symbol table defines a function name.
+func definesSymbol(f *elf.File, name string) bool {
+	syms, err := f.Symbols()
+	if err != nil {
+		return false
+	}
+	for _, s := range syms {
+		if s.Name == name && s.Section != elf.SHN_UNDEF && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			return true
+		}
+	}
+	return false
 }
 
 // isGoELF looks for the sections and symbol the Go linker always emits.

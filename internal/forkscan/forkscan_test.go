@@ -616,7 +616,7 @@ func TestImports(t *testing.T) {
 		{
 			name:    "fork and pthread_create",
 			elf:     testELF{code: noSyscalls, interp: interp, sections: true, imports: []string{"printf", "pthread_create", "fork", "execve"}, defined: []string{"system"}},
-			imports: []string{"fork", "pthread_create"},
+			imports: []string{"execve", "fork", "pthread_create"},
 			yes:     true,
 			reason:  "imports fork, pthread_create",
 		},
@@ -635,8 +635,17 @@ func TestImports(t *testing.T) {
 			reason:  "imports popen",
 		},
 		{
-			name:   "harmless imports (exec does not create a process)",
-			elf:    testELF{code: noSyscalls, interp: interp, sections: true, imports: []string{"puts", "execve", "execvp", "__libc_start_main"}},
+			// exec creates no process, but the in-process tiers would
+			// run the new program in theirs, where it may fork.
+			name:    "exec imports",
+			elf:     testELF{code: noSyscalls, interp: interp, sections: true, imports: []string{"puts", "execve", "execvp", "__libc_start_main"}},
+			imports: []string{"execve", "execvp"},
+			yes:     true,
+			reason:  "imports execve, execvp (the program it runs may fork)",
+		},
+		{
+			name:   "harmless imports",
+			elf:    testELF{code: noSyscalls, interp: interp, sections: true, imports: []string{"puts", "__libc_start_main"}},
 			reason: "no fork-family sites",
 		},
 		{

@@ -121,3 +121,8 @@ func branchTargets(code []byte, starts []int) map[int]bool {
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
+
+// BranchTargets returns the offsets in code that a direct branch (jmp,
+// jcc, call, loop/jcxz) decoded at one of starts jumps to. A rewriter must
+// not move an instruction that is such a target.
+func BranchTargets(code []byte, starts []int) map[int]bool { return branchTargets(code, starts) }

@@ -76,7 +76,6 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"unknown long flag", []string{"--bogus-flag", "--", "/bin/true"}, 2, "bogus-flag"},
 		{"unknown short flag", []string{"-Z", "-r", root, "--", "/bin/true"}, 2, ""},
 		{"missing flag argument", []string{"-r"}, 2, ""},
-		{"syscall-mode rewrite", []string{"--syscall-mode=rewrite", "-r", root, "--", "/bin/true"}, 2, "not available"},
 		{"syscall-mode bogus", []string{"--syscall-mode=bogus", "-r", root, "--", "/bin/true"}, 2, "bogus"},
 		{"two roots", []string{"-r", root, "-R", root, "--", "/bin/true"}, 2, ""},
 		{"change-id without gid", []string{"--change-id", "1000", "-r", root, "--", "/bin/true"}, 2, ""},
@@ -371,7 +370,13 @@ func TestTrapBuildVariants(t *testing.T) {
 	if code != 126 || !strings.Contains(errOut, "-buildmode=pie") || strings.Contains(errOut, "goroutine ") {
 		t.Errorf("non-PIE kbox, fixed-address guest: exit %d, stderr %q; want 126 and a message naming -buildmode=pie", code, errOut)
 	}
-	out, errOut, code := runKbox(t, runOpts{Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/busybox", "echo", "hi"}})
+	// auto falls back to seccomp when the in-process tier cannot load
+	// the program.
+	out, errOut, code := runKbox(t, runOpts{Bin: nopie, Args: []string{"-v", "-r", root, "--", "/bin/hello"}})
+	if code != 0 || !strings.HasPrefix(out, "hello from musl") || !strings.Contains(errOut, "falling back to seccomp") {
+		t.Errorf("non-PIE kbox, auto, fixed-address guest: exit %d, stdout %q, stderr %q; want the seccomp fallback", code, out, errOut)
+	}
+	out, errOut, code = runKbox(t, runOpts{Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/busybox", "echo", "hi"}})
 	if code != 0 || out != "hi\n" {
 		t.Errorf("kbox --syscall-mode=trap busybox echo hi: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}

@@ -394,13 +394,15 @@ func TestIdentity(t *testing.T) {
 			}
 			runTable(t, identityCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, kboxRunner("/bin/sc", v.unpriv))
 		})
-		t.Run("trap/"+v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
-			}
-			runTable(t, identityCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner("/bin/sc", v.unpriv))
-		})
+		for _, tier := range inProcessTiers {
+			t.Run(tier+"/"+v.name, func(t *testing.T) {
+				t.Parallel()
+				if v.unpriv {
+					requireUnpriv(t)
+				}
+				runTable(t, identityCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(tier, "/bin/sc", v.unpriv))
+			})
+		}
 	}
 }
 
@@ -416,13 +418,15 @@ func TestExec(t *testing.T) {
 			}
 			runTable(t, execCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, kboxRunner("/bin/sc", v.unpriv))
 		})
-		t.Run("trap/"+v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
-			}
-			runTable(t, execCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner("/bin/sc", v.unpriv))
-		})
+		for _, tier := range inProcessTiers {
+			t.Run(tier+"/"+v.name, func(t *testing.T) {
+				t.Parallel()
+				if v.unpriv {
+					requireUnpriv(t)
+				}
+				runTable(t, execCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(tier, "/bin/sc", v.unpriv))
+			})
+		}
 	}
 }
 

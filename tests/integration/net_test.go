@@ -165,12 +165,12 @@ func checkSocketPlacement(t *testing.T, root, mode, g string) {
 // unprivileged, and checks where the socket files landed.
 func TestNetSockets(t *testing.T) {
 	t.Parallel()
-	for _, tier := range []string{"seccomp", "trap"} {
+	for _, tier := range []string{"seccomp", "trap", "rewrite"} {
 		for _, mode := range []string{"-r", "-S"} {
 			for _, v := range variants() {
 				name := mode + "/" + v.name
-				if tier == "trap" {
-					name = "trap/" + name
+				if tier != "seccomp" {
+					name = tier + "/" + name
 				}
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
@@ -184,21 +184,21 @@ func TestNetSockets(t *testing.T) {
 							if c.limitation != "" {
 								t.Skip("kbox limitation: " + c.limitation)
 							}
-							if tier == "trap" && c.forks {
+							if tier != "seccomp" && c.forks {
 								t.Skip("socktest forks a peer: the trap tier runs single-process programs")
 							}
 							t.Parallel()
 							opts := runOpts{Unpriv: v.unpriv, Args: append([]string{mode, root, "--"}, netGuestArgv(&c)...)}
-							if tier == "trap" {
+							if tier != "seccomp" {
 								// socktest in-process; the lstat checks in a second
 								// (seccomp) run, which needs no shell.
-								opts.Args = append([]string{"--syscall-mode=trap", mode, root, "--", "/bin/socktest"}, c.args...)
+								opts.Args = append([]string{"--syscall-mode=" + tier, mode, root, "--", "/bin/socktest"}, c.args...)
 							}
 							out, errOut, code := runKbox(t, opts)
 							// Under -S /tmp is private to one run: the socket
 							// files are gone once the trap run ends.
-							postCheck := tier != "trap" || mode == "-r"
-							if tier == "trap" && mode == "-r" && len(c.socks) > 0 {
+							postCheck := tier == "seccomp" || mode == "-r"
+							if tier != "seccomp" && mode == "-r" && len(c.socks) > 0 {
 								var ops []string
 								for i, s := range c.socks {
 									if i > 0 {

@@ -665,17 +665,18 @@ func kboxRunner(scPath string, unpriv bool) scRunner {
 	}
 }
 
-// trapRunner runs sc under --syscall-mode=trap. The trap tier cannot fork,
+// trapRunner runs sc under an in-process tier (trap or rewrite), which
+// cannot fork,
 // so a case's "after" commands (a shell checking the result) run in a
 // second kbox invocation under the seccomp tier, on the same root; their
 // output follows sc's, as it would in one shell.
-func trapRunner(scPath string, unpriv bool) scRunner {
+func trapRunner(tier, scPath string, unpriv bool) scRunner {
 	return func(t *testing.T, c *scCase, e *caseEnv) (string, string, string, int) {
 		if c.forks {
 			t.Skip("needs a second process: the trap tier runs single-process programs")
 		}
 		e.trap = true
-		args := append([]string{"--syscall-mode=trap", "-r", e.root, "-w", e.guest}, c.flags...)
+		args := append([]string{"--syscall-mode=" + tier, "-r", e.root, "-w", e.guest}, c.flags...)
 		args = append(append(args, "--", scPath), scArgs(e.expand(c.args))...)
 		opts := runOpts{Args: args, Unpriv: unpriv}
 		out, errOut, code := runKbox(t, opts)
@@ -706,13 +707,15 @@ func TestPaths(t *testing.T) {
 				}
 				runTable(t, pathCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, kboxRunner(sc, v.unpriv))
 			})
-			t.Run(filepath.Base(sc)+"/trap/"+v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
-				}
-				runTable(t, pathCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(sc, v.unpriv))
-			})
+			for _, tier := range inProcessTiers {
+				t.Run(filepath.Base(sc)+"/"+tier+"/"+v.name, func(t *testing.T) {
+					t.Parallel()
+					if v.unpriv {
+						requireUnpriv(t)
+					}
+					runTable(t, pathCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(tier, sc, v.unpriv))
+				})
+			}
 		}
 	}
 }

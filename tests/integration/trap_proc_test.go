@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -10,28 +11,30 @@ import (
 func TestTrapProcSelfFD(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
-			}
-			// dup2 is syscall 33 on x86-64; sc's ls holds its directory
-			// descriptor (the lowest free number) while listing.
-			opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=trap", "-R", root, "--", "/bin/sc",
-				"open", "/etc/hostname", "O_RDONLY", ",", "syscall", "33", "3", "7", ",", "ls", "/proc/self/fd", ",",
-				"readlink", "/proc/self/fd/7", ",", "readfile", "/proc/self/fd/7", ",", "close", "3", ",",
-				"ls", "/proc/self/fd", ",", "readlink", "/proc/self/fd/9"}}
-			out, errOut, code := runKbox(t, opts)
-			want := []string{"open: ok 3", "syscall: ok 7", "ls: ok 0,1,2,3,4,7", "readlink: ok /etc/hostname",
-				"readfile: ok kbox-guest", "close: ok 0", "ls: ok 0,1,2,3,7", "readlink: err ENOENT"}
-			if code != 0 {
-				t.Errorf("%s: exit %d\nstderr:\n%s", cmdline(opts), code, errOut)
-			}
-			if diff := compareLines(want, lines(out)); diff != "" {
-				t.Errorf("%s\n%s", cmdline(opts), diff)
-			}
-		})
+	for _, tier := range inProcessTiers {
+		for _, v := range variants() {
+			t.Run(tier+"/"+v.name, func(t *testing.T) {
+				t.Parallel()
+				if v.unpriv {
+					requireUnpriv(t)
+				}
+				// dup2 is syscall 33 on x86-64; sc's ls holds its directory
+				// descriptor (the lowest free number) while listing.
+				opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-R", root, "--", "/bin/sc",
+					"open", "/etc/hostname", "O_RDONLY", ",", "syscall", "33", "3", "7", ",", "ls", "/proc/self/fd", ",",
+					"readlink", "/proc/self/fd/7", ",", "readfile", "/proc/self/fd/7", ",", "close", "3", ",",
+					"ls", "/proc/self/fd", ",", "readlink", "/proc/self/fd/9"}}
+				out, errOut, code := runKbox(t, opts)
+				want := []string{"open: ok 3", "syscall: ok 7", "ls: ok 0,1,2,3,4,7", "readlink: ok /etc/hostname",
+					"readfile: ok kbox-guest", "close: ok 0", "ls: ok 0,1,2,3,7", "readlink: err ENOENT"}
+				if code != 0 {
+					t.Errorf("%s: exit %d\nstderr:\n%s", cmdline(opts), code, errOut)
+				}
+				if diff := compareLines(want, lines(out)); diff != "" {
+					t.Errorf("%s\n%s", cmdline(opts), diff)
+				}
+			})
+		}
 	}
 }
 
@@ -42,8 +45,12 @@ func TestTrapProcSelfFD(t *testing.T) {
 func TestTrapBadPointers(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
-	for _, sc := range []string{"/bin/sc", "/bin/sc-glibc"} {
-		opts := runOpts{Args: []string{"--syscall-mode=trap", "-r", root, "--", sc,
+	for _, sc := range []string{"/bin/sc", "/bin/sc-glibc", "rewrite:/bin/sc", "rewrite:/bin/sc-glibc"} {
+		tier := "trap"
+		if p, ok := strings.CutPrefix(sc, "rewrite:"); ok {
+			tier, sc = "rewrite", p
+		}
+		opts := runOpts{Args: []string{"--syscall-mode=" + tier, "-r", root, "--", sc,
 			"syscall", "262", "-100", "s:/etc/hostname", "1", "0", ",", // newfstatat, statbuf 1
 			"syscall", "257", "-100", "1", "0", "0", ",", // openat, path 1
 			"syscall", "1", "1", "1", "5", ",", // write, buffer 1
@@ -76,5 +83,35 @@ func TestTrapKillAll(t *testing.T) {
 	}
 	if diff := compareLines(want, lines(out)); diff != "" {
 		t.Errorf("%s\n%s\nstderr:\n%s", cmdline(opts), diff, errOut)
+	}
+}
+
+// TestAutoTier checks --syscall-mode=auto (the default): a program that
+// cannot create processes runs in the rewrite tier, a shell, a forking
+// program and a static program carrying libc's generic syscall() wrapper
+// in the seccomp tier; -v says which and why.
+func TestAutoTier(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	for _, c := range []struct {
+		argv []string
+		tier string
+		why  string
+	}{
+		{[]string{"/bin/hello"}, "rewrite", "no fork-family sites"},
+		{[]string{"/bin/hello-glibc"}, "rewrite", "no fork-family sites"},
+		{[]string{"/bin/sh", "-c", "echo hi | cat"}, "seccomp", "site at"},
+		{[]string{"/bin/sc", "getpid"}, "seccomp", "syscall() wrapper"},
+		{[]string{"/bin/trapsig-glibc", "raise"}, "seccomp", "imports"},
+	} {
+		opts := runOpts{Args: append([]string{"-v", "-r", root, "--"}, c.argv...)}
+		_, errOut, code := runKbox(t, opts)
+		if code != 0 {
+			t.Errorf("%s: exit %d\nstderr:\n%s", cmdline(opts), code, errOut)
+		}
+		want := "tier: " + c.tier + " (auto: "
+		if !strings.Contains(errOut, want) || !strings.Contains(errOut, c.why) {
+			t.Errorf("%s: want %q and %q in -v output:\n%s", cmdline(opts), want, c.why, errOut)
+		}
 	}
 }

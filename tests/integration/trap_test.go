@@ -22,23 +22,30 @@ var trapProgs = []string{"/bin/trapsig", "/bin/trapsig-glibc"}
 
 // trapArgs is a trap-tier kbox command line: rootFlag ("-r" or "-R") root,
 // then the guest command.
-func trapArgs(rootFlag, root string, argv ...string) []string {
-	return append([]string{"--syscall-mode=trap", rootFlag, root, "--"}, argv...)
+func trapArgs(tier, rootFlag, root string, argv ...string) []string {
+	return append([]string{"--syscall-mode=" + tier, rootFlag, root, "--"}, argv...)
 }
+
+// inProcessTiers are the tiers that run the guest in kbox's process: the
+// rewrite tier is the trap tier with patched call sites, so every trap
+// test runs under both.
+var inProcessTiers = []string{"trap", "rewrite"}
 
 // eachTrapRun runs f as a parallel subtest for every trapsig build and
 // privilege variant.
-func eachTrapRun(t *testing.T, f func(t *testing.T, prog string, v variant)) {
+func eachTrapRun(t *testing.T, f func(t *testing.T, tier, prog string, v variant)) {
 	t.Helper()
-	for _, prog := range trapProgs {
-		for _, v := range variants() {
-			t.Run(strings.TrimPrefix(prog, "/bin/")+"/"+v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
-				}
-				f(t, prog, v)
-			})
+	for _, tier := range inProcessTiers {
+		for _, prog := range trapProgs {
+			for _, v := range variants() {
+				t.Run(tier+"/"+strings.TrimPrefix(prog, "/bin/")+"/"+v.name, func(t *testing.T) {
+					t.Parallel()
+					if v.unpriv {
+						requireUnpriv(t)
+					}
+					f(t, tier, prog, v)
+				})
+			}
 		}
 	}
 }
@@ -88,8 +95,8 @@ func TestTrapSignals(t *testing.T) {
 	for _, mode := range []string{"alarm", "segv", "raise", "altstack"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			eachTrapRun(t, func(t *testing.T, prog string, v variant) {
-				opts := runOpts{Args: trapArgs("-r", root, prog, mode), Unpriv: v.unpriv}
+			eachTrapRun(t, func(t *testing.T, tier, prog string, v variant) {
+				opts := runOpts{Args: trapArgs(tier, "-r", root, prog, mode), Unpriv: v.unpriv}
 				out, errOut := checkRun(t, opts, 0)
 				checkTrapOutput(t, opts, out, trapSignalWant[mode], errOut)
 			})
@@ -102,8 +109,8 @@ func TestTrapSignals(t *testing.T) {
 func TestTrapSARestart(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
-	eachTrapRun(t, func(t *testing.T, prog string, v variant) {
-		opts := runOpts{Args: trapArgs("-r", root, prog, "restart"), Unpriv: v.unpriv}
+	eachTrapRun(t, func(t *testing.T, tier, prog string, v variant) {
+		opts := runOpts{Args: trapArgs(tier, "-r", root, prog, "restart"), Unpriv: v.unpriv}
 		out, errOut := checkRun(t, opts, 0)
 		checkTrapOutput(t, opts, out, "restart: ok handler ran once\nrestart: ok read restarted after the handler\n", errOut)
 	})
@@ -121,8 +128,8 @@ func TestTrapDefaultActions(t *testing.T) {
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			t.Parallel()
-			eachTrapRun(t, func(t *testing.T, prog string, v variant) {
-				opts := runOpts{Args: trapArgs("-r", root, prog, c.mode), Unpriv: v.unpriv}
+			eachTrapRun(t, func(t *testing.T, tier, prog string, v variant) {
+				opts := runOpts{Args: trapArgs(tier, "-r", root, prog, c.mode), Unpriv: v.unpriv}
 				out, errOut := checkRun(t, opts, c.code)
 				checkTrapOutput(t, opts, out, "", errOut)
 			})
@@ -189,8 +196,8 @@ func TestTrapSIGINT(t *testing.T) {
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			t.Parallel()
-			eachTrapRun(t, func(t *testing.T, prog string, v variant) {
-				args := trapArgs("-r", root, prog, c.mode)
+			eachTrapRun(t, func(t *testing.T, tier, prog string, v variant) {
+				args := trapArgs(tier, "-r", root, prog, c.mode)
 				desc := cmdline(runOpts{Args: args, Unpriv: v.unpriv})
 				ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 				defer cancel()
@@ -266,8 +273,8 @@ mem: done
 func TestTrapMemoryConfinement(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
-	eachTrapRun(t, func(t *testing.T, prog string, v variant) {
-		opts := runOpts{Args: trapArgs("-R", root, prog, "mem"), Unpriv: v.unpriv}
+	eachTrapRun(t, func(t *testing.T, tier, prog string, v variant) {
+		opts := runOpts{Args: trapArgs(tier, "-R", root, prog, "mem"), Unpriv: v.unpriv}
 		out, errOut := checkRun(t, opts, 0)
 		checkTrapOutput(t, opts, out, trapMemWant, errOut)
 	})
@@ -291,8 +298,8 @@ fdcheck: ok no alternate stack
 func TestTrapExecInPlace(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
-	eachTrapRun(t, func(t *testing.T, prog string, v variant) {
-		opts := runOpts{Args: trapArgs("-r", root, prog, "exec"), Unpriv: v.unpriv, Env: []string{"KBOX_TRAPSIG=x"}}
+	eachTrapRun(t, func(t *testing.T, tier, prog string, v variant) {
+		opts := runOpts{Args: trapArgs(tier, "-r", root, prog, "exec"), Unpriv: v.unpriv, Env: []string{"KBOX_TRAPSIG=x"}}
 		out, errOut := checkRun(t, opts, 0)
 		checkTrapOutput(t, opts, out, trapExecWant, errOut)
 	})
@@ -306,8 +313,8 @@ func TestTrapRefusesFork(t *testing.T) {
 	const hint = "--syscall-mode=seccomp"
 	t.Run("fork", func(t *testing.T) {
 		t.Parallel()
-		eachTrapRun(t, func(t *testing.T, prog string, v variant) {
-			opts := runOpts{Args: trapArgs("-r", root, prog, "fork"), Unpriv: v.unpriv}
+		eachTrapRun(t, func(t *testing.T, tier, prog string, v variant) {
+			opts := runOpts{Args: trapArgs(tier, "-r", root, prog, "fork"), Unpriv: v.unpriv}
 			out, errOut := checkRun(t, opts, 0)
 			checkTrapOutput(t, opts, out, "fork: ENOSYS\n", errOut)
 			if !strings.Contains(errOut, hint) {
@@ -323,7 +330,7 @@ func TestTrapRefusesFork(t *testing.T) {
 				if v.unpriv {
 					requireUnpriv(t)
 				}
-				opts := runOpts{Args: trapArgs("-r", root, "/bin/sh", "-c", "echo a | cat"), Unpriv: v.unpriv}
+				opts := runOpts{Args: trapArgs("trap", "-r", root, "/bin/sh", "-c", "echo a | cat"), Unpriv: v.unpriv}
 				out, errOut, code := runKbox(t, opts)
 				if code == 0 {
 					t.Errorf("%s: exit status 0, want nonzero\nstdout:\n%s\nstderr:\n%s", cmdline(opts), out, errOut)

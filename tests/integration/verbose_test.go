@@ -10,7 +10,7 @@ import (
 // denied call gets a -v line.
 func TestUnsupportedCallsAreCounted(t *testing.T) {
 	t.Parallel()
-	for _, tier := range []string{"seccomp", "trap"} {
+	for _, tier := range []string{"seccomp", "trap", "rewrite"} {
 		t.Run(tier, func(t *testing.T) { testUnsupportedCallsAreCounted(t, tier) })
 	}
 }

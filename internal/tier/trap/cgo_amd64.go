@@ -103,3 +103,27 @@ func guestFS() uint64 { return uint64(C.kbox_gs.guest_fs) }
 // (see kbox_arm_fault_stack); the memory accessor calls it before touching
 // guest memory.
 func armFaultStack() { C.kbox_arm_fault_stack() }
+
+// The rewrite tier's view of the C fast path (fastpath_amd64.c).
+
+const fdmapSize = C.KBOX_FDMAP_SIZE
+
+func fastPathAddr() uint64 { return uint64(C.kbox_fast_any_addr()) }
+
+func setFastFD(guest, host int) {
+	if guest >= 0 && guest < fdmapSize {
+		C.kbox_fdmap[guest] = C.int32_t(host + 1)
+	}
+}
+
+func setFastIdentity(pid int, fstat bool) {
+	C.kbox_fast_pid = C.int32_t(pid)
+	C.kbox_fast_fstat = 0
+	if fstat {
+		C.kbox_fast_fstat = 1
+	}
+}
+
+func fastCounts() (hits, misses uint64) {
+	return uint64(C.kbox_fast_hits), uint64(C.kbox_fast_misses)
+}

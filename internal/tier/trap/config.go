@@ -18,4 +18,7 @@ type Config struct {
 	// AtExit runs just before the guest's exit ends the process (kbox's
 	// deferred cleanups do not run: the exit comes from the guest thread).
 	AtExit func()
+	// Rewrite patches the guest's syscall sites (the rewrite tier); without
+	// it every guest syscall traps (the trap tier).
+	Rewrite bool
 }

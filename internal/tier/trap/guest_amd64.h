@@ -5,6 +5,9 @@
 
 #define KBOX_ALTSTACK_SIZE (256 * 1024)
 #define KBOX_THREAD_STACK (8 * 1024 * 1024)
+#define KBOX_FDMAP_SIZE 65536
+#define KBOX_STR2(x) #x
+#define KBOX_STR(x) KBOX_STR2(x)
 
 struct kbox_guest_state {
 	uint64_t host_fs;	// the guest thread's own (glibc) FS base
@@ -36,4 +39,9 @@ void kbox_enter(uint64_t entry, uint64_t sp, uint64_t fs);
 long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 int kbox_guest_tid(void);
 void kbox_arm_fault_stack(void);
+
+extern int32_t kbox_fdmap[KBOX_FDMAP_SIZE];
+extern int32_t kbox_fast_pid, kbox_fast_fstat;
+extern uint64_t kbox_fast_hits, kbox_fast_misses;
+uint64_t kbox_fast_any_addr(void);
 #endif

@@ -183,6 +183,12 @@ func sysMmap(t *tier, c *call) int64 {
 	r := rawSyscall(c.nr, a)
 	if r >= 0 || r < -4095 {
 		t.vm.add(uint64(r), uint64(r)+pageUp(length))
+		if t.rw != nil && prot&unix.PROT_EXEC != 0 && flags&unix.MAP_ANONYMOUS == 0 {
+			// Code mapped by the guest (ld.so mapping a library) is
+			// patched before the guest can run it.
+			what, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(a[4])))
+			t.rw.patchMapping(t, fdReader(a[4]), c.args[5], uint64(r), uint64(r)+pageUp(length), int(prot), what)
+		}
 	}
 	return r
 }

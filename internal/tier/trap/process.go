@@ -4,6 +4,8 @@ package trap
 
 import (
 	"encoding/binary"
+	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -219,6 +221,9 @@ func sysExecve(t *tier, c *call) int64 {
 		unix.RawSyscall(unix.SYS_MUNMAP, uintptr(s.lo), uintptr(s.hi-s.lo), 0)
 	}
 	t.vm = vmRanges{}
+	if t.rw != nil {
+		t.rw.release()
+	}
 	t.fds.Exec()
 	t.sig.exec()
 	guestThread = threadState{}
@@ -229,6 +234,7 @@ func sysExecve(t *tier, c *call) int64 {
 	}
 	t.execs++
 	t.eng.ProgramStarted(req, p.exe, p.script)
+	t.setComm(path)
 	c.keepRegs = true
 	for i := range c.uc.Gregs {
 		switch i {
@@ -287,5 +293,21 @@ func readStrings(addr uint64) ([]string, error) {
 			return nil, unix.E2BIG
 		}
 		out = append(out, s)
+	}
+}
+
+// setComm names the process after the program, as execve does
+// (/proc/<pid>/comm, 15 bytes; the guest thread's own too).
+func (t *tier) setComm(path string) {
+	name := path
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	os.WriteFile("/proc/"+itoa(t.pid)+"/comm", []byte(name), 0)
+	if t.tid != 0 {
+		os.WriteFile("/proc/"+itoa(t.pid)+"/task/"+itoa(t.tid)+"/comm", []byte(name), 0)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -50,6 +51,7 @@ type tier struct {
 	started chan int
 	execs   int
 	atExit  func()
+	rw      *rewriter // nil in the trap tier
 
 	trapped, native, engine atomic.Uint64
 	warned                  map[string]bool
@@ -73,6 +75,18 @@ func Run(cfg Config) (int, error) {
 		return 125, err
 	}
 	t.fds = fdtable.New(fdLimit(), func(h int) error { return unix.Close(h) })
+	if cfg.Rewrite {
+		t.rw = newRewriter()
+		t.fds.SetObserver(func(g, h int) {
+			// Only calls on regular files and directories take the fast
+			// path: they cannot sleep, so no signal needs to interrupt them.
+			if h >= 0 && t.isRegular(h) {
+				setFastFD(g, h)
+			} else {
+				setFastFD(g, -1)
+			}
+		})
+	}
 	for g := 0; g <= 2; g++ {
 		// The guest's stdio are kbox's; kbox keeps its own duplicates for
 		// its messages, so a guest that closes stderr does not silence
@@ -85,12 +99,17 @@ func Run(cfg Config) (int, error) {
 		if err != nil {
 			return 125, fmt.Errorf("duplicating descriptor %d: %w", g, err)
 		}
+		t.noteRegular(h, &st)
 		if _, err := t.fds.Open(h, kindOf(&st), "", false); err != nil {
 			return 125, err
 		}
-		t.noteRegular(h, &st)
 	}
 	t.buildRules()
+	if t.rw != nil {
+		// fstat takes the fast path only when no owner needs translating.
+		nr, _ := t.eng.Arch().Nr("fstat")
+		setFastIdentity(t.pid, t.pol.Disposition(nr) == policy.Allow)
+	}
 	t.eng.Procs.SetFDView(func(pid, fd int) (int, bool) {
 		if pid != t.pid {
 			return -1, false
@@ -111,6 +130,7 @@ func Run(cfg Config) (int, error) {
 	sigs := t.sig.catch()
 	code, err := t.start(cfg)
 	if err != nil {
+		signal.Stop(sigs)
 		return code, err
 	}
 	// The guest runs on its own thread and ends the process; this
@@ -160,7 +180,8 @@ func (t *tier) start(cfg Config) (int, error) {
 		return 125, fmt.Errorf("setting up the guest thread: %v", unix.Errno(en))
 	}
 	t.tid = guestTid()
-	t.eng.Verbosef("tier trap: guest thread %d, entry %#x", t.tid, entry)
+	t.setComm(img.execfn)
+	t.eng.Verbosef("tier %s: guest thread %d, entry %#x", map[bool]string{false: "trap", true: "rewrite"}[t.rw != nil], t.tid, entry)
 	return 0, nil
 }
 
@@ -280,6 +301,11 @@ func (t *tier) verboseOnce(key, format string, args ...any) {
 // exit ends kbox with the guest's status.
 func (t *tier) exit(code int) {
 	if t.eng.Verbose() {
+		if t.rw != nil {
+			hits, misses := fastCounts()
+			t.eng.Verbosef("rewrite tier: %d syscall sites patched in %d mappings; %d calls took the fast path, %d went from a patched site to a trap",
+				t.rw.sites, t.rw.mappings, hits, misses)
+		}
 		t.eng.Verbosef("trap tier: %d syscalls trapped (%d served by the engine, %d run natively)",
 			t.trapped.Load(), t.engine.Load(), t.native.Load())
 		t.eng.Report()

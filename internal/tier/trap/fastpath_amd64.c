@@ -1,0 +1,82 @@
+//go:build cgo && linux && amd64
+
+// The rewrite tier's fast path. A patched syscall site jumps to its
+// trampoline (rewrite.go), which re-executes the instructions the patch
+// displaced, loads the address of its own `syscall; jmp back` tail into
+// rcx and jumps here with the guest's registers otherwise intact (rcx and
+// r11 are the two registers the syscall instruction clobbers anyway).
+//
+// Descriptor-local calls on regular files and directories run from here,
+// on the host descriptor kbox_fdmap names; getpid and gettid answer the
+// guest's pid. Everything else returns to the trampoline's `syscall`,
+// which traps like any guest syscall (the trap tier serves it). The
+// `syscall` below is in kbox's code, so the interception filter lets it
+// through; the backstop filter still applies.
+//
+// The fast path runs with the guest's FS base and stack: it touches no
+// TLS, and skips the 128-byte red zone before pushing.
+
+#include <stdint.h>
+
+#include "guest_amd64.h"
+
+// kbox_fdmap[g] is 1 + the host descriptor of guest descriptor g when g is
+// a regular file or directory (calls on it cannot sleep), 0 otherwise.
+// Written only from the fdtable's observer (rewrite.go).
+int32_t kbox_fdmap[KBOX_FDMAP_SIZE];
+int32_t kbox_fast_pid;
+int32_t kbox_fast_fstat; // fstat needs no owner translation
+uint64_t kbox_fast_hits, kbox_fast_misses;
+
+__asm__(".text\n"
+	".globl kbox_fast_any\n"
+	".type kbox_fast_any,@function\n"
+	"kbox_fast_any:\n"
+	"	cmp $1, %rax\n"
+	"	jbe 10f\n" // read, write
+	"	cmp $5, %rax\n"
+	"	je 20f\n" // fstat
+	"	cmp $8, %rax\n"
+	"	je 10f\n" // lseek
+	"	cmp $17, %rax\n"
+	"	jb 90f\n"
+	"	cmp $20, %rax\n"
+	"	jbe 10f\n" // pread64, pwrite64, readv, writev
+	"	cmp $39, %rax\n"
+	"	je 30f\n" // getpid
+	"	cmp $186, %rax\n"
+	"	je 30f\n" // gettid: the guest is one thread
+	"	jmp 90f\n"
+	"20:	cmpl $0, kbox_fast_fstat(%rip)\n"
+	"	je 90f\n"
+	"10:	lea -128(%rsp), %rsp\n"
+	"	push %rcx\n"
+	"	push %rdi\n"
+	"	mov %edi, %edi\n" // the descriptor is an int
+	"	cmp $" KBOX_STR(KBOX_FDMAP_SIZE) ", %rdi\n"
+	"	jae 80f\n"
+	"	lea kbox_fdmap(%rip), %r11\n"
+	"	mov (%r11,%rdi,4), %r11d\n"
+	"	test %r11d, %r11d\n"
+	"	jz 80f\n"
+	"	lea -1(%r11), %rdi\n"
+	"	syscall\n"
+	"	incq kbox_fast_hits(%rip)\n"
+	"	pop %rdi\n"
+	"	pop %rcx\n"
+	"	lea 128(%rsp), %rsp\n"
+	"	jmp *%rcx\n"
+	"30:	mov kbox_fast_pid(%rip), %eax\n"
+	"	incq kbox_fast_hits(%rip)\n"
+	"	jmp *%rcx\n"
+	"80:	pop %rdi\n"
+	"	pop %rcx\n"
+	"	lea 128(%rsp), %rsp\n"
+	"90:	incq kbox_fast_misses(%rip)\n"
+	"	sub $2, %rcx\n" // the trampoline's own syscall: traps
+	"	jmp *%rcx\n"
+	".size kbox_fast_any, .-kbox_fast_any\n");
+
+void kbox_fast_any(void);
+
+uint64_t kbox_fast_any_addr(void) { return (uint64_t)(uintptr_t)kbox_fast_any; }
