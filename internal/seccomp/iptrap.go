@@ -22,6 +22,13 @@ const offIP = 8
 // The filter has no state a guest could change: unlike Syscall User
 // Dispatch's selector byte, it cannot be switched off by a store to memory.
 func IPTrap(auditArch uint32, hostCode []Range) ([]unix.SockFilter, error) {
+	return IPTrapThen(auditArch, hostCode, nil)
+}
+
+// IPTrapThen is IPTrap where a syscall from kbox's code continues into
+// then (a complete filter, e.g. the backstop) instead of being allowed:
+// one filter, so every syscall runs one BPF program, not two.
+func IPTrapThen(auditArch uint32, hostCode []Range, then []unix.SockFilter) ([]unix.SockFilter, error) {
 	rs := splitRanges(hostCode)
 	if len(rs) == 0 {
 		return nil, fmt.Errorf("seccomp: IPTrap needs at least one host code range")
@@ -63,11 +70,24 @@ func IPTrap(auditArch uint32, hostCode []Range) ([]unix.SockFilter, error) {
 	}
 	a.bind(trap)
 	a.ret(Action{Kind: ActTrap}.Ret())
-	a.bind(allow)
-	a.ret(Action{Kind: ActAllow}.Ret())
 	a.bind(kill)
 	a.ret(Action{Kind: ActKillProcess}.Ret())
-	return a.assemble()
+	a.bind(allow)
+	if then == nil {
+		a.ret(Action{Kind: ActAllow}.Ret())
+		return a.assemble()
+	}
+	// A placeholder for the label to bind to; dropped below.
+	a.ret(0)
+	prog, err := a.assemble()
+	if err != nil {
+		return nil, err
+	}
+	prog = append(prog[:len(prog)-1], then...)
+	if len(prog) > 4096 {
+		return nil, fmt.Errorf("seccomp: combined filter has %d instructions (max 4096)", len(prog))
+	}
+	return prog, nil
 }
 
 // splitRanges sorts and merges ranges and splits them at 4 GiB boundaries,

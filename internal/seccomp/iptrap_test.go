@@ -63,3 +63,36 @@ func TestIPTrap(t *testing.T) {
 		t.Fatal("no ranges accepted")
 	}
 }
+
+func TestIPTrapThen(t *testing.T) {
+	host := []Range{{0x555555554000, 0x555555600000}, {0x7ffff7c00000, 0x7ffff7d80000}}
+	then, err := Compile(Program{AuditArch: auditArchX86_64, BadArch: Action{Kind: ActKillProcess},
+		Rules:   []Rule{{Nr: 101, Action: Action{Kind: ActErrno, Errno: 1}}},
+		Default: Action{Kind: ActAllow}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := IPTrapThen(auditArchX86_64, host, then)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		nr   int32
+		ip   uint64
+		want uint32
+	}{
+		{101, 0x555555554100, Action{Kind: ActErrno, Errno: 1}.Ret()}, // kbox's ptrace: the backstop
+		{0, 0x555555554100, Action{Kind: ActAllow}.Ret()},
+		{101, 0x400000, Action{Kind: ActTrap}.Ret()}, // the guest's: trapped
+		{0, 0x7ffff7c00010, Action{Kind: ActAllow}.Ret()},
+		{0, 0x7ffff7d80000, Action{Kind: ActTrap}.Ret()},
+	} {
+		got, err := Simulate(prog, Data{Nr: c.nr, Arch: auditArchX86_64, IP: c.ip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("nr %d ip %#x: got %#x, want %#x", c.nr, c.ip, got, c.want)
+		}
+	}
+}

@@ -369,10 +369,10 @@ func hostCode() ([]seccomp.Range, error) {
 	return out, sc.Err()
 }
 
-// filters returns the two filters the guest thread installs: the backstop
-// (dangerous calls fail from anywhere) and the trap filter (calls from
-// outside kbox's code raise SIGSYS). They are built before the guest is
-// mapped, so no guest code counts as kbox's.
+// filters returns the filter the guest thread installs: calls from
+// outside kbox's code raise SIGSYS; calls from kbox's code pass through
+// the backstop, where the dangerous set fails with EPERM. It is built
+// before the guest is mapped, so no guest code counts as kbox's.
 func (t *tier) filters() ([][]byte, error) {
 	back, err := seccomp.Compile(t.pol.Backstop())
 	if err != nil {
@@ -382,13 +382,14 @@ func (t *tier) filters() ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading kbox's mappings: %w", err)
 	}
-	trap, err := seccomp.IPTrap(t.eng.Arch().AuditArch, code)
+	prog, err := seccomp.IPTrapThen(t.eng.Arch().AuditArch, code, back)
 	if err != nil {
 		return nil, err
 	}
-	t.eng.Verbosef("trap filter: %d kbox code ranges, %d instructions; backstop %d instructions", len(code), len(trap), len(back))
-	// The trap filter goes first: the backstop denies seccomp() itself.
-	return [][]byte{filterBytes(trap), filterBytes(back)}, nil
+	t.eng.Verbosef("filter: syscalls from %d kbox code ranges go on to the backstop (%d instructions in all), the guest's trap", len(code), len(prog))
+	// One filter: every syscall of the thread (kbox's too, and the
+	// rewrite tier's fast path) runs one BPF program, not two.
+	return [][]byte{filterBytes(prog)}, nil
 }
 
 func filterBytes(p []unix.SockFilter) []byte {
