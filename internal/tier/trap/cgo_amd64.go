@@ -127,3 +127,10 @@ func setFastIdentity(pid int, fstat bool) {
 func fastCounts() (hits, misses uint64) {
 	return uint64(C.kbox_fast_hits), uint64(C.kbox_fast_misses)
 }
+
+// callCode runs the code at addr as a C function of three arguments (for
+// the rewrite tests).
+func callCode(addr uint64, a, b, c int64) int64 {
+	p := *(*unsafe.Pointer)(unsafe.Pointer(&addr))
+	return int64(C.kbox_test_call3(p, C.long(a), C.long(b), C.long(c)))
+}

@@ -80,3 +80,10 @@ __asm__(".text\n"
 void kbox_fast_any(void);
 
 uint64_t kbox_fast_any_addr(void) { return (uint64_t)(uintptr_t)kbox_fast_any; }
+
+// kbox_test_call3 calls code at fn with three arguments (the first three
+// syscall argument registers, as the C calling convention puts them):
+// the rewrite tests run patched code through it.
+long kbox_test_call3(void *fn, long a, long b, long c) {
+	return ((long (*)(long, long, long))fn)(a, b, c);
+}
