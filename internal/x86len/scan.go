@@ -92,6 +92,20 @@ func isSyscall(code []byte, off int) bool {
 // (jmp/jcc/call/loop/jrcxz) without prefixes.
 func branchTargets(code []byte, starts []int) map[int]bool {
 	t := map[int]bool{}
+	forEachBranchTarget(code, starts, func(dst int) { t[dst] = true })
+	return t
+}
+
+// BranchTargetBits is BranchTargets as a bit set: bit i of word i/64 is
+// set when offset i is a direct branch target. For large code it is much
+// cheaper than the map.
+func BranchTargetBits(code []byte, starts []int) []uint64 {
+	bits := make([]uint64, (len(code)+63)/64)
+	forEachBranchTarget(code, starts, func(dst int) { bits[dst/64] |= 1 << (dst % 64) })
+	return bits
+}
+
+func forEachBranchTarget(code []byte, starts []int, f func(dst int)) {
 	for _, off := range starts {
 		b := code[off]
 		var rel, end int
@@ -112,10 +126,9 @@ func branchTargets(code []byte, starts []int) map[int]bool {
 			continue
 		}
 		if dst := end + rel; dst >= 0 && dst < len(code) {
-			t[dst] = true
+			f(dst)
 		}
 	}
-	return t
 }
 
 func le32(b []byte) uint32 {

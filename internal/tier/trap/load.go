@@ -234,7 +234,7 @@ func (t *tier) mapImage(f *os.File, im *loader.Image, hint uint64, what string) 
 	if t.rw != nil {
 		for _, m := range l.Mappings {
 			if m.Prot&loader.ProtExec != 0 && m.FileEnd > m.Start {
-				t.rw.patchMapping(t, f, m.Off, m.Start, m.FileEnd, protOf(m.Prot), what)
+				t.rw.patchMapping(t, int(f.Fd()), m.Off, m.Start, m.FileEnd, protOf(m.Prot), what)
 			}
 		}
 	}

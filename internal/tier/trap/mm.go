@@ -187,7 +187,7 @@ func sysMmap(t *tier, c *call) int64 {
 			// Code mapped by the guest (ld.so mapping a library) is
 			// patched before the guest can run it.
 			what, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(a[4])))
-			t.rw.patchMapping(t, fdReader(a[4]), c.args[5], uint64(r), uint64(r)+pageUp(length), int(prot), what)
+			t.rw.patchMapping(t, int(a[4]), c.args[5], uint64(r), uint64(r)+pageUp(length), int(prot), what)
 		}
 	}
 	return r

@@ -50,13 +50,14 @@ const (
 type arena struct{ base, used uint64 }
 
 type rewriter struct {
+	cache    planCache
 	fast     uint64
 	arenas   []*arena
 	sites    int // patched
 	mappings int // mappings with sites
 }
 
-func newRewriter() *rewriter { return &rewriter{fast: fastPathAddr()} }
+func newRewriter() *rewriter { return &rewriter{fast: fastPathAddr(), cache: newPlanCache()} }
 
 // relocatable reports whether instruction b can run unchanged at another
 // address: register or register-based memory moves, xor, test, and
@@ -100,16 +101,19 @@ func (r fdReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// patchMapping patches the executable sections of ELF file f that lie in
-// the mapping [lo, hi) of file offset fileOff, currently mapped with prot.
-// Code is decoded from each section's start (a mapping starting inside a
-// section is skipped there: its instruction boundaries are unknown). A
-// file without section headers is left to trap.
-func (rw *rewriter) patchMapping(t *tier, f io.ReaderAt, fileOff, lo, hi uint64, prot int, what string) {
-	ef, err := elf.NewFile(f)
+// patchMapping patches the executable sections of the ELF file behind
+// host descriptor fd that lie in the mapping [lo, hi) of file offset
+// fileOff, currently mapped with prot. Code is decoded from each section's
+// start (a mapping starting inside a section is skipped there: its
+// instruction boundaries are unknown). A file without section headers is
+// left to trap.
+func (rw *rewriter) patchMapping(t *tier, fd int, fileOff, lo, hi uint64, prot int, what string) {
+	ef, err := elf.NewFile(fdReader(fd))
 	if err != nil {
 		return
 	}
+	var st unix.Stat_t
+	haveStat := unix.Fstat(fd, &st) == nil
 	size := hi - lo
 	patched, left := 0, 0
 	for _, s := range ef.Sections {
@@ -119,7 +123,11 @@ func (rw *rewriter) patchMapping(t *tier, f io.ReaderAt, fileOff, lo, hi uint64,
 		if s.Offset < fileOff || s.Offset+s.Size > fileOff+size {
 			continue
 		}
-		p, l := rw.patchCode(t, lo+(s.Offset-fileOff), lo+(s.Offset-fileOff)+s.Size, lo, hi, prot)
+		key := ""
+		if haveStat {
+			key = planKey(&st, s.Offset, s.Size)
+		}
+		p, l := rw.patchCode(t, lo+(s.Offset-fileOff), lo+(s.Offset-fileOff)+s.Size, lo, hi, prot, key)
 		patched += p
 		left += l
 	}
@@ -129,30 +137,24 @@ func (rw *rewriter) patchMapping(t *tier, f io.ReaderAt, fileOff, lo, hi uint64,
 	}
 }
 
-// patchCode patches the syscall sites in guest code [lo, hi), which lies in
-// the mapping [mapLo, mapHi) currently mapped with prot. It returns the
-// numbers of sites patched and left to trap.
-func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int) (int, int) {
-	if prot&unix.PROT_READ == 0 || hi <= lo || hi-lo > 1<<30 {
-		return 0, 0
-	}
-	code := make([]byte, hi-lo)
-	if (memory{}).Read(lo, code) != nil {
-		return 0, 0
-	}
+// site is one patch: the displaced instructions start at start, the
+// syscall is at sys (offsets into the code decoded).
+type site struct{ start, sys uint32 }
+
+// planSites finds the sites of code that can be patched, and how many
+// syscall instructions it has in all.
+func planSites(code []byte) ([]site, int) {
 	starts, _ := x86len.Boundaries(code)
-	targets := x86len.BranchTargets(code, starts)
-	type patch struct {
-		start, sys int
-	}
-	var patches []patch
+	targets := x86len.BranchTargetBits(code, starts)
+	isTarget := func(off int) bool { return targets[off/64]&(1<<(off%64)) != 0 }
+	var plan []site
 	found := 0
 	for k, off := range starts {
 		if off+2 > len(code) || code[off] != 0x0f || code[off+1] != 0x05 {
 			continue
 		}
 		found++
-		if targets[off] {
+		if isTarget(off) {
 			continue
 		}
 		j, n := k, 0
@@ -160,7 +162,7 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int) (i
 		for j > 0 && n < 3 {
 			j--
 			insn := code[starts[j]:starts[j+1]]
-			if !relocatable(insn) || (n > 0 && targets[starts[j+1]]) {
+			if !relocatable(insn) || (n > 0 && isTarget(starts[j+1])) {
 				break
 			}
 			n += len(insn)
@@ -169,10 +171,56 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int) (i
 			}
 		}
 		if ok {
-			patches = append(patches, patch{starts[j], off})
+			plan = append(plan, site{uint32(starts[j]), uint32(off)})
 		}
 	}
-	if len(patches) == 0 {
+	return plan, found
+}
+
+// validPlan re-checks a cached plan against the code: each site's
+// displaced bytes decode, instruction by instruction, into relocatable
+// instructions ending exactly at a syscall.
+func validPlan(code []byte, plan []site) bool {
+	for _, p := range plan {
+		if int(p.sys)+2 > len(code) || p.start >= p.sys || p.sys-p.start < 3 || p.sys-p.start > maxDisplace ||
+			code[p.sys] != 0x0f || code[p.sys+1] != 0x05 {
+			return false
+		}
+		for off := int(p.start); off < int(p.sys); {
+			n, err := x86len.Len(code[off:])
+			if err != nil || !relocatable(code[off:off+n]) {
+				return false
+			}
+			off += n
+			if off > int(p.sys) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// patchCode patches the syscall sites in guest code [lo, hi), which lies in
+// the mapping [mapLo, mapHi) currently mapped with prot. key names the
+// code in the plan cache ("" for none). It returns the numbers of sites
+// patched and left to trap.
+func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, key string) (int, int) {
+	if prot&unix.PROT_READ == 0 || hi <= lo || hi-lo > 1<<30 {
+		return 0, 0
+	}
+	code := make([]byte, hi-lo)
+	if (memory{}).Read(lo, code) != nil {
+		return 0, 0
+	}
+	plan, found, cached := rw.cache.load(key)
+	if cached && !validPlan(code, plan) {
+		cached = false
+	}
+	if !cached {
+		plan, found = planSites(code)
+		rw.cache.store(key, plan, found)
+	}
+	if len(plan) == 0 {
 		return 0, found
 	}
 	// Write the trampolines, then the jumps, keeping guest code W^X: its
@@ -184,10 +232,10 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int) (i
 	}
 	done := 0
 	opened := map[*arena]bool{}
-	for _, p := range patches {
-		site := lo + uint64(p.start)
+	for _, p := range plan {
+		at := lo + uint64(p.start)
 		end := lo + uint64(p.sys) + 2
-		a, tramp, err := rw.slot(site)
+		a, tramp, err := rw.slot(at)
 		if err != nil {
 			t.verboseOnce("arena", "rewrite: %v; the remaining sites trap", err)
 			break
@@ -198,7 +246,7 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int) (i
 		}
 		buf := trampoline(code[p.start:p.sys], tramp, end, rw.fast)
 		copy(guestBytes(tramp, len(buf)), buf)
-		copy(guestBytes(site, int(end-site)), sitePatch(site, end, tramp))
+		copy(guestBytes(at, int(end-at)), sitePatch(at, end, tramp))
 		done++
 	}
 	unix.RawSyscall(unix.SYS_MPROTECT, uintptr(pageLo), uintptr(pageHi-pageLo), uintptr(prot))

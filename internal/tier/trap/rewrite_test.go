@@ -85,7 +85,7 @@ func TestPatchAndRun(t *testing.T) {
 	const exec = unix.PROT_READ | unix.PROT_EXEC
 	patch := func(code []byte) uint64 {
 		addr := codeBuffer(t, code)
-		if done, left := rw.patchCode(tr, addr, addr+uint64(len(code)), addr, addr+pageSize, exec); done != 1 || left != 0 {
+		if done, left := rw.patchCode(tr, addr, addr+uint64(len(code)), addr, addr+pageSize, exec, ""); done != 1 || left != 0 {
 			t.Fatalf("patchCode(% x): %d patched, %d left; want 1, 0", code, done, left)
 		}
 		return addr
@@ -144,7 +144,7 @@ func TestPatchSkips(t *testing.T) {
 	} {
 		addr := codeBuffer(t, c.code)
 		before := append([]byte(nil), guestBytes(addr, len(c.code))...)
-		done, left := rw.patchCode(tr, addr, addr+uint64(len(c.code)), addr, addr+pageSize, unix.PROT_READ|unix.PROT_EXEC)
+		done, left := rw.patchCode(tr, addr, addr+uint64(len(c.code)), addr, addr+pageSize, unix.PROT_READ|unix.PROT_EXEC, "")
 		if done != 0 || left != 1 {
 			t.Errorf("%s: %d patched, %d left; want 0, 1", c.name, done, left)
 		}
@@ -154,7 +154,40 @@ func TestPatchSkips(t *testing.T) {
 	}
 	// 0f 05 inside an immediate is not a site.
 	addr := codeBuffer(t, []byte{0xb8, 0x0f, 0x05, 0, 0, 0xc3})
-	if done, left := rw.patchCode(tr, addr, addr+6, addr, addr+pageSize, unix.PROT_READ|unix.PROT_EXEC); done != 0 || left != 0 {
+	if done, left := rw.patchCode(tr, addr, addr+6, addr, addr+pageSize, unix.PROT_READ|unix.PROT_EXEC, ""); done != 0 || left != 0 {
 		t.Errorf("0f 05 in an immediate: %d patched, %d left", done, left)
+	}
+}
+
+// TestPlanCache stores and loads a plan and checks that validPlan refuses
+// a plan that does not match the code.
+func TestPlanCache(t *testing.T) {
+	c := planCache{dir: t.TempDir()}
+	code := []byte{0x90, 0x48, 0x8b, 0x52, 0x18, 0x0f, 0x05, 0xc3} // nop; mov 0x18(%rdx),%rdx; syscall; ret
+	plan, found := planSites(code)
+	if found != 1 || len(plan) != 1 || plan[0] != (site{1, 5}) {
+		t.Fatalf("planSites = %v, %d", plan, found)
+	}
+	c.store("k", plan, found)
+	got, gotFound, ok := c.load("k")
+	if !ok || gotFound != 1 || len(got) != 1 || got[0] != plan[0] {
+		t.Fatalf("load = %v, %d, %v", got, gotFound, ok)
+	}
+	if !validPlan(code, got) {
+		t.Fatal("a fresh plan is not valid")
+	}
+	// (A start inside an instruction can decode validly, {2, 5} here: the
+	// key, the file's identity and version, is what rules that out.)
+	for _, bad := range [][]site{{{0, 5}}, {{3, 5}}, {{1, 6}}, {{1, 50}}} {
+		if validPlan(code, bad) {
+			t.Errorf("validPlan accepted %v", bad)
+		}
+	}
+	if _, _, ok := c.load("missing"); ok {
+		t.Error("a missing key loaded")
+	}
+	os.WriteFile(c.dir+"/trunc", []byte(planMagic+"\x01\x00\x00\x00\x05"), 0o600)
+	if _, _, ok := c.load("trunc"); ok {
+		t.Error("a truncated plan loaded")
 	}
 }
