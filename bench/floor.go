@@ -181,8 +181,10 @@ type term struct {
 //     lseek rows add the native call(s) kbox makes for the guest, getpid
 //     and enosys add nothing. Without the cgocallback floor, sigsys_trap
 //     alone.
-//   - rewrite (and any other in-process tier): native + sigsys_trap per
-//     intercepted call.
+//   - rewrite: lseek+read and lseek+write run from the patched sites'
+//     fast path, natively under the filter (native + the filter's cost
+//     per call); stat, open_close and enosys trap as in the trap tier;
+//     getpid is answered without a syscall (no floor).
 func distances(perCall []*series, fl *floorResult) []distance {
 	cell := func(row, runner string) term {
 		for _, s := range perCall {
@@ -267,10 +269,27 @@ func distances(perCall []*series, fl *floorResult) []distance {
 			}
 			continue
 		}
-		for _, row := range []string{"stat", "open_close"} {
-			add(tier, row, []term{cell(row, "native"), trap}, []float64{1, 1})
+		// rewrite: descriptor-local calls run from the fast path (native
+		// under the filter); the others reach kbox as in the trap tier.
+		trapped := func(row string, native bool) {
+			var parts []term
+			var weights []float64
+			if native {
+				parts, weights = []term{cell(row, "native")}, []float64{1}
+			}
+			n := trappedPerIteration[row]
+			parts, weights = append(parts, trap), append(weights, n)
+			if cgoCB.s.N > 0 {
+				parts, weights = append(parts, cgoCB), append(weights, n)
+			}
+			add(tier, row, parts, weights)
 		}
-		add(tier, "enosys", []term{trap}, []float64{1})
+		trapped("stat", true)
+		trapped("open_close", true)
+		trapped("enosys", false)
+		for _, row := range []string{"lseek_read", "lseek_write"} {
+			add(tier, row, []term{cell(row, "native"), filter}, []float64{1, syscallsPerIteration[row]})
+		}
 	}
 	return out
 }

@@ -139,7 +139,7 @@ func discoverTiers(e *env) ([]*runner, []tierStatus) {
 				return append([]string{e.kbox, mode, rootFlag, e.root, "--"}, argv...)
 			},
 		}
-		if tier == "trap" {
+		if tier == "trap" || tier == "rewrite" {
 			r.NoFork = "the guest runs in kbox's process, single-process and single-threaded (clone answers ENOSYS)"
 		}
 		runners = append(runners, r)
