@@ -22,13 +22,15 @@ const offIP = 8
 // The filter has no state a guest could change: unlike Syscall User
 // Dispatch's selector byte, it cannot be switched off by a store to memory.
 func IPTrap(auditArch uint32, hostCode []Range) ([]unix.SockFilter, error) {
-	return IPTrapThen(auditArch, hostCode, nil)
+	return IPTrapThen(auditArch, hostCode, nil, 0)
 }
 
 // IPTrapThen is IPTrap where a syscall from kbox's code continues into
 // then (a complete filter, e.g. the backstop) instead of being allowed:
-// one filter, so every syscall runs one BPF program, not two.
-func IPTrapThen(auditArch uint32, hostCode []Range, then []unix.SockFilter) ([]unix.SockFilter, error) {
+// one filter, so every syscall runs one BPF program, not two. A nonzero
+// fastIP (the rewrite tier's fast path: an instruction pointer whose calls
+// are known to be descriptor-local) is allowed before anything else.
+func IPTrapThen(auditArch uint32, hostCode []Range, then []unix.SockFilter, fastIP uint64) ([]unix.SockFilter, error) {
 	rs := splitRanges(hostCode)
 	if len(rs) == 0 {
 		return nil, fmt.Errorf("seccomp: IPTrap needs at least one host code range")
@@ -36,6 +38,17 @@ func IPTrapThen(auditArch uint32, hostCode []Range, then []unix.SockFilter) ([]u
 	a := &assembler{}
 	kill, trap, allow := a.newLabel(), a.newLabel(), a.newLabel()
 	archOK := a.newLabel()
+	if fastIP != 0 {
+		notFast, loFast, fastOK := a.newLabel(), a.newLabel(), a.newLabel()
+		a.loadWord(offIP)
+		a.jump(unix.BPF_JEQ, uint32(fastIP), loFast, notFast)
+		a.bind(loFast)
+		a.loadWord(offIP + 4)
+		a.jump(unix.BPF_JEQ, uint32(fastIP>>32), fastOK, notFast)
+		a.bind(fastOK)
+		a.ret(Action{Kind: ActAllow}.Ret())
+		a.bind(notFast)
+	}
 	a.loadWord(offArch)
 	a.jump(unix.BPF_JEQ, auditArch, archOK, kill)
 	a.bind(archOK)

@@ -110,6 +110,10 @@ const fdmapSize = C.KBOX_FDMAP_SIZE
 
 func fastPathAddr() uint64 { return uint64(C.kbox_fast_any_addr()) }
 
+// fastSyscallIP is the instruction pointer the kernel reports for the
+// fast path's syscall.
+func fastSyscallIP() uint64 { return uint64(C.kbox_fast_syscall_ip()) }
+
 func setFastFD(guest, host int) {
 	if guest >= 0 && guest < fdmapSize {
 		C.kbox_fdmap[guest] = C.int32_t(host + 1)

@@ -61,6 +61,8 @@ __asm__(".text\n"
 	"	jz 80f\n"
 	"	lea -1(%r11), %rdi\n"
 	"	syscall\n"
+	".globl kbox_fast_syscall_end\n"
+	"kbox_fast_syscall_end:\n"
 	"	incq kbox_fast_hits(%rip)\n"
 	"	pop %rdi\n"
 	"	pop %rcx\n"
@@ -80,6 +82,12 @@ __asm__(".text\n"
 void kbox_fast_any(void);
 
 uint64_t kbox_fast_any_addr(void) { return (uint64_t)(uintptr_t)kbox_fast_any; }
+
+extern char kbox_fast_syscall_end[];
+
+// The address the kernel reports for the fast path's syscall (the
+// instruction after it): the filter lets it through first thing.
+uint64_t kbox_fast_syscall_ip(void) { return (uint64_t)(uintptr_t)kbox_fast_syscall_end; }
 
 // kbox_test_call3 calls code at fn with three arguments (the first three
 // syscall argument registers, as the C calling convention puts them):

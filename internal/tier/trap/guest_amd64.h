@@ -44,5 +44,6 @@ extern int32_t kbox_fdmap[KBOX_FDMAP_SIZE];
 extern int32_t kbox_fast_pid, kbox_fast_fstat;
 extern uint64_t kbox_fast_hits, kbox_fast_misses;
 uint64_t kbox_fast_any_addr(void);
+uint64_t kbox_fast_syscall_ip(void);
 long kbox_test_call3(void *fn, long a, long b, long c);
 #endif

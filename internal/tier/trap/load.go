@@ -382,7 +382,11 @@ func (t *tier) filters() ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading kbox's mappings: %w", err)
 	}
-	prog, err := seccomp.IPTrapThen(t.eng.Arch().AuditArch, code, back)
+	var fastIP uint64
+	if t.rw != nil {
+		fastIP = fastSyscallIP()
+	}
+	prog, err := seccomp.IPTrapThen(t.eng.Arch().AuditArch, code, back, fastIP)
 	if err != nil {
 		return nil, err
 	}
