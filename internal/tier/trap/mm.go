@@ -224,7 +224,52 @@ func sysMprotect(t *tier, c *call) int64 {
 		}
 		return t.refuseMemory(c, addr, end, unix.EACCES)
 	}
-	return rawSyscall(c.nr, c.args)
+	r := rawSyscall(c.nr, c.args)
+	if r == 0 && t.rw != nil && prot&unix.PROT_EXEC != 0 {
+		t.patchProtected(addr, end, int(prot))
+	}
+	return r
+}
+
+// patchProtected patches code that became executable through mprotect
+// (text relocations, or code a loader wrote first): the file behind the
+// mapping is found in /proc/self/maps. Without the plan cache: the code may
+// already be partly patched.
+func (t *tier) patchProtected(lo, hi uint64, prot int) {
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 || !strings.HasPrefix(fields[5], "/") {
+			continue
+		}
+		mlo, mhi, ok := parseRange(fields[0])
+		off, err := strconv.ParseUint(fields[2], 16, 64)
+		if !ok || err != nil || mhi <= lo || mlo >= hi {
+			continue
+		}
+		file, err := os.Open(strings.Join(fields[5:], " "))
+		if err != nil {
+			continue
+		}
+		a, b := max(mlo, lo), min(mhi, hi)
+		t.rw.patchMappingNoCache(t, int(file.Fd()), off+(a-mlo), a, b, prot, fields[5])
+		file.Close()
+	}
+}
+
+func parseRange(s string) (uint64, uint64, bool) {
+	lohi := strings.SplitN(s, "-", 2)
+	if len(lohi) != 2 {
+		return 0, 0, false
+	}
+	lo, err1 := strconv.ParseUint(lohi[0], 16, 64)
+	hi, err2 := strconv.ParseUint(lohi[1], 16, 64)
+	return lo, hi, err1 == nil && err2 == nil
 }
 
 func sysMremap(t *tier, c *call) int64 {

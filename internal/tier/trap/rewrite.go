@@ -54,10 +54,27 @@ type rewriter struct {
 	fast     uint64
 	arenas   []*arena
 	sites    int // patched
+	wrappers int // of which WRAPPER sites: the syscall is followed by ret
 	mappings int // mappings with sites
+	// origins holds, for every trampoline kbox wrote, the address its
+	// trapping syscall reports (tail+2): a trap from an arena at any other
+	// address did not come from a trampoline, and is fatal.
+	origins map[uint64]bool
 }
 
-func newRewriter() *rewriter { return &rewriter{fast: fastPathAddr(), cache: newPlanCache()} }
+func newRewriter() *rewriter {
+	return &rewriter{fast: fastPathAddr(), cache: newPlanCache(), origins: map[uint64]bool{}}
+}
+
+// inArena reports whether ip lies in a trampoline arena.
+func (rw *rewriter) inArena(ip uint64) bool {
+	for _, a := range rw.arenas {
+		if ip-a.base < arenaSize {
+			return true
+		}
+	}
+	return false
+}
 
 // relocatable reports whether instruction b can run unchanged at another
 // address: register or register-based memory moves, xor, test, and
@@ -108,6 +125,16 @@ func (r fdReader) ReadAt(p []byte, off int64) (int, error) {
 // instruction boundaries are unknown). A file without section headers is
 // left to trap.
 func (rw *rewriter) patchMapping(t *tier, fd int, fileOff, lo, hi uint64, prot int, what string) {
+	rw.patchSections(t, fd, fileOff, lo, hi, prot, what, true)
+}
+
+// patchMappingNoCache is patchMapping for code that may already be partly
+// patched: its plan is neither taken from nor stored in the cache.
+func (rw *rewriter) patchMappingNoCache(t *tier, fd int, fileOff, lo, hi uint64, prot int, what string) {
+	rw.patchSections(t, fd, fileOff, lo, hi, prot, what, false)
+}
+
+func (rw *rewriter) patchSections(t *tier, fd int, fileOff, lo, hi uint64, prot int, what string, useCache bool) {
 	ef, err := elf.NewFile(fdReader(fd))
 	if err != nil {
 		return
@@ -124,7 +151,7 @@ func (rw *rewriter) patchMapping(t *tier, fd int, fileOff, lo, hi uint64, prot i
 			continue
 		}
 		key := ""
-		if haveStat {
+		if haveStat && useCache {
 			key = planKey(&st, s.Offset, s.Size)
 		}
 		p, l := rw.patchCode(t, lo+(s.Offset-fileOff), lo+(s.Offset-fileOff)+s.Size, lo, hi, prot, key)
@@ -247,6 +274,10 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 		buf := trampoline(code[p.start:p.sys], tramp, end, rw.fast)
 		copy(guestBytes(tramp, len(buf)), buf)
 		copy(guestBytes(at, int(end-at)), sitePatch(at, end, tramp))
+		rw.origins[tramp+uint64(p.sys-p.start)+23+2] = true
+		if int(p.sys)+2 < len(code) && code[p.sys+2] == 0xc3 {
+			rw.wrappers++
+		}
 		done++
 	}
 	unix.RawSyscall(unix.SYS_MPROTECT, uintptr(pageLo), uintptr(pageHi-pageLo), uintptr(prot))
@@ -330,4 +361,5 @@ func (rw *rewriter) release() {
 		unix.RawSyscall(unix.SYS_MUNMAP, uintptr(a.base), arenaSize, 0)
 	}
 	rw.arenas = nil
+	clear(rw.origins)
 }

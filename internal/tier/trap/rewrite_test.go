@@ -191,3 +191,32 @@ func TestPlanCache(t *testing.T) {
 		t.Error("a truncated plan loaded")
 	}
 }
+
+// TestPlanPatterns runs planSites over the instruction patterns a rewriter
+// meets: endbr64 or a VEX instruction right before a site (kept in place),
+// a site at the very end of a section, bare syscalls after register moves,
+// and a syscall preceded only by an endbr64 (not movable: left to trap).
+func TestPlanPatterns(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		code  []byte
+		plan  []site
+		found int
+	}{
+		{"endbr64 before mov", []byte{0xf3, 0x0f, 0x1e, 0xfa, 0xb8, 0x27, 0, 0, 0, 0x0f, 0x05, 0xc3}, []site{{4, 9}}, 1},
+		{"vzeroupper before mov", []byte{0xc5, 0xf8, 0x77, 0xb8, 0x27, 0, 0, 0, 0x0f, 0x05, 0xc3}, []site{{3, 8}}, 1},
+		{"site at the end", []byte{0x90, 0xb8, 0x27, 0, 0, 0, 0x0f, 0x05}, []site{{1, 6}}, 1},
+		{"glibc syscall() tail", []byte{0x48, 0x89, 0xf8, 0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05, 0xc3}, []site{{3, 8}}, 1},
+		{"the last move is enough", []byte{0x48, 0x89, 0xf8, 0x48, 0x89, 0xf7, 0x0f, 0x05, 0xc3}, []site{{3, 6}}, 1},
+		{"two moves needed", []byte{0x48, 0x89, 0xf7, 0x31, 0xc0, 0x0f, 0x05, 0xc3}, []site{{0, 5}}, 1},
+		{"a branch onto the second of two", []byte{0xeb, 0x03, 0x48, 0x89, 0xf7, 0x31, 0xc0, 0x0f, 0x05, 0xc3}, nil, 1},
+		{"endbr64 only", []byte{0xf3, 0x0f, 0x1e, 0xfa, 0x0f, 0x05, 0xc3}, nil, 1},
+		{"syscall first", []byte{0x0f, 0x05, 0xc3}, nil, 1},
+		{"branch into the displaced bytes", []byte{0xeb, 0x03, 0x48, 0x89, 0xf8, 0x48, 0x89, 0xf7, 0x0f, 0x05, 0xc3}, []site{{5, 8}}, 1},
+	} {
+		plan, found := planSites(c.code)
+		if found != c.found || len(plan) != len(c.plan) || (len(plan) > 0 && plan[0] != c.plan[0]) {
+			t.Errorf("%s: planSites = %v, %d; want %v, %d", c.name, plan, found, c.plan, c.found)
+		}
+	}
+}

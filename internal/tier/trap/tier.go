@@ -201,6 +201,11 @@ func (c *call) int(i int) int { return int(int32(uint32(c.args[i]))) }
 func (t *tier) syscall(uc *ucontext, nr int) {
 	t.trapped.Add(1)
 	t.uc = uc
+	if t.rw != nil && t.rw.inArena(uc.Gregs[regRIP]) && !t.rw.origins[uc.Gregs[regRIP]] {
+		// Only a trampoline's own syscall may trap from an arena.
+		t.eng.Warnf("syscall %d from %#x, inside a trampoline arena but from no trampoline: the guest is killed", nr, uc.Gregs[regRIP])
+		t.exit(128 + int(unix.SIGSYS))
+	}
 	c := call{nr: nr, args: uc.args(), uc: uc}
 	var r int64
 	if nr >= 0 && nr < len(t.rules) && t.rules[nr] != nil {
@@ -303,8 +308,8 @@ func (t *tier) exit(code int) {
 	if t.eng.Verbose() {
 		if t.rw != nil {
 			hits, misses := fastCounts()
-			t.eng.Verbosef("rewrite tier: %d syscall sites patched in %d mappings; %d calls took the fast path, %d went from a patched site to a trap",
-				t.rw.sites, t.rw.mappings, hits, misses)
+			t.eng.Verbosef("rewrite tier: %d syscall sites patched in %d mappings (%d WRAPPER: syscall then ret; %d COMPLEX); %d calls took the fast path, %d went from a patched site to a trap",
+				t.rw.sites, t.rw.mappings, t.rw.wrappers, t.rw.sites-t.rw.wrappers, hits, misses)
 		}
 		t.eng.Verbosef("trap tier: %d syscalls trapped (%d served by the engine, %d run natively)",
 			t.trapped.Load(), t.engine.Load(), t.native.Load())
