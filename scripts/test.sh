@@ -51,6 +51,7 @@ if [ $quick -eq 0 ]; then
 	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=10s -fuzzminimizetime=0s ./internal/seccomp/
 	go test -run=^$ -fuzz=FuzzParse -fuzztime=10s -fuzzminimizetime=0s ./internal/loader/
 	go test -run=^$ -fuzz=FuzzScan -fuzztime=10s -fuzzminimizetime=0s ./internal/forkscan/
+	go test -run=^$ -fuzz=FuzzPlanSites -fuzztime=10s -fuzzminimizetime=0s ./internal/tier/trap/
 	go test -run=^$ -fuzz=FuzzLen -fuzztime=10s -fuzzminimizetime=0s ./internal/x86len/
 fi
 echo "== all tests passed"

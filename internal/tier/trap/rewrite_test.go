@@ -220,3 +220,22 @@ func TestPlanPatterns(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPlanSites checks planSites on arbitrary bytes: no panic, and every
+// planned site is a syscall preceded by 3..maxDisplace bytes of
+// relocatable instructions that validPlan accepts.
+func FuzzPlanSites(f *testing.F) {
+	f.Add([]byte{0xb8, 0x27, 0, 0, 0, 0x0f, 0x05, 0xc3})
+	f.Add([]byte{0x48, 0x89, 0xf8, 0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05, 0xc3})
+	f.Add([]byte{0xf3, 0x0f, 0x1e, 0xfa, 0xb8, 0x27, 0, 0, 0, 0x0f, 0x05})
+	f.Add([]byte{0xeb, 0x03, 0x48, 0x89, 0xf7, 0x31, 0xc0, 0x0f, 0x05, 0xc3})
+	f.Fuzz(func(t *testing.T, code []byte) {
+		plan, found := planSites(code)
+		if len(plan) > found {
+			t.Fatalf("%d sites planned of %d found", len(plan), found)
+		}
+		if !validPlan(code, plan) {
+			t.Fatalf("planSites made a plan validPlan refuses: %v for % x", plan, code)
+		}
+	})
+}
