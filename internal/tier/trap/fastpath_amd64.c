@@ -8,7 +8,7 @@
 //
 // Descriptor-local calls on regular files and directories run from here,
 // on the host descriptor kbox_fdmap names; getpid and gettid answer the
-// guest's pid. Everything else returns to the trampoline's `syscall`,
+// guest's pid; getppid runs natively. Everything else returns to the trampoline's `syscall`,
 // which traps like any guest syscall (the trap tier serves it). The
 // `syscall` below is in kbox's code, so the interception filter lets it
 // through; the backstop filter still applies.
@@ -46,6 +46,8 @@ __asm__(".text\n"
 	"	je 30f\n" // getpid
 	"	cmp $186, %rax\n"
 	"	je 30f\n" // gettid: the guest is one thread
+	"	cmp $110, %rax\n"
+	"	je 40f\n" // getppid: native, no descriptor
 	"	jmp 90f\n"
 	"20:	cmpl $0, kbox_fast_fstat(%rip)\n"
 	"	je 90f\n"
@@ -65,6 +67,15 @@ __asm__(".text\n"
 	"kbox_fast_syscall_end:\n"
 	"	incq kbox_fast_hits(%rip)\n"
 	"	pop %rdi\n"
+	"	pop %rcx\n"
+	"	lea 128(%rsp), %rsp\n"
+	"	jmp *%rcx\n"
+	"40:	lea -128(%rsp), %rsp\n"
+	"	push %rcx\n"
+	"	syscall\n"
+	".globl kbox_fast_syscall2_end\n"
+	"kbox_fast_syscall2_end:\n"
+	"	incq kbox_fast_hits(%rip)\n"
 	"	pop %rcx\n"
 	"	lea 128(%rsp), %rsp\n"
 	"	jmp *%rcx\n"

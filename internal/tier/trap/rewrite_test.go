@@ -118,6 +118,14 @@ func TestPatchAndRun(t *testing.T) {
 	if n := callCode(read, 78, int64(addrOf(buf)), 8); n != -int64(unix.EBADF) {
 		t.Errorf("patched read(78) = %d, want -EBADF from the fallback syscall", n)
 	}
+	getppid := patch([]byte{0xb8, 0x6e, 0, 0, 0, 0x0f, 0x05, 0xc3}) // mov $110,%eax; syscall; ret
+	h0, _ := fastCounts()
+	if got := callCode(getppid, 0, 0, 0); got != int64(os.Getppid()) {
+		t.Errorf("patched getppid = %d, want %d", got, os.Getppid())
+	}
+	if h, _ := fastCounts(); h != h0+1 {
+		t.Errorf("getppid did not take the fast path")
+	}
 	getuid := patch([]byte{0xb8, 0x66, 0, 0, 0, 0x0f, 0x05, 0xc3}) // mov $102,%eax; syscall; ret
 	if got := callCode(getuid, 0, 0, 0); got != int64(os.Getuid()) {
 		t.Errorf("patched getuid = %d, want %d (fallback)", got, os.Getuid())
