@@ -1,8 +1,14 @@
 package integration
 
 import (
+	"bufio"
+	"context"
+	"io"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestTrapProcSelfFD checks /proc/self/fd under the trap tier, where the
@@ -113,5 +119,41 @@ func TestAutoTier(t *testing.T) {
 		if !strings.Contains(errOut, want) || !strings.Contains(errOut, c.why) {
 			t.Errorf("%s: want %q and %q in -v output:\n%s", cmdline(opts), want, c.why, errOut)
 		}
+	}
+}
+
+// TestTrapSIGINTIgnoredAtStart starts kbox with SIGINT ignored (as a
+// background job of a non-interactive shell is): a guest that installs a
+// SIGINT handler still gets the signal, as it would natively.
+func TestTrapSIGINTIgnoredAtStart(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	for _, tier := range inProcessTiers {
+		t.Run(tier, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "/bin/sh", "-c", `trap "" INT; exec "$@"`, "sh",
+				kboxBin, "--syscall-mode="+tier, "-r", root, "--", "/bin/trapsig", "sigint")
+			cmd.Env = baseEnv()
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			r := bufio.NewReader(out)
+			line, _ := r.ReadString('\n')
+			if line != "sigint: ready\n" {
+				t.Fatalf("first line %q", line)
+			}
+			cmd.Process.Signal(syscall.SIGINT)
+			rest, _ := io.ReadAll(r)
+			err = cmd.Wait()
+			if string(rest) != "sigint: handled\n" || err != nil {
+				t.Errorf("after SIGINT: %q, %v; want \"sigint: handled\" and exit 0", rest, err)
+			}
+		})
 	}
 }

@@ -23,7 +23,9 @@ import (
 // cached.
 type planCache struct{ dir string }
 
-const planMagic = "kbox-rewrite-plan-1\n"
+// planMagic starts every plan file; its number changes whenever planSites
+// would plan differently, so older plans are recomputed.
+const planMagic = "kbox-rewrite-plan-2\n"
 
 func newPlanCache() planCache {
 	base, err := os.UserCacheDir()

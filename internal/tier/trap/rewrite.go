@@ -42,8 +42,8 @@ import (
 
 const (
 	arenaSize   = 256 << 10
-	trampMax    = 64 // bytes per trampoline slot
-	maxDisplace = trampMax - 30
+	trampMax    = 64      // bytes per trampoline slot
+	maxDisplace = 20      // displaced bytes (jumps grow by up to 4 when re-encoded)
 	arenaReach  = 1 << 30 // keep arenas within 1 GiB of their sites
 )
 
@@ -189,7 +189,7 @@ func planSites(code []byte) ([]site, int) {
 		for j > 0 && n < 3 {
 			j--
 			insn := code[starts[j]:starts[j+1]]
-			if !relocatable(insn) || (n > 0 && isTarget(starts[j+1])) {
+			if !movable(insn) || (n > 0 && isTarget(starts[j+1])) {
 				break
 			}
 			n += len(insn)
@@ -215,7 +215,7 @@ func validPlan(code []byte, plan []site) bool {
 		}
 		for off := int(p.start); off < int(p.sys); {
 			n, err := x86len.Len(code[off:])
-			if err != nil || !relocatable(code[off:off+n]) {
+			if err != nil || !movable(code[off:off+n]) {
 				return false
 			}
 			off += n
@@ -271,10 +271,13 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 			unix.RawSyscall(unix.SYS_MPROTECT, uintptr(a.base), arenaSize, unix.PROT_READ|unix.PROT_WRITE)
 			opened[a] = true
 		}
-		buf := trampoline(code[p.start:p.sys], tramp, end, rw.fast)
+		buf := trampoline(code[p.start:p.sys], at, tramp, end, rw.fast)
+		if len(buf) > trampMax {
+			continue // re-encoded jumps made it too long: leave it to trap
+		}
 		copy(guestBytes(tramp, len(buf)), buf)
 		copy(guestBytes(at, int(end-at)), sitePatch(at, end, tramp))
-		rw.origins[tramp+uint64(p.sys-p.start)+23+2] = true
+		rw.origins[tailOf(buf, tramp)] = true
 		if int(p.sys)+2 < len(code) && code[p.sys+2] == 0xc3 {
 			rw.wrappers++
 		}
@@ -300,10 +303,62 @@ func sitePatch(site, end, tramp uint64) []byte {
 	return b
 }
 
-// trampoline encodes the trampoline for one site (see the package
-// comment in this file) placed at addr.
-func trampoline(displaced []byte, addr, siteEnd, fast uint64) []byte {
-	b := append([]byte(nil), displaced...)
+// directJump decodes a direct jmp or jcc (rel8 or rel32): cond is the
+// condition code, or -1 for an unconditional jmp; rel is the displacement
+// from the end of the instruction.
+func directJump(insn []byte) (cond int, rel int64, ok bool) {
+	switch {
+	case len(insn) == 2 && insn[0] >= 0x70 && insn[0] <= 0x7f:
+		return int(insn[0] - 0x70), int64(int8(insn[1])), true
+	case len(insn) == 2 && insn[0] == 0xeb:
+		return -1, int64(int8(insn[1])), true
+	case len(insn) == 6 && insn[0] == 0x0f && insn[1] >= 0x80 && insn[1] <= 0x8f:
+		return int(insn[1] - 0x80), int64(int32(binary.LittleEndian.Uint32(insn[2:]))), true
+	case len(insn) == 5 && insn[0] == 0xe9:
+		return -1, int64(int32(binary.LittleEndian.Uint32(insn[1:]))), true
+	}
+	return 0, 0, false
+}
+
+// movable reports whether an instruction may be displaced into a
+// trampoline: position-independent ones unchanged, direct jumps
+// re-encoded with a 32-bit displacement to the same target (so glibc's
+// `cmpb $0,single_threaded(%rip); je slow; xor %eax,%eax; syscall` is
+// covered: the cmp stays, the je and xor move).
+func movable(insn []byte) bool {
+	if relocatable(insn) {
+		return true
+	}
+	_, _, ok := directJump(insn)
+	return ok
+}
+
+// trampoline encodes the trampoline for one site (see the comment at the
+// top of this file) placed at addr. displaced holds the instructions
+// moved from origin (their address in the guest).
+func trampoline(displaced []byte, origin, addr, siteEnd, fast uint64) []byte {
+	var b []byte
+	for off := 0; off < len(displaced); {
+		n, err := x86len.Len(displaced[off:])
+		if err != nil || off+n > len(displaced) {
+			n = len(displaced) - off // cannot happen: planSites decoded them
+		}
+		insn := displaced[off : off+n]
+		if cond, rel, ok := directJump(insn); ok {
+			target := int64(origin) + int64(off+n) + rel
+			at := int64(addr) + int64(len(b))
+			if cond < 0 {
+				b = append(b, 0xe9)
+				b = binary.LittleEndian.AppendUint32(b, uint32(int32(target-(at+5))))
+			} else {
+				b = append(b, 0x0f, byte(0x80+cond))
+				b = binary.LittleEndian.AppendUint32(b, uint32(int32(target-(at+6))))
+			}
+		} else {
+			b = append(b, insn...)
+		}
+		off += n
+	}
 	tail := addr + uint64(len(b)) + 23
 	// rcx: where the fast path returns, the jump back after tail's
 	// syscall; its fallback runs the syscall at rcx-2.
@@ -317,6 +372,10 @@ func trampoline(displaced []byte, addr, siteEnd, fast uint64) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(int32(int64(siteEnd)-int64(addr+uint64(len(b))+4))))
 	return b
 }
+
+// tailOf returns the address the trampoline's trapping syscall reports
+// (the instruction after it) for a trampoline b placed at addr.
+func tailOf(b []byte, addr uint64) uint64 { return addr + uint64(len(b)) - 5 }
 
 // slot returns a free trampoline slot within reach of site, opening the
 // arena it is in for writing.

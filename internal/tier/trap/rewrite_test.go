@@ -36,7 +36,7 @@ func TestRelocatable(t *testing.T) {
 func TestTrampolineEncoding(t *testing.T) {
 	displaced := []byte{0xb8, 0x27, 0, 0, 0}
 	const addr, end, fast = 0x10000000, 0x10400007, 0x555555556000
-	b := trampoline(displaced, addr, end, fast)
+	b := trampoline(displaced, 0x10400000, addr, end, fast)
 	want := []byte{0xb8, 0x27, 0, 0, 0,
 		0x48, 0xb9, 0x1e, 0, 0, 0x10, 0, 0, 0, 0, // movabs $addr+28 (tail+2), %rcx
 		0x49, 0xbb, 0, 0x60, 0x55, 0x55, 0x55, 0x55, 0, 0, // movabs $fast, %r11
@@ -117,6 +117,16 @@ func TestPatchAndRun(t *testing.T) {
 	}
 	if n := callCode(read, 78, int64(addrOf(buf)), 8); n != -int64(unix.EBADF) {
 		t.Errorf("patched read(78) = %d, want -EBADF from the fallback syscall", n)
+	}
+	// A displaced conditional jump, re-encoded in the trampoline:
+	//   cmp $0,%edi; je L; xor %eax,%eax; syscall; ret; L: mov $77,%eax; ret
+	branchy := patch([]byte{0x83, 0xff, 0x00, 0x74, 0x05, 0x31, 0xc0, 0x0f, 0x05, 0xc3, 0xb8, 0x4d, 0, 0, 0, 0xc3})
+	f.Seek(0, 0)
+	if n := callCode(branchy, 77, int64(addrOf(buf)), 8); n != 8 || string(buf) != "fastpath" {
+		t.Errorf("je not taken: read = %d %q", n, buf)
+	}
+	if n := callCode(branchy, 0, 0, 0); n != 77 {
+		t.Errorf("je taken through the trampoline: got %d, want 77", n)
 	}
 	getppid := patch([]byte{0xb8, 0x6e, 0, 0, 0, 0x0f, 0x05, 0xc3}) // mov $110,%eax; syscall; ret
 	h0, _ := fastCounts()
@@ -219,6 +229,8 @@ func TestPlanPatterns(t *testing.T) {
 		{"two moves needed", []byte{0x48, 0x89, 0xf7, 0x31, 0xc0, 0x0f, 0x05, 0xc3}, []site{{0, 5}}, 1},
 		{"a branch onto the second of two", []byte{0xeb, 0x03, 0x48, 0x89, 0xf7, 0x31, 0xc0, 0x0f, 0x05, 0xc3}, nil, 1},
 		{"endbr64 only", []byte{0xf3, 0x0f, 0x1e, 0xfa, 0x0f, 0x05, 0xc3}, nil, 1},
+		// glibc's read: cmpb $0,x(%rip); je slow; xor %eax,%eax; syscall.
+		{"je and xor", []byte{0x80, 0x3d, 1, 2, 3, 4, 0, 0x74, 0x17, 0x31, 0xc0, 0x0f, 0x05, 0xc3}, []site{{7, 11}}, 1},
 		{"syscall first", []byte{0x0f, 0x05, 0xc3}, nil, 1},
 		{"branch into the displaced bytes", []byte{0xeb, 0x03, 0x48, 0x89, 0xf8, 0x48, 0x89, 0xf7, 0x0f, 0x05, 0xc3}, []site{{5, 8}}, 1},
 	} {

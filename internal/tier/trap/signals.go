@@ -39,6 +39,12 @@ const (
 )
 
 type signalState struct {
+	// caught is the channel os/signal delivers forwarded host signals on;
+	// ignoredAtStart holds those kbox was started with ignored, which it
+	// catches only once the guest gives them another disposition.
+	caught         chan os.Signal
+	ignoredAtStart map[int]bool
+
 	mu       sync.Mutex
 	actions  [nsig + 1]guestAction
 	mask     uint64 // bit sig-1: blocked
@@ -334,6 +340,8 @@ func sysRtSigaction(t *tier, c *call) int64 {
 		}
 		if s.actions[sig].handler == sigIgn {
 			s.pending &^= sigBit(sig)
+		} else {
+			s.unignore(sig)
 		}
 	}
 	s.mu.Unlock()
@@ -642,14 +650,27 @@ var forwarded = []os.Signal{unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP
 // ignored, as execve would leave it.
 func (s *signalState) catch() chan os.Signal {
 	ch := make(chan os.Signal, 16)
+	s.caught, s.ignoredAtStart = ch, map[int]bool{}
 	for _, sg := range forwarded {
 		if signal.Ignored(sg) {
-			s.actions[int(sg.(syscall.Signal))].handler = sigIgn
+			sig := int(sg.(syscall.Signal))
+			s.actions[sig].handler = sigIgn
+			s.ignoredAtStart[sig] = true
 			continue
 		}
 		signal.Notify(ch, sg)
 	}
 	return ch
+}
+
+// unignore starts catching sig on the host when the guest gives a signal
+// kbox was started with ignored a handler or its default action (as the
+// kernel would then deliver it). Caller holds mu.
+func (s *signalState) unignore(sig int) {
+	if s.ignoredAtStart[sig] && s.caught != nil {
+		delete(s.ignoredAtStart, sig)
+		signal.Notify(s.caught, syscall.Signal(sig))
+	}
 }
 
 // forward queues host signals for the guest and kicks its thread; it runs
