@@ -47,11 +47,11 @@ echo "== benchmark smoke run (no timing assertions)"
 go run ./bench --quick --no-install >/dev/null
 if [ $quick -eq 0 ]; then
 	echo "== fuzz (short)"
-	go test -run=^$ -fuzz=FuzzResolve -fuzztime=20s -fuzzminimizetime=0s ./internal/vfs/
-	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=10s -fuzzminimizetime=0s ./internal/seccomp/
-	go test -run=^$ -fuzz=FuzzParse -fuzztime=10s -fuzzminimizetime=0s ./internal/loader/
-	go test -run=^$ -fuzz=FuzzScan -fuzztime=10s -fuzzminimizetime=0s ./internal/forkscan/
-	go test -run=^$ -fuzz=FuzzPlanSites -fuzztime=10s -fuzzminimizetime=0s ./internal/tier/trap/
-	go test -run=^$ -fuzz=FuzzLen -fuzztime=10s -fuzzminimizetime=0s ./internal/x86len/
+	go test -run=^$ -fuzz=FuzzResolve -fuzztime=400000x -fuzzminimizetime=0s ./internal/vfs/
+	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=150000x -fuzzminimizetime=0s ./internal/seccomp/
+	go test -run=^$ -fuzz=FuzzParse -fuzztime=200000x -fuzzminimizetime=0s ./internal/loader/
+	go test -run=^$ -fuzz=FuzzScan -fuzztime=100000x -fuzzminimizetime=0s ./internal/forkscan/
+	go test -run=^$ -fuzz=FuzzPlanSites -fuzztime=200000x -fuzzminimizetime=0s ./internal/tier/trap/
+	go test -run=^$ -fuzz=FuzzLen -fuzztime=200000x -fuzzminimizetime=0s ./internal/x86len/
 fi
 echo "== all tests passed"

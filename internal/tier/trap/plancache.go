@@ -25,7 +25,7 @@ type planCache struct{ dir string }
 
 // planMagic starts every plan file; its number changes whenever planSites
 // would plan differently, so older plans are recomputed.
-const planMagic = "kbox-rewrite-plan-2\n"
+const planMagic = "kbox-rewrite-plan-3\n"
 
 func newPlanCache() planCache {
 	base, err := os.UserCacheDir()

@@ -189,6 +189,11 @@ func planSites(code []byte) ([]site, int) {
 		for j > 0 && n < 3 {
 			j--
 			insn := code[starts[j]:starts[j+1]]
+			// The decoder skips undecodable bytes: the instruction must
+			// fill the gap to the next boundary exactly.
+			if l, err := x86len.Len(insn); err != nil || l != len(insn) {
+				break
+			}
 			if !movable(insn) || (n > 0 && isTarget(starts[j+1])) {
 				break
 			}
