@@ -251,30 +251,13 @@ func distances(perCall []*series, fl *floorResult) []distance {
 			}
 			continue
 		}
-		if tier == "kbox-trap" {
-			for _, row := range benchTests {
-				var parts []term
-				var weights []float64
-				if !answeredInKbox[row] {
-					parts, weights = []term{cell(row, "native")}, []float64{1}
-				}
-				// Each trapped call: sigsys_trap, plus the callback into
-				// Go when its floor was measured.
-				n := trappedPerIteration[row]
-				parts, weights = append(parts, trap), append(weights, n)
-				if cgoCB.s.N > 0 {
-					parts, weights = append(parts, cgoCB), append(weights, n)
-				}
-				add(tier, row, parts, weights)
-			}
-			continue
-		}
-		// rewrite: descriptor-local calls run from the fast path (native
-		// under the filter); the others reach kbox as in the trap tier.
-		trapped := func(row string, native bool) {
+		// A trapped call costs sigsys_trap plus the callback into Go (when
+		// its floor was measured); rows whose call kbox makes for the
+		// guest add the native call.
+		trapped := func(row string) {
 			var parts []term
 			var weights []float64
-			if native {
+			if !answeredInKbox[row] {
 				parts, weights = []term{cell(row, "native")}, []float64{1}
 			}
 			n := trappedPerIteration[row]
@@ -284,9 +267,17 @@ func distances(perCall []*series, fl *floorResult) []distance {
 			}
 			add(tier, row, parts, weights)
 		}
-		trapped("stat", true)
-		trapped("open_close", true)
-		trapped("enosys", false)
+		if tier == "kbox-trap" {
+			for _, row := range benchTests {
+				trapped(row)
+			}
+			continue
+		}
+		// rewrite: descriptor-local calls run from the fast path (native
+		// under the filter); the others reach kbox as in the trap tier.
+		for _, row := range []string{"stat", "open_close", "enosys"} {
+			trapped(row)
+		}
 		for _, row := range []string{"lseek_read", "lseek_write"} {
 			add(tier, row, []term{cell(row, "native"), filter}, []float64{1, syscallsPerIteration[row]})
 		}
