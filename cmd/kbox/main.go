@@ -210,8 +210,12 @@ func run(args []string) (int, error) {
 			}
 		}
 		env := append(os.Environ(), "KBOX_SYSCALL_MODE="+tierName)
+		var mounts []trap.Rule
+		for _, m := range ns.Mounts() {
+			mounts = append(mounts, trap.Rule{Host: m.Host, ReadOnly: m.ReadOnly})
+		}
 		code, err := trap.Run(trap.Config{Engine: eng, Policy: pol, Path: guestPath, Argv: argv, Env: env,
-			AtExit: atExit, Rewrite: tierName == "rewrite"})
+			AtExit: atExit, Rewrite: tierName == "rewrite", Mounts: mounts})
 		if o.mode != "auto" {
 			return code, err
 		}

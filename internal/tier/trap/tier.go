@@ -173,7 +173,21 @@ func (t *tier) start(cfg Config) (int, error) {
 		return 126, err
 	}
 	t.eng.ProgramStarted(req, img.exe, img.script)
-	if err := startGuest(entry, sp, t.auxv.hwcap2, filters); err != nil {
+	rules := append([]Rule{{Host: "/proc"}}, cfg.Mounts...)
+	if t.rw != nil && t.rw.cache.dir != "" {
+		rules = append(rules, Rule{Host: t.rw.cache.dir})
+	}
+	llFD, llABI, err := landlockRuleset(rules)
+	if err != nil {
+		return 125, fmt.Errorf("preparing the Landlock backstop: %w", err)
+	}
+	if llFD >= 0 {
+		defer unix.Close(llFD)
+		t.eng.Verbosef("landlock ABI %d: the guest thread reaches only the guest's mounts, /proc and kbox's plan cache (backstop)", llABI)
+	} else {
+		t.eng.Verbosef("landlock unavailable: no kernel backstop against a guest that jumps into kbox's own syscall instructions")
+	}
+	if err := startGuest(entry, sp, t.auxv.hwcap2, filters, llFD); err != nil {
 		return 125, fmt.Errorf("starting the guest thread: %w", err)
 	}
 	if en := <-t.started; en != 0 {
