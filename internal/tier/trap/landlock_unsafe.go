@@ -20,6 +20,9 @@ import (
 // on the guest thread for the guest (the resolver, the loader) stays
 // inside those directories by construction.
 
+// scopeSignal is LANDLOCK_SCOPE_SIGNAL (ABI 6).
+const scopeSignal = 0x2
+
 func landlockABI() int {
 	v, _, en := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, 1)
 	if en != 0 {
@@ -61,6 +64,14 @@ func landlockRuleset(rules []Rule) (int, int, error) {
 	attr := unix.LandlockRulesetAttr{Handled_access_fs: all}
 	// Older kernels reject the larger struct: pass only the first field.
 	size := unsafe.Sizeof(attr.Handled_access_fs)
+	if abi >= 6 {
+		// Signals from the guest thread reach only its own domain: a
+		// guest calling kill through kbox's instructions cannot signal
+		// the user's other processes (the seccomp tier confines signals
+		// to guest processes).
+		attr.Scoped = scopeSignal
+		size = unsafe.Sizeof(attr)
+	}
 	fd, _, en := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), size, 0)
 	if en != 0 {
 		return -1, abi, fmt.Errorf("landlock_create_ruleset: %w", en)

@@ -183,7 +183,7 @@ func (s *signalState) deliverPending(t *tier, uc *ucontext) {
 			case defaultIgnored(sig):
 				continue
 			case defaultStops(sig):
-				unix.Kill(t.pid, unix.SIGSTOP)
+				t.stopSelf()
 				continue
 			}
 			t.killedBy(sig)
@@ -489,7 +489,7 @@ func sysRtSigsuspend(t *tier, c *call) int64 {
 	switch {
 	case sig == 0 || act.handler == sigIgn || (act.handler == sigDfl && defaultIgnored(sig)):
 	case act.handler == sigDfl && defaultStops(sig):
-		unix.Kill(t.pid, unix.SIGSTOP)
+		t.stopSelf()
 	case act.handler == sigDfl:
 		t.killedBy(sig)
 	default:
@@ -600,7 +600,7 @@ func sysKill(t *tier, c *call) int64 {
 		t.killedBy(sig)
 	}
 	if sig == int(unix.SIGSTOP) {
-		unix.Kill(t.pid, unix.SIGSTOP)
+		t.stopSelf()
 		return 0
 	}
 	var info []byte
@@ -723,4 +723,16 @@ func (t *tier) fault(uc *ucontext, sig int, info []byte) {
 		t.killedBy(sig)
 	}
 	t.sig.deliverPending(t, uc)
+}
+
+// stopSelf stops kbox (the guest's default action for a stop signal). It
+// is sent from another thread: the guest thread's Landlock domain may not
+// signal outside itself (signal scoping), and kbox's process is outside.
+func (t *tier) stopSelf() {
+	done := make(chan struct{})
+	go func() {
+		unix.Kill(t.pid, unix.SIGSTOP)
+		close(done)
+	}()
+	<-done
 }
