@@ -740,6 +740,51 @@ static long gadget_call(const unsigned char *g, long nr, long a, long b, long c)
 	return ret;
 }
 
+/* The first `syscall; ret` in executable memory the guest did not map
+ * (/proc/self/maps lists the guest's own program first), or NULL. */
+static const unsigned char *foreign_gadget(void)
+{
+	FILE *maps = fopen("/proc/self/maps", "r");
+	char line[512], self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	const unsigned char *found = NULL;
+	if (!maps)
+		return NULL;
+	self[n > 0 ? n : 0] = '\0';
+	while (!found && fgets(line, sizeof line, maps)) {
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' || perms[2] != 'x' ||
+		    strstr(line, "[vsyscall]") || (self[0] && strstr(line, self)))
+			continue;
+		for (unsigned long p = lo; p + 3 <= hi; p++) {
+			const unsigned char *g = (const unsigned char *)p;
+			if (g[0] == 0x0f && g[1] == 0x05 && g[2] == 0xc3) {
+				found = g;
+				break;
+			}
+		}
+	}
+	fclose(maps);
+	return found;
+}
+
+/* Signal a process outside the guest (the parent of the process the guest
+ * runs in) through such a sequence: kill(ppid, 0) succeeding means the
+ * guest could signal a host process. */
+static int a_signal_gadget(char *d)
+{
+	const unsigned char *g = foreign_gadget();
+	long ppid = getppid(), r;
+	if (!g)
+		return addf(d, "no foreign syscall;ret sequence (or no /proc)"), 0;
+	r = gadget_call(g, SYS_kill, ppid, 0, 0);
+	if (r == 0 && ppid > 1 && kill((pid_t)ppid, 0) != 0)
+		return addf(d, "kill(%ld, 0) through %p succeeded where kill() is refused (%s)", ppid, (const void *)g,
+			    en(errno)), 1;
+	return addf(d, "kill(%ld, 0) through %p: %s", ppid, (const void *)g, r ? en((int)-r) : "0 (and kill() agrees)"), 0;
+}
+
 static int a_syscall_gadget(char *d)
 {
 	FILE *maps = fopen("/proc/self/maps", "r");
@@ -792,6 +837,7 @@ static const struct {
 	/* first: under the in-process tiers the attempts run in one process,
 	 * and a later one may chroot it */
 	{ "syscall_gadget", a_syscall_gadget },
+	{ "signal_gadget", a_signal_gadget },
 	{ "dotdot_abs", a_dotdot_abs },
 	{ "dotdot_rel_root", a_dotdot_rel_root },
 	{ "dotdot_rel_tmp_deep", a_dotdot_rel_tmp_deep },
