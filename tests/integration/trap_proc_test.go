@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"os/exec"
 	"strings"
@@ -155,5 +156,47 @@ func TestTrapSIGINTIgnoredAtStart(t *testing.T) {
 				t.Errorf("after SIGINT: %q, %v; want \"sigint: handled\" and exit 0", rest, err)
 			}
 		})
+	}
+}
+
+// TestSignalsSentToKbox: a signal sent to kbox reaches the guest, in every
+// tier, and kbox reports the guest's death by it as 128+N — the
+// synchronous ones too when sent by kill, without a Go crash report.
+func TestSignalsSentToKbox(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	for _, tier := range []string{"seccomp", "trap", "rewrite"} {
+		for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGSEGV, syscall.SIGABRT, syscall.SIGTERM} {
+			t.Run(tier+"/"+sig.String(), func(t *testing.T) {
+				t.Parallel()
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, kboxBin, "--syscall-mode="+tier, "-r", root, "--", "/bin/trapsig", "pause")
+				cmd.Env = baseEnv()
+				out, err := cmd.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var stderr strings.Builder
+				cmd.Stderr = &stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				r := bufio.NewReader(out)
+				if line, _ := r.ReadString('\n'); line != "pause: ready\n" {
+					t.Fatalf("first line %q", line)
+				}
+				cmd.Process.Signal(sig)
+				io.ReadAll(r)
+				err = cmd.Wait()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 128+int(sig) {
+					t.Errorf("after %v: %v, want exit status %d", sig, err, 128+int(sig))
+				}
+				if strings.Contains(stderr.String(), "goroutine ") {
+					t.Errorf("Go crash report on stderr:\n%s", stderr.String())
+				}
+			})
+		}
 	}
 }

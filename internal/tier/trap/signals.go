@@ -641,9 +641,13 @@ func init() {
 }
 
 // forwarded are the host signals kbox catches for the guest.
+// The synchronous ones (SIGABRT, SIGSEGV, ...) arrive here only when sent
+// with kill: a fault of the guest is handled by the fault path, one of
+// kbox's own is Go's to report. SIGSYS is the kick and is not caught.
 var forwarded = []os.Signal{unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP, unix.SIGALRM,
 	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGVTALRM, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
-	unix.SIGCONT, unix.SIGPIPE, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGPWR, unix.SIGIO}
+	unix.SIGCONT, unix.SIGPIPE, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGPWR, unix.SIGIO,
+	unix.SIGABRT, unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP}
 
 // catch starts catching the forwarded host signals. A signal kbox was
 // started with ignored (nohup) stays ignored, and the guest starts with it

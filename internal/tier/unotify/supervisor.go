@@ -31,7 +31,17 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 	}
 	// kbox must outlive the signals it forwards to report the guest's status.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
+	// Signals sent to kbox go on to the guest's first process. One kbox
+	// was started with ignored (nohup) stays ignored, and the guest
+	// inherits that. The synchronous ones count only when sent by kill
+	// (a fault of kbox's own is not forwarded: Go reports it).
+	for _, sg := range []os.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGABRT, syscall.SIGSEGV, syscall.SIGBUS,
+		syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP} {
+		if !signal.Ignored(sg) {
+			signal.Notify(sigs, sg)
+		}
+	}
 	defer signal.Stop(sigs)
 
 	hadTTY := foregroundTTY(os.Stdin)
