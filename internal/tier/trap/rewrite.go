@@ -59,11 +59,11 @@ type rewriter struct {
 	// origins holds, for every trampoline kbox wrote, the address its
 	// trapping syscall reports (tail+2): a trap from an arena at any other
 	// address did not come from a trampoline, and is fatal.
-	origins map[uint64]bool
+	origins originMap
 }
 
 func newRewriter() *rewriter {
-	return &rewriter{fast: fastPathAddr(), cache: newPlanCache(), origins: map[uint64]bool{}}
+	return &rewriter{fast: fastPathAddr(), cache: newPlanCache()}
 }
 
 // inArena reports whether ip lies in a trampoline arena.
@@ -264,6 +264,7 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 	}
 	done := 0
 	opened := map[*arena]bool{}
+	var origins []uint64
 	for _, p := range plan {
 		at := lo + uint64(p.start)
 		end := lo + uint64(p.sys) + 2
@@ -282,7 +283,7 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 		}
 		copy(guestBytes(tramp, len(buf)), buf)
 		copy(guestBytes(at, int(end-at)), sitePatch(at, end, tramp))
-		rw.origins[tailOf(buf, tramp)] = true
+		origins = append(origins, tailOf(buf, tramp))
 		if int(p.sys)+2 < len(code) && code[p.sys+2] == 0xc3 {
 			rw.wrappers++
 		}
@@ -292,6 +293,7 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 	for a := range opened {
 		unix.RawSyscall(unix.SYS_MPROTECT, uintptr(a.base), arenaSize, unix.PROT_READ|unix.PROT_EXEC)
 	}
+	rw.origins.add(origins)
 	rw.sites += done
 	return done, found - done
 }
@@ -425,5 +427,5 @@ func (rw *rewriter) release() {
 		unix.RawSyscall(unix.SYS_MUNMAP, uintptr(a.base), arenaSize, 0)
 	}
 	rw.arenas = nil
-	clear(rw.origins)
+	rw.origins.reset()
 }

@@ -259,3 +259,33 @@ func FuzzPlanSites(f *testing.F) {
 		}
 	})
 }
+
+func TestOriginMap(t *testing.T) {
+	var m originMap
+	defer m.reset()
+	m.add([]uint64{30, 10})
+	m.add([]uint64{20})
+	for a, want := range map[uint64]bool{10: true, 20: true, 30: true, 15: false, 0: false, 31: false} {
+		if m.contains(a) != want {
+			t.Errorf("contains(%d) = %v", a, !want)
+		}
+	}
+	// Sealed: a write to the map faults.
+	defer setPanicOnFault()()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the origin map is writable outside add")
+			}
+		}()
+		m.mem[0] = 1
+	}()
+	many := make([]uint64, 1000)
+	for i := range many {
+		many[i] = uint64(1000 + 2*i)
+	}
+	m.add(many)
+	if !m.contains(2998) || m.contains(2999) || !m.contains(20) {
+		t.Error("lookups after growing the map")
+	}
+}

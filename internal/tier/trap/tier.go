@@ -215,7 +215,7 @@ func (c *call) int(i int) int { return int(int32(uint32(c.args[i]))) }
 func (t *tier) syscall(uc *ucontext, nr int) {
 	t.trapped.Add(1)
 	t.uc = uc
-	if t.rw != nil && t.rw.inArena(uc.Gregs[regRIP]) && !t.rw.origins[uc.Gregs[regRIP]] {
+	if t.rw != nil && t.rw.inArena(uc.Gregs[regRIP]) && !t.rw.origins.contains(uc.Gregs[regRIP]) {
 		// Only a trampoline's own syscall may trap from an arena.
 		t.eng.Warnf("syscall %d from %#x, inside a trampoline arena but from no trampoline: the guest is killed", nr, uc.Gregs[regRIP])
 		t.exit(128 + int(unix.SIGSYS))
