@@ -35,22 +35,16 @@ func TestRealRootHasNoCapabilities(t *testing.T) {
 // type into the user's terminal; the filter refuses them for everyone.
 func TestTerminalInjectionDenied(t *testing.T) {
 	t.Parallel()
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		root := freshRoot(t, v.uid())
+		for _, tier := range []string{"seccomp", "trap", "rewrite"} {
+			// ioctl(0, TIOCSTI, "x"); ioctl(0, TIOCLINUX, &subcode)
+			out, errOut, code := runKbox(t, runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-r", root, "--", "/bin/sc",
+				"syscall", "16", "0", "21522", "s:x", ",", "syscall", "16", "0", "21532", "s:\x06"}})
+			want := "syscall: err EPERM\nsyscall: err EPERM\n"
+			if code != 0 || out != want {
+				t.Errorf("%s: exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", tier, code, out, want, errOut)
 			}
-			root := freshRoot(t, v.uid())
-			for _, tier := range []string{"seccomp", "trap", "rewrite"} {
-				// ioctl(0, TIOCSTI, "x"); ioctl(0, TIOCLINUX, &subcode)
-				out, errOut, code := runKbox(t, runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-r", root, "--", "/bin/sc",
-					"syscall", "16", "0", "21522", "s:x", ",", "syscall", "16", "0", "21532", "s:\x06"}})
-				want := "syscall: err EPERM\nsyscall: err EPERM\n"
-				if code != 0 || out != want {
-					t.Errorf("%s: exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", tier, code, out, want, errOut)
-				}
-			}
-		})
-	}
+		}
+	})
 }

@@ -303,43 +303,37 @@ func TestCLIVerbose(t *testing.T) {
 
 func TestCLIBindMount(t *testing.T) {
 	t.Parallel()
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
-			}
-			root := freshRoot(t, v.uid())
-			src := mkTempDir(t, "kbox-it-bind-")
-			writeFile(t, filepath.Join(src, "in.txt"), "from host\n", 0o644)
-			chownTree(t, src, v.uid())
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		root := freshRoot(t, v.uid())
+		src := mkTempDir(t, "kbox-it-bind-")
+		writeFile(t, filepath.Join(src, "in.txt"), "from host\n", 0o644)
+		chownTree(t, src, v.uid())
 
-			opts := runOpts{Unpriv: v.unpriv, Args: []string{"-r", root, "-b", src + ":/mnt/b", "--", "/bin/sh", "-c",
-				"cat /mnt/b/in.txt && echo guest > /mnt/b/out.txt && ls /mnt/b"}}
-			out, _ := checkRun(t, opts, 0)
-			if out != "from host\nin.txt\nout.txt\n" {
-				t.Errorf("%s: got %q", cmdline(opts), out)
-			}
-			if b, err := os.ReadFile(filepath.Join(src, "out.txt")); err != nil || string(b) != "guest\n" {
-				t.Errorf("%s: host %s/out.txt = %q, %v; want \"guest\\n\"", cmdline(opts), src, b, err)
-			}
-			if _, err := os.Lstat(filepath.Join(root, "mnt/b/out.txt")); err == nil {
-				t.Errorf("%s: the write landed under the root's mount point, not in the bind source", cmdline(opts))
-			}
+		opts := runOpts{Unpriv: v.unpriv, Args: []string{"-r", root, "-b", src + ":/mnt/b", "--", "/bin/sh", "-c",
+			"cat /mnt/b/in.txt && echo guest > /mnt/b/out.txt && ls /mnt/b"}}
+		out, _ := checkRun(t, opts, 0)
+		if out != "from host\nin.txt\nout.txt\n" {
+			t.Errorf("%s: got %q", cmdline(opts), out)
+		}
+		if b, err := os.ReadFile(filepath.Join(src, "out.txt")); err != nil || string(b) != "guest\n" {
+			t.Errorf("%s: host %s/out.txt = %q, %v; want \"guest\\n\"", cmdline(opts), src, b, err)
+		}
+		if _, err := os.Lstat(filepath.Join(root, "mnt/b/out.txt")); err == nil {
+			t.Errorf("%s: the write landed under the root's mount point, not in the bind source", cmdline(opts))
+		}
 
-			opts = runOpts{Unpriv: v.unpriv, Args: []string{"-r", root, "-b", src + ":/mnt/b:ro", "--", "/bin/sc",
-				"readfile", "/mnt/b/in.txt", ",", "open", "/mnt/b/new", "O_WRONLY|O_CREAT", "0644", ",",
-				"unlink", "/mnt/b/in.txt", ",", "mkdir", "/mnt/b/d"}}
-			out, _ = checkRun(t, opts, 0)
-			want := "readfile: ok from host\nopen: err EROFS\nunlink: err EROFS\nmkdir: err EROFS\n"
-			if out != want {
-				t.Errorf("%s:\ngot:\n%swant:\n%s", cmdline(opts), out, want)
-			}
-			if _, err := os.Lstat(filepath.Join(src, "new")); err == nil {
-				t.Errorf("%s: file created through a read-only bind", cmdline(opts))
-			}
-		})
-	}
+		opts = runOpts{Unpriv: v.unpriv, Args: []string{"-r", root, "-b", src + ":/mnt/b:ro", "--", "/bin/sc",
+			"readfile", "/mnt/b/in.txt", ",", "open", "/mnt/b/new", "O_WRONLY|O_CREAT", "0644", ",",
+			"unlink", "/mnt/b/in.txt", ",", "mkdir", "/mnt/b/d"}}
+		out, _ = checkRun(t, opts, 0)
+		want := "readfile: ok from host\nopen: err EROFS\nunlink: err EROFS\nmkdir: err EROFS\n"
+		if out != want {
+			t.Errorf("%s:\ngot:\n%swant:\n%s", cmdline(opts), out, want)
+		}
+		if _, err := os.Lstat(filepath.Join(src, "new")); err == nil {
+			t.Errorf("%s: file created through a read-only bind", cmdline(opts))
+		}
+	})
 }
 
 // TestTrapBuildVariants checks what the trap tier says in the builds that

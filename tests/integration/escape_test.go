@@ -92,50 +92,44 @@ func TestEscape(t *testing.T) {
 // TestEscapeDirect probes the host directory with sc.
 func TestEscapeDirect(t *testing.T) {
 	t.Parallel()
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		root := freshRoot(t, v.uid())
+		host, secret := hostSecretDir(t, v.uid())
+		rel := strings.TrimPrefix(host, "/")
+		cases := []struct {
+			mode string
+			args []string
+			want []string // matchLine syntax
+		}{
+			{"-r", []string{"open", host + "/secret.txt", "O_RDONLY", ",", "stat", host, ",", "ls", host, ",",
+				"readfile", host + "/subdir/inner.txt", ",", "unix_connect", host + "/sock", ",", "chdir", host},
+				[]string{"open: err ENOENT", "stat: err ENOENT", "ls: err ENOENT", "readfile: err ENOENT",
+					"unix_connect: err ENOENT", "chdir: err ENOENT"}},
+			{"-S", []string{"open", host + "/secret.txt", "O_RDONLY", ",", "readfile", "/proc/self/root" + host + "/secret.txt", ",",
+				"readfile", "/proc/self/cwd/../../../../" + rel + "/secret.txt", ",", "readfile", "/proc/1/root" + host + "/secret.txt"},
+				[]string{"open: err ENOENT", "readfile: err *", "readfile: err *", "readfile: err *"}},
+			{"-r", []string{"chdir", "/etc", ",", "ls", "/proc/self/cwd/..", ",", "ls", "../../../..", ",",
+				"symlink", host, "/tmp/hl-" + v.name, ",", "ls", "/tmp/hl-" + v.name, ",", "readfile", "/tmp/hl-" + v.name + "/secret.txt"},
+				[]string{"chdir: ok 0", "ls: err ENOENT", "ls: ok " + rootListing(t, root), "symlink: ok 0", "ls: err ENOENT",
+					"readfile: err ENOENT"}},
+			{"-S", []string{"chdir", "/etc", ",", "ls", "/proc/self/cwd/..", ",", "readfile", "/proc/self/cwd/hostname", ",",
+				"readlink", "/proc/self/cwd", ",", "readlink", "/proc/self/root"},
+				[]string{"chdir: ok 0", "ls: ok " + rootListing(t, root), "readfile: ok kbox-guest", "readlink: ok /etc", "readlink: ok /"}},
+		}
+		for _, c := range cases {
+			opts := runOpts{Unpriv: v.unpriv, Args: append([]string{c.mode, root, "--", "/bin/sc"}, c.args...)}
+			out, errOut, code := runKbox(t, opts)
+			if code != 0 {
+				t.Errorf("%s: exit status %d\nstderr:\n%s", cmdline(opts), code, errOut)
 			}
-			root := freshRoot(t, v.uid())
-			host, secret := hostSecretDir(t, v.uid())
-			rel := strings.TrimPrefix(host, "/")
-			cases := []struct {
-				mode string
-				args []string
-				want []string // matchLine syntax
-			}{
-				{"-r", []string{"open", host + "/secret.txt", "O_RDONLY", ",", "stat", host, ",", "ls", host, ",",
-					"readfile", host + "/subdir/inner.txt", ",", "unix_connect", host + "/sock", ",", "chdir", host},
-					[]string{"open: err ENOENT", "stat: err ENOENT", "ls: err ENOENT", "readfile: err ENOENT",
-						"unix_connect: err ENOENT", "chdir: err ENOENT"}},
-				{"-S", []string{"open", host + "/secret.txt", "O_RDONLY", ",", "readfile", "/proc/self/root" + host + "/secret.txt", ",",
-					"readfile", "/proc/self/cwd/../../../../" + rel + "/secret.txt", ",", "readfile", "/proc/1/root" + host + "/secret.txt"},
-					[]string{"open: err ENOENT", "readfile: err *", "readfile: err *", "readfile: err *"}},
-				{"-r", []string{"chdir", "/etc", ",", "ls", "/proc/self/cwd/..", ",", "ls", "../../../..", ",",
-					"symlink", host, "/tmp/hl-" + v.name, ",", "ls", "/tmp/hl-" + v.name, ",", "readfile", "/tmp/hl-" + v.name + "/secret.txt"},
-					[]string{"chdir: ok 0", "ls: err ENOENT", "ls: ok " + rootListing(t, root), "symlink: ok 0", "ls: err ENOENT",
-						"readfile: err ENOENT"}},
-				{"-S", []string{"chdir", "/etc", ",", "ls", "/proc/self/cwd/..", ",", "readfile", "/proc/self/cwd/hostname", ",",
-					"readlink", "/proc/self/cwd", ",", "readlink", "/proc/self/root"},
-					[]string{"chdir: ok 0", "ls: ok " + rootListing(t, root), "readfile: ok kbox-guest", "readlink: ok /etc", "readlink: ok /"}},
+			if diff := compareLines(c.want, lines(out)); diff != "" {
+				t.Errorf("%s\n%s", cmdline(opts), diff)
 			}
-			for _, c := range cases {
-				opts := runOpts{Unpriv: v.unpriv, Args: append([]string{c.mode, root, "--", "/bin/sc"}, c.args...)}
-				out, errOut, code := runKbox(t, opts)
-				if code != 0 {
-					t.Errorf("%s: exit status %d\nstderr:\n%s", cmdline(opts), code, errOut)
-				}
-				if diff := compareLines(c.want, lines(out)); diff != "" {
-					t.Errorf("%s\n%s", cmdline(opts), diff)
-				}
-				if strings.Contains(out, secret) {
-					t.Errorf("%s: the secret leaked:\n%s", cmdline(opts), out)
-				}
+			if strings.Contains(out, secret) {
+				t.Errorf("%s: the secret leaked:\n%s", cmdline(opts), out)
 			}
-		})
-	}
+		}
+	})
 }
 
 // rootListing is what sc ls prints for the guest's / (the -S mode creates

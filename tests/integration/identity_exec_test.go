@@ -481,46 +481,40 @@ func TestIdentityExecNativeOracle(t *testing.T) {
 // the path it was run by, /proc/self/cmdline its argv.
 func TestExecProcSelf(t *testing.T) {
 	t.Parallel()
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
-			}
-			root := freshRoot(t, v.uid())
-			cases := []struct {
-				name string
-				args []string // after -S ROOT
-				want string
-			}{
-				{"sh_readlink_exe", []string{"--", "/bin/sh", "-c", "readlink /proc/self/exe"}, "/bin/busybox\n"},
-				{"cat_comm", []string{"--", "/bin/cat", "/proc/self/comm"}, "cat\n"},
-				{"sc_exe_comm", []string{"--", "/bin/sc", "readlink", "/proc/self/exe", ",", "readfile", "/proc/self/comm"},
-					"readlink: ok /bin/sc\nreadfile: ok sc\n"},
-				{"glibc_exe_comm", []string{"--", "/bin/sc-glibc", "readlink", "/proc/self/exe", ",", "readfile", "/proc/self/comm"},
-					"readlink: ok /bin/sc-glibc\nreadfile: ok sc-glibc\n"},
-				{"relative_exec_exe", []string{"-w", "/bin", "--", "/bin/sc", "exec", "./sc", "readlink", "/proc/self/exe"},
-					"readlink: ok /bin/sc\n"},
-				{"symlinked_dir_exe", []string{"--", "/bin/sc", "exec", "/usr/bin/sc", "readlink", "/proc/self/exe"},
-					"readlink: ok /bin/sc\n"},
-				{"symlink_comm", []string{"--", "/bin/sc", "exec", "/bin/cat", "/proc/self/comm"}, "cat\n"},
-				{"argv0_kept", []string{"--", "/bin/sc", "exec", "/bin/sc", "readfile", "/proc/self/cmdline"},
-					`readfile: ok /bin/sc\x00readfile\x00/proc/self/cmdline\x00` + "\n"},
-				{"exec_proc_self_exe", []string{"--", "/bin/sc", "exec", "/proc/self/exe", "readlink", "/proc/self/exe"},
-					"readlink: ok /bin/sc\n"},
-			}
-			for _, c := range cases {
-				t.Run(c.name, func(t *testing.T) {
-					t.Parallel()
-					opts := runOpts{Unpriv: v.unpriv, Args: append([]string{"-S", root}, c.args...)}
-					out, errOut, code := runKbox(t, opts)
-					if code != 0 || out != c.want {
-						t.Errorf("%s\nexit status %d (want 0)\nstdout:\n%s\nwant stdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, c.want, errOut)
-					}
-				})
-			}
-		})
-	}
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		root := freshRoot(t, v.uid())
+		cases := []struct {
+			name string
+			args []string // after -S ROOT
+			want string
+		}{
+			{"sh_readlink_exe", []string{"--", "/bin/sh", "-c", "readlink /proc/self/exe"}, "/bin/busybox\n"},
+			{"cat_comm", []string{"--", "/bin/cat", "/proc/self/comm"}, "cat\n"},
+			{"sc_exe_comm", []string{"--", "/bin/sc", "readlink", "/proc/self/exe", ",", "readfile", "/proc/self/comm"},
+				"readlink: ok /bin/sc\nreadfile: ok sc\n"},
+			{"glibc_exe_comm", []string{"--", "/bin/sc-glibc", "readlink", "/proc/self/exe", ",", "readfile", "/proc/self/comm"},
+				"readlink: ok /bin/sc-glibc\nreadfile: ok sc-glibc\n"},
+			{"relative_exec_exe", []string{"-w", "/bin", "--", "/bin/sc", "exec", "./sc", "readlink", "/proc/self/exe"},
+				"readlink: ok /bin/sc\n"},
+			{"symlinked_dir_exe", []string{"--", "/bin/sc", "exec", "/usr/bin/sc", "readlink", "/proc/self/exe"},
+				"readlink: ok /bin/sc\n"},
+			{"symlink_comm", []string{"--", "/bin/sc", "exec", "/bin/cat", "/proc/self/comm"}, "cat\n"},
+			{"argv0_kept", []string{"--", "/bin/sc", "exec", "/bin/sc", "readfile", "/proc/self/cmdline"},
+				`readfile: ok /bin/sc\x00readfile\x00/proc/self/cmdline\x00` + "\n"},
+			{"exec_proc_self_exe", []string{"--", "/bin/sc", "exec", "/proc/self/exe", "readlink", "/proc/self/exe"},
+				"readlink: ok /bin/sc\n"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				opts := runOpts{Unpriv: v.unpriv, Args: append([]string{"-S", root}, c.args...)}
+				out, errOut, code := runKbox(t, opts)
+				if code != 0 || out != c.want {
+					t.Errorf("%s\nexit status %d (want 0)\nstdout:\n%s\nwant stdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, c.want, errOut)
+				}
+			})
+		}
+	})
 }
 
 // TestExecScriptViaShell: a "#!/bin/sh" script run by busybox sh.  Linux
@@ -530,22 +524,16 @@ func TestExecProcSelf(t *testing.T) {
 func TestExecScriptViaShell(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []string{"-r", "-S"} {
-		for _, v := range variants() {
-			t.Run(mode+"/"+v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
-				}
-				root := freshRoot(t, v.uid())
-				writeFile(t, filepath.Join(root, "var", "script.sh"), scriptText, 0o755)
-				chownTree(t, filepath.Join(root, "var", "script.sh"), v.uid())
-				opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "-w", "/var", "--", "/bin/sh", "-c", "./script.sh a; echo status $?"}}
-				out, errOut, code := runKbox(t, opts)
-				want := "script ./script.sh a\nstatus 0\n"
-				if code != 0 || out != want {
-					t.Errorf("%s\nexit status %d (want 0)\nstdout:\n%s\nwant stdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, want, errOut)
-				}
-			})
-		}
+		forEachVariant(t, mode+"/", func(t *testing.T, v variant) {
+			root := freshRoot(t, v.uid())
+			writeFile(t, filepath.Join(root, "var", "script.sh"), scriptText, 0o755)
+			chownTree(t, filepath.Join(root, "var", "script.sh"), v.uid())
+			opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "-w", "/var", "--", "/bin/sh", "-c", "./script.sh a; echo status $?"}}
+			out, errOut, code := runKbox(t, opts)
+			want := "script ./script.sh a\nstatus 0\n"
+			if code != 0 || out != want {
+				t.Errorf("%s\nexit status %d (want 0)\nstdout:\n%s\nwant stdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, want, errOut)
+			}
+		})
 	}
 }

@@ -332,3 +332,18 @@ func writeFile(t testing.TB, path, content string, mode os.FileMode) {
 }
 
 func getxattr(path, name string, buf []byte) (int, error) { return unix.Getxattr(path, name, buf) }
+
+// forEachVariant runs f as a parallel subtest for each privilege variant,
+// named prefix+variant, skipping the unprivileged one where it cannot run.
+func forEachVariant(t *testing.T, prefix string, f func(t *testing.T, v variant)) {
+	t.Helper()
+	for _, v := range variants() {
+		t.Run(prefix+v.name, func(t *testing.T) {
+			t.Parallel()
+			if v.unpriv {
+				requireUnpriv(t)
+			}
+			f(t, v)
+		})
+	}
+}

@@ -770,37 +770,31 @@ func TestPathsNativeOracle(t *testing.T) {
 // private /tmp that is fresh for every run and never lands in ROOT/tmp.
 func TestSystemRootPrivateTmp(t *testing.T) {
 	t.Parallel()
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		root := freshRoot(t, v.uid())
+		for run, c := range []struct {
+			args string
+			want []string
+		}{
+			{"getuid , open /tmp/x O_WRONLY|O_CREAT 0644 , fstat @2 , ls /tmp , statfs /proc , readfile /proc/self/comm , " +
+				"unix_bind /tmp/s.sock , stat /tmp/s.sock , stat /etc/hostname , statfs /tmp",
+				[]string{"getuid: ok 0", "open: ok *", "fstat: ok type=reg uid=0 gid=0", "ls: ok x", "statfs: ok type=0x9fa0",
+					"readfile: ok sc", "unix_bind: ok *", "stat: ok type=sock uid=0 gid=0", "stat: ok uid=0 gid=0", "statfs: ok *"}},
+			{"ls /tmp , stat /tmp", []string{"ls: ok", "stat: ok type=dir mode=1777"}},
+		} {
+			opts := runOpts{Unpriv: v.unpriv, Args: append([]string{"-S", root, "--", "/bin/sc"}, scArgs(c.args)...)}
+			out, errOut, code := runKbox(t, opts)
+			if code != 0 {
+				t.Errorf("%s: exit status %d\nstderr:\n%s", cmdline(opts), code, errOut)
 			}
-			root := freshRoot(t, v.uid())
-			for run, c := range []struct {
-				args string
-				want []string
-			}{
-				{"getuid , open /tmp/x O_WRONLY|O_CREAT 0644 , fstat @2 , ls /tmp , statfs /proc , readfile /proc/self/comm , " +
-					"unix_bind /tmp/s.sock , stat /tmp/s.sock , stat /etc/hostname , statfs /tmp",
-					[]string{"getuid: ok 0", "open: ok *", "fstat: ok type=reg uid=0 gid=0", "ls: ok x", "statfs: ok type=0x9fa0",
-						"readfile: ok sc", "unix_bind: ok *", "stat: ok type=sock uid=0 gid=0", "stat: ok uid=0 gid=0", "statfs: ok *"}},
-				{"ls /tmp , stat /tmp", []string{"ls: ok", "stat: ok type=dir mode=1777"}},
-			} {
-				opts := runOpts{Unpriv: v.unpriv, Args: append([]string{"-S", root, "--", "/bin/sc"}, scArgs(c.args)...)}
-				out, errOut, code := runKbox(t, opts)
-				if code != 0 {
-					t.Errorf("%s: exit status %d\nstderr:\n%s", cmdline(opts), code, errOut)
-				}
-				if diff := compareLines(c.want, lines(out)); diff != "" {
-					t.Errorf("run %d: %s\n%sstderr:\n%s", run+1, cmdline(opts), diff, errOut)
-				}
+			if diff := compareLines(c.want, lines(out)); diff != "" {
+				t.Errorf("run %d: %s\n%sstderr:\n%s", run+1, cmdline(opts), diff, errOut)
 			}
-			for _, p := range []string{"tmp/x", "tmp/s.sock"} {
-				if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
-					t.Errorf("%s exists in ROOT: -S /tmp writes must go to the private /tmp", p)
-				}
+		}
+		for _, p := range []string{"tmp/x", "tmp/s.sock"} {
+			if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+				t.Errorf("%s exists in ROOT: -S /tmp writes must go to the private /tmp", p)
 			}
-		})
-	}
+		}
+	})
 }

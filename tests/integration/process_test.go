@@ -33,19 +33,13 @@ var procModes = []string{"-r", "-S"}
 func forEachProcVariant(t *testing.T, f func(t *testing.T, mode string, v variant, root string)) {
 	t.Helper()
 	for _, mode := range procModes {
-		for _, v := range variants() {
-			t.Run(mode+"/"+v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
-				}
-				root := freshRoot(t, v.uid())
-				if mode == "-r" {
-					procDevNull(t, root)
-				}
-				f(t, mode, v, root)
-			})
-		}
+		forEachVariant(t, mode+"/", func(t *testing.T, v variant) {
+			root := freshRoot(t, v.uid())
+			if mode == "-r" {
+				procDevNull(t, root)
+			}
+			f(t, mode, v, root)
+		})
 	}
 }
 

@@ -100,25 +100,19 @@ func shellCases() []shellCase {
 func TestShell(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []string{"-r", "-S"} {
-		for _, v := range variants() {
-			t.Run(mode+"/"+v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
-				}
-				root := freshRoot(t, v.uid())
-				for _, c := range shellCases() {
-					t.Run(c.name, func(t *testing.T) {
-						opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", c.script}}
-						out, errOut, code := runKbox(t, opts)
-						want := c.want(root, mode == "-S", v.uid())
-						if code != 0 || out != want {
-							t.Errorf("%s\nexit status %d (want 0)\nstdout:\n%s\nwant stdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, want, errOut)
-						}
-					})
-				}
-			})
-		}
+		forEachVariant(t, mode+"/", func(t *testing.T, v variant) {
+			root := freshRoot(t, v.uid())
+			for _, c := range shellCases() {
+				t.Run(c.name, func(t *testing.T) {
+					opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", c.script}}
+					out, errOut, code := runKbox(t, opts)
+					want := c.want(root, mode == "-S", v.uid())
+					if code != 0 || out != want {
+						t.Errorf("%s\nexit status %d (want 0)\nstdout:\n%s\nwant stdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, want, errOut)
+					}
+				})
+			}
+		})
 	}
 }
 

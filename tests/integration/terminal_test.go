@@ -121,79 +121,73 @@ func TestTerminalInteractiveShell(t *testing.T) {
 	if _, err := exec.LookPath("pgrep"); err != nil {
 		t.Skip("pgrep(1) not found (procps)")
 	}
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
-			}
-			root := freshRoot(t, v.uid())
-			sockDir := mkTempDir(t, "kbox-it-tmux-")
-			chownTree(t, sockDir, v.uid())
-			s := &tmuxSession{t: t, unpriv: v.unpriv, socket: filepath.Join(sockDir, "sock"), name: "kbox-term"}
-			t.Cleanup(func() { s.tmux("kill-server") }) //nolint:errcheck
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		root := freshRoot(t, v.uid())
+		sockDir := mkTempDir(t, "kbox-it-tmux-")
+		chownTree(t, sockDir, v.uid())
+		s := &tmuxSession{t: t, unpriv: v.unpriv, socket: filepath.Join(sockDir, "sock"), name: "kbox-term"}
+		t.Cleanup(func() { s.tmux("kill-server") }) //nolint:errcheck
 
-			// The pane runs kbox directly (more than one argument: tmux
-			// execs it without a shell), with a known environment.
-			cmd := []string{"env", "-i", "PATH=/bin:/usr/bin", "HOME=/", "TERM=screen", "PS1=" + termPrompt + " ",
-				kboxBin, "-S", root, "--", "/bin/sh", "-i"}
-			if out, err := s.tmux(append([]string{"new-session", "-d", "-s", s.name, "-x", "120", "-y", "30"}, cmd...)...); err != nil {
-				t.Fatalf("tmux new-session: %v\n%s", err, out)
-			}
-			s.waitFor("the first prompt", 10*time.Second, func(p string) bool { return lastLine(p) == termPrompt })
+		// The pane runs kbox directly (more than one argument: tmux
+		// execs it without a shell), with a known environment.
+		cmd := []string{"env", "-i", "PATH=/bin:/usr/bin", "HOME=/", "TERM=screen", "PS1=" + termPrompt + " ",
+			kboxBin, "-S", root, "--", "/bin/sh", "-i"}
+		if out, err := s.tmux(append([]string{"new-session", "-d", "-s", s.name, "-x", "120", "-y", "30"}, cmd...)...); err != nil {
+			t.Fatalf("tmux new-session: %v\n%s", err, out)
+		}
+		s.waitFor("the first prompt", 10*time.Second, func(p string) bool { return lastLine(p) == termPrompt })
 
-			// A command and its output.
-			s.send("echo hello-$((6*7))", "Enter")
-			s.waitFor("hello-42 and a new prompt", 5*time.Second, func(p string) bool {
-				return hasLine(p, "hello-42") && lastLine(p) == termPrompt
-			})
-
-			// Ctrl-C interrupts the foreground command, not the shell.
-			marker := procMarker()
-			s.send("sleep "+marker, "Enter")
-			pattern := `^sleep ` + regexp.QuoteMeta(marker) + `$`
-			start := time.Now()
-			for len(hostPgrep(t, pattern)) == 0 {
-				if time.Since(start) > 5*time.Second {
-					t.Fatalf("the guest's sleep %s did not start within 5 s; pane:\n%s", marker, s.capture())
-				}
-				time.Sleep(25 * time.Millisecond)
-			}
-			prompts := countLines(s.capture(), termPrompt)
-			s.send("C-c")
-			took := s.waitFor("the prompt after Ctrl-C", 2*time.Second, func(p string) bool {
-				return lastLine(p) == termPrompt && countLines(p, termPrompt) > prompts
-			})
-			t.Logf("prompt back %v after Ctrl-C", took.Round(time.Millisecond))
-			if left := hostPgrep(t, pattern); len(left) > 0 {
-				t.Errorf("sleep %s still running after Ctrl-C (pids %v); pane:\n%s", marker, left, s.capture())
-			}
-			s.send("echo alive", "Enter")
-			s.waitFor("alive and a new prompt", 5*time.Second, func(p string) bool {
-				return hasLine(p, "alive") && lastLine(p) == termPrompt
-			})
-
-			// Ctrl-D at the prompt ends the shell, then kbox, then the
-			// session.
-			s.send("C-d")
-			start = time.Now()
-			for s.alive() {
-				if time.Since(start) > 3*time.Second {
-					t.Fatalf("the tmux session still exists 3 s after Ctrl-D; pane:\n%s", s.capture())
-				}
-				time.Sleep(25 * time.Millisecond)
-			}
-			// tmux ends the session when the pane's terminal closes, which
-			// can be a moment before kbox's exit completes: allow 2 s.
-			var left []int
-			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(25 * time.Millisecond) {
-				if left = hostPgrep(t, regexp.QuoteMeta(root)); len(left) == 0 || time.Now().After(deadline) {
-					break
-				}
-			}
-			if len(left) > 0 {
-				t.Errorf("kbox (or a guest process) still running 2 s after the session ended: pids %v", left)
-			}
+		// A command and its output.
+		s.send("echo hello-$((6*7))", "Enter")
+		s.waitFor("hello-42 and a new prompt", 5*time.Second, func(p string) bool {
+			return hasLine(p, "hello-42") && lastLine(p) == termPrompt
 		})
-	}
+
+		// Ctrl-C interrupts the foreground command, not the shell.
+		marker := procMarker()
+		s.send("sleep "+marker, "Enter")
+		pattern := `^sleep ` + regexp.QuoteMeta(marker) + `$`
+		start := time.Now()
+		for len(hostPgrep(t, pattern)) == 0 {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("the guest's sleep %s did not start within 5 s; pane:\n%s", marker, s.capture())
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		prompts := countLines(s.capture(), termPrompt)
+		s.send("C-c")
+		took := s.waitFor("the prompt after Ctrl-C", 2*time.Second, func(p string) bool {
+			return lastLine(p) == termPrompt && countLines(p, termPrompt) > prompts
+		})
+		t.Logf("prompt back %v after Ctrl-C", took.Round(time.Millisecond))
+		if left := hostPgrep(t, pattern); len(left) > 0 {
+			t.Errorf("sleep %s still running after Ctrl-C (pids %v); pane:\n%s", marker, left, s.capture())
+		}
+		s.send("echo alive", "Enter")
+		s.waitFor("alive and a new prompt", 5*time.Second, func(p string) bool {
+			return hasLine(p, "alive") && lastLine(p) == termPrompt
+		})
+
+		// Ctrl-D at the prompt ends the shell, then kbox, then the
+		// session.
+		s.send("C-d")
+		start = time.Now()
+		for s.alive() {
+			if time.Since(start) > 3*time.Second {
+				t.Fatalf("the tmux session still exists 3 s after Ctrl-D; pane:\n%s", s.capture())
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		// tmux ends the session when the pane's terminal closes, which
+		// can be a moment before kbox's exit completes: allow 2 s.
+		var left []int
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(25 * time.Millisecond) {
+			if left = hostPgrep(t, regexp.QuoteMeta(root)); len(left) == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(left) > 0 {
+			t.Errorf("kbox (or a guest process) still running 2 s after the session ended: pids %v", left)
+		}
+	})
 }

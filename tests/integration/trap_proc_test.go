@@ -19,29 +19,23 @@ func TestTrapProcSelfFD(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
 	for _, tier := range inProcessTiers {
-		for _, v := range variants() {
-			t.Run(tier+"/"+v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
-				}
-				// dup2 is syscall 33 on x86-64; sc's ls holds its directory
-				// descriptor (the lowest free number) while listing.
-				opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-R", root, "--", "/bin/sc",
-					"open", "/etc/hostname", "O_RDONLY", ",", "syscall", "33", "3", "7", ",", "ls", "/proc/self/fd", ",",
-					"readlink", "/proc/self/fd/7", ",", "readfile", "/proc/self/fd/7", ",", "close", "3", ",",
-					"ls", "/proc/self/fd", ",", "readlink", "/proc/self/fd/9"}}
-				out, errOut, code := runKbox(t, opts)
-				want := []string{"open: ok 3", "syscall: ok 7", "ls: ok 0,1,2,3,4,7", "readlink: ok /etc/hostname",
-					"readfile: ok kbox-guest", "close: ok 0", "ls: ok 0,1,2,3,7", "readlink: err ENOENT"}
-				if code != 0 {
-					t.Errorf("%s: exit %d\nstderr:\n%s", cmdline(opts), code, errOut)
-				}
-				if diff := compareLines(want, lines(out)); diff != "" {
-					t.Errorf("%s\n%s", cmdline(opts), diff)
-				}
-			})
-		}
+		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
+			// dup2 is syscall 33 on x86-64; sc's ls holds its directory
+			// descriptor (the lowest free number) while listing.
+			opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-R", root, "--", "/bin/sc",
+				"open", "/etc/hostname", "O_RDONLY", ",", "syscall", "33", "3", "7", ",", "ls", "/proc/self/fd", ",",
+				"readlink", "/proc/self/fd/7", ",", "readfile", "/proc/self/fd/7", ",", "close", "3", ",",
+				"ls", "/proc/self/fd", ",", "readlink", "/proc/self/fd/9"}}
+			out, errOut, code := runKbox(t, opts)
+			want := []string{"open: ok 3", "syscall: ok 7", "ls: ok 0,1,2,3,4,7", "readlink: ok /etc/hostname",
+				"readfile: ok kbox-guest", "close: ok 0", "ls: ok 0,1,2,3,7", "readlink: err ENOENT"}
+			if code != 0 {
+				t.Errorf("%s: exit %d\nstderr:\n%s", cmdline(opts), code, errOut)
+			}
+			if diff := compareLines(want, lines(out)); diff != "" {
+				t.Errorf("%s\n%s", cmdline(opts), diff)
+			}
+		})
 	}
 }
 

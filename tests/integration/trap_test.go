@@ -37,15 +37,9 @@ func eachTrapRun(t *testing.T, f func(t *testing.T, tier, prog string, v variant
 	t.Helper()
 	for _, tier := range inProcessTiers {
 		for _, prog := range trapProgs {
-			for _, v := range variants() {
-				t.Run(tier+"/"+strings.TrimPrefix(prog, "/bin/")+"/"+v.name, func(t *testing.T) {
-					t.Parallel()
-					if v.unpriv {
-						requireUnpriv(t)
-					}
-					f(t, tier, prog, v)
-				})
-			}
+			forEachVariant(t, tier+"/"+strings.TrimPrefix(prog, "/bin/")+"/", func(t *testing.T, v variant) {
+				f(t, tier, prog, v)
+			})
 		}
 	}
 }
@@ -324,26 +318,20 @@ func TestTrapRefusesFork(t *testing.T) {
 	})
 	t.Run("pipeline", func(t *testing.T) {
 		t.Parallel()
-		for _, v := range variants() {
-			t.Run(v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
+		forEachVariant(t, "", func(t *testing.T, v variant) {
+			opts := runOpts{Args: trapArgs("trap", "-r", root, "/bin/sh", "-c", "echo a | cat"), Unpriv: v.unpriv}
+			out, errOut, code := runKbox(t, opts)
+			if code == 0 {
+				t.Errorf("%s: exit status 0, want nonzero\nstdout:\n%s\nstderr:\n%s", cmdline(opts), out, errOut)
+			}
+			if !strings.Contains(errOut, hint) {
+				t.Errorf("%s: stderr does not mention %s:\n%s", cmdline(opts), hint, errOut)
+			}
+			for _, bad := range []string{"goroutine ", "panic:"} {
+				if strings.Contains(errOut, bad) {
+					t.Errorf("%s: stderr mentions %q:\n%s", cmdline(opts), bad, errOut)
 				}
-				opts := runOpts{Args: trapArgs("trap", "-r", root, "/bin/sh", "-c", "echo a | cat"), Unpriv: v.unpriv}
-				out, errOut, code := runKbox(t, opts)
-				if code == 0 {
-					t.Errorf("%s: exit status 0, want nonzero\nstdout:\n%s\nstderr:\n%s", cmdline(opts), out, errOut)
-				}
-				if !strings.Contains(errOut, hint) {
-					t.Errorf("%s: stderr does not mention %s:\n%s", cmdline(opts), hint, errOut)
-				}
-				for _, bad := range []string{"goroutine ", "panic:"} {
-					if strings.Contains(errOut, bad) {
-						t.Errorf("%s: stderr mentions %q:\n%s", cmdline(opts), bad, errOut)
-					}
-				}
-			})
-		}
+			}
+		})
 	})
 }
