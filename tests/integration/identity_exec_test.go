@@ -383,50 +383,29 @@ func execSetup(t testing.TB, e *caseEnv) {
 }
 
 // TestIdentity runs the set*id table under -0 / --change-id, as the
-// invoking user and unprivileged.
+// invoking user and unprivileged, in every tier.
 func TestIdentity(t *testing.T) {
 	t.Parallel()
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
-			}
-			runTable(t, identityCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, kboxRunner("/bin/sc", v.unpriv))
-		})
-		for _, tier := range inProcessTiers {
-			t.Run(tier+"/"+v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
-				}
-				runTable(t, identityCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(tier, "/bin/sc", v.unpriv))
-			})
-		}
-	}
+	runTableEveryTier(t, "/bin/sc", identityCases)
 }
 
 // TestExec runs the exec and inotify table under -r, as the invoking user
-// and unprivileged.
+// and unprivileged, in every tier.
 func TestExec(t *testing.T) {
 	t.Parallel()
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			t.Parallel()
-			if v.unpriv {
-				requireUnpriv(t)
-			}
-			runTable(t, execCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, kboxRunner("/bin/sc", v.unpriv))
+	runTableEveryTier(t, "/bin/sc", execCases)
+}
+
+// runTableEveryTier runs a table with sc under the seccomp tier (subtests
+// named after the variant) and each in-process tier (tier/variant).
+func runTableEveryTier(t *testing.T, sc string, cases func() []scCase) {
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		runTable(t, cases(), v.uid(), v.gid(), isRoot() && !v.unpriv, kboxRunner(sc, v.unpriv))
+	})
+	for _, tier := range inProcessTiers {
+		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
+			runTable(t, cases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(tier, sc, v.unpriv))
 		})
-		for _, tier := range inProcessTiers {
-			t.Run(tier+"/"+v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
-				}
-				runTable(t, execCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(tier, "/bin/sc", v.unpriv))
-			})
-		}
 	}
 }
 
