@@ -3,14 +3,12 @@
 package trap
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -343,30 +341,18 @@ func readHostAuxv() (hostAuxv, error) {
 // hostCode lists kbox's executable mappings: every syscall issued from
 // them is kbox's own.
 func hostCode() ([]seccomp.Range, error) {
-	f, err := os.Open("/proc/self/maps")
+	maps, err := readMaps()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []seccomp.Range
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 || !strings.Contains(fields[1], "x") {
-			continue
-		}
-		lohi := strings.SplitN(fields[0], "-", 2)
-		lo, err1 := strconv.ParseUint(lohi[0], 16, 64)
-		hi, err2 := strconv.ParseUint(lohi[1], 16, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		if len(fields) >= 6 && fields[5] == "[vsyscall]" {
+	for _, m := range maps {
+		if !strings.Contains(m.perms, "x") || m.path == "[vsyscall]" {
 			continue // the legacy vsyscall page is the guest's too
 		}
-		out = append(out, seccomp.Range{Lo: lo, Hi: hi})
+		out = append(out, seccomp.Range{Lo: m.lo, Hi: m.hi})
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // filters returns the filter the guest thread installs: calls from

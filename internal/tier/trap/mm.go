@@ -3,7 +3,6 @@
 package trap
 
 import (
-	"bufio"
 	"os"
 	"sort"
 	"strconv"
@@ -101,26 +100,13 @@ func hostMapped(parts []span) bool {
 	if len(parts) == 0 {
 		return false
 	}
-	f, err := os.Open("/proc/self/maps")
+	maps, err := readMaps()
 	if err != nil {
 		return true
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		dash := strings.IndexByte(line, '-')
-		sp := strings.IndexByte(line, ' ')
-		if dash < 0 || sp < dash {
-			continue
-		}
-		lo, err1 := strconv.ParseUint(line[:dash], 16, 64)
-		hi, err2 := strconv.ParseUint(line[dash+1:sp], 16, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
+	for _, m := range maps {
 		for _, p := range parts {
-			if lo < p.hi && hi > p.lo {
+			if m.lo < p.hi && m.hi > p.lo {
 				return true
 			}
 		}
@@ -236,40 +222,22 @@ func sysMprotect(t *tier, c *call) int64 {
 // mapping is found in /proc/self/maps. Without the plan cache: the code may
 // already be partly patched.
 func (t *tier) patchProtected(lo, hi uint64, prot int) {
-	f, err := os.Open("/proc/self/maps")
+	maps, err := readMaps()
 	if err != nil {
 		return
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || !strings.HasPrefix(fields[5], "/") {
+	for _, m := range maps {
+		if !strings.HasPrefix(m.path, "/") || m.hi <= lo || m.lo >= hi {
 			continue
 		}
-		mlo, mhi, ok := parseRange(fields[0])
-		off, err := strconv.ParseUint(fields[2], 16, 64)
-		if !ok || err != nil || mhi <= lo || mlo >= hi {
-			continue
-		}
-		file, err := os.Open(strings.Join(fields[5:], " "))
+		file, err := os.Open(m.path)
 		if err != nil {
 			continue
 		}
-		a, b := max(mlo, lo), min(mhi, hi)
-		t.rw.patchMappingNoCache(t, int(file.Fd()), off+(a-mlo), a, b, prot, fields[5])
+		a, b := max(m.lo, lo), min(m.hi, hi)
+		t.rw.patchMappingNoCache(t, int(file.Fd()), m.off+(a-m.lo), a, b, prot, m.path)
 		file.Close()
 	}
-}
-
-func parseRange(s string) (uint64, uint64, bool) {
-	lohi := strings.SplitN(s, "-", 2)
-	if len(lohi) != 2 {
-		return 0, 0, false
-	}
-	lo, err1 := strconv.ParseUint(lohi[0], 16, 64)
-	hi, err2 := strconv.ParseUint(lohi[1], 16, 64)
-	return lo, hi, err1 == nil && err2 == nil
 }
 
 func sysMremap(t *tier, c *call) int64 {
