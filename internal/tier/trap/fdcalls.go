@@ -23,12 +23,12 @@ func init() {
 	own(sysDup3, "dup3")
 	own(sysFcntl, "fcntl")
 	own(sysIoctl, "ioctl")
-	own(sysPipe, "pipe", "pipe2")
+	ownNamed(sysPipe, "pipe", "pipe2")
 	own(sysSocketpair, "socketpair")
-	own(sysPoll, "poll", "ppoll")
-	own(sysSelect, "select", "pselect6")
+	ownNamed(sysPoll, "poll", "ppoll")
+	ownNamed(sysSelect, "select", "pselect6")
 	own(sysRecvmsg, "recvmsg")
-	own(sysNoSignalfd, "signalfd", "signalfd4", "recvmmsg")
+	own(notInProcess, "signalfd", "signalfd4", "recvmmsg")
 }
 
 func result(v int, err error) int64 {
@@ -142,9 +142,13 @@ func (t *tier) installPair(h [2]int, cloexec bool, addr uint64) int64 {
 	return 0
 }
 
-func sysPipe(t *tier, c *call) int64 {
+func sysPipe(name string) rule {
+	return func(t *tier, c *call) int64 { return pipe(t, c, name == "pipe2") }
+}
+
+func pipe(t *tier, c *call, withFlags bool) int64 {
 	flags := 0
-	if t.name(c.nr) == "pipe2" {
+	if withFlags {
 		flags = c.int(1)
 	}
 	if flags&^(unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_DIRECT|abi.ONotificationPipe) != 0 {
@@ -169,7 +173,11 @@ func sysSocketpair(t *tier, c *call) int64 {
 // sysPoll translates the pollfd array into a host copy, polls, and writes
 // the revents back. A guest number that is not open gets POLLNVAL, as the
 // kernel reports it.
-func sysPoll(t *tier, c *call) int64 {
+func sysPoll(name string) rule {
+	return func(t *tier, c *call) int64 { return poll(t, c, name == "ppoll") }
+}
+
+func poll(t *tier, c *call, ppoll bool) int64 {
 	nfds := c.args[1]
 	if nfds > uint64(t.fds.Limit()) || nfds > 1<<20 {
 		return -int64(unix.EINVAL)
@@ -196,7 +204,7 @@ func sysPoll(t *tier, c *call) int64 {
 	}
 	a := c.args
 	a[0] = addrOf(host)
-	if t.name(c.nr) == "ppoll" {
+	if ppoll {
 		// The guest's temporary signal mask is virtual; the host call
 		// keeps the thread's own.
 		a[3], a[4] = 0, 0
@@ -232,7 +240,11 @@ var zeroTimespec [16]byte
 
 // sysSelect rebuilds the three fd_sets over host numbers and maps the
 // result back.
-func sysSelect(t *tier, c *call) int64 {
+func sysSelect(name string) rule {
+	return func(t *tier, c *call) int64 { return selectFDs(t, c, name == "pselect6") }
+}
+
+func selectFDs(t *tier, c *call, pselect bool) int64 {
 	n := c.int(0)
 	if n < 0 || n > t.fds.Limit() {
 		return -int64(unix.EINVAL)
@@ -290,7 +302,7 @@ func sysSelect(t *tier, c *call) int64 {
 			binary.LittleEndian.PutUint64(bufs[s][8*w:], v)
 		}
 	}
-	if t.name(c.nr) == "pselect6" {
+	if pselect {
 		a[5] = 0 // the guest's signal mask is virtual
 	}
 	r := t.blocking(c, a)
@@ -380,9 +392,4 @@ func sysRecvmsg(t *tier, c *call) int64 {
 		(memory{}).Write(caddr, ctl)
 	}
 	return r
-}
-
-func sysNoSignalfd(t *tier, c *call) int64 {
-	t.warnOnce(t.name(c.nr), "%s: not supported by the trap tier; ENOSYS (use --syscall-mode=seccomp)", t.name(c.nr))
-	return -int64(unix.ENOSYS)
 }

@@ -159,8 +159,10 @@ const dynProgramHint = 0x10000000000 >> 4 // 64 GiB
 // mapImage maps im from f as the kernel's ELF loader would and returns
 // its layout. For ET_DYN, hint is a preferred base (0: any).
 func (t *tier) mapImage(f *os.File, im *loader.Image, hint uint64, what string) (loader.Layout, error) {
+	// The layout at base 0: an ET_DYN image's extent, an ET_EXEC's final
+	// addresses.
 	extent, err := im.Layout(0)
-	if err != nil && im.Type == elf.ET_DYN {
+	if err != nil {
 		return loader.Layout{}, &loadError{err.Error()}
 	}
 	var base uint64
@@ -183,12 +185,8 @@ func (t *tier) mapImage(f *os.File, im *loader.Image, hint uint64, what string) 
 			unix.RawSyscall(unix.SYS_MUNMAP, uintptr(end), uintptr(rend-end), 0)
 		}
 	case elf.ET_EXEC:
-		l, err := im.Layout(0)
-		if err != nil {
-			return loader.Layout{}, &loadError{err.Error()}
-		}
-		if _, err := mmapFixedNoReplace(l.Start, l.End-l.Start, unix.PROT_NONE); err != nil {
-			return loader.Layout{}, &loadError{fmt.Sprintf("%s must be loaded at %#x-%#x, which kbox itself occupies (a non-PIE kbox build? build kbox with -buildmode=pie)", what, l.Start, l.End)}
+		if _, err := mmapFixedNoReplace(extent.Start, extent.End-extent.Start, unix.PROT_NONE); err != nil {
+			return loader.Layout{}, &loadError{fmt.Sprintf("%s must be loaded at %#x-%#x, which kbox itself occupies (a non-PIE kbox build? build kbox with -buildmode=pie)", what, extent.Start, extent.End)}
 		}
 	}
 	l, err := im.Layout(base)

@@ -5,6 +5,7 @@ package trap
 import (
 	"encoding/binary"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -21,11 +22,13 @@ func init() {
 	own(sysArchPrctl, "arch_prctl")
 	own(sysPrctl, "prctl")
 	own(sysSetTidAddress, "set_tid_address")
-	own(sysRobustList, "set_robust_list", "get_robust_list")
+	own(sysSetRobustList, "set_robust_list")
+	own(sysGetRobustList, "get_robust_list")
 	own(sysNoRseq, "rseq")
 	own(sysGetpid, "getpid", "gettid")
-	own(sysRlimit, "setrlimit", "prlimit64")
-	own(sysExecve, "execve", "execveat")
+	own(sysSetrlimit, "setrlimit")
+	own(sysPrlimit, "prlimit64")
+	ownNamed(sysExecve, "execve", "execveat")
 }
 
 func sysExit(t *tier, c *call) int64 {
@@ -87,18 +90,8 @@ func sysPrctl(t *tier, c *call) int64 {
 		unix.PR_CAP_AMBIENT, unix.PR_GET_TIMING, unix.PR_MCE_KILL_GET:
 		return rawSyscall(c.nr, c.args)
 	}
-	t.verboseOnce("prctl:"+itoa(c.int(0)), "pid %d: prctl(%d) refused (EINVAL): not available in the trap tier", t.pid, c.int(0))
+	t.verboseOnce("prctl:"+strconv.Itoa(c.int(0)), "pid %d: prctl(%d) refused (EINVAL): not available in the trap tier", t.pid, c.int(0))
 	return -int64(unix.EINVAL)
-}
-
-func itoa(v int) string {
-	if v < 0 {
-		return "-" + itoa(-v)
-	}
-	if v < 10 {
-		return string(rune('0' + v))
-	}
-	return itoa(v/10) + string(rune('0'+v%10))
 }
 
 // The guest is one thread: its thread id is its process id. The kernel's
@@ -115,14 +108,15 @@ func sysSetTidAddress(t *tier, c *call) int64 {
 	return int64(t.pid)
 }
 
-func sysRobustList(t *tier, c *call) int64 {
-	if t.name(c.nr) == "set_robust_list" {
-		if c.args[1] != 24 {
-			return -int64(unix.EINVAL)
-		}
-		guestThread.robustHead, guestThread.robustLen = c.args[0], c.args[1]
-		return 0
+func sysSetRobustList(t *tier, c *call) int64 {
+	if c.args[1] != 24 {
+		return -int64(unix.EINVAL)
 	}
+	guestThread.robustHead, guestThread.robustLen = c.args[0], c.args[1]
+	return 0
+}
+
+func sysGetRobustList(t *tier, c *call) int64 {
 	if c.int(0) != 0 && c.int(0) != t.pid {
 		return -int64(unix.ESRCH)
 	}
@@ -145,25 +139,24 @@ func sysNoRseq(t *tier, c *call) int64 { return -int64(unix.ENOSYS) }
 
 func sysGetpid(t *tier, c *call) int64 { return int64(t.pid) }
 
-// sysRlimit runs setrlimit/prlimit64 on kbox's process (the guest's) and
-// keeps the descriptor table's limit in step with RLIMIT_NOFILE.
-func sysRlimit(t *tier, c *call) int64 {
-	resource := c.int(0)
-	if t.name(c.nr) == "prlimit64" {
-		if pid := c.int(0); pid != 0 && pid != t.pid {
-			return t.viaEngine(c)
-		}
-		a := c.args
-		a[0] = 0
-		r := rawSyscall(c.nr, a)
-		resource = c.int(1)
-		if r == 0 && c.args[2] != 0 && resource == unix.RLIMIT_NOFILE {
-			t.syncFDLimit()
-		}
-		return r
-	}
+// sysSetrlimit and sysPrlimit run on kbox's process (the guest's) and keep
+// the descriptor table's limit in step with RLIMIT_NOFILE.
+func sysSetrlimit(t *tier, c *call) int64 {
 	r := rawSyscall(c.nr, c.args)
-	if r == 0 && resource == unix.RLIMIT_NOFILE {
+	if r == 0 && c.int(0) == unix.RLIMIT_NOFILE {
+		t.syncFDLimit()
+	}
+	return r
+}
+
+func sysPrlimit(t *tier, c *call) int64 {
+	if pid := c.int(0); pid != 0 && pid != t.pid {
+		return t.viaEngine(c)
+	}
+	a := c.args
+	a[0] = 0
+	r := rawSyscall(c.nr, a)
+	if r == 0 && c.args[2] != 0 && c.int(1) == unix.RLIMIT_NOFILE {
 		t.syncFDLimit()
 	}
 	return r
@@ -179,9 +172,13 @@ func (t *tier) syncFDLimit() {
 // validated first (a failure returns to the caller), then the old guest's
 // memory is unmapped, close-on-exec descriptors are closed, handled
 // signals are reset, and the thread resumes at the new entry point.
-func sysExecve(t *tier, c *call) int64 {
+func sysExecve(name string) rule {
+	return func(t *tier, c *call) int64 { return execve(t, c, name == "execveat") }
+}
+
+func execve(t *tier, c *call, at bool) int64 {
 	dirfd, pathArg, argvArg, envpArg, flags := unix.AT_FDCWD, 0, 1, 2, 0
-	if t.name(c.nr) == "execveat" {
+	if at {
 		dirfd, pathArg, argvArg, envpArg, flags = c.int(0), 1, 2, 3, c.int(4)
 	}
 	req := t.request(c)
@@ -205,7 +202,7 @@ func sysExecve(t *tier, c *call) int64 {
 	}
 	if path == "" && flags&unix.AT_EMPTY_PATH != 0 {
 		// fexecve: the kernel names the program /dev/fd/N.
-		path = "/dev/fd/" + itoa(dirfd)
+		path = "/dev/fd/" + strconv.Itoa(dirfd)
 		flags |= emptyPathFD
 	}
 	p, err := t.prepare(req, dirfd, path, flags, argv)
@@ -306,8 +303,8 @@ func (t *tier) setComm(path string) {
 	if len(name) > 15 {
 		name = name[:15]
 	}
-	os.WriteFile("/proc/"+itoa(t.pid)+"/comm", []byte(name), 0)
+	os.WriteFile("/proc/"+strconv.Itoa(t.pid)+"/comm", []byte(name), 0)
 	if t.tid != 0 {
-		os.WriteFile("/proc/"+itoa(t.pid)+"/task/"+itoa(t.tid)+"/comm", []byte(name), 0)
+		os.WriteFile("/proc/"+strconv.Itoa(t.pid)+"/task/"+strconv.Itoa(t.tid)+"/comm", []byte(name), 0)
 	}
 }

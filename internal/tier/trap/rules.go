@@ -133,8 +133,7 @@ func (t *tier) policyRule(nr int) rule {
 	spec, native := nativeSpecs[nr]
 	runAllowed := func(t *tier, c *call) int64 {
 		if !native {
-			t.warnOnce(t.name(c.nr), "%s: not supported by the trap tier; ENOSYS (use --syscall-mode=seccomp)", t.name(c.nr))
-			return -int64(unix.ENOSYS)
+			return notInProcess(t, c)
 		}
 		return t.runNative(c, spec)
 	}
@@ -182,6 +181,13 @@ func guarded(pol *policy.Resolved, nr int, r rule) rule {
 func denyRule(t *tier, c *call) int64 {
 	t.verboseOnce("deny:"+t.name(c.nr), "pid %d: %s denied (EPERM): in the dangerous set", t.pid, t.name(c.nr))
 	return -int64(unix.EPERM)
+}
+
+// notInProcess answers a call the in-process tiers do not serve: ENOSYS,
+// counted by a warning naming the tier that does.
+func notInProcess(t *tier, c *call) int64 {
+	t.warnOnce(t.name(c.nr), "%s: not supported by the trap tier; ENOSYS (use --syscall-mode=seccomp)", t.name(c.nr))
+	return -int64(unix.ENOSYS)
 }
 
 func unsupportedRule(t *tier, c *call) int64 {
@@ -272,6 +278,14 @@ var ownRules = map[string]rule{}
 func own(r rule, names ...string) {
 	for _, n := range names {
 		ownRules[n] = r
+	}
+}
+
+// ownNamed registers, for each name, the rule f makes for it: rules that
+// serve several calls learn which one once, not on every call.
+func ownNamed(f func(name string) rule, names ...string) {
+	for _, n := range names {
+		ownRules[n] = f(n)
 	}
 }
 

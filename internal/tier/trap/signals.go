@@ -86,15 +86,23 @@ func (s *signalState) raise(sig int, info []byte) {
 		return // standard signals do not queue
 	}
 	s.pending |= sigBit(sig)
-	s.info[sig] = [128]byte{}
-	if info != nil {
-		copy(s.info[sig][:], info)
-	} else {
-		binary.LittleEndian.PutUint32(s.info[sig][0:], uint32(sig))
-		binary.LittleEndian.PutUint32(s.info[sig][8:], uint32(0)) // SI_USER
-		binary.LittleEndian.PutUint32(s.info[sig][16:], uint32(os.Getpid()))
-		binary.LittleEndian.PutUint32(s.info[sig][20:], uint32(os.Getuid()))
+	if info == nil {
+		info = senderInfo(sig, siUser)
 	}
+	s.info[sig] = [128]byte{}
+	copy(s.info[sig][:], info)
+}
+
+// senderInfo is the siginfo of a signal the guest sent itself: si_code,
+// si_pid and si_uid as the kernel fills them for kill (SI_USER) or
+// tkill/tgkill (SI_TKILL).
+func senderInfo(sig int, code int32) []byte {
+	info := make([]byte, 128)
+	binary.LittleEndian.PutUint32(info[0:], uint32(sig))
+	binary.LittleEndian.PutUint32(info[8:], uint32(code))
+	binary.LittleEndian.PutUint32(info[16:], uint32(os.Getpid()))
+	binary.LittleEndian.PutUint32(info[20:], uint32(os.Getuid()))
+	return info
 }
 
 // deliverable reports whether a pending signal is not blocked.
@@ -570,9 +578,12 @@ func sysRtSigtimedwait(t *tier, c *call) int64 {
 // sysKill serves kill, tkill, tgkill and the sigqueue calls: a signal to
 // the guest itself is queued here; anything else goes to the engine, which
 // confines it to guest processes (there are no others in this tier).
-func sysKill(t *tier, c *call) int64 {
+func sysKill(name string) rule {
+	return func(t *tier, c *call) int64 { return kill(t, c, name) }
+}
+
+func kill(t *tier, c *call, name string) int64 {
 	var target, sig int
-	name := t.name(c.nr)
 	switch name {
 	case "kill", "tkill", "rt_sigqueueinfo":
 		target, sig = c.int(0), c.int(1)
@@ -615,18 +626,18 @@ func sysKill(t *tier, c *call) int64 {
 		}
 	}
 	if info == nil && name != "kill" {
-		info = make([]byte, 128)
-		binary.LittleEndian.PutUint32(info[0:], uint32(sig))
-		binary.LittleEndian.PutUint32(info[8:], uint32(int32(siTkill)))
-		binary.LittleEndian.PutUint32(info[16:], uint32(t.pid))
-		binary.LittleEndian.PutUint32(info[20:], uint32(os.Getuid()))
+		info = senderInfo(sig, siTkill)
 	}
 	t.sig.raise(sig, info)
 	return 0
 }
 
-// siTkill is SI_TKILL, the si_code of a tkill/tgkill.
-var siTkill int32 = -6
+// si_code values of signals sent by kill (SI_USER) and tkill/tgkill
+// (SI_TKILL).
+const (
+	siUser  int32 = 0
+	siTkill int32 = -6
+)
 
 func init() {
 	own(sysRtSigaction, "rt_sigaction")
@@ -637,7 +648,7 @@ func init() {
 	own(sysRtSigtimedwait, "rt_sigtimedwait")
 	own(sysSigaltstack, "sigaltstack")
 	own(sysPause, "pause")
-	own(sysKill, "kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
+	ownNamed(sysKill, "kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
 }
 
 // forwarded are the host signals kbox catches for the guest.
