@@ -21,6 +21,7 @@ import (
 	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/forkscan"
 	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/landlock"
 	"github.com/kbox-go/kbox/internal/policy"
 	"github.com/kbox-go/kbox/internal/seccomp"
 	"github.com/kbox-go/kbox/internal/tier/trap"
@@ -191,7 +192,7 @@ func run(args []string) (int, error) {
 			// With Landlock the kernel itself refuses to execute anything
 			// outside the guest's mounts, which makes the exec path rewrite
 			// safe even when another guest thread could race it.
-			ExecBackstop: unotify.LandlockABI() > 0,
+			ExecBackstop: landlock.ABI() > 0,
 		})
 	}
 
@@ -234,7 +235,7 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return exitInternal, fmt.Errorf("compiling the seccomp filter: %w", err)
 	}
-	landlock := unotify.LandlockABI()
+	llABI := landlock.ABI()
 	var execRoots []string
 	for _, m := range ns.Mounts() {
 		execRoots = append(execRoots, m.Host)
@@ -246,14 +247,14 @@ func run(args []string) (int, error) {
 	defer eng.Close()
 	eng.Verbosef("tier: seccomp (%s)", why)
 	eng.Verbosef("seccomp filter: %d instructions", len(prog))
-	if landlock > 0 {
-		eng.Verbosef("landlock ABI %d: exec confined to the guest's mounts (backstop)", landlock)
+	if llABI > 0 {
+		eng.Verbosef("landlock ABI %d: exec confined to the guest's mounts (backstop)", llABI)
 	} else {
 		eng.Verbosef("landlock unavailable: execve from multi-threaded processes is refused")
 	}
 	env := append(os.Environ(), "KBOX_SYSCALL_MODE=seccomp")
 	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: guestPath, Argv: argv, Env: env, ExecDir: execDir, KeepCaps: o.keepCaps,
-		Landlock: landlock, ExecRoots: execRoots})
+		Landlock: llABI, ExecRoots: execRoots})
 	if err != nil {
 		return exitInternal, err
 	}

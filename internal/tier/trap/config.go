@@ -19,7 +19,7 @@ type Config struct {
 	// deferred cleanups do not run: the exit comes from the guest thread).
 	AtExit func()
 	// Mounts are the host directories of the guest's mounts: the guest
-	// thread restricts itself to them with Landlock (landlock_unsafe.go).
+	// thread restricts itself to them with Landlock (landlock.go).
 	Mounts []Rule
 	// Rewrite patches the guest's syscall sites (the rewrite tier); without
 	// it every guest syscall traps (the trap tier).

@@ -37,7 +37,7 @@ type Launch struct {
 	KeepCaps bool
 	// Landlock is the kernel's Landlock ABI (0: none); ExecRoots are the
 	// host directories of the guest's mounts, beneath which the kernel may
-	// execute files (see landlock_unsafe.go).
+	// execute files (see landlock.go).
 	Landlock  int
 	ExecRoots []string
 }
