@@ -37,7 +37,7 @@ func TestTerminalInjectionDenied(t *testing.T) {
 	t.Parallel()
 	forEachVariant(t, "", func(t *testing.T, v variant) {
 		root := freshRoot(t, v.uid())
-		for _, tier := range []string{"seccomp", "trap", "rewrite"} {
+		for _, tier := range allTiers {
 			// ioctl(0, TIOCSTI, "x"); ioctl(0, TIOCLINUX, &subcode)
 			out, errOut, code := runKbox(t, runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-r", root, "--", "/bin/sc",
 				"syscall", "16", "0", "21522", "s:x", ",", "syscall", "16", "0", "21532", "s:\x06"}})

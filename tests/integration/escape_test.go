@@ -53,40 +53,26 @@ func TestEscape(t *testing.T) {
 	// Under the trap tier fork fails, so escape runs every attempt in its
 	// own process, one after the other; its threaded races report
 	// "pthread_create failed" (threads are refused).
-	for _, tier := range []string{"seccomp", "trap", "rewrite"} {
-		for _, mode := range []string{"-r", "-S"} {
-			for _, v := range variants() {
-				name := mode + "/" + v.name
-				if tier != "seccomp" {
-					name = tier + "/" + name
-				}
-				t.Run(name, func(t *testing.T) {
-					t.Parallel()
-					if v.unpriv {
-						requireUnpriv(t)
-					}
-					root := freshRoot(t, v.uid())
-					host, secret := hostSecretDir(t, v.uid())
-					opts := runOpts{Unpriv: v.unpriv, Tout: 120 * time.Second,
-						Args: []string{"--syscall-mode=" + tier, mode, root, "--", "/bin/escape", host, secret}}
-					out, errOut, code := runKbox(t, opts)
-					var escaped []string
-					for _, l := range lines(out) {
-						if strings.Contains(l, "ESCAPED") {
-							escaped = append(escaped, l)
-						}
-					}
-					if code != 0 || len(escaped) > 0 || !strings.Contains(out, "summary: 0 escaped") {
-						t.Errorf("%s\nexit status %d (want 0), escapes:\n%s\n\nfull stdout:\n%s\nstderr:\n%s",
-							cmdline(opts), code, strings.Join(escaped, "\n"), out, errOut)
-					}
-					if strings.Contains(errOut, secret) {
-						t.Errorf("%s: the secret appeared on stderr:\n%s", cmdline(opts), errOut)
-					}
-				})
+	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
+		root := freshRoot(t, v.uid())
+		host, secret := hostSecretDir(t, v.uid())
+		opts := runOpts{Unpriv: v.unpriv, Tout: 120 * time.Second,
+			Args: []string{"--syscall-mode=" + tier, mode, root, "--", "/bin/escape", host, secret}}
+		out, errOut, code := runKbox(t, opts)
+		var escaped []string
+		for _, l := range lines(out) {
+			if strings.Contains(l, "ESCAPED") {
+				escaped = append(escaped, l)
 			}
 		}
-	}
+		if code != 0 || len(escaped) > 0 || !strings.Contains(out, "summary: 0 escaped") {
+			t.Errorf("%s\nexit status %d (want 0), escapes:\n%s\n\nfull stdout:\n%s\nstderr:\n%s",
+				cmdline(opts), code, strings.Join(escaped, "\n"), out, errOut)
+		}
+		if strings.Contains(errOut, secret) {
+			t.Errorf("%s: the secret appeared on stderr:\n%s", cmdline(opts), errOut)
+		}
+	})
 }
 
 // TestEscapeDirect probes the host directory with sc.

@@ -347,3 +347,23 @@ func forEachVariant(t *testing.T, prefix string, f func(t *testing.T, v variant)
 		})
 	}
 }
+
+// allTiers are every interception tier, the seccomp tier first.
+var allTiers = append([]string{"seccomp"}, inProcessTiers...)
+
+// forEachTierModeVariant runs f as a parallel subtest for every tier, root
+// flag (-r, -S) and privilege variant, named [tier/]mode/variant: the
+// seccomp tier's subtests keep the names they had before the in-process
+// tiers existed.
+func forEachTierModeVariant(t *testing.T, f func(t *testing.T, tier, mode string, v variant)) {
+	t.Helper()
+	for _, tier := range allTiers {
+		prefix := ""
+		if tier != "seccomp" {
+			prefix = tier + "/"
+		}
+		for _, mode := range []string{"-r", "-S"} {
+			forEachVariant(t, prefix+mode+"/", func(t *testing.T, v variant) { f(t, tier, mode, v) })
+		}
+	}
+}

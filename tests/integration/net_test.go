@@ -165,75 +165,61 @@ func checkSocketPlacement(t *testing.T, root, mode, g string) {
 // unprivileged, and checks where the socket files landed.
 func TestNetSockets(t *testing.T) {
 	t.Parallel()
-	for _, tier := range []string{"seccomp", "trap", "rewrite"} {
-		for _, mode := range []string{"-r", "-S"} {
-			for _, v := range variants() {
-				name := mode + "/" + v.name
-				if tier != "seccomp" {
-					name = tier + "/" + name
+	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
+		root := freshRoot(t, v.uid())
+		tok := randomHex(t, 4)
+		for _, c := range netCases(tok) {
+			t.Run(c.name, func(t *testing.T) {
+				if c.limitation != "" {
+					t.Skip("kbox limitation: " + c.limitation)
 				}
-				t.Run(name, func(t *testing.T) {
-					t.Parallel()
-					if v.unpriv {
-						requireUnpriv(t)
+				if tier != "seccomp" && c.forks {
+					t.Skip("socktest forks a peer: the trap tier runs single-process programs")
+				}
+				t.Parallel()
+				opts := runOpts{Unpriv: v.unpriv, Args: append([]string{mode, root, "--"}, netGuestArgv(&c)...)}
+				if tier != "seccomp" {
+					// socktest in-process; the lstat checks in a second
+					// (seccomp) run, which needs no shell.
+					opts.Args = append([]string{"--syscall-mode=" + tier, mode, root, "--", "/bin/socktest"}, c.args...)
+				}
+				out, errOut, code := runKbox(t, opts)
+				// Under -S /tmp is private to one run: the socket
+				// files are gone once the trap run ends.
+				postCheck := tier == "seccomp" || mode == "-r"
+				if tier != "seccomp" && mode == "-r" && len(c.socks) > 0 {
+					var ops []string
+					for i, s := range c.socks {
+						if i > 0 {
+							ops = append(ops, ",")
+						}
+						ops = append(ops, "lstat", s)
 					}
-					root := freshRoot(t, v.uid())
-					tok := randomHex(t, 4)
-					for _, c := range netCases(tok) {
-						t.Run(c.name, func(t *testing.T) {
-							if c.limitation != "" {
-								t.Skip("kbox limitation: " + c.limitation)
-							}
-							if tier != "seccomp" && c.forks {
-								t.Skip("socktest forks a peer: the trap tier runs single-process programs")
-							}
-							t.Parallel()
-							opts := runOpts{Unpriv: v.unpriv, Args: append([]string{mode, root, "--"}, netGuestArgv(&c)...)}
-							if tier != "seccomp" {
-								// socktest in-process; the lstat checks in a second
-								// (seccomp) run, which needs no shell.
-								opts.Args = append([]string{"--syscall-mode=" + tier, mode, root, "--", "/bin/socktest"}, c.args...)
-							}
-							out, errOut, code := runKbox(t, opts)
-							// Under -S /tmp is private to one run: the socket
-							// files are gone once the trap run ends.
-							postCheck := tier == "seccomp" || mode == "-r"
-							if tier != "seccomp" && mode == "-r" && len(c.socks) > 0 {
-								var ops []string
-								for i, s := range c.socks {
-									if i > 0 {
-										ops = append(ops, ",")
-									}
-									ops = append(ops, "lstat", s)
-								}
-								aopts := runOpts{Unpriv: v.unpriv, Args: append([]string{mode, root, "--", "/bin/sc"}, ops...)}
-								aout, aerr, acode := runKbox(t, aopts)
-								out, errOut = out+aout, errOut+aerr
-								if acode != 0 {
-									code = acode
-								}
-							}
-							want := append([]string(nil), c.want...)
-							for range c.socks {
-								if postCheck {
-									want = append(want, sockWant)
-								}
-							}
-							if code != 0 {
-								t.Errorf("%s\nexit status %d, want 0\nstderr:\n%s", cmdline(opts), code, errOut)
-							}
-							if diff := compareLines(want, lines(out)); diff != "" {
-								t.Errorf("%s\noutput mismatch:\n%sstderr:\n%s", cmdline(opts), diff, errOut)
-							}
-							for _, s := range c.socks {
-								checkSocketPlacement(t, root, mode, s)
-							}
-						})
+					aopts := runOpts{Unpriv: v.unpriv, Args: append([]string{mode, root, "--", "/bin/sc"}, ops...)}
+					aout, aerr, acode := runKbox(t, aopts)
+					out, errOut = out+aout, errOut+aerr
+					if acode != 0 {
+						code = acode
 					}
-				})
-			}
+				}
+				want := append([]string(nil), c.want...)
+				for range c.socks {
+					if postCheck {
+						want = append(want, sockWant)
+					}
+				}
+				if code != 0 {
+					t.Errorf("%s\nexit status %d, want 0\nstderr:\n%s", cmdline(opts), code, errOut)
+				}
+				if diff := compareLines(want, lines(out)); diff != "" {
+					t.Errorf("%s\noutput mismatch:\n%sstderr:\n%s", cmdline(opts), diff, errOut)
+				}
+				for _, s := range c.socks {
+					checkSocketPlacement(t, root, mode, s)
+				}
+			})
 		}
-	}
+	})
 }
 
 // TestNetConfinement checks that a guest cannot reach a host AF_UNIX socket

@@ -695,28 +695,14 @@ func trapRunner(tier, scPath string, unpriv bool) scRunner {
 }
 
 // TestPaths runs the syscall table under kbox with the static musl sc and
-// the dynamic glibc sc, as the invoking user and unprivileged.
+// the dynamic glibc sc, as the invoking user and unprivileged, in every tier.
 func TestPaths(t *testing.T) {
 	t.Parallel()
 	for _, sc := range []string{"/bin/sc", "/bin/sc-glibc"} {
-		for _, v := range variants() {
-			t.Run(filepath.Base(sc)+"/"+v.name, func(t *testing.T) {
-				t.Parallel()
-				if v.unpriv {
-					requireUnpriv(t)
-				}
-				runTable(t, pathCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, kboxRunner(sc, v.unpriv))
-			})
-			for _, tier := range inProcessTiers {
-				t.Run(filepath.Base(sc)+"/"+tier+"/"+v.name, func(t *testing.T) {
-					t.Parallel()
-					if v.unpriv {
-						requireUnpriv(t)
-					}
-					runTable(t, pathCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(tier, sc, v.unpriv))
-				})
-			}
-		}
+		t.Run(filepath.Base(sc), func(t *testing.T) {
+			t.Parallel()
+			runTableEveryTier(t, sc, pathCases)
+		})
 	}
 }
 

@@ -159,7 +159,7 @@ func TestTrapSIGINTIgnoredAtStart(t *testing.T) {
 func TestSignalsSentToKbox(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
-	for _, tier := range []string{"seccomp", "trap", "rewrite"} {
+	for _, tier := range allTiers {
 		for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGSEGV, syscall.SIGABRT, syscall.SIGTERM} {
 			t.Run(tier+"/"+sig.String(), func(t *testing.T) {
 				t.Parallel()

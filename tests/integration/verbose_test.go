@@ -10,7 +10,7 @@ import (
 // denied call gets a -v line.
 func TestUnsupportedCallsAreCounted(t *testing.T) {
 	t.Parallel()
-	for _, tier := range []string{"seccomp", "trap", "rewrite"} {
+	for _, tier := range allTiers {
 		t.Run(tier, func(t *testing.T) { testUnsupportedCallsAreCounted(t, tier) })
 	}
 }
