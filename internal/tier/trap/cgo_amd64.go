@@ -103,7 +103,13 @@ func guestFS() uint64 { return uint64(C.kbox_gs.guest_fs) }
 // armFaultStack makes a fault in kbox code during this trap safe to take
 // (see kbox_arm_fault_stack); the memory accessor calls it before touching
 // guest memory.
-func armFaultStack() { C.kbox_arm_fault_stack() }
+func armFaultStack() {
+	// Every guest-memory access calls this; after the first in a trap it
+	// is a plain load, not a cgo call.
+	if C.kbox_fault_stack_armed == 0 {
+		C.kbox_arm_fault_stack()
+	}
+}
 
 // The rewrite tier's view of the C fast path (fastpath_amd64.c).
 

@@ -143,13 +143,13 @@ long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4,
 // the alternate stack. A is disarmed by then (SS_AUTODISARM), which is what
 // allows the change, and the trap's sigreturn restores A.
 static stack_t fault_stack;
-static volatile int fault_stack_armed;
+volatile int kbox_fault_stack_armed; // read by Go too: no cgo call once armed
 
 void kbox_arm_fault_stack(void) {
-	if (fault_stack_armed || fault_stack.ss_size == 0)
+	if (kbox_fault_stack_armed || fault_stack.ss_size == 0)
 		return;
 	raw6(SYS_sigaltstack, (long)&fault_stack, 0, 0, 0, 0, 0);
-	fault_stack_armed = 1;
+	kbox_fault_stack_armed = 1;
 }
 
 static void on_sigsys(int sig, siginfo_t *si, void *ucv) {
@@ -170,7 +170,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv) {
 	kbox_gs.guest_fs = get_fs();
 	set_fs(kbox_gs.host_fs);
 	kbox_gs.in_guest = 0;
-	fault_stack_armed = 0;
+	kbox_fault_stack_armed = 0;
 	int kick = si->si_code != SYS_SECCOMP;
 	kboxTrap(ucv, kick ? 0 : si->si_syscall, kick);
 	kbox_gs.in_guest = 1;
@@ -189,7 +189,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
 	kbox_gs.guest_fs = get_fs();
 	set_fs(kbox_gs.host_fs);
 	kbox_gs.in_guest = 0;
-	fault_stack_armed = 0;
+	kbox_fault_stack_armed = 0;
 	kboxFault(ucv, sig, si);
 	kbox_gs.in_guest = 1;
 	set_fs(kbox_gs.guest_fs);

@@ -40,6 +40,7 @@ void kbox_enter(uint64_t entry, uint64_t sp, uint64_t fs);
 long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 int kbox_guest_tid(void);
 void kbox_arm_fault_stack(void);
+extern volatile int kbox_fault_stack_armed;
 
 extern int32_t kbox_fdmap[KBOX_FDMAP_SIZE];
 extern int32_t kbox_fast_pid, kbox_fast_fstat;
