@@ -22,10 +22,13 @@ import (
 	"github.com/kbox-go/kbox/internal/forkscan"
 	"github.com/kbox-go/kbox/internal/identity"
 	"github.com/kbox-go/kbox/internal/landlock"
+	"github.com/kbox-go/kbox/internal/launch"
 	"github.com/kbox-go/kbox/internal/policy"
+	"github.com/kbox-go/kbox/internal/sandbox"
 	"github.com/kbox-go/kbox/internal/seccomp"
 	"github.com/kbox-go/kbox/internal/tier/trap"
 	"github.com/kbox-go/kbox/internal/tier/unotify"
+	"github.com/kbox-go/kbox/internal/tmpdirs"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -52,7 +55,18 @@ func fail(code int, format string, args ...any) error {
 	return &exitError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == sandbox.Marker {
+		// The confined child names the process after the guest's program
+		// from its main thread (internal/tier/trap, setComm).
+		runtime.LockOSThread()
+	}
+}
+
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == sandbox.Marker {
+		os.Exit(launch.InProcessChild())
+	}
 	if len(os.Args) > 1 && os.Args[1] == unotify.InitArg {
 		unotify.ChildMain()
 		return
@@ -137,6 +151,12 @@ func run(args []string) (int, error) {
 		return exitUsage, fmt.Errorf("--syscall-mode must be auto, seccomp, trap or rewrite, not %q", o.mode)
 	}
 
+	// What earlier runs killed before their cleanup left behind.
+	for _, p := range tmpdirs.CleanStale() {
+		if o.verbose {
+			fmt.Fprintf(os.Stderr, "kbox: removed %s, left behind by a kbox that did not end normally\n", p)
+		}
+	}
 	idCfg, err := identityFrom(&o)
 	if err != nil {
 		return exitUsage, err
@@ -177,6 +197,32 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return exitInternal, err
 	}
+	verbosef := func(format string, args ...any) {
+		if o.verbose {
+			fmt.Fprintf(os.Stderr, "kbox: "+format+"\n", args...)
+		}
+	}
+	if tierName == "trap" || tierName == "rewrite" {
+		gaps := launch.InProcessGaps(ns)
+		if o.mode == "auto" && len(gaps) > 0 {
+			tierName, why = "seccomp", "auto: the kernel cannot confine an in-process guest here: "+gaps[0]
+		} else {
+			for _, g := range gaps {
+				fmt.Fprintf(os.Stderr, "kbox: warning: --syscall-mode=%s: not enforced by the kernel: %s\n", tierName, g)
+			}
+			verbosef("tier: %s (%s)", tierName, why)
+			env := append(os.Environ(), "KBOX_SYSCALL_MODE="+tierName)
+			code, started, err := launch.RunInProcess(launch.InProcess{Tier: tierName, Identity: idCfg, WorkDir: workDir,
+				Path: guestPath, Argv: argv, Env: env, Verbose: o.verbose, KeepCaps: o.keepCaps}, ns, pol, verbosef)
+			if started || o.mode != "auto" {
+				return code, err
+			}
+			// The in-process tier could not start the guest: the next tier.
+			verbosef("tier %s failed to start (%v): falling back to seccomp", tierName, err)
+			tierName, why = "seccomp", "auto: fallback"
+		}
+	}
+
 	if pf := os.Getenv("KBOX_CPUPROFILE"); pf != "" {
 		// Profiling hook for docs/benchmarks.md; not a user feature.
 		if f, err := os.Create(pf); err == nil {
@@ -184,53 +230,12 @@ func run(args []string) (int, error) {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	newEngine := func(execDir string) (*dispatch.Engine, error) {
-		return dispatch.New(dispatch.Config{
-			Arch: arch, NS: ns, Identity: idCfg, Policy: pol, InitialCwd: workDir,
-			ExecDir: execDir, Verbose: o.verbose, RootID: idCfg.Virtual && idCfg.UID == 0,
-			GuestCaps: os.Geteuid() == 0 && o.keepCaps,
-			// With Landlock the kernel itself refuses to execute anything
-			// outside the guest's mounts, which makes the exec path rewrite
-			// safe even when another guest thread could race it.
-			ExecBackstop: landlock.ABI() > 0,
-		})
-	}
-
-	if tierName == "trap" || tierName == "rewrite" {
-		eng, err := newEngine("")
-		if err != nil {
-			return exitInternal, err
-		}
-		eng.Verbosef("tier: %s (%s)", tierName, why)
-		// The guest's exit ends the process from the guest thread: what
-		// must happen at exit is passed in.
-		atExit := func() {
-			pprof.StopCPUProfile()
-			if cleanup != nil {
-				cleanup()
-			}
-		}
-		env := append(os.Environ(), "KBOX_SYSCALL_MODE="+tierName)
-		var mounts []trap.Rule
-		for _, m := range ns.Mounts() {
-			mounts = append(mounts, trap.Rule{Host: m.Host, ReadOnly: m.ReadOnly})
-		}
-		code, err := trap.Run(trap.Config{Engine: eng, Policy: pol, Path: guestPath, Argv: argv, Env: env,
-			AtExit: atExit, Rewrite: tierName == "rewrite", Mounts: mounts})
-		if o.mode != "auto" {
-			return code, err
-		}
-		// The in-process tier could not start the guest: the next tier.
-		eng.Verbosef("tier %s failed to start (%v): falling back to seccomp", tierName, err)
-		eng.Close()
-		tierName, why = "seccomp", "auto: fallback"
-	}
-
-	execDir, err := os.MkdirTemp("", "kbox-exec-")
+	execTmp, err := tmpdirs.Make("exec", 0o700)
 	if err != nil {
 		return exitInternal, fmt.Errorf("creating the exec directory: %w", err)
 	}
-	defer os.RemoveAll(execDir)
+	defer execTmp.Remove()
+	execDir := execTmp.Path
 	prog, err := seccomp.Compile(pol.Program())
 	if err != nil {
 		return exitInternal, fmt.Errorf("compiling the seccomp filter: %w", err)
@@ -240,7 +245,7 @@ func run(args []string) (int, error) {
 	for _, m := range ns.Mounts() {
 		execRoots = append(execRoots, m.Host)
 	}
-	eng, err := newEngine(execDir)
+	eng, err := dispatch.New(launch.EngineConfig(ns, pol, idCfg, workDir, execDir, o.verbose, o.keepCaps))
 	if err != nil {
 		return exitInternal, err
 	}
@@ -368,17 +373,16 @@ func buildNamespace(o *options) (*vfs.Namespace, func(), error) {
 					return nil, nil, fail(exitSetup, "mounting host %s: %v", m.host, err)
 				}
 			}
-			tmp, err := os.MkdirTemp("", "kbox-tmp-")
-			if err == nil {
-				err = unix.Chmod(tmp, 0o1777)
-			}
+			tmp, err := tmpdirs.Make("tmp", 0o1777)
 			if err != nil {
 				ns.Close()
 				return nil, nil, fail(exitSetup, "creating the private /tmp: %v", err)
 			}
+			prev := cleanup
+			cleanup = func() { prev(); tmp.Remove() }
 			unix.Mkdir(path.Join(root, "tmp"), 0o1777)
-			if err := ns.Add("/tmp", tmp, false, vfs.KindTmp); err != nil {
-				os.RemoveAll(tmp)
+			if err := ns.Add("/tmp", tmp.Path, false, vfs.KindTmp); err != nil {
+				tmp.Remove()
 				ns.Close()
 				return nil, nil, fail(exitSetup, "mounting the private /tmp: %v", err)
 			}

@@ -12,9 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ScopeSignal is LANDLOCK_SCOPE_SIGNAL (ABI 6): signals reach only
-// processes of the restricted domain.
-const ScopeSignal = 0x2
+// Landlock scopes (ABI 6).
+const (
+	// ScopeAbstractUnixSocket is LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET:
+	// abstract AF_UNIX sockets reach only listeners of the domain.
+	ScopeAbstractUnixSocket = 0x1
+	// ScopeSignal is LANDLOCK_SCOPE_SIGNAL: signals reach only processes
+	// of the restricted domain.
+	ScopeSignal = 0x2
+)
 
 // ABI returns the kernel's Landlock ABI version, 0 when Landlock is
 // unavailable.

@@ -22,15 +22,25 @@ const offIP = 8
 // The filter has no state a guest could change: unlike Syscall User
 // Dispatch's selector byte, it cannot be switched off by a store to memory.
 func IPTrap(auditArch uint32, hostCode []Range) ([]unix.SockFilter, error) {
-	return IPTrapThen(auditArch, hostCode, nil, 0)
+	return IPTrapThen(auditArch, hostCode, nil, FastPath{})
+}
+
+// FastPath is the rewrite tier's fast path as the filter sees it: the
+// instruction pointer its syscall reports, and the only syscall numbers it
+// may issue from there (descriptor-local calls it has already translated).
+// Any other number at that address is treated like any call from kbox's
+// code; the guest can jump there with a number of its choosing.
+type FastPath struct {
+	IP  uint64
+	Nrs []int
 }
 
 // IPTrapThen is IPTrap where a syscall from kbox's code continues into
 // then (a complete filter, e.g. the backstop) instead of being allowed:
-// one filter, so every syscall runs one BPF program, not two. A nonzero
-// fastIP (the rewrite tier's fast path: an instruction pointer whose calls
-// are known to be descriptor-local) is allowed before anything else.
-func IPTrapThen(auditArch uint32, hostCode []Range, then []unix.SockFilter, fastIP uint64) ([]unix.SockFilter, error) {
+// one filter, so every syscall runs one BPF program, not two. The fast
+// path's own calls (fast.IP with one of fast.Nrs) are allowed right after
+// the architecture checks, before the address ranges.
+func IPTrapThen(auditArch uint32, hostCode []Range, then []unix.SockFilter, fast FastPath) ([]unix.SockFilter, error) {
 	rs := splitRanges(hostCode)
 	if len(rs) == 0 {
 		return nil, fmt.Errorf("seccomp: IPTrap needs at least one host code range")
@@ -38,17 +48,6 @@ func IPTrapThen(auditArch uint32, hostCode []Range, then []unix.SockFilter, fast
 	a := &assembler{}
 	kill, trap, allow := a.newLabel(), a.newLabel(), a.newLabel()
 	archOK := a.newLabel()
-	if fastIP != 0 {
-		notFast, loFast, fastOK := a.newLabel(), a.newLabel(), a.newLabel()
-		a.loadWord(offIP)
-		a.jump(unix.BPF_JEQ, uint32(fastIP), loFast, notFast)
-		a.bind(loFast)
-		a.loadWord(offIP + 4)
-		a.jump(unix.BPF_JEQ, uint32(fastIP>>32), fastOK, notFast)
-		a.bind(fastOK)
-		a.ret(Action{Kind: ActAllow}.Ret())
-		a.bind(notFast)
-	}
 	a.loadWord(offArch)
 	a.jump(unix.BPF_JEQ, auditArch, archOK, kill)
 	a.bind(archOK)
@@ -57,6 +56,27 @@ func IPTrapThen(auditArch uint32, hostCode []Range, then []unix.SockFilter, fast
 		a.loadWord(offNr)
 		a.jump(unix.BPF_JGE, x32SyscallBit, kill, nrOK)
 		a.bind(nrOK)
+	}
+	if fast.IP != 0 && len(fast.Nrs) > 0 {
+		notFast, loFast, fastIP := a.newLabel(), a.newLabel(), a.newLabel()
+		a.loadWord(offIP)
+		a.jump(unix.BPF_JEQ, uint32(fast.IP), loFast, notFast)
+		a.bind(loFast)
+		a.loadWord(offIP + 4)
+		a.jump(unix.BPF_JEQ, uint32(fast.IP>>32), fastIP, notFast)
+		a.bind(fastIP)
+		a.loadWord(offNr)
+		for i, nr := range fast.Nrs {
+			next := notFast
+			if i+1 < len(fast.Nrs) {
+				next = a.newLabel()
+			}
+			a.jump(unix.BPF_JEQ, uint32(nr), allow, next)
+			if i+1 < len(fast.Nrs) {
+				a.bind(next)
+			}
+		}
+		a.bind(notFast)
 	}
 	// M[0] = high word of the instruction pointer.
 	a.loadWord(offIP + 4)
@@ -134,4 +154,30 @@ func splitRanges(in []Range) []Range {
 		}
 	}
 	return out
+}
+
+// SelfPID and SelfNegPID stand, in a compiled filter, for the pid of the
+// process that installs it and its negation (its process group, for
+// kill): the filter is compiled before that process exists, and
+// PatchSelfPID (or the in-process constructor, internal/sandbox) replaces
+// them. Both lie above PID_MAX_LIMIT (2^22), so no real pid compares equal.
+const (
+	SelfPID    = 0x7ffbf00d
+	SelfNegPID = 0x7ffbf00e
+)
+
+// PatchSelfPID replaces the SelfPID and SelfNegPID constants of prog's
+// comparisons with pid and -pid.
+func PatchSelfPID(prog []unix.SockFilter, pid int) {
+	for i := range prog {
+		if prog[i].Code != unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K {
+			continue
+		}
+		switch prog[i].K {
+		case SelfPID:
+			prog[i].K = uint32(pid)
+		case SelfNegPID:
+			prog[i].K = uint32(-pid)
+		}
+	}
 }

@@ -72,7 +72,7 @@ func TestIPTrapThen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := IPTrapThen(auditArchX86_64, host, then, 0x555555554abc)
+	prog, err := IPTrapThen(auditArchX86_64, host, then, FastPath{IP: 0x555555554abc, Nrs: []int{0, 1, 5}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +86,11 @@ func TestIPTrapThen(t *testing.T) {
 		{101, 0x400000, Action{Kind: ActTrap}.Ret()}, // the guest's: trapped
 		{0, 0x7ffff7c00010, Action{Kind: ActAllow}.Ret()},
 		{0, 0x7ffff7d80000, Action{Kind: ActTrap}.Ret()},
-		{101, 0x555555554abc, Action{Kind: ActAllow}.Ret()}, // the fast path's ip: first
-		{101, 0x455555554abc, Action{Kind: ActTrap}.Ret()},  // same low word only
+		{5, 0x555555554abc, Action{Kind: ActAllow}.Ret()}, // the fast path's own call
+		{1, 0x555555554abc, Action{Kind: ActAllow}.Ret()},
+		{5, 0x455555554abc, Action{Kind: ActTrap}.Ret()}, // same low word only
+		// Another number at the fast path's ip is any kbox call: the backstop.
+		{101, 0x555555554abc, Action{Kind: ActErrno, Errno: 1}.Ret()},
 		{101, 0x555555554abd, Action{Kind: ActErrno, Errno: 1}.Ret()},
 	} {
 		got, err := Simulate(prog, Data{Nr: c.nr, Arch: auditArchX86_64, IP: c.ip})

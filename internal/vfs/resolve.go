@@ -131,6 +131,10 @@ type walker struct {
 	stack    []frame
 	links    int
 	cacheGen uint64
+	// magicHost is the host name, in the procfs directory on top of the
+	// stack, of the magic link procLink last read: /proc/<pid>/fd/N of an
+	// in-process guest names kbox's descriptor, not N.
+	magicHost string
 }
 
 func (w *walker) top() *frame { return &w.stack[len(w.stack)-1] }
@@ -502,7 +506,11 @@ func (w *walker) finishMagic(dir frame, name string) (*Lookup, error) {
 	if w.flags&(NoMagicLinks|NoSymlinks) != 0 {
 		return nil, unix.ELOOP
 	}
-	return &Lookup{Parent: dir.h.acquire(), Name: name, Mount: dir.m, Path: joinPath(dir.path, name), Magic: true}, nil
+	host := name
+	if w.magicHost != "" {
+		host = w.magicHost
+	}
+	return &Lookup{Parent: dir.h.acquire(), Name: host, Mount: dir.m, Path: joinPath(dir.path, name), Magic: true}, nil
 }
 
 // finishDir returns the directory on top of the stack as the result.
@@ -566,6 +574,7 @@ func (w *walker) followText(text string, pending *[]string) error {
 // component is a link the resolver handles itself; text is the guest path
 // it points to ("" for a non-path object such as a pipe).
 func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, err error) {
+	w.magicHost = ""
 	rel := strings.TrimPrefix(joinPath(dir.path, name), dir.m.Guest)
 	parts := splitPath(rel)
 	switch {
@@ -633,6 +642,7 @@ func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, er
 			return "", "", false, unix.ENOENT
 		}
 		name = strconv.Itoa(h)
+		w.magicHost = name
 	}
 	buf := make([]byte, PathMax)
 	n, err := unix.Readlinkat(dir.h.fd, name, buf)

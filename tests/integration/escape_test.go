@@ -72,6 +72,11 @@ func TestEscape(t *testing.T) {
 		if strings.Contains(errOut, secret) {
 			t.Errorf("%s: the secret appeared on stderr:\n%s", cmdline(opts), errOut)
 		}
+		// hijack_kbox_threads makes code injected into kbox's threads
+		// create this file if any thread of the process can reach the host.
+		if _, err := os.Lstat(filepath.Join(host, "PWNED")); err == nil {
+			t.Errorf("%s: a thread of kbox's process created %s/PWNED: in-process confinement broken", cmdline(opts), host)
+		}
 	})
 }
 

@@ -57,6 +57,9 @@ func kboxFault(uc unsafe.Pointer, sig C.int, si unsafe.Pointer) {
 //
 //export kboxStarted
 func kboxStarted() {
+	if en := int(C.kbox_gs.start_err); en == 0 && current.onStart != nil {
+		current.onStart()
+	}
 	current.started <- int(C.kbox_gs.start_err)
 }
 

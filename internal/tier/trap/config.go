@@ -18,16 +18,14 @@ type Config struct {
 	// AtExit runs just before the guest's exit ends the process (kbox's
 	// deferred cleanups do not run: the exit comes from the guest thread).
 	AtExit func()
-	// Mounts are the host directories of the guest's mounts: the guest
-	// thread restricts itself to them with Landlock (landlock.go).
-	Mounts []Rule
+	// OnStart runs once the guest thread runs guest code (the caller tells
+	// its supervisor that the start succeeded).
+	OnStart func()
+	// PlanCacheReadOnly: the rewrite tier reads patch plans kbox's
+	// supervisor stored but never writes any (a guest that controls this
+	// process could plant plans that corrupt later runs).
+	PlanCacheReadOnly bool
 	// Rewrite patches the guest's syscall sites (the rewrite tier); without
 	// it every guest syscall traps (the trap tier).
 	Rewrite bool
-}
-
-// Rule is one host directory the guest thread may reach.
-type Rule struct {
-	Host     string
-	ReadOnly bool
 }

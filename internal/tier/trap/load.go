@@ -366,11 +366,18 @@ func (t *tier) filters() ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading kbox's mappings: %w", err)
 	}
-	var fastIP uint64
+	var fast seccomp.FastPath
 	if t.rw != nil {
-		fastIP = fastSyscallIP()
+		fast.IP = fastSyscallIP()
+		for _, name := range fastPathCalls {
+			nr, ok := t.eng.Arch().Nr(name)
+			if !ok {
+				return nil, fmt.Errorf("fast path call %s: not a syscall of this architecture", name)
+			}
+			fast.Nrs = append(fast.Nrs, nr)
+		}
 	}
-	prog, err := seccomp.IPTrapThen(t.eng.Arch().AuditArch, code, back, fastIP)
+	prog, err := seccomp.IPTrapThen(t.eng.Arch().AuditArch, code, back, fast)
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/kbox-go/kbox/internal/abi"
 )
 
 // The guest shares kbox's address space. It may change only memory it
@@ -139,8 +137,6 @@ func init() {
 	own(sysMremap, "mremap")
 	own(sysMadvise, "madvise", "mseal") // process_madvise: denied by the policy table
 	own(sysBrk, "brk")
-	own(sysShmat, "shmat")
-	own(sysShmdt, "shmdt")
 	own(sysNoShadowStack, "map_shadow_stack")
 }
 
@@ -322,44 +318,4 @@ func mmapFixedNoReplace(addr, length uint64, prot int) (uint64, error) {
 		return 0, unix.EEXIST
 	}
 	return addr, nil
-}
-
-// shmSegs remembers the size of each attached SysV segment for shmdt.
-var shmSegs = map[uint64]uint64{}
-
-func sysShmat(t *tier, c *call) int64 {
-	addr, flg := c.args[1], c.args[2]
-	var ds unix.SysvShmDesc
-	if _, err := unix.SysvShmCtl(c.int(0), unix.IPC_STAT, &ds); err != nil {
-		return errno(err)
-	}
-	size := pageUp(uint64(ds.Segsz))
-	if addr != 0 {
-		if addr+size < addr || !t.mayReplace(addr&^(pageSize-1), (addr&^(pageSize-1))+size) {
-			return t.refuseMemory(c, addr, addr+size, unix.EINVAL)
-		}
-	}
-	if flg&abi.ShmExec != 0 && flg&unix.SHM_RDONLY == 0 {
-		return wxRefused(t, c)
-	}
-	r := rawSyscall(c.nr, c.args)
-	if r >= 0 || r < -4095 {
-		t.vm.add(uint64(r), uint64(r)+size)
-		shmSegs[uint64(r)] = size
-	}
-	return r
-}
-
-func sysShmdt(t *tier, c *call) int64 {
-	addr := c.args[0]
-	size, ok := shmSegs[addr]
-	if !ok {
-		return -int64(unix.EINVAL)
-	}
-	r := rawSyscall(c.nr, c.args)
-	if r == 0 {
-		delete(shmSegs, addr)
-		t.vm.remove(addr, addr+size)
-	}
-	return r
 }

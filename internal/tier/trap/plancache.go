@@ -21,13 +21,31 @@ import (
 // under the user's cache directory ($XDG_CACHE_HOME or ~/.cache), never
 // inside the guest; without one (or when it does not exist yet) nothing is
 // cached.
-type planCache struct{ dir string }
+type planCache struct {
+	dir string
+	// readOnly: plans are used but never stored (the confined child: see
+	// Config.PlanCacheReadOnly).
+	readOnly bool
+}
 
 // planMagic starts every plan file; its number changes whenever planSites
 // would plan differently, so older plans are recomputed.
 const planMagic = "kbox-rewrite-plan-3\n"
 
-func newPlanCache() planCache {
+// PlanCacheDir is the plan cache's directory when it exists ("" when not).
+func PlanCacheDir() string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	dir := filepath.Join(base, "kbox", "rewrite-plans")
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return ""
+	}
+	return dir
+}
+
+func newPlanCache(readOnly bool) planCache {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		return planCache{}
@@ -38,6 +56,12 @@ func newPlanCache() planCache {
 		return planCache{}
 	}
 	dir := filepath.Join(base, "kbox", "rewrite-plans")
+	if readOnly {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return planCache{}
+		}
+		return planCache{dir: dir, readOnly: true}
+	}
 	if os.MkdirAll(dir, 0o700) != nil || unix.Access(dir, unix.W_OK) != nil {
 		return planCache{}
 	}
@@ -71,7 +95,7 @@ func (c planCache) load(key string) ([]site, int, bool) {
 }
 
 func (c planCache) store(key string, plan []site, found int) {
-	if c.dir == "" || key == "" {
+	if c.dir == "" || key == "" || c.readOnly {
 		return
 	}
 	b := []byte(planMagic)

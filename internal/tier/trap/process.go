@@ -4,9 +4,9 @@ package trap
 
 import (
 	"encoding/binary"
-	"os"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -29,6 +29,27 @@ func init() {
 	own(sysSetrlimit, "setrlimit")
 	own(sysPrlimit, "prlimit64")
 	ownNamed(sysExecve, "execve", "execveat")
+	own(sysSetpgid, "setpgid")
+	// SysV IPC objects are host-wide; the process hosting an in-process
+	// guest cannot reach them at all (policy.InProcess).
+	own(notInProcess, "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
+		"msgget", "msgsnd", "msgrcv", "msgctl")
+}
+
+// sysSetpgid serves setpgid: the process leads its own group from its
+// start (internal/sandbox), so making it its own group's leader succeeds
+// and every other form is refused (there is no other guest process, and
+// no host group may be joined: the in-process filter denies setpgid).
+func sysSetpgid(t *tier, c *call) int64 {
+	pid, pgid := c.int(0), c.int(1)
+	if (pid == 0 || pid == t.pid) && (pgid == 0 || pgid == t.pid) && unix.Getpgrp() == t.pid {
+		return 0
+	}
+	if pid != 0 && pid != t.pid {
+		return -int64(unix.ESRCH)
+	}
+	t.verboseOnce("setpgid", "pid %d: setpgid(%d, %d) denied (EPERM): an in-process guest keeps its own process group", t.pid, pid, pgid)
+	return -int64(unix.EPERM)
 }
 
 func sysExit(t *tier, c *call) int64 {
@@ -293,8 +314,12 @@ func readStrings(addr uint64) ([]string, error) {
 	}
 }
 
-// setComm names the process after the program, as execve does
-// (/proc/<pid>/comm, 15 bytes; the guest thread's own too).
+// setComm names the process after the program, as execve does (15
+// bytes): the calling thread at once (the guest thread during an exec, or
+// the main thread before the guest starts, which the guest thread then
+// inherits), and the main thread, whose name is the process's, through
+// Run's loop. PR_SET_NAME names only its caller; writing /proc/<pid>/comm
+// instead is not possible: the process's /proc is read-only to it.
 func (t *tier) setComm(path string) {
 	name := path
 	if i := strings.LastIndexByte(name, '/'); i >= 0 {
@@ -303,8 +328,15 @@ func (t *tier) setComm(path string) {
 	if len(name) > 15 {
 		name = name[:15]
 	}
-	os.WriteFile("/proc/"+strconv.Itoa(t.pid)+"/comm", []byte(name), 0)
-	if t.tid != 0 {
-		os.WriteFile("/proc/"+strconv.Itoa(t.pid)+"/task/"+strconv.Itoa(t.tid)+"/comm", []byte(name), 0)
+	setThreadName(name)
+	t.comm.Store(name)
+	select {
+	case t.commKick <- struct{}{}:
+	default:
 	}
+}
+
+func setThreadName(name string) {
+	b := append([]byte(name), 0)
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
 }

@@ -79,7 +79,7 @@ func codeBuffer(t *testing.T, code []byte) uint64 {
 // trampoline's own syscall (no filter here: it simply runs).
 func TestPatchAndRun(t *testing.T) {
 	defer setPanicOnFault()()
-	rw := newRewriter()
+	rw := newRewriter(false)
 	defer rw.release()
 	tr := &tier{warned: map[string]bool{}}
 	const exec = unix.PROT_READ | unix.PROT_EXEC
@@ -146,7 +146,7 @@ func TestPatchAndRun(t *testing.T) {
 // TestPatchSkips checks the sites patchCode must leave alone.
 func TestPatchSkips(t *testing.T) {
 	defer setPanicOnFault()()
-	rw := newRewriter()
+	rw := newRewriter(false)
 	defer rw.release()
 	tr := &tier{warned: map[string]bool{}}
 	for _, c := range []struct {

@@ -80,7 +80,7 @@ var nativeByName = func() map[string]nativeSpec {
 	set(nativeSpec{fdArgs: fdArg(0), newFD: true, cloexecArg: 3, cloexecBit: unix.SOCK_CLOEXEC, blocking: true}, "accept4")
 	// No descriptors, no paths, nothing shared with kbox beyond what a
 	// process owns anyway.
-	set(nativeSpec{}, "sync", "getppid", "getpgid", "getpgrp", "getsid", "setsid", "setpgid",
+	set(nativeSpec{}, "sync", "getppid", "getpgid", "getpgrp", "getsid", "setsid",
 		"getrlimit", "getrusage", "times", "getpriority", "setpriority", "umask", "getcpu", "uname", "sysinfo",
 		"syslog", "sched_getaffinity", "sched_setaffinity", "sched_yield", "sched_getparam", "sched_setparam",
 		"sched_getscheduler", "sched_setscheduler", "sched_get_priority_max", "sched_get_priority_min",
@@ -89,12 +89,12 @@ var nativeByName = func() map[string]nativeSpec {
 		"timer_getoverrun", "timer_delete", "ioprio_get", "ioprio_set", "capget", "alarm", "setitimer",
 		"getitimer", "membarrier", "msync", "mincore", "mlock", "mlock2", "munlock", "mlockall",
 		"munlockall", "get_mempolicy", "set_mempolicy", "mbind", "set_mempolicy_home_node",
-		"pkey_alloc", "pkey_free", "shmget", "shmctl", "semget", "semctl", "msgget", "msgctl",
+		"pkey_alloc", "pkey_free",
 		"getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups", "setuid", "setgid",
 		"setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups",
 		"futex_wake", "futex_requeue", "migrate_pages", "move_pages", "prlimit64")
 	set(nativeSpec{blocking: true}, "nanosleep", "clock_nanosleep", "futex", "futex_wait", "futex_waitv",
-		"wait4", "waitid", "semop", "semtimedop", "msgsnd", "msgrcv")
+		"wait4", "waitid")
 	return m
 }()
 

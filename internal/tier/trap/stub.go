@@ -11,3 +11,6 @@ func Available() error {
 
 // Run is not available in this build.
 func Run(cfg Config) (int, error) { return 125, Available() }
+
+// PlanCacheDir is the rewrite tier's plan cache: none in this build.
+func PlanCacheDir() string { return "" }

@@ -49,9 +49,16 @@ type tier struct {
 	// uc is the context of the call being served (for StackPointer).
 	uc      *ucontext
 	started chan int
+	// onStart runs on the guest thread just before it first enters guest
+	// code (Config.OnStart).
+	onStart func()
 	execs   int
-	atExit  func()
-	rw      *rewriter // nil in the trap tier
+	// comm is the name the main thread takes next (setComm); commKick
+	// wakes Run's loop, which runs on the main thread.
+	comm     atomic.Value
+	commKick chan struct{}
+	atExit   func()
+	rw       *rewriter // nil in the trap tier
 
 	trapped, native, engine atomic.Uint64
 	warned                  map[string]bool
@@ -65,7 +72,7 @@ func Run(cfg Config) (int, error) {
 	if cfg.Log == nil {
 		cfg.Log = os.Stderr
 	}
-	t := &tier{eng: cfg.Engine, pol: cfg.Policy, log: cfg.Log, pid: os.Getpid(), started: make(chan int, 1),
+	t := &tier{eng: cfg.Engine, pol: cfg.Policy, log: cfg.Log, pid: os.Getpid(), started: make(chan int, 1), commKick: make(chan struct{}, 1),
 		warned: map[string]bool{}, atExit: cfg.AtExit}
 	current = t
 	t.sig = newSignalState()
@@ -76,7 +83,7 @@ func Run(cfg Config) (int, error) {
 	}
 	t.fds = fdtable.New(fdLimit(), func(h int) error { return unix.Close(h) })
 	if cfg.Rewrite {
-		t.rw = newRewriter()
+		t.rw = newRewriter(cfg.PlanCacheReadOnly)
 		t.fds.SetObserver(func(g, h int) {
 			// Only calls on regular files and directories take the fast
 			// path: they cannot sleep, so no signal needs to interrupt them.
@@ -133,9 +140,16 @@ func Run(cfg Config) (int, error) {
 		signal.Stop(sigs)
 		return code, err
 	}
-	// The guest runs on its own thread and ends the process; this
-	// goroutine forwards host signals meanwhile.
-	t.sig.forward(t, sigs)
+	// The guest runs on its own thread and ends the process; a goroutine
+	// forwards host signals meanwhile, and this one (on the main thread,
+	// when the caller locked it there) names the process after the
+	// guest's program.
+	go t.sig.forward(t, sigs)
+	for range t.commKick {
+		if name, ok := t.comm.Load().(string); ok {
+			setThreadName(name)
+		}
+	}
 	select {}
 }
 
@@ -173,28 +187,18 @@ func (t *tier) start(cfg Config) (int, error) {
 		return 126, err
 	}
 	t.eng.ProgramStarted(req, img.exe, img.script)
-	rules := append([]Rule{{Host: "/proc"}}, cfg.Mounts...)
-	if t.rw != nil && t.rw.cache.dir != "" {
-		rules = append(rules, Rule{Host: t.rw.cache.dir})
-	}
-	llFD, llABI, err := landlockRuleset(rules)
-	if err != nil {
-		return 125, fmt.Errorf("preparing the Landlock backstop: %w", err)
-	}
-	if llFD >= 0 {
-		defer unix.Close(llFD)
-		t.eng.Verbosef("landlock ABI %d: the guest thread reaches only the guest's mounts, /proc and kbox's plan cache (backstop)", llABI)
-	} else {
-		t.eng.Verbosef("landlock unavailable: no kernel backstop against a guest that jumps into kbox's own syscall instructions")
-	}
-	if err := startGuest(entry, sp, t.auxv.hwcap2, filters, llFD); err != nil {
+	// Named before the guest thread exists, which inherits the name.
+	t.setComm(img.execfn)
+	t.onStart = cfg.OnStart
+	// The process is already confined (internal/sandbox): every thread of
+	// it, not only the guest's, is limited to the guest's mounts.
+	if err := startGuest(entry, sp, t.auxv.hwcap2, filters, -1); err != nil {
 		return 125, fmt.Errorf("starting the guest thread: %w", err)
 	}
 	if en := <-t.started; en != 0 {
 		return 125, fmt.Errorf("setting up the guest thread: %v", unix.Errno(en))
 	}
 	t.tid = guestTid()
-	t.setComm(img.execfn)
 	t.eng.Verbosef("tier %s: guest thread %d, entry %#x", map[bool]string{false: "trap", true: "rewrite"}[t.rw != nil], t.tid, entry)
 	return 0, nil
 }

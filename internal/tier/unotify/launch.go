@@ -14,13 +14,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/seccomp"
+	"github.com/kbox-go/kbox/internal/supervise"
 )
 
 // InitArg marks the re-executed launcher (os.Args[1]).
@@ -144,7 +144,7 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 	// terminal where kbox is in the foreground, that group becomes the
 	// terminal's foreground: Ctrl-C, Ctrl-Z and ^\ go to the guest only.
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if foregroundTTY(stdin) {
+	if supervise.ForegroundTTY(stdin) {
 		sys.Foreground, sys.Ctty = true, 0
 	}
 	proc, err := os.StartProcess(self, []string{"kbox-init", InitArg}, &os.ProcAttr{
@@ -209,24 +209,6 @@ func (s *started) readLaunchError() string {
 		b = b[1:]
 	}
 	return string(b)
-}
-
-// foregroundTTY reports whether f is a terminal whose foreground process
-// group is kbox's.
-func foregroundTTY(f *os.File) bool {
-	pgrp, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
-	return err == nil && pgrp == unix.Getpgrp()
-}
-
-// reclaimTTY makes kbox's process group the foreground of the terminal
-// again after the guest's group had it (kbox is then a background group,
-// so SIGTTOU is ignored for the call).
-func reclaimTTY(f *os.File, hadIt bool) {
-	if !hadIt {
-		return
-	}
-	signal.Ignore(syscall.SIGTTOU)
-	unix.IoctlSetPointerInt(int(f.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
 }
 
 // Securebits (linux/securebits.h): with NOROOT, uid 0 gains no

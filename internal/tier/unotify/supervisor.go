@@ -6,12 +6,14 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/seccomp"
+	"github.com/kbox-go/kbox/internal/supervise"
 )
 
 // Result is how the guest ended.
@@ -29,27 +31,22 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return Result{}, fmt.Errorf("PR_SET_CHILD_SUBREAPER: %w", err)
 	}
-	// kbox must outlive the signals it forwards to report the guest's status.
-	sigs := make(chan os.Signal, 8)
-	// Signals sent to kbox go on to the guest's first process. One kbox
-	// was started with ignored (nohup) stays ignored, and the guest
-	// inherits that. The synchronous ones count only when sent by kill
-	// (a fault of kbox's own is not forwarded: Go reports it).
-	for _, sg := range []os.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGABRT, syscall.SIGSEGV, syscall.SIGBUS,
-		syscall.SIGFPE, syscall.SIGILL, syscall.SIGTRAP} {
-		if !signal.Ignored(sg) {
-			signal.Notify(sigs, sg)
+	// Signals sent to kbox itself are passed to the guest's first process
+	// (those a terminal sends reach the guest's foreground group directly,
+	// kbox being in another group); kbox must outlive them to report the
+	// guest's status.
+	var target atomic.Int64
+	defer supervise.ForwardSignals(func(sig syscall.Signal) {
+		if pid := target.Load(); pid > 0 {
+			unix.Kill(int(pid), sig)
 		}
-	}
-	defer signal.Stop(sigs)
-
-	hadTTY := foregroundTTY(os.Stdin)
+	}, false)()
+	hadTTY := supervise.ForegroundTTY(os.Stdin)
 	s, err := start(l, os.Stdin, os.Stdout, os.Stderr)
 	if err != nil {
 		return Result{}, err
 	}
-	defer reclaimTTY(os.Stdin, hadTTY)
+	defer supervise.ReclaimTTY(os.Stdin, hadTTY)
 	// kbox is now a background group on the terminal: its -v lines must
 	// not stop it (TOSTOP).
 	signal.Ignore(syscall.SIGTTOU, syscall.SIGTTIN)
@@ -62,14 +59,7 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 		}
 		go lead(e, s.listener)
 	}
-	go func() {
-		// Signals sent to kbox itself are passed to the guest's first
-		// process (those a terminal sends reach the guest's foreground
-		// group directly, kbox being in another group).
-		for sig := range sigs {
-			unix.Kill(s.pid, sig.(syscall.Signal))
-		}
-	}()
+	target.Store(int64(s.pid))
 
 	var res Result
 	for {

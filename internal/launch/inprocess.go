@@ -1,0 +1,256 @@
+// Package launch owns starting a guest once the command line is parsed:
+// for the in-process tiers (trap, rewrite), the confined child that hosts
+// the guest and the supervisor that stays outside it (internal/sandbox
+// has the mechanism, this file the policy: what the child may reach).
+package launch
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/dispatch"
+	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/landlock"
+	"github.com/kbox-go/kbox/internal/policy"
+	"github.com/kbox-go/kbox/internal/sandbox"
+	"github.com/kbox-go/kbox/internal/seccomp"
+	"github.com/kbox-go/kbox/internal/supervise"
+	"github.com/kbox-go/kbox/internal/tier/trap"
+	"github.com/kbox-go/kbox/internal/vfs"
+)
+
+// MinLandlockABI is the Landlock ABI an in-process guest needs to be
+// confined as the seccomp tier confines it: ABI 3 (Linux 6.2) handles
+// truncate(2), which older ABIs leave unrestricted everywhere.
+const MinLandlockABI = 3
+
+// Mount is one guest mount as the child rebuilds it.
+type Mount struct {
+	Guest, Host string
+	ReadOnly    bool
+	Kind        vfs.MountKind
+}
+
+// InProcess is what the confined child needs to host the guest.
+type InProcess struct {
+	Tier      string // "trap" or "rewrite"
+	Mounts    []Mount
+	Identity  identity.Config
+	WorkDir   string
+	Path      string // guest path of the program
+	Argv, Env []string
+	Verbose   bool
+	KeepCaps  bool
+	// Profile: descriptor sandbox.ExtraFD is a CPU profile to write.
+	Profile bool
+}
+
+// EngineConfig is the dispatch configuration of a run.
+func EngineConfig(ns *vfs.Namespace, pol *policy.Resolved, id identity.Config, workDir, execDir string, verbose, keepCaps bool) dispatch.Config {
+	return dispatch.Config{
+		Arch: pol.Arch, NS: ns, Identity: id, Policy: pol, InitialCwd: workDir,
+		ExecDir: execDir, Verbose: verbose, RootID: id.Virtual && id.UID == 0,
+		GuestCaps: os.Geteuid() == 0 && keepCaps,
+		// With Landlock the kernel itself refuses to execute anything
+		// outside the guest's mounts, which makes the exec path rewrite
+		// safe even when another guest thread could race it.
+		ExecBackstop: landlock.ABI() > 0,
+	}
+}
+
+// InProcessGaps lists what the kernel cannot enforce for an in-process
+// guest with this mount table: auto never picks an in-process tier when
+// there is any, an explicit one runs and says what is not enforced.
+func InProcessGaps(ns *vfs.Namespace) []string {
+	if err := sandbox.Supported(); err != nil {
+		return []string{err.Error()}
+	}
+	var gaps []string
+	switch abiV := landlock.ABI(); {
+	case abiV == 0:
+		gaps = append(gaps, "no Landlock in this kernel: a guest that takes over kbox's code reaches every host file you can")
+	case abiV < MinLandlockABI:
+		gaps = append(gaps, fmt.Sprintf("Landlock ABI %d: truncate(2) of host files outside the guest's mounts is not confined (ABI %d, Linux 6.2, needed)", abiV, MinLandlockABI))
+	}
+	for _, m := range ns.Mounts() {
+		if m.ReadOnly || m.Kind == vfs.KindProc {
+			continue
+		}
+		if m.Host == "/" || strings.HasPrefix("/proc/", m.Host+"/") {
+			gaps = append(gaps, fmt.Sprintf("the writable mount of %s contains /proc: the guest could write kbox's memory through /proc/self/mem", m.Host))
+		}
+	}
+	return gaps
+}
+
+// landlockRules are the host paths the child may reach: every mount with
+// its rights (read-only ones: read and execute), procfs read-only (kbox
+// reads its own maps and descriptors there; nothing in /proc is writable,
+// /proc/self/mem included), and the rewrite tier's plan cache read-only.
+func landlockRules(abiV int, ns *vfs.Namespace) []landlock.Rule {
+	const read = unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_READ_DIR
+	const procRead = unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_READ_DIR
+	rules := []landlock.Rule{{Path: "/proc", Access: procRead}}
+	for _, m := range ns.Mounts() {
+		switch {
+		case m.Kind == vfs.KindProc:
+			rules = append(rules, landlock.Rule{Path: m.Host, Access: procRead})
+		case m.ReadOnly:
+			rules = append(rules, landlock.Rule{Path: m.Host, Access: read})
+		default:
+			rules = append(rules, landlock.Rule{Path: m.Host, Access: landlock.FSRights(abiV)})
+		}
+	}
+	if dir := trap.PlanCacheDir(); dir != "" {
+		rules = append(rules, landlock.Rule{Path: dir, Access: procRead})
+	}
+	return rules
+}
+
+// RunInProcess starts the confined child that hosts the guest and
+// supervises it until it ends: kbox's exit code, or started false (and
+// an error) when the guest never ran, so that auto mode may fall back.
+func RunInProcess(spec InProcess, ns *vfs.Namespace, pol *policy.Resolved, verbosef func(string, ...any)) (code int, started bool, err error) {
+	for _, m := range ns.Mounts() {
+		spec.Mounts = append(spec.Mounts, Mount{Guest: m.Guest, Host: m.Host, ReadOnly: m.ReadOnly, Kind: m.Kind})
+	}
+	filter, err := seccomp.Compile(pol.InProcess())
+	if err != nil {
+		return 125, false, fmt.Errorf("compiling the in-process filter: %w", err)
+	}
+	plan := sandbox.Plan{Filter: filter, DropCaps: !spec.KeepCaps && privileged()}
+	if abiV := landlock.ABI(); abiV > 0 {
+		plan.LandlockABI = abiV
+		plan.Rules = landlockRules(abiV, ns)
+		if abiV >= 6 {
+			plan.Scopes = landlock.ScopeSignal | landlock.ScopeAbstractUnixSocket
+		}
+	}
+	if pf := os.Getenv("KBOX_CPUPROFILE"); pf != "" {
+		// Profiling hook for docs/benchmarks.md: the child cannot create
+		// files outside the guest, so it writes to one opened here.
+		if f, err := os.Create(pf); err == nil {
+			defer f.Close()
+			plan.Extra = append(plan.Extra, f)
+			spec.Profile = true
+		}
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return 125, false, err
+	}
+	verbosef("in-process child: %d filter instructions, Landlock ABI %d with %d rules, capabilities %s",
+		len(filter), plan.LandlockABI, len(plan.Rules), map[bool]string{true: "only the file-permission ones kept", false: "kept"}[plan.DropCaps])
+	// The child's death signal follows the thread that forks it: this
+	// goroutine keeps that thread until kbox exits.
+	runtime.LockOSThread()
+	var target atomic.Int64
+	forward := func(sig unix.Signal) {
+		if pid := target.Load(); pid > 0 {
+			unix.Kill(int(pid), sig)
+		}
+	}
+	defer supervise.ForwardSignals(forward, false)()
+	hadTTY := supervise.ForegroundTTY(os.Stdin)
+	child, err := sandbox.Spawn(plan, b, spec.Env, [3]*os.File{os.Stdin, os.Stdout, os.Stderr}, hadTTY)
+	if err != nil {
+		return 125, false, err
+	}
+	target.Store(int64(child.Pid))
+	// The child inherited the signals kbox was started with ignored; the
+	// guest may handle them later (the child then catches them).
+	defer supervise.ForwardSignals(forward, true)()
+	defer supervise.ReclaimTTY(os.Stdin, hadTTY)
+	startErr := child.Started()
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(child.Pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 125, startErr == nil, fmt.Errorf("waiting for the in-process child: %w", err)
+		}
+		break
+	}
+	if startErr != nil {
+		var se *sandbox.StartError
+		if errors.As(startErr, &se) {
+			return se.Code, false, errors.New(se.Msg)
+		}
+		return supervise.ExitCode(ws), false, fmt.Errorf("the in-process child ended before the guest started (%s)", describe(ws))
+	}
+	return supervise.ExitCode(ws), true, nil
+}
+
+func describe(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
+}
+
+// privileged reports whether kbox holds capabilities (started by root).
+func privileged() bool {
+	var hdr unix.CapUserHeader
+	var data [2]unix.CapUserData
+	hdr.Version = unix.LINUX_CAPABILITY_VERSION_3
+	if unix.Capget(&hdr, &data[0]) != nil {
+		return true // unknown: drop
+	}
+	return data[0].Permitted != 0 || data[1].Permitted != 0 || os.Geteuid() == 0
+}
+
+// InProcessChild is the confined child's main (os.Args[1] is
+// sandbox.Marker): it hosts the guest and never returns once the guest
+// runs; the guest's exit ends the process. It returns an exit code only
+// when the guest could not start (the parent has been told why).
+func InProcessChild() int {
+	fail := func(code int, err error) int {
+		sandbox.ReportFailed(code, err.Error())
+		return code
+	}
+	b, err := sandbox.ReadSpec()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kbox: %v\n", err)
+		return 125
+	}
+	var spec InProcess
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return fail(125, fmt.Errorf("reading the launch spec: %w", err))
+	}
+	if spec.Profile {
+		pprof.StartCPUProfile(os.NewFile(sandbox.ExtraFD, "profile"))
+	}
+	ns := vfs.NewNamespace()
+	for _, m := range spec.Mounts {
+		if err := ns.Add(m.Guest, m.Host, m.ReadOnly, m.Kind); err != nil {
+			return fail(125, fmt.Errorf("rebuilding the mount table: %w", err))
+		}
+	}
+	ns.Seal()
+	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: spec.Identity.Virtual})
+	if err != nil {
+		return fail(125, err)
+	}
+	eng, err := dispatch.New(EngineConfig(ns, pol, spec.Identity, spec.WorkDir, "", spec.Verbose, spec.KeepCaps))
+	if err != nil {
+		return fail(125, err)
+	}
+	code, err := trap.Run(trap.Config{Engine: eng, Policy: pol, Path: spec.Path, Argv: spec.Argv, Env: spec.Env,
+		AtExit: pprof.StopCPUProfile, Rewrite: spec.Tier == "rewrite", PlanCacheReadOnly: true,
+		OnStart: sandbox.ReportStarted})
+	if err == nil {
+		err = errors.New("the in-process tier returned without running the guest")
+	}
+	return fail(code, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "kbox: ")))
+}

@@ -1,0 +1,97 @@
+// Package tmpdirs owns the host directories kbox creates for one run (the
+// private /tmp, /dev/shm, the exec directory): each is held locked (flock)
+// by the kbox that made it for as long as it runs, so that a later run can
+// tell the leftovers of a kbox that was killed before its cleanup (SIGKILL,
+// a crash, a power cut) from the directories of a kbox still running, and
+// remove them.
+package tmpdirs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Prefix starts the name of every directory this package makes (and of
+// nothing else: CleanStale removes only these).
+const Prefix = "kbox-run-"
+
+// Dir is a directory held for the run.
+type Dir struct {
+	Path string
+	lock int
+}
+
+// Make creates a fresh directory in the system's temporary directory,
+// named Prefix+kind+"-"+random, with mode perm (applied exactly, whatever
+// the umask), and locks it for the run.
+func Make(kind string, perm uint32) (*Dir, error) {
+	// Made under a name CleanStale ignores, locked, then renamed: another
+	// kbox's CleanStale never sees it unlocked.
+	tmp, err := os.MkdirTemp("", "kbox-new-")
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	p := filepath.Join(filepath.Dir(tmp), Prefix+kind+"-"+strings.TrimPrefix(filepath.Base(tmp), "kbox-new-"))
+	if err = unix.Fchmod(fd, perm); err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		unix.Close(fd)
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return &Dir{Path: p, lock: fd}, nil
+}
+
+// Remove deletes the directory and releases its lock.
+func (d *Dir) Remove() {
+	if d == nil || d.lock < 0 {
+		return
+	}
+	os.RemoveAll(d.Path)
+	unix.Close(d.lock)
+	d.lock = -1
+}
+
+// CleanStale removes the directories of earlier runs of this user that
+// no running kbox holds. It returns the paths it removed.
+func CleanStale() []string {
+	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), Prefix+"*"))
+	uid := uint32(os.Geteuid())
+	var removed []string
+	for _, p := range matches {
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Uid != uid {
+			continue
+		}
+		if !strings.Contains(filepath.Base(p)[len(Prefix):], "-") {
+			continue
+		}
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			// Nobody holds it: its kbox is gone.
+			if os.RemoveAll(p) == nil {
+				removed = append(removed, p)
+			}
+		}
+		unix.Close(fd)
+	}
+	return removed
+}
