@@ -340,11 +340,18 @@ func buildNamespace(o *options) (*vfs.Namespace, func(), error) {
 		if err := ns.Add("/", "/", true, vfs.KindBind); err != nil {
 			return nil, nil, fail(exitSetup, "mounting the host's / read-only: %v", err)
 		}
+		// /proc is read-only except each process's own entries (the
+		// resolver's rule for every procfs mount); /dev is kbox's private
+		// one, as with -R/-S.
 		var sfs unix.Statfs_t
 		if unix.Statfs("/proc", &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC {
-			if err := ns.Add("/proc", "/proc", true, vfs.KindProc); err != nil {
+			if err := ns.Add("/proc", "/proc", false, vfs.KindProc); err != nil {
 				return nil, nil, fail(exitSetup, "mounting /proc: %v", err)
 			}
+		}
+		if err := ns.AddDev("/dev"); err != nil {
+			cleanup()
+			return nil, nil, fail(exitSetup, "mounting /dev: %v", err)
 		}
 	} else {
 		st, err := os.Stat(root)
@@ -358,28 +365,28 @@ func buildNamespace(o *options) (*vfs.Namespace, func(), error) {
 			return nil, nil, fail(exitSetup, "guest root %s: %v", root, err)
 		}
 		if recommended {
+			// The host's /proc (read-only except each process's own
+			// entries: the resolver's rule for every procfs mount) and
+			// /sys (read-only), kbox's private /dev (vfs.AddDev) and a
+			// private /tmp.
 			for _, m := range []struct {
 				guest, host string
 				ro          bool
-			}{{"/proc", "/proc", false}, {"/sys", "/sys", true}, {"/dev", "/dev", false}} {
+			}{{"/proc", "/proc", false}, {"/sys", "/sys", true}} {
 				os.Mkdir(path.Join(root, m.guest), 0o755)
 				if err := ns.Add(m.guest, m.host, m.ro, vfs.KindBind); err != nil {
-					ns.Close()
+					cleanup()
 					return nil, nil, fail(exitSetup, "mounting host %s: %v", m.host, err)
 				}
 			}
-			tmp, err := os.MkdirTemp("", "kbox-tmp-")
-			if err == nil {
-				err = unix.Chmod(tmp, 0o1777)
-			}
-			if err != nil {
-				ns.Close()
-				return nil, nil, fail(exitSetup, "creating the private /tmp: %v", err)
+			os.Mkdir(path.Join(root, "dev"), 0o755)
+			if err := ns.AddDev("/dev"); err != nil {
+				cleanup()
+				return nil, nil, fail(exitSetup, "mounting /dev: %v", err)
 			}
 			unix.Mkdir(path.Join(root, "tmp"), 0o1777)
-			if err := ns.Add("/tmp", tmp, false, vfs.KindTmp); err != nil {
-				os.RemoveAll(tmp)
-				ns.Close()
+			if err := ns.AddPrivate("/tmp", "kbox-tmp-", 0o1777); err != nil {
+				cleanup()
 				return nil, nil, fail(exitSetup, "mounting the private /tmp: %v", err)
 			}
 		}

@@ -198,7 +198,7 @@ func buildTable() []Entry {
 		"futimesat", "utimensat", "truncate", "statfs", "getxattr", "lgetxattr", "setxattr", "lsetxattr",
 		"listxattr", "llistxattr", "removexattr", "lremovexattr", "inotify_add_watch"))
 	add(rows(Notify, "cwd", "", "chdir", "fchdir", "getcwd", "chroot"))
-	add(rows(Notify, "dir", "a procfs root lists only the guest's processes", "getdents", "getdents64"))
+	add(rows(Notify, "dir", "a procfs root lists only the guest's processes, a devpts root only its terminals", "getdents", "getdents64"))
 	add(rows(Notify, "exec", "", "execve", "execveat"))
 	// The dangerous set.
 	add(rows(Deny, "denied", "would let the guest leave or alter the sandbox or the host",
