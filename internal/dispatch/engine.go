@@ -78,6 +78,7 @@ type Engine struct {
 	bindThread *bindThread
 	names      *unixNames
 	owners     *ownershipStore
+	ipc        *ipcTable
 
 	logMu     sync.Mutex
 	enosysMu  sync.Mutex
@@ -113,11 +114,14 @@ func New(cfg Config) (*Engine, error) {
 	e.bindThread = newBindThread()
 	e.names = newUnixNames()
 	e.owners = newOwnershipStore()
+	e.ipc = newIPCTable()
 	return e, nil
 }
 
-// Close releases engine resources.
+// Close releases engine resources and removes the IPC objects the guest
+// left (RemoveIPC).
 func (e *Engine) Close() {
+	e.RemoveIPC()
 	e.exec.close()
 }
 

@@ -171,6 +171,10 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		return InjectFD(fd, cloexec), false
 	}
 
+	if res, ok := e.sysvipcFile(l, flags); ok {
+		return res, false // the guest's own SysV IPC objects only (ipc.go)
+	}
+
 	if !l.Exists() {
 		if !(flags&unix.O_CREAT != 0) {
 			return Fail(unix.ENOENT), false
