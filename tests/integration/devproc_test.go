@@ -155,6 +155,12 @@ func TestProcSysDevConfined(t *testing.T) {
 			"openpty: ok *",
 			"ls: ok *",
 		}
+		if tier != "seccomp" {
+			// The in-process tiers name the process after the program
+			// (/proc/<pid>/comm) from kbox's own thread while the guest
+			// already runs: the guest's write may be overwritten.
+			want[8] = "readfile: ok *"
+		}
 		if _, err := os.Stat("/sys/kernel/uevent_seqnum"); err != nil {
 			want[12] = "open: err ENOENT"
 		}
