@@ -17,9 +17,10 @@ import (
 // the guest. The pseudo-file /dev/pts/ptmx is hidden too: the guest uses
 // /dev/ptmx.
 
-// GuestPty implements vfs.PtyView.
-func (t *ProcTable) GuestPty(n int) bool {
-	if ptyHeld(t.self, n) {
+// GuestPty implements vfs.PtyView. The caller (a guest process making
+// the call) is looked at first: it usually holds the pty it names.
+func (t *ProcTable) GuestPty(caller, n int) bool {
+	if (caller > 0 && ptyHeld(caller, n)) || ptyHeld(t.self, n) {
 		return true
 	}
 	for _, pc := range t.descendants() {

@@ -79,6 +79,9 @@ type Engine struct {
 	names      *unixNames
 	owners     *ownershipStore
 	ipc        *ipcTable
+	// fileBinds: directories whose listings show file binds' placeholders
+	// (vfs.Namespace.FileBindTypes), for getdents.
+	fileBinds map[[2]uint64]map[string]uint32
 
 	logMu     sync.Mutex
 	enosysMu  sync.Mutex
@@ -115,6 +118,7 @@ func New(cfg Config) (*Engine, error) {
 	e.names = newUnixNames()
 	e.owners = newOwnershipStore()
 	e.ipc = newIPCTable()
+	e.fileBinds = cfg.NS.FileBindTypes()
 	return e, nil
 }
 

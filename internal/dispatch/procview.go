@@ -39,11 +39,18 @@ func (e *Engine) getdents(r *Request, is64 bool) Result {
 	defer unix.Close(h)
 	var sfs unix.Statfs_t
 	var st unix.Stat_t
+	count := int(r.Uint(2))
+	if len(e.fileBinds) > 0 && unix.Fstat(h, &st) == nil {
+		if types := e.fileBinds[[2]uint64{st.Dev, st.Ino}]; types != nil {
+			// A directory holding file binds (the private /dev): its
+			// placeholders' entries get the bound objects' types.
+			return e.retypedDents(r, h, count, is64, types)
+		}
+	}
 	if unix.Fstatfs(h, &sfs) != nil || (sfs.Type != unix.PROC_SUPER_MAGIC && sfs.Type != unix.DEVPTS_SUPER_MAGIC) ||
 		unix.Fstat(h, &st) != nil {
 		return Cont()
 	}
-	count := int(r.Uint(2))
 	if sfs.Type == unix.DEVPTS_SUPER_MAGIC {
 		if st.Ino != devptsRootIno {
 			return Cont()
@@ -96,6 +103,48 @@ func (e *Engine) filteredDents(r *Request, h, count int, is64 bool, keep func(na
 		}
 		// Everything in this batch was another process's: read on.
 	}
+}
+
+// retypedDents serves getdents on h with the d_type of the entries named
+// in types replaced (types holds S_IFMT values).
+func (e *Engine) retypedDents(r *Request, h, count int, is64 bool, types map[string]uint32) Result {
+	if count <= 0 {
+		return Fail(unix.EINVAL)
+	}
+	buf := make([]byte, min(count, 1<<20))
+	n, err := rawGetdents(h, buf, is64)
+	if err != nil || n == 0 {
+		return errOf(err)
+	}
+	b := buf[:n]
+	nameOff := 19
+	if !is64 {
+		nameOff = 18
+	}
+	for off := 0; off+nameOff <= len(b); {
+		reclen := int(binary.LittleEndian.Uint16(b[off+16:]))
+		if reclen == 0 || off+reclen > len(b) {
+			break
+		}
+		rec := b[off : off+reclen]
+		name := string(rec[nameOff:])
+		if i := strings.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if t, ok := types[name]; ok {
+			typ := uint8(t >> 12) // DT_* is S_IFMT >> 12
+			if is64 {
+				rec[18] = typ
+			} else {
+				rec[reclen-1] = typ
+			}
+		}
+		off += reclen
+	}
+	if err := r.Mem.Write(r.Ptr(1), b); err != nil {
+		return Fail(err)
+	}
+	return Ok(int64(n))
 }
 
 // filterDirents keeps the entries whose name keep accepts.

@@ -233,6 +233,18 @@ func TestAddDev(t *testing.T) {
 		}
 		l.Release()
 	}
+	types := ns.FileBindTypes()
+	if len(types) != 1 {
+		t.Fatalf("FileBindTypes: %v, want the private /dev only", types)
+	}
+	for k, names := range types {
+		if k != [2]uint64{dev.dev, dev.ino} {
+			t.Errorf("FileBindTypes keyed by %v, want /dev's %v", k, [2]uint64{dev.dev, dev.ino})
+		}
+		if names["null"] != unix.S_IFCHR || names["shm"] != 0 || names["fd"] != 0 {
+			t.Errorf("FileBindTypes of /dev: %v", names)
+		}
+	}
 	l, err := ns.Resolve(ctx, "", "/dev/stdout", 0)
 	if err != nil || l.Stat.Mode&unix.S_IFMT != unix.S_IFLNK {
 		t.Errorf("/dev/stdout: %v, not a symlink", err)
@@ -256,7 +268,7 @@ type fakePtys struct {
 	held map[int]bool
 }
 
-func (f fakePtys) GuestPty(n int) bool { return f.held[n] }
+func (f fakePtys) GuestPty(caller, n int) bool { return f.held[n] }
 
 func holding(n ...int) fakePtys {
 	f := fakePtys{held: map[int]bool{}}

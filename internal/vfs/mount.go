@@ -65,6 +65,7 @@ type Mount struct {
 	root int // O_PATH descriptor of Host, owned by the namespace
 	dev  uint64
 	ino  uint64
+	mode uint32
 }
 
 // Namespace is a guest mount table. It is immutable after Seal.
@@ -125,7 +126,7 @@ func (ns *Namespace) Add(guest, host string, readOnly bool, kind MountKind) erro
 			}
 		}
 	}
-	m := &Mount{Guest: guest, Host: path.Clean(host), ReadOnly: readOnly, Kind: kind, File: file, root: fd, dev: st.Dev, ino: st.Ino}
+	m := &Mount{Guest: guest, Host: path.Clean(host), ReadOnly: readOnly, Kind: kind, File: file, root: fd, dev: st.Dev, ino: st.Ino, mode: st.Mode}
 	ns.mounts = append(ns.mounts, m)
 	ns.byPath[guest] = m
 	sort.SliceStable(ns.mounts, func(i, j int) bool { return len(ns.mounts[i].Guest) > len(ns.mounts[j].Guest) })
@@ -202,6 +203,30 @@ func (ns *Namespace) Close() {
 	for _, m := range ns.mounts {
 		unix.Close(m.root)
 	}
+}
+
+// FileBindTypes describes the listings file binds change: for each mount
+// root directory (by host device and inode) that holds file binds' mount
+// points, the names of those entries and the file type (S_IFCHR, ...) of
+// what the guest reaches there, which its placeholder's directory entry
+// does not say.
+func (ns *Namespace) FileBindTypes() map[[2]uint64]map[string]uint32 {
+	out := map[[2]uint64]map[string]uint32{}
+	for _, m := range ns.mounts {
+		if !m.File {
+			continue
+		}
+		parent := ns.byPath[path.Dir(m.Guest)]
+		if parent == nil || parent.File {
+			continue
+		}
+		k := [2]uint64{parent.dev, parent.ino}
+		if out[k] == nil {
+			out[k] = map[string]uint32{}
+		}
+		out[k][path.Base(m.Guest)] = m.mode & unix.S_IFMT
+	}
+	return out
 }
 
 // ReadOnlyFor reports whether the calling process (ctx) may not modify the

@@ -42,8 +42,9 @@ type FDTranslator interface {
 // capabilities, root's) terminals.
 type PtyView interface {
 	// GuestPty reports whether pty n is one the guest holds (it has the
-	// master or a slave descriptor of it open, or kbox's own terminal).
-	GuestPty(n int) bool
+	// master or a slave descriptor of it open, or kbox's own terminal);
+	// caller is the asking guest process, looked at first.
+	GuestPty(caller, n int) bool
 }
 
 // Context is the per-call view of the calling guest process.
@@ -692,7 +693,7 @@ func (w *walker) ptyVisible(name string) bool {
 	if !ok {
 		return w.ctx.Procs == nil
 	}
-	return pv.GuestPty(n)
+	return pv.GuestPty(w.ctx.Tgid, n)
 }
 
 func readlinkFD(fd int) (string, error) {

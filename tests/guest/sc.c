@@ -979,6 +979,46 @@ OP(op_ls)
 	free(names);
 	return 0;
 }
+/* lstypes PATH: the directory's entries with their d_type, name=type, sorted */
+OP(op_lstypes)
+{
+	static char buf[32768];
+	static const char *dt[16] = { "unknown", "fifo", "chr", "?3", "dir", "?5", "blk", "?7",
+				      "reg", "?9", "lnk", "?11", "sock", "?13", "?14", "?15" };
+	char **names = NULL;
+	size_t cnt = 0, cap = 0, i;
+	long fd, rc;
+	fd = SC(SYS_openat, (long)AT_FDCWD, P(a[0]), (long)(O_RDONLY | O_DIRECTORY | O_CLOEXEC), 0L);
+	if (fd < 0)
+		return fd;
+	while ((rc = SC(SYS_getdents64, fd, buf, (long)sizeof buf)) > 0) {
+		long off;
+		for (off = 0; off < rc;) {
+			struct k_dirent64 *d = (struct k_dirent64 *)(buf + off);
+			char *e;
+			off += d->d_reclen;
+			if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+				continue;
+			if (cnt == cap)
+				names = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *names);
+			e = malloc(strlen(d->d_name) + 16);
+			sprintf(e, "%s=%s", d->d_name, dt[d->d_type & 15]);
+			names[cnt++] = e;
+		}
+	}
+	SC(SYS_close, fd);
+	if (rc < 0)
+		return rc;
+	if (cnt)
+		qsort(names, cnt, sizeof *names, cmpstr);
+	outf(r, "%s", "");
+	for (i = 0; i < cnt; i++) {
+		outf(r, "%s%s", i ? "," : "", names[i]);
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
 /* syscall NR [ARG...]: ints, @N, cwd, or "s:TEXT" (pointer to TEXT) */
 OP(op_syscall)
 {
@@ -1220,7 +1260,7 @@ static const struct op ops[] = {
 	{ "semop", op_semop, 4, 4 },         { "msgget", op_msgget, 2, 2 },
 	{ "msgsnd", op_msgsnd, 4, 4 },       { "msgrcv", op_msgrcv, 3, 3 },
 	{ "msgctl", op_msgctl, 2, 2 },       { "shmfork", op_shmfork, 2, 2 },
-	{ "openpty", op_openpty, 0, 0 },
+	{ "openpty", op_openpty, 0, 0 },     { "lstypes", op_lstypes, 1, 1 },
 };
 
 static const struct op *find_op(const char *name)

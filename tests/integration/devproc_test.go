@@ -31,6 +31,22 @@ func guestDevNames() string {
 	return strings.Join(names, ",")
 }
 
+// guestDevTypes is what sc lstypes /dev shows: the directory entries'
+// types are those of what the guest reaches (the device nodes, not their
+// placeholders).
+func guestDevTypes() string {
+	types := map[string]string{"fd": "lnk", "pts": "dir", "shm": "dir", "stderr": "lnk", "stdin": "lnk", "stdout": "lnk"}
+	var out []string
+	for _, n := range strings.Split(guestDevNames(), ",") {
+		t := types[n]
+		if t == "" {
+			t = "chr"
+		}
+		out = append(out, n+"="+t)
+	}
+	return strings.Join(out, ",")
+}
+
 // hostBlockDevice returns a block device of the host's /dev (/dev/loop0
 // when present), or "".
 func hostBlockDevice() string {
@@ -123,6 +139,7 @@ func TestProcSysDevConfined(t *testing.T) {
 			{"readlink", "/dev/stdout"},
 			{"openpty"},
 			{"ls", "/dev/pts"},
+			{"lstypes", "/dev"},
 		}
 		want := []string{
 			"open: err EROFS",
@@ -154,6 +171,7 @@ func TestProcSysDevConfined(t *testing.T) {
 			"readlink: ok /proc/self/fd/1",
 			"openpty: ok *",
 			"ls: ok *",
+			"lstypes: ok " + guestDevTypes(),
 		}
 		if tier != "seccomp" {
 			// The in-process tiers name the process after the program
