@@ -1,14 +1,18 @@
 package vfs
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/landlock"
 )
 
 // errName renders a resolve result for table comparisons.
@@ -333,5 +337,58 @@ func TestPtsVisibility(t *testing.T) {
 		if got := resolve(c.procs, c.path); got != c.want {
 			t.Errorf("%s with %T: got %s, want %s", c.path, c.procs, got, c.want)
 		}
+	}
+}
+
+// TestRemovePrivateFromConfinedThread: the in-process tiers end the
+// process from their guest thread, which Landlock confines to the mounts'
+// own directories; RemovePrivate called there still removes the private
+// directories (the cleaner thread Seal started does it).
+func TestRemovePrivateFromConfinedThread(t *testing.T) {
+	abi := landlock.ABI()
+	if abi <= 0 {
+		t.Skip("no Landlock")
+	}
+	root := t.TempDir()
+	ns := NewNamespace()
+	if err := ns.Add("/", root, false, KindBind); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.AddPrivate("/tmp", "kbox-test-private-", 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	ns.Seal()
+	defer ns.Close()
+	private := ns.mountAt("/tmp").Host
+	if err := os.WriteFile(filepath.Join(private, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rules := []landlock.Rule{{Path: root, Access: landlock.FSRights(abi)}, {Path: private, Access: landlock.FSRights(abi)}}
+	fd, err := landlock.Ruleset(abi, landlock.FSRights(abi), 0, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	errc := make(chan error)
+	go func() {
+		// A thread of its own, confined and never reused (the goroutine
+		// exits locked: the thread ends with it).
+		runtime.LockOSThread()
+		if err := landlock.RestrictSelf(fd); err != nil {
+			errc <- err
+			return
+		}
+		if err := os.RemoveAll(private); err == nil {
+			errc <- fmt.Errorf("the confined thread removed %s itself: the test proves nothing", private)
+			return
+		}
+		ns.RemovePrivate()
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(private); err == nil {
+		t.Errorf("%s survived RemovePrivate from a confined thread", private)
 	}
 }

@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,6 +76,10 @@ type Namespace struct {
 	byPath map[string]*Mount
 	sealed bool
 	cache  *dirCache
+	// cleaner, while set (from Seal to Close), receives RemovePrivate's
+	// requests (see Seal).
+	cleanMu sync.Mutex
+	cleaner chan chan struct{}
 }
 
 // NewNamespace returns an empty mount table.
@@ -134,7 +140,38 @@ func (ns *Namespace) Add(guest, host string, readOnly bool, kind MountKind) erro
 }
 
 // Seal freezes the table; resolution is allowed only after Seal.
-func (ns *Namespace) Seal() { ns.sealed = true }
+//
+// With private mounts it also starts their cleaner: a goroutine locked to
+// an OS thread that exists now, before any tier confines a thread, which
+// RemovePrivate hands its work to. The in-process tiers' guest thread
+// restricts itself with Landlock to the mounts' own directories and ends
+// the process from that thread: it may empty a private directory but not
+// remove it from its parent, and Go's os.RemoveAll, which opens the
+// parent, removes nothing there.
+func (ns *Namespace) Seal() {
+	ns.sealed = true
+	private := false
+	for _, m := range ns.mounts {
+		private = private || m.Kind == KindTmp
+	}
+	ns.cleanMu.Lock()
+	defer ns.cleanMu.Unlock()
+	if !private || ns.cleaner != nil {
+		return
+	}
+	requests := make(chan chan struct{})
+	started := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		close(started)
+		for done := range requests {
+			ns.removePrivate()
+			close(done)
+		}
+	}()
+	<-started
+	ns.cleaner = requests
+}
 
 // Mounts returns the mount table, root first.
 func (ns *Namespace) Mounts() []*Mount {
@@ -199,6 +236,12 @@ func (ns *Namespace) GuestPathOfHost(host string) (string, bool) {
 
 // Close releases the mount descriptors.
 func (ns *Namespace) Close() {
+	ns.cleanMu.Lock()
+	if ns.cleaner != nil {
+		close(ns.cleaner)
+		ns.cleaner = nil
+	}
+	ns.cleanMu.Unlock()
 	ns.cache.clear()
 	for _, m := range ns.mounts {
 		unix.Close(m.root)
@@ -266,7 +309,20 @@ func (ns *Namespace) ReadOnlyFor(ctx *Context, m *Mount, p string) bool {
 }
 
 // RemovePrivate deletes the host directories of private (KindTmp) mounts.
+// Before Close it runs on the cleaner's thread (see Seal).
 func (ns *Namespace) RemovePrivate() {
+	ns.cleanMu.Lock()
+	defer ns.cleanMu.Unlock()
+	if ns.cleaner != nil {
+		done := make(chan struct{})
+		ns.cleaner <- done
+		<-done
+		return
+	}
+	ns.removePrivate()
+}
+
+func (ns *Namespace) removePrivate() {
 	for _, m := range ns.mounts {
 		if m.Kind == KindTmp {
 			os.RemoveAll(m.Host)
