@@ -406,7 +406,7 @@ func buildNamespace(o *options) (*vfs.Namespace, func(), error) {
 			cleanup()
 			return nil, nil, fail(exitSetup, "bind source %s is not a directory (only directories can be bound)", src)
 		}
-		if root != "" {
+		if !ns.MakeMountPoint(dst) && root != "" {
 			os.MkdirAll(path.Join(root, dst), 0o755)
 		}
 		if err := ns.Add(dst, src, ro, vfs.KindBind); err != nil {

@@ -166,6 +166,11 @@ func TestAddDev(t *testing.T) {
 	if err := ns.AddDev("/dev"); err != nil {
 		t.Fatal(err)
 	}
+	// A bind below the private /dev gets its mount point there; one in the
+	// guest root is left to the caller.
+	if !ns.MakeMountPoint("/dev/dri") || ns.MakeMountPoint("/opt/x") || ns.MakeMountPoint("/dev") {
+		t.Error("MakeMountPoint: want true only for a path below a private mount")
+	}
 	ns.Seal()
 	var private []string
 	for _, m := range ns.Mounts() {
@@ -196,7 +201,7 @@ func TestAddDev(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	want := []string{"fd", "pts", "shm", "stderr", "stdin", "stdout"}
+	want := []string{"dri", "fd", "pts", "shm", "stderr", "stdin", "stdout"}
 	for _, n := range DevNodes {
 		var st unix.Stat_t
 		if unix.Stat("/dev/"+n, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR {
