@@ -179,7 +179,7 @@ func newIPCTable() *ipcTable {
 	return t
 }
 
-// owned returns the guest's object id of kind k.
+// owned returns the guest's object of kind k with this id, if it created one.
 func (t *ipcTable) owned(k ipcKind, id int) (*ipcObject, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -187,7 +187,7 @@ func (t *ipcTable) owned(k ipcKind, id int) (*ipcObject, bool) {
 	return o, ok
 }
 
-// forget drops id (and its key) from the table.
+// forgetLocked drops id (and its key) from the table; t.mu is held.
 func (t *ipcTable) forgetLocked(k ipcKind, id int) {
 	if o := t.objs[k][id]; o != nil && o.key != ipcPrivate && t.byKey[k][o.key] == id {
 		delete(t.byKey[k], o.key)
@@ -304,12 +304,15 @@ func (e *Engine) ipcGet(r *Request, k ipcKind, key int32, flg int, more func(ds 
 		if id, ok := t.byKey[k][key]; ok {
 			ds, err := e.ipcStat(k, id)
 			if err == nil && (k != ipcShm || parsePerm(ds).mode&shmDest == 0) {
-				switch {
-				case flg&ipcCreat != 0 && flg&ipcExcl != 0:
+				if flg&ipcCreat != 0 && flg&ipcExcl != 0 {
 					return Fail(unix.EEXIST)
-				case more != nil && more(ds) != nil:
-					return Fail(more(ds))
-				case !e.ipcPermitted(r, parsePerm(ds), flg):
+				}
+				if more != nil {
+					if err := more(ds); err != nil {
+						return Fail(err)
+					}
+				}
+				if !e.ipcPermitted(r, parsePerm(ds), flg) {
 					return Fail(unix.EACCES)
 				}
 				return Ok(int64(id))
