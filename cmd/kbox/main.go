@@ -345,11 +345,18 @@ func buildNamespace(o *options) (*vfs.Namespace, func(), error) {
 		if err := ns.Add("/", "/", true, vfs.KindBind); err != nil {
 			return nil, nil, fail(exitSetup, "mounting the host's / read-only: %v", err)
 		}
+		// /proc is read-only except each process's own entries (the
+		// resolver's rule for every procfs mount); /dev is kbox's private
+		// one, as with -R/-S.
 		var sfs unix.Statfs_t
 		if unix.Statfs("/proc", &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC {
-			if err := ns.Add("/proc", "/proc", true, vfs.KindProc); err != nil {
+			if err := ns.Add("/proc", "/proc", false, vfs.KindProc); err != nil {
 				return nil, nil, fail(exitSetup, "mounting /proc: %v", err)
 			}
+		}
+		if err := ns.AddDev("/dev"); err != nil {
+			cleanup()
+			return nil, nil, fail(exitSetup, "mounting /dev: %v", err)
 		}
 	} else {
 		st, err := os.Stat(root)
@@ -363,27 +370,28 @@ func buildNamespace(o *options) (*vfs.Namespace, func(), error) {
 			return nil, nil, fail(exitSetup, "guest root %s: %v", root, err)
 		}
 		if recommended {
+			// The host's /proc (read-only except each process's own
+			// entries: the resolver's rule for every procfs mount) and
+			// /sys (read-only), kbox's private /dev (vfs.AddDev) and a
+			// private /tmp.
 			for _, m := range []struct {
 				guest, host string
 				ro          bool
-			}{{"/proc", "/proc", false}, {"/sys", "/sys", true}, {"/dev", "/dev", false}} {
+			}{{"/proc", "/proc", false}, {"/sys", "/sys", true}} {
 				os.Mkdir(path.Join(root, m.guest), 0o755)
 				if err := ns.Add(m.guest, m.host, m.ro, vfs.KindBind); err != nil {
-					ns.Close()
+					cleanup()
 					return nil, nil, fail(exitSetup, "mounting host %s: %v", m.host, err)
 				}
 			}
-			tmp, err := tmpdirs.Make("tmp", 0o1777)
-			if err != nil {
-				ns.Close()
-				return nil, nil, fail(exitSetup, "creating the private /tmp: %v", err)
+			os.Mkdir(path.Join(root, "dev"), 0o755)
+			if err := ns.AddDev("/dev"); err != nil {
+				cleanup()
+				return nil, nil, fail(exitSetup, "mounting /dev: %v", err)
 			}
-			prev := cleanup
-			cleanup = func() { prev(); tmp.Remove() }
 			unix.Mkdir(path.Join(root, "tmp"), 0o1777)
-			if err := ns.Add("/tmp", tmp.Path, false, vfs.KindTmp); err != nil {
-				tmp.Remove()
-				ns.Close()
+			if err := ns.AddPrivate("/tmp", "tmp", 0o1777); err != nil {
+				cleanup()
 				return nil, nil, fail(exitSetup, "mounting the private /tmp: %v", err)
 			}
 		}
@@ -403,7 +411,7 @@ func buildNamespace(o *options) (*vfs.Namespace, func(), error) {
 			cleanup()
 			return nil, nil, fail(exitSetup, "bind source %s is not a directory (only directories can be bound)", src)
 		}
-		if root != "" {
+		if !ns.MakeMountPoint(dst) && root != "" {
 			os.MkdirAll(path.Join(root, dst), 0o755)
 		}
 		if err := ns.Add(dst, src, ro, vfs.KindBind); err != nil {

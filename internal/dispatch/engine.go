@@ -78,6 +78,10 @@ type Engine struct {
 	bindThread *bindThread
 	names      *unixNames
 	owners     *ownershipStore
+	ipc        *ipcTable
+	// fileBinds: directories whose listings show file binds' placeholders
+	// (vfs.Namespace.FileBindTypes), for getdents.
+	fileBinds map[[2]uint64]map[string]uint32
 
 	logMu     sync.Mutex
 	enosysMu  sync.Mutex
@@ -113,11 +117,15 @@ func New(cfg Config) (*Engine, error) {
 	e.bindThread = newBindThread()
 	e.names = newUnixNames()
 	e.owners = newOwnershipStore()
+	e.ipc = newIPCTable()
+	e.fileBinds = cfg.NS.FileBindTypes()
 	return e, nil
 }
 
-// Close releases engine resources.
+// Close releases engine resources and removes the IPC objects the guest
+// left (RemoveIPC).
 func (e *Engine) Close() {
+	e.RemoveIPC()
 	e.exec.close()
 }
 

@@ -127,12 +127,28 @@ func objectFD(l *vfs.Lookup) (fd int, owned bool, err error) {
 	return l.Obj.FD(), false, nil
 }
 
-// writable fails with EROFS when the lookup lies on a read-only mount.
+// writable fails with EROFS when the calling process may not modify the
+// looked-up object: it lies on a read-only mount, or in a host procfs
+// outside the process's own /proc/<pid> entries (vfs.Namespace.ReadOnlyFor).
 func writable(l *vfs.Lookup) error {
-	if l.Mount != nil && l.Mount.ReadOnly {
+	if l.ReadOnly {
 		return unix.EROFS
 	}
 	return nil
+}
+
+// writableData is writable for opening an existing object to write its
+// data. A device node, FIFO or socket reached through a writable file bind
+// (kbox's /dev/null, /dev/tty, ...) may be written; its metadata stays
+// read-only (chmod, chown, utimes, xattrs: writable).
+func writableData(l *vfs.Lookup) error {
+	if l.Mount != nil && l.Mount.File && !l.Mount.ReadOnly {
+		switch l.Stat.Mode & unix.S_IFMT {
+		case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
+			return nil
+		}
+	}
+	return writable(l)
 }
 
 func followIf(cond bool) vfs.Flags {

@@ -140,7 +140,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		// Fast path: one no-follow open of the name in its resolved parent.
 		// A symlink there (ELOOP) needs the full walk when it is followed;
 		// creating or writing on a read-only mount takes the careful path.
-		if !(l.Mount.ReadOnly && (accessWrites(flags) || flags&unix.O_CREAT != 0)) {
+		if !(l.ReadOnly && (accessWrites(flags) || flags&unix.O_CREAT != 0)) {
 			fd, err := hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
 			l.Release()
 			// ELOOP, or ENOTDIR with O_DIRECTORY: a symlink the guest
@@ -169,6 +169,10 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 			return Fail(err), false
 		}
 		return InjectFD(fd, cloexec), false
+	}
+
+	if res, ok := e.sysvipcFile(l, flags); ok {
+		return res, false // the guest's own SysV IPC objects only (ipc.go)
 	}
 
 	if !l.Exists() {
@@ -219,7 +223,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		return Fail(unix.EISDIR), false
 	}
 	if accessWrites(flags) {
-		if err := writable(l); err != nil {
+		if err := writableData(l); err != nil {
 			return Fail(err), false
 		}
 	}

@@ -253,7 +253,7 @@ func (e *Engine) accessCommon(r *Request, dirfd, pathArg int, mode uint32, flags
 		return Fail(unix.ENOENT)
 	}
 	if mode&unix.W_OK != 0 {
-		if err := writable(l); err != nil {
+		if err := writableData(l); err != nil {
 			return Fail(err)
 		}
 	}
@@ -363,7 +363,7 @@ func sysStatfs(e *Engine, r *Request) Result {
 	if err := unix.Fstatfs(fd, &sfs); err != nil {
 		return Fail(err)
 	}
-	if l.Mount.ReadOnly {
+	if l.ReadOnly {
 		sfs.Flags |= unix.ST_RDONLY
 	}
 	if err := r.Mem.Write(r.Ptr(1), bytesOf(&sfs)); err != nil {

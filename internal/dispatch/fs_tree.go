@@ -188,6 +188,9 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 	if err := writable(oldL); err != nil {
 		return Fail(err)
 	}
+	if err := writable(newL); err != nil {
+		return Fail(err)
+	}
 	err = unix.Renameat2(oldL.Parent.FD(), oldL.Name, newL.Parent.FD(), newL.Name, uint(flags))
 	if err == nil {
 		e.mutated()

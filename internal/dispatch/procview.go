@@ -21,8 +21,12 @@ func init() {
 	register(sysGetdents, "getdents")
 }
 
-// procRootIno is the inode number of every procfs root.
-const procRootIno = 1
+// procRootIno and devptsRootIno are the inode numbers of every procfs and
+// devpts root.
+const (
+	procRootIno   = 1
+	devptsRootIno = 1
+)
 
 func sysGetdents64(e *Engine, r *Request) Result { return e.getdents(r, true) }
 func sysGetdents(e *Engine, r *Request) Result   { return e.getdents(r, false) }
@@ -35,10 +39,29 @@ func (e *Engine) getdents(r *Request, is64 bool) Result {
 	defer unix.Close(h)
 	var sfs unix.Statfs_t
 	var st unix.Stat_t
-	if unix.Fstatfs(h, &sfs) != nil || sfs.Type != unix.PROC_SUPER_MAGIC || unix.Fstat(h, &st) != nil {
+	count := int(r.Uint(2))
+	if len(e.fileBinds) > 0 && unix.Fstat(h, &st) == nil {
+		if types := e.fileBinds[[2]uint64{st.Dev, st.Ino}]; types != nil {
+			// A directory holding file binds (the private /dev): its
+			// placeholders' entries get the bound objects' types.
+			return e.retypedDents(r, h, count, is64, types)
+		}
+	}
+	if unix.Fstatfs(h, &sfs) != nil || (sfs.Type != unix.PROC_SUPER_MAGIC && sfs.Type != unix.DEVPTS_SUPER_MAGIC) ||
+		unix.Fstat(h, &st) != nil {
 		return Cont()
 	}
-	count := int(r.Uint(2))
+	if sfs.Type == unix.DEVPTS_SUPER_MAGIC {
+		if st.Ino != devptsRootIno {
+			return Cont()
+		}
+		// A devpts root lists only the guest's ptys (devpts.go).
+		ptys := e.Procs.guestPtys()
+		return e.filteredDents(r, h, count, is64, func(name string) bool {
+			n, err := strconv.Atoi(name)
+			return name == "." || name == ".." || (err == nil && ptys[n])
+		})
+	}
 	if st.Ino != procRootIno {
 		if e.Procs.fdList != nil {
 			if pid, ok := procFDDirPid(h); ok && pid == e.Procs.self {
@@ -47,13 +70,21 @@ func (e *Engine) getdents(r *Request, is64 bool) Result {
 		}
 		return Cont()
 	}
+	guests := e.Procs.guestSet()
+	return e.filteredDents(r, h, count, is64, func(name string) bool {
+		pid, err := strconv.Atoi(name)
+		return err != nil || guests[pid]
+	})
+}
+
+// filteredDents serves getdents on h with only the entries keep accepts.
+func (e *Engine) filteredDents(r *Request, h, count int, is64 bool, keep func(name string) bool) Result {
 	if count <= 0 {
 		return Fail(unix.EINVAL)
 	}
 	if count > 1<<20 {
 		count = 1 << 20
 	}
-	guests := e.Procs.guestSet()
 	buf := make([]byte, count)
 	for {
 		n, err := rawGetdents(h, buf, is64)
@@ -63,7 +94,7 @@ func (e *Engine) getdents(r *Request, is64 bool) Result {
 		if n == 0 {
 			return Ok(0)
 		}
-		out := filterDirents(buf[:n], is64, guests)
+		out := filterDirents(buf[:n], is64, keep)
 		if len(out) > 0 {
 			if err := r.Mem.Write(r.Ptr(1), out); err != nil {
 				return Fail(err)
@@ -74,8 +105,50 @@ func (e *Engine) getdents(r *Request, is64 bool) Result {
 	}
 }
 
-// filterDirents drops numeric entries that are not guest processes.
-func filterDirents(b []byte, is64 bool, guests map[int]bool) []byte {
+// retypedDents serves getdents on h with the d_type of the entries named
+// in types replaced (types holds S_IFMT values).
+func (e *Engine) retypedDents(r *Request, h, count int, is64 bool, types map[string]uint32) Result {
+	if count <= 0 {
+		return Fail(unix.EINVAL)
+	}
+	buf := make([]byte, min(count, 1<<20))
+	n, err := rawGetdents(h, buf, is64)
+	if err != nil || n == 0 {
+		return errOf(err)
+	}
+	b := buf[:n]
+	nameOff := 19
+	if !is64 {
+		nameOff = 18
+	}
+	for off := 0; off+nameOff <= len(b); {
+		reclen := int(binary.LittleEndian.Uint16(b[off+16:]))
+		if reclen == 0 || off+reclen > len(b) {
+			break
+		}
+		rec := b[off : off+reclen]
+		name := string(rec[nameOff:])
+		if i := strings.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if t, ok := types[name]; ok {
+			typ := uint8(t >> 12) // DT_* is S_IFMT >> 12
+			if is64 {
+				rec[18] = typ
+			} else {
+				rec[reclen-1] = typ
+			}
+		}
+		off += reclen
+	}
+	if err := r.Mem.Write(r.Ptr(1), b); err != nil {
+		return Fail(err)
+	}
+	return Ok(int64(n))
+}
+
+// filterDirents keeps the entries whose name keep accepts.
+func filterDirents(b []byte, is64 bool, keep func(name string) bool) []byte {
 	out := make([]byte, 0, len(b))
 	nameOff := 19 // linux_dirent64: ino 8, off 8, reclen 2, type 1, name
 	if !is64 {
@@ -91,7 +164,7 @@ func filterDirents(b []byte, is64 bool, guests map[int]bool) []byte {
 		if i := strings.IndexByte(name, 0); i >= 0 {
 			name = name[:i]
 		}
-		if pid, err := strconv.Atoi(name); err != nil || guests[pid] {
+		if keep(name) {
 			out = append(out, rec...)
 		}
 		off += reclen

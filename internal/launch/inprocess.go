@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -104,6 +105,14 @@ func landlockRules(abiV int, ns *vfs.Namespace) []landlock.Rule {
 		switch {
 		case m.Kind == vfs.KindProc:
 			rules = append(rules, landlock.Rule{Path: m.Host, Access: procRead})
+		case m.Kind == vfs.KindPts:
+			// Not the host's whole devpts: the resolver shows the guest
+			// only its own terminals, but a guest that controls the
+			// process could open any pty the user (or a root guest's
+			// DAC_OVERRIDE) may. Only the terminals kbox's stdio are.
+			for _, tty := range stdioTTYs(m.Host) {
+				rules = append(rules, landlock.Rule{Path: tty, Access: landlock.FSRights(abiV)})
+			}
 		case m.ReadOnly:
 			rules = append(rules, landlock.Rule{Path: m.Host, Access: read})
 		default:
@@ -114,6 +123,22 @@ func landlockRules(abiV int, ns *vfs.Namespace) []landlock.Rule {
 		rules = append(rules, landlock.Rule{Path: dir, Access: procRead})
 	}
 	return rules
+}
+
+// stdioTTYs lists the terminals beneath dir (a devpts) that kbox's
+// standard descriptors are.
+func stdioTTYs(dir string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for fd := 0; fd <= 2; fd++ {
+		p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+		if err != nil || seen[p] || !strings.HasPrefix(p, dir+"/") {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out
 }
 
 // RunInProcess starts the confined child that hosts the guest and

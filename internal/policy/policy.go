@@ -174,10 +174,13 @@ func buildTable() []Entry {
 		"sched_getattr", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres",
 		"gettimeofday", "time", "getrandom", "timer_create", "timer_settime", "timer_gettime",
 		"timer_getoverrun", "timer_delete", "ioprio_get"))
-	// SysV IPC objects are host objects shared by key (POSIX message queues,
-	// named in a host-wide namespace, are denied below).
-	add(rows(Allow, "ipc", "", "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop",
-		"msgget", "msgsnd", "msgrcv", "msgctl"))
+	// SysV IPC objects are host objects shared by key: the guest sees only
+	// those it created (internal/dispatch/ipc.go). shmdt acts on the
+	// caller's own mapping. POSIX message queues, named in a host-wide
+	// namespace, are denied below.
+	add(rows(Notify, "ipc", "the guest sees only the IPC objects it created", "shmget", "shmat", "shmctl",
+		"semget", "semop", "semctl", "semtimedop", "msgget", "msgsnd", "msgrcv", "msgctl"))
+	add(rows(Allow, "ipc", "", "shmdt"))
 	var cloneConds []Cond
 	for bit := uint64(1); bit != 0; bit <<= 1 {
 		if cloneNewMask&bit != 0 {
@@ -198,7 +201,7 @@ func buildTable() []Entry {
 		"futimesat", "utimensat", "truncate", "statfs", "getxattr", "lgetxattr", "setxattr", "lsetxattr",
 		"listxattr", "llistxattr", "removexattr", "lremovexattr", "inotify_add_watch"))
 	add(rows(Notify, "cwd", "", "chdir", "fchdir", "getcwd", "chroot"))
-	add(rows(Notify, "dir", "a procfs root lists only the guest's processes", "getdents", "getdents64"))
+	add(rows(Notify, "dir", "a procfs root lists only the guest's processes, a devpts root only its terminals", "getdents", "getdents64"))
 	add(rows(Notify, "exec", "", "execve", "execveat"))
 	// The dangerous set.
 	add(rows(Deny, "denied", "would let the guest leave or alter the sandbox or the host",

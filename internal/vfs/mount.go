@@ -10,12 +10,14 @@ package vfs
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/tmpdirs"
 )
 
 // MountKind says what a mount's source is.
@@ -29,17 +31,42 @@ const (
 	KindProc
 	// KindTmp is a private host directory created for this run (removed at exit).
 	KindTmp
+	// KindPts is a host devpts (/dev/pts): only the terminals the guest
+	// holds are visible in it (see PtyView).
+	KindPts
 )
 
+// virtualized reports whether the resolver interprets the mount's entries
+// itself (so no lookup in it may take the fast paths that skip them).
+func (k MountKind) virtualized() bool { return k == KindProc || k == KindPts }
+
 // Mount is one entry of the guest mount table.
+//
+// A mount's source is normally a directory. It may also be a single
+// non-directory object (a file bind, such as a device node at /dev/null):
+// the guest then reaches exactly that object at the mount's path. For the
+// guest to see a file bind in a listing, the directory holding the mount
+// point must contain an entry of the same name (a placeholder the bind
+// shadows).
 type Mount struct {
-	Guest    string // clean absolute guest path
-	Host     string // clean absolute host path of the source directory
+	Guest string // clean absolute guest path
+	// Host is the clean absolute host path of the source: exactly what the
+	// guest may reach through this mount (the in-process tiers build their
+	// Landlock rules from it).
+	Host string
+	// ReadOnly: the guest may not modify anything through the mount. In a
+	// KindProc mount everything is read-only in any case except the
+	// calling process's own /proc/<pid> entries, and a file bind's own
+	// metadata is read-only in any case: without ReadOnly only its data
+	// (a device's) may be written (Namespace.ReadOnlyFor).
 	ReadOnly bool
 	Kind     MountKind
-	root     int // O_PATH descriptor of Host, owned by the namespace
-	dev      uint64
-	ino      uint64
+	// File is set for a file bind (the source is not a directory).
+	File bool
+	root int // O_PATH descriptor of Host, owned by the namespace
+	dev  uint64
+	ino  uint64
+	mode uint32
 }
 
 // Namespace is a guest mount table. It is immutable after Seal.
@@ -48,6 +75,9 @@ type Namespace struct {
 	byPath map[string]*Mount
 	sealed bool
 	cache  *dirCache
+	// private are the host directories this namespace made (AddPrivate,
+	// AddDev), which RemovePrivate removes.
+	private []*tmpdirs.Dir
 }
 
 // NewNamespace returns an empty mount table.
@@ -59,7 +89,8 @@ func NewNamespace() *Namespace {
 var ErrBadMount = errors.New("bad mount")
 
 // Add mounts the host directory host at guest path guest. The root mount
-// ("/") must be added first.
+// ("/") must be added first. host may also name a non-directory object (a
+// file bind, see Mount); the root mount must be a directory.
 func (ns *Namespace) Add(guest, host string, readOnly bool, kind MountKind) error {
 	if ns.sealed {
 		return fmt.Errorf("%w: namespace already sealed", ErrBadMount)
@@ -74,7 +105,7 @@ func (ns *Namespace) Add(guest, host string, readOnly bool, kind MountKind) erro
 	if _, dup := ns.byPath[guest]; dup {
 		return fmt.Errorf("%w: %s is mounted twice", ErrBadMount, guest)
 	}
-	fd, err := unix.Open(host, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(host, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrBadMount, host, err)
 	}
@@ -83,13 +114,23 @@ func (ns *Namespace) Add(guest, host string, readOnly bool, kind MountKind) erro
 		unix.Close(fd)
 		return fmt.Errorf("%w: %s: %v", ErrBadMount, host, err)
 	}
-	if kind == KindBind {
+	file := st.Mode&unix.S_IFMT != unix.S_IFDIR
+	if file && (guest == "/" || kind != KindBind) {
+		unix.Close(fd)
+		return fmt.Errorf("%w: %s: %v", ErrBadMount, host, unix.ENOTDIR)
+	}
+	if kind == KindBind && !file {
 		var sfs unix.Statfs_t
-		if unix.Fstatfs(fd, &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC {
-			kind = KindProc
+		if unix.Fstatfs(fd, &sfs) == nil {
+			switch sfs.Type {
+			case unix.PROC_SUPER_MAGIC:
+				kind = KindProc
+			case unix.DEVPTS_SUPER_MAGIC:
+				kind = KindPts
+			}
 		}
 	}
-	m := &Mount{Guest: guest, Host: path.Clean(host), ReadOnly: readOnly, Kind: kind, root: fd, dev: st.Dev, ino: st.Ino}
+	m := &Mount{Guest: guest, Host: path.Clean(host), ReadOnly: readOnly, Kind: kind, File: file, root: fd, dev: st.Dev, ino: st.Ino, mode: st.Mode}
 	ns.mounts = append(ns.mounts, m)
 	ns.byPath[guest] = m
 	sort.SliceStable(ns.mounts, func(i, j int) bool { return len(ns.mounts[i].Guest) > len(ns.mounts[j].Guest) })
@@ -168,11 +209,73 @@ func (ns *Namespace) Close() {
 	}
 }
 
-// RemovePrivate deletes the host directories of private (KindTmp) mounts.
-func (ns *Namespace) RemovePrivate() {
+// FileBindTypes describes the listings file binds change: for each mount
+// root directory (by host device and inode) that holds file binds' mount
+// points, the names of those entries and the file type (S_IFCHR, ...) of
+// what the guest reaches there, which its placeholder's directory entry
+// does not say.
+func (ns *Namespace) FileBindTypes() map[[2]uint64]map[string]uint32 {
+	out := map[[2]uint64]map[string]uint32{}
 	for _, m := range ns.mounts {
-		if m.Kind == KindTmp {
-			os.RemoveAll(m.Host)
+		if !m.File {
+			continue
 		}
+		parent := ns.byPath[path.Dir(m.Guest)]
+		if parent == nil || parent.File {
+			continue
+		}
+		k := [2]uint64{parent.dev, parent.ino}
+		if out[k] == nil {
+			out[k] = map[string]uint32{}
+		}
+		out[k][path.Base(m.Guest)] = m.mode & unix.S_IFMT
 	}
+	return out
+}
+
+// ReadOnlyFor reports whether the calling process (ctx) may not modify the
+// object at canonical guest path p, which lies in mount m: create, remove,
+// rename, change its metadata or, for a regular file, write it. A file
+// bind's object is read-only in this sense (writing a device's data is
+// not a modification of the object: the dispatcher allows it when the
+// mount is not ReadOnly). Inside a host
+// procfs everything is read-only (/proc/sys, /proc/sysrq-trigger,
+// /proc/sys/fs/binfmt_misc, other processes' entries ...) except what a
+// process legitimately writes: the entries below its own /proc/<pid>
+// (reached as /proc/self or /proc/thread-self too), such as comm,
+// oom_score_adj or its threads' task/<tid> entries.
+func (ns *Namespace) ReadOnlyFor(ctx *Context, m *Mount, p string) bool {
+	if m == nil {
+		return false
+	}
+	if m.ReadOnly || m.File {
+		return true
+	}
+	if m.Kind != KindProc {
+		return false
+	}
+	rel := strings.TrimPrefix(p, m.Guest)
+	if m.Guest == "/" {
+		rel = p
+	}
+	pidStr, rest, below := strings.Cut(strings.TrimPrefix(rel, "/"), "/")
+	if !below || rest == "" || ctx == nil || ctx.Tgid <= 0 {
+		return true
+	}
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || strconv.Itoa(pid) != pidStr {
+		return true
+	}
+	return pid != ctx.Tgid && pid != ctx.Tid
+}
+
+// RemovePrivate deletes the host directories this namespace made for the
+// run (its private mounts). A namespace rebuilt from a mount list (the
+// in-process tiers' confined child) made none and removes nothing: the
+// supervisor that made them does.
+func (ns *Namespace) RemovePrivate() {
+	for _, d := range ns.private {
+		d.Remove()
+	}
+	ns.private = nil
 }

@@ -36,6 +36,17 @@ type FDTranslator interface {
 	HostFD(pid, fd int) (int, bool)
 }
 
+// PtyView is implemented by a ProcView that knows which pseudo-terminals
+// belong to the guest: in a host devpts (KindPts) the guest sees only
+// those, so it cannot open another user's (or, as a root guest without
+// capabilities, root's) terminals.
+type PtyView interface {
+	// GuestPty reports whether pty n is one the guest holds (it has the
+	// master or a slave descriptor of it open, or kbox's own terminal);
+	// caller is the asking guest process, looked at first.
+	GuestPty(caller, n int) bool
+}
+
 // Context is the per-call view of the calling guest process.
 type Context struct {
 	Tgid, Tid int
@@ -97,6 +108,10 @@ type Lookup struct {
 	// (pipe, socket, anon inode, memfd) of a guest process: it can only be
 	// opened by letting the kernel follow Name inside Parent.
 	Magic bool
+	// ReadOnly: the calling process may not modify the object (or create
+	// it): its mount is read-only, or it lies in a procfs outside the
+	// process's own entries (Namespace.ReadOnlyFor).
+	ReadOnly bool
 }
 
 // Exists reports whether the final object exists.
@@ -168,8 +183,18 @@ func (ns *Namespace) Resolve(ctx *Context, start, p string, flags Flags) (*Looku
 		}
 	}
 	if l := ns.cachedParent(root, start, p, flags); l != nil {
+		l.ReadOnly = ns.ReadOnlyFor(ctx, l.Mount, l.Path)
 		return l, nil
 	}
+	l, err := ns.resolve(ctx, root, start, p, flags)
+	if err != nil {
+		return nil, err
+	}
+	l.ReadOnly = ns.ReadOnlyFor(ctx, l.Mount, l.Path)
+	return l, nil
+}
+
+func (ns *Namespace) resolve(ctx *Context, root, start, p string, flags Flags) (*Lookup, error) {
 	w := &walker{ns: ns, ctx: ctx, flags: flags, root: root, start: start, cacheGen: ns.cache.generation()}
 	if flags&InRoot != 0 {
 		w.root = start
@@ -224,7 +249,7 @@ func (ns *Namespace) cachedParent(root, start, p string, flags Flags) *Lookup {
 		return nil
 	}
 	m := ns.mountOf(dir)
-	if m.Kind == KindProc {
+	if m.Kind.virtualized() {
 		h.Release()
 		return nil
 	}
@@ -398,8 +423,11 @@ func (w *walker) walk(p string) (*Lookup, error) {
 				continue
 			}
 		}
+		if dir.m.Kind == KindPts && dir.path == dir.m.Guest && !w.ptyVisible(name) {
+			return nil, unix.ENOENT
+		}
 		if last {
-			if w.flags&ParentOnly != 0 && !trailing && dir.m.Kind != KindProc && w.ns.mountAt(joinPath(dir.path, name)) == nil {
+			if w.flags&ParentOnly != 0 && !trailing && !dir.m.Kind.virtualized() && w.ns.mountAt(joinPath(dir.path, name)) == nil {
 				if len(name) > NameMax {
 					return nil, unix.ENAMETOOLONG
 				}
@@ -661,6 +689,21 @@ func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, er
 		return "", "", false, unix.EACCES
 	}
 	return g, "", true, nil
+}
+
+// ptyVisible reports whether an entry of a devpts root is visible to the
+// guest: a pty node (numeric name) only when the guest holds it; the
+// devpts's own ptmx never (the guest opens /dev/ptmx).
+func (w *walker) ptyVisible(name string) bool {
+	n, err := strconv.Atoi(name)
+	if err != nil || strconv.Itoa(n) != name {
+		return false
+	}
+	pv, ok := w.ctx.Procs.(PtyView)
+	if !ok {
+		return w.ctx.Procs == nil
+	}
+	return pv.GuestPty(w.ctx.Tgid, n)
 }
 
 func readlinkFD(fd int) (string, error) {

@@ -23,13 +23,19 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/ipc.h>
 #include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -37,6 +43,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -113,6 +120,25 @@
 #define K_RESOLVE_IN_ROOT 0x10
 #define K_RESOLVE_CACHED 0x20
 #define K_STATX_BASIC_STATS 0x7ffU
+/* SysV IPC commands minimal headers may lack */
+#ifndef SHM_STAT_ANY
+#define SHM_STAT_ANY 15
+#endif
+#ifndef SEM_STAT_ANY
+#define SEM_STAT_ANY 20
+#endif
+#ifndef MSG_STAT_ANY
+#define MSG_STAT_ANY 13
+#endif
+/* offsets in the kernel's shmid64_ds, semid64_ds, msqid64_ds (64-bit) */
+#define K_SHM_SEGSZ 48
+#define K_SHM_NATTCH 88
+#if defined(__x86_64__)
+#define K_SEM_NSEMS 80
+#else
+#define K_SEM_NSEMS 64
+#endif
+#define K_MSG_QNUM 80
 
 struct k_open_how { uint64_t flags, mode, resolve; };
 struct k_statx_ts { int64_t tv_sec; uint32_t tv_nsec; int32_t reserved; };
@@ -194,6 +220,12 @@ static const struct name_val flagnames[] = {
 	NV(MS_RDONLY), NV(MS_NOSUID), NV(MS_NODEV), NV(MS_NOEXEC), NV(MS_REMOUNT),
 	NV(MS_BIND), NV(MS_REC), NV(MS_PRIVATE),
 	NV(XATTR_CREATE), NV(XATTR_REPLACE),
+	NV(IPC_CREAT), NV(IPC_EXCL), NV(IPC_NOWAIT), NV(IPC_RMID), NV(IPC_SET),
+	NV(IPC_STAT), NV(IPC_INFO), NV(SHM_RDONLY), NV(SHM_STAT), NV(SHM_INFO),
+	NV(SHM_STAT_ANY), NV(SHM_LOCK), NV(SHM_UNLOCK), NV(GETPID), NV(GETVAL),
+	NV(GETALL), NV(GETNCNT), NV(GETZCNT), NV(SETVAL), NV(SETALL), NV(SEM_STAT),
+	NV(SEM_INFO), NV(SEM_STAT_ANY), NV(SEM_UNDO), NV(MSG_STAT), NV(MSG_INFO),
+	NV(MSG_STAT_ANY), NV(MSG_NOERROR),
 };
 
 #define MAXOPS 256
@@ -947,6 +979,46 @@ OP(op_ls)
 	free(names);
 	return 0;
 }
+/* lstypes PATH: the directory's entries with their d_type, name=type, sorted */
+OP(op_lstypes)
+{
+	static char buf[32768];
+	static const char *dt[16] = { "unknown", "fifo", "chr", "?3", "dir", "?5", "blk", "?7",
+				      "reg", "?9", "lnk", "?11", "sock", "?13", "?14", "?15" };
+	char **names = NULL;
+	size_t cnt = 0, cap = 0, i;
+	long fd, rc;
+	fd = SC(SYS_openat, (long)AT_FDCWD, P(a[0]), (long)(O_RDONLY | O_DIRECTORY | O_CLOEXEC), 0L);
+	if (fd < 0)
+		return fd;
+	while ((rc = SC(SYS_getdents64, fd, buf, (long)sizeof buf)) > 0) {
+		long off;
+		for (off = 0; off < rc;) {
+			struct k_dirent64 *d = (struct k_dirent64 *)(buf + off);
+			char *e;
+			off += d->d_reclen;
+			if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+				continue;
+			if (cnt == cap)
+				names = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *names);
+			e = malloc(strlen(d->d_name) + 16);
+			sprintf(e, "%s=%s", d->d_name, dt[d->d_type & 15]);
+			names[cnt++] = e;
+		}
+	}
+	SC(SYS_close, fd);
+	if (rc < 0)
+		return rc;
+	if (cnt)
+		qsort(names, cnt, sizeof *names, cmpstr);
+	outf(r, "%s", "");
+	for (i = 0; i < cnt; i++) {
+		outf(r, "%s%s", i ? "," : "", names[i]);
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
 /* syscall NR [ARG...]: ints, @N, cwd, or "s:TEXT" (pointer to TEXT) */
 OP(op_syscall)
 {
@@ -968,6 +1040,170 @@ OP(op_exec)
 	return -1;
 }
 
+/* ---- SysV IPC: KEY and ID are numbers (or @N), CMD and FLAGS symbolic ---- */
+/* the kernel's *id64_ds as key=K uid=U gid=G cuid= cgid= mode=MODE plus the kind's size field */
+static void out_ipc(res_t *r, const unsigned char *ds, const char *what, int off)
+{
+	const int32_t *p = (const int32_t *)ds;
+	outf(r, "key=%d uid=%u gid=%u cuid=%u cgid=%u mode=%04o %s=%lu", p[0], (unsigned)p[1], (unsigned)p[2],
+	     (unsigned)p[3], (unsigned)p[4], (unsigned)p[5] & 07777, what, *(const unsigned long *)(ds + off));
+}
+static int ipc_is_stat(long cmd, long a, long b, long c)
+{
+	return cmd == IPC_STAT || cmd == a || cmd == b || cmd == c;
+}
+OP(op_shmget) { return fdres(r, SC(SYS_shmget, I(a[0]), I(a[1]), F(a[2]))); }
+OP(op_shmat)
+{
+	long addr = SC(SYS_shmat, I(a[0]), 0L, F(a[1]));
+	if (addr == -1)
+		return -1;
+	r->fd = addr;
+	outf(r, "%s", "");
+	return 0;
+}
+OP(op_shmdt) { return SC(SYS_shmdt, I(a[0])); }
+/* memwrite ADDR TEXT / memread ADDR LEN: plain memory access at an attached address */
+OP(op_memwrite)
+{
+	size_t len = unescape(a[1]);
+	memcpy((void *)I(a[0]), a[1], len);
+	return (long)len;
+}
+OP(op_memread)
+{
+	out_esc(r, (const char *)I(a[0]), (size_t)I(a[1]));
+	return 0;
+}
+OP(op_shmctl)
+{
+	static unsigned char ds[256];
+	long cmd = F(a[1]), rc = SC(SYS_shmctl, I(a[0]), cmd, ds);
+	if (rc >= 0 && ipc_is_stat(cmd, SHM_STAT, SHM_STAT_ANY, IPC_STAT)) {
+		out_ipc(r, ds, "size", K_SHM_SEGSZ);
+		outf(r, " nattch=%lu", *(unsigned long *)(ds + K_SHM_NATTCH));
+		if (cmd != IPC_STAT)
+			outf(r, " id=%ld", rc);
+	}
+	return rc;
+}
+OP(op_semget) { return fdres(r, SC(SYS_semget, I(a[0]), I(a[1]), F(a[2]))); }
+/* semctl ID NUM CMD [VALUE] */
+OP(op_semctl)
+{
+	static unsigned char ds[256];
+	long cmd = F(a[2]), arg = n > 3 ? I(a[3]) : (long)ds, rc;
+	if (cmd == IPC_STAT || cmd == SEM_STAT || cmd == SEM_STAT_ANY || cmd == IPC_SET)
+		arg = (long)ds;
+	rc = SC(SYS_semctl, I(a[0]), I(a[1]), cmd, arg);
+	if (rc >= 0 && ipc_is_stat(cmd, SEM_STAT, SEM_STAT_ANY, IPC_STAT)) {
+		out_ipc(r, ds, "nsems", K_SEM_NSEMS);
+		if (cmd != IPC_STAT)
+			outf(r, " id=%ld", rc);
+	}
+	return rc;
+}
+/* semop ID NUM OP FLAGS: one operation */
+OP(op_semop)
+{
+	struct sembuf sb;
+	sb.sem_num = (unsigned short)I(a[1]);
+	sb.sem_op = (short)I(a[2]);
+	sb.sem_flg = (short)F(a[3]);
+	return SC(SYS_semop, I(a[0]), &sb, 1L);
+}
+OP(op_msgget) { return fdres(r, SC(SYS_msgget, I(a[0]), F(a[1]))); }
+/* msgsnd ID TYPE TEXT FLAGS */
+OP(op_msgsnd)
+{
+	static struct { long type; char text[4096]; } m;
+	size_t len;
+	strncpy(m.text, a[2], sizeof m.text - 1);
+	len = unescape(m.text);
+	m.type = I(a[1]);
+	return SC(SYS_msgsnd, I(a[0]), &m, (long)len, F(a[3]));
+}
+/* msgrcv ID TYPE FLAGS */
+OP(op_msgrcv)
+{
+	static struct { long type; char text[4096]; } m;
+	long rc = SC(SYS_msgrcv, I(a[0]), &m, (long)sizeof m.text, I(a[1]), F(a[2]));
+	if (rc >= 0) {
+		outf(r, "type=%ld text=", m.type);
+		out_esc(r, m.text, (size_t)rc);
+	}
+	return rc;
+}
+OP(op_msgctl)
+{
+	static unsigned char ds[256];
+	long cmd = F(a[1]), rc = SC(SYS_msgctl, I(a[0]), cmd, ds);
+	if (rc >= 0 && ipc_is_stat(cmd, MSG_STAT, MSG_STAT_ANY, IPC_STAT)) {
+		out_ipc(r, ds, "qnum", K_MSG_QNUM);
+		if (cmd != IPC_STAT)
+			outf(r, " id=%ld", rc);
+	}
+	return rc;
+}
+/* shmfork ID TEXT: a child process attaches segment ID and writes TEXT into
+ * it; the parent, once the child has exited, attaches it and prints what it
+ * reads. */
+OP(op_shmfork)
+{
+	long id = I(a[0]), addr;
+	size_t len = unescape(a[1]);
+	int st;
+	pid_t pid;
+	fflush(stdout);
+	/* a raw fork (clone with SIGCHLD), so that sc imports no libc fork */
+	pid = (pid_t)SC(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		long c = SC(SYS_shmat, id, 0L, 0L);
+		if (c == -1)
+			SC(SYS_exit_group, 10L);
+		memcpy((void *)c, a[1], len);
+		SC(SYS_shmdt, c);
+		SC(SYS_exit_group, 0L);
+	}
+	if (SC(SYS_wait4, (long)pid, &st, 0L, 0L) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		errno = ECHILD;
+		return -1;
+	}
+	addr = SC(SYS_shmat, id, 0L, (long)SHM_RDONLY);
+	if (addr == -1)
+		return -1;
+	out_esc(r, (const char *)addr, len);
+	SC(SYS_shmdt, addr);
+	return 0;
+}
+/* openpty: /dev/ptmx, unlock, open the slave by its name, pass a line
+ * through; prints pty=N line=TEXT */
+OP(op_openpty)
+{
+	char name[64], buf[64];
+	int ptn = 0, unlock = 0;
+	long m, s, rc;
+	m = SC(SYS_openat, (long)AT_FDCWD, "/dev/ptmx", (long)(O_RDWR | O_NOCTTY | O_CLOEXEC), 0L);
+	if (m < 0)
+		return m;
+	if (SC(SYS_ioctl, m, (long)TIOCSPTLCK, &unlock) < 0 || SC(SYS_ioctl, m, (long)TIOCGPTN, &ptn) < 0)
+		return -1;
+	snprintf(name, sizeof name, "/dev/pts/%d", ptn);
+	s = SC(SYS_openat, (long)AT_FDCWD, name, (long)(O_RDWR | O_NOCTTY | O_CLOEXEC), 0L);
+	if (s < 0)
+		return s;
+	if (SC(SYS_write, m, "ping\n", 5L) != 5)
+		return -1;
+	rc = SC(SYS_read, s, buf, (long)sizeof buf);
+	if (rc < 0)
+		return rc;
+	outf(r, "pty=%d line=", ptn);
+	out_esc(r, buf, (size_t)rc);
+	r->fd = m;
+	return 0;
+}
 /* ---- op table ---- */
 typedef long (*handler_t)(char **, int, res_t *);
 struct op {
@@ -1017,6 +1253,14 @@ static const struct op ops[] = {
 	{ "getppid", op_getppid, 0, 0 },     { "uname", op_uname, 0, 0 },
 	{ "readfile", op_readfile, 1, 1 },   { "ls", op_ls, 1, 1 },
 	{ "syscall", op_syscall, 1, 7 },     { "exec", op_exec, 1, -1 },
+	{ "shmget", op_shmget, 3, 3 },       { "shmat", op_shmat, 2, 2 },
+	{ "shmdt", op_shmdt, 1, 1 },         { "memwrite", op_memwrite, 2, 2 },
+	{ "memread", op_memread, 2, 2 },     { "shmctl", op_shmctl, 2, 2 },
+	{ "semget", op_semget, 3, 3 },       { "semctl", op_semctl, 3, 4 },
+	{ "semop", op_semop, 4, 4 },         { "msgget", op_msgget, 2, 2 },
+	{ "msgsnd", op_msgsnd, 4, 4 },       { "msgrcv", op_msgrcv, 3, 3 },
+	{ "msgctl", op_msgctl, 2, 2 },       { "shmfork", op_shmfork, 2, 2 },
+	{ "openpty", op_openpty, 0, 0 },     { "lstypes", op_lstypes, 1, 1 },
 };
 
 static const struct op *find_op(const char *name)
