@@ -184,7 +184,18 @@ func buildTable() []Entry {
 			cloneConds = append(cloneConds, Cond{Arg: 0, Mask: bit, Value: bit, Disp: Deny})
 		}
 	}
-	t = append(t, Entry{Name: "clone", Disp: Allow, Family: "process", Why: "clone with CLONE_NEW* flags is EPERM in BPF", Conds: cloneConds})
+	// Clones after which another task may run with the caller's memory or
+	// descriptor table are notified — CLONE_VM without CLONE_VFORK outside
+	// a thread, CLONE_FILES outside a thread, a thread without CLONE_FILES
+	// — so that the exec path check knows whether one happened
+	// (dispatch/exec_race.go). Threads, fork and vfork/posix_spawn stay in
+	// BPF.
+	cloneConds = append(cloneConds,
+		Cond{Arg: 0, Mask: unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_THREAD, Value: unix.CLONE_VM, Disp: Notify},
+		Cond{Arg: 0, Mask: unix.CLONE_FILES | unix.CLONE_THREAD, Value: unix.CLONE_FILES, Disp: Notify},
+		Cond{Arg: 0, Mask: unix.CLONE_FILES | unix.CLONE_THREAD, Value: unix.CLONE_THREAD, Disp: Notify})
+	t = append(t, Entry{Name: "clone", Disp: Allow, Family: "process",
+		Why: "clone with CLONE_NEW* flags is EPERM in BPF; clones sharing memory or descriptors with a concurrently running task are noted", Conds: cloneConds})
 	add(rows(Unsupported, "process", "clone3 arguments live in guest memory and cannot be checked without a race; libcs fall back to clone", "clone3"))
 	// Identity.
 	add(rows(Identity, "identity", "", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
