@@ -119,10 +119,13 @@ func buildTable() []Entry {
 	// receives SIGIO/SIGURG: checked like kill.
 	// TIOCSTI and TIOCLINUX push input into a terminal: a guest could type
 	// commands into the user's shell after kbox exits. Denied in BPF.
+	// TIOCSPGRP makes a process group the terminal's foreground: checked
+	// like kill.
 	ioctlConds := []Cond{{Arg: 1, Mask: 0xffffffff, Value: unix.TIOCSTI, Int: true, Disp: Deny},
 		{Arg: 1, Mask: 0xffffffff, Value: unix.TIOCLINUX, Int: true, Disp: Deny}}
+	ioctlConds = append(ioctlConds, notifyWhen(1, abi.FIOSETOWN, abi.SIOCSPGRP, unix.TIOCSPGRP)...)
 	t = append(t, Entry{Name: "fcntl", Disp: Allow, Family: "fd_io", Conds: notifyWhen(1, unix.F_SETOWN, unix.F_SETOWN_EX)},
-		Entry{Name: "ioctl", Disp: Allow, Family: "fd_io", Conds: append(ioctlConds, notifyWhen(1, abi.FIOSETOWN, abi.SIOCSPGRP)...)})
+		Entry{Name: "ioctl", Disp: Allow, Family: "fd_io", Why: "SIGIO owners and the terminal's foreground group are checked", Conds: ioctlConds})
 	add(rows(Allow, "fd_io", "", "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
 		"preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3",
 		"fsync", "fdatasync", "ftruncate", "fallocate", "flock", "fadvise64",
@@ -156,12 +159,15 @@ func buildTable() []Entry {
 		"getsid", "setsid", "getrlimit", "setrlimit", "getrusage", "times", "getpriority",
 		"prctl", "arch_prctl", "capget", "umask", "getcpu", "uname", "sysinfo", "syslog",
 		"restart_syscall", "sched_getaffinity"))
+	// setpgid(0, pgid) moves the caller into another group: every form is
+	// checked (a guest joining a host group would reach it with kill(0)).
+	add(rows(Notify, "process", "only groups of guest processes may be joined", "setpgid"))
 	// Calls that reach another process: confined to the guest's process
 	// tree by the supervisor; the caller itself (pid 0) stays in BPF.
 	for _, c := range []struct {
 		name string
 		arg  int
-	}{{"setpgid", 0}, {"prlimit64", 0}, {"sched_setaffinity", 0}, {"sched_setparam", 0},
+	}{{"prlimit64", 0}, {"sched_setaffinity", 0}, {"sched_setparam", 0},
 		{"sched_setscheduler", 0}, {"sched_setattr", 0}, {"migrate_pages", 0}, {"move_pages", 0}} {
 		t = append(t, Entry{Name: c.name, Disp: Notify, Family: "process", Why: "target must be a guest process", Conds: whenZero(c.arg)})
 	}

@@ -778,6 +778,16 @@ OP(op_listxattr) { return xlist(r, SYS_listxattr, a); }
 OP(op_llistxattr) { return xlist(r, SYS_llistxattr, a); }
 OP(op_removexattr) { return SC(SYS_removexattr, P(a[0]), P(a[1])); }
 OP(op_lremovexattr) { return SC(SYS_lremovexattr, P(a[0]), P(a[1])); }
+/* ioctl_int FD REQ VALUE: a request taking a pointer to an int */
+OP(op_ioctl_int)
+{
+	int v = (int)I(a[2]);
+	return SC(SYS_ioctl, I(a[0]), (unsigned long)I(a[1]), &v);
+}
+/* process groups and signals */
+OP(op_setpgid) { return SC(SYS_setpgid, I(a[0]), I(a[1])); }
+OP(op_getpgid) { return SC(SYS_getpgid, I(a[0])); }
+OP(op_kill) { return SC(SYS_kill, I(a[0]), I(a[1])); }
 
 OP(op_inotify)
 {
@@ -1017,6 +1027,8 @@ static const struct op ops[] = {
 	{ "getppid", op_getppid, 0, 0 },     { "uname", op_uname, 0, 0 },
 	{ "readfile", op_readfile, 1, 1 },   { "ls", op_ls, 1, 1 },
 	{ "syscall", op_syscall, 1, 7 },     { "exec", op_exec, 1, -1 },
+	{ "ioctl_int", op_ioctl_int, 3, 3 }, { "setpgid", op_setpgid, 2, 2 },
+	{ "getpgid", op_getpgid, 1, 1 },     { "kill", op_kill, 2, 2 },
 };
 
 static const struct op *find_op(const char *name)
