@@ -212,3 +212,30 @@ func inSharedMapping(pid int, addr, n uint64) (bool, error) {
 	}
 	return false, sc.Err()
 }
+
+// fdTableStable reports whether the calling process's descriptor numbers
+// can change only by its own calls while it is blocked in this one, so
+// that a call kbox checked on its duplicate of a descriptor may continue
+// in the kernel, which looks the number up again (see the top of this
+// file for why that holds). ok=false comes with the reason.
+func (e *Engine) fdTableStable(r *Request) (bool, string) {
+	if _, separate := r.Mem.(processMemory); !separate {
+		return true, "" // an in-process tier: the guest is one thread
+	}
+	if n := readStatus(r.Tgid).threads; n != 1 {
+		return false, "the process has " + strconv.Itoa(n) + " threads, which can renumber its descriptors meanwhile"
+	}
+	if !e.exec.looseSharing.Load() {
+		return true, ""
+	}
+	sh, err := e.sharers(r.Tgid, true)
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, s := range sh {
+		if s.what == "descriptor table" {
+			return false, "process " + strconv.Itoa(s.pid) + " shares its descriptor table"
+		}
+	}
+	return true, ""
+}

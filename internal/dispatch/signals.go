@@ -35,7 +35,6 @@ func init() {
 	register(sysSetpriority, "setpriority")
 	register(sysIoprioSet, "ioprio_set")
 	register(sysFcntlOwner, "fcntl")
-	register(sysIoctlOwner, "ioctl")
 }
 
 const maxSignal = 64
@@ -337,12 +336,9 @@ func sysFcntlOwner(e *Engine, r *Request) Result {
 	return Cont()
 }
 
-// sysIoctlOwner sees only FIOSETOWN, SIOCSPGRP and TIOCSPGRP.
+// sysIoctlOwner serves FIOSETOWN and SIOCSPGRP (from sysIoctl, fs_ioctl.go).
 func sysIoctlOwner(e *Engine, r *Request) Result {
 	req := r.Uint(1)
-	if req == unix.TIOCSPGRP {
-		return sysTiocspgrp(e, r)
-	}
 	if req != abi.FIOSETOWN && req != abi.SIOCSPGRP {
 		return Cont()
 	}
