@@ -12,11 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/loader"
 
 	"github.com/kbox-go/kbox/internal/vfs"
@@ -45,8 +45,9 @@ import (
 //     past its terminating NUL changes. When argv[0] is the same pointer as the path, a copy
 //     of the original string is written below the stack pointer and argv[0]
 //     repointed to it, so the new program still sees its name.
-//  4. The call then continues in the kernel. A process whose memory another
-//     thread could rewrite between step 2 and the kernel's read is refused.
+//  4. The call then continues in the kernel. Without Landlock, an exec
+//     whose path or descriptors another task could change between step 2
+//     and the kernel's read is refused (exec_race.go).
 
 func init() {
 	register(sysExecve, "execve")
@@ -61,11 +62,14 @@ type imageKey struct {
 }
 
 type execSupport struct {
-	dir   string
-	mu    sync.Mutex
-	links map[string]bool
-	cache map[imageKey]int // read-only sealed memfds
-	facts map[imageKey]elfFacts
+	// looseSharing: a guest clone shared memory or a descriptor table
+	// with a task that runs alongside its creator (exec_race.go).
+	looseSharing atomic.Bool
+	dir          string
+	mu           sync.Mutex
+	links        map[string]bool
+	cache        map[imageKey]int // read-only sealed memfds
+	facts        map[imageKey]elfFacts
 }
 
 const execCacheMax = 64
@@ -161,8 +165,8 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	}
 	defer file.Close()
 
-	if err := e.execPreflight(r); err != nil {
-		return e.denied(r, errnoOf(err), "execve by a process whose memory another thread can change: "+err.Error())
+	if err := e.execPreflight(r, pathAddr, len(p)); err != nil {
+		return e.denied(r, unix.EPERM, "execve of "+strconv.Quote(p)+": "+err.Error())
 	}
 	image, script, err := e.prepareImage(r, file, p)
 	if err != nil {
@@ -262,8 +266,8 @@ func (e *Engine) execFD(r *Request, fd int) Result {
 	if err := e.permitted(r, &st, permExec, false); err != nil {
 		return Fail(err)
 	}
-	if err := e.execPreflight(r); err != nil {
-		return e.denied(r, errnoOf(err), "fexecve by a process whose memory another thread can change: "+err.Error())
+	if err := e.execPreflight(r, 0, 0); err != nil {
+		return e.denied(r, unix.EPERM, "fexecve of descriptor "+strconv.Itoa(fd)+": "+err.Error())
 	}
 	// The kernel names a script executed through a descriptor /dev/fd/N.
 	image, script, err := e.prepareImage(r, file, "/dev/fd/"+strconv.Itoa(fd))
@@ -282,16 +286,18 @@ func (e *Engine) execFD(r *Request, fd int) Result {
 	return Cont()
 }
 
-// execPreflight refuses an exec whose arguments another thread could
-// change after kbox's checks; kbox's own launcher is exempt once.
-func (e *Engine) execPreflight(r *Request) error {
+// execPreflight refuses an exec whose arguments another task could
+// change after kbox's checks (exec_race.go); kbox's own launcher is exempt
+// once. pathAddr and pathLen locate the path buffer kbox rewrites (0 for
+// fexecve).
+func (e *Engine) execPreflight(r *Request, pathAddr uint64, pathLen int) error {
 	r.Proc.mu.Lock()
 	trusted := r.Proc.trustedExec
 	r.Proc.mu.Unlock()
 	if trusted || e.cfg.ExecBackstop {
 		return nil
 	}
-	return e.execRaceCheck(r)
+	return e.execRaceCheck(r, pathAddr, pathLen)
 }
 
 func (e *Engine) imageError(r *Request, what string, err error) Result {
@@ -564,36 +570,6 @@ func (e *Engine) injectShort(r *Request, image, maxDigits int) (int, error) {
 	return -1, unix.EMFILE
 }
 
-// execRaceCheck refuses an exec whose path buffer another thread could
-// change after kbox rewrote it: the process must be single-threaded and not
-// share its memory with a multi-threaded parent (vfork-style children do).
-func (e *Engine) execRaceCheck(r *Request) error {
-	ts := readStatus(r.Tgid)
-	threads, ppid := ts.threads, ts.ppid
-	if threads != 1 {
-		return errors.New("the process has " + strconv.Itoa(threads) + " threads")
-	}
-	if ppid > 0 {
-		shared, err := kcmpVM(r.Tgid, ppid)
-		if err == nil && shared {
-			if readStatus(ppid).threads > 1 {
-				return errors.New("it shares memory with its multi-threaded parent (vfork from a threaded program)")
-			}
-		}
-	}
-	return nil
-}
-
-const kcmpVMType = abi.KcmpVM
-
-func kcmpVM(a, b int) (bool, error) {
-	ret, _, en := unix.Syscall6(unix.SYS_KCMP, uintptr(a), uintptr(b), kcmpVMType, 0, 0, 0)
-	if en != 0 {
-		return false, en
-	}
-	return ret == 0, nil
-}
-
 // memPatch is one change kbox made to guest memory, with the bytes it
 // replaced, so it can be undone.
 type memPatch struct {
@@ -720,7 +696,7 @@ func sharesMemoryWithParent(r *Request) (bool, int) {
 	if ppid <= 0 {
 		return false, 0
 	}
-	shared, err := kcmpVM(r.Tgid, ppid)
+	shared, err := kcmp(r.Tgid, ppid, kcmpVM)
 	return err == nil && shared, ppid
 }
 

@@ -53,7 +53,7 @@ func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags 
 	}
 	if flags&unix.AT_EMPTY_PATH != 0 && dirfd != atFDCWD {
 		if p, err := r.Path(pathArg); err == nil && p == "" {
-			return e.fdChmod(r, dirfd, mode)
+			return e.fdChmod(r, dirfd, mode, false)
 		}
 	}
 	l, err := e.existing(r, dirfd, pathArg, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
@@ -84,13 +84,21 @@ func forceRecord(err error) uint32 {
 // recordAlways is a flag bit above the mode bits: record unconditionally.
 const recordAlways = 1 << 20
 
-func (e *Engine) fdChmod(r *Request, fd int, mode uint32) Result {
-	h, err := r.FDs.DupFD(fd)
-	if err != nil {
-		return Fail(err)
+// fdChmod serves fchmodat2(fd, "", AT_EMPTY_PATH) and, with fchmod set,
+// fchmod(fd) (which, unlike the AT_EMPTY_PATH form, refuses an O_PATH
+// descriptor, as the kernel does).
+func (e *Engine) fdChmod(r *Request, fd int, mode uint32, fchmod bool) Result {
+	h, res, ok := e.dupForChange(r, fd, "")
+	if !ok {
+		return res
 	}
 	defer unix.Close(h)
-	err = unix.Chmod(procFD(h), mode&0o7777)
+	var err error
+	if fchmod {
+		err = unix.Fchmod(h, mode&0o7777)
+	} else {
+		err = unix.Chmod(procFD(h), mode&0o7777)
+	}
 	if e.recordsOwnership(r) && (err == nil || err == unix.EPERM) {
 		var st unix.Stat_t
 		if ferr := unix.Fstat(h, &st); ferr != nil {
@@ -101,24 +109,34 @@ func (e *Engine) fdChmod(r *Request, fd int, mode uint32) Result {
 	return errOf(err)
 }
 
-// fchmod is notified only when the guest identity is virtual.
-func sysFchmod(e *Engine, r *Request) Result { return e.fdChmod(r, r.Int(0), r.Uint(1)) }
+// fchmod is notified: the object's mount decides (fs_fdwrite.go).
+func sysFchmod(e *Engine, r *Request) Result { return e.fdChmod(r, r.Int(0), r.Uint(1), true) }
 
-// fchown is notified only when the guest identity is virtual.
+// fchown is notified: the object's mount decides (fs_fdwrite.go).
 func sysFchown(e *Engine, r *Request) Result {
-	h, err := r.FDs.DupFD(r.Int(0))
-	if err != nil {
-		return Fail(err)
+	return e.fdChown(r, r.Int(0), r.Uint(1), r.Uint(2), true)
+}
+
+// fdChown serves fchownat(fd, "", AT_EMPTY_PATH) and, with fchown set,
+// fchown(fd) (which refuses an O_PATH descriptor, as the kernel does).
+func (e *Engine) fdChown(r *Request, fd int, uid, gid uint32, fchown bool) Result {
+	h, res, ok := e.dupForChange(r, fd, "")
+	if !ok {
+		return res
 	}
 	defer unix.Close(h)
 	if e.recordsOwnership(r) {
+		// A root guest may give files any owner: recorded, not applied.
 		var st unix.Stat_t
 		if err := unix.Fstat(h, &st); err != nil {
 			return Fail(err)
 		}
-		return errOf(e.recordChown(r, "", h, &st, r.Uint(1), r.Uint(2)))
+		return errOf(e.recordChown(r, "", h, &st, uid, gid))
 	}
-	u, g := e.hostOwner(r.Uint(1), r.Uint(2))
+	u, g := e.hostOwner(uid, gid)
+	if fchown {
+		return errOf(unix.Fchown(h, u, g))
+	}
 	return errOf(unix.Fchownat(h, "", u, g, unix.AT_EMPTY_PATH))
 }
 
@@ -155,19 +173,7 @@ func (e *Engine) chownCommon(r *Request, dirfd, pathArg int, uid, gid uint32, fl
 		return Fail(err)
 	}
 	if p == "" && flags&unix.AT_EMPTY_PATH != 0 && dirfd != atFDCWD {
-		h, err := r.FDs.DupFD(dirfd)
-		if err != nil {
-			return Fail(err)
-		}
-		defer unix.Close(h)
-		if e.recordsOwnership(r) {
-			var st unix.Stat_t
-			if err := unix.Fstat(h, &st); err != nil {
-				return Fail(err)
-			}
-			return errOf(e.recordChown(r, "", h, &st, uid, gid))
-		}
-		return errOf(unix.Fchownat(h, "", u, g, unix.AT_EMPTY_PATH))
+		return e.fdChown(r, dirfd, uid, gid, false)
 	}
 	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
 	l, err := e.existing(r, dirfd, pathArg, follow)
@@ -284,9 +290,9 @@ func (e *Engine) fdTimes(r *Request, fd int, ts []unix.Timespec) Result {
 	if fd == atFDCWD {
 		return Fail(unix.EFAULT)
 	}
-	h, err := r.FDs.DupFD(fd)
-	if err != nil {
-		return Fail(err)
+	h, res, ok := e.dupForChange(r, fd, "")
+	if !ok {
+		return res
 	}
 	defer unix.Close(h)
 	return errOf(utimensatRaw(h, "", ts, 0))

@@ -136,6 +136,10 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	if err != nil {
 		return Fail(err), false
 	}
+	if accessWrites(flags) && procMemFile(l) {
+		l.Release()
+		return e.denied(r, unix.EACCES, "open of "+l.Path+" for writing: another process's memory (fs_procmem.go)"), false
+	}
 	if l.Deferred {
 		// Fast path: one no-follow open of the name in its resolved parent.
 		// A symlink there (ELOOP) needs the full walk when it is followed;

@@ -1,6 +1,9 @@
 package dispatch
 
 import (
+	"bytes"
+	"strconv"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/vfs"
@@ -11,10 +14,102 @@ func init() {
 	register(sysSetxattr, "setxattr", "lsetxattr")
 	register(sysListxattr, "listxattr", "llistxattr")
 	register(sysRemovexattr, "removexattr", "lremovexattr")
+	register(sysFgetxattr, "fgetxattr")
+	register(sysFsetxattr, "fsetxattr")
+	register(sysFlistxattr, "flistxattr")
+	register(sysFremovexattr, "fremovexattr")
 	register(sysInotifyAddWatch, "inotify_add_watch")
 }
 
 const xattrSizeMax = 65536
+
+// kbox's ownership record (ownership.go) is kbox's, not the guest's: the
+// guest can neither set nor remove it, through any call (EPERM), and does
+// not see it: getxattr answers ENODATA and listxattr leaves it out.
+// Otherwise a guest could forge the owner and set-id bits kbox reports
+// for a file, and a copy with its extended attributes (cp -a, tar
+// --xattrs) would try to copy the record instead of letting kbox record
+// the chown and chmod the copy makes.
+
+// reservedXattr refuses a change of kbox's ownership record.
+func (e *Engine) reservedXattr(r *Request, name string) (Result, bool) {
+	if name != overrideXattr {
+		return Result{}, false
+	}
+	return e.denied(r, unix.EPERM, strconv.Quote(name)+" is kbox's ownership record"), true
+}
+
+// hideRecord removes kbox's ownership record from a NUL-separated name list.
+func hideRecord(list []byte) []byte {
+	out := list[:0:0]
+	for _, n := range bytes.SplitAfter(list, []byte{0}) {
+		if len(n) > 0 && string(bytes.TrimSuffix(n, []byte{0})) != overrideXattr {
+			out = append(out, n...)
+		}
+	}
+	return out
+}
+
+// getxattrOut completes a getxattr-family call: name is hidden when it is
+// kbox's record; otherwise get fills buf (at most xattrSizeMax bytes) and
+// the value goes to the guest buffer at argument valArg of size sizeArg.
+func (e *Engine) getxattrOut(r *Request, name string, valArg, sizeArg int, get func(buf []byte) (int, error)) Result {
+	if name == overrideXattr {
+		return Fail(unix.ENODATA)
+	}
+	size := int(min(r.Args[sizeArg], xattrSizeMax))
+	buf := make([]byte, size)
+	n, err := get(buf)
+	if err != nil {
+		return Fail(err)
+	}
+	if size > 0 {
+		if err := r.Mem.Write(r.Ptr(valArg), buf[:n]); err != nil {
+			return Fail(err)
+		}
+	}
+	return Ok(int64(n))
+}
+
+// listxattrOut completes a listxattr-family call: the full list is read
+// (list fills buf), kbox's record removed, and the rest returned as the
+// kernel would for a guest buffer at argument listArg of size sizeArg
+// (size 0: only the length; too small: ERANGE).
+func (e *Engine) listxattrOut(r *Request, listArg, sizeArg int, list func(buf []byte) (int, error)) Result {
+	buf := make([]byte, xattrSizeMax)
+	n, err := list(buf)
+	if err != nil {
+		return Fail(err)
+	}
+	names := hideRecord(buf[:n])
+	size := r.Args[sizeArg]
+	switch {
+	case size == 0:
+		return Ok(int64(len(names)))
+	case size < uint64(len(names)):
+		return Fail(unix.ERANGE)
+	}
+	if err := r.Mem.Write(r.Ptr(listArg), names); err != nil {
+		return Fail(err)
+	}
+	return Ok(int64(len(names)))
+}
+
+// readXattrValue reads a setxattr-family value (argument valArg, size
+// sizeArg) from guest memory.
+func readXattrValue(r *Request, valArg, sizeArg int) ([]byte, error) {
+	size := r.Args[sizeArg]
+	if size > xattrSizeMax {
+		return nil, unix.E2BIG
+	}
+	val := make([]byte, size)
+	if size > 0 {
+		if err := r.Mem.Read(r.Ptr(valArg), val); err != nil {
+			return nil, err
+		}
+	}
+	return val, nil
+}
 
 // xattrFollow: the l* variants do not follow a final symlink.
 func (e *Engine) xattrFollow(r *Request) bool {
@@ -66,26 +161,12 @@ func sysGetxattr(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer l.Release()
-	size := int(r.Args[3])
-	if size > xattrSizeMax {
-		size = xattrSizeMax
-	}
-	buf := make([]byte, size)
-	var n int
-	if e.xattrFollow(r) {
-		n, err = unix.Getxattr(hp, name, buf)
-	} else {
-		n, err = unix.Lgetxattr(hp, name, buf)
-	}
-	if err != nil {
-		return Fail(err)
-	}
-	if size > 0 {
-		if err := r.Mem.Write(r.Ptr(2), buf[:n]); err != nil {
-			return Fail(err)
+	return e.getxattrOut(r, name, 2, 3, func(buf []byte) (int, error) {
+		if e.xattrFollow(r) {
+			return unix.Getxattr(hp, name, buf)
 		}
-	}
-	return Ok(int64(n))
+		return unix.Lgetxattr(hp, name, buf)
+	})
 }
 
 func sysSetxattr(e *Engine, r *Request) Result {
@@ -93,15 +174,12 @@ func sysSetxattr(e *Engine, r *Request) Result {
 	if err != nil {
 		return Fail(err)
 	}
-	size := r.Args[3]
-	if size > xattrSizeMax {
-		return Fail(unix.E2BIG)
+	if res, reserved := e.reservedXattr(r, name); reserved {
+		return res
 	}
-	val := make([]byte, size)
-	if size > 0 {
-		if err := r.Mem.Read(r.Ptr(2), val); err != nil {
-			return Fail(err)
-		}
+	val, err := readXattrValue(r, 2, 3)
+	if err != nil {
+		return Fail(err)
 	}
 	flags := r.Int(4)
 	l, hp, err := e.xattrTarget(r, true)
@@ -121,32 +199,21 @@ func sysListxattr(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer l.Release()
-	size := int(r.Args[2])
-	if size > xattrSizeMax {
-		size = xattrSizeMax
-	}
-	buf := make([]byte, size)
-	var n int
-	if e.xattrFollow(r) {
-		n, err = unix.Listxattr(hp, buf)
-	} else {
-		n, err = unix.Llistxattr(hp, buf)
-	}
-	if err != nil {
-		return Fail(err)
-	}
-	if size > 0 {
-		if err := r.Mem.Write(r.Ptr(1), buf[:n]); err != nil {
-			return Fail(err)
+	return e.listxattrOut(r, 1, 2, func(buf []byte) (int, error) {
+		if e.xattrFollow(r) {
+			return unix.Listxattr(hp, buf)
 		}
-	}
-	return Ok(int64(n))
+		return unix.Llistxattr(hp, buf)
+	})
 }
 
 func sysRemovexattr(e *Engine, r *Request) Result {
 	name, err := xattrName(r, 1)
 	if err != nil {
 		return Fail(err)
+	}
+	if res, reserved := e.reservedXattr(r, name); reserved {
+		return res
 	}
 	l, hp, err := e.xattrTarget(r, true)
 	if err != nil {
@@ -157,6 +224,67 @@ func sysRemovexattr(e *Engine, r *Request) Result {
 		return errOf(unix.Removexattr(hp, name))
 	}
 	return errOf(unix.Lremovexattr(hp, name))
+}
+
+// The descriptor forms run on kbox's duplicate of the descriptor; the
+// changing ones after the mount check of fs_fdwrite.go.
+
+func sysFgetxattr(e *Engine, r *Request) Result {
+	name, err := xattrName(r, 1)
+	if err != nil {
+		return Fail(err)
+	}
+	h, err := r.FDs.DupFD(r.Int(0))
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(h)
+	return e.getxattrOut(r, name, 2, 3, func(buf []byte) (int, error) { return unix.Fgetxattr(h, name, buf) })
+}
+
+func sysFlistxattr(e *Engine, r *Request) Result {
+	h, err := r.FDs.DupFD(r.Int(0))
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(h)
+	return e.listxattrOut(r, 1, 2, func(buf []byte) (int, error) { return unix.Flistxattr(h, buf) })
+}
+
+func sysFsetxattr(e *Engine, r *Request) Result {
+	name, err := xattrName(r, 1)
+	if err != nil {
+		return Fail(err)
+	}
+	if res, reserved := e.reservedXattr(r, name); reserved {
+		return res
+	}
+	val, err := readXattrValue(r, 2, 3)
+	if err != nil {
+		return Fail(err)
+	}
+	h, res, ok := e.dupForChange(r, r.Int(0), "")
+	if !ok {
+		return res
+	}
+	defer unix.Close(h)
+	return errOf(unix.Fsetxattr(h, name, val, r.Int(4)))
+}
+
+func sysFremovexattr(e *Engine, r *Request) Result {
+	name, err := xattrName(r, 1)
+	if err != nil {
+		return Fail(err)
+	}
+	if res, reserved := e.reservedXattr(r, name); reserved {
+		return res
+	}
+	h, res, ok := e.dupForChange(r, r.Int(0), "")
+	if !ok {
+		return res
+	}
+	defer unix.Close(h)
+	return errOf(unix.Fremovexattr(h, name))
 }
 
 func sysInotifyAddWatch(e *Engine, r *Request) Result {

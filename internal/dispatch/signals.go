@@ -17,8 +17,13 @@ import (
 // continues in the kernel unchanged (the kernel then fills in the real
 // sender); a pid outside the guest answers ESRCH, as if it did not exist.
 // The guest's first process gets a process group of its own, and setpgid
-// only joins guest groups, so a process group that contains a guest
-// process contains only guest processes.
+// (always notified) only joins groups of guest processes, so a process
+// group that contains a guest process contains only guest processes. kbox
+// does not rely on that alone: a process group is the guest's only when
+// every member is a guest process (isGuestPgrp), for every call that
+// names one — kill(0) and kill(-pgid), setpgid, setpriority and
+// ioprio_set, SIGIO owners, the terminal's foreground group. Landlock's
+// signal scoping (ABI 6) backs this up where the kernel has it.
 
 func init() {
 	register(sysKill, "kill")
@@ -30,7 +35,6 @@ func init() {
 	register(sysSetpriority, "setpriority")
 	register(sysIoprioSet, "ioprio_set")
 	register(sysFcntlOwner, "fcntl")
-	register(sysIoctlOwner, "ioctl")
 }
 
 const maxSignal = 64
@@ -63,21 +67,35 @@ func pgidOf(pid int) int {
 	return g
 }
 
-// isGuestPgrp reports whether pgid names a process group of the guest: its
-// leader is a guest process, or a known guest process belongs to it.
+// isGuestPgrp reports whether pgid names a process group of the guest:
+// it has members, and every one is a guest process. The members are found
+// in /proc; a group kbox cannot see a member of (a /proc of another pid
+// namespace) is never the guest's.
 func (e *Engine) isGuestPgrp(pgid int) bool {
 	if pgid <= 0 {
 		return false
 	}
-	if e.isGuestTask(pgid) {
-		return true
+	d, err := os.Open("/proc")
+	if err != nil {
+		return false
 	}
-	for _, tgid := range e.Procs.tgids() {
-		if pgidOf(tgid) == pgid {
-			return true
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return false
+	}
+	members := 0
+	for _, n := range names {
+		pid, err := strconv.Atoi(n)
+		if err != nil || pgidOf(pid) != pgid {
+			continue
 		}
+		if !e.isGuestTask(pid) {
+			return false
+		}
+		members++
 	}
-	return false
+	return members > 0
 }
 
 func validSignal(sig int) bool { return sig >= 0 && sig <= maxSignal }
@@ -94,7 +112,12 @@ func sysKill(e *Engine, r *Request) Result {
 		}
 		return Cont()
 	case pid == 0:
-		return Cont() // the caller's own group: guest processes only
+		// The caller's own group: guest processes only, unless a host
+		// process joined it.
+		if g := pgidOf(r.Tgid); !e.isGuestPgrp(g) {
+			return e.outside(r, "kill of the caller's process group", g)
+		}
+		return Cont()
 	case pid == -1:
 		// Every process the caller may signal: the guest's, not the host's.
 		sent := false
@@ -159,6 +182,10 @@ func sysPidfdSendSignal(e *Engine, r *Request) Result {
 	return Cont()
 }
 
+// sysSetpgid confines setpgid (notified whatever its arguments): the
+// target is a guest process, and the group it joins is its own new one,
+// the one it is in, or a group of guest processes only. setpgid(0, X)
+// joining a host group would otherwise let kill(0) reach host processes.
 func sysSetpgid(e *Engine, r *Request) Result {
 	pid, pgid := r.Int(0), r.Int(1)
 	if pid < 0 || pgid < 0 {
@@ -168,12 +195,37 @@ func sysSetpgid(e *Engine, r *Request) Result {
 	if target == 0 {
 		target = r.Tgid
 	}
-	if !e.isGuestTask(target) {
+	if pid != 0 && !e.isGuestTask(target) {
 		return e.outside(r, "setpgid", target)
 	}
-	if pgid != 0 && pgid != target && !e.isGuestPgrp(pgid) {
-		e.Verbosef("pid %d: setpgid into process group %d refused: not a guest group", r.Tgid, pgid)
-		return Fail(unix.EPERM)
+	if pgid == 0 || pgid == target || pgid == pgidOf(target) {
+		return Cont()
+	}
+	if !e.isGuestPgrp(pgid) {
+		return e.denied(r, unix.EPERM, "setpgid into process group "+strconv.Itoa(pgid)+": not a group of guest processes only")
+	}
+	return Cont()
+}
+
+// sysTiocspgrp confines TIOCSPGRP (tcsetpgrp): the terminal's foreground
+// becomes the caller's own group or a group of guest processes only, so
+// a host process group never receives what the user types for the guest.
+// The request continues in the kernel, which reads the group again from
+// guest memory: a guest racing that read can still choose another group
+// of its session, which gives it no signal of its own to send (only the
+// user's Ctrl-C/Ctrl-Z go to the foreground group); kbox cannot issue the
+// request itself, as the terminal's checks are made against the caller.
+func sysTiocspgrp(e *Engine, r *Request) Result {
+	var b [4]byte
+	if err := r.Mem.Read(r.Ptr(2), b[:]); err != nil {
+		return Fail(err)
+	}
+	pgid := int(int32(binary.LittleEndian.Uint32(b[:])))
+	if pgid < 0 {
+		return Fail(unix.EINVAL)
+	}
+	if pgid != pgidOf(r.Tgid) && !e.isGuestPgrp(pgid) {
+		return e.denied(r, unix.EPERM, "TIOCSPGRP to process group "+strconv.Itoa(pgid)+": not a group of guest processes only")
 	}
 	return Cont()
 }
@@ -284,7 +336,7 @@ func sysFcntlOwner(e *Engine, r *Request) Result {
 	return Cont()
 }
 
-// sysIoctlOwner sees only FIOSETOWN and SIOCSPGRP.
+// sysIoctlOwner serves FIOSETOWN and SIOCSPGRP (from sysIoctl, fs_ioctl.go).
 func sysIoctlOwner(e *Engine, r *Request) Result {
 	req := r.Uint(1)
 	if req != abi.FIOSETOWN && req != abi.SIOCSPGRP {

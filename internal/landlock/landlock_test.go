@@ -32,3 +32,13 @@ func TestRuleset(t *testing.T) {
 		t.Error("a rule for a missing path was accepted")
 	}
 }
+
+// TestNoLandlockHook: the test hook makes ABI report no Landlock.
+func TestNoLandlockHook(t *testing.T) {
+	saved := testNoLandlock
+	defer func() { testNoLandlock = saved }()
+	testNoLandlock = true
+	if v := ABI(); v != 0 {
+		t.Errorf("with %s=1, ABI() = %d, want 0", TestHookEnv, v)
+	}
+}

@@ -7,6 +7,7 @@ package landlock
 
 import (
 	"fmt"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -22,9 +23,24 @@ const (
 	ScopeSignal = 0x2
 )
 
+// TestHookEnv names the test hook that makes kbox behave as on a kernel
+// without Landlock: with KBOX_TEST_NO_LANDLOCK=1 in kbox's environment
+// when it starts, ABI reports 0, so neither tier applies a Landlock
+// ruleset and kbox relies on its own checks alone (the exec race checks,
+// process-group confinement). The integration tests use it to prove those
+// checks on kernels that have Landlock. It only ever weakens kbox, and it
+// is read once, from kbox's own environment, which a guest cannot set.
+const TestHookEnv = "KBOX_TEST_NO_LANDLOCK"
+
+// testNoLandlock is TestHookEnv, read when kbox starts.
+var testNoLandlock = os.Getenv(TestHookEnv) == "1"
+
 // ABI returns the kernel's Landlock ABI version, 0 when Landlock is
-// unavailable.
+// unavailable (or disabled by the TestHookEnv test hook).
 func ABI() int {
+	if testNoLandlock {
+		return 0
+	}
 	v, _, en := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, 1) // LANDLOCK_CREATE_RULESET_VERSION
 	if en != 0 {
 		return 0

@@ -93,6 +93,13 @@ func notifyWhen(arg int, vals ...uint64) []Cond {
 	return c
 }
 
+// IoctlFamilies are the ioctl request type bytes (_IOC_TYPE) of the
+// file-system requests the filter notifies (dispatch/fs_ioctl.go serves
+// them): 'f' (generic and ext4, fscrypt, fs-verity), 'v' (inode
+// versions), 'X' (fsxattr, freeze, xfs), 0x94 (clone and dedupe,
+// file-system labels, btrfs), 0xf5 (f2fs).
+var IoctlFamilies = []uint32{'f', 'v', 'X', 0x94, 0xf5}
+
 // cloneNewMask is every namespace-creating clone flag clone(2) accepts
 // (CLONE_NEWTIME shares its bit with the exit signal there; clone3 only).
 const cloneNewMask = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC |
@@ -119,18 +126,32 @@ func buildTable() []Entry {
 	// receives SIGIO/SIGURG: checked like kill.
 	// TIOCSTI and TIOCLINUX push input into a terminal: a guest could type
 	// commands into the user's shell after kbox exits. Denied in BPF.
+	// TIOCSPGRP makes a process group the terminal's foreground: checked
+	// like kill. The file-system request families (chattr's flags, fsxattr,
+	// inode versions, clone/dedupe ranges, btrfs, xfs, f2fs, fscrypt) change
+	// inodes through a descriptor opened for reading: checked against the
+	// descriptor's mount; every other request stays in BPF.
 	ioctlConds := []Cond{{Arg: 1, Mask: 0xffffffff, Value: unix.TIOCSTI, Int: true, Disp: Deny},
 		{Arg: 1, Mask: 0xffffffff, Value: unix.TIOCLINUX, Int: true, Disp: Deny}}
+	ioctlConds = append(ioctlConds, notifyWhen(1, abi.FIOSETOWN, abi.SIOCSPGRP, unix.TIOCSPGRP)...)
+	for _, typ := range IoctlFamilies {
+		ioctlConds = append(ioctlConds, Cond{Arg: 1, Mask: 0xff00, Value: uint64(typ) << 8, Int: true, Disp: Notify})
+	}
 	t = append(t, Entry{Name: "fcntl", Disp: Allow, Family: "fd_io", Conds: notifyWhen(1, unix.F_SETOWN, unix.F_SETOWN_EX)},
-		Entry{Name: "ioctl", Disp: Allow, Family: "fd_io", Conds: append(ioctlConds, notifyWhen(1, abi.FIOSETOWN, abi.SIOCSPGRP)...)})
+		Entry{Name: "ioctl", Disp: Allow, Family: "fd_io", Why: "SIGIO owners, the terminal's foreground group and file-system requests are checked",
+			Conds: ioctlConds})
 	add(rows(Allow, "fd_io", "", "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
 		"preadv2", "pwritev2", "lseek", "close", "close_range", "dup", "dup2", "dup3",
 		"fsync", "fdatasync", "ftruncate", "fallocate", "flock", "fadvise64",
 		"readahead", "sendfile", "splice", "tee", "vmsplice", "copy_file_range", "sync", "syncfs",
-		"sync_file_range", "fstatfs", "fgetxattr", "fsetxattr", "flistxattr",
-		"fremovexattr", "inotify_rm_watch"))
-	add(rows(Ownership, "fd_io", "owner translated, chown and set-id bits recorded when the guest identity differs",
-		"fstat", "fchown", "fchmod"))
+		"sync_file_range", "fstatfs", "inotify_rm_watch"))
+	add(rows(Ownership, "fd_io", "owner translated when the guest identity differs", "fstat"))
+	// Changes through a descriptor need no write access to it, only
+	// ownership of the file: the descriptor's mount decides (read-only
+	// binds, the read-only default root). kbox's ownership record
+	// (user.containers.override_stat) is hidden from the xattr reads.
+	add(rows(Notify, "fd_meta", "a descriptor of a read-only mount stays read-only; chown and set-id bits recorded when the guest identity differs",
+		"fchown", "fchmod", "fsetxattr", "fremovexattr", "fgetxattr", "flistxattr"))
 	// Descriptor creation without a path.
 	add(rows(Allow, "fd_new", "", "pipe", "pipe2", "eventfd", "eventfd2", "epoll_create", "epoll_create1",
 		"epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "timerfd_create", "timerfd_settime",
@@ -156,12 +177,15 @@ func buildTable() []Entry {
 		"getsid", "setsid", "getrlimit", "setrlimit", "getrusage", "times", "getpriority",
 		"prctl", "arch_prctl", "capget", "umask", "getcpu", "uname", "sysinfo", "syslog",
 		"restart_syscall", "sched_getaffinity"))
+	// setpgid(0, pgid) moves the caller into another group: every form is
+	// checked (a guest joining a host group would reach it with kill(0)).
+	add(rows(Notify, "process", "only groups of guest processes may be joined", "setpgid"))
 	// Calls that reach another process: confined to the guest's process
 	// tree by the supervisor; the caller itself (pid 0) stays in BPF.
 	for _, c := range []struct {
 		name string
 		arg  int
-	}{{"setpgid", 0}, {"prlimit64", 0}, {"sched_setaffinity", 0}, {"sched_setparam", 0},
+	}{{"prlimit64", 0}, {"sched_setaffinity", 0}, {"sched_setparam", 0},
 		{"sched_setscheduler", 0}, {"sched_setattr", 0}, {"migrate_pages", 0}, {"move_pages", 0}} {
 		t = append(t, Entry{Name: c.name, Disp: Notify, Family: "process", Why: "target must be a guest process", Conds: whenZero(c.arg)})
 	}
@@ -187,7 +211,18 @@ func buildTable() []Entry {
 			cloneConds = append(cloneConds, Cond{Arg: 0, Mask: bit, Value: bit, Disp: Deny})
 		}
 	}
-	t = append(t, Entry{Name: "clone", Disp: Allow, Family: "process", Why: "clone with CLONE_NEW* flags is EPERM in BPF", Conds: cloneConds})
+	// Clones after which another task may run with the caller's memory or
+	// descriptor table are notified — CLONE_VM without CLONE_VFORK outside
+	// a thread, CLONE_FILES outside a thread, a thread without CLONE_FILES
+	// — so that the exec path check knows whether one happened
+	// (dispatch/exec_race.go). Threads, fork and vfork/posix_spawn stay in
+	// BPF.
+	cloneConds = append(cloneConds,
+		Cond{Arg: 0, Mask: unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_THREAD, Value: unix.CLONE_VM, Disp: Notify},
+		Cond{Arg: 0, Mask: unix.CLONE_FILES | unix.CLONE_THREAD, Value: unix.CLONE_FILES, Disp: Notify},
+		Cond{Arg: 0, Mask: unix.CLONE_FILES | unix.CLONE_THREAD, Value: unix.CLONE_THREAD, Disp: Notify})
+	t = append(t, Entry{Name: "clone", Disp: Allow, Family: "process",
+		Why: "clone with CLONE_NEW* flags is EPERM in BPF; clones sharing memory or descriptors with a concurrently running task are noted", Conds: cloneConds})
 	add(rows(Unsupported, "process", "clone3 arguments live in guest memory and cannot be checked without a race; libcs fall back to clone", "clone3"))
 	// Identity.
 	add(rows(Identity, "identity", "", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",

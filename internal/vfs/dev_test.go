@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
 )
 
 // errName renders a resolve result for table comparisons.

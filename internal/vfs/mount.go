@@ -168,12 +168,27 @@ func (ns *Namespace) mountOf(p string) *Mount {
 // the host path lies outside every mount, or inside a mount point's shadowed
 // directory.
 func (ns *Namespace) GuestPathOfHost(host string) (string, bool) {
+	g, _, ok := ns.hostCandidate(host)
+	return g, ok
+}
+
+// MountOfHost returns the mount through which the guest reaches host path
+// host, and the guest path: of the mounts whose host directory contains it
+// (and whose guest path for it no deeper mount shadows), the one with the
+// longest host directory; between mounts of the same host directory, a
+// read-only one. False when the guest cannot reach host at all.
+func (ns *Namespace) MountOfHost(host string) (*Mount, string, bool) {
+	g, m, ok := ns.hostCandidate(host)
+	return m, g, ok
+}
+
+func (ns *Namespace) hostCandidate(host string) (string, *Mount, bool) {
 	if !path.IsAbs(host) {
-		return "", false
+		return "", nil, false
 	}
 	host = path.Clean(host)
 	best := ""
-	bestLen := -1
+	var bestM *Mount
 	for _, m := range ns.mounts {
 		var rest string
 		switch {
@@ -194,11 +209,11 @@ func (ns *Namespace) GuestPathOfHost(host string) (string, bool) {
 		if ns.mountOf(g) != m {
 			continue
 		}
-		if len(m.Host) > bestLen {
-			best, bestLen = g, len(m.Host)
+		if bestM == nil || len(m.Host) > len(bestM.Host) || (len(m.Host) == len(bestM.Host) && m.ReadOnly && !bestM.ReadOnly) {
+			best, bestM = g, m
 		}
 	}
-	return best, bestLen >= 0
+	return best, bestM, bestM != nil
 }
 
 // Close releases the mount descriptors.

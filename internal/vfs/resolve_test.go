@@ -289,3 +289,38 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// TestMountOfHost: a host path belongs to the mount with the longest host
+// directory that reaches it; read-only wins between mounts of one directory.
+func TestMountOfHost(t *testing.T) {
+	base := t.TempDir()
+	rw, ro := filepath.Join(base, "rw"), filepath.Join(base, "rw", "sub")
+	if err := os.MkdirAll(ro, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ns := NewNamespace()
+	defer ns.Close()
+	for _, m := range []struct {
+		guest, host string
+		ro          bool
+	}{{"/", rw, false}, {"/ro", ro, true}, {"/same-rw", ro, false}, {"/rw2", base, false}} {
+		if err := ns.Add(m.guest, m.host, m.ro, KindBind); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns.Seal()
+	for _, c := range []struct {
+		host, guest string
+		ro, ok      bool
+	}{
+		{filepath.Join(rw, "f"), "/f", false, true},
+		{filepath.Join(ro, "f"), "/ro/f", true, true}, // /sub/f (rw) and /same-rw/f too: read-only wins
+		{base + "/other", "/rw2/other", false, true},
+		{"/elsewhere/x", "", false, false},
+	} {
+		m, g, ok := ns.MountOfHost(c.host)
+		if ok != c.ok || (ok && (m.ReadOnly != c.ro || g != c.guest)) {
+			t.Errorf("%s: got %v %q ok=%v, want ro=%v %q ok=%v", c.host, m, g, ok, c.ro, c.guest, c.ok)
+		}
+	}
+}

@@ -810,6 +810,76 @@ OP(op_listxattr) { return xlist(r, SYS_listxattr, a); }
 OP(op_llistxattr) { return xlist(r, SYS_llistxattr, a); }
 OP(op_removexattr) { return SC(SYS_removexattr, P(a[0]), P(a[1])); }
 OP(op_lremovexattr) { return SC(SYS_lremovexattr, P(a[0]), P(a[1])); }
+/* descriptor forms: FD NAME ... */
+OP(op_fgetxattr)
+{
+	static char buf[65536];
+	long rc = SC(SYS_fgetxattr, I(a[0]), P(a[1]), buf, sizeof buf);
+	if (rc >= 0)
+		out_esc(r, buf, (size_t)rc);
+	return rc;
+}
+OP(op_flistxattr)
+{
+	static char buf[65536];
+	long rc = SC(SYS_flistxattr, I(a[0]), buf, sizeof buf), i;
+	if (rc >= 0) {
+		outf(r, "%s", "");
+		for (i = 0; i < rc; i += (long)strlen(buf + i) + 1)
+			outf(r, "%s%s", i ? "," : "", buf + i);
+	}
+	return rc;
+}
+OP(op_fsetxattr)
+{
+	size_t len = unescape(a[2]);
+	return SC(SYS_fsetxattr, I(a[0]), P(a[1]), a[2], len, n > 3 ? F(a[3]) : 0L);
+}
+OP(op_fremovexattr) { return SC(SYS_fremovexattr, I(a[0]), P(a[1])); }
+/* inode flags (FS_IOC_GETFLAGS / FS_IOC_SETFLAGS, which read an int) */
+#define K_FS_IOC_GETFLAGS 0x80086601UL
+#define K_FS_IOC_SETFLAGS 0x40086602UL
+#define K_FS_IOC_FSGETXATTR 0x801c581fUL
+#define K_FS_IOC_FSSETXATTR 0x401c5820UL
+struct k_fsxattr { uint32_t xflags, extsize, nextents, projid, cowextsize; unsigned char pad[8]; };
+OP(op_getflags)
+{
+	int v = 0;
+	long rc = SC(SYS_ioctl, I(a[0]), K_FS_IOC_GETFLAGS, &v);
+	if (rc >= 0)
+		outf(r, "%#x", (unsigned)v);
+	return rc;
+}
+/* chattr FD BITS: FS_IOC_GETFLAGS, then FS_IOC_SETFLAGS with BITS added */
+OP(op_chattr)
+{
+	int v = 0;
+	if (SC(SYS_ioctl, I(a[0]), K_FS_IOC_GETFLAGS, &v) < 0)
+		return -1;
+	v |= (int)I(a[1]);
+	return SC(SYS_ioctl, I(a[0]), K_FS_IOC_SETFLAGS, &v);
+}
+/* fsxattr FD XFLAGS: FS_IOC_FSGETXATTR, then FS_IOC_FSSETXATTR with xflags */
+OP(op_fsxattr)
+{
+	struct k_fsxattr x;
+	memset(&x, 0, sizeof x);
+	if (SC(SYS_ioctl, I(a[0]), K_FS_IOC_FSGETXATTR, &x) < 0)
+		return -1;
+	x.xflags = (uint32_t)I(a[1]);
+	return SC(SYS_ioctl, I(a[0]), K_FS_IOC_FSSETXATTR, &x);
+}
+/* ioctl_int FD REQ VALUE: a request taking a pointer to an int */
+OP(op_ioctl_int)
+{
+	int v = (int)I(a[2]);
+	return SC(SYS_ioctl, I(a[0]), (unsigned long)I(a[1]), &v);
+}
+OP(op_fallocate) { return SC(SYS_fallocate, I(a[0]), 0L, 0L, I(a[1])); }
+/* process groups and signals */
+OP(op_setpgid) { return SC(SYS_setpgid, I(a[0]), I(a[1])); }
+OP(op_getpgid) { return SC(SYS_getpgid, I(a[0])); }
+OP(op_kill) { return SC(SYS_kill, I(a[0]), I(a[1])); }
 
 OP(op_inotify)
 {
@@ -1261,6 +1331,12 @@ static const struct op ops[] = {
 	{ "msgsnd", op_msgsnd, 4, 4 },       { "msgrcv", op_msgrcv, 3, 3 },
 	{ "msgctl", op_msgctl, 2, 2 },       { "shmfork", op_shmfork, 2, 2 },
 	{ "openpty", op_openpty, 0, 0 },     { "lstypes", op_lstypes, 1, 1 },
+	{ "fgetxattr", op_fgetxattr, 2, 2 }, { "flistxattr", op_flistxattr, 1, 1 },
+	{ "fsetxattr", op_fsetxattr, 3, 4 }, { "fremovexattr", op_fremovexattr, 2, 2 },
+	{ "getflags", op_getflags, 1, 1 },   { "chattr", op_chattr, 2, 2 },
+	{ "fsxattr", op_fsxattr, 2, 2 },     { "ioctl_int", op_ioctl_int, 3, 3 },
+	{ "fallocate", op_fallocate, 2, 2 }, { "setpgid", op_setpgid, 2, 2 },
+	{ "getpgid", op_getpgid, 1, 1 },     { "kill", op_kill, 2, 2 },
 };
 
 static const struct op *find_op(const char *name)
