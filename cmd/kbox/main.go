@@ -67,6 +67,10 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == sandbox.Marker {
 		os.Exit(launch.InProcessChild())
 	}
+	if len(os.Args) > 1 && os.Args[1] == unotify.ReaperArg {
+		unotify.ReaperMain()
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == unotify.InitArg {
 		unotify.ChildMain()
 		return

@@ -135,13 +135,19 @@ func TestTrapDefaultActions(t *testing.T) {
 // in a process group of its own, with stdout piped.
 func startKbox(t *testing.T, ctx context.Context, unpriv bool, args []string) (*exec.Cmd, io.Reader) {
 	t.Helper()
+	return startKboxEnv(t, ctx, unpriv, nil, args)
+}
+
+// startKboxEnv is startKbox with extra environment entries.
+func startKboxEnv(t *testing.T, ctx context.Context, unpriv bool, env, args []string) (*exec.Cmd, io.Reader) {
+	t.Helper()
 	argv := append([]string{kboxBin}, args...)
 	if unpriv && isRoot() {
 		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID),
 			"--clear-groups", "--"}, argv...)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = baseEnv()
+	cmd.Env = append(baseEnv(), env...)
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

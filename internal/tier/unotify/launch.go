@@ -121,6 +121,7 @@ type started struct {
 	listener  int
 	status    *os.File // remaining status messages (launch errors)
 	launchErr string
+	reaper    *reaper
 }
 
 // start launches the child and takes its listener.
@@ -143,15 +144,9 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 	// guest group never reaches kbox or a host process beside it, and, on a
 	// terminal where kbox is in the foreground, that group becomes the
 	// terminal's foreground: Ctrl-C, Ctrl-Z and ^\ go to the guest only.
-	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if supervise.ForegroundTTY(stdin) {
-		sys.Foreground, sys.Ctty = true, 0
-	}
-	proc, err := os.StartProcess(self, []string{"kbox-init", InitArg}, &os.ProcAttr{
-		Env:   l.Env,
-		Files: []*os.File{stdin, stdout, stderr, cfgR, stW},
-		Sys:   sys,
-	})
+	// The reaper between kbox and the launcher (reaper.go) sees that no
+	// guest process outlives kbox.
+	rp, pid, err := startReaper(self, l.Env, [3]*os.File{stdin, stdout, stderr}, cfgR, stW, supervise.ForegroundTTY(stdin))
 	cfgR.Close()
 	stW.Close()
 	if err != nil {
@@ -159,42 +154,43 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 		stR.Close()
 		return nil, fmt.Errorf("starting the launcher: %w", err)
 	}
+	proc := &os.Process{Pid: pid}
 	if err := json.NewEncoder(cfgW).Encode(l); err != nil {
 		cfgW.Close()
 		stR.Close()
-		proc.Kill()
+		rp.close()
 		return nil, err
 	}
 	cfgW.Close()
 	var b [4]byte
 	if _, err := io.ReadFull(stR, b[:1]); err != nil {
 		stR.Close()
-		return &started{pid: proc.Pid, listener: -1}, nil
+		return &started{pid: proc.Pid, listener: -1, reaper: rp}, nil
 	}
 	if b[0] == 'E' {
 		// The child failed before installing the filter; the message
 		// follows and the child exits.
 		msg, _ := io.ReadAll(io.LimitReader(stR, 4096))
 		stR.Close()
-		return &started{pid: proc.Pid, listener: -1, launchErr: string(msg)}, nil
+		return &started{pid: proc.Pid, listener: -1, launchErr: string(msg), reaper: rp}, nil
 	}
 	if _, err := io.ReadFull(stR, b[1:]); err != nil {
 		stR.Close()
-		return &started{pid: proc.Pid, listener: -1}, nil
+		return &started{pid: proc.Pid, listener: -1, reaper: rp}, nil
 	}
 	childFD := int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24
 	pidfd, err := unix.PidfdOpen(proc.Pid, 0)
 	if err != nil {
-		proc.Kill()
+		rp.close()
 		return nil, fmt.Errorf("pidfd_open of the launcher: %w", err)
 	}
 	defer unix.Close(pidfd)
 	listener, err := unix.PidfdGetfd(pidfd, childFD, 0)
 	if err != nil {
-		proc.Kill()
+		rp.close()
 		return nil, fmt.Errorf("taking the seccomp listener (pidfd_getfd): %w", err)
 	}
-	return &started{pid: proc.Pid, listener: listener, status: stR}, nil
+	return &started{pid: proc.Pid, listener: listener, status: stR, reaper: rp}, nil
 }
 
 // readLaunchError returns the launcher's error message, if it sent one.

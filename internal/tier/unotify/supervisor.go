@@ -61,27 +61,21 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 	}
 	target.Store(int64(s.pid))
 
+	// The reaper reports the first guest process's status once it has
+	// killed what remained of the guest. Should it die first, the guest's
+	// processes are re-parented to kbox (a subreaper too), which kills them.
+	ws, err := s.reaper.wait()
+	if err != nil {
+		killDescendants()
+		return Result{}, err
+	}
 	var res Result
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return Result{}, fmt.Errorf("waiting for the guest: %w", err)
-		}
-		if pid != s.pid {
-			continue // an orphaned guest process re-parented to kbox
-		}
-		switch {
-		case ws.Exited():
-			res.ExitCode = ws.ExitStatus()
-		case ws.Signaled():
-			res.Signal = int(ws.Signal())
-			res.ExitCode = 128 + res.Signal
-		}
-		break
+	switch {
+	case ws.Exited():
+		res.ExitCode = ws.ExitStatus()
+	case ws.Signaled():
+		res.Signal = int(ws.Signal())
+		res.ExitCode = 128 + res.Signal
 	}
 	if s.listener < 0 {
 		res.Error = strings.TrimSpace(s.readLaunchError())
