@@ -169,6 +169,13 @@ func RunInProcess(spec InProcess, ns *vfs.Namespace, pol *policy.Resolved, verbo
 			spec.Profile = true
 		}
 	}
+	if spec.Tier == "rewrite" {
+		// The child reads the plan cache but never writes it: plans are
+		// computed here, by a process no guest runs in.
+		if n := trap.PrimePlanCache(ns, spec.Path); n > 0 {
+			verbosef("rewrite: %d patch plans computed and cached for the program and its libraries", n)
+		}
+	}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return 125, false, err

@@ -2,7 +2,11 @@
 
 package trap
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/kbox-go/kbox/internal/vfs"
+)
 
 // Available reports whether this build of kbox has the in-process tiers.
 func Available() error {
@@ -14,3 +18,6 @@ func Run(cfg Config) (int, error) { return 125, Available() }
 
 // PlanCacheDir is the rewrite tier's plan cache: none in this build.
 func PlanCacheDir() string { return "" }
+
+// PrimePlanCache stores nothing in this build (no rewrite tier).
+func PrimePlanCache(ns *vfs.Namespace, prog string) int { return 0 }

@@ -1,0 +1,125 @@
+//go:build cgo && linux && amd64
+
+package trap
+
+import (
+	"debug/elf"
+	"io"
+	"os"
+	"path"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/vfs"
+)
+
+// libDirs are where the parent looks for a program's DT_NEEDED libraries
+// in the guest (the dynamic loader's default and multiarch paths).
+var libDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib",
+	"/usr/local/lib"}
+
+// PrimePlanCache stores, in the plan cache, the patch plans of the guest
+// program at guest path prog, its interpreter and the libraries it needs
+// (transitively, found in libDirs), computed here from the files' own
+// bytes. It runs in kbox's supervisor, never in the process that hosts
+// the guest: that process reads the cache but may not write it (a guest
+// that controls it could plant plans that corrupt later runs), so plans
+// exist only for what an unconfined kbox computed. Errors are ignored:
+// a plan not cached is computed by the child, as before.
+func PrimePlanCache(ns *vfs.Namespace, prog string) (primed int) {
+	c := newPlanCache(false)
+	if c.dir == "" {
+		return 0
+	}
+	seen := map[string]bool{}
+	queue := []string{prog}
+	for len(queue) > 0 && len(seen) < 64 {
+		p := queue[0]
+		queue = queue[1:]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		f := openGuest(ns, p)
+		if f == nil {
+			continue
+		}
+		n, interp, needed := primeFile(c, f)
+		f.Close()
+		primed += n
+		if interp != "" {
+			queue = append(queue, interp)
+		}
+		for _, lib := range needed {
+			for _, dir := range libDirs {
+				if g := path.Join(dir, lib); !seen[g] {
+					if f := openGuest(ns, g); f != nil {
+						f.Close()
+						queue = append(queue, g)
+						break
+					}
+				}
+			}
+		}
+	}
+	return primed
+}
+
+// openGuest opens a regular file at a guest path, resolved in ns.
+func openGuest(ns *vfs.Namespace, p string) *os.File {
+	l, err := ns.Resolve(&vfs.Context{Cwd: "/", Root: "/"}, "", p, vfs.FollowFinal)
+	if err != nil {
+		return nil
+	}
+	defer l.Release()
+	if !l.Exists() || l.Obj == nil || l.Stat.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil
+	}
+	f, err := os.Open("/proc/self/fd/" + strconv.Itoa(l.Obj.FD()))
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+// primeFile plans every executable section of f that the cache lacks and
+// returns how many it stored, the interpreter and the needed libraries.
+func primeFile(c planCache, f *os.File) (int, string, []string) {
+	ef, err := elf.NewFile(f)
+	if err != nil || ef.Machine != elf.EM_X86_64 {
+		return 0, "", nil
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return 0, "", nil
+	}
+	stored := 0
+	for _, s := range ef.Sections {
+		if s.Flags&elf.SHF_EXECINSTR == 0 || s.Type != elf.SHT_PROGBITS || s.Size == 0 || s.Size > 256<<20 {
+			continue
+		}
+		key := planKey(&st, s.Offset, s.Size)
+		if _, _, ok := c.load(key); ok {
+			continue
+		}
+		code := make([]byte, s.Size)
+		if _, err := f.ReadAt(code, int64(s.Offset)); err != nil && err != io.EOF {
+			continue
+		}
+		plan, found := planSites(code)
+		c.store(key, plan, found)
+		stored++
+	}
+	interp := ""
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP && p.Filesz > 1 && p.Filesz <= unix.PathMax {
+			b := make([]byte, p.Filesz)
+			if _, err := f.ReadAt(b, int64(p.Off)); err == nil && b[len(b)-1] == 0 {
+				interp = string(b[:len(b)-1])
+			}
+		}
+	}
+	needed, _ := ef.ImportedLibraries()
+	return stored, interp, needed
+}
