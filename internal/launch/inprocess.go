@@ -281,8 +281,6 @@ func InProcessChild() int {
 	code, err := trap.Run(trap.Config{Engine: eng, Policy: pol, Path: spec.Path, Argv: spec.Argv, Env: spec.Env,
 		AtExit: pprof.StopCPUProfile, Rewrite: spec.Tier == "rewrite", PlanCacheReadOnly: true,
 		OnStart: sandbox.ReportStarted})
-	if err == nil {
-		err = errors.New("the in-process tier returned without running the guest")
-	}
+	// Run returns only when the guest could not start.
 	return fail(code, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "kbox: ")))
 }
