@@ -16,3 +16,7 @@ func droppedCaps() bool { return C.kbox_confine_flags&C.KBOX_CONFINE_DROP_CAPS !
 
 // Supported reports whether this build can confine an in-process child.
 func Supported() error { return nil }
+
+// placeholders are confine.h's pid placeholders (a test checks them
+// against internal/seccomp's).
+func placeholders() (uint32, uint32) { return C.KBOX_SELF_PID, C.KBOX_SELF_NEG_PID }
