@@ -58,8 +58,20 @@ func ReaperMain() {
 		fail("PR_SET_CHILD_SUBREAPER: %v", err)
 	}
 	// Only kbox ends the reaper: a terminal's or a job's signals must not.
-	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGTSTP,
-		syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGALRM)
+	// They are caught and dropped, not ignored: an ignored signal stays
+	// ignored across exec, and the guest must start with the dispositions
+	// kbox was started with (those ignored then stay ignored).
+	drop := make(chan os.Signal, 16)
+	for _, sg := range []os.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGTSTP,
+		syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGALRM} {
+		if !signal.Ignored(sg) {
+			signal.Notify(drop, sg)
+		}
+	}
+	go func() {
+		for range drop {
+		}
+	}()
 	self, err := os.Executable()
 	if err != nil {
 		fail("finding the kbox binary: %v", err)
