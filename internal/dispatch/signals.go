@@ -72,8 +72,8 @@ func (e *Engine) isGuestPgrp(pgid int) bool {
 	if e.isGuestTask(pgid) {
 		return true
 	}
-	for _, tgid := range e.Procs.tgids() {
-		if pgidOf(tgid) == pgid {
+	for _, p := range e.Procs.live() {
+		if pgidOf(p.Tgid) == pgid && e.Procs.alive(p) {
 			return true
 		}
 	}

@@ -110,29 +110,27 @@ func (m *memory) ReadString(addr uint64, max int) (string, error) {
 	return "", unix.ENAMETOOLONG
 }
 
-// guestFDs reaches a guest process's descriptor table through its pidfd
-// and the listener.
+// guestFDs reaches a guest process's descriptor table through the pidfd
+// the process table holds for it, and the listener.
 type guestFDs struct {
-	tid, tgid int
-	id        uint64
-	listener  int
+	tid      int
+	proc     *dispatch.Process
+	id       uint64
+	listener int
 }
 
 func (g *guestFDs) DupFD(fd int) (int, error) {
 	if fd < 0 {
 		return -1, unix.EBADF
 	}
-	pidfd, err := unix.PidfdOpen(g.tgid, 0)
+	h := -1
+	err := g.proc.UsePidfd(func(pidfd int) error {
+		var err error
+		h, err = unix.PidfdGetfd(pidfd, fd, 0)
+		return err
+	})
 	if err != nil {
-		return -1, unix.ESRCH
-	}
-	defer unix.Close(pidfd)
-	h, err := unix.PidfdGetfd(pidfd, fd, 0)
-	if err != nil {
-		if err == unix.EBADF {
-			return -1, unix.EBADF
-		}
-		return -1, err
+		return -1, errnoOr(err, unix.EBADF)
 	}
 	return h, nil
 }
