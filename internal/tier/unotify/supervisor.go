@@ -48,6 +48,10 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 	// from ABI 6 on (landlock.go): signals between guest processes may then
 	// continue in the kernel (dispatch/signals.go).
 	e.Procs.SetSignalScope(l.Landlock >= 6)
+	// The launcher confines the guest's signals to its Landlock domain
+	// from ABI 6 on (landlock.go): signals between guest processes may then
+	// continue in the kernel (dispatch/signals.go).
+	e.Procs.SetSignalScope(l.Landlock >= 6)
 	hadTTY := foregroundTTY(os.Stdin)
 	s, err := start(l, os.Stdin, os.Stdout, os.Stderr)
 	if err != nil {
