@@ -41,6 +41,11 @@ type Process struct {
 	// seq orders registrations (guarded by the table's mu, like tids).
 	seq  uint64
 	tids map[int]struct{} // threads bound to this entry (ProcTable.byTid)
+
+	// The memory file (procmem.go).
+	mem                   *memFile
+	memGen                uint64
+	memChecked, memShared bool
 }
 
 // CwdRoot returns the working and root directories.
@@ -404,6 +409,7 @@ func (t *ProcTable) drop(p *Process) {
 	closed := false
 	if !p.dropped {
 		p.dropped = true
+		p.forgetMemLocked()
 		if p.users == 0 && p.pidfd >= 0 {
 			unix.Close(p.pidfd)
 			p.pidfd = -1

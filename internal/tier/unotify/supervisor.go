@@ -196,7 +196,7 @@ func answer(e *dispatch.Engine, listener int, n *seccomp.Notif, blocking func())
 		_ = seccomp.Send(listener, &seccomp.NotifResp{ID: n.ID, Error: -int32(errnoOr(err, unix.ESRCH))})
 		return
 	}
-	mem := &memory{tid: tid, id: n.ID, listener: listener}
+	mem := &memory{tid: tid, id: n.ID, listener: listener, proc: proc}
 	req := &dispatch.Request{
 		Nr:   int(n.Data.Nr),
 		Args: n.Data.Args,
