@@ -208,20 +208,27 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 			return e.denied(r, unix.ENOMEM, "exec directory: "+err.Error())
 		}
 	}
-	shared, ppid := sharesMemoryWithParent(r)
+	shared := sharesMemoryWithParent(r)
 	var oldExe string
-	var parentMem Memory
+	var parentMem PinnedMemory
 	if shared {
 		oldExe, _ = os.Readlink("/proc/" + strconv.Itoa(r.Tid) + "/exe")
 		pm, ok := r.Mem.(processMemory)
 		if !ok {
 			return e.denied(r, unix.EPERM, "exec by a vfork child: this tier cannot restore the parent's memory")
 		}
-		parentMem = pm.OfProcess(ppid)
+		// The address space the child shares with its parent now; after
+		// the exec only the parent has it.
+		if parentMem, err = pm.PinMemory(); err != nil {
+			return Fail(err)
+		}
 	}
 	patches, err := e.rewriteExecPath(r, pathAddr, p, name, argvAddr, envpAddr)
 	if err != nil {
 		undoPatches(r.Mem, patches)
+		if parentMem != nil {
+			parentMem.Close()
+		}
 		return e.denied(r, errnoOf(err), "cannot rewrite the exec path buffer safely: "+err.Error())
 	}
 	e.execDone(r, l.Path, script)
@@ -237,6 +244,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 		res.After = func() {
 			waitExecDone(tid, oldExe)
 			undoPatches(parentMem, patches)
+			parentMem.Close()
 		}
 	}
 	return res
@@ -317,6 +325,7 @@ func (e *Engine) execDone(r *Request, exe string, script bool) {
 		r.Proc.scriptBase = path.Base(exe)
 	}
 	r.Proc.creds.Exec()
+	r.Proc.forgetMemLocked()
 	r.Proc.mu.Unlock()
 }
 
@@ -674,10 +683,18 @@ func undoPatches(mem Memory, patches []memPatch) {
 	}
 }
 
-// processMemory is implemented by tiers that can reach another guest
-// process's memory (the parent of a vfork child).
+// PinnedMemory is an address space held past the request that reached it;
+// Close releases it.
+type PinnedMemory interface {
+	Memory
+	Close() error
+}
+
+// processMemory is implemented by tiers that can hold the caller's address
+// space past the request (a vfork child's, which is its parent's: restored
+// after the child's exec).
 type processMemory interface {
-	OfProcess(pid int) Memory
+	PinMemory() (PinnedMemory, error)
 }
 
 // sharesMemoryWithParent reports a vfork-style child: one thread, and the
@@ -686,7 +703,7 @@ type processMemory interface {
 // The parent recorded when kbox first saw the process is used: a vfork
 // child cannot have been re-parented while its parent waits for it, and a
 // stale pid only makes kcmp fail or differ.
-func sharesMemoryWithParent(r *Request) (bool, int) {
+func sharesMemoryWithParent(r *Request) bool {
 	r.Proc.mu.Lock()
 	ppid := r.Proc.ppid
 	r.Proc.mu.Unlock()
@@ -694,10 +711,10 @@ func sharesMemoryWithParent(r *Request) (bool, int) {
 		ppid = readStatus(r.Tgid).ppid
 	}
 	if ppid <= 0 {
-		return false, 0
+		return false
 	}
 	shared, err := kcmp(r.Tgid, ppid, kcmpVM)
-	return err == nil && shared, ppid
+	return err == nil && shared
 }
 
 // waitExecDone waits (bounded) until the exec of tid has replaced its

@@ -172,27 +172,34 @@ func filterDirents(b []byte, is64 bool, keep func(name string) bool) []byte {
 	return out
 }
 
-// guestSet returns the guest's processes: kbox's descendants (kbox is the
-// guest's subreaper) and every process kbox has seen.
+// guestSet returns the guest's live processes: every process in the table
+// and every descendant of the guest's subreaper or of a table process,
+// each entered into the table (with its pidfd) by judge before it counts.
+// The numbers are a snapshot: a listed process may exit afterwards, and
+// every later use of /proc/<pid> is judged again (GuestDir).
 func (t *ProcTable) guestSet() map[int]bool {
+	queue := []int{t.subreaperPid()}
+	for _, p := range t.live() {
+		queue = append(queue, p.Tgid)
+	}
 	set := map[int]bool{}
 	visited := map[int]bool{}
-	var walk func(pid int, depth int)
-	walk = func(pid int, depth int) {
-		if depth > 64 || visited[pid] {
-			return
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		if visited[pid] {
+			continue
 		}
 		visited[pid] = true
 		for _, c := range childrenOf(pid) {
-			set[c] = true
-			walk(c, depth+1)
+			if !visited[c] && t.judge(c, 0) != nil {
+				queue = append(queue, c)
+			}
 		}
 	}
-	walk(t.self, 0)
-	for _, tgid := range t.tgids() {
-		set[tgid] = true
+	for _, p := range t.live() {
+		set[p.Tgid] = true
 	}
-	delete(set, t.self)
 	return set
 }
 

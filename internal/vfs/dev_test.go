@@ -267,6 +267,7 @@ func (fakeProcs) IsGuest(pid int) bool        { return true }
 func (fakeProcs) Cwd(pid int) (string, bool)  { return "/", true }
 func (fakeProcs) Root(pid int) (string, bool) { return "/", true }
 func (fakeProcs) Exe(pid int) (string, bool)  { return "", false }
+func (fakeProcs) GuestDir(dirfd, id int) bool { return true }
 
 type fakePtys struct {
 	fakeProcs

@@ -18,8 +18,11 @@ const (
 // ProcView answers the questions the resolver needs about guest processes
 // when it meets the magic links of a host procfs.
 type ProcView interface {
-	// IsGuest reports whether host pid belongs to the guest's process tree.
-	IsGuest(pid int) bool
+	// GuestDir reports whether dirfd, the /proc/<id> directory just opened
+	// by the number id, is of a live task of the guest. The directory stays
+	// tied to its task, so the resolver goes on from it and never opens
+	// /proc/<id> again by number.
+	GuestDir(dirfd, id int) bool
 	// Cwd and Root return a guest process's working and root directory as
 	// canonical guest paths.
 	Cwd(pid int) (string, bool)
@@ -321,6 +324,10 @@ func (w *walker) step(dir frame, name string) (frame, unix.Stat_t, error) {
 	if err != nil {
 		return frame{}, st, err
 	}
+	if !w.procPidDir(dir, name, fd) {
+		unix.Close(fd)
+		return frame{}, st, unix.ENOENT
+	}
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
 		return frame{}, st, err
@@ -330,6 +337,22 @@ func (w *walker) step(dir frame, name string) (frame, unix.Stat_t, error) {
 		w.ns.cache.put(child, h, w.cacheGen)
 	}
 	return frame{path: child, h: h, m: dir.m}, st, nil
+}
+
+// procPidDir checks fd, just opened as name in dir: a task directory at the
+// top of a host procfs (/proc/<pid>, /proc/<tid>) must be of a guest task;
+// the guest sees only its own processes, so any other does not exist.
+// Every /proc/<pid> frame, and so every magic link and every file opened
+// below one, comes through here.
+func (w *walker) procPidDir(dir frame, name string, fd int) bool {
+	if dir.m.Kind != KindProc || dir.path != dir.m.Guest || w.ctx.Procs == nil {
+		return true
+	}
+	id, err := strconv.Atoi(name)
+	if err != nil {
+		return true
+	}
+	return id > 0 && w.ctx.Procs.GuestDir(fd, id)
 }
 
 // dotdot moves to the parent of the top frame, clamped at the root.
@@ -611,11 +634,7 @@ func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, er
 	case len(parts) == 1 && name == "thread-self":
 		return strconv.Itoa(w.ctx.Tgid) + "/task/" + strconv.Itoa(w.ctx.Tid), "", true, nil
 	case len(parts) == 1:
-		// The guest sees only its own processes: /proc/<pid> of any other
-		// process does not exist.
-		if pid, err := strconv.Atoi(name); err == nil && w.ctx.Procs != nil && !w.ctx.Procs.IsGuest(pid) {
-			return "", "", false, unix.ENOENT
-		}
+		// /proc/<pid> itself: step opens it and checks it (procPidDir).
 		return "", "", false, nil
 	}
 	pid, err := strconv.Atoi(parts[0])
@@ -639,7 +658,8 @@ func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, er
 	if w.flags&(NoMagicLinks|NoSymlinks) != 0 {
 		return "", "", false, unix.ELOOP
 	}
-	if w.ctx.Procs == nil || !w.ctx.Procs.IsGuest(pid) {
+	// dir descends from a /proc/<pid> directory step checked.
+	if w.ctx.Procs == nil {
 		return "", "", false, unix.EACCES
 	}
 	switch inner[0] {

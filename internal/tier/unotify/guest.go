@@ -2,6 +2,7 @@ package unotify
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -12,14 +13,26 @@ import (
 	"github.com/kbox-go/kbox/internal/seccomp"
 )
 
-// memory reads and writes a guest task's memory with process_vm_readv/
-// writev and checks after every read that the notification is still
-// pending, so a value read from a task that was killed and whose pid was
-// reused is never acted upon.
+// memory reads and writes a guest task's memory.
+//
+// Reads use process_vm_readv and check after every read that the
+// notification is still pending, so a value read from a task that was
+// killed and whose pid was reused is never acted upon.
+//
+// Writes cannot be checked afterwards, and process_vm_writev names its
+// target by number: a task that dies after the last check can have its
+// tid taken by another process before the write (a thread's tid is freed
+// as soon as it exits). So writes go through a memory file of the
+// caller's address space, /proc/<tid>/mem checked once opened (the
+// notification still pending, so the file is of the caller's space),
+// which the process table keeps per process (dispatch/procmem.go). Like
+// a debugger's poke, such a write also reaches read-only private pages
+// (FOLL_FORCE), where process_vm_writev would fail with EFAULT.
 type memory struct {
 	tid      int
 	id       uint64
 	listener int
+	proc     *dispatch.Process
 }
 
 const (
@@ -42,38 +55,86 @@ func (m *memory) Read(addr uint64, p []byte) error {
 	return nil
 }
 
+// openMem opens the caller's memory file and checks it is the caller's.
+func (m *memory) openMem() (int, error) {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(m.tid)+"/mem", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if seccomp.IDValid(m.listener, m.id) != nil {
+			return -1, unix.ENOENT
+		}
+		return -1, unix.EFAULT
+	}
+	if err := seccomp.IDValid(m.listener, m.id); err != nil {
+		unix.Close(fd)
+		return -1, unix.ENOENT
+	}
+	return fd, nil
+}
+
 func (m *memory) Write(addr uint64, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	n, err := unix.ProcessVMWritev(m.tid, []unix.Iovec{{Base: &p[0], Len: uint64(len(p))}},
-		[]unix.RemoteIovec{{Base: uintptr(addr), Len: len(p)}}, 0)
+	return m.proc.UseMemFile(m.openMem, func(fd int) error { return pwriteAll(fd, p, addr) })
+}
+
+// WriteForce writes to read-only private pages too (copy-on-write), as a
+// debugger's poke does; Write already does.
+func (m *memory) WriteForce(addr uint64, p []byte) error { return m.Write(addr, p) }
+
+func pwriteAll(fd int, p []byte, addr uint64) error {
+	if addr > math.MaxInt64 || addr+uint64(len(p)) < addr {
+		return unix.EFAULT
+	}
+	for len(p) > 0 {
+		n, err := unix.Pwrite(fd, p, int64(addr))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return unix.EFAULT
+		}
+		p, addr = p[n:], addr+uint64(n)
+	}
+	return nil
+}
+
+// PinMemory returns a writer of the caller's address space as it is now,
+// valid after the request (used to restore a vfork parent's memory after
+// its child's exec: the child's pid then names the new program's memory,
+// the pinned file still the one the parent shares). Close it after use.
+func (m *memory) PinMemory() (dispatch.PinnedMemory, error) {
+	fd, err := m.openMem()
+	if err != nil {
+		return nil, err
+	}
+	return &pinnedMemory{fd: fd}, nil
+}
+
+// pinnedMemory writes an address space through its memory file.
+type pinnedMemory struct{ fd int }
+
+func (m *pinnedMemory) Read(addr uint64, p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if addr > math.MaxInt64 {
+		return unix.EFAULT
+	}
+	n, err := unix.Pread(m.fd, p, int64(addr))
 	if err != nil || n != len(p) {
 		return unix.EFAULT
 	}
 	return nil
 }
 
-// WriteForce writes through /proc/<tid>/mem, which reaches read-only
-// private pages (copy-on-write), as a debugger's poke does.
-func (m *memory) WriteForce(addr uint64, p []byte) error {
-	f, err := os.OpenFile("/proc/"+strconv.Itoa(m.tid)+"/mem", os.O_WRONLY, 0)
-	if err != nil {
-		return unix.EFAULT
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(p, int64(addr)); err != nil {
-		return unix.EFAULT
-	}
-	return nil
+func (m *pinnedMemory) Write(addr uint64, p []byte) error { return pwriteAll(m.fd, p, addr) }
+
+func (m *pinnedMemory) ReadString(addr uint64, max int) (string, error) {
+	return "", unix.EFAULT // not used: a pinned memory is written back to
 }
 
-// OfProcess returns a writer of another guest process's memory (used to
-// restore a vfork parent's memory after its child's exec); it performs no
-// notification checks, so it must only be written to.
-func (m *memory) OfProcess(pid int) dispatch.Memory {
-	return &memory{tid: pid, id: 0, listener: -1}
-}
+func (m *pinnedMemory) Close() error { return unix.Close(m.fd) }
 
 // ReadString reads in chunks that never cross a page boundary, so a string
 // ending just before an unmapped page is still read; the first chunk is
@@ -110,29 +171,27 @@ func (m *memory) ReadString(addr uint64, max int) (string, error) {
 	return "", unix.ENAMETOOLONG
 }
 
-// guestFDs reaches a guest process's descriptor table through its pidfd
-// and the listener.
+// guestFDs reaches a guest process's descriptor table through the pidfd
+// the process table holds for it, and the listener.
 type guestFDs struct {
-	tid, tgid int
-	id        uint64
-	listener  int
+	tid      int
+	proc     *dispatch.Process
+	id       uint64
+	listener int
 }
 
 func (g *guestFDs) DupFD(fd int) (int, error) {
 	if fd < 0 {
 		return -1, unix.EBADF
 	}
-	pidfd, err := unix.PidfdOpen(g.tgid, 0)
+	h := -1
+	err := g.proc.UsePidfd(func(pidfd int) error {
+		var err error
+		h, err = unix.PidfdGetfd(pidfd, fd, 0)
+		return err
+	})
 	if err != nil {
-		return -1, unix.ESRCH
-	}
-	defer unix.Close(pidfd)
-	h, err := unix.PidfdGetfd(pidfd, fd, 0)
-	if err != nil {
-		if err == unix.EBADF {
-			return -1, unix.EBADF
-		}
-		return -1, err
+		return -1, errnoOr(err, unix.EBADF)
 	}
 	return h, nil
 }
@@ -169,5 +228,6 @@ func (g *guestFDs) StackPointer() (uint64, error) {
 
 var (
 	_ dispatch.Memory = (*memory)(nil)
+	_ dispatch.Memory = (*pinnedMemory)(nil)
 	_ dispatch.Guest  = (*guestFDs)(nil)
 )

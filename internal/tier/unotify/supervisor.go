@@ -41,12 +41,18 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 			unix.Kill(int(pid), sig)
 		}
 	}, false)()
+	// The launcher confines the guest's signals to its Landlock domain
+	// from ABI 6 on (landlock.go): signals between guest processes may then
+	// continue in the kernel (dispatch/signals.go).
+	e.Procs.SetSignalScope(l.Landlock >= 6)
 	hadTTY := supervise.ForegroundTTY(os.Stdin)
 	s, err := start(l, os.Stdin, os.Stdout, os.Stderr)
 	if err != nil {
 		return Result{}, err
 	}
 	defer supervise.ReclaimTTY(os.Stdin, hadTTY)
+	// Orphaned guest processes are re-parented to the reaper, not to kbox.
+	e.Procs.SetSubreaper(s.reaper.pid)
 	// kbox is now a background group on the terminal: its -v lines must
 	// not stop it (TOSTOP).
 	signal.Ignore(syscall.SIGTTOU, syscall.SIGTTIN)
@@ -165,15 +171,22 @@ func lead(e *dispatch.Engine, listener int) {
 
 func answer(e *dispatch.Engine, listener int, n *seccomp.Notif, blocking func()) {
 	tid := int(n.Pid)
-	proc, tgid := e.Procs.Lookup(tid)
+	proc, tgid, err := e.Procs.Lookup(tid, func() bool { return seccomp.IDValid(listener, n.ID) == nil })
+	if err != nil {
+		// The task died meanwhile (ESRCH), or kbox cannot hold its process
+		// (EAGAIN, see Lookup).
+		_ = seccomp.Send(listener, &seccomp.NotifResp{ID: n.ID, Error: -int32(errnoOr(err, unix.ESRCH))})
+		return
+	}
+	mem := &memory{tid: tid, id: n.ID, listener: listener, proc: proc}
 	req := &dispatch.Request{
 		Nr:   int(n.Data.Nr),
 		Args: n.Data.Args,
 		Tid:  tid,
 		Tgid: tgid,
 		Tier: "seccomp",
-		Mem:  &memory{tid: tid, id: n.ID, listener: listener},
-		FDs:  &guestFDs{tid: tid, tgid: tgid, id: n.ID, listener: listener},
+		Mem:  mem,
+		FDs:  &guestFDs{tid: tid, proc: proc, id: n.ID, listener: listener},
 		Proc: proc,
 
 		Blocking: blocking,
