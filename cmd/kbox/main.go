@@ -209,7 +209,7 @@ func run(args []string) (int, error) {
 	if tierName == "trap" || tierName == "rewrite" {
 		gaps := launch.InProcessGaps(ns)
 		if o.mode == "auto" && len(gaps) > 0 {
-			tierName, why = "seccomp", "auto: the kernel cannot confine an in-process guest here: "+gaps[0]
+			tierName, why = "seccomp", why+", but the kernel cannot confine an in-process guest here: "+gaps[0]
 		} else {
 			for _, g := range gaps {
 				fmt.Fprintf(os.Stderr, "kbox: warning: --syscall-mode=%s: not enforced by the kernel: %s\n", tierName, g)
