@@ -264,11 +264,18 @@ static void mode_restart(void)
 /* ---- sigint, spin, pause: the Go test sends SIGINT to kbox. */
 static void mode_sigint(void)
 {
+	/* Blocked until sigsuspend: a SIGINT between the check and the wait
+	 * would otherwise be handled there and the wait never end (the
+	 * lost wake-up of `while (!flag) pause();`, natively too). */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	on(SIGINT, count, 0);
 	printf("sigint: ready\n");
 	fflush(stdout);
 	while (!hits[SIGINT])
-		pause();
+		sigsuspend(&old);
 	printf("sigint: handled\n");
 	exit(0);
 }
