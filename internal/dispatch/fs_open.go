@@ -32,13 +32,19 @@ func sysCreat(e *Engine, r *Request) Result {
 // openHowSize is the size of struct open_how in its first version.
 const openHowSize = 24
 
+// openHowSizeMax is the largest open_how the kernel accepts (PAGE_SIZE).
+const openHowSizeMax = 4096
+
 const resolveKnown = unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS |
 	unix.RESOLVE_BENEATH | unix.RESOLVE_IN_ROOT | abi.ResolveCached
 
 func sysOpenat2(e *Engine, r *Request) Result {
 	size := r.Args[3]
-	if size < openHowSize || size > 4096 {
+	if size < openHowSize {
 		return Fail(unix.EINVAL)
+	}
+	if size > openHowSizeMax {
+		return Fail(unix.E2BIG) // the kernel's copy_struct_from_user limit
 	}
 	buf := make([]byte, size)
 	if err := r.Mem.Read(r.Ptr(2), buf); err != nil {

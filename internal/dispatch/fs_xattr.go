@@ -66,10 +66,7 @@ func sysGetxattr(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer l.Release()
-	size := int(r.Args[3])
-	if size > xattrSizeMax {
-		size = xattrSizeMax
-	}
+	size := clampSize(r.Args[3], xattrSizeMax)
 	buf := make([]byte, size)
 	var n int
 	if e.xattrFollow(r) {
@@ -121,10 +118,7 @@ func sysListxattr(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer l.Release()
-	size := int(r.Args[2])
-	if size > xattrSizeMax {
-		size = xattrSizeMax
-	}
+	size := clampSize(r.Args[2], xattrListMax)
 	buf := make([]byte, size)
 	var n int
 	if e.xattrFollow(r) {

@@ -371,11 +371,14 @@ func (m *guestMsg) translateRights(r *Request) error {
 	le := binary.LittleEndian
 	b := m.oob
 	for off := 0; off+cmsgHdrSize <= len(b); {
-		clen := int(le.Uint64(b[off:]))
+		// cmsg_len is a guest size_t: checked against the room left
+		// (the kernel's CMSG_OK) before it becomes an int.
+		clen64 := le.Uint64(b[off:])
 		level, typ := int32(le.Uint32(b[off+8:])), int32(le.Uint32(b[off+12:]))
-		if clen < cmsgHdrSize || off+clen > len(b) {
+		if clen64 < cmsgHdrSize || !within(uint64(off), clen64, uint64(len(b))) {
 			return unix.EINVAL
 		}
+		clen := int(clen64)
 		if level == unix.SOL_SOCKET && typ == scmRightsType {
 			for p := off + cmsgHdrSize; p+4 <= off+clen; p += 4 {
 				fd, err := r.FDs.DupFD(int(int32(le.Uint32(b[p:]))))
