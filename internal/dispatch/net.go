@@ -171,8 +171,10 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	if nr == unix.SYS_CONNECT {
-		r.MayBlock()
+	if nr == unix.SYS_CONNECT && sockMayBlock(s, 0) {
+		if err := r.MayBlock(); err != nil {
+			return Fail(err)
+		}
 	}
 	if a.dirfd >= 0 {
 		err = e.bindThread.bindAt(s, a)
@@ -285,7 +287,11 @@ func sysSendto(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	r.MayBlock()
+	if sockMayBlock(s, r.Int(3)) {
+		if err := r.MayBlock(); err != nil {
+			return Fail(err)
+		}
+	}
 	return sendmsgHost(s, data, nil, a.raw, r.Int(3))
 }
 
@@ -394,6 +400,17 @@ func (m *guestMsg) translateRights(r *Request) error {
 	return nil
 }
 
+// sockMayBlock reports whether a connect or send on kbox's duplicate s of
+// a guest socket can wait: the socket (the open file description, shared
+// with the guest) is in blocking mode and flags lack MSG_DONTWAIT.
+func sockMayBlock(s, flags int) bool {
+	if flags&unix.MSG_DONTWAIT != 0 {
+		return false
+	}
+	fl, err := unix.FcntlInt(uintptr(s), unix.F_GETFL, 0)
+	return err != nil || fl&unix.O_NONBLOCK == 0
+}
+
 func sendmsgHost(s int, data, oob, to []byte, flags int) Result {
 	var h unix.Msghdr
 	var iov unix.Iovec
@@ -430,7 +447,11 @@ func sysSendmsg(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	r.MayBlock()
+	if sockMayBlock(s, r.Int(2)) {
+		if err := r.MayBlock(); err != nil {
+			return Fail(err)
+		}
+	}
 	return sendmsgHost(s, m.data, m.oob, m.addr.raw, r.Int(2))
 }
 
@@ -444,7 +465,11 @@ func sysSendmmsg(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	r.MayBlock()
+	if sockMayBlock(s, r.Int(3)) {
+		if err := r.MayBlock(); err != nil {
+			return Fail(err)
+		}
+	}
 	sent := 0
 	for i := uint32(0); i < vlen; i++ {
 		entry := r.Ptr(1) + uint64(i)*mmsghdrSize
