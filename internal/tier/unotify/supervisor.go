@@ -46,7 +46,7 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 	defer signal.Stop(sigs)
 
 	plan := currentPlan()
-	debug.SetMaxThreads(maxThreads)
+	debug.SetMaxThreads(threadLimit())
 	l.GuestNproc = plan.guestNproc
 	if plan.guestNproc > 0 {
 		e.Verbosef("tier seccomp: at most %d blocking host calls at once; the guest's RLIMIT_NPROC is %d, below kbox's, so kbox keeps threads of its own", plan.slots, plan.guestNproc)

@@ -46,9 +46,11 @@ const (
 	// maxThreads is kbox's limit on OS threads (debug.SetMaxThreads):
 	// defaultSlots + ownThreads + GOMAXPROCS stays far below it.
 	maxThreads = 10000
-	// slotsEnv is a test hook: a smaller number of slots (never more
-	// than defaultSlots).
-	slotsEnv = "KBOX_TEST_BLOCKING_SLOTS"
+	// slotsEnv and maxThreadsEnv are test hooks: fewer slots, a lower
+	// thread limit (never more than the defaults), so that a test proves
+	// with a few hundred guest threads what thousands would show.
+	slotsEnv      = "KBOX_TEST_BLOCKING_SLOTS"
+	maxThreadsEnv = "KBOX_TEST_MAX_THREADS"
 )
 
 // threadPlan is how the seccomp tier divides the user's task budget.
@@ -79,11 +81,16 @@ func planThreads(nproc unix.Rlimit, uid, procs, want int) threadPlan {
 }
 
 // wantedSlots returns defaultSlots, or the test hook's smaller number.
-func wantedSlots() int {
-	if v, err := strconv.Atoi(os.Getenv(slotsEnv)); err == nil && v > 0 && v < defaultSlots {
+func wantedSlots() int { return envBelow(slotsEnv, defaultSlots) }
+
+// threadLimit returns maxThreads, or the test hook's smaller number.
+func threadLimit() int { return envBelow(maxThreadsEnv, maxThreads) }
+
+func envBelow(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 && v < def {
 		return v
 	}
-	return defaultSlots
+	return def
 }
 
 // currentPlan plans for this process.
