@@ -15,7 +15,9 @@
  *         known-bugs also make the calls that hit known, not yet fixed
  *                    bugs of the in-process tiers (they hang or kill
  *                    kbox): epoll_pwait with SIGSYS blocked, brk near
- *                    2^64
+ *                    2^64, vmsplice waiting on an empty pipe; and
+ *                    ".." from procfs directories, which lets a uid-0
+ *                    guest change the host's /proc with -S (F3)
  *         mark=TEXT  ignored (lets a harness find its processes)
  *       Where fork works (the seccomp tier) every batch runs in a child
  *       process, so one that kills itself does not end the run; the parent
@@ -72,6 +74,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -81,14 +84,20 @@
 #include <unistd.h>
 
 /* ---- syscall numbers musl's headers may lack */
+/* Random numbers are drawn from [0, NR_MAX], mostly outside the ranges
+ * the architecture leaves unassigned (NR_HOLE_LO..NR_HOLE_HI). */
 #if defined(__x86_64__)
-#define NR_MAX 470 /* random numbers are drawn from [0, NR_MAX] */
+#define NR_MAX 470
+#define NR_HOLE_LO 337
+#define NR_HOLE_HI 423
 #define ARCH_X86_64 1
 #ifndef SYS_statx
 #define SYS_statx 332
 #endif
 #elif defined(__aarch64__)
 #define NR_MAX 470
+#define NR_HOLE_LO 244 /* arch-specific numbers, none on arm64 */
+#define NR_HOLE_HI 259
 #define ARCH_X86_64 0
 #ifndef SYS_statx
 #define SYS_statx 291
@@ -285,6 +294,9 @@ static void fill_random(void *p, size_t n)
 		*b++ = (unsigned char)next64();
 }
 
+/* PROC_ROOT_FD stands for a descriptor of /proc opened for one call. */
+#define PROC_ROOT_FD 0x7ffffff0ull
+
 /* ---- the state a batch works on */
 static char workdir[256];   /* absolute guest path of the work directory */
 static int inprocess;       /* fork does not work: calls run in this process */
@@ -470,7 +482,9 @@ static void make_pool(void)
 	pool_add(socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 	procfd_pool = open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	pool_add(procfd_pool);
-	pool_add(open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	/* Not /proc itself: with -S it is the host's procfs, and a uid-0
+	 * guest's fchmod of it succeeds (finding F3/F6): it made /proc 0007
+	 * on the test machine. getdents of /proc opens it for one call. */
 	pool_add(open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	pool_add(open("p", O_RDWR | O_NONBLOCK | O_CLOEXEC));
 	pool_add((int)RAW(SYS_eventfd2, 0, O_NONBLOCK | O_CLOEXEC));
@@ -799,6 +813,8 @@ static uint64_t rand_argv(uint64_t path)
 enum { SKIP = 1, MEM = 2, RISKY_INPROC = 4, STRUCT = 8, NEWFD = 16 };
 
 static unsigned char kind[NR_MAX + 1];
+static long structured_nrs[NR_MAX + 1]; /* the STRUCT calls, drawn more often */
+static int nstructured;
 
 static void mark(long nr, int k)
 {
@@ -868,8 +884,11 @@ static void init_kinds(void)
 		SYS_futimesat, SYS_getdents,
 #endif
 	};
-	for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
+	for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+		if (st[i] >= 0 && st[i] <= NR_MAX && !(kind[st[i]] & STRUCT))
+			structured_nrs[nstructured++] = st[i];
 		mark(st[i], STRUCT);
+	}
 	static const long newfd[] = {
 		SYS_openat, SYS_openat2, SYS_socket, SYS_accept, SYS_accept4, SYS_eventfd2, SYS_epoll_create1,
 		SYS_memfd_create, SYS_inotify_init1, SYS_signalfd4, SYS_timerfd_create, SYS_fcntl, SYS_dup,
@@ -1058,7 +1077,7 @@ static void structured(long nr, uint64_t *a)
 	case SYS_getdents64:
 		a[0] = chance(40) && procfd_pool >= 0 ? (uint64_t)procfd_pool : rand_fd();
 		if (chance(20))
-			a[0] = (uint64_t)(int)RAW(SYS_openat, AT_FDCWD, "/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			a[0] = PROC_ROOT_FD; /* opened for this call only (see one_call) */
 		a[1] = rand_buf(), a[2] = rand_size();
 		return;
 	case SYS_openat:
@@ -1324,6 +1343,19 @@ static void structured(long nr, uint64_t *a)
  * the top. */
 static void sanitize(long nr, uint64_t *a)
 {
+	/* A procfs directory as a dirfd with ".." reaches the procfs root:
+	 * with -S that is the host's /proc, and kbox lets a uid-0 guest
+	 * chmod it (finding F3; it made the test machine's /proc 0000). So
+	 * /proc/self's descriptor serves getdents only (see also after). */
+	if (!known_bugs && procfd_pool >= 0 && nr != SYS_getdents64
+#ifdef SYS_getdents
+	    && nr != SYS_getdents
+#endif
+	) {
+		for (int i = 0; i < 6; i++)
+			if (a[i] == (uint64_t)procfd_pool)
+				a[i] = (uint64_t)dirfd_pool;
+	}
 	if (nr >= 0 && nr <= NR_MAX && (kind[nr] & MEM)) {
 		mm_args(nr, a);
 		return;
@@ -1412,6 +1444,18 @@ static void sanitize(long nr, uint64_t *a)
 	}
 }
 
+/* close_proc_dir closes a new descriptor of a procfs directory (see
+ * sanitize) unless known-bugs asks for them. */
+static void close_proc_dir(int fd)
+{
+	struct stat st;
+	struct statfs sfs;
+	if (known_bugs || fd == procfd_pool)
+		return;
+	if (RAW(SYS_fstat, fd, &st) == 0 && S_ISDIR(st.st_mode) && RAW(SYS_fstatfs, fd, &sfs) == 0 && sfs.f_type == 0x9fa0)
+		RAW(SYS_close, fd);
+}
+
 /* after restores what a call may have changed that the fuzzer relies on. */
 static void after(long nr, long ret)
 {
@@ -1432,8 +1476,10 @@ static void after(long nr, long ret)
 		pool_nonblock();
 		break;
 	default:
-		if (nr >= 0 && nr <= NR_MAX && (kind[nr] & NEWFD) && ret >= 0 && ret < 1024 && ret != out_fd)
+		if (nr >= 0 && nr <= NR_MAX && (kind[nr] & NEWFD) && ret >= 0 && ret < 1024 && ret != out_fd) {
 			set_nonblock((int)ret);
+			close_proc_dir((int)ret);
+		}
 	}
 }
 
@@ -1611,8 +1657,19 @@ static void one_call(int allow_weird)
 		nr = PICK(weird);
 	} else {
 		do {
-			nr = (long)below(NR_MAX + 1);
-		} while ((kind[nr] & SKIP) || (inprocess && (kind[nr] & RISKY_INPROC)));
+			if (nstructured && chance(40))
+				nr = structured_nrs[below(nstructured)];
+			else
+				nr = (long)below(NR_MAX + 1);
+			if (nr >= NR_HOLE_LO && nr <= NR_HOLE_HI && !chance(5))
+				continue;
+			if ((kind[nr] & SKIP) || (inprocess && (kind[nr] & RISKY_INPROC)) ||
+			    (inprocess && !known_bugs && nr == SYS_vmsplice))
+				continue;
+			break;
+		} while (1);
+		/* (In-process, a vmsplice waiting on an empty pipe is not
+		 * interrupted by a guest signal: a known bug.) */
 	}
 	for (int i = 0; i < 6; i++) {
 		switch (below(4)) {
@@ -1634,11 +1691,32 @@ static void one_call(int allow_weird)
 	sanitize(nr, a);
 	/* fresh random bytes where scratch pointers land */
 	fill_random(scratch + below(SCRATCH_SIZE - 512), 512);
-	if (trace)
-		say("call %ld: nr=%ld %#llx %#llx %#llx %#llx %#llx %#llx\n", ncalls, nr, (unsigned long long)a[0],
+	if (trace) {
+		/* the arguments, and the strings of those in the arena */
+		char strs[200] = "";
+		size_t used = 0;
+		for (int i = 0; i < 6 && used < sizeof strs - 50; i++) {
+			const char *p = (const char *)(uintptr_t)a[i];
+			if (a[i] < (uint64_t)(uintptr_t)arena || a[i] >= (uint64_t)(uintptr_t)arena + ARENA_SIZE - 48)
+				continue;
+			int n = 0;
+			while (n < 40 && p[n] >= 0x20 && p[n] < 0x7f)
+				n++;
+			if (n > 0 && p[n] == 0)
+				used += (size_t)snprintf(strs + used, sizeof strs - used, " a%d=\"%.*s\"", i, n, p);
+		}
+		say("call %ld: nr=%ld %#llx %#llx %#llx %#llx %#llx %#llx%s\n", ncalls, nr, (unsigned long long)a[0],
 		    (unsigned long long)a[1], (unsigned long long)a[2], (unsigned long long)a[3],
-		    (unsigned long long)a[4], (unsigned long long)a[5]);
+		    (unsigned long long)a[4], (unsigned long long)a[5], strs);
+	}
+	long procfd = -1;
+	if (a[0] == PROC_ROOT_FD) {
+		procfd = RAW(SYS_openat, AT_FDCWD, "/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		a[0] = (uint64_t)procfd;
+	}
 	long ret = raw6(nr, (long)a[0], (long)a[1], (long)a[2], (long)a[3], (long)a[4], (long)a[5]);
+	if (procfd >= 0)
+		RAW(SYS_close, procfd);
 	after(nr, ret);
 	ncalls++;
 }

@@ -75,7 +75,7 @@ func TestCrashSizes(t *testing.T) {
 					opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-r", root, "-w", "/tmp", "--", "/bin/sysfuzz", "case", name}}
 					out, errOut, code := runKbox(t, opts)
 					if m := crashMarkers.FindString(errOut); m != "" || code != 0 {
-						t.Fatalf("%s: exit %d (%q)\nstdout:\n%s\nstderr:\n%s", cmdline(opts), code, m, out, tail(errOut, 6000))
+						t.Fatalf("%s: exit %d (%q)\nstdout:\n%s\nstderr:\n%s", cmdline(opts), code, m, out, head(errOut, 8000))
 					}
 					want, ok := oracle(t, v)
 					if !ok {

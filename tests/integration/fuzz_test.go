@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSyscallFuzz runs /bin/sysfuzz (tests/guest/sysfuzz.c), a guest that
@@ -89,12 +92,17 @@ func runFuzz(t *testing.T, tier, mode string, v variant, seed uint64, count int)
 		Env:  []string{"KBOX_FUZZ_MARK=" + marker},
 		Tout: 100 * time.Second,
 	}
+	before := hostState()
 	start := time.Now()
 	stdout, stderr, code := runKbox(t, opts)
 	elapsed := time.Since(start)
+	if after := hostState(); !maps.Equal(after, before) {
+		t.Errorf("seed %d: host directories changed during the run:\nbefore: %v\nafter:  %v\nreproduce: %s", seed, before, after, cmdline(opts))
+		restoreHostState(t, before)
+	}
 	repro := "reproduce: " + cmdline(opts) + "  (root: a copy of the fixture root; add \"trace\" to see each call)"
-	if m := crashMarkers.FindString(stderr); m != "" {
-		t.Errorf("seed %d: kbox crashed or reported an internal error (%q)\n%s\nstderr:\n%s", seed, m, repro, tail(stderr, 6000))
+	if loc := crashMarkers.FindStringIndex(stderr); loc != nil {
+		t.Errorf("seed %d: kbox crashed or reported an internal error (%q)\n%s\nstderr from there:\n%s", seed, stderr[loc[0]:loc[1]], repro, head(stderr[max(0, loc[0]-500):], 8000))
 	}
 	if m := fuzzDone.FindStringSubmatch(stdout); m != nil {
 		if code != wantCode {
@@ -113,6 +121,34 @@ func runFuzz(t *testing.T, tier, mode string, v variant, seed uint64, count int)
 		t.Errorf("seed %d: guest processes left behind after kbox exited: %s\n%s", seed, strings.Join(left, "; "), repro)
 	}
 	t.Logf("seed %d: %d calls in %v, exit %d", seed, count, elapsed.Round(time.Millisecond), code)
+}
+
+// hostState records the mode and owner of host directories a guest with
+// -S (host /proc, /sys, /dev) must not be able to change. (A uid-0 guest
+// once chmod'ed the host's /proc to 0000 through kbox, finding F3: every
+// capability-less root process of the machine then failed to use /proc.)
+func hostState() map[string]unix.Stat_t {
+	out := map[string]unix.Stat_t{}
+	for _, p := range []string{"/", "/proc", "/proc/sys", "/sys", "/dev", "/dev/shm", "/tmp", "/etc", "/usr", buildDir, kboxBin} {
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil {
+			out[p] = unix.Stat_t{Mode: st.Mode, Uid: st.Uid, Gid: st.Gid}
+		}
+	}
+	return out
+}
+
+// restoreHostState puts back what a failed run changed, so that one kbox
+// bug does not break every other test on the machine.
+func restoreHostState(t *testing.T, want map[string]unix.Stat_t) {
+	for p, st := range want {
+		if err := unix.Chmod(p, st.Mode&0o7777); err != nil {
+			t.Logf("restoring the mode of %s: %v", p, err)
+		}
+		if err := unix.Lchown(p, int(st.Uid), int(st.Gid)); err != nil {
+			t.Logf("restoring the owner of %s: %v", p, err)
+		}
+	}
 }
 
 // guestLeftovers lists the processes that still carry marker in their
@@ -144,6 +180,14 @@ func guestLeftovers(marker, root string) []string {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return left
+}
+
+// head returns the first n bytes of s.
+func head(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // tail returns the last n bytes of s.
