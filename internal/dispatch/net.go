@@ -264,9 +264,21 @@ func sysConnect(e *Engine, r *Request) Result { return e.addrCall(r, unix.SYS_CO
 // sendto reaches kbox only with a destination address (the filter lets
 // sendto with a NULL address through).
 func sysSendto(e *Engine, r *Request) Result {
+	// The socket first, as the kernel looks it up first (EBADF before
+	// EFAULT), and a blocking send takes its turn before kbox copies up
+	// to sendChunkMax bytes: at most one copy per blocking slot is held.
+	s, err := r.FDs.DupFD(r.Int(0))
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(s)
+	if sockMayBlock(s, r.Int(3)) {
+		if err := r.MayBlock(); err != nil {
+			return Fail(err)
+		}
+	}
 	var a *sockAddr
 	if r.Ptr(4) != 0 {
-		var err error
 		if a, err = e.readSockaddr(r, r.Ptr(4), r.Uint(5), false); err != nil {
 			return Fail(err)
 		}
@@ -281,16 +293,6 @@ func sysSendto(e *Engine, r *Request) Result {
 	data := make([]byte, n)
 	if err := r.Mem.Read(r.Ptr(1), data); err != nil {
 		return Fail(err)
-	}
-	s, err := r.FDs.DupFD(r.Int(0))
-	if err != nil {
-		return Fail(err)
-	}
-	defer unix.Close(s)
-	if sockMayBlock(s, r.Int(3)) {
-		if err := r.MayBlock(); err != nil {
-			return Fail(err)
-		}
 	}
 	return sendmsgHost(s, data, nil, a.raw, r.Int(3))
 }
@@ -437,11 +439,8 @@ func sendmsgHost(s int, data, oob, to []byte, flags int) Result {
 }
 
 func sysSendmsg(e *Engine, r *Request) Result {
-	m, err := e.readMsghdr(r, r.Ptr(1))
-	if err != nil {
-		return Fail(err)
-	}
-	defer m.free()
+	// As sendto: the socket first, the turn of a blocking send before
+	// the copy of up to sendChunkMax bytes.
 	s, err := r.FDs.DupFD(r.Int(0))
 	if err != nil {
 		return Fail(err)
@@ -452,6 +451,11 @@ func sysSendmsg(e *Engine, r *Request) Result {
 			return Fail(err)
 		}
 	}
+	m, err := e.readMsghdr(r, r.Ptr(1))
+	if err != nil {
+		return Fail(err)
+	}
+	defer m.free()
 	return sendmsgHost(s, m.data, m.oob, m.addr.raw, r.Int(2))
 }
 

@@ -34,6 +34,10 @@
  *   sysfuzz fifo N readers|writers
  *       N threads block opening a FIFO (for reading or for writing) until
  *       the main thread opens the other end; prints "fifo: ..." lines.
+ *   sysfuzz sendflood N
+ *       N threads each block sending 1 MiB (sendmsg) on a full socket;
+ *       prints "sendflood: N threads blocked", reads stdin to EOF, then
+ *       drains the socket and prints "sendflood: N released".
  *   sysfuzz forkbomb MAX
  *       Fork sleeping children until fork fails or MAX are running, make
  *       notified calls meanwhile, then kill them all.
@@ -77,6 +81,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2141,6 +2146,76 @@ static int fifo_main(int n, int writers)
 	return created == n && fifo_failed == 0 ? 0 : 1;
 }
 
+/* ---- blocked senders */
+static int flood_sock;
+static char *flood_buf;
+static volatile int flood_started, flood_done;
+
+static void *flood_thread(void *arg)
+{
+	(void)arg;
+	struct iovec iov = {flood_buf, 1 << 20};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	__atomic_add_fetch(&flood_started, 1, __ATOMIC_SEQ_CST);
+	long left = 1 << 20;
+	while (left > 0) {
+		/* sendmsg is always notified: kbox copies the data */
+		long n = RAW(SYS_sendmsg, flood_sock, &m, 0);
+		if (n <= 0)
+			break;
+		left -= n;
+		iov.iov_base = (char *)iov.iov_base + n;
+		iov.iov_len = (size_t)left;
+	}
+	__atomic_add_fetch(&flood_done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* flood_main: N threads each send 1 MiB on a stream socket whose buffer is
+ * full and that nobody reads, so every send blocks in kbox holding a copy
+ * of its data. Once they wait it prints a line and reads its stdin to EOF
+ * (the harness measures kbox meanwhile), then drains the socket. */
+static int flood_main(int n)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		printf("sendflood: socketpair: %s\n", strerror(errno));
+		return 1;
+	}
+	flood_sock = sv[0];
+	flood_buf = calloc(1, 1 << 20);
+	static char fill[65536];
+	while (send(sv[0], fill, sizeof fill, MSG_DONTWAIT) > 0) {
+	}
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setstacksize(&at, 65536);
+	pthread_t *t = calloc((size_t)n, sizeof *t);
+	int created = 0;
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&t[i], &at, flood_thread, NULL) != 0)
+			break;
+		created++;
+	}
+	while (__atomic_load_n(&flood_started, __ATOMIC_SEQ_CST) < created)
+		usleep(1000);
+	usleep(500000);
+	printf("sendflood: %d threads blocked\n", created);
+	fflush(stdout);
+	char c;
+	while (read(0, &c, 1) > 0) {
+	}
+	static char sink[1 << 16];
+	while (__atomic_load_n(&flood_done, __ATOMIC_SEQ_CST) < created) {
+		if (recv(sv[1], sink, sizeof sink, MSG_DONTWAIT) <= 0)
+			usleep(1000);
+	}
+	for (int i = 0; i < created; i++)
+		pthread_join(t[i], NULL);
+	printf("sendflood: %d released\n", created);
+	return created == n ? 0 : 1;
+}
+
 /* ---- fork bomb */
 static int forkbomb_main(long max)
 {
@@ -2186,8 +2261,10 @@ int main(int argc, char **argv)
 		return run_case(argv[2]);
 	if (argc >= 4 && !strcmp(argv[1], "fifo"))
 		return fifo_main(atoi(argv[2]), !strcmp(argv[3], "writers"));
+	if (argc >= 3 && !strcmp(argv[1], "sendflood"))
+		return flood_main(atoi(argv[2]));
 	if (argc >= 3 && !strcmp(argv[1], "forkbomb"))
 		return forkbomb_main(strtol(argv[2], NULL, 0));
-	fprintf(stderr, "usage: sysfuzz fuzz SEED COUNT [OPTION...] | case NAME | fifo N readers|writers | forkbomb MAX\n");
+	fprintf(stderr, "usage: sysfuzz fuzz SEED COUNT [OPTION...] | case NAME | fifo N readers|writers | sendflood N | forkbomb MAX\n");
 	return 2;
 }

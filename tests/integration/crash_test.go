@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -143,6 +144,108 @@ func TestFIFOThreads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSendFlood: guest threads blocked sending 1 MiB each on a full
+// socket. kbox copies a blocking send's data (up to 1 MiB) only once the
+// call has its slot, so its memory is bounded by the slots, not by the
+// guest's threads: with 32 slots and 400 threads kbox stays under 160 MiB
+// (copying first, it held every thread's MiB: 500 MiB three seconds into a
+// 600-thread run, and growing). The guest then drains the socket and every
+// send completes.
+func TestSendFlood(t *testing.T) {
+	t.Parallel()
+	const threads = 400
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		root := freshRoot(t, v.uid())
+		argv := []string{kboxBin, "--syscall-mode=seccomp", "-r", root, "--", "/bin/sysfuzz", "sendflood", strconv.Itoa(threads)}
+		if v.unpriv && isRoot() {
+			argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir = "/"
+		cmd.Env = append(baseEnv(), "KBOX_TEST_BLOCKING_SLOTS=32")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		defer func() {
+			stdin.Close()
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				cmd.Process.Kill()
+				t.Errorf("kbox did not exit after the guest's stdin closed")
+			}
+		}()
+		lines := make(chan string, 4)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+			cmd.Wait()
+			close(done)
+		}()
+		select {
+		case l := <-lines:
+			if l != fmt.Sprintf("sendflood: %d threads blocked", threads) {
+				t.Fatalf("guest: %q\nstderr:\n%s", l, stderr.String())
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the guest's threads did not block in time\nstderr:\n%s", stderr.String())
+		}
+		// The leader takes the blocked sends one by one: give it 3 s.
+		maxRSS := 0
+		for i := 0; i < 30; i++ {
+			if rss := vmRSS(cmd.Process.Pid); rss > maxRSS {
+				maxRSS = rss
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if maxRSS == 0 || maxRSS > 160<<10 {
+			t.Errorf("kbox's resident memory reached %d KiB with %d threads blocked sending 1 MiB each (want under 160 MiB)", maxRSS, threads)
+		}
+		stdin.Close()
+		var rest []string
+		for l := range lines {
+			rest = append(rest, l)
+		}
+		<-done
+		if want := fmt.Sprintf("sendflood: %d released", threads); len(rest) != 1 || rest[0] != want || cmd.ProcessState.ExitCode() != 0 {
+			t.Errorf("after the release: %q, exit %d, want %q, 0\nstderr:\n%s", rest, cmd.ProcessState.ExitCode(), want, stderr.String())
+		}
+		if m := crashMarkers.FindString(stderr.String()); m != "" {
+			t.Errorf("kbox: %q\n%s", m, head(stderr.String(), 8000))
+		}
+		t.Logf("kbox's resident memory peaked at %d KiB", maxRSS)
+	})
+}
+
+// vmRSS returns a process's resident memory in KiB (0 if unknown).
+func vmRSS(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	return 0
 }
 
 // forkBombUID is the uid TestForkBombNproc runs as: a uid of its own,

@@ -36,8 +36,10 @@ import (
 //     runtime's own threads can reach.
 
 const (
-	// defaultSlots is how many host calls may block at once.
-	defaultSlots = 1024
+	// defaultSlots is how many host calls may block at once. Each holds a
+	// thread, and a blocking send also the copy of its data (up to 1 MiB,
+	// dispatch's sendChunkMax): 256 bound that to 256 MiB.
+	defaultSlots = 256
 	// ownThreads is kbox's thread need besides the blocking calls and
 	// GOMAXPROCS: the leader, the wait loop, the process reaper, the bind
 	// thread, sysmon, the template thread and a margin for short syscalls

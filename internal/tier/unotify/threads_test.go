@@ -18,10 +18,10 @@ func TestPlanThreads(t *testing.T) {
 		wantSlots int
 		wantGuest uint64
 	}{
-		{"unlimited", inf, 1000, 1024, 0},
-		{"root: the kernel does not apply RLIMIT_NPROC", unix.Rlimit{Cur: 100, Max: 100}, 0, 1024, 0},
+		{"unlimited", inf, 1000, defaultSlots, 0},
+		{"root: the kernel does not apply RLIMIT_NPROC", unix.Rlimit{Cur: 100, Max: 100}, 0, defaultSlots, 0},
 		// A usual limit: the reserve is the slots plus kbox's own.
-		{"63k", unix.Rlimit{Cur: 63000, Max: 63000}, 1000, 1024, 63000 - (1024 + ownThreads + 2)},
+		{"63k", unix.Rlimit{Cur: 63000, Max: 63000}, 1000, defaultSlots, 63000 - (defaultSlots + ownThreads + 2)},
 		// A small one: half for kbox, and fewer slots.
 		{"400", unix.Rlimit{Cur: 400, Max: 1000}, 1000, 200 - ownThreads - 2, 200},
 		{"tiny", unix.Rlimit{Cur: 40, Max: 40}, 1000, 1, 20},
