@@ -260,12 +260,11 @@ func TestDispatchRecovers(t *testing.T) {
 	nr := e.arch.MustNr("getcwd")
 	saved := e.handlers[nr]
 	e.handlers[nr] = func(e *Engine, r *Request) Result {
-		var m map[string]int
-		m["x"]++ // a nil map write: a runtime panic
-		return Ok(0)
+		b := make([]byte, 8)
+		return Ok(int64(b[r.Args[0]])) // index out of range: a runtime panic
 	}
 	for i := 0; i < internalErrorWarnMax+3; i++ {
-		if got := e.Dispatch(req("getcwd")); !same(got, Fail(unix.EIO)) {
+		if got := e.Dispatch(req("getcwd", 1<<63)); !same(got, Fail(unix.EIO)) {
 			t.Fatalf("a panicking handler: %+v, want EIO", got)
 		}
 	}
