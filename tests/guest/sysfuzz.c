@@ -1862,6 +1862,19 @@ static int fuzz_main(int argc, char **argv)
 	mypid = getpid();
 	myppid = getppid();
 
+	/* A batch may make this process the owner of a descriptor's SIGIO
+	 * (F_SETOWN with its parent's pid, a lease): SIGIO would kill it. */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGIO, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGTSTP, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+
 	pid_t probe = fork();
 	if (probe == 0)
 		_exit(0);
