@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -90,6 +91,10 @@ type Engine struct {
 	hostUID   uint32
 	hostGID   uint32
 	mutations atomic.Uint64
+	// internalErrors counts handler panics recovered by Dispatch.
+	internalErrors atomic.Uint64
+	// fifoWriters counts FIFO opens for writing waiting for a reader.
+	fifoWriters atomic.Int64
 }
 
 // New builds an engine.
@@ -132,9 +137,16 @@ func (e *Engine) Close() {
 // Arch returns the engine's architecture.
 func (e *Engine) Arch() *abi.Arch { return e.arch }
 
-// Dispatch runs the handler for r.
-func (e *Engine) Dispatch(r *Request) Result {
+// Dispatch runs the handler for r. A handler that panics (a kbox bug,
+// whatever the guest passed) does not take kbox down: the call fails with
+// EIO, a warning names it (the stack with -v), and kbox serves on.
+func (e *Engine) Dispatch(r *Request) (res Result) {
 	e.total.Add(1)
+	defer func() {
+		if p := recover(); p != nil {
+			res = e.internalError(r, p, debug.Stack())
+		}
+	}()
 	var h Handler
 	if r.Nr >= 0 && r.Nr < len(e.handlers) {
 		h = e.handlers[r.Nr]
@@ -151,6 +163,28 @@ func (e *Engine) Dispatch(r *Request) Result {
 	}
 	return h(e, r)
 }
+
+// internalErrorWarnMax bounds the warnings for recovered handler panics
+// (each is counted; the -v summary gives the total).
+const internalErrorWarnMax = 10
+
+// internalError answers a call whose handler panicked: EIO, the errno of
+// a failure the caller can do nothing about.
+func (e *Engine) internalError(r *Request, p any, stack []byte) Result {
+	n := e.internalErrors.Add(1)
+	if n <= internalErrorWarnMax {
+		e.warnf("internal error serving %s for pid %d (%v): the call fails with EIO; kbox goes on (please report this, with the -v output)",
+			e.arch.SyscallName(r.Nr), r.Tgid, p)
+	}
+	if e.cfg.Verbose {
+		e.Verbosef("stack of internal error %d:\n%s", n, stack)
+	}
+	return Fail(unix.EIO)
+}
+
+// InternalErrors returns how many calls failed with a recovered handler
+// panic.
+func (e *Engine) InternalErrors() uint64 { return e.internalErrors.Load() }
 
 // Verbosef writes one -v line.
 func (e *Engine) Verbosef(format string, args ...any) {
@@ -202,7 +236,7 @@ func (e *Engine) Report() {
 		fmt.Fprintf(&b, " %s=%d", n, counts[n])
 	}
 	hits, misses := e.ns.CacheStats()
-	e.Verbosef("%d notifications; dentry cache %d hits, %d misses", e.total.Load(), hits, misses)
+	e.Verbosef("%d notifications; dentry cache %d hits, %d misses; %d internal errors", e.total.Load(), hits, misses, e.internalErrors.Load())
 	if len(names) == 0 {
 		e.Verbosef("unsupported syscalls: none")
 	} else {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -417,11 +418,18 @@ func (e *Engine) elfImage(r *Request, file *os.File) (int, error) {
 	}
 	var patch []byte
 	if interp != nil {
-		raw := make([]byte, interp.Filesz)
+		raw := make([]byte, interp.Filesz) // at most PATH_MAX (elfFacts)
+		if interp.Off > math.MaxInt64-interp.Filesz {
+			return -1, unix.ENOEXEC
+		}
 		if _, err := file.ReadAt(raw, int64(interp.Off)); err != nil {
 			return -1, unix.ENOEXEC
 		}
-		ipath := string(bytes.TrimRight(raw, "\x00"))
+		if raw[len(raw)-1] != 0 {
+			return -1, unix.ENOEXEC // the kernel's check: NUL-terminated
+		}
+		// The kernel opens the C string: up to the first NUL.
+		ipath := string(raw[:bytes.IndexByte(raw, 0)])
 		il, err := e.ns.Resolve(e.ctx(r), "", ipath, vfs.FollowFinal)
 		if err != nil {
 			return -1, err
@@ -507,6 +515,12 @@ func (e *Engine) elfFacts(file *os.File, st *unix.Stat_t, key imageKey) (elfFact
 			}
 		}
 	}
+	// The kernel's binfmt_elf: a PT_INTERP of fewer than 2 or more than
+	// PATH_MAX bytes is ENOEXEC (and the size is read from the file, so it
+	// must be bounded before kbox reads that many bytes).
+	if f.interpSize != 0 && (f.interpSize < 2 || f.interpSize > pathMax) {
+		return elfFacts{}, unix.ENOEXEC
+	}
 	e.exec.mu.Lock()
 	if len(e.exec.facts) >= elfFactsMax {
 		for k := range e.exec.facts {
@@ -528,21 +542,8 @@ func sealedCopy(file *os.File, size int64, interp *elf.Prog, patch []byte) (int,
 		return -1, err
 	}
 	defer unix.Close(mfd)
-	buf := make([]byte, 1<<20)
-	for off := int64(0); off < size; {
-		n, err := file.ReadAt(buf, off)
-		if n > 0 {
-			if _, werr := unix.Pwrite(mfd, buf[:n], off); werr != nil {
-				return -1, werr
-			}
-			off += int64(n)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return -1, err
-		}
+	if err := copySparse(mfd, file, size); err != nil {
+		return -1, err
 	}
 	if patch != nil {
 		full := make([]byte, interp.Filesz)
@@ -559,6 +560,56 @@ func sealedCopy(file *os.File, size int64, interp *elf.Prog, patch []byte) (int,
 		return -1, err
 	}
 	return ro, nil
+}
+
+// copySparse copies the first size bytes of file into the empty memfd mfd,
+// keeping the file's holes as holes: the copy lives in memory, and a guest
+// must not turn a sparse file of any size (free to create) into as much of
+// the host's memory.
+func copySparse(mfd int, file *os.File, size int64) error {
+	if err := unix.Ftruncate(mfd, size); err != nil {
+		return err
+	}
+	src := int(file.Fd())
+	// file may share its offset with a guest descriptor (fexecve): the
+	// SEEK_DATA/SEEK_HOLE probes below must not move it.
+	if saved, err := unix.Seek(src, 0, io.SeekCurrent); err == nil {
+		defer unix.Seek(src, saved, io.SeekStart)
+	}
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(src, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			break // only a hole remains
+		}
+		if err != nil {
+			data = off // no SEEK_DATA here: copy everything
+		}
+		end := size
+		if hole, err := unix.Seek(src, data, unix.SEEK_HOLE); err == nil && hole < end {
+			end = hole
+		}
+		for off = data; off < end; {
+			chunk := buf
+			if rest := end - off; rest < int64(len(chunk)) {
+				chunk = chunk[:rest]
+			}
+			n, err := file.ReadAt(chunk, off)
+			if n > 0 {
+				if _, werr := unix.Pwrite(mfd, chunk[:n], off); werr != nil {
+					return werr
+				}
+				off += int64(n)
+			}
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // injectShort installs image at a free descriptor number of at most

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"encoding/binary"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -32,13 +33,19 @@ func sysCreat(e *Engine, r *Request) Result {
 // openHowSize is the size of struct open_how in its first version.
 const openHowSize = 24
 
+// openHowSizeMax is the largest open_how the kernel accepts (PAGE_SIZE).
+const openHowSizeMax = 4096
+
 const resolveKnown = unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS |
 	unix.RESOLVE_BENEATH | unix.RESOLVE_IN_ROOT | abi.ResolveCached
 
 func sysOpenat2(e *Engine, r *Request) Result {
 	size := r.Args[3]
-	if size < openHowSize || size > 4096 {
+	if size < openHowSize {
 		return Fail(unix.EINVAL)
+	}
+	if size > openHowSizeMax {
+		return Fail(unix.E2BIG) // the kernel's copy_struct_from_user limit
 	}
 	buf := make([]byte, size)
 	if err := r.Mem.Read(r.Ptr(2), buf); err != nil {
@@ -145,7 +152,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		// A symlink there (ELOOP) needs the full walk when it is followed;
 		// creating or writing on a read-only mount takes the careful path.
 		if !(l.ReadOnly && (accessWrites(flags) || flags&unix.O_CREAT != 0)) {
-			fd, err := hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+			fd, err := e.hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
 			l.Release()
 			// ELOOP, or ENOTDIR with O_DIRECTORY: a symlink the guest
 			// wants followed; the careful path follows it.
@@ -168,7 +175,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	if l.Magic {
 		// A guest process's pipe/socket/anon inode reached through
 		// /proc/<pid>/fd/N: let the kernel follow that one link, as it would.
-		fd, err := hostOpen(r, l.Parent.FD(), l.Name, hostFlags&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW), 0)
+		fd, err := e.hostOpen(r, l.Parent.FD(), l.Name, hostFlags&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW), 0)
 		if err != nil {
 			return Fail(err), false
 		}
@@ -192,7 +199,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
 			return Fail(err), false
 		}
-		fd, err := hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+		fd, err := e.hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
 		switch err {
 		case nil:
 			return InjectFD(fd, cloexec), false
@@ -242,7 +249,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		fd, err = unix.Openat(l.Obj.FD(), ".", reopen, 0)
 	} else {
 		// Reopen exactly the inode we resolved through kbox's own descriptor.
-		fd, err = hostOpen(r, unix.AT_FDCWD, procFD(l.Obj.FD()), reopen, 0)
+		fd, err = e.hostOpen(r, unix.AT_FDCWD, procFD(l.Obj.FD()), reopen, 0)
 	}
 	if err != nil {
 		return Fail(err), false
@@ -274,12 +281,16 @@ func (e *Engine) openTmpfile(r *Request, dirfd int, p string, flags uint64, mode
 
 // hostOpen opens name in dirfd for the guest without letting a FIFO or a
 // device stall the supervisor unannounced: it looks at the object first
-// (one no-follow fstatat) and, when it is not a regular file or directory,
-// tells the tier the call may block before opening it. A guest that swaps
-// a regular file for a FIFO between the two calls can only stall its own
-// supervisor's leader, and only until the FIFO is opened from the other
-// end (which then needs a new leader: the guest deadlocks itself).
-func hostOpen(r *Request, dirfd int, name string, flags int, mode uint32) (int, error) {
+// (one no-follow fstatat) and, when the open may block, tells the tier
+// before opening it. A guest that swaps a regular file for a FIFO between
+// the two calls can only stall its own supervisor's leader, and only until
+// the FIFO is opened from the other end (which then needs a new leader:
+// the guest deadlocks itself).
+//
+// Only a FIFO opened for reading or writing alone, or a device, can block
+// (O_RDWR on a FIFO never does). A FIFO writer is served without holding a
+// thread where the tier allows it (see openFIFOWriter).
+func (e *Engine) hostOpen(r *Request, dirfd int, name string, flags int, mode uint32) (int, error) {
 	if flags&(unix.O_NONBLOCK|unix.O_PATH) == 0 {
 		var st unix.Stat_t
 		statFlags := unix.AT_SYMLINK_NOFOLLOW
@@ -290,10 +301,93 @@ func hostOpen(r *Request, dirfd int, name string, flags int, mode uint32) (int, 
 		if err == nil {
 			switch st.Mode & unix.S_IFMT {
 			case unix.S_IFREG, unix.S_IFDIR, unix.S_IFLNK:
+			case unix.S_IFIFO:
+				switch flags & unix.O_ACCMODE {
+				case unix.O_RDWR:
+				case unix.O_WRONLY:
+					if r.Waiting != nil {
+						return e.openFIFOWriter(r, dirfd, name, flags, mode, statFlags)
+					}
+					if err := r.MayBlock(); err != nil {
+						return -1, err
+					}
+				default:
+					if err := r.MayBlock(); err != nil {
+						return -1, err
+					}
+				}
 			default:
-				r.MayBlock()
+				if err := r.MayBlock(); err != nil {
+					return -1, err
+				}
 			}
 		}
 	}
 	return unix.Openat(dirfd, name, flags, mode)
+}
+
+// fifoPause bounds the pause between a FIFO writer's attempts: the
+// pauses grow to fifoPause, and further with the number of writers waiting
+// at once, so that all of them together make about fifoAttemptsPerSecond
+// attempts. fifoCheckEvery attempts, a writer checks that the guest still
+// waits for it (each check walks the kernel's list of pending
+// notifications).
+const (
+	fifoPause             = 20 * time.Millisecond
+	fifoAttemptsPerSecond = 2000
+	fifoCheckEvery        = 8
+)
+
+// openFIFOWriter opens a FIFO for writing, which blocks until the FIFO has
+// a reader, without holding an OS thread meanwhile: a non-blocking open
+// succeeds exactly when a reader is there (ENXIO otherwise), so kbox
+// retries it, with a growing pause, for as long as the guest waits, then
+// clears O_NONBLOCK on the new open file description. A blocked reader is
+// woken by the writer's open as natively; a reader that opens and closes
+// again between two attempts is not seen (the writer keeps waiting, where
+// natively its open would succeed and its first write fail with EPIPE).
+// Thousands of guest threads waiting to write to FIFOs therefore cost kbox
+// goroutines, not threads, and never a slot a reader needs.
+func (e *Engine) openFIFOWriter(r *Request, dirfd int, name string, flags int, mode uint32, statFlags int) (int, error) {
+	pause := 100 * time.Microsecond
+	waiting := false
+	defer func() {
+		if waiting {
+			e.fifoWriters.Add(-1)
+		}
+	}()
+	for attempt := 1; ; attempt++ {
+		fd, err := unix.Openat(dirfd, name, flags|unix.O_NONBLOCK, mode)
+		if err == nil {
+			fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+			if err == nil {
+				_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
+			}
+			if err != nil {
+				unix.Close(fd)
+				return -1, err
+			}
+			return fd, nil
+		}
+		if err != unix.ENXIO {
+			return -1, err
+		}
+		if !waiting {
+			r.MayWait()
+			e.fifoWriters.Add(1)
+			waiting = true
+		}
+		if attempt%fifoCheckEvery == 0 {
+			var st unix.Stat_t
+			if unix.Fstatat(dirfd, name, &st, statFlags) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+				return -1, err // no longer a FIFO: its own ENXIO
+			}
+			if !r.StillPending() {
+				return -1, unix.EINTR
+			}
+		}
+		time.Sleep(pause)
+		limit := max(fifoPause, time.Duration(e.fifoWriters.Load())*time.Second/fifoAttemptsPerSecond)
+		pause = min(2*pause, limit)
+	}
 }

@@ -171,8 +171,10 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	if nr == unix.SYS_CONNECT {
-		r.MayBlock()
+	if nr == unix.SYS_CONNECT && sockMayBlock(s, 0) {
+		if err := r.MayBlock(); err != nil {
+			return Fail(err)
+		}
 	}
 	if a.dirfd >= 0 {
 		err = e.bindThread.bindAt(s, a)
@@ -262,9 +264,21 @@ func sysConnect(e *Engine, r *Request) Result { return e.addrCall(r, unix.SYS_CO
 // sendto reaches kbox only with a destination address (the filter lets
 // sendto with a NULL address through).
 func sysSendto(e *Engine, r *Request) Result {
+	// The socket first, as the kernel looks it up first (EBADF before
+	// EFAULT), and a blocking send takes its turn before kbox copies up
+	// to sendChunkMax bytes: at most one copy per blocking slot is held.
+	s, err := r.FDs.DupFD(r.Int(0))
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(s)
+	if sockMayBlock(s, r.Int(3)) {
+		if err := r.MayBlock(); err != nil {
+			return Fail(err)
+		}
+	}
 	var a *sockAddr
 	if r.Ptr(4) != 0 {
-		var err error
 		if a, err = e.readSockaddr(r, r.Ptr(4), r.Uint(5), false); err != nil {
 			return Fail(err)
 		}
@@ -280,12 +294,6 @@ func sysSendto(e *Engine, r *Request) Result {
 	if err := r.Mem.Read(r.Ptr(1), data); err != nil {
 		return Fail(err)
 	}
-	s, err := r.FDs.DupFD(r.Int(0))
-	if err != nil {
-		return Fail(err)
-	}
-	defer unix.Close(s)
-	r.MayBlock()
 	return sendmsgHost(s, data, nil, a.raw, r.Int(3))
 }
 
@@ -371,11 +379,14 @@ func (m *guestMsg) translateRights(r *Request) error {
 	le := binary.LittleEndian
 	b := m.oob
 	for off := 0; off+cmsgHdrSize <= len(b); {
-		clen := int(le.Uint64(b[off:]))
+		// cmsg_len is a guest size_t: checked against the room left
+		// (the kernel's CMSG_OK) before it becomes an int.
+		clen64 := le.Uint64(b[off:])
 		level, typ := int32(le.Uint32(b[off+8:])), int32(le.Uint32(b[off+12:]))
-		if clen < cmsgHdrSize || off+clen > len(b) {
+		if clen64 < cmsgHdrSize || !within(uint64(off), clen64, uint64(len(b))) {
 			return unix.EINVAL
 		}
+		clen := int(clen64)
 		if level == unix.SOL_SOCKET && typ == scmRightsType {
 			for p := off + cmsgHdrSize; p+4 <= off+clen; p += 4 {
 				fd, err := r.FDs.DupFD(int(int32(le.Uint32(b[p:]))))
@@ -389,6 +400,17 @@ func (m *guestMsg) translateRights(r *Request) error {
 		off += (clen + 7) &^ 7
 	}
 	return nil
+}
+
+// sockMayBlock reports whether a connect or send on kbox's duplicate s of
+// a guest socket can wait: the socket (the open file description, shared
+// with the guest) is in blocking mode and flags lack MSG_DONTWAIT.
+func sockMayBlock(s, flags int) bool {
+	if flags&unix.MSG_DONTWAIT != 0 {
+		return false
+	}
+	fl, err := unix.FcntlInt(uintptr(s), unix.F_GETFL, 0)
+	return err != nil || fl&unix.O_NONBLOCK == 0
 }
 
 func sendmsgHost(s int, data, oob, to []byte, flags int) Result {
@@ -417,17 +439,23 @@ func sendmsgHost(s int, data, oob, to []byte, flags int) Result {
 }
 
 func sysSendmsg(e *Engine, r *Request) Result {
-	m, err := e.readMsghdr(r, r.Ptr(1))
-	if err != nil {
-		return Fail(err)
-	}
-	defer m.free()
+	// As sendto: the socket first, the turn of a blocking send before
+	// the copy of up to sendChunkMax bytes.
 	s, err := r.FDs.DupFD(r.Int(0))
 	if err != nil {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	r.MayBlock()
+	if sockMayBlock(s, r.Int(2)) {
+		if err := r.MayBlock(); err != nil {
+			return Fail(err)
+		}
+	}
+	m, err := e.readMsghdr(r, r.Ptr(1))
+	if err != nil {
+		return Fail(err)
+	}
+	defer m.free()
 	return sendmsgHost(s, m.data, m.oob, m.addr.raw, r.Int(2))
 }
 
@@ -441,7 +469,11 @@ func sysSendmmsg(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	r.MayBlock()
+	if sockMayBlock(s, r.Int(3)) {
+		if err := r.MayBlock(); err != nil {
+			return Fail(err)
+		}
+	}
 	sent := 0
 	for i := uint32(0); i < vlen; i++ {
 		entry := r.Ptr(1) + uint64(i)*mmsghdrSize

@@ -156,7 +156,7 @@ func filterDirents(b []byte, is64 bool, keep func(name string) bool) []byte {
 	}
 	for off := 0; off+nameOff <= len(b); {
 		reclen := int(binary.LittleEndian.Uint16(b[off+16:]))
-		if reclen == 0 || off+reclen > len(b) {
+		if reclen < nameOff || off+reclen > len(b) {
 			break
 		}
 		rec := b[off : off+reclen]

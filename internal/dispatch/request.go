@@ -46,16 +46,41 @@ type Request struct {
 	FDs  Guest
 	Proc *Process
 	// Blocking, when set, is called by a handler before a host operation
-	// that may wait indefinitely (a FIFO open, a connect): the tier then
-	// makes sure other notifications are still received meanwhile.
-	Blocking func()
+	// that may wait indefinitely (a FIFO open, a connect, a send on a full
+	// socket): the tier makes sure other notifications are still received
+	// meanwhile, and bounds how many such operations wait in the host
+	// kernel at once (each holds an OS thread of kbox's). It may make the
+	// handler wait for its turn; an error means the call is abandoned (the
+	// guest task went away meanwhile).
+	Blocking func() error
+	// Waiting, when set, is called by a handler before it waits in Go (a
+	// retry loop, no OS thread held): the tier makes sure other
+	// notifications are still received meanwhile.
+	Waiting func()
+	// Pending, when set, reports whether the guest still waits for this
+	// call's answer; a handler's retry loop stops when it does not.
+	Pending func() bool
 }
 
-// MayBlock announces a possibly long host operation.
-func (r *Request) MayBlock() {
+// MayBlock announces a host operation that may block indefinitely. An
+// error means the call was abandoned while it waited for its turn.
+func (r *Request) MayBlock() error {
 	if r.Blocking != nil {
-		r.Blocking()
+		return r.Blocking()
 	}
+	return nil
+}
+
+// MayWait announces a wait in a retry loop (see Waiting).
+func (r *Request) MayWait() {
+	if r.Waiting != nil {
+		r.Waiting()
+	}
+}
+
+// StillPending reports whether the guest still waits for the answer.
+func (r *Request) StillPending() bool {
+	return r.Pending == nil || r.Pending()
 }
 
 // Int returns argument i as a C int (the low 32 bits, sign-extended), as the

@@ -40,6 +40,9 @@ type Launch struct {
 	// execute files (see landlock.go).
 	Landlock  int
 	ExecRoots []string
+	// GuestNproc, when not 0, is the guest's RLIMIT_NPROC (soft and
+	// hard), set by Run below kbox's own (see threads.go).
+	GuestNproc uint64
 }
 
 // Exit codes of the launcher child when it fails before the guest runs.
@@ -88,6 +91,13 @@ func ChildMain() {
 	if l.Landlock > 0 {
 		if err := restrictExec(l.ExecRoots, l.Landlock); err != nil {
 			fail(ExitLaunchFailed, "landlock: %v", err)
+		}
+	}
+	if l.GuestNproc > 0 {
+		// Last before the filter and the exec: the Go runtime of this
+		// child may still need a thread until then.
+		if err := unix.Setrlimit(unix.RLIMIT_NPROC, &unix.Rlimit{Cur: l.GuestNproc, Max: l.GuestNproc}); err != nil {
+			fail(ExitLaunchFailed, "setting the guest's RLIMIT_NPROC: %v", err)
 		}
 	}
 	flags := uint(unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -45,6 +46,15 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 	// from ABI 6 on (landlock.go): signals between guest processes may then
 	// continue in the kernel (dispatch/signals.go).
 	e.Procs.SetSignalScope(l.Landlock >= 6)
+
+	plan := currentPlan()
+	debug.SetMaxThreads(threadLimit())
+	l.GuestNproc = plan.guestNproc
+	if plan.guestNproc > 0 {
+		e.Verbosef("tier seccomp: at most %d blocking host calls at once; the guest's RLIMIT_NPROC is %d, below kbox's, so kbox keeps threads of its own", plan.slots, plan.guestNproc)
+	} else {
+		e.Verbosef("tier seccomp: at most %d blocking host calls at once", plan.slots)
+	}
 	hadTTY := supervise.ForegroundTTY(os.Stdin)
 	s, err := start(l, os.Stdin, os.Stdout, os.Stderr)
 	if err != nil {
@@ -63,7 +73,8 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 		} else {
 			e.Verbosef("tier seccomp: listener with synchronous wake-up")
 		}
-		go lead(e, s.listener)
+		srv := &server{e: e, listener: s.listener, pool: newSlotPool(plan.slots)}
+		go srv.lead()
 	}
 	target.Store(int64(s.pid))
 
@@ -129,17 +140,28 @@ func descendants(pid int) []int {
 	return out
 }
 
+// server answers the notifications of one listener.
+type server struct {
+	e        *dispatch.Engine
+	listener int
+	pool     *slotPool
+}
+
 // lead receives and answers notifications (leader/followers): exactly one
 // goroutine waits in SECCOMP_IOCTL_NOTIF_RECV at any time, because the
 // kernel wakes every waiter for each notification (measured here: a round
 // trip of 8.7 µs with one waiter, 12 µs with two, 27 µs with four). When a
-// handler announces a call that may block (Request.Blocking), a new leader
-// is started and the current goroutine ends after answering, so a FIFO open
-// or a slow connect never stops the guest's other processes.
-func lead(e *dispatch.Engine, listener int) {
+// handler announces that it may wait (Request.Blocking, Request.Waiting), a
+// new leader is started and the current goroutine ends after answering, so
+// a FIFO open or a slow connect never stops the guest's other processes.
+// Handlers that wait in the host kernel hold an OS thread each, so they
+// first take a slot of s.pool: when every slot is taken, the call waits (in
+// a parked goroutine, no thread) for one to free, as it would wait for the
+// host call itself; the leader meanwhile goes on answering everything else.
+func (s *server) lead() {
 	var n seccomp.Notif
 	for {
-		err := seccomp.Recv(listener, &n)
+		err := seccomp.Recv(s.listener, &n)
 		switch err {
 		case nil:
 		case unix.EINTR:
@@ -148,7 +170,7 @@ func lead(e *dispatch.Engine, listener int) {
 			// A notification vanished (its task was interrupted), or no
 			// task uses the filter any more: then RECV fails at once
 			// forever, and poll reports POLLHUP.
-			fds := []unix.PollFd{{Fd: int32(listener), Events: unix.POLLIN}}
+			fds := []unix.PollFd{{Fd: int32(s.listener), Events: unix.POLLIN}}
 			if k, _ := unix.Poll(fds, -1); k > 0 && fds[0].Revents&unix.POLLHUP != 0 {
 				return
 			}
@@ -156,22 +178,74 @@ func lead(e *dispatch.Engine, listener int) {
 		default:
 			return
 		}
-		promoted := false
-		answer(e, listener, &n, func() {
-			if !promoted {
-				promoted = true
-				go lead(e, listener)
-			}
-		})
-		if promoted {
+		c := &call{s: s, id: n.ID}
+		s.answer(&n, c)
+		c.finish()
+		if c.promoted {
 			return
 		}
 	}
 }
 
-func answer(e *dispatch.Engine, listener int, n *seccomp.Notif, blocking func()) {
+// call is the tier's side of one notification being answered.
+type call struct {
+	s  *server
+	id uint64
+	// promoted: a new leader was started for this call's wait; the
+	// goroutine ends once it has answered.
+	promoted bool
+	slot     bool // holds a slot of s.pool
+}
+
+// waiting hands the receiving on to a new leader (once).
+func (c *call) waiting() {
+	if !c.promoted {
+		c.promoted = true
+		go c.s.lead()
+	}
+}
+
+// blocking is Request.Blocking: hand the receiving on, then take a slot
+// for the host call.
+func (c *call) blocking() error {
+	c.waiting()
+	if c.slot {
+		return nil
+	}
+	if err := c.s.pool.acquire(c.pending); err != nil {
+		return err
+	}
+	c.slot = true
+	return nil
+}
+
+func (c *call) pending() bool { return seccomp.IDValid(c.s.listener, c.id) == nil }
+
+// finish returns the call's slot.
+func (c *call) finish() {
+	if c.slot {
+		c.slot = false
+		c.s.pool.release()
+	}
+}
+
+func (s *server) answer(n *seccomp.Notif, c *call) {
+	sent := false
+	defer func() {
+		// The engine recovers its handlers' panics; this catches the
+		// tier's own (and an After function's), so the guest is answered
+		// and kbox serves on.
+		if p := recover(); p != nil {
+			s.e.Warnf("internal error in the seccomp tier answering %s (%v): the call fails with EIO\n%s",
+				s.e.Arch().SyscallName(int(n.Data.Nr)), p, debug.Stack())
+			if !sent {
+				_ = seccomp.Send(s.listener, &seccomp.NotifResp{ID: n.ID, Error: -int32(unix.EIO)})
+			}
+		}
+	}()
+	listener := s.listener
 	tid := int(n.Pid)
-	proc, tgid, err := e.Procs.Lookup(tid, func() bool { return seccomp.IDValid(listener, n.ID) == nil })
+	proc, tgid, err := s.e.Procs.Lookup(tid, func() bool { return seccomp.IDValid(listener, n.ID) == nil })
 	if err != nil {
 		// The task died meanwhile (ESRCH), or kbox cannot hold its process
 		// (EAGAIN, see Lookup).
@@ -189,9 +263,11 @@ func answer(e *dispatch.Engine, listener int, n *seccomp.Notif, blocking func())
 		FDs:  &guestFDs{tid: tid, proc: proc, id: n.ID, listener: listener},
 		Proc: proc,
 
-		Blocking: blocking,
+		Blocking: c.blocking,
+		Waiting:  c.waiting,
+		Pending:  c.pending,
 	}
-	res := e.Dispatch(req)
+	res := s.e.Dispatch(req)
 	resp := seccomp.NotifResp{ID: n.ID}
 	switch res.Kind {
 	case dispatch.Value:
@@ -228,6 +304,7 @@ func answer(e *dispatch.Engine, listener int, n *seccomp.Notif, blocking func())
 		}
 	}
 	// ENOENT: the task went away meanwhile. Nothing else to do either way.
+	sent = true
 	_ = seccomp.Send(listener, &resp)
 	if res.After != nil {
 		res.After()
