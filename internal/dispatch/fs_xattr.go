@@ -76,7 +76,7 @@ func (e *Engine) getxattrOut(r *Request, name string, valArg, sizeArg int, get f
 // kernel would for a guest buffer at argument listArg of size sizeArg
 // (size 0: only the length; too small: ERANGE).
 func (e *Engine) listxattrOut(r *Request, listArg, sizeArg int, list func(buf []byte) (int, error)) Result {
-	buf := make([]byte, xattrSizeMax)
+	buf := make([]byte, xattrListMax)
 	n, err := list(buf)
 	if err != nil {
 		return Fail(err)

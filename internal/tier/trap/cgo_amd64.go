@@ -32,7 +32,7 @@ func kboxTrap(uc unsafe.Pointer, nr C.int, kick C.int) {
 	t := current
 	ctx := ucontextAt(uc)
 	if kick == 0 {
-		t.syscall(ctx, int(nr))
+		t.syscallRecovering(ctx, int(nr))
 	}
 	t.sig.deliverPending(t, ctx)
 	debug.SetPanicOnFault(old)

@@ -90,6 +90,10 @@ func (v *vmRanges) gaps(lo, hi uint64) []span {
 
 func (v *vmRanges) contains(lo, hi uint64) bool { return len(v.gaps(lo, hi)) == 0 }
 
+// maxUserAddr bounds user addresses on x86-64 (57-bit with 5-level
+// paging; 47-bit otherwise): no guest address argument is above it.
+const maxUserAddr = 1<<56 - 1
+
 func pageUp(v uint64) uint64 { return (v + pageSize - 1) &^ (pageSize - 1) }
 
 // hostMapped reports whether any page of the given ranges is mapped, from
@@ -287,7 +291,10 @@ type brkState struct {
 func sysBrk(t *tier, c *call) int64 {
 	want := c.args[0]
 	b := &t.brk
-	if want < b.start {
+	// Below the break's start, or beyond any user address (where rounding
+	// up to a page would wrap to 0 and "shrink" over everything): the
+	// kernel's answer, the current break.
+	if want < b.start || want > maxUserAddr {
 		return int64(b.cur)
 	}
 	oldTop, newTop := pageUp(b.cur), pageUp(want)

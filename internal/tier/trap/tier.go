@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -214,6 +215,22 @@ type call struct {
 }
 
 func (c *call) int(i int) int { return int(int32(uint32(c.args[i]))) }
+
+// syscallRecovering is syscall for the SIGSYS path: a panic in one of the
+// tier's own rules (the engine recovers its handlers') must not unwind
+// through the cgo callback, which is fatal: the call fails with EIO, a
+// warning names it, and the guest goes on.
+func (t *tier) syscallRecovering(uc *ucontext, nr int) {
+	defer func() {
+		if p := recover(); p != nil {
+			t.eng.Warnf("internal error in the %s tier serving %s (%v): the call fails with EIO\n%s",
+				map[bool]string{false: "trap", true: "rewrite"}[t.rw != nil], t.name(nr), p, debug.Stack())
+			eio := -int64(unix.EIO)
+			uc.Gregs[regRAX] = uint64(eio)
+		}
+	}()
+	t.syscall(uc, nr)
+}
 
 // syscall serves one trapped guest syscall and writes its result.
 func (t *tier) syscall(uc *ucontext, nr int) {
