@@ -22,7 +22,6 @@
 package sandbox
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/landlock"
+	"github.com/kbox-go/kbox/internal/seccomp"
 )
 
 // Marker is os.Args[1] of the confined child (KBOX_CONFINE_MARKER).
@@ -103,7 +103,7 @@ func Spawn(p Plan, spec []byte, env []string, stdio [3]*os.File, foreground bool
 		return nil, err
 	}
 	closers = append(closers, specFile)
-	filterFile, err := memfd("kbox-filter", filterBytes(p.Filter))
+	filterFile, err := memfd("kbox-filter", seccomp.Bytes(p.Filter))
 	if err != nil {
 		return nil, err
 	}
@@ -167,17 +167,6 @@ func memfd(name string, data []byte) (*os.File, error) {
 	// Sealed: the child reads exactly what the parent wrote.
 	unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL)
 	return f, nil
-}
-
-func filterBytes(p []unix.SockFilter) []byte {
-	b := make([]byte, 8*len(p))
-	for i, in := range p {
-		binary.LittleEndian.PutUint16(b[8*i:], in.Code)
-		b[8*i+2] = in.Jt
-		b[8*i+3] = in.Jf
-		binary.LittleEndian.PutUint32(b[8*i+4:], in.K)
-	}
-	return b
 }
 
 // Started waits for the child's report that the guest runs (nil) or that

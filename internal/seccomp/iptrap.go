@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 
@@ -180,4 +181,18 @@ func PatchSelfPID(prog []unix.SockFilter, pid int) {
 			prog[i].K = uint32(-pid)
 		}
 	}
+}
+
+// Bytes encodes prog as the kernel reads a struct sock_filter array
+// (little-endian hosts: amd64, arm64), for a filter handed to C code or
+// another process.
+func Bytes(prog []unix.SockFilter) []byte {
+	b := make([]byte, 8*len(prog))
+	for i, in := range prog {
+		binary.LittleEndian.PutUint16(b[8*i:], in.Code)
+		b[8*i+2] = in.Jt
+		b[8*i+3] = in.Jf
+		binary.LittleEndian.PutUint32(b[8*i+4:], in.K)
+	}
+	return b
 }

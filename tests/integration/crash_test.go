@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -300,19 +299,10 @@ func TestForkBombNproc(t *testing.T) {
 
 // uidProcesses lists the pids of uid's processes.
 func uidProcesses(uid int) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	return pidsWhere(func(_ int, dir string) bool {
 		var st unix.Stat_t
-		if unix.Stat(filepath.Join("/proc", e.Name()), &st) == nil && int(st.Uid) == uid {
-			out = append(out, pid)
-		}
-	}
-	return out
+		return unix.Stat(dir, &st) == nil && int(st.Uid) == uid
+	})
 }
 
 // killUID SIGKILLs every process of uid (the test's own uid, used by

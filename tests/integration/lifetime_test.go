@@ -12,25 +12,30 @@ import (
 	"time"
 )
 
-// processesMatching lists the pids whose command line contains marker.
-func processesMatching(marker string) []int {
+// pidsWhere lists the pids of /proc for which keep holds (dir is their
+// /proc directory).
+func pidsWhere(keep func(pid int, dir string) bool) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+		if pid, err := strconv.Atoi(e.Name()); err == nil && keep(pid, "/proc/"+e.Name()) {
+			out = append(out, pid)
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), marker) {
-			continue
-		}
-		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil && strings.Contains(string(st), ") Z ") {
-			continue // a zombie: already dead
-		}
-		out = append(out, pid)
 	}
 	return out
+}
+
+// processesMatching lists the live (not zombie) processes whose command
+// line contains marker.
+func processesMatching(marker string) []int {
+	return pidsWhere(func(_ int, dir string) bool {
+		b, err := os.ReadFile(dir + "/cmdline")
+		if err != nil || !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), marker) {
+			return false
+		}
+		st, err := os.ReadFile(dir + "/stat")
+		return err == nil && !strings.Contains(string(st), ") Z ")
+	})
 }
 
 // TestNoSurvivorAfterKboxKilled: however kbox ends (here SIGKILL, which it

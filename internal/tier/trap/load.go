@@ -384,16 +384,5 @@ func (t *tier) filters() ([][]byte, error) {
 	t.eng.Verbosef("filter: syscalls from %d kbox code ranges go on to the backstop (%d instructions in all), the guest's trap", len(code), len(prog))
 	// One filter: every syscall of the thread (kbox's too, and the
 	// rewrite tier's fast path) runs one BPF program, not two.
-	return [][]byte{filterBytes(prog)}, nil
-}
-
-func filterBytes(p []unix.SockFilter) []byte {
-	b := make([]byte, 8*len(p))
-	for i, in := range p {
-		binary.LittleEndian.PutUint16(b[8*i:], in.Code)
-		b[8*i+2] = in.Jt
-		b[8*i+3] = in.Jf
-		binary.LittleEndian.PutUint32(b[8*i+4:], in.K)
-	}
-	return b
+	return [][]byte{seccomp.Bytes(prog)}, nil
 }

@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/seccomp"
 )
 
 func TestUcontextLayout(t *testing.T) {
@@ -105,7 +107,7 @@ func TestParseShebang(t *testing.T) {
 
 func TestFilterBytes(t *testing.T) {
 	p := []unix.SockFilter{{Code: 0x20, Jt: 1, Jf: 2, K: 0x01020304}}
-	b := filterBytes(p)
+	b := seccomp.Bytes(p)
 	want := []byte{0x20, 0, 1, 2, 4, 3, 2, 1}
 	if string(b) != string(want) {
 		t.Fatalf("filterBytes = %x, want %x", b, want)
