@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -101,28 +102,39 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 	return res, nil
 }
 
-// killDescendants SIGKILLs every process below kbox (guest processes left
-// behind by the first one), then reaps them.
+// killDescendants SIGKILLs every process below this one (kbox, or its
+// reaper: both child subreapers) and reaps them. It signals only its own
+// children, whose pids cannot name another process before it reaps them;
+// their children are re-parented to it as they die, and the next round
+// kills those. (A pid read from a process that is not its own could, by
+// the time of the kill, be reaped and reused by a host process.)
 func killDescendants() {
-	for round := 0; round < 8; round++ {
-		kids := descendants(os.Getpid())
-		if len(kids) == 0 {
-			return
-		}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		kids := children(os.Getpid())
 		for _, k := range kids {
 			unix.Kill(k, unix.SIGKILL)
 		}
+		reaped := false
 		for {
 			var ws unix.WaitStatus
 			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if err == unix.ECHILD {
+				return // no child left, running or zombie
+			}
 			if pid <= 0 || err != nil {
 				break
 			}
+			reaped = true
+		}
+		if !reaped {
+			time.Sleep(time.Millisecond) // killed ones still dying
 		}
 	}
 }
 
-func descendants(pid int) []int {
+// children lists the children of every thread of process pid.
+func children(pid int) []int {
 	var out []int
 	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	for _, t := range tasks {
@@ -133,7 +145,6 @@ func descendants(pid int) []int {
 		for _, f := range strings.Fields(string(b)) {
 			if c, err := strconv.Atoi(f); err == nil {
 				out = append(out, c)
-				out = append(out, descendants(c)...)
 			}
 		}
 	}
