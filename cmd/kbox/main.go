@@ -99,7 +99,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("kbox", pflag.ContinueOnError)
 	fs.SetInterspersed(false)
 	fs.StringVarP(&o.rootDir, "root-dir", "r", "", "use directory `DIR` as the guest's / (nothing else is mounted)")
-	fs.StringVarP(&o.recommendedRoot, "recommended-root", "R", "", "use `DIR` as / and also mount the host's /proc, /sys, /dev and a private writable /tmp")
+	fs.StringVarP(&o.recommendedRoot, "recommended-root", "R", "", "use `DIR` as / and also mount the host's /proc (only the guest's processes; read-only but for each process's own entries), /sys (read-only), a private /dev (null, zero, full, random, urandom, tty, ptmx, the guest's own ptys, a private shm) and a private writable /tmp")
 	fs.StringVarP(&o.systemRoot, "system-root", "S", "", "like --recommended-root `DIR`, and the guest runs as root (implies --root-id)")
 	fs.StringArrayVarP(&o.binds, "bind-mount", "b", nil, "make host directory SRC visible at guest path DST, read-only with :ro; repeatable (`SRC:DST[:ro]`)")
 	fs.StringVarP(&o.workDir, "work-dir", "w", "/", "initial working directory inside the guest (`DIR`)")
