@@ -61,7 +61,7 @@ func (t *ProcTable) descendants() [][2]int {
 	for len(queue) > 0 && len(out) < 1<<16 {
 		parent := queue[0]
 		queue = queue[1:]
-		for _, c := range childrenOf(parent) {
+		for _, c := range ChildrenOf(parent) {
 			if !seen[c] {
 				seen[c] = true
 				out = append(out, [2]int{c, parent})

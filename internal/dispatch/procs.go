@@ -615,7 +615,7 @@ func (t *ProcTable) registerOnce(tid int, valid func() bool, pr *probe) (*Proces
 func (t *ProcTable) settleChildren(p *Process) {
 	type pending struct{ pid, fd int }
 	var found []pending
-	for _, child := range childrenOf(p.Tgid) {
+	for _, child := range ChildrenOf(p.Tgid) {
 		if t.entry(child) != nil {
 			continue
 		}
@@ -631,7 +631,7 @@ func (t *ProcTable) settleChildren(p *Process) {
 	// Each pidfd names a child of p only if the pid is still p's child
 	// after it was opened, p still holding its own pid.
 	now := map[int]bool{}
-	for _, c := range childrenOf(p.Tgid) {
+	for _, c := range ChildrenOf(p.Tgid) {
 		now[c] = true
 	}
 	pAlive := t.alive(p)
@@ -874,9 +874,11 @@ func parseStatus(b []byte) taskStatus {
 	return st
 }
 
-// childrenOf lists the children of every thread of process pid (of
-// whatever process holds pid: callers check afterwards).
-func childrenOf(pid int) []int {
+// ChildrenOf lists the children of every thread of process pid (of
+// whatever process holds pid: callers check afterwards, unless pid is
+// their own process, whose children's pids cannot be reused before it
+// reaps them).
+func ChildrenOf(pid int) []int {
 	var out []int
 	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	for _, task := range tasks {

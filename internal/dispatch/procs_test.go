@@ -205,7 +205,7 @@ func childOf(t *testing.T, pid int) int {
 	t.Helper()
 	var c int
 	if !waitFor(func() bool {
-		cs := childrenOf(pid)
+		cs := ChildrenOf(pid)
 		if len(cs) > 0 {
 			c = cs[0]
 		}

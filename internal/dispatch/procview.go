@@ -191,7 +191,7 @@ func (t *ProcTable) guestSet() map[int]bool {
 			continue
 		}
 		visited[pid] = true
-		for _, c := range childrenOf(pid) {
+		for _, c := range ChildrenOf(pid) {
 			if !visited[c] && t.judge(c, 0) != nil {
 				queue = append(queue, c)
 			}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -111,7 +110,7 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 func killDescendants() {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		kids := children(os.Getpid())
+		kids := dispatch.ChildrenOf(os.Getpid())
 		for _, k := range kids {
 			unix.Kill(k, unix.SIGKILL)
 		}
@@ -131,24 +130,6 @@ func killDescendants() {
 			time.Sleep(time.Millisecond) // killed ones still dying
 		}
 	}
-}
-
-// children lists the children of every thread of process pid.
-func children(pid int) []int {
-	var out []int
-	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
-	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/children")
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
 }
 
 // server answers the notifications of one listener.
