@@ -11,7 +11,6 @@ import (
 	"path"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -283,15 +282,10 @@ func autoTier(ns *vfs.Namespace, workDir, guestPath string) (string, string) {
 	if err := trap.Available(); err != nil {
 		return "seccomp", "auto: no in-process tier in this build"
 	}
-	l, err := ns.Resolve(&vfs.Context{Cwd: workDir, Root: "/"}, "", guestPath, vfs.FollowFinal)
-	if err != nil {
-		return "seccomp", "auto: " + err.Error()
-	}
-	defer l.Release()
-	if !l.Exists() || l.Obj == nil {
+	f, err := ns.OpenFile(workDir, guestPath)
+	if errors.Is(err, unix.ENOENT) {
 		return "seccomp", "auto: program not found"
 	}
-	f, err := os.Open("/proc/self/fd/" + strconv.Itoa(l.Obj.FD()))
 	if err != nil {
 		return "seccomp", "auto: " + err.Error()
 	}

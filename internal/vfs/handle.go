@@ -1,6 +1,8 @@
 package vfs
 
 import (
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -119,4 +121,21 @@ func (ns *Namespace) Invalidate() { ns.cache.clear() }
 // CacheStats reports dentry cache hits and misses.
 func (ns *Namespace) CacheStats() (hits, misses uint64) {
 	return ns.cache.hits.Load(), ns.cache.misses.Load()
+}
+
+// OpenFile opens for reading the object at guest path p (relative paths
+// from cwd; symlinks followed in the guest) through the descriptor the
+// resolver holds, for kbox's own reading of guest files (the auto scan,
+// the rewrite plan cache), never for the guest. ENOENT when nothing is
+// there.
+func (ns *Namespace) OpenFile(cwd, p string) (*os.File, error) {
+	l, err := ns.Resolve(&Context{Cwd: cwd, Root: "/"}, "", p, FollowFinal)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Release()
+	if !l.Exists() || l.Obj == nil {
+		return nil, unix.ENOENT
+	}
+	return os.Open("/proc/self/fd/" + strconv.Itoa(l.Obj.FD()))
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -66,18 +65,14 @@ func PrimePlanCache(ns *vfs.Namespace, prog string) (primed int) {
 	return primed
 }
 
-// openGuest opens a regular file at a guest path, resolved in ns.
+// openGuest opens the regular file at guest path p, or returns nil.
 func openGuest(ns *vfs.Namespace, p string) *os.File {
-	l, err := ns.Resolve(&vfs.Context{Cwd: "/", Root: "/"}, "", p, vfs.FollowFinal)
+	f, err := ns.OpenFile("/", p)
 	if err != nil {
 		return nil
 	}
-	defer l.Release()
-	if !l.Exists() || l.Obj == nil || l.Stat.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil
-	}
-	f, err := os.Open("/proc/self/fd/" + strconv.Itoa(l.Obj.FD()))
-	if err != nil {
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
 		return nil
 	}
 	return f
