@@ -239,15 +239,11 @@ func describe(ws unix.WaitStatus) string {
 	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }
 
-// privileged reports whether kbox holds capabilities (started by root).
+// privileged reports whether kbox holds capabilities (started by root);
+// unknown counts as privileged, so that they are dropped.
 func privileged() bool {
-	var hdr unix.CapUserHeader
-	var data [2]unix.CapUserData
-	hdr.Version = unix.LINUX_CAPABILITY_VERSION_3
-	if unix.Capget(&hdr, &data[0]) != nil {
-		return true // unknown: drop
-	}
-	return data[0].Permitted != 0 || data[1].Permitted != 0 || os.Geteuid() == 0
+	p, err := supervise.Privileged()
+	return p || err != nil
 }
 
 // InProcessChild is the confined child's main (os.Args[1] is

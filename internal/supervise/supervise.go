@@ -76,3 +76,15 @@ func ExitCode(ws unix.WaitStatus) int {
 	}
 	return 125
 }
+
+// Privileged reports whether this process is uid 0 or holds permitted
+// capabilities: then kbox takes them from the guest (unless --keep-caps).
+func Privileged() (bool, error) {
+	var hdr unix.CapUserHeader
+	var data [2]unix.CapUserData
+	hdr.Version = unix.LINUX_CAPABILITY_VERSION_3
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false, err
+	}
+	return data[0].Permitted != 0 || data[1].Permitted != 0 || os.Geteuid() == 0, nil
+}

@@ -232,14 +232,8 @@ const (
 // bounding and ambient sets are emptied, then the process's own sets.
 // Without capabilities (the unprivileged case) it does nothing.
 func dropCapabilities() error {
-	var hdr unix.CapUserHeader
-	var data [2]unix.CapUserData
-	hdr.Version = unix.LINUX_CAPABILITY_VERSION_3
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
+	if priv, err := supervise.Privileged(); err != nil || !priv {
 		return err
-	}
-	if data[0].Permitted == 0 && data[1].Permitted == 0 && os.Geteuid() != 0 {
-		return nil
 	}
 	bits := secbitNoroot | secbitNorootLocked | secbitNoSetuidFixup | secbitNoSetuidFixupLock | secbitKeepCapsLocked
 	if err := unix.Prctl(unix.PR_SET_SECUREBITS, uintptr(bits), 0, 0, 0); err != nil {
@@ -253,6 +247,7 @@ func dropCapabilities() error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
 		return fmt.Errorf("PR_CAP_AMBIENT_CLEAR_ALL: %w", err)
 	}
-	data = [2]unix.CapUserData{}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
 	return unix.Capset(&hdr, &data[0])
 }
