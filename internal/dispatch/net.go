@@ -261,22 +261,33 @@ func sysGetpeername(e *Engine, r *Request) Result { return e.nameCall(r, true) }
 func sysBind(e *Engine, r *Request) Result    { return e.addrCall(r, unix.SYS_BIND, true) }
 func sysConnect(e *Engine, r *Request) Result { return e.addrCall(r, unix.SYS_CONNECT, false) }
 
+// sendSocket duplicates the socket of a send (argument 0) before anything
+// is read from the guest, as the kernel looks it up first (EBADF before
+// EFAULT), and, when the send may block (its MSG_* flags are argument
+// flagsArg), takes its turn before kbox copies up to sendChunkMax bytes:
+// at most one copy per blocking slot is held.
+func sendSocket(r *Request, flagsArg int) (int, error) {
+	s, err := r.FDs.DupFD(r.Int(0))
+	if err != nil {
+		return -1, err
+	}
+	if sockMayBlock(s, r.Int(flagsArg)) {
+		if err := r.MayBlock(); err != nil {
+			unix.Close(s)
+			return -1, err
+		}
+	}
+	return s, nil
+}
+
 // sendto reaches kbox only with a destination address (the filter lets
 // sendto with a NULL address through).
 func sysSendto(e *Engine, r *Request) Result {
-	// The socket first, as the kernel looks it up first (EBADF before
-	// EFAULT), and a blocking send takes its turn before kbox copies up
-	// to sendChunkMax bytes: at most one copy per blocking slot is held.
-	s, err := r.FDs.DupFD(r.Int(0))
+	s, err := sendSocket(r, 3)
 	if err != nil {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	if sockMayBlock(s, r.Int(3)) {
-		if err := r.MayBlock(); err != nil {
-			return Fail(err)
-		}
-	}
 	var a *sockAddr
 	if r.Ptr(4) != 0 {
 		if a, err = e.readSockaddr(r, r.Ptr(4), r.Uint(5), false); err != nil {
@@ -439,18 +450,11 @@ func sendmsgHost(s int, data, oob, to []byte, flags int) Result {
 }
 
 func sysSendmsg(e *Engine, r *Request) Result {
-	// As sendto: the socket first, the turn of a blocking send before
-	// the copy of up to sendChunkMax bytes.
-	s, err := r.FDs.DupFD(r.Int(0))
+	s, err := sendSocket(r, 2)
 	if err != nil {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	if sockMayBlock(s, r.Int(2)) {
-		if err := r.MayBlock(); err != nil {
-			return Fail(err)
-		}
-	}
 	m, err := e.readMsghdr(r, r.Ptr(1))
 	if err != nil {
 		return Fail(err)
