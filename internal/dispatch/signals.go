@@ -265,20 +265,7 @@ func sysTkill(e *Engine, r *Request) Result {
 	return e.signalThread(r, g, tid, sig, nil)
 }
 
-func sysTgkill(e *Engine, r *Request) Result {
-	tgid, tid, sig := r.Int(0), r.Int(1), r.Int(2)
-	if tgid <= 0 || tid <= 0 || !validSignal(sig) {
-		return Fail(unix.EINVAL)
-	}
-	if tgid == r.Tgid {
-		return Cont()
-	}
-	g := e.threadTarget(tgid, tid)
-	if g == nil {
-		return e.outside(r, "tgkill", tid)
-	}
-	return e.signalThread(r, g, tid, sig, nil)
-}
+func sysTgkill(e *Engine, r *Request) Result { return tgSignal(e, r, "tgkill", -1) }
 
 // readSiginfo reads the guest's siginfo for sig (the kernel takes the
 // signal number from the argument).
@@ -313,7 +300,12 @@ func sysRtSigqueueinfo(e *Engine, r *Request) Result {
 	return e.signalProcess(r, p, sig, info)
 }
 
-func sysRtTgsigqueueinfo(e *Engine, r *Request) Result {
+func sysRtTgsigqueueinfo(e *Engine, r *Request) Result { return tgSignal(e, r, "rt_tgsigqueueinfo", 3) }
+
+// tgSignal serves the thread-directed calls that name a thread group
+// (tgkill, rt_tgsigqueueinfo): the guest's siginfo is argument infoArg
+// (-1: none, the kernel fills it in).
+func tgSignal(e *Engine, r *Request, name string, infoArg int) Result {
 	tgid, tid, sig := r.Int(0), r.Int(1), r.Int(2)
 	if tgid <= 0 || tid <= 0 || !validSignal(sig) {
 		return Fail(unix.EINVAL)
@@ -323,12 +315,12 @@ func sysRtTgsigqueueinfo(e *Engine, r *Request) Result {
 	}
 	g := e.threadTarget(tgid, tid)
 	if g == nil {
-		return e.outside(r, "rt_tgsigqueueinfo", tid)
+		return e.outside(r, name, tid)
 	}
-	if sig == 0 || e.Procs.scoped() {
+	if infoArg < 0 || sig == 0 || e.Procs.scoped() {
 		return e.signalThread(r, g, tid, sig, nil)
 	}
-	info, err := readSiginfo(r, r.Ptr(3), sig)
+	info, err := readSiginfo(r, r.Ptr(infoArg), sig)
 	if err != nil {
 		return Fail(err)
 	}
