@@ -31,12 +31,18 @@ const xattrSizeMax = 65536
 // --xattrs) would try to copy the record instead of letting kbox record
 // the chown and chmod the copy makes.
 
-// reservedXattr refuses a change of kbox's ownership record.
-func (e *Engine) reservedXattr(r *Request, name string) (Result, bool) {
-	if name != overrideXattr {
-		return Result{}, false
+// xattrToChange reads the name (argument 1) of an attribute the call
+// sets or removes, refusing kbox's ownership record; ok=false: res is the
+// answer.
+func (e *Engine) xattrToChange(r *Request) (name string, res Result, ok bool) {
+	name, err := xattrName(r, 1)
+	if err != nil {
+		return "", Fail(err), false
 	}
-	return e.denied(r, unix.EPERM, strconv.Quote(name)+" is kbox's ownership record"), true
+	if name == overrideXattr {
+		return "", e.denied(r, unix.EPERM, strconv.Quote(name)+" is kbox's ownership record"), false
+	}
+	return name, Result{}, true
 }
 
 // hideRecord removes kbox's ownership record from a NUL-separated name list.
@@ -170,11 +176,8 @@ func sysGetxattr(e *Engine, r *Request) Result {
 }
 
 func sysSetxattr(e *Engine, r *Request) Result {
-	name, err := xattrName(r, 1)
-	if err != nil {
-		return Fail(err)
-	}
-	if res, reserved := e.reservedXattr(r, name); reserved {
+	name, res, ok := e.xattrToChange(r)
+	if !ok {
 		return res
 	}
 	val, err := readXattrValue(r, 2, 3)
@@ -208,11 +211,8 @@ func sysListxattr(e *Engine, r *Request) Result {
 }
 
 func sysRemovexattr(e *Engine, r *Request) Result {
-	name, err := xattrName(r, 1)
-	if err != nil {
-		return Fail(err)
-	}
-	if res, reserved := e.reservedXattr(r, name); reserved {
+	name, res, ok := e.xattrToChange(r)
+	if !ok {
 		return res
 	}
 	l, hp, err := e.xattrTarget(r, true)
@@ -252,11 +252,8 @@ func sysFlistxattr(e *Engine, r *Request) Result {
 }
 
 func sysFsetxattr(e *Engine, r *Request) Result {
-	name, err := xattrName(r, 1)
-	if err != nil {
-		return Fail(err)
-	}
-	if res, reserved := e.reservedXattr(r, name); reserved {
+	name, res, ok := e.xattrToChange(r)
+	if !ok {
 		return res
 	}
 	val, err := readXattrValue(r, 2, 3)
@@ -272,11 +269,8 @@ func sysFsetxattr(e *Engine, r *Request) Result {
 }
 
 func sysFremovexattr(e *Engine, r *Request) Result {
-	name, err := xattrName(r, 1)
-	if err != nil {
-		return Fail(err)
-	}
-	if res, reserved := e.reservedXattr(r, name); reserved {
+	name, res, ok := e.xattrToChange(r)
+	if !ok {
 		return res
 	}
 	h, res, ok := e.dupForChange(r, r.Int(0), "")
