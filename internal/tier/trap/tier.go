@@ -200,7 +200,7 @@ func (t *tier) start(cfg Config) (int, error) {
 		return 125, fmt.Errorf("setting up the guest thread: %v", unix.Errno(en))
 	}
 	t.tid = guestTid()
-	t.eng.Verbosef("tier %s: guest thread %d, entry %#x", map[bool]string{false: "trap", true: "rewrite"}[t.rw != nil], t.tid, entry)
+	t.eng.Verbosef("tier %s: guest thread %d, entry %#x", t.tierName(), t.tid, entry)
 	return 0, nil
 }
 
@@ -224,7 +224,7 @@ func (t *tier) syscallRecovering(uc *ucontext, nr int) {
 	defer func() {
 		if p := recover(); p != nil {
 			t.eng.Warnf("internal error in the %s tier serving %s (%v): the call fails with EIO\n%s",
-				map[bool]string{false: "trap", true: "rewrite"}[t.rw != nil], t.name(nr), p, debug.Stack())
+				t.tierName(), t.name(nr), p, debug.Stack())
 			eio := -int64(unix.EIO)
 			uc.Gregs[regRAX] = uint64(eio)
 		}
@@ -318,6 +318,14 @@ func (t *tier) viaEngine(c *call) int64 {
 		res.After()
 	}
 	return r
+}
+
+// tierName is "rewrite" with patched sites, else "trap".
+func (t *tier) tierName() string {
+	if t.rw != nil {
+		return "rewrite"
+	}
+	return "trap"
 }
 
 func (t *tier) name(nr int) string { return t.eng.Arch().SyscallName(nr) }
