@@ -32,37 +32,38 @@ type planCache struct {
 // would plan differently, so older plans are recomputed.
 const planMagic = "kbox-rewrite-plan-3\n"
 
-// PlanCacheDir is the plan cache's directory when it exists ("" when not).
-func PlanCacheDir() string {
+// planCacheDir is where plans live, beneath the user's cache directory
+// ("" when the user has none: kbox does not create ~/.cache, or /.cache
+// for a HOME of /).
+func planCacheDir() string {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		return ""
 	}
-	dir := filepath.Join(base, "kbox", "rewrite-plans")
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
+		return ""
+	}
+	return filepath.Join(base, "kbox", "rewrite-plans")
+}
+
+// PlanCacheDir is the plan cache's directory when it exists ("" when not).
+func PlanCacheDir() string {
+	dir := planCacheDir()
+	if fi, err := os.Stat(dir); dir == "" || err != nil || !fi.IsDir() {
 		return ""
 	}
 	return dir
 }
 
 func newPlanCache(readOnly bool) planCache {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return planCache{}
-	}
-	// Only inside a cache directory the user already has: kbox does not
-	// create ~/.cache (or /.cache for a HOME of /).
-	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
-		return planCache{}
-	}
-	dir := filepath.Join(base, "kbox", "rewrite-plans")
 	if readOnly {
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return planCache{}
+		if dir := PlanCacheDir(); dir != "" {
+			return planCache{dir: dir, readOnly: true}
 		}
-		return planCache{dir: dir, readOnly: true}
+		return planCache{}
 	}
-	if os.MkdirAll(dir, 0o700) != nil || unix.Access(dir, unix.W_OK) != nil {
+	dir := planCacheDir()
+	if dir == "" || os.MkdirAll(dir, 0o700) != nil || unix.Access(dir, unix.W_OK) != nil {
 		return planCache{}
 	}
 	return planCache{dir: dir}
