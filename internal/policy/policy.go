@@ -66,6 +66,12 @@ type Entry struct {
 	// Conds refine Disp by argument (first match wins), so that the common
 	// harmless form of a call stays in BPF.
 	Conds []Cond
+
+	// The in-process columns (serve.go).
+	InProc      InProc
+	Native      *NativeSpec // how an in-process tier runs it on the host; nil: it cannot
+	Restartable bool        // SA_RESTART restarts it after a signal
+	Fast        FastKind    // the rewrite tier's fast path
 }
 
 // Cond: when argument Arg masked with Mask equals Value, the call gets
@@ -113,8 +119,11 @@ func rows(disp Disposition, family, why string, names ...string) []Entry {
 	return out
 }
 
-// Table is the disposition table, by name.
-var Table = buildTable()
+// Table is the disposition table, by name, with its in-process columns.
+var Table, tableErrors = func() ([]Entry, []string) {
+	t := buildTable()
+	return t, annotate(t)
+}()
 
 func buildTable() []Entry {
 	var t []Entry

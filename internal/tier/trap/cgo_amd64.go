@@ -10,9 +10,12 @@ package trap
 import "C"
 
 import (
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"unsafe"
+
+	"github.com/kbox-go/kbox/internal/policy"
 )
 
 // Available reports whether this build of kbox has the in-process tiers.
@@ -128,6 +131,28 @@ func setFastFD(guest, host int) {
 	if guest >= 0 && guest < fdmapSize {
 		C.kbox_fdmap[guest] = C.int32_t(host + 1)
 	}
+}
+
+// setFastKinds writes the policy table's Fast column into the fast path's
+// table; calls numbered beyond it always trap.
+func setFastKinds(pol *policy.Resolved) error {
+	for nr, e := range pol.ByNr {
+		if e.Fast == policy.FastNone {
+			continue
+		}
+		if nr >= C.KBOX_FAST_NR {
+			return fmt.Errorf("fast path: %s (%d) beyond the fast path's table", e.Name, nr)
+		}
+		C.kbox_fast_kind[nr] = C.uint8_t(e.Fast)
+	}
+	return nil
+}
+
+// fastKindValues are the fast path's kind constants, for the test that
+// they match policy.FastKind.
+func fastKindValues() map[policy.FastKind]int {
+	return map[policy.FastKind]int{policy.FastFD: C.KBOX_FAST_FD, policy.FastFstat: C.KBOX_FAST_FSTAT,
+		policy.FastPid: C.KBOX_FAST_PID, policy.FastNative: C.KBOX_FAST_NATIVE}
 }
 
 func setFastIdentity(pid int, fstat bool) {

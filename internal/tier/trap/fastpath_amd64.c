@@ -6,13 +6,19 @@
 // rcx and jumps here with the guest's registers otherwise intact (rcx and
 // r11 are the two registers the syscall instruction clobbers anyway).
 //
-// Descriptor-local calls on regular files and directories run from here,
-// on the host descriptor kbox_fdmap names; getpid and gettid answer the
-// guest's pid; getppid runs natively. Everything else returns to the trampoline's `syscall`,
-// which traps like any guest syscall (the trap tier serves it). The
-// `syscall` below is in kbox's code, so the interception filter lets it
-// through; the backstop filter still applies.
-//
+// Which calls run from here is data, not code: kbox_fast_kind[nr] is the
+// policy table's Fast column for nr (internal/policy/serve.go), written once
+// before the guest starts. Descriptor-local calls (FAST_FD, FAST_FSTAT) on
+// regular files and directories run on the host descriptor kbox_fdmap
+// names; FAST_PID answers the guest's pid; FAST_NATIVE runs unchanged.
+// Everything else returns to the trampoline's `syscall`, which traps like
+// any guest syscall (the trap tier serves it). The `syscall` below is in
+// kbox's code, so the interception filter lets it through for the FAST_FD
+// and FAST_FSTAT numbers only (from the same column); any other number
+// there, and the FAST_NATIVE syscall, go to the backstop filter like any
+// call from kbox's code. The guest shares this memory and can rewrite the
+// kind table: it then reaches nothing it could not reach by jumping into
+// kbox's code, which the filters already bound.
 // The fast path runs with the guest's FS base and stack: it touches no
 // TLS, and skips the 128-byte red zone before pushing.
 
@@ -26,27 +32,24 @@
 int32_t kbox_fdmap[KBOX_FDMAP_SIZE];
 int32_t kbox_fast_pid;
 int32_t kbox_fast_fstat; // fstat needs no owner translation
+uint8_t kbox_fast_kind[KBOX_FAST_NR];
 uint64_t kbox_fast_hits, kbox_fast_misses;
 
 __asm__(".text\n"
 	".globl kbox_fast_any\n"
 	".type kbox_fast_any,@function\n"
 	"kbox_fast_any:\n"
-	"	cmp $1, %rax\n"
-	"	jbe 10f\n" // read, write
-	"	cmp $5, %rax\n"
-	"	je 20f\n" // fstat
-	"	cmp $8, %rax\n"
-	"	je 10f\n" // lseek
-	"	cmp $17, %rax\n"
-	"	jb 90f\n"
-	"	cmp $20, %rax\n"
-	"	jbe 10f\n" // pread64, pwrite64, readv, writev
-	"	cmp $39, %rax\n"
-	"	je 30f\n" // getpid
-	"	cmp $186, %rax\n"
-	"	je 30f\n" // gettid: the guest is one thread
-	"	cmp $110, %rax\n"
+	"	cmp $" KBOX_STR(KBOX_FAST_NR) ", %rax\n"
+	"	jae 90f\n"
+	"	lea kbox_fast_kind(%rip), %r11\n"
+	"	movzbl (%r11,%rax), %r11d\n"
+	"	cmp $" KBOX_STR(KBOX_FAST_FD) ", %r11d\n"
+	"	je 10f\n"
+	"	cmp $" KBOX_STR(KBOX_FAST_FSTAT) ", %r11d\n"
+	"	je 20f\n"
+	"	cmp $" KBOX_STR(KBOX_FAST_PID) ", %r11d\n"
+	"	je 30f\n" // getpid, gettid: the guest is one thread
+	"	cmp $" KBOX_STR(KBOX_FAST_NATIVE) ", %r11d\n"
 	"	je 40f\n" // getppid: native, no descriptor
 	"	jmp 90f\n"
 	"20:	cmpl $0, kbox_fast_fstat(%rip)\n"

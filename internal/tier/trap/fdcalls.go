@@ -28,7 +28,6 @@ func init() {
 	ownNamed(sysPoll, "poll", "ppoll")
 	ownNamed(sysSelect, "select", "pselect6")
 	own(sysRecvmsg, "recvmsg")
-	own(notInProcess, "signalfd", "signalfd4", "recvmmsg")
 }
 
 func result(v int, err error) int64 {
@@ -100,10 +99,17 @@ func sysFcntl(t *tier, c *call) int64 {
 	case unix.F_SETOWN, unix.F_SETOWN_EX:
 		return t.viaEngine(c) // who receives SIGIO is checked like kill
 	case unix.F_SETLKW, unix.F_OFD_SETLKW:
-		return t.runNative(c, nativeSpec{fdArgs: fdArg(0), blocking: true})
+		return t.runNative(c, onDescriptorBlocking)
 	}
-	return t.runNative(c, nativeSpec{fdArgs: fdArg(0)})
+	return t.runNative(c, onDescriptor)
 }
+
+// The native forms of own rules' calls on the descriptor in their first
+// argument.
+var (
+	onDescriptor         = &policy.NativeSpec{FDArgs: 1}
+	onDescriptorBlocking = &policy.NativeSpec{FDArgs: 1, Blocking: true}
+)
 
 func sysIoctl(t *tier, c *call) int64 {
 	switch uint(c.args[1]) {
@@ -113,7 +119,7 @@ func sysIoctl(t *tier, c *call) int64 {
 	if t.pol.Expect(c.nr, c.args) == policy.Notify { // FIOSETOWN, SIOCSPGRP
 		return t.viaEngine(c)
 	}
-	return t.runNative(c, nativeSpec{fdArgs: fdArg(0)})
+	return t.runNative(c, onDescriptor)
 }
 
 // installPair installs two new host descriptors and writes the guest
@@ -347,7 +353,7 @@ func trailingZeros(v uint64) int {
 // sysRecvmsg receives, then installs descriptors passed with SCM_RIGHTS
 // and rewrites their numbers in the guest's control buffer.
 func sysRecvmsg(t *tier, c *call) int64 {
-	r := t.runNative(c, nativeSpec{fdArgs: fdArg(0), blocking: true})
+	r := t.runNative(c, onDescriptorBlocking)
 	if r < 0 {
 		return r
 	}

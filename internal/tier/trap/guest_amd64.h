@@ -6,6 +6,13 @@
 #define KBOX_ALTSTACK_SIZE (256 * 1024)
 #define KBOX_THREAD_STACK (8 * 1024 * 1024)
 #define KBOX_FDMAP_SIZE 65536
+// The fast path's table: kbox_fast_kind[nr] is policy.FastKind of nr (the
+// values below are that type's; TestFastKindsMatchPolicy checks them).
+#define KBOX_FAST_NR 512
+#define KBOX_FAST_FD 1
+#define KBOX_FAST_FSTAT 2
+#define KBOX_FAST_PID 3
+#define KBOX_FAST_NATIVE 4
 #define KBOX_STR2(x) #x
 #define KBOX_STR(x) KBOX_STR2(x)
 
@@ -44,6 +51,7 @@ extern volatile int kbox_fault_stack_armed;
 
 extern int32_t kbox_fdmap[KBOX_FDMAP_SIZE];
 extern int32_t kbox_fast_pid, kbox_fast_fstat;
+extern uint8_t kbox_fast_kind[KBOX_FAST_NR];
 extern uint64_t kbox_fast_hits, kbox_fast_misses;
 uint64_t kbox_fast_any_addr(void);
 uint64_t kbox_fast_syscall_ip(void);

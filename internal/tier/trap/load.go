@@ -369,13 +369,7 @@ func (t *tier) filters() ([][]byte, error) {
 	var fast seccomp.FastPath
 	if t.rw != nil {
 		fast.IP = fastSyscallIP()
-		for _, name := range fastPathCalls {
-			nr, ok := t.eng.Arch().Nr(name)
-			if !ok {
-				return nil, fmt.Errorf("fast path call %s: not a syscall of this architecture", name)
-			}
-			fast.Nrs = append(fast.Nrs, nr)
-		}
+		fast.Nrs = t.pol.FastPathCalls()
 	}
 	prog, err := seccomp.IPTrapThen(t.eng.Arch().AuditArch, code, back, fast)
 	if err != nil {

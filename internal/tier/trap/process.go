@@ -30,10 +30,6 @@ func init() {
 	own(sysPrlimit, "prlimit64")
 	ownNamed(sysExecve, "execve", "execveat")
 	own(sysSetpgid, "setpgid")
-	// SysV IPC objects are host-wide; the process hosting an in-process
-	// guest cannot reach them at all (policy.InProcess).
-	own(notInProcess, "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
-		"msgget", "msgsnd", "msgrcv", "msgctl")
 }
 
 // sysSetpgid serves setpgid: the process leads its own group from its

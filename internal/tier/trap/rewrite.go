@@ -62,13 +62,6 @@ type rewriter struct {
 	origins originMap
 }
 
-// fastPathCalls are the syscalls the fast path (fastpath_amd64.c) issues
-// from its descriptor-translating syscall instruction: the interception
-// filter allows exactly these from there (any other number at that address
-// is treated as any call from kbox's code, which the guest can reach too).
-// Keep in step with the dispatch at kbox_fast_any.
-var fastPathCalls = []string{"read", "write", "fstat", "lseek", "pread64", "pwrite64", "readv", "writev"}
-
 func newRewriter(cacheReadOnly bool) *rewriter {
 	return &rewriter{fast: fastPathAddr(), cache: newPlanCache(cacheReadOnly)}
 }

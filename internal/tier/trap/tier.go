@@ -32,18 +32,18 @@ import (
 // except the signal state, which the host-signal forwarder also writes
 // (under its lock).
 type tier struct {
-	eng   *dispatch.Engine
-	pol   *policy.Resolved
-	log   io.Writer
-	pid   int
-	tid   int
-	proc  *dispatch.Process
-	fds   *fdtable.Table
-	vm    vmRanges
-	brk   brkState
-	sig   *signalState
-	rules []rule
-	auxv  hostAuxv
+	eng  *dispatch.Engine
+	pol  *policy.Resolved
+	log  io.Writer
+	pid  int
+	tid  int
+	proc *dispatch.Process
+	fds  *fdtable.Table
+	vm   vmRanges
+	brk  brkState
+	sig  *signalState
+	ruleSet
+	auxv hostAuxv
 	// regular[h] records that host descriptor h is a regular file or a
 	// directory, so reads and writes on it cannot sleep.
 	regular []bool
@@ -112,8 +112,15 @@ func Run(cfg Config) (int, error) {
 			return 125, err
 		}
 	}
-	t.buildRules()
+	rs, err := buildRules(t.pol, ownRules)
+	if err != nil {
+		return 125, err
+	}
+	t.ruleSet = rs
 	if t.rw != nil {
+		if err := setFastKinds(t.pol); err != nil {
+			return 125, err
+		}
 		// fstat takes the fast path only when no owner needs translating.
 		nr, _ := t.eng.Arch().Nr("fstat")
 		setFastIdentity(t.pid, t.pol.Disposition(nr) == policy.Allow)
@@ -298,8 +305,8 @@ func (t *tier) viaEngine(c *call) int64 {
 	case dispatch.Errno:
 		r = -int64(res.Err)
 	case dispatch.Continue:
-		spec, ok := nativeSpecs[c.nr]
-		if !ok {
+		spec := t.natives[c.nr]
+		if spec == nil {
 			t.warnOnce(t.name(c.nr), "%s: the engine let it through but the trap tier has no rule to run it; ENOSYS", t.name(c.nr))
 			r = -int64(unix.ENOSYS)
 		} else {

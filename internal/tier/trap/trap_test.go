@@ -3,12 +3,15 @@
 package trap
 
 import (
+	"maps"
 	"math/rand"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/policy"
 	"github.com/kbox-go/kbox/internal/seccomp"
 )
 
@@ -151,5 +154,40 @@ func TestMemoryFaults(t *testing.T) {
 	copy(mem[pageSize-8:], "wxyz")
 	if s, err := m.ReadString(addr+pageSize-8, 2); err != unix.ENAMETOOLONG || s != "" {
 		t.Errorf("string longer than max: %q, %v", s, err)
+	}
+}
+
+// TestRulesMatchTable: the in-process core's own rules and the policy
+// table's OwnRule column agree, for every architecture the table knows;
+// a rule for a call the table does not give to the core, or the reverse,
+// is refused.
+func TestRulesMatchTable(t *testing.T) {
+	for _, arch := range []*abi.Arch{abi.AMD64, abi.ARM64} {
+		pol, err := policy.Resolve(arch, policy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := buildRules(pol, ownRules); err != nil {
+			t.Errorf("%s: %v", arch.Name, err)
+		}
+		extra := maps.Clone(ownRules)
+		extra["openat"] = notInProcess
+		if _, err := buildRules(pol, extra); err == nil {
+			t.Errorf("%s: a rule for openat, which the table sends to the engine, was accepted", arch.Name)
+		}
+		missing := maps.Clone(ownRules)
+		delete(missing, "mmap")
+		if _, err := buildRules(pol, missing); err == nil {
+			t.Errorf("%s: no rule for mmap, which the table gives to the core, was accepted", arch.Name)
+		}
+	}
+}
+
+// TestFastKindsMatchPolicy: the fast path's C constants are policy.FastKind's.
+func TestFastKindsMatchPolicy(t *testing.T) {
+	for k, v := range fastKindValues() {
+		if int(k) != v {
+			t.Errorf("fast kind %d is %d in the C fast path", k, v)
+		}
 	}
 }
