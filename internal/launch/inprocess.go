@@ -22,6 +22,7 @@ import (
 	"github.com/kbox-go/kbox/internal/identity"
 	"github.com/kbox-go/kbox/internal/landlock"
 	"github.com/kbox-go/kbox/internal/policy"
+	"github.com/kbox-go/kbox/internal/rewrite"
 	"github.com/kbox-go/kbox/internal/sandbox"
 	"github.com/kbox-go/kbox/internal/seccomp"
 	"github.com/kbox-go/kbox/internal/supervise"
@@ -127,7 +128,7 @@ func landlockRules(abiV int, ns *vfs.Namespace) []landlock.Rule {
 			rules = append(rules, landlock.Rule{Path: m.Host, Access: landlock.FSRights(abiV)})
 		}
 	}
-	if dir := trap.PlanCacheDir(); dir != "" {
+	if dir := rewrite.CacheDir(); dir != "" {
 		rules = append(rules, landlock.Rule{Path: dir, Access: procRead})
 	}
 	return rules
@@ -180,8 +181,10 @@ func RunInProcess(spec InProcess, ns *vfs.Namespace, pol *policy.Resolved, verbo
 	if spec.Tier == "rewrite" {
 		// The child reads the plan cache but never writes it: plans are
 		// computed here, by a process no guest runs in.
-		if n := trap.PrimePlanCache(ns, spec.Path); n > 0 {
-			verbosef("rewrite: %d patch plans computed and cached for the program and its libraries", n)
+		if isa := rewrite.Host(); isa != nil {
+			if n := rewrite.Prime(ns, isa, spec.Path); n > 0 {
+				verbosef("rewrite: %d patch plans computed and cached for the program and its libraries", n)
+			}
 		}
 	}
 	b, err := json.Marshal(spec)

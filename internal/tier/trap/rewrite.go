@@ -4,36 +4,20 @@ package trap
 
 import (
 	"debug/elf"
-	"encoding/binary"
 	"fmt"
 	"io"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kbox-go/kbox/internal/x86len"
+	"github.com/kbox-go/kbox/internal/rewrite"
 )
 
 // The rewrite tier is the trap tier plus patched call sites. Before guest
 // code can run (at load, and whenever a mapping becomes executable), every
-// syscall instruction found at an instruction boundary is rewritten:
-//
-//	site:  <displaced instructions, >= 3 bytes> syscall   (>= 5 bytes)
-//	  =>   jmp tramp; int3 ...
-//	tramp: <displaced instructions>
-//	       movabs $tail+2, %rcx    ; where the fast path returns
-//	       movabs $kbox_fast_any, %r11
-//	       jmp *%r11
-//	tail:  syscall                 ; the fast path's fallback: traps
-//	       jmp site_end
-//
-// The displaced instructions are the ones just before the syscall (for
-// `mov $nr,%eax; syscall` the mov alone), moved only when they are
-// position-independent (no RIP-relative operand, no branch) and no direct
-// branch lands on any of them but the first or on the syscall. A site that
-// does not qualify keeps its syscall and traps. kbox_fast_any
-// (fastpath_amd64.c) runs descriptor-local calls on regular files natively
-// and jumps back to `tail` for everything else, so a call the fast path
-// does not take costs one trap, as in the trap tier.
+// syscall site internal/rewrite plans is patched to jump to a trampoline
+// (internal/rewrite has the patch and trampoline encodings); here is the
+// live half: arenas for the trampolines, writing the patches under W^X,
+// and the origin map of trampoline syscalls.
 //
 // Trampolines live in arenas within ±2 GiB of their sites, which kbox
 // maps, writes and then seals read-only and executable (the origin map:
@@ -41,16 +25,15 @@ import (
 // they are not guest memory, so its mprotect and munmap are refused).
 
 const (
-	arenaSize   = 256 << 10
-	trampMax    = 64      // bytes per trampoline slot
-	maxDisplace = 20      // displaced bytes (jumps grow by up to 4 when re-encoded)
-	arenaReach  = 1 << 30 // keep arenas within 1 GiB of their sites
+	arenaSize  = 256 << 10
+	arenaReach = 1 << 30 // keep arenas within 1 GiB of their sites
 )
 
 type arena struct{ base, used uint64 }
 
 type rewriter struct {
-	cache    planCache
+	isa      rewrite.ISA
+	cache    rewrite.Cache
 	fast     uint64
 	arenas   []*arena
 	sites    int // patched
@@ -63,7 +46,7 @@ type rewriter struct {
 }
 
 func newRewriter(cacheReadOnly bool) *rewriter {
-	return &rewriter{fast: fastPathAddr(), cache: newPlanCache(cacheReadOnly)}
+	return &rewriter{isa: rewrite.X86_64, fast: fastPathAddr(), cache: rewrite.NewCache(cacheReadOnly)}
 }
 
 // inArena reports whether ip lies in a trampoline arena.
@@ -72,37 +55,6 @@ func (rw *rewriter) inArena(ip uint64) bool {
 		if ip-a.base < arenaSize {
 			return true
 		}
-	}
-	return false
-}
-
-// relocatable reports whether instruction b can run unchanged at another
-// address: register or register-based memory moves, xor, test, and
-// immediate loads. Anything else (RIP-relative operands, branches, stack
-// pushes, prefixes other than REX) is left in place.
-func relocatable(b []byte) bool {
-	i := 0
-	var rex byte
-	if len(b) > 0 && b[0]&0xf0 == 0x40 {
-		rex = b[0]
-		i++
-	}
-	if i >= len(b) {
-		return false
-	}
-	op := b[i]
-	switch {
-	case op >= 0xb8 && op <= 0xbf: // mov $imm, reg
-		return true
-	case op == 0x89 || op == 0x8b || op == 0x31 || op == 0x33 || op == 0x85 || (op == 0xc7 && rex&8 != 0) || op == 0x8d:
-		if i+1 >= len(b) {
-			return false
-		}
-		modrm := b[i+1]
-		if op == 0x8d && modrm>>6 == 3 {
-			return false // lea needs a memory operand
-		}
-		return !(modrm>>6 == 0 && modrm&7 == 5) // RIP-relative
 	}
 	return false
 }
@@ -152,7 +104,7 @@ func (rw *rewriter) patchSections(t *tier, fd int, fileOff, lo, hi uint64, prot 
 		}
 		key := ""
 		if haveStat && useCache {
-			key = planKey(&st, s.Offset, s.Size)
+			key = rewrite.Key(&st, s.Offset, s.Size)
 		}
 		p, l := rw.patchCode(t, lo+(s.Offset-fileOff), lo+(s.Offset-fileOff)+s.Size, lo, hi, prot, key)
 		patched += p
@@ -162,74 +114,6 @@ func (rw *rewriter) patchSections(t *tier, fd int, fileOff, lo, hi uint64, prot 
 		rw.mappings++
 		t.eng.Verbosef("rewrite: %s: %d syscall sites patched, %d left to trap", what, patched, left)
 	}
-}
-
-// site is one patch: the displaced instructions start at start, the
-// syscall is at sys (offsets into the code decoded).
-type site struct{ start, sys uint32 }
-
-// planSites finds the sites of code that can be patched, and how many
-// syscall instructions it has in all.
-func planSites(code []byte) ([]site, int) {
-	starts, _ := x86len.Boundaries(code)
-	targets := x86len.BranchTargetBits(code, starts)
-	isTarget := func(off int) bool { return targets[off/64]&(1<<(off%64)) != 0 }
-	var plan []site
-	found := 0
-	for k, off := range starts {
-		if off+2 > len(code) || code[off] != 0x0f || code[off+1] != 0x05 {
-			continue
-		}
-		found++
-		if isTarget(off) {
-			continue
-		}
-		j, n := k, 0
-		ok := false
-		for j > 0 && n < 3 {
-			j--
-			insn := code[starts[j]:starts[j+1]]
-			// The decoder skips undecodable bytes: the instruction must
-			// fill the gap to the next boundary exactly.
-			if l, err := x86len.Len(insn); err != nil || l != len(insn) {
-				break
-			}
-			if !movable(insn) || (n > 0 && isTarget(starts[j+1])) {
-				break
-			}
-			n += len(insn)
-			if n >= 3 {
-				ok = n <= maxDisplace
-			}
-		}
-		if ok {
-			plan = append(plan, site{uint32(starts[j]), uint32(off)})
-		}
-	}
-	return plan, found
-}
-
-// validPlan re-checks a cached plan against the code: each site's
-// displaced bytes decode, instruction by instruction, into relocatable
-// instructions ending exactly at a syscall.
-func validPlan(code []byte, plan []site) bool {
-	for _, p := range plan {
-		if int(p.sys)+2 > len(code) || p.start >= p.sys || p.sys-p.start < 3 || p.sys-p.start > maxDisplace ||
-			code[p.sys] != 0x0f || code[p.sys+1] != 0x05 {
-			return false
-		}
-		for off := int(p.start); off < int(p.sys); {
-			n, err := x86len.Len(code[off:])
-			if err != nil || !movable(code[off:off+n]) {
-				return false
-			}
-			off += n
-			if off > int(p.sys) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // patchCode patches the syscall sites in guest code [lo, hi), which lies in
@@ -244,13 +128,13 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 	if (memory{}).Read(lo, code) != nil {
 		return 0, 0
 	}
-	plan, found, cached := rw.cache.load(key)
-	if cached && !validPlan(code, plan) {
+	plan, found, cached := rw.cache.Load(key)
+	if cached && !rw.isa.Valid(code, plan) {
 		cached = false
 	}
 	if !cached {
-		plan, found = planSites(code)
-		rw.cache.store(key, plan, found)
+		plan, found = rw.isa.Plan(code)
+		rw.cache.Store(key, plan, found)
 	}
 	if len(plan) == 0 {
 		return 0, found
@@ -266,8 +150,8 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 	opened := map[*arena]bool{}
 	var origins []uint64
 	for _, p := range plan {
-		at := lo + uint64(p.start)
-		end := lo + uint64(p.sys) + 2
+		at := lo + uint64(p.Start)
+		end := lo + uint64(p.Sys) + 2
 		a, tramp, err := rw.slot(at)
 		if err != nil {
 			t.verboseOnce("arena", "rewrite: %v; the remaining sites trap", err)
@@ -277,14 +161,14 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 			unix.RawSyscall(unix.SYS_MPROTECT, uintptr(a.base), arenaSize, unix.PROT_READ|unix.PROT_WRITE)
 			opened[a] = true
 		}
-		buf := trampoline(code[p.start:p.sys], at, tramp, end, rw.fast)
-		if len(buf) > trampMax {
+		buf := rw.isa.Trampoline(code[p.Start:p.Sys], at, tramp, end, rw.fast)
+		if len(buf) > rewrite.TrampMax {
 			continue // re-encoded jumps made it too long: leave it to trap
 		}
 		copy(guestBytes(tramp, len(buf)), buf)
-		copy(guestBytes(at, int(end-at)), sitePatch(at, end, tramp))
-		origins = append(origins, tailOf(buf, tramp))
-		if int(p.sys)+2 < len(code) && code[p.sys+2] == 0xc3 {
+		copy(guestBytes(at, int(end-at)), rw.isa.SitePatch(at, end, tramp))
+		origins = append(origins, rw.isa.TrapAddr(buf, tramp))
+		if rw.isa.SyscallReturns(code, p.Sys) {
 			rw.wrappers++
 		}
 		done++
@@ -298,97 +182,11 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 	return done, found - done
 }
 
-// sitePatch is what replaces [site, end): a jump to the trampoline, then
-// int3s (never reached: no branch lands inside the patched bytes).
-func sitePatch(site, end, tramp uint64) []byte {
-	b := make([]byte, end-site)
-	b[0] = 0xe9
-	binary.LittleEndian.PutUint32(b[1:], uint32(int32(int64(tramp)-int64(site+5))))
-	for i := 5; i < len(b); i++ {
-		b[i] = 0xcc
-	}
-	return b
-}
-
-// directJump decodes a direct jmp or jcc (rel8 or rel32): cond is the
-// condition code, or -1 for an unconditional jmp; rel is the displacement
-// from the end of the instruction.
-func directJump(insn []byte) (cond int, rel int64, ok bool) {
-	switch {
-	case len(insn) == 2 && insn[0] >= 0x70 && insn[0] <= 0x7f:
-		return int(insn[0] - 0x70), int64(int8(insn[1])), true
-	case len(insn) == 2 && insn[0] == 0xeb:
-		return -1, int64(int8(insn[1])), true
-	case len(insn) == 6 && insn[0] == 0x0f && insn[1] >= 0x80 && insn[1] <= 0x8f:
-		return int(insn[1] - 0x80), int64(int32(binary.LittleEndian.Uint32(insn[2:]))), true
-	case len(insn) == 5 && insn[0] == 0xe9:
-		return -1, int64(int32(binary.LittleEndian.Uint32(insn[1:]))), true
-	}
-	return 0, 0, false
-}
-
-// movable reports whether an instruction may be displaced into a
-// trampoline: position-independent ones unchanged, direct jumps
-// re-encoded with a 32-bit displacement to the same target (so glibc's
-// `cmpb $0,single_threaded(%rip); je slow; xor %eax,%eax; syscall` is
-// covered: the cmp stays, the je and xor move).
-func movable(insn []byte) bool {
-	if relocatable(insn) {
-		return true
-	}
-	_, _, ok := directJump(insn)
-	return ok
-}
-
-// trampoline encodes the trampoline for one site (see the comment at the
-// top of this file) placed at addr. displaced holds the instructions
-// moved from origin (their address in the guest).
-func trampoline(displaced []byte, origin, addr, siteEnd, fast uint64) []byte {
-	var b []byte
-	for off := 0; off < len(displaced); {
-		n, err := x86len.Len(displaced[off:])
-		if err != nil || off+n > len(displaced) {
-			n = len(displaced) - off // cannot happen: planSites decoded them
-		}
-		insn := displaced[off : off+n]
-		if cond, rel, ok := directJump(insn); ok {
-			target := int64(origin) + int64(off+n) + rel
-			at := int64(addr) + int64(len(b))
-			if cond < 0 {
-				b = append(b, 0xe9)
-				b = binary.LittleEndian.AppendUint32(b, uint32(int32(target-(at+5))))
-			} else {
-				b = append(b, 0x0f, byte(0x80+cond))
-				b = binary.LittleEndian.AppendUint32(b, uint32(int32(target-(at+6))))
-			}
-		} else {
-			b = append(b, insn...)
-		}
-		off += n
-	}
-	tail := addr + uint64(len(b)) + 23
-	// rcx: where the fast path returns, the jump back after tail's
-	// syscall; its fallback runs the syscall at rcx-2.
-	b = append(b, 0x48, 0xb9) // movabs $tail+2, %rcx
-	b = binary.LittleEndian.AppendUint64(b, tail+2)
-	b = append(b, 0x49, 0xbb) // movabs $fast, %r11
-	b = binary.LittleEndian.AppendUint64(b, fast)
-	b = append(b, 0x41, 0xff, 0xe3) // jmp *%r11
-	b = append(b, 0x0f, 0x05)       // tail: syscall
-	b = append(b, 0xe9)             // jmp siteEnd
-	b = binary.LittleEndian.AppendUint32(b, uint32(int32(int64(siteEnd)-int64(addr+uint64(len(b))+4))))
-	return b
-}
-
-// tailOf returns the address the trampoline's trapping syscall reports
-// (the instruction after it) for a trampoline b placed at addr.
-func tailOf(b []byte, addr uint64) uint64 { return addr + uint64(len(b)) - 5 }
-
 // slot returns a free trampoline slot within reach of site, opening the
 // arena it is in for writing.
 func (rw *rewriter) slot(site uint64) (*arena, uint64, error) {
 	for _, a := range rw.arenas {
-		if a.used+trampMax <= arenaSize && dist(a.base, site) < arenaReach {
+		if a.used+rewrite.TrampMax <= arenaSize && dist(a.base, site) < arenaReach {
 			return rw.take(a)
 		}
 	}
@@ -410,7 +208,7 @@ func (rw *rewriter) slot(site uint64) (*arena, uint64, error) {
 
 func (rw *rewriter) take(a *arena) (*arena, uint64, error) {
 	p := a.base + a.used
-	a.used += trampMax
+	a.used += rewrite.TrampMax
 	return a, p, nil
 }
 

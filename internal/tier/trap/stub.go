@@ -4,8 +4,6 @@ package trap
 
 import (
 	"errors"
-
-	"github.com/kbox-go/kbox/internal/vfs"
 )
 
 // Available reports whether this build of kbox has the in-process tiers.
@@ -15,9 +13,3 @@ func Available() error {
 
 // Run is not available in this build.
 func Run(cfg Config) (int, error) { return 125, Available() }
-
-// PlanCacheDir is the rewrite tier's plan cache: none in this build.
-func PlanCacheDir() string { return "" }
-
-// PrimePlanCache stores nothing in this build (no rewrite tier).
-func PrimePlanCache(ns *vfs.Namespace, prog string) int { return 0 }

@@ -1,6 +1,6 @@
-//go:build cgo && linux && amd64
+//go:build linux
 
-package trap
+package rewrite
 
 import (
 	"debug/elf"
@@ -14,11 +14,17 @@ import (
 )
 
 // libDirs are where the parent looks for a program's DT_NEEDED libraries
-// in the guest (the dynamic loader's default and multiarch paths).
-var libDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib",
-	"/usr/local/lib"}
+// in the guest: the dynamic loader's default paths and the multiarch
+// directory of the program's machine.
+func libDirs(m elf.Machine) []string {
+	dirs := []string{}
+	if triplet, ok := map[elf.Machine]string{elf.EM_X86_64: "x86_64-linux-gnu", elf.EM_AARCH64: "aarch64-linux-gnu"}[m]; ok {
+		dirs = append(dirs, "/lib/"+triplet, "/usr/lib/"+triplet)
+	}
+	return append(dirs, "/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib")
+}
 
-// PrimePlanCache stores, in the plan cache, the patch plans of the guest
+// Prime stores, in the plan cache, the patch plans of the guest
 // program at guest path prog, its interpreter and the libraries it needs
 // (transitively, found in libDirs), computed here from the files' own
 // bytes. It runs in kbox's supervisor, never in the process that hosts
@@ -26,8 +32,8 @@ var libDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/l
 // that controls it could plant plans that corrupt later runs), so plans
 // exist only for what an unconfined kbox computed. Errors are ignored:
 // a plan not cached is computed by the child, as before.
-func PrimePlanCache(ns *vfs.Namespace, prog string) (primed int) {
-	c := newPlanCache(false)
+func Prime(ns *vfs.Namespace, isa ISA, prog string) (primed int) {
+	c := NewCache(false)
 	if c.dir == "" {
 		return 0
 	}
@@ -44,14 +50,14 @@ func PrimePlanCache(ns *vfs.Namespace, prog string) (primed int) {
 		if f == nil {
 			continue
 		}
-		n, interp, needed := primeFile(c, f)
+		n, interp, needed := primeFile(c, isa, f)
 		f.Close()
 		primed += n
 		if interp != "" {
 			queue = append(queue, interp)
 		}
 		for _, lib := range needed {
-			for _, dir := range libDirs {
+			for _, dir := range libDirs(isa.Machine()) {
 				if g := path.Join(dir, lib); !seen[g] {
 					if f := openGuest(ns, g); f != nil {
 						f.Close()
@@ -80,9 +86,9 @@ func openGuest(ns *vfs.Namespace, p string) *os.File {
 
 // primeFile plans every executable section of f that the cache lacks and
 // returns how many it stored, the interpreter and the needed libraries.
-func primeFile(c planCache, f *os.File) (int, string, []string) {
+func primeFile(c Cache, isa ISA, f *os.File) (int, string, []string) {
 	ef, err := elf.NewFile(f)
-	if err != nil || ef.Machine != elf.EM_X86_64 {
+	if err != nil || ef.Machine != isa.Machine() {
 		return 0, "", nil
 	}
 	var st unix.Stat_t
@@ -94,16 +100,16 @@ func primeFile(c planCache, f *os.File) (int, string, []string) {
 		if s.Flags&elf.SHF_EXECINSTR == 0 || s.Type != elf.SHT_PROGBITS || s.Size == 0 || s.Size > 256<<20 {
 			continue
 		}
-		key := planKey(&st, s.Offset, s.Size)
-		if _, _, ok := c.load(key); ok {
+		key := Key(&st, s.Offset, s.Size)
+		if _, _, ok := c.Load(key); ok {
 			continue
 		}
 		code := make([]byte, s.Size)
 		if _, err := f.ReadAt(code, int64(s.Offset)); err != nil && err != io.EOF {
 			continue
 		}
-		plan, found := planSites(code)
-		c.store(key, plan, found)
+		plan, found := isa.Plan(code)
+		c.Store(key, plan, found)
 		stored++
 	}
 	interp := ""

@@ -1,6 +1,6 @@
-//go:build cgo && linux && amd64
+//go:build linux
 
-package trap
+package rewrite
 
 import (
 	"encoding/binary"
@@ -11,25 +11,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// planCache keeps the rewrite tier's patch plans between runs: decoding a
+// Cache keeps the rewrite tier's patch plans between runs: decoding a
 // large executable section (busybox-static: 1.6 MB) takes tens of
 // milliseconds, finding its sites again costs nothing. A plan is keyed by
 // the file's identity and version (device, inode, size, modification and
 // change times) and the section's place in it, and re-validated against
-// the code before use (validPlan), so a stale or damaged entry is
+// the code before use (ISA.Valid), so a stale or damaged entry is
 // recomputed, never applied blindly. The cache is kbox's own directory
 // under the user's cache directory ($XDG_CACHE_HOME or ~/.cache), never
 // inside the guest; without one (or when it does not exist yet) nothing is
 // cached.
-type planCache struct {
+type Cache struct {
 	dir string
 	// readOnly: plans are used but never stored (the confined child: see
-	// Config.PlanCacheReadOnly).
+	// internal/tier/trap's Config.PlanCacheReadOnly).
 	readOnly bool
 }
 
 // planMagic starts every plan file; its number changes whenever planSites
-// would plan differently, so older plans are recomputed.
+// would plan differently (any ISA), so older plans are recomputed.
 const planMagic = "kbox-rewrite-plan-3\n"
 
 // planCacheDir is where plans live, beneath the user's cache directory
@@ -46,8 +46,8 @@ func planCacheDir() string {
 	return filepath.Join(base, "kbox", "rewrite-plans")
 }
 
-// PlanCacheDir is the plan cache's directory when it exists ("" when not).
-func PlanCacheDir() string {
+// CacheDir is the plan cache's directory when it exists ("" when not).
+func CacheDir() string {
 	dir := planCacheDir()
 	if fi, err := os.Stat(dir); dir == "" || err != nil || !fi.IsDir() {
 		return ""
@@ -55,26 +55,31 @@ func PlanCacheDir() string {
 	return dir
 }
 
-func newPlanCache(readOnly bool) planCache {
+// NewCache opens the user's plan cache: read-only, or creating its
+// directory. Without one, plans are neither loaded nor stored.
+func NewCache(readOnly bool) Cache {
 	if readOnly {
-		if dir := PlanCacheDir(); dir != "" {
-			return planCache{dir: dir, readOnly: true}
+		if dir := CacheDir(); dir != "" {
+			return Cache{dir: dir, readOnly: true}
 		}
-		return planCache{}
+		return Cache{}
 	}
 	dir := planCacheDir()
 	if dir == "" || os.MkdirAll(dir, 0o700) != nil || unix.Access(dir, unix.W_OK) != nil {
-		return planCache{}
+		return Cache{}
 	}
-	return planCache{dir: dir}
+	return Cache{dir: dir}
 }
 
-func planKey(st *unix.Stat_t, off, size uint64) string {
+// Key names a section of the file st describes: its identity, version
+// and the section's place in it.
+func Key(st *unix.Stat_t, off, size uint64) string {
 	return fmt.Sprintf("%x-%x-%x-%d.%d-%d.%d-%x-%x", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec,
 		st.Ctim.Sec, st.Ctim.Nsec, off, size)
 }
 
-func (c planCache) load(key string) ([]site, int, bool) {
+// Load returns the cached plan under key and the number of syscalls found.
+func (c Cache) Load(key string) ([]Site, int, bool) {
 	if c.dir == "" || key == "" {
 		return nil, 0, false
 	}
@@ -88,14 +93,15 @@ func (c planCache) load(key string) ([]site, int, bool) {
 	if len(b) != 8*n {
 		return nil, 0, false
 	}
-	plan := make([]site, n)
+	plan := make([]Site, n)
 	for i := range plan {
-		plan[i] = site{binary.LittleEndian.Uint32(b[8*i:]), binary.LittleEndian.Uint32(b[8*i+4:])}
+		plan[i] = Site{binary.LittleEndian.Uint32(b[8*i:]), binary.LittleEndian.Uint32(b[8*i+4:])}
 	}
 	return plan, found, true
 }
 
-func (c planCache) store(key string, plan []site, found int) {
+// Store caches plan under key (not in a read-only cache).
+func (c Cache) Store(key string, plan []Site, found int) {
 	if c.dir == "" || key == "" || c.readOnly {
 		return
 	}
@@ -103,8 +109,8 @@ func (c planCache) store(key string, plan []site, found int) {
 	b = binary.LittleEndian.AppendUint32(b, uint32(found))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(plan)))
 	for _, p := range plan {
-		b = binary.LittleEndian.AppendUint32(b, p.start)
-		b = binary.LittleEndian.AppendUint32(b, p.sys)
+		b = binary.LittleEndian.AppendUint32(b, p.Start)
+		b = binary.LittleEndian.AppendUint32(b, p.Sys)
 	}
 	// Write and rename: a concurrent kbox never reads half a plan.
 	tmp, err := os.CreateTemp(c.dir, ".plan-")

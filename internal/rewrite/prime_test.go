@@ -1,11 +1,12 @@
-//go:build cgo && linux && amd64
+//go:build linux
 
-package trap
+package rewrite
 
 import (
 	"debug/elf"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -14,10 +15,13 @@ import (
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
-// TestPrimePlanCache: the supervisor plans a program and its libraries
-// from their files, once; what it stores is what planSites finds in the
+// TestPrime: the supervisor plans a program and its libraries
+// from their files, once; what it stores is what Plan finds in the
 // section's bytes.
-func TestPrimePlanCache(t *testing.T) {
+func TestPrime(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the host's programs are not x86-64")
+	}
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)
 	ns := vfs.NewNamespace()
@@ -27,11 +31,11 @@ func TestPrimePlanCache(t *testing.T) {
 	ns.Seal()
 	defer ns.Close()
 	prog := "/bin/true"
-	n := PrimePlanCache(ns, prog)
+	n := Prime(ns, X86_64, prog)
 	if n == 0 {
 		t.Fatalf("PrimePlanCache(%s) stored no plan", prog)
 	}
-	if again := PrimePlanCache(ns, prog); again != 0 {
+	if again := Prime(ns, X86_64, prog); again != 0 {
 		t.Errorf("a second run stored %d plans, want 0 (all cached)", again)
 	}
 	f, err := os.Open(prog)
@@ -55,9 +59,9 @@ func TestPrimePlanCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, wantFound := planSites(code)
-	c := planCache{dir: filepath.Join(cache, "kbox", "rewrite-plans"), readOnly: true}
-	got, found, ok := c.load(planKey(&st, text.Offset, text.Size))
+	want, wantFound := X86_64.Plan(code)
+	c := Cache{dir: filepath.Join(cache, "kbox", "rewrite-plans"), readOnly: true}
+	got, found, ok := c.Load(Key(&st, text.Offset, text.Size))
 	if !ok || found != wantFound || !slices.Equal(got, want) {
 		t.Errorf("cached plan of %s .text: ok=%v found=%d (want %d), %d sites (want %d)", prog, ok, found, wantFound, len(got), len(want))
 	}
