@@ -30,7 +30,7 @@ type Cache struct {
 
 // planMagic starts every plan file; its number changes whenever planSites
 // would plan differently (any ISA), so older plans are recomputed.
-const planMagic = "kbox-rewrite-plan-3\n"
+const planMagic = "kbox-rewrite-plan-4\n"
 
 // planCacheDir is where plans live, beneath the user's cache directory
 // ("" when the user has none: kbox does not create ~/.cache, or /.cache

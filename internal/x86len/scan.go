@@ -89,7 +89,7 @@ func isSyscall(code []byte, off int) bool {
 }
 
 // branchTargets returns the in-buffer targets of direct relative branches
-// (jmp/jcc/call/loop/jrcxz) without prefixes.
+// (jmp/jcc/call/loop/jrcxz), prefixed or not.
 func branchTargets(code []byte, starts []int) map[int]bool {
 	t := map[int]bool{}
 	forEachBranchTarget(code, starts, func(dst int) { t[dst] = true })
@@ -105,23 +105,41 @@ func BranchTargetBits(code []byte, starts []int) []uint64 {
 	return bits
 }
 
+// forEachBranchTarget calls f with the target of every direct relative
+// branch decoded at one of starts. Prefixes do not hide a branch: compilers
+// emit `bnd jmp` (f2), branch hints (2e, 3e), notrack and REX bytes before
+// them, and a rewriter that missed such a branch would move the
+// instruction it lands on. The displacement is the instruction's last 1,
+// 2 or 4 bytes (an operand-size prefix shortens a near branch's to 2), so
+// the length Len decodes is what places it.
 func forEachBranchTarget(code []byte, starts []int, f func(dst int)) {
 	for _, off := range starts {
-		b := code[off]
-		var rel, end int
-		switch {
-		case b == 0xeb || (b >= 0x70 && b <= 0x7f) || (b >= 0xe0 && b <= 0xe3):
-			if off+2 > len(code) {
-				continue
-			}
-			rel, end = int(int8(code[off+1])), off+2
-		case b == 0xe8 || b == 0xe9:
-			if off+5 > len(code) {
-				continue
-			}
-			rel, end = int(int32(le32(code[off+1:]))), off+5
-		case b == 0x0f && off+6 <= len(code) && code[off+1] >= 0x80 && code[off+1] <= 0x8f:
-			rel, end = int(int32(le32(code[off+2:]))), off+6
+		p := off
+		for p < len(code) && p-off < MaxLen && isPrefix(code[p]) {
+			p++
+		}
+		if p >= len(code) {
+			continue
+		}
+		b := code[p]
+		short := b == 0xeb || (b >= 0x70 && b <= 0x7f) || (b >= 0xe0 && b <= 0xe3)
+		near := b == 0xe8 || b == 0xe9 || (b == 0x0f && p+1 < len(code) && code[p+1] >= 0x80 && code[p+1] <= 0x8f)
+		if !short && !near {
+			continue
+		}
+		n, err := Len(code[off:])
+		if err != nil {
+			continue
+		}
+		end := off + n
+		var rel int
+		switch k := end - p - 1; {
+		case short:
+			rel = int(int8(code[end-1]))
+		case b == 0x0f && k-1 == 4, b != 0x0f && k == 4:
+			rel = int(int32(le32(code[end-4:])))
+		case b == 0x0f && k-1 == 2, b != 0x0f && k == 2:
+			rel = int(int16(uint16(code[end-2]) | uint16(code[end-1])<<8))
 		default:
 			continue
 		}
@@ -129,6 +147,15 @@ func forEachBranchTarget(code []byte, starts []int, f func(dst int)) {
 			f(dst)
 		}
 	}
+}
+
+// isPrefix reports whether b is a legacy prefix or a REX byte.
+func isPrefix(b byte) bool {
+	switch b {
+	case 0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65:
+		return true
+	}
+	return b&0xf0 == 0x40
 }
 
 func le32(b []byte) uint32 {

@@ -3,6 +3,7 @@ package x86len
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -342,4 +343,41 @@ func FuzzLen(f *testing.F) {
 		}
 		_ = Sites(code)
 	})
+}
+
+// TestBranchTargetsPrefixed: prefixed direct branches (bnd, branch hints,
+// REX, operand size) are branches too; their targets are found where the
+// processor would go.
+func TestBranchTargetsPrefixed(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		hex  string
+		want []int
+	}{
+		{"plain jmp rel8", "eb 02 90 90 90", []int{4}},
+		{"bnd jmp rel32", "f2 e9 01 00 00 00 90 90", []int{7}},
+		{"bnd call rel32", "f2 e8 00 00 00 00 90", []int{6}},
+		{"bnd jcc rel32", "f2 0f 84 01 00 00 00 90 90", []int{8}},
+		{"branch hint jcc rel8", "3e 74 01 90 90", []int{4}},
+		{"REX before jmp rel32", "48 e9 01 00 00 00 90 90", []int{7}},
+		{"bnd jmp backwards", "90 f2 eb fd", []int{1}},
+		{"not a branch", "66 90 90", nil},
+	} {
+		code := mustHex(t, c.hex)
+		starts, _ := Boundaries(code)
+		targets := BranchTargets(code, starts)
+		bits := BranchTargetBits(code, starts)
+		var got []int
+		for off := range code {
+			if targets[off] {
+				got = append(got, off)
+			}
+			if targets[off] != (bits[off/64]&(1<<(off%64)) != 0) {
+				t.Errorf("%s: the map and the bit set disagree at %d", c.name, off)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: targets %v, want %v", c.name, got, c.want)
+		}
+	}
 }
