@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -256,11 +255,3 @@ func (e *Engine) ctx(r *Request) *vfs.Context {
 	return &vfs.Context{Tgid: r.Tgid, Tid: r.Tid, Cwd: cwd, Root: root, Procs: e.Procs}
 }
 
-// errnoOf extracts an errno from err (EIO when it carries none).
-func errnoOf(err error) unix.Errno {
-	var en unix.Errno
-	if errors.As(err, &en) {
-		return en
-	}
-	return unix.EIO
-}

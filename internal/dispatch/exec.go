@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/loader"
 
 	"github.com/kbox-go/kbox/internal/vfs"
@@ -230,7 +231,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 		if parentMem != nil {
 			parentMem.Close()
 		}
-		return e.denied(r, errnoOf(err), "cannot rewrite the exec path buffer safely: "+err.Error())
+		return e.denied(r, abi.Errno(err, unix.EIO), "cannot rewrite the exec path buffer safely: "+err.Error())
 	}
 	e.execDone(r, l.Path, script)
 	res := Cont()

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -48,11 +49,11 @@ import (
 func (e *Engine) fdChangeCheck(ctx *vfs.Context, h int) (unix.Errno, string) {
 	var st unix.Stat_t
 	if err := unix.Fstat(h, &st); err != nil {
-		return errnoOf(err), "fstat of the descriptor"
+		return abi.Errno(err, unix.EIO), "fstat of the descriptor"
 	}
 	target, err := readlinkProcFD(h)
 	if err != nil {
-		return errnoOf(err), "reading the descriptor's path"
+		return abi.Errno(err, unix.EIO), "reading the descriptor's path"
 	}
 	if !strings.HasPrefix(target, "/") {
 		if strings.HasPrefix(target, "pipe:[") || strings.HasPrefix(target, "socket:[") {

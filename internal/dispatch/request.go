@@ -8,6 +8,8 @@ package dispatch
 
 import (
 	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
 )
 
 // Memory reads and writes the calling guest's memory. Implementations turn
@@ -132,18 +134,13 @@ type Result struct {
 // Ok returns a successful value.
 func Ok(v int64) Result { return Result{Kind: Value, Val: v} }
 
-// Fail returns an errno result. A nil or non-errno error becomes EIO.
+// Fail returns the errno result of err (abi.Errno: a wrapped errno is
+// kept, an error without one is EIO); a nil error or errno 0 is success.
 func Fail(err error) Result {
-	if e, ok := err.(unix.Errno); ok {
-		if e == 0 {
-			return Ok(0)
-		}
+	if e := abi.Errno(err, unix.EIO); e != 0 {
 		return Result{Kind: Errno, Err: e}
 	}
-	if err == nil {
-		return Ok(0)
-	}
-	return Result{Kind: Errno, Err: unix.EIO}
+	return Ok(0)
 }
 
 // Cont lets the kernel run the call.

@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/fdtable"
 	"github.com/kbox-go/kbox/internal/policy"
@@ -277,15 +278,7 @@ func (t *tier) syscall(uc *ucontext, nr int) {
 // restart.
 const errRestart = -512
 
-func errno(err error) int64 {
-	if en, ok := err.(unix.Errno); ok {
-		return -int64(en)
-	}
-	if err == nil {
-		return 0
-	}
-	return -int64(unix.EIO)
-}
+func errno(err error) int64 { return -int64(abi.Errno(err, unix.EIO)) }
 
 func errnoErr(en int) error { return unix.Errno(en) }
 

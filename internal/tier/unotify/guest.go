@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/seccomp"
 )
@@ -191,7 +192,7 @@ func (g *guestFDs) DupFD(fd int) (int, error) {
 		return err
 	})
 	if err != nil {
-		return -1, errnoOr(err, unix.EBADF)
+		return -1, abi.Errno(err, unix.EBADF)
 	}
 	return h, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/seccomp"
 	"github.com/kbox-go/kbox/internal/supervise"
@@ -241,7 +242,7 @@ func (s *server) answer(n *seccomp.Notif, c *call) {
 	if err != nil {
 		// The task died meanwhile (ESRCH), or kbox cannot hold its process
 		// (EAGAIN, see Lookup).
-		_ = seccomp.Send(listener, &seccomp.NotifResp{ID: n.ID, Error: -int32(errnoOr(err, unix.ESRCH))})
+		_ = seccomp.Send(listener, &seccomp.NotifResp{ID: n.ID, Error: -int32(abi.Errno(err, unix.ESRCH))})
 		return
 	}
 	mem := &memory{tid: tid, id: n.ID, listener: listener, proc: proc}
@@ -290,7 +291,7 @@ func (s *server) answer(n *seccomp.Notif, c *call) {
 		}
 		if err != nil {
 			// The descriptor could not be installed (EMFILE in the guest...).
-			resp.Error = -int32(errnoOr(err, unix.EMFILE))
+			resp.Error = -int32(abi.Errno(err, unix.EMFILE))
 		} else {
 			resp.Val = int64(fd)
 		}
@@ -303,9 +304,3 @@ func (s *server) answer(n *seccomp.Notif, c *call) {
 	}
 }
 
-func errnoOr(err error, def unix.Errno) unix.Errno {
-	if en, ok := err.(unix.Errno); ok {
-		return en
-	}
-	return def
-}
