@@ -254,4 +254,3 @@ func (e *Engine) ctx(r *Request) *vfs.Context {
 	cwd, root := r.Proc.CwdRoot()
 	return &vfs.Context{Tgid: r.Tgid, Tid: r.Tid, Cwd: cwd, Root: root, Procs: e.Procs}
 }
-

@@ -303,4 +303,3 @@ func (s *server) answer(n *seccomp.Notif, c *call) {
 		res.After()
 	}
 }
-
