@@ -193,7 +193,7 @@ func cmsgMsg(mem *fakeMem, ctl []byte, iovlen, ctllen uint64) uint64 {
 	binary.LittleEndian.PutUint64(iov, mem.put(2048, []byte("x")))
 	binary.LittleEndian.PutUint64(iov[8:], 1)
 	iovAddr := mem.put(3072, iov)
-	h := make([]byte, msghdrSize)
+	h := make([]byte, abi.SizeofMsghdr)
 	binary.LittleEndian.PutUint64(h[16:], iovAddr)
 	binary.LittleEndian.PutUint64(h[24:], iovlen)
 	binary.LittleEndian.PutUint64(h[32:], ctlAddr)

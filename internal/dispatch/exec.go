@@ -641,9 +641,6 @@ type memPatch struct {
 // maxArgScan bounds the argv/envp entries checked for aliasing.
 const maxArgScan = 4096
 
-// pageSize bounds guest memory reads so none crosses into an unmapped page.
-const pageSize = 4096
-
 // rewriteExecPath overwrites the guest's path buffer with name (see the
 // comment at the top of this file) and returns the changes it made.
 // Any argv or envp entry that points into the bytes being changed (argv[0]
@@ -665,7 +662,7 @@ func (e *Engine) rewriteExecPath(r *Request, pathAddr uint64, orig, name string,
 		for i := 0; i < maxArgScan; i++ {
 			slotAddr := arr + uint64(8*i)
 			if slotAddr < chunkBase || slotAddr+8 > chunkBase+uint64(len(chunk)) {
-				n := int(pageSize - slotAddr%pageSize)
+				n := int(abi.PageSize - slotAddr%abi.PageSize)
 				if n < 8 {
 					n = 8 // a misaligned slot across pages
 				}

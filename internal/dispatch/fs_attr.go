@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"encoding/binary"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -210,27 +209,6 @@ func (e *Engine) setTimes(r *Request, dirfd, pathArg int, ts []unix.Timespec, fo
 		return errOf(utimensatRaw(l.Parent.FD(), l.Name, ts, unix.AT_SYMLINK_NOFOLLOW))
 	}
 	return errOf(utimensatRaw(unix.AT_FDCWD, procFD(l.Obj.FD()), ts, 0))
-}
-
-// utimensatRaw calls utimensat allowing a NULL times pointer and a NULL path.
-func utimensatRaw(dirfd int, path string, ts []unix.Timespec, flags int) error {
-	var pathPtr unsafe.Pointer
-	if path != "" {
-		b, err := unix.BytePtrFromString(path)
-		if err != nil {
-			return err
-		}
-		pathPtr = unsafe.Pointer(b)
-	}
-	var tsPtr unsafe.Pointer
-	if ts != nil {
-		tsPtr = unsafe.Pointer(&ts[0])
-	}
-	_, _, en := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(dirfd), uintptr(pathPtr), uintptr(tsPtr), uintptr(flags), 0, 0)
-	if en != 0 {
-		return en
-	}
-	return nil
 }
 
 // readTimevals reads struct timeval[2] (or NULL) as timespecs.

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -57,9 +58,7 @@ const (
 	sendChunkMax  = 1 << 20
 	iovMax        = 1024
 	controlMax    = 64 << 10
-	msghdrSize    = 56
 	mmsghdrSize   = 64
-	cmsgHdrSize   = 16
 	scmRightsType = unix.SCM_RIGHTS
 )
 
@@ -87,10 +86,10 @@ func (e *Engine) readSockaddr(r *Request, addr uint64, length uint32, create boo
 	if err := r.Mem.Read(addr, raw); err != nil {
 		return nil, err
 	}
-	if length < 2 || binary.LittleEndian.Uint16(raw) != unix.AF_UNIX || length == 2 || raw[2] == 0 {
+	if length < 2 || binary.LittleEndian.Uint16(raw) != unix.AF_UNIX || length == abi.SockaddrUnPath || raw[abi.SockaddrUnPath] == 0 {
 		return &sockAddr{raw: raw, dirfd: -1}, nil // not a path: abstract, unnamed, or another family
 	}
-	p := raw[2:]
+	p := raw[abi.SockaddrUnPath:]
 	if i := bytes.IndexByte(p, 0); i >= 0 {
 		p = p[:i]
 	}
@@ -143,7 +142,7 @@ func unixAddr(hostPath string, l *vfs.Lookup) (*sockAddr, error) {
 	}
 	raw := make([]byte, 2+len(hostPath)+1)
 	binary.LittleEndian.PutUint16(raw, unix.AF_UNIX)
-	copy(raw[2:], hostPath)
+	copy(raw[abi.SockaddrUnPath:], hostPath)
 	return &sockAddr{raw: raw, release: l.Release, dirfd: -1}, nil
 }
 
@@ -186,7 +185,7 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 		e.names.mu.Lock()
 		if nr == unix.SYS_BIND {
 			e.names.bound[ino] = a.guest
-			e.names.byName[string(bytes.TrimRight(a.raw[2:], "\x00"))] = a.guest
+			e.names.byName[string(bytes.TrimRight(a.raw[abi.SockaddrUnPath:], "\x00"))] = a.guest
 		} else {
 			e.names.peer[ino] = a.guest
 		}
@@ -223,8 +222,8 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 		return Fail(en)
 	}
 	out := buf[:n]
-	if n > 2 && binary.LittleEndian.Uint16(buf) == unix.AF_UNIX && buf[2] != 0 {
-		host := bytes.TrimRight(buf[2:n], "\x00")
+	if n > abi.SockaddrUnPath && binary.LittleEndian.Uint16(buf) == unix.AF_UNIX && buf[abi.SockaddrUnPath] != 0 {
+		host := bytes.TrimRight(buf[abi.SockaddrUnPath:n], "\x00")
 		ino := sockIno(s)
 		e.names.mu.Lock()
 		g, ok := e.names.bound[ino]
@@ -238,7 +237,7 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 		if ok {
 			out = make([]byte, 2+len(g)+1)
 			binary.LittleEndian.PutUint16(out, unix.AF_UNIX)
-			copy(out[2:], g)
+			copy(out[abi.SockaddrUnPath:], g)
 		}
 	}
 	copyLen := len(out)
@@ -324,14 +323,14 @@ func (m *guestMsg) free() {
 }
 
 func (e *Engine) readMsghdr(r *Request, addr uint64) (*guestMsg, error) {
-	var h [msghdrSize]byte
+	var h [abi.SizeofMsghdr]byte
 	if err := r.Mem.Read(addr, h[:]); err != nil {
 		return nil, err
 	}
-	le := binary.LittleEndian
-	name, namelen := le.Uint64(h[0:]), le.Uint32(h[8:])
-	iov, iovlen := le.Uint64(h[16:]), le.Uint64(h[24:])
-	ctl, ctllen := le.Uint64(h[32:]), le.Uint64(h[40:])
+	mh := abi.DecodeMsghdr(h[:])
+	name, namelen := mh.Name, mh.Namelen
+	iov, iovlen := mh.Iov, mh.Iovlen
+	ctl, ctllen := mh.Control, mh.Controllen
 	m := &guestMsg{addr: &sockAddr{dirfd: -1}}
 	if name != 0 && namelen > 0 {
 		a, err := e.readSockaddr(r, name, namelen, false)
@@ -350,6 +349,7 @@ func (e *Engine) readMsghdr(r *Request, addr uint64) (*guestMsg, error) {
 			m.free()
 			return nil, err
 		}
+		le := binary.LittleEndian
 		for i := uint64(0); i < iovlen; i++ {
 			base, n := le.Uint64(vec[16*i:]), le.Uint64(vec[16*i+8:])
 			if room := uint64(sendChunkMax - len(m.data)); n > room {
@@ -389,17 +389,17 @@ func (e *Engine) readMsghdr(r *Request, addr uint64) (*guestMsg, error) {
 func (m *guestMsg) translateRights(r *Request) error {
 	le := binary.LittleEndian
 	b := m.oob
-	for off := 0; off+cmsgHdrSize <= len(b); {
+	for off := 0; off+abi.SizeofCmsghdr <= len(b); {
 		// cmsg_len is a guest size_t: checked against the room left
 		// (the kernel's CMSG_OK) before it becomes an int.
-		clen64 := le.Uint64(b[off:])
-		level, typ := int32(le.Uint32(b[off+8:])), int32(le.Uint32(b[off+12:]))
-		if clen64 < cmsgHdrSize || !within(uint64(off), clen64, uint64(len(b))) {
+		ch := abi.DecodeCmsghdr(b[off:])
+		clen64, level, typ := ch.Len, ch.Level, ch.Type
+		if clen64 < abi.SizeofCmsghdr || !within(uint64(off), clen64, uint64(len(b))) {
 			return unix.EINVAL
 		}
 		clen := int(clen64)
 		if level == unix.SOL_SOCKET && typ == scmRightsType {
-			for p := off + cmsgHdrSize; p+4 <= off+clen; p += 4 {
+			for p := off + abi.SizeofCmsghdr; p+4 <= off+clen; p += 4 {
 				fd, err := r.FDs.DupFD(int(int32(le.Uint32(b[p:]))))
 				if err != nil {
 					return unix.EBADF
@@ -498,7 +498,7 @@ func sysSendmmsg(e *Engine, r *Request) Result {
 		}
 		var b [4]byte
 		binary.LittleEndian.PutUint32(b[:], uint32(res.Val))
-		if err := r.Mem.Write(entry+msghdrSize, b[:]); err != nil {
+		if err := r.Mem.Write(entry+abi.SizeofMsghdr, b[:]); err != nil {
 			return Fail(err)
 		}
 		sent++

@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+
+	"github.com/kbox-go/kbox/internal/abi"
 )
 
 // ErrBadELF is wrapped by every error [Parse] returns for a file that is not
@@ -34,7 +36,7 @@ const (
 	MaxInterpLen = 4096
 	// PageSize is the page size [Image.Layout] uses and the granularity at
 	// which [Parse] requires p_vaddr and p_offset to be congruent.
-	PageSize = 4096
+	PageSize = abi.PageSize
 
 	ehdrSize  = 64
 	phdrSize  = 56

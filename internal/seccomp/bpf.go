@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
 )
 
 // ActionKind selects what a seccomp filter tells the kernel to do.
@@ -44,8 +46,8 @@ const (
 	retAllow       = 0x7fff0000
 )
 
-// auditArchX86_64 is AUDIT_ARCH_X86_64.
-const auditArchX86_64 = 0xc000003e
+// auditArchX86_64 is AUDIT_ARCH_X86_64 (the x32 check applies there).
+var auditArchX86_64 = abi.AMD64.AuditArch
 
 // x32SyscallBit marks x32-ABI syscall numbers on x86_64.
 const x32SyscallBit = 0x40000000

@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/abi"
 )
 
 // memory reaches the guest's memory directly: it is kbox's own address
@@ -15,7 +17,7 @@ import (
 // recovered panic and EFAULT, never a crash.
 type memory struct{}
 
-const pageSize = 4096
+const pageSize = abi.PageSize
 
 func validRange(addr uint64, n int) bool {
 	return addr != 0 && addr+uint64(n) >= addr

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -330,9 +329,4 @@ func (t *tier) setComm(path string) {
 	case t.commKick <- struct{}{}:
 	default:
 	}
-}
-
-func setThreadName(name string) {
-	b := append([]byte(name), 0)
-	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
 }

@@ -97,11 +97,11 @@ func (s *signalState) raise(sig int, info []byte) {
 // si_pid and si_uid as the kernel fills them for kill (SI_USER) or
 // tkill/tgkill (SI_TKILL).
 func senderInfo(sig int, code int32) []byte {
-	info := make([]byte, 128)
-	binary.LittleEndian.PutUint32(info[0:], uint32(sig))
-	binary.LittleEndian.PutUint32(info[8:], uint32(code))
-	binary.LittleEndian.PutUint32(info[16:], uint32(os.Getpid()))
-	binary.LittleEndian.PutUint32(info[20:], uint32(os.Getuid()))
+	info := make([]byte, abi.SizeofSiginfo)
+	binary.LittleEndian.PutUint32(info[abi.SiginfoSigno:], uint32(sig))
+	binary.LittleEndian.PutUint32(info[abi.SiginfoCode:], uint32(code))
+	binary.LittleEndian.PutUint32(info[abi.SiginfoPid:], uint32(os.Getpid()))
+	binary.LittleEndian.PutUint32(info[abi.SiginfoUid:], uint32(os.Getuid()))
 	return info
 }
 
@@ -215,16 +215,16 @@ func (t *tier) killedBy(sig int) {
 // 512-byte legacy area.
 func fpstateSize(p uint64) uint64 {
 	var sw [16]byte
-	if (memory{}).Read(p+464, sw[:]) != nil {
-		return 512
+	if (memory{}).Read(p+abi.X86FPStateSWReserved, sw[:]) != nil {
+		return abi.X86FPStateLegacySize
 	}
-	if binary.LittleEndian.Uint32(sw[0:]) == 0x46505853 { // FP_XSTATE_MAGIC1
+	if binary.LittleEndian.Uint32(sw[0:]) == abi.X86FPXStateMagic1 {
 		n := uint64(binary.LittleEndian.Uint32(sw[4:]))
-		if n >= 512 && n <= 1<<16 {
+		if n >= abi.X86FPStateLegacySize && n <= 1<<16 {
 			return n
 		}
 	}
-	return 512
+	return abi.X86FPStateLegacySize
 }
 
 // pushFrame builds a kernel-style rt_sigframe for sig on the guest's stack
@@ -327,7 +327,7 @@ func sysRtSigaction(t *tier, c *call) int64 {
 		return -int64(unix.EINVAL)
 	}
 	m := memory{}
-	var nb [32]byte
+	var nb [abi.SizeofKSigaction]byte
 	if c.args[1] != 0 {
 		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
 			return -int64(unix.EINVAL)
@@ -340,12 +340,8 @@ func sysRtSigaction(t *tier, c *call) int64 {
 	s.mu.Lock()
 	old := s.actions[sig]
 	if c.args[1] != 0 {
-		s.actions[sig] = guestAction{
-			handler:  binary.LittleEndian.Uint64(nb[0:]),
-			flags:    binary.LittleEndian.Uint64(nb[8:]),
-			restorer: binary.LittleEndian.Uint64(nb[16:]),
-			mask:     binary.LittleEndian.Uint64(nb[24:]) &^ unblockable,
-		}
+		ka := abi.DecodeKSigaction(nb[:])
+		s.actions[sig] = guestAction{handler: ka.Handler, flags: ka.Flags, restorer: ka.Restorer, mask: ka.Mask &^ unblockable}
 		if s.actions[sig].handler == sigIgn {
 			s.pending &^= sigBit(sig)
 		} else {
@@ -354,11 +350,8 @@ func sysRtSigaction(t *tier, c *call) int64 {
 	}
 	s.mu.Unlock()
 	if c.args[2] != 0 {
-		var ob [32]byte
-		binary.LittleEndian.PutUint64(ob[0:], old.handler)
-		binary.LittleEndian.PutUint64(ob[8:], old.flags)
-		binary.LittleEndian.PutUint64(ob[16:], old.restorer)
-		binary.LittleEndian.PutUint64(ob[24:], old.mask)
+		var ob [abi.SizeofKSigaction]byte
+		abi.KSigaction{Handler: old.handler, Flags: old.flags, Restorer: old.restorer, Mask: old.mask}.Encode(ob[:])
 		if m.Write(c.args[2], ob[:]) != nil {
 			return -int64(unix.EFAULT)
 		}
@@ -430,27 +423,26 @@ func sysSigaltstack(t *tier, c *call) int64 {
 	sp := c.uc.Gregs[regRSP]
 	onAlt := s.altFlags&abi.SSDisable == 0 && sp-s.altSP < s.altSize
 	if c.args[1] != 0 {
-		var b [24]byte
+		var b [abi.SizeofStackT]byte
 		flags := s.altFlags
 		if onAlt {
 			flags = abi.SSOnstack
 		}
-		binary.LittleEndian.PutUint64(b[0:], s.altSP)
-		binary.LittleEndian.PutUint64(b[8:], flags)
-		binary.LittleEndian.PutUint64(b[16:], s.altSize)
+		abi.StackT{SP: s.altSP, Flags: uint32(flags), Size: s.altSize}.Encode(b[:])
 		if m.Write(c.args[1], b[:]) != nil {
 			return -int64(unix.EFAULT)
 		}
 	}
 	if c.args[0] != 0 {
-		var b [24]byte
+		var b [abi.SizeofStackT]byte
 		if m.Read(c.args[0], b[:]) != nil {
 			return -int64(unix.EFAULT)
 		}
 		if onAlt {
 			return -int64(unix.EPERM)
 		}
-		nsp, flags, size := binary.LittleEndian.Uint64(b[0:]), uint64(binary.LittleEndian.Uint32(b[8:])), binary.LittleEndian.Uint64(b[16:])
+		st := abi.DecodeStackT(b[:])
+		nsp, flags, size := st.SP, uint64(st.Flags), st.Size
 		switch {
 		case flags&abi.SSDisable != 0:
 			s.altSP, s.altSize, s.altFlags = 0, 0, abi.SSDisable
@@ -727,7 +719,7 @@ func (t *tier) fault(uc *ucontext, sig int, info []byte) {
 	blocked := s.mask&sigBit(sig) != 0
 	s.mu.Unlock()
 	if act.handler <= sigIgn || blocked {
-		t.eng.Verbosef("guest fault: signal %d at %#x (address %#x)", sig, uc.Gregs[regRIP], binary.LittleEndian.Uint64(info[16:]))
+		t.eng.Verbosef("guest fault: signal %d at %#x (address %#x)", sig, uc.Gregs[regRIP], binary.LittleEndian.Uint64(info[abi.SiginfoFaultIP:]))
 		t.killedBy(sig)
 	}
 	s.mu.Lock()

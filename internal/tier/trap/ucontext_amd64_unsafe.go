@@ -5,6 +5,8 @@ package trap
 import (
 	"runtime"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The kernel's signal frame on x86-64 (arch/x86/include/uapi/asm/ucontext.h,
@@ -85,3 +87,9 @@ func addrOf(b []byte) uint64 {
 // keep keeps Go buffers passed to raw syscalls by address alive until the
 // call has returned.
 func keep(bufs ...[]byte) { runtime.KeepAlive(bufs) }
+
+// setThreadName names the calling thread (prctl PR_SET_NAME).
+func setThreadName(name string) {
+	b := append([]byte(name), 0)
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
+}

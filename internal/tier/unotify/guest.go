@@ -37,7 +37,6 @@ type memory struct {
 }
 
 const (
-	pageSize   = 4096
 	firstChunk = 256
 )
 
@@ -146,7 +145,7 @@ func (m *memory) ReadString(addr uint64, max int) (string, error) {
 	buf := small[:]
 	first := true
 	for len(out) <= max {
-		chunk := pageSize - int(addr%pageSize)
+		chunk := abi.PageSize - int(addr%abi.PageSize)
 		if first && chunk > firstChunk {
 			chunk = firstChunk
 		}
@@ -165,8 +164,8 @@ func (m *memory) ReadString(addr uint64, max int) (string, error) {
 		}
 		out = append(out, buf[:chunk]...)
 		addr += uint64(chunk)
-		if len(buf) < pageSize {
-			buf = make([]byte, pageSize)
+		if len(buf) < abi.PageSize {
+			buf = make([]byte, abi.PageSize)
 		}
 	}
 	return "", unix.ENAMETOOLONG
