@@ -107,7 +107,7 @@ func testEngine(t *testing.T) (*Engine, *bytes.Buffer, func(name string, args ..
 	proc := e.Procs.AddInitial(os.Getpid())
 	mem := &fakeMem{base: 0x10000, b: make([]byte, 1<<16)}
 	return e, &log, func(name string, args ...uint64) *Request {
-		r := &Request{Nr: e.arch.MustNr(name), Tid: os.Getpid(), Tgid: os.Getpid(), Tier: "test", Mem: mem, FDs: selfFDs{}, Proc: proc}
+		r := &Request{Nr: e.arch.MustNr(name), Tid: os.Getpid(), Tgid: os.Getpid(), Mem: mem, FDs: selfFDs{}, Proc: proc}
 		copy(r.Args[:], args)
 		return r
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/identity"
-	"github.com/kbox-go/kbox/internal/policy"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -48,7 +47,6 @@ type Config struct {
 	Arch     *abi.Arch
 	NS       *vfs.Namespace
 	Identity identity.Config
-	Policy   *policy.Resolved
 	// InitialCwd is the first guest process's working directory (canonical).
 	InitialCwd string
 	// ExecDir is the host directory holding the fd-number symlinks the exec
@@ -56,8 +54,6 @@ type Config struct {
 	ExecDir string
 	Verbose bool
 	Log     io.Writer
-	// RootID: the guest acts as root (chroot allowed).
-	RootID bool
 	// ExecBackstop: the kernel (Landlock) refuses to execute files outside
 	// the guest's mounts, so a racing thread cannot redirect an exec.
 	ExecBackstop bool

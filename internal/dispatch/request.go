@@ -43,7 +43,6 @@ type Request struct {
 	Args [6]uint64
 	Tid  int // calling thread (host tid)
 	Tgid int // calling process (host pid)
-	Tier string
 	Mem  Memory
 	FDs  Guest
 	Proc *Process

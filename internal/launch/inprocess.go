@@ -59,8 +59,8 @@ type InProcess struct {
 // EngineConfig is the dispatch configuration of a run.
 func EngineConfig(ns *vfs.Namespace, pol *policy.Resolved, id identity.Config, workDir, execDir string, verbose, keepCaps bool) dispatch.Config {
 	return dispatch.Config{
-		Arch: pol.Arch, NS: ns, Identity: id, Policy: pol, InitialCwd: workDir,
-		ExecDir: execDir, Verbose: verbose, RootID: id.Virtual && id.UID == 0,
+		Arch: pol.Arch, NS: ns, Identity: id, InitialCwd: workDir,
+		ExecDir: execDir, Verbose: verbose,
 		GuestCaps: os.Geteuid() == 0 && keepCaps,
 		// With Landlock the kernel itself refuses to execute anything
 		// outside the guest's mounts, which makes the exec path rewrite

@@ -283,7 +283,7 @@ func errno(err error) int64 { return -int64(abi.Errno(err, unix.EIO)) }
 func errnoErr(en int) error { return unix.Errno(en) }
 
 func (t *tier) request(c *call) *dispatch.Request {
-	return &dispatch.Request{Nr: c.nr, Args: c.args, Tid: t.pid, Tgid: t.pid, Tier: "trap",
+	return &dispatch.Request{Nr: c.nr, Args: c.args, Tid: t.pid, Tgid: t.pid,
 		Mem: memory{}, FDs: t, Proc: t.proc}
 }
 

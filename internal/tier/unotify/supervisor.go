@@ -251,7 +251,6 @@ func (s *server) answer(n *seccomp.Notif, c *call) {
 		Args: n.Data.Args,
 		Tid:  tid,
 		Tgid: tgid,
-		Tier: "seccomp",
 		Mem:  mem,
 		FDs:  &guestFDs{tid: tid, proc: proc, id: n.ID, listener: listener},
 		Proc: proc,
