@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -43,10 +44,18 @@ func (p *program) close() {
 // (fexecve); a bit no AT_* flag uses.
 const emptyPathFD = 1 << 30
 
-// errNoExec marks a file the loader refuses (ENOEXEC to the guest).
-type loadError struct{ msg string }
+// loadError is a program the loader refuses: the errno execve returns
+// (ENOEXEC for a file that is not a loadable program, ENOENT for a missing
+// interpreter, as Linux) and why, keeping the loader's error.
+type loadError struct {
+	errno unix.Errno
+	err   error
+}
 
-func (e *loadError) Error() string { return e.msg }
+func (e *loadError) Error() string { return e.err.Error() }
+func (e *loadError) Unwrap() error { return e.err }
+
+func notExecutable(err error) *loadError { return &loadError{errno: unix.ENOEXEC, err: err} }
 
 // prepare resolves path, follows "#!" up to four levels, and opens and
 // validates the ELF and its interpreter. Nothing of the running guest is
@@ -100,7 +109,7 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		im, err := loader.Parse(f, st.Size(), "amd64")
 		if err != nil {
 			f.Close()
-			return nil, &loadError{err.Error()}
+			return nil, notExecutable(err)
 		}
 		p.file, p.im = f, im
 		break
@@ -110,7 +119,7 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		if err != nil {
 			p.close()
 			if err == unix.ENOENT {
-				return nil, &loadError{fmt.Sprintf("interpreter %s not found in the guest", p.im.Interp)}
+				return nil, &loadError{errno: unix.ENOENT, err: fmt.Errorf("interpreter %s not found in the guest", p.im.Interp)}
 			}
 			return nil, err
 		}
@@ -121,12 +130,12 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		if err != nil {
 			f.Close()
 			p.close()
-			return nil, &loadError{fmt.Sprintf("interpreter %s: %v", p.im.Interp, err)}
+			return nil, notExecutable(fmt.Errorf("interpreter %s: %w", p.im.Interp, err))
 		}
 		if p.interpIm.Interp != "" || p.interpIm.Type != elf.ET_DYN {
 			f.Close()
 			p.close()
-			return nil, &loadError{fmt.Sprintf("interpreter %s is not a static shared object", p.im.Interp)}
+			return nil, notExecutable(fmt.Errorf("interpreter %s is not a static shared object", p.im.Interp))
 		}
 		p.interp, p.interpPath = f, p.im.Interp
 	}
@@ -163,7 +172,7 @@ func (t *tier) mapImage(f *os.File, im *loader.Image, hint uint64, what string) 
 	// addresses.
 	extent, err := im.Layout(0)
 	if err != nil {
-		return loader.Layout{}, &loadError{err.Error()}
+		return loader.Layout{}, notExecutable(err)
 	}
 	var base uint64
 	switch im.Type {
@@ -186,18 +195,18 @@ func (t *tier) mapImage(f *os.File, im *loader.Image, hint uint64, what string) 
 		}
 	case elf.ET_EXEC:
 		if _, err := mmapFixedNoReplace(extent.Start, extent.End-extent.Start, unix.PROT_NONE); err != nil {
-			return loader.Layout{}, &loadError{fmt.Sprintf("%s must be loaded at %#x-%#x, which kbox itself occupies (a non-PIE kbox build? build kbox with -buildmode=pie)", what, extent.Start, extent.End)}
+			return loader.Layout{}, notExecutable(fmt.Errorf("%s must be loaded at %#x-%#x, which kbox itself occupies (a non-PIE kbox build? build kbox with -buildmode=pie)", what, extent.Start, extent.End))
 		}
 	}
 	l, err := im.Layout(base)
 	if err != nil {
-		return loader.Layout{}, &loadError{err.Error()}
+		return loader.Layout{}, notExecutable(err)
 	}
 	t.vm.add(l.Start, l.End)
 	for _, m := range l.Mappings {
 		prot := protOf(m.Prot)
 		if prot&protWX == protWX {
-			return loader.Layout{}, &loadError{fmt.Sprintf("%s has a writable and executable segment; the trap tier keeps guest memory W^X", what)}
+			return loader.Layout{}, notExecutable(fmt.Errorf("%s has a writable and executable segment; the trap tier keeps guest memory W^X", what))
 		}
 		if m.FileEnd > m.Start {
 			mp := prot
@@ -266,7 +275,7 @@ func (t *tier) load(p *program, env []string) (entry, sp uint64, err error) {
 		return 0, 0, err
 	}
 	if l.PhdrAddr == 0 {
-		return 0, 0, &loadError{p.exe + ": program headers are not in a loaded segment"}
+		return 0, 0, notExecutable(errors.New(p.exe + ": program headers are not in a loaded segment"))
 	}
 	entry = l.Entry
 	var base uint64
@@ -303,7 +312,7 @@ func (t *tier) load(p *program, env []string) (entry, sp uint64, err error) {
 	rand.Read(sp0.Random[:])
 	data, sp, err := loader.BuildStack(sp0)
 	if err != nil {
-		return 0, 0, &loadError{err.Error()}
+		return 0, 0, notExecutable(err)
 	}
 	if uint64(len(data)) > stackSize/4 {
 		return 0, 0, unix.E2BIG

@@ -4,6 +4,7 @@ package trap
 
 import (
 	"encoding/binary"
+	"fmt"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -19,10 +20,11 @@ type originMap struct {
 	n   int
 }
 
-// add records addrs and seals the map again.
-func (m *originMap) add(addrs []uint64) {
+// add records addrs and seals the map again. An error leaves the map as
+// it was, sealed.
+func (m *originMap) add(addrs []uint64) error {
 	if len(addrs) == 0 {
-		return
+		return nil
 	}
 	need := 8 * (m.n + len(addrs))
 	if need > len(m.mem) {
@@ -32,15 +34,15 @@ func (m *originMap) add(addrs []uint64) {
 		}
 		mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 		if err != nil {
-			panic("trap: mapping the origin map: " + err.Error())
+			return fmt.Errorf("mapping the trampolines' origin map: %w", err)
 		}
 		if m.mem != nil {
 			copy(mem, m.mem[:8*m.n])
 			unix.Munmap(m.mem)
 		}
 		m.mem = mem
-	} else {
-		unix.Mprotect(m.mem, unix.PROT_READ|unix.PROT_WRITE)
+	} else if err := unix.Mprotect(m.mem, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+		return fmt.Errorf("opening the trampolines' origin map: %w", err)
 	}
 	all := make([]uint64, 0, m.n+len(addrs))
 	for i := 0; i < m.n; i++ {
@@ -52,7 +54,10 @@ func (m *originMap) add(addrs []uint64) {
 		binary.LittleEndian.PutUint64(m.mem[8*i:], a)
 	}
 	m.n = len(all)
-	unix.Mprotect(m.mem, unix.PROT_READ)
+	if err := unix.Mprotect(m.mem, unix.PROT_READ); err != nil {
+		return fmt.Errorf("sealing the trampolines' origin map: %w", err)
+	}
+	return nil
 }
 
 // contains reports whether addr is a recorded trampoline syscall.

@@ -4,6 +4,7 @@ package trap
 
 import (
 	"encoding/binary"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -223,9 +224,9 @@ func execve(t *tier, c *call, at bool) int64 {
 	}
 	p, err := t.prepare(req, dirfd, path, flags, argv)
 	if err != nil {
-		if _, ok := err.(*loadError); ok {
-			t.eng.Verbosef("pid %d: execve %s: %v", t.pid, path, err)
-			return -int64(unix.ENOEXEC)
+		if le, ok := errors.AsType[*loadError](err); ok {
+			t.eng.Verbosef("pid %d: execve %s: %v (%s)", t.pid, path, err, unix.ErrnoName(le.errno))
+			return -int64(le.errno)
 		}
 		return errno(err)
 	}

@@ -4,6 +4,7 @@ package trap
 
 import (
 	"debug/elf"
+	"errors"
 	"fmt"
 	"io"
 
@@ -32,7 +33,9 @@ const (
 type arena struct{ base, used uint64 }
 
 type rewriter struct {
-	isa      rewrite.ISA
+	isa rewrite.ISA
+	// mprotect changes guest memory's protection (a test replaces it).
+	mprotect func(addr, n uint64, prot int) error
 	cache    rewrite.Cache
 	fast     uint64
 	arenas   []*arena
@@ -46,7 +49,15 @@ type rewriter struct {
 }
 
 func newRewriter(cacheReadOnly bool) *rewriter {
-	return &rewriter{isa: rewrite.X86_64, fast: fastPathAddr(), cache: rewrite.NewCache(cacheReadOnly)}
+	return &rewriter{isa: rewrite.X86_64, fast: fastPathAddr(), cache: rewrite.NewCache(cacheReadOnly), mprotect: rawMprotect}
+}
+
+// rawMprotect is mprotect(2) on [addr, addr+n).
+func rawMprotect(addr, n uint64, prot int) error {
+	if _, _, en := unix.RawSyscall(unix.SYS_MPROTECT, uintptr(addr), uintptr(n), uintptr(prot)); en != 0 {
+		return en
+	}
+	return nil
 }
 
 // inArena reports whether ip lies in a trampoline arena.
@@ -106,7 +117,13 @@ func (rw *rewriter) patchSections(t *tier, fd int, fileOff, lo, hi uint64, prot 
 		if haveStat && useCache {
 			key = rewrite.Key(&st, s.Offset, s.Size)
 		}
-		p, l := rw.patchCode(t, lo+(s.Offset-fileOff), lo+(s.Offset-fileOff)+s.Size, lo, hi, prot, key)
+		p, l, err := rw.patchCode(t, lo+(s.Offset-fileOff), lo+(s.Offset-fileOff)+s.Size, lo, hi, prot, key)
+		if err != nil {
+			// Half-patched code, pages left writable or trampolines
+			// not sealed: the guest cannot go on safely.
+			t.eng.Warnf("rewrite: %s: %v; the guest is stopped", what, err)
+			t.exit(125)
+		}
 		patched += p
 		left += l
 	}
@@ -119,14 +136,15 @@ func (rw *rewriter) patchSections(t *tier, fd int, fileOff, lo, hi uint64, prot 
 // patchCode patches the syscall sites in guest code [lo, hi), which lies in
 // the mapping [mapLo, mapHi) currently mapped with prot. key names the
 // code in the plan cache ("" for none). It returns the numbers of sites
-// patched and left to trap.
-func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, key string) (int, int) {
+// patched and left to trap, and an error when the code or its trampolines
+// could not be put back under W^X (the guest must not run on).
+func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, key string) (int, int, error) {
 	if prot&unix.PROT_READ == 0 || hi <= lo || hi-lo > 1<<30 {
-		return 0, 0
+		return 0, 0, nil
 	}
 	code := make([]byte, hi-lo)
 	if (memory{}).Read(lo, code) != nil {
-		return 0, 0
+		return 0, 0, nil
 	}
 	plan, found, cached := rw.cache.Load(key)
 	if cached && !rw.isa.Valid(code, plan) {
@@ -137,15 +155,16 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 		rw.cache.Store(key, plan, found)
 	}
 	if len(plan) == 0 {
-		return 0, found
+		return 0, found, nil
 	}
 	// Write the trampolines, then the jumps, keeping guest code W^X: its
 	// pages are writable (and not executable) only while being patched.
 	pageLo, pageHi := lo&^(pageSize-1), min(pageUp(hi), mapHi)
 	pageLo = max(pageLo, mapLo)
-	if _, _, en := unix.RawSyscall(unix.SYS_MPROTECT, uintptr(pageLo), uintptr(pageHi-pageLo), unix.PROT_READ|unix.PROT_WRITE); en != 0 {
-		return 0, found
+	if rw.mprotect(pageLo, pageHi-pageLo, unix.PROT_READ|unix.PROT_WRITE) != nil {
+		return 0, found, nil // nothing changed: every site traps
 	}
+	var errs []error
 	done := 0
 	opened := map[*arena]bool{}
 	var origins []uint64
@@ -158,7 +177,10 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 			break
 		}
 		if !opened[a] {
-			unix.RawSyscall(unix.SYS_MPROTECT, uintptr(a.base), arenaSize, unix.PROT_READ|unix.PROT_WRITE)
+			if err := rw.mprotect(a.base, arenaSize, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+				t.verboseOnce("arena", "rewrite: opening a trampoline arena: %v; the remaining sites trap", err)
+				break
+			}
 			opened[a] = true
 		}
 		buf := rw.isa.Trampoline(code[p.Start:p.Sys], at, tramp, end, rw.fast)
@@ -173,13 +195,19 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 		}
 		done++
 	}
-	unix.RawSyscall(unix.SYS_MPROTECT, uintptr(pageLo), uintptr(pageHi-pageLo), uintptr(prot))
-	for a := range opened {
-		unix.RawSyscall(unix.SYS_MPROTECT, uintptr(a.base), arenaSize, unix.PROT_READ|unix.PROT_EXEC)
+	if err := rw.mprotect(pageLo, pageHi-pageLo, prot); err != nil {
+		errs = append(errs, fmt.Errorf("restoring the protection of patched code at %#x: %w", pageLo, err))
 	}
-	rw.origins.add(origins)
+	for a := range opened {
+		if err := rw.mprotect(a.base, arenaSize, unix.PROT_READ|unix.PROT_EXEC); err != nil {
+			errs = append(errs, fmt.Errorf("sealing the trampoline arena at %#x: %w", a.base, err))
+		}
+	}
+	if err := rw.origins.add(origins); err != nil {
+		errs = append(errs, err)
+	}
 	rw.sites += done
-	return done, found - done
+	return done, found - done, errors.Join(errs...)
 }
 
 // slot returns a free trampoline slot within reach of site, opening the

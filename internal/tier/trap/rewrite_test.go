@@ -3,6 +3,7 @@
 package trap
 
 import (
+	"errors"
 	"os"
 	"testing"
 
@@ -39,8 +40,8 @@ func TestPatchAndRun(t *testing.T) {
 	const exec = unix.PROT_READ | unix.PROT_EXEC
 	patch := func(code []byte) uint64 {
 		addr := codeBuffer(t, code)
-		if done, left := rw.patchCode(tr, addr, addr+uint64(len(code)), addr, addr+pageSize, exec, ""); done != 1 || left != 0 {
-			t.Fatalf("patchCode(% x): %d patched, %d left; want 1, 0", code, done, left)
+		if done, left, err := rw.patchCode(tr, addr, addr+uint64(len(code)), addr, addr+pageSize, exec, ""); done != 1 || left != 0 || err != nil {
+			t.Fatalf("patchCode(% x): %d patched, %d left, %v; want 1, 0", code, done, left, err)
 		}
 		return addr
 	}
@@ -123,7 +124,7 @@ func TestPatchSkips(t *testing.T) {
 	} {
 		addr := codeBuffer(t, c.code)
 		before := append([]byte(nil), guestBytes(addr, len(c.code))...)
-		done, left := rw.patchCode(tr, addr, addr+uint64(len(c.code)), addr, addr+pageSize, unix.PROT_READ|unix.PROT_EXEC, "")
+		done, left, _ := rw.patchCode(tr, addr, addr+uint64(len(c.code)), addr, addr+pageSize, unix.PROT_READ|unix.PROT_EXEC, "")
 		if done != 0 || left != 1 {
 			t.Errorf("%s: %d patched, %d left; want 0, 1", c.name, done, left)
 		}
@@ -133,7 +134,7 @@ func TestPatchSkips(t *testing.T) {
 	}
 	// 0f 05 inside an immediate is not a site.
 	addr := codeBuffer(t, []byte{0xb8, 0x0f, 0x05, 0, 0, 0xc3})
-	if done, left := rw.patchCode(tr, addr, addr+6, addr, addr+pageSize, unix.PROT_READ|unix.PROT_EXEC, ""); done != 0 || left != 0 {
+	if done, left, _ := rw.patchCode(tr, addr, addr+6, addr, addr+pageSize, unix.PROT_READ|unix.PROT_EXEC, ""); done != 0 || left != 0 {
 		t.Errorf("0f 05 in an immediate: %d patched, %d left", done, left)
 	}
 }
@@ -141,8 +142,9 @@ func TestPatchSkips(t *testing.T) {
 func TestOriginMap(t *testing.T) {
 	var m originMap
 	defer m.reset()
-	m.add([]uint64{30, 10})
-	m.add([]uint64{20})
+	if m.add([]uint64{30, 10}) != nil || m.add([]uint64{20}) != nil {
+		t.Fatal("add failed")
+	}
 	for a, want := range map[uint64]bool{10: true, 20: true, 30: true, 15: false, 0: false, 31: false} {
 		if m.contains(a) != want {
 			t.Errorf("contains(%d) = %v", a, !want)
@@ -162,8 +164,35 @@ func TestOriginMap(t *testing.T) {
 	for i := range many {
 		many[i] = uint64(1000 + 2*i)
 	}
-	m.add(many)
+	if err := m.add(many); err != nil {
+		t.Fatal(err)
+	}
 	if !m.contains(2998) || m.contains(2999) || !m.contains(20) {
 		t.Error("lookups after growing the map")
 	}
+}
+
+// TestPatchReportsUnsealedCode: when patched code cannot be given back its
+// protection (or its arena sealed), patchCode says so instead of letting
+// the guest run on writable code.
+func TestPatchReportsUnsealedCode(t *testing.T) {
+	defer setPanicOnFault()()
+	rw := newRewriter(false)
+	defer rw.release()
+	calls := 0
+	rw.mprotect = func(addr, n uint64, prot int) error {
+		calls++
+		if prot&unix.PROT_EXEC != 0 && calls > 2 {
+			return unix.ENOMEM // the restore after patching
+		}
+		return rawMprotect(addr, n, prot)
+	}
+	tr := &tier{warned: map[string]bool{}}
+	code := []byte{0xb8, 0x27, 0, 0, 0, 0x0f, 0x05, 0xc3}
+	addr := codeBuffer(t, code)
+	_, _, err := rw.patchCode(tr, addr, addr+uint64(len(code)), addr, addr+pageSize, unix.PROT_READ|unix.PROT_EXEC, "")
+	if err == nil || !errors.Is(err, unix.ENOMEM) {
+		t.Fatalf("patchCode with a failing restore: err = %v, want ENOMEM reported", err)
+	}
+	rawMprotect(addr, pageSize, unix.PROT_READ|unix.PROT_EXEC)
 }

@@ -79,7 +79,9 @@ func ChildMain() {
 	}
 	// Scheduling calls run natively: a guest must not be able to take a
 	// real-time priority and starve the host (the supervisor included).
-	unix.Setrlimit(unix.RLIMIT_RTPRIO, &unix.Rlimit{Cur: 0, Max: 0})
+	if err := unix.Setrlimit(unix.RLIMIT_RTPRIO, &unix.Rlimit{Cur: 0, Max: 0}); err != nil {
+		fail(ExitLaunchFailed, "lowering RLIMIT_RTPRIO to 0: %v", err)
+	}
 	// No descriptor of kbox's may reach the guest: everything above stdio
 	// becomes close-on-exec (closing the Go runtime's own descriptors under
 	// it would not be safe).
