@@ -118,10 +118,8 @@ type threadState struct {
 	clearTid, robustHead, robustLen uint64
 }
 
-var guestThread threadState
-
 func sysSetTidAddress(t *tier, c *call) int64 {
-	guestThread.clearTid = c.args[0]
+	t.thread.clearTid = c.args[0]
 	return int64(t.pid)
 }
 
@@ -129,7 +127,7 @@ func sysSetRobustList(t *tier, c *call) int64 {
 	if c.args[1] != 24 {
 		return -int64(unix.EINVAL)
 	}
-	guestThread.robustHead, guestThread.robustLen = c.args[0], c.args[1]
+	t.thread.robustHead, t.thread.robustLen = c.args[0], c.args[1]
 	return 0
 }
 
@@ -139,7 +137,7 @@ func sysGetRobustList(t *tier, c *call) int64 {
 	}
 	var b [8]byte
 	m := memory{}
-	binary.LittleEndian.PutUint64(b[:], guestThread.robustHead)
+	binary.LittleEndian.PutUint64(b[:], t.thread.robustHead)
 	if m.Write(c.args[1], b[:]) != nil {
 		return -int64(unix.EFAULT)
 	}
@@ -240,7 +238,7 @@ func execve(t *tier, c *call, at bool) int64 {
 	}
 	t.fds.Exec()
 	t.sig.exec()
-	guestThread = threadState{}
+	t.thread = threadState{}
 	entry, sp, err := t.load(p, envp)
 	if err != nil {
 		t.eng.Warnf("execve %s: %v", path, err)

@@ -61,11 +61,15 @@ type tier struct {
 	commKick chan struct{}
 	atExit   func()
 	rw       *rewriter // nil in the trap tier
+	thread   threadState
 
 	trapped, native, engine atomic.Uint64
 	warned                  map[string]bool
 }
 
+// current is the process's one guest: set by Run before the guest starts,
+// read by the cgo callbacks from the signal handlers, which carry no
+// context of their own.
 var current *tier
 
 // Run loads the guest program and runs it; it returns only on a failure
