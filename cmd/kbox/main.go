@@ -20,12 +20,12 @@ import (
 	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/forkscan"
 	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/inproc"
 	"github.com/kbox-go/kbox/internal/landlock"
 	"github.com/kbox-go/kbox/internal/launch"
 	"github.com/kbox-go/kbox/internal/policy"
 	"github.com/kbox-go/kbox/internal/sandbox"
 	"github.com/kbox-go/kbox/internal/seccomp"
-	"github.com/kbox-go/kbox/internal/tier/trap"
 	"github.com/kbox-go/kbox/internal/tier/unotify"
 	"github.com/kbox-go/kbox/internal/tmpdirs"
 	"github.com/kbox-go/kbox/internal/vfs"
@@ -57,7 +57,7 @@ func fail(code int, format string, args ...any) error {
 func init() {
 	if len(os.Args) > 1 && os.Args[1] == sandbox.Marker {
 		// The confined child names the process after the guest's program
-		// from its main thread (internal/tier/trap, setComm).
+		// from its main thread (internal/inproc, setComm).
 		runtime.LockOSThread()
 	}
 }
@@ -147,7 +147,7 @@ func run(args []string) (int, error) {
 	switch o.mode {
 	case "auto", "seccomp":
 	case "trap", "rewrite":
-		if err := trap.Available(); err != nil {
+		if err := inproc.Available(); err != nil {
 			return exitUsage, fmt.Errorf("--syscall-mode=%s: %v", o.mode, err)
 		}
 	default:
@@ -279,7 +279,7 @@ func run(args []string) (int, error) {
 // in-process tiers are not in this build. docs/interception-tiers.md has
 // the rules and what the scan cannot see.
 func autoTier(ns *vfs.Namespace, workDir, guestPath string) (string, string) {
-	if err := trap.Available(); err != nil {
+	if err := inproc.Available(); err != nil {
 		return "seccomp", "auto: no in-process tier in this build"
 	}
 	f, err := ns.OpenFile(workDir, guestPath)

@@ -20,13 +20,13 @@ import (
 	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/inproc"
 	"github.com/kbox-go/kbox/internal/landlock"
 	"github.com/kbox-go/kbox/internal/policy"
 	"github.com/kbox-go/kbox/internal/rewrite"
 	"github.com/kbox-go/kbox/internal/sandbox"
 	"github.com/kbox-go/kbox/internal/seccomp"
 	"github.com/kbox-go/kbox/internal/supervise"
-	"github.com/kbox-go/kbox/internal/tier/trap"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -285,7 +285,7 @@ func InProcessChild() int {
 	if err != nil {
 		return fail(125, err)
 	}
-	code, err := trap.Run(trap.Config{Engine: eng, Policy: pol, Path: spec.Path, Argv: spec.Argv, Env: spec.Env,
+	code, err := inproc.Run(inproc.Config{Engine: eng, Policy: pol, Path: spec.Path, Argv: spec.Argv, Env: spec.Env,
 		AtExit: pprof.StopCPUProfile, Rewrite: spec.Tier == "rewrite", PlanCacheReadOnly: true,
 		OnStart: sandbox.ReportStarted})
 	// Run returns only when the guest could not start.

@@ -67,7 +67,7 @@ type NativeSpec struct {
 }
 
 // FastKind is what the rewrite tier's fast path does with a call issued
-// from a patched site (internal/tier/trap's fastpath_amd64.c reads it as a
+// from a patched site (internal/inproc's fastpath_amd64.c reads it as a
 // byte per syscall number; the interception filter allows the fast path's
 // descriptor syscall only for the FastFD and FastFstat rows).
 type FastKind uint8

@@ -24,7 +24,7 @@ import (
 type Cache struct {
 	dir string
 	// readOnly: plans are used but never stored (the confined child: see
-	// internal/tier/trap's Config.PlanCacheReadOnly).
+	// internal/inproc's Config.PlanCacheReadOnly).
 	readOnly bool
 }
 

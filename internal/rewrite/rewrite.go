@@ -4,7 +4,7 @@
 // with no cgo, and the planner of every instruction set builds on every
 // host, so it is tested anywhere. The live half — arenas in the guest's
 // address space, writing the patches under W^X, the assembly fast path
-// the trampolines jump to — is internal/tier/trap's (rewrite.go there).
+// the trampolines jump to — is internal/inproc's (rewrite.go there).
 //
 // A patched site jumps to its trampoline, which re-executes the
 // instructions the patch displaced, then enters the fast path with the

@@ -1,6 +1,6 @@
 //go:build linux
 
-package trap
+package inproc
 
 import (
 	"sort"

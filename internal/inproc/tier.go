@@ -1,17 +1,6 @@
 //go:build cgo && linux && amd64
 
-// Package trap owns the in-process trap tier: kbox loads the guest program
-// into its own address space, runs it on a thread of its own, and receives
-// every guest syscall as SIGSYS from a seccomp filter keyed on the
-// instruction pointer (syscalls from kbox's own code pass; the guest's
-// trap). The handler switches to kbox's FS base and calls into Go, which
-// serves the call through the same dispatch engine as the seccomp tier,
-// with the guest's descriptors virtualized by internal/fdtable, its memory
-// map confined to what it mapped itself, and its signals emulated.
-//
-// docs/interception-tiers.md describes the design, the hazards of sharing
-// one process with the guest and what the tier refuses.
-package trap
+package inproc
 
 import (
 	"fmt"

@@ -1,6 +1,6 @@
 //go:build cgo && linux && amd64
 
-package trap
+package inproc
 
 import (
 	"maps"

@@ -1,4 +1,4 @@
-package trap
+package inproc
 
 import (
 	"io"
