@@ -48,28 +48,25 @@ func (x86) SyscallReturns(code []byte, sys uint32) bool {
 // immediate loads. Anything else (RIP-relative operands, branches, stack
 // pushes, prefixes other than REX) is left in place.
 func relocatable(b []byte) bool {
-	i := 0
-	var rex byte
-	if len(b) > 0 && b[0]&0xf0 == 0x40 {
-		rex = b[0]
-		i++
-	}
-	if i >= len(b) {
+	in, err := x86len.Decode(b)
+	if err != nil || in.Len != len(b) || in.Legacy > 0 || in.VEX {
 		return false
 	}
-	op := b[i]
+	if in.REX != 0 && in.Op != 1 || in.REX == 0 && in.Op != 0 {
+		return false // prefixes beyond one REX (void or repeated ones)
+	}
+	op := b[in.Op]
 	switch {
 	case op >= 0xb8 && op <= 0xbf: // mov $imm, reg
 		return true
-	case op == 0x89 || op == 0x8b || op == 0x31 || op == 0x33 || op == 0x85 || (op == 0xc7 && rex&8 != 0) || op == 0x8d:
-		if i+1 >= len(b) {
+	case op == 0x89 || op == 0x8b || op == 0x31 || op == 0x33 || op == 0x85 || (op == 0xc7 && in.REX&8 != 0) || op == 0x8d:
+		if in.ModRM < 0 {
 			return false
 		}
-		modrm := b[i+1]
-		if op == 0x8d && modrm>>6 == 3 {
+		if op == 0x8d && b[in.ModRM]>>6 == 3 {
 			return false // lea needs a memory operand
 		}
-		return !(modrm>>6 == 0 && modrm&7 == 5) // RIP-relative
+		return !in.RIPRelative(b)
 	}
 	return false
 }

@@ -159,13 +159,49 @@ func vexMap1Imm8(op byte) bool {
 // returns an error if the bytes are not a valid 64-bit instruction encoding
 // or if code ends before the instruction does.
 func Len(code []byte) (int, error) {
-	d := decoder{code: code}
+	d := decoder{code: code, modrmAt: -1}
 	return d.decode()
+}
+
+// Inst is the shape of one decoded instruction: where its parts are, not
+// what it does. The rewrite planner and the fork-site scanner read
+// opcodes and ModRM fields through it instead of parsing prefixes again.
+type Inst struct {
+	Len    int  // bytes
+	Legacy int  // legacy prefix bytes (66, 67, f0, f2, f3, segments)
+	REX    byte // the REX prefix in effect (immediately before the opcode), 0 if none
+	Op     int  // offset of the opcode's first byte (0f for the two- and three-byte maps; c4/c5/62/8f for VEX, EVEX, XOP)
+	ModRM  int  // offset of the ModRM byte, -1 if the instruction has none
+	VEX    bool // VEX, EVEX or XOP encoded
+}
+
+// RIPRelative reports whether in (decoded from code) has a RIP-relative
+// memory operand.
+func (in Inst) RIPRelative(code []byte) bool {
+	if in.ModRM < 0 || in.ModRM >= len(code) {
+		return false
+	}
+	m := code[in.ModRM]
+	return m>>6 == 0 && m&7 == 5
+}
+
+// Decode decodes the instruction at the start of code.
+func Decode(code []byte) (Inst, error) {
+	d := decoder{code: code, modrmAt: -1}
+	n, err := d.decode()
+	if err != nil {
+		return Inst{}, err
+	}
+	return Inst{Len: n, Legacy: d.legacy, REX: d.rex, Op: d.opAt, ModRM: d.modrmAt, VEX: d.vexLike}, nil
 }
 
 type decoder struct {
 	code []byte
 	pos  int
+	// What Decode reports besides the length.
+	opAt, modrmAt, legacy int
+	rex                   byte
+	vexLike               bool
 }
 
 func (d *decoder) next() (byte, error) {
@@ -199,6 +235,9 @@ func (d *decoder) bad(at int) error {
 // ModRM byte. 64-bit mode has no 16-bit addressing, so 67h does not change
 // the shape of the memory operand.
 func (d *decoder) modrm() (byte, error) {
+	if d.modrmAt < 0 {
+		d.modrmAt = d.pos
+	}
 	m, err := d.next()
 	if err != nil {
 		return 0, err
@@ -244,36 +283,48 @@ func (d *decoder) decode() (int, error) {
 		case b == 0x66:
 			opsize = true
 			rexW = false
+			d.legacy++
+			d.rex = 0
 			continue
 		case b == 0x67:
 			addrsize = true
 			rexW = false
+			d.legacy++
+			d.rex = 0
 			continue
 		case b == 0xf2:
 			repne = true
 			rexW = false
+			d.legacy++
+			d.rex = 0
 			continue
 		case b == 0xf3, b == 0xf0, b == 0x2e, b == 0x36, b == 0x3e, b == 0x26, b == 0x64, b == 0x65:
 			rexW = false
+			d.legacy++
+			d.rex = 0
 			continue
 		case b&0xf0 == 0x40:
 			// REX only takes effect if it immediately precedes the opcode;
 			// any following legacy prefix clears it again (see above).
 			rexW = b&8 != 0
+			d.rex = b
 			continue
 		}
 		break
 	}
 	opAt := d.pos - 1
+	d.opAt = opAt
 	switch b {
 	case 0x0f:
 		return d.twoByte(opsize, repne)
 	case 0xc5: // VEX2
+		d.vexLike = true
 		if _, err := d.next(); err != nil {
 			return 0, err
 		}
 		return d.vex(1)
 	case 0xc4: // VEX3
+		d.vexLike = true
 		p1, err := d.next()
 		if err != nil {
 			return 0, err
@@ -288,6 +339,7 @@ func (d *decoder) decode() (int, error) {
 		return d.vex(int(mm))
 	case 0x8f: // POP r/m or XOP
 		if d.pos < len(d.code) && d.code[d.pos]&0x1f >= 8 {
+			d.vexLike = true
 			p1, _ := d.next()
 			if _, err := d.next(); err != nil {
 				return 0, err
@@ -314,6 +366,7 @@ func (d *decoder) decode() (int, error) {
 			return d.pos, nil
 		}
 	case 0x62: // EVEX
+		d.vexLike = true
 		p0, err := d.next()
 		if err != nil {
 			return 0, err

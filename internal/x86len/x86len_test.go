@@ -337,6 +337,10 @@ func FuzzLen(f *testing.F) {
 		if n2, err2 := Len(code[:n:n]); err2 != nil || n2 != n {
 			t.Fatalf("Len(code[:%d]) = %d, %v", n, n2, err2)
 		}
+		in, err := Decode(code)
+		if err != nil || in.Len != n || in.Op < in.Legacy || in.Op >= n || in.ModRM >= n || (in.ModRM >= 0 && in.ModRM <= in.Op) {
+			t.Fatalf("Decode = %+v, %v; Len = %d", in, err, n)
+		}
 		starts, undec := Boundaries(code)
 		if len(starts) == 0 || starts[0] != 0 || undec < 0 {
 			t.Fatalf("Boundaries = %v, %d", starts, undec)
@@ -378,6 +382,32 @@ func TestBranchTargetsPrefixed(t *testing.T) {
 		}
 		if fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("%s: targets %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestDecode: where Decode puts the parts of an instruction.
+func TestDecode(t *testing.T) {
+	for _, c := range []struct {
+		hex  string
+		want Inst
+		rip  bool
+	}{
+		{"48 8b 05 01 02 03 04", Inst{Len: 7, REX: 0x48, Op: 1, ModRM: 2}, true}, // mov 0x..(%rip),%rax
+		{"48 8b 52 18", Inst{Len: 4, REX: 0x48, Op: 1, ModRM: 2}, false},         // mov 0x18(%rdx),%rdx
+		{"66 89 c0", Inst{Len: 3, Legacy: 1, Op: 1, ModRM: 2}, false},            // mov %ax,%ax
+		{"48 66 89 c0", Inst{Len: 4, Legacy: 1, Op: 2, ModRM: 3}, false},         // REX then a legacy prefix: the REX is void
+		{"b8 27 00 00 00", Inst{Len: 5, ModRM: -1}, false},                       // mov $39,%eax
+		{"0f 05", Inst{Len: 2, ModRM: -1}, false},                                // syscall
+		{"f3 0f 1e fa", Inst{Len: 4, Legacy: 1, Op: 1, ModRM: 3}, false},         // endbr64
+		{"c5 f8 77", Inst{Len: 3, Op: 0, ModRM: -1, VEX: true}, false},           // vzeroupper
+		{"c4 e2 79 18 05 00 00 00 00", Inst{Len: 9, ModRM: 4, VEX: true}, true},  // vbroadcastss 0x0(%rip),%xmm0
+		{"f2 e9 01 00 00 00", Inst{Len: 6, Legacy: 1, Op: 1, ModRM: -1}, false},  // bnd jmp
+	} {
+		code := mustHex(t, c.hex)
+		got, err := Decode(code)
+		if err != nil || got != c.want || got.RIPRelative(code) != c.rip {
+			t.Errorf("Decode(%s) = %+v, %v (RIP-relative %v); want %+v (%v)", c.hex, got, err, got.RIPRelative(code), c.want, c.rip)
 		}
 	}
 }
