@@ -6,8 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kbox-go/kbox/tests/fixture"
 )
 
 const testInterp = "/lib/ld.so"
@@ -288,14 +291,18 @@ func TestParseRealFiles(t *testing.T) {
 		typ    elf.Type
 	}{
 		{"/bin/busybox", "", 0},
-		{"/tmp/kbox-fixture-0/root/bin/busybox", "-", 0},
-		{"/tmp/kbox-fixture-0/root/bin/hello", "", 0},
-		{"/tmp/kbox-fixture-0/root/bin/hello-glibc", "/lib64/ld-linux-x86-64.so.2", elf.ET_DYN},
+		{"FIXTURE/bin/busybox", "-", 0},
+		{"FIXTURE/bin/hello", "", 0},
+		{"FIXTURE/bin/hello-glibc", "/lib64/ld-linux-x86-64.so.2", elf.ET_DYN},
 		{"/lib/x86_64-linux-gnu/libc.so.6", "-", elf.ET_DYN}, // glibc's libc.so.6 is runnable: it has a PT_INTERP
 		{"/lib64/ld-linux-x86-64.so.2", "", elf.ET_DYN},
 	}
 	for _, f := range files {
 		t.Run(strings.ReplaceAll(f.path, "/", "_"), func(t *testing.T) {
+			if rest, ok := strings.CutPrefix(f.path, "FIXTURE/"); ok {
+				// The test programs' root (built once, shared).
+				f.path = filepath.Join(fixture.Root(t), rest)
+			}
 			fh, err := os.Open(f.path)
 			if err != nil {
 				t.Skip(err)
