@@ -4,7 +4,9 @@
 # integration tests (which also run guests as an unprivileged uid when
 # started as root) and a short fuzz run of the parsers.
 #
-# Usage: scripts/test.sh [--quick]   (--quick skips staticcheck and fuzzing)
+# Usage: scripts/test.sh [--quick]   (--quick: under two minutes here; skips
+# staticcheck, fuzzing and the benchmark smoke run, and runs the
+# integration suite in -short form)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,9 +44,16 @@ if [ $quick -eq 0 ]; then
 	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 fi
 echo "== go test"
-go test -count=1 ./...
-echo "== benchmark smoke run (no timing assertions)"
-go run ./bench --quick --no-install >/dev/null
+if [ $quick -eq 1 ]; then
+	# -short: the integration suite runs every tier once, under -S, as
+	# the unprivileged uid (tests/integration/main_test.go); the full
+	# run covers -r and root too.
+	go test -count=1 -short ./...
+else
+	go test -count=1 ./...
+	echo "== benchmark smoke run (no timing assertions)"
+	go run ./bench --quick --no-install >/dev/null
+fi
 if [ $quick -eq 0 ]; then
 	echo "== fuzz (short)"
 	go test -run=^$ -fuzz=FuzzResolve -fuzztime=400000x -fuzzminimizetime=0s ./internal/vfs/

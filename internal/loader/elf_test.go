@@ -217,7 +217,7 @@ func TestParseRejects(t *testing.T) {
 		{"interpnonul", func(b []byte) []byte { b[0x200+len(testInterp)] = 'x'; return b }, "", "segment 1: PT_INTERP not NUL-terminated or too long"},
 		{"interplong", func(b []byte) []byte { setPh64(b, 1, phFilesz, 5000); return b }, "", "PT_INTERP not NUL-terminated or too long"},
 		{"interpempty", func(b []byte) []byte { setPh64(b, 1, phFilesz, 1); return b }, "", "PT_INTERP too short"},
-		{"interpnul", func(b []byte) []byte { b[0x203] = 0; return b }, "", "PT_INTERP contains a NUL"},
+		{"interpnul", func(b []byte) []byte { b[0x203] = 0; return b }, "", "-"}, // as Linux: the name ends at the NUL (TestInterpEmbeddedNUL)
 		{"interpeof", func(b []byte) []byte { setPh64(b, 1, phOff, 0x308); return b }, "", "segment 1: segment offset beyond end of file"},
 		{"interp2", func(b []byte) []byte { setPh32(b, 4, phType, uint32(elf.PT_INTERP)); return b }, "", "more than one PT_INTERP"},
 		{"phdr2", func(b []byte) []byte { setPh32(b, 4, phType, uint32(elf.PT_PHDR)); return b }, "", "more than one PT_PHDR"},
@@ -375,5 +375,16 @@ func TestParseRealFiles(t *testing.T) {
 			checkLayout(t, im, l)
 			t.Logf("%s: %v entry %#x interp %q, %d PT_LOAD, brk %#x", f.path, im.Type, l.Entry, im.Interp, len(im.Phdrs), l.Brk)
 		})
+	}
+}
+
+// TestInterpEmbeddedNUL: a PT_INTERP with a NUL before its last byte names
+// the string up to that NUL, as Linux opens it.
+func TestInterpEmbeddedNUL(t *testing.T) {
+	dyn := dynELF()
+	copy(dyn[0x200:], "/li\x00/ld.so\x00")
+	im, err := Parse(bytes.NewReader(dyn), int64(len(dyn)), "amd64")
+	if err != nil || im.Interp != "/li" {
+		t.Fatalf("Parse = %v, Interp %q; want the name up to the NUL, /li", err, im.Interp)
 	}
 }

@@ -12,6 +12,7 @@
 package loader
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -303,12 +304,10 @@ func Parse(r io.ReaderAt, size int64, arch string) (*Image, error) {
 		if buf[len(buf)-1] != 0 {
 			return nil, bad("segment %d: PT_INTERP not NUL-terminated or too long", interpIdx)
 		}
-		for _, c := range buf[:len(buf)-1] {
-			if c == 0 {
-				return nil, bad("segment %d: PT_INTERP contains a NUL before its end", interpIdx)
-			}
-		}
-		im.Interp = string(buf[:len(buf)-1])
+		// Linux checks only the last byte and opens the string up to the
+		// first NUL (binfmt_elf's open_exec of a C string): an embedded
+		// NUL shortens the name, it does not make the file unloadable.
+		im.Interp = string(buf[:bytes.IndexByte(buf, 0)])
 		im.InterpOff, im.InterpSize = interpOff, interpSize
 	}
 	if !havePhdr {

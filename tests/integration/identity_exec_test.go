@@ -502,7 +502,7 @@ func TestExecProcSelf(t *testing.T) {
 // under -r (no /proc in the guest) as under -S.
 func TestExecScriptViaShell(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"-r", "-S"} {
+	for _, mode := range rootModes() {
 		forEachVariant(t, mode+"/", func(t *testing.T, v variant) {
 			root := freshRoot(t, v.uid())
 			writeFile(t, filepath.Join(root, "var", "script.sh"), scriptText, 0o755)

@@ -275,7 +275,7 @@ func ipcOwnOps(key int, uid string) ([][]string, []string) {
 func TestIPCGuestOwnObjects(t *testing.T) {
 	t.Parallel()
 	forEachVariant(t, "", func(t *testing.T, v variant) {
-		for _, mode := range []string{"-r", "-S"} {
+		for _, mode := range rootModes() {
 			root := freshRoot(t, v.uid())
 			key, leftKey := ipcKey(t), ipcKey(t)
 			uid := strconv.Itoa(v.uid())

@@ -303,6 +303,10 @@ func (v variant) gid() int { return guestGID(v.unpriv) }
 // that is root) as an unprivileged uid.
 func variants() []variant {
 	if isRoot() {
+		if testing.Short() {
+			// scripts/test.sh --quick: the user kbox exists for.
+			return []variant{{"unpriv", true}}
+		}
 		return []variant{{"root", false}, {"unpriv", true}}
 	}
 	return []variant{{"user", false}}
@@ -351,6 +355,16 @@ func forEachVariant(t *testing.T, prefix string, f func(t *testing.T, v variant)
 // allTiers are every interception tier, the seccomp tier first.
 var allTiers = append([]string{"seccomp"}, inProcessTiers...)
 
+// rootModes are the root flags the tier/mode/variant tests run under: -S
+// alone with -short (scripts/test.sh --quick), which exercises -r's
+// resolver and adds the private /dev, /proc, /tmp and the virtual root.
+func rootModes() []string {
+	if testing.Short() {
+		return []string{"-S"}
+	}
+	return []string{"-r", "-S"}
+}
+
 // forEachTierModeVariant runs f as a parallel subtest for every tier, root
 // flag (-r, -S) and privilege variant, named [tier/]mode/variant: the
 // seccomp tier's subtests keep the names they had before the in-process
@@ -362,7 +376,7 @@ func forEachTierModeVariant(t *testing.T, f func(t *testing.T, tier, mode string
 		if tier != "seccomp" {
 			prefix = tier + "/"
 		}
-		for _, mode := range []string{"-r", "-S"} {
+		for _, mode := range rootModes() {
 			forEachVariant(t, prefix+mode+"/", func(t *testing.T, v variant) { f(t, tier, mode, v) })
 		}
 	}

@@ -228,7 +228,7 @@ func TestNetSockets(t *testing.T) {
 // (the control).
 func TestNetConfinement(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"-r", "-S"} {
+	for _, mode := range rootModes() {
 		for _, v := range variants() {
 			t.Run(mode+"/"+v.name, func(t *testing.T) {
 				t.Parallel()

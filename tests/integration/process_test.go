@@ -22,17 +22,12 @@ import (
 // exit statuses, the guest's lifetime, multi-threaded programs that fork
 // and exec, signal confinement and signal forwarding.
 
-// procModes are the root flags the process tests run under: -r (nothing
-// mounted besides the root) and -S (host /proc, /sys, /dev, private /tmp,
-// virtual root).
-var procModes = []string{"-r", "-S"}
-
 // forEachProcVariant runs f as parallel subtests for every root mode and
 // privilege variant, each with a private writable copy of the fixture root
 // owned by the variant's uid.
 func forEachProcVariant(t *testing.T, f func(t *testing.T, mode string, v variant, root string)) {
 	t.Helper()
-	for _, mode := range procModes {
+	for _, mode := range rootModes() { // -r: nothing mounted besides the root; -S: host /proc, /sys, /dev, private /tmp, virtual root
 		forEachVariant(t, mode+"/", func(t *testing.T, v variant) {
 			root := freshRoot(t, v.uid())
 			if mode == "-r" {

@@ -99,7 +99,7 @@ func shellCases() []shellCase {
 // user and unprivileged.
 func TestShell(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"-r", "-S"} {
+	for _, mode := range rootModes() {
 		forEachVariant(t, mode+"/", func(t *testing.T, v variant) {
 			root := freshRoot(t, v.uid())
 			for _, c := range shellCases() {
