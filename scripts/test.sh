@@ -14,7 +14,7 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
 need=()
-for pkg in musl-tools busybox-static binutils gcc libc6-dev util-linux tmux procps; do
+for pkg in musl-tools busybox-static binutils binutils-aarch64-linux-gnu gcc libc6-dev util-linux tmux procps; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -61,6 +61,7 @@ if [ $quick -eq 0 ]; then
 	go test -run=^$ -fuzz=FuzzParse -fuzztime=200000x -fuzzminimizetime=0s ./internal/loader/
 	go test -run=^$ -fuzz=FuzzScan -fuzztime=100000x -fuzzminimizetime=0s ./internal/forkscan/
 	go test -run=^$ -fuzz=FuzzPlanSites -fuzztime=200000x -fuzzminimizetime=0s ./internal/rewrite/
+	go test -run=^$ -fuzz=FuzzARM64Plan -fuzztime=200000x -fuzzminimizetime=0s ./internal/rewrite/
 	go test -run=^$ -fuzz=FuzzLen -fuzztime=200000x -fuzzminimizetime=0s ./internal/x86len/
 fi
 echo "== all tests passed"
