@@ -51,8 +51,6 @@ const (
 	a64MovX8X6 = 0xaa0603e8
 	// a64Reach is a b or bl's reach: imm26 words either way.
 	a64Reach = 128 << 20
-	// a64SlotSize is the size of an svc or cancel slot.
-	a64SlotSize = 48
 	// a64MaxWrapperTail is how many instructions may follow an svc
 	// before the ret of a WRAPPER site.
 	a64MaxWrapperTail = 4
