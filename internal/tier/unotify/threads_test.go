@@ -130,3 +130,23 @@ func waitQueue(p *slotPool, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestParseSyscallSP: the stack pointer of /proc/<tid>/syscall, and the
+// transient "running" a thread shows before it sleeps in the notification.
+func TestParseSyscallSP(t *testing.T) {
+	for _, c := range []struct {
+		in          string
+		sp          uint64
+		running, ok bool
+	}{
+		{"59 0x7ffd1000 0x7ffd2000 0x7ffd3000 0x0 0x0 0x0 0x7ffc0000 0x7f0012345678\n", 0x7ffc0000, false, true},
+		{"running\n", 0, true, false},
+		{"-1 0x7ffc0000 0x7f0012345678\n", 0, false, false}, // blocked, not in a syscall
+		{"59 0x1 0x2 0x3 0x4 0x5 0x6 zz 0x7\n", 0, false, false},
+	} {
+		sp, running, ok := parseSyscallSP(c.in)
+		if sp != c.sp || running != c.running || ok != c.ok {
+			t.Errorf("parseSyscallSP(%q) = %#x, %v, %v; want %#x, %v, %v", c.in, sp, running, ok, c.sp, c.running, c.ok)
+		}
+	}
+}
