@@ -56,8 +56,10 @@ func TestEscape(t *testing.T) {
 	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
 		root := freshRoot(t, v.uid())
 		host, secret := hostSecretDir(t, v.uid())
+		// escape's hijack_kbox_threads reads the tier from the
+		// environment (kbox adds nothing to the guest's own).
 		opts := runOpts{Unpriv: v.unpriv, Tout: 120 * time.Second,
-			Args: []string{"--syscall-mode=" + tier, mode, root, "--", "/bin/escape", host, secret}}
+			Args: []string{"--syscall-mode=" + tier, "--setenv", "KBOX_SYSCALL_MODE=" + tier, mode, root, "--", "/bin/escape", host, secret}}
 		out, errOut, code := runKbox(t, opts)
 		var escaped []string
 		for _, l := range lines(out) {
