@@ -73,22 +73,22 @@ func TestCLIUsageErrors(t *testing.T) {
 		code    int
 		mention string // stderr must contain this (case-insensitive)
 	}{
-		{"unknown long flag", []string{"--bogus-flag", "--", "/bin/true"}, 2, "bogus-flag"},
-		{"unknown short flag", []string{"-Z", "-r", root, "--", "/bin/true"}, 2, ""},
-		{"missing flag argument", []string{"-r"}, 2, ""},
-		{"syscall-mode bogus", []string{"--syscall-mode=bogus", "-r", root, "--", "/bin/true"}, 2, "bogus"},
-		{"two roots", []string{"-r", root, "-R", root, "--", "/bin/true"}, 2, ""},
-		{"change-id without gid", []string{"--change-id", "1000", "-r", root, "--", "/bin/true"}, 2, ""},
-		{"change-id not numeric", []string{"--change-id", "a:b", "-r", root, "--", "/bin/true"}, 2, ""},
-		{"change-id three fields", []string{"--change-id", "1:2:3", "-r", root, "--", "/bin/true"}, 2, ""},
-		{"bind colon", []string{"-r", root, "-b", ":", "--", "/bin/true"}, 2, ""},
-		{"bind no dst", []string{"-r", root, "-b", "/tmp:", "--", "/bin/true"}, 2, ""},
-		{"bind no src", []string{"-r", root, "-b", ":/mnt", "--", "/bin/true"}, 2, ""},
-		{"bind bad option", []string{"-r", root, "-b", "/tmp:/mnt:xx", "--", "/bin/true"}, 2, ""},
-		{"bind relative dst", []string{"-r", root, "-b", "/tmp:rel", "--", "/bin/true"}, 2, ""},
-		{"bind a:", []string{"-r", root, "-b", "a:", "--", "/bin/true"}, 2, ""},
-		{"bind a:b:xx", []string{"-r", root, "-b", "a:b:xx", "--", "/bin/true"}, 2, ""},
-		{"bind a:rel", []string{"-r", root, "-b", "a:rel", "--", "/bin/true"}, 2, ""},
+		{"unknown long flag", []string{"--bogus-flag", "--", "/bin/true"}, 125, "bogus-flag"},
+		{"unknown short flag", []string{"-Z", "-r", root, "--", "/bin/true"}, 125, ""},
+		{"missing flag argument", []string{"-r"}, 125, ""},
+		{"syscall-mode bogus", []string{"--syscall-mode=bogus", "-r", root, "--", "/bin/true"}, 125, "bogus"},
+		{"two roots", []string{"-r", root, "-R", root, "--", "/bin/true"}, 125, ""},
+		{"change-id without gid", []string{"--change-id", "1000", "-r", root, "--", "/bin/true"}, 125, ""},
+		{"change-id not numeric", []string{"--change-id", "a:b", "-r", root, "--", "/bin/true"}, 125, ""},
+		{"change-id three fields", []string{"--change-id", "1:2:3", "-r", root, "--", "/bin/true"}, 125, ""},
+		{"bind colon", []string{"-r", root, "-b", ":", "--", "/bin/true"}, 125, ""},
+		{"bind no dst", []string{"-r", root, "-b", "/tmp:", "--", "/bin/true"}, 125, ""},
+		{"bind no src", []string{"-r", root, "-b", ":/mnt", "--", "/bin/true"}, 125, ""},
+		{"bind bad option", []string{"-r", root, "-b", "/tmp:/mnt:xx", "--", "/bin/true"}, 125, ""},
+		{"bind relative dst", []string{"-r", root, "-b", "/tmp:rel", "--", "/bin/true"}, 125, ""},
+		{"bind a:", []string{"-r", root, "-b", "a:", "--", "/bin/true"}, 125, ""},
+		{"bind a:b:xx", []string{"-r", root, "-b", "a:b:xx", "--", "/bin/true"}, 125, ""},
+		{"bind a:rel", []string{"-r", root, "-b", "a:rel", "--", "/bin/true"}, 125, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -112,13 +112,13 @@ func TestCLISetupErrors(t *testing.T) {
 		args []string
 		code int
 	}{
-		{"missing -r root", []string{"-r", missing, "--", "/bin/true"}, 3},
-		{"missing -R root", []string{"-R", missing, "--", "/bin/true"}, 3},
-		{"missing -S root", []string{"-S", missing, "--", "/bin/true"}, 3},
-		{"root is a file", []string{"-r", filepath.Join(root, "etc/hostname"), "--", "/bin/true"}, 3},
-		{"bind source missing", []string{"-r", root, "-b", missing + ":/mnt", "--", "/bin/true"}, 3},
-		{"bind source is a file", []string{"-r", root, "-b", filepath.Join(root, "etc/hostname") + ":/mnt", "--", "/bin/true"}, 3},
-		{"work dir missing", []string{"-r", root, "-w", "/no/such/dir", "--", "/bin/true"}, 3},
+		{"missing -r root", []string{"-r", missing, "--", "/bin/true"}, 125},
+		{"missing -R root", []string{"-R", missing, "--", "/bin/true"}, 125},
+		{"missing -S root", []string{"-S", missing, "--", "/bin/true"}, 125},
+		{"root is a file", []string{"-r", filepath.Join(root, "etc/hostname"), "--", "/bin/true"}, 125},
+		{"bind source missing", []string{"-r", root, "-b", missing + ":/mnt", "--", "/bin/true"}, 125},
+		{"bind file over a directory", []string{"-r", root, "-b", filepath.Join(root, "etc/hostname") + ":/etc", "--", "/bin/true"}, 125},
+		{"work dir missing", []string{"-r", root, "-w", "/no/such/dir", "--", "/bin/true"}, 125},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -337,7 +337,7 @@ func TestCLIBindMount(t *testing.T) {
 }
 
 // TestTrapBuildVariants checks what the trap tier says in the builds that
-// cannot run every guest: a CGO_ENABLED=0 kbox has no trap tier (exit 2),
+// cannot run every guest: a CGO_ENABLED=0 kbox has no trap tier (exit 125),
 // a non-PIE kbox refuses a fixed-address guest naming -buildmode=pie; the
 // test binary (PIE, cgo) runs it.
 func TestTrapBuildVariants(t *testing.T) {
@@ -356,8 +356,8 @@ func TestTrapBuildVariants(t *testing.T) {
 	}
 	static := build("kbox-nocgo", []string{"CGO_ENABLED=0"})
 	_, errOut, code := runKbox(t, runOpts{Bin: static, Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/true"}})
-	if code != 2 || !strings.Contains(errOut, "cgo") || strings.Contains(errOut, "goroutine ") {
-		t.Errorf("CGO_ENABLED=0 kbox --syscall-mode=trap: exit %d, stderr %q; want 2 and a message naming cgo", code, errOut)
+	if code != 125 || !strings.Contains(errOut, "cgo") || strings.Contains(errOut, "goroutine ") {
+		t.Errorf("CGO_ENABLED=0 kbox --syscall-mode=trap: exit %d, stderr %q; want 125 and a message naming cgo", code, errOut)
 	}
 	nopie := build("kbox-nopie", nil)
 	_, errOut, code = runKbox(t, runOpts{Bin: nopie, Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/busybox", "true"}})

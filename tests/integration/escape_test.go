@@ -125,7 +125,7 @@ func TestEscapeDirect(t *testing.T) {
 	})
 }
 
-// rootListing is what sc ls prints for the guest's / (the -S mode creates
+// rootListing is what sc ls prints for the guest's / (the -S mode adds
 // proc, sys, dev and tmp, which the fixture already has).
 func rootListing(t *testing.T, root string) string {
 	ents, err := os.ReadDir(root)
