@@ -24,35 +24,47 @@ const maxDirent = 8 + 8 + 2 + 1 + 256 + 5
 // mountPointDents serves getdents on h, a directory with the mount points
 // ents; types retypes host entries as retypedDents does (nil for none).
 func (e *Engine) mountPointDents(r *Request, h, count int, is64 bool, ents []vfs.DirEntry, types map[string]uint32) Result {
+	out, err := mountPointBatch(h, count, is64, ents, types)
+	if err != nil {
+		return Fail(err)
+	}
+	if len(out) > 0 {
+		if err := r.Mem.Write(r.Ptr(1), out); err != nil {
+			return Fail(err)
+		}
+	}
+	return Ok(int64(len(out)))
+}
+
+// mountPointBatch reads the next batch of h's listing, of at most count
+// bytes, with the mount points ents added to the batch read at offset 0.
+func mountPointBatch(h, count int, is64 bool, ents []vfs.DirEntry, types map[string]uint32) ([]byte, error) {
 	if count <= 0 {
-		return Fail(unix.EINVAL)
+		return nil, unix.EINVAL
 	}
 	count = min(count, 1<<20)
-	var extra []byte
 	hide := make(map[string]bool, len(ents))
 	for _, d := range ents {
 		hide[d.Name] = true
 	}
-	pos, err := unix.Seek(h, 0, 1)
+	pos, err := unix.Seek(h, 0, unix.SEEK_CUR)
 	if err != nil {
-		return Fail(err)
+		return nil, err
 	}
+	var extra []byte
 	if pos == 0 {
 		for _, d := range ents {
 			extra = appendDirent(extra, d, is64)
 		}
 		if count < len(extra)+maxDirent {
-			return Fail(unix.EINVAL)
+			return nil, unix.EINVAL
 		}
 	}
 	buf := make([]byte, count-len(extra))
 	for {
 		n, err := rawGetdents(h, buf, is64)
-		if err != nil {
-			return Fail(err)
-		}
-		if n == 0 {
-			return Ok(0)
+		if err != nil || n == 0 {
+			return nil, err
 		}
 		out, last := editDirents(buf[:n], is64, hide, types)
 		if extra != nil {
@@ -62,11 +74,9 @@ func (e *Engine) mountPointDents(r *Request, h, count int, is64 bool, ents []vfs
 			out = append(out, extra...)
 		}
 		if len(out) > 0 {
-			if err := r.Mem.Write(r.Ptr(1), out); err != nil {
-				return Fail(err)
-			}
-			return Ok(int64(len(out)))
+			return out, nil
 		}
+		// Only covered entries in this batch: read on.
 	}
 }
 
