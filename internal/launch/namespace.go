@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +15,9 @@ import (
 // NameServiceFiles are the host files -R and -S bring into the guest
 // read-only (when the host has them), so that it resolves names as the
 // host does, as proot -R does.
-var NameServiceFiles = []string{"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf"}
+func NameServiceFiles() []string {
+	return []string{"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf"}
+}
 
 // buildNamespace turns the root and bind flags into a mount table. On
 // error nothing is left behind.
@@ -44,13 +47,16 @@ func buildNamespace(s spec) (ns *vfs.Namespace, err error) {
 			return ns, failf(ExitFailure, "mounting /dev: %v", unwrapMount(err))
 		}
 	} else {
-		root := s.root.Dir
 		var st unix.Stat_t
-		switch err := unix.Stat(root, &st); {
+		switch err := unix.Stat(s.root.Dir, &st); {
 		case err != nil:
-			return ns, failf(ExitFailure, "guest root %s: %v", root, err)
+			return ns, failf(ExitFailure, "guest root %s: %v", s.root.Dir, err)
 		case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-			return ns, failf(ExitFailure, "guest root %s: not a directory", root)
+			return ns, failf(ExitFailure, "guest root %s: not a directory", s.root.Dir)
+		}
+		root, err := hostPath(s.root.Dir)
+		if err != nil {
+			return ns, failf(ExitFailure, "guest root %s: %v", s.root.Dir, err)
 		}
 		if err := ns.Add("/", root, false, vfs.KindBind); err != nil {
 			return ns, failf(ExitFailure, "guest root %s: %v", root, unwrapMount(err))
@@ -78,16 +84,21 @@ func buildNamespace(s spec) (ns *vfs.Namespace, err error) {
 		}
 	}
 	for _, b := range s.binds {
-		if _, err := os.Stat(b.Src); err != nil {
-			return ns, failf(ExitFailure, "--bind-mount %s:%s: %s: %v", b.Src, b.Dst, b.Src, errors.Unwrap(err))
+		src, err := hostPath(b.Src)
+		if err != nil {
+			return ns, failf(ExitFailure, "--bind-mount %s:%s: %s: %v", b.Src, b.Dst, b.Src, err)
 		}
-		if _, err := ns.AddBind(b.Dst, b.Src, vfs.BindOptions{ReadOnly: b.RO}); err != nil {
+		if _, err := ns.AddBind(b.Dst, src, vfs.BindOptions{ReadOnly: b.RO}); err != nil {
 			return ns, failf(ExitFailure, "--bind-mount %s:%s: %v", b.Src, b.Dst, unwrapMount(err))
 		}
 	}
 	if s.root.Kind == RootRecommended || s.root.Kind == RootSystem {
 		for _, f := range nameServiceBinds(s.binds, fileExists) {
-			if _, err := ns.AddBind(f, f, vfs.BindOptions{ReadOnly: true, NoFollow: true}); err != nil {
+			src, err := hostPath(f)
+			if err != nil {
+				return ns, failf(ExitFailure, "binding the host's %s: %v", f, err)
+			}
+			if _, err := ns.AddBind(f, src, vfs.BindOptions{ReadOnly: true, NoFollow: true}); err != nil {
 				return ns, failf(ExitFailure, "binding the host's %s: %v", f, unwrapMount(err))
 			}
 		}
@@ -101,7 +112,7 @@ func buildNamespace(s spec) (ns *vfs.Namespace, err error) {
 func nameServiceBinds(binds []bind, exists func(string) bool) []string {
 	var out []string
 next:
-	for _, f := range NameServiceFiles {
+	for _, f := range NameServiceFiles() {
 		if !exists(f) {
 			continue
 		}
@@ -113,6 +124,21 @@ next:
 		out = append(out, f)
 	}
 	return out
+}
+
+// hostPath is the host object p names, links resolved: the path the
+// kernel reports for it (in /proc/<pid>/fd links), which a mount's Host
+// must be for those to map back into the guest.
+func hostPath(p string) (string, error) {
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return "", pe.Err
+		}
+		return "", err
+	}
+	return r, nil
 }
 
 // fileExists: path names a regular file (after links) on the host.

@@ -110,9 +110,6 @@ type Options struct {
 	KeepCaps   bool
 }
 
-// Modes are the values of --syscall-mode.
-var Modes = []string{"auto", "seccomp", "trap", "rewrite"}
-
 // bind is one parsed bind flag.
 type bind struct {
 	Src, Dst string // absolute host path, clean absolute guest path
@@ -141,11 +138,9 @@ func check(o Options) (spec, error) {
 	if s.mode == "" {
 		s.mode = "auto"
 	}
-	valid := false
-	for _, m := range Modes {
-		valid = valid || m == s.mode
-	}
-	if !valid {
+	switch s.mode {
+	case "auto", "seccomp", "trap", "rewrite":
+	default:
 		return s, usagef("--syscall-mode must be auto, seccomp, trap or rewrite, not %q", o.Mode)
 	}
 	switch len(o.Roots) {

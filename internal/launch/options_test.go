@@ -237,11 +237,11 @@ func TestNameServiceBinds(t *testing.T) {
 		exists func(string) bool
 		want   []string
 	}{
-		{nil, all, NameServiceFiles},
+		{nil, all, NameServiceFiles()},
 		{nil, func(p string) bool { return p == "/etc/hosts" }, []string{"/etc/hosts"}},
 		{[]bind{{Dst: "/etc/hosts"}}, all, []string{"/etc/resolv.conf", "/etc/nsswitch.conf"}},
 		{[]bind{{Dst: "/etc"}}, all, nil},
-		{[]bind{{Dst: "/et"}, {Dst: "/etc/hosts.d"}}, all, NameServiceFiles},
+		{[]bind{{Dst: "/et"}, {Dst: "/etc/hosts.d"}}, all, NameServiceFiles()},
 	}
 	for _, c := range cases {
 		if got := nameServiceBinds(c.binds, c.exists); !reflect.DeepEqual(got, c.want) {

@@ -45,11 +45,21 @@ func TestCLIHelp(t *testing.T) {
 			"-r", "--root-dir", "-R", "--recommended-root", "-S", "--system-root",
 			"-b", "--bind-mount", "-w", "--work-dir", "-c", "--command",
 			"-0", "--root-id", "--change-id", "--syscall-mode", "-v", "--verbose",
-			"-h", "--help", "--version",
+			"-h", "--help", "--version", "--setenv", "--unsetenv", "--clearenv", "--keep-caps",
 		} {
 			re := regexp.MustCompile(`(^|[\s,\[])` + regexp.QuoteMeta(flag) + `($|[\s,=\[\]])`)
 			if !re.MatchString(out) {
 				t.Errorf("%s: help does not mention %s:\n%s", cmdline(opts), flag, out)
+			}
+		}
+		for _, l := range lines(out) {
+			if len(l) > 80 {
+				t.Errorf("%s: a line of %d columns: %q", cmdline(opts), len(l), l)
+			}
+		}
+		for _, want := range []string{"Examples:", "125 kbox itself failed"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: help does not say %q", cmdline(opts), want)
 			}
 		}
 	}
@@ -59,8 +69,8 @@ func TestCLIVersion(t *testing.T) {
 	t.Parallel()
 	opts := runOpts{Args: []string{"--version"}}
 	out, _ := checkRun(t, opts, 0)
-	if !regexp.MustCompile(`^kbox \d+\.\d+\.\d+`).MatchString(out) || len(lines(out)) != 1 {
-		t.Errorf("%s: got %q, want one line \"kbox X.Y.Z ...\"", cmdline(opts), out)
+	if !regexp.MustCompile(`^kbox \d+\.\d+\.\d+ .*; tiers: seccomp, trap, rewrite\)$`).MatchString(out) || len(lines(out)) != 1 {
+		t.Errorf("%s: got %q, want one line \"kbox X.Y.Z (...; tiers: seccomp, trap, rewrite)\"", cmdline(opts), out)
 	}
 }
 
@@ -355,6 +365,9 @@ func TestTrapBuildVariants(t *testing.T) {
 		return out
 	}
 	static := build("kbox-nocgo", []string{"CGO_ENABLED=0"})
+	if out, _, code := runKbox(t, runOpts{Bin: static, Args: []string{"--version"}}); code != 0 || !strings.HasSuffix(out, "; tiers: seccomp)\n") {
+		t.Errorf("CGO_ENABLED=0 kbox --version: exit %d, %q; want the seccomp tier only", code, out)
+	}
 	_, errOut, code := runKbox(t, runOpts{Bin: static, Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/true"}})
 	if code != 125 || !strings.Contains(errOut, "cgo") || strings.Contains(errOut, "goroutine ") {
 		t.Errorf("CGO_ENABLED=0 kbox --syscall-mode=trap: exit %d, stderr %q; want 125 and a message naming cgo", code, errOut)

@@ -355,3 +355,26 @@ func TestPrivateDirsRemoved(t *testing.T) {
 		}
 	})
 }
+
+// TestBindSourceLink: a bind source named through a symbolic link is
+// the object it leads to: the guest's /proc/self/fd links of files
+// opened through the bind name the guest path.
+func TestBindSourceLink(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	dir := mkTempDir(t, "kbox-it-srclink-")
+	writeFile(t, filepath.Join(dir, "real/file"), "data\n", 0o644)
+	os.Symlink("real", filepath.Join(dir, "dirlink"))
+	os.Symlink("real/file", filepath.Join(dir, "filelink"))
+	for _, tier := range allTiers {
+		opts := runOpts{Args: []string{"--syscall-mode=" + tier, "-R", root, "-b", filepath.Join(dir, "dirlink") + ":/mnt/d",
+			"-b", filepath.Join(dir, "filelink") + ":/etc/f", "--", "/bin/sc",
+			"open", "/mnt/d/file", "O_RDONLY", ",", "readlink", "/proc/self/fd/3", ",",
+			"open", "/etc/f", "O_RDONLY", ",", "readlink", "/proc/self/fd/4"}}
+		out, errOut, code := runKbox(t, opts)
+		want := "open: ok 3\nreadlink: ok /mnt/d/file\nopen: ok 4\nreadlink: ok /etc/f\n"
+		if code != 0 || out != want {
+			t.Errorf("%s: exit %d\ngot  %q\nwant %q\nstderr:\n%s", cmdline(opts), code, out, want, errOut)
+		}
+	}
+}
