@@ -92,11 +92,14 @@ func buildNamespace(s spec) (ns *vfs.Namespace, err error) {
 			return ns, failf(ExitFailure, "--bind-mount %s:%s: %v", b.Src, b.Dst, unwrapMount(err))
 		}
 	}
-	if s.root.Kind == RootRecommended || s.root.Kind == RootSystem {
+	if (s.root.Kind == RootRecommended || s.root.Kind == RootSystem) && guestDir(ns, "/etc") == nil {
+		// Into the guest's own /etc only (a root without one keeps the
+		// freedom to make it), over a file, a link or nothing: a guest's
+		// directory of that name stays.
 		for _, f := range nameServiceBinds(s.binds, fileExists) {
 			src, err := hostPath(f)
-			if err != nil {
-				return ns, failf(ExitFailure, "binding the host's %s: %v", f, err)
+			if err != nil || guestDir(ns, f) == nil {
+				continue
 			}
 			if _, err := ns.AddBind(f, src, vfs.BindOptions{ReadOnly: true, NoFollow: true}); err != nil {
 				return ns, failf(ExitFailure, "binding the host's %s: %v", f, unwrapMount(err))

@@ -190,3 +190,52 @@ func TestFindCommandAndWorkDir(t *testing.T) {
 		}
 	}
 }
+
+// TestNameServiceFilesPlacement: -R binds the host's name-service files
+// into the guest's own /etc only, over a file, a link or nothing.
+func TestNameServiceFilesPlacement(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	var host []string
+	for _, f := range NameServiceFiles() {
+		if fileExists(f) {
+			host = append(host, f)
+		}
+	}
+	if len(host) == 0 {
+		t.Skip("the host has none of the name-service files")
+	}
+	mounts := func(root string) map[string]bool {
+		s, err := check(Options{Roots: []Root{{RootRecommended, root}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns, err := buildNamespace(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { ns.RemovePrivate(); ns.Close() }()
+		out := map[string]bool{}
+		for _, m := range ns.Mounts() {
+			out[m.Guest] = true
+		}
+		return out
+	}
+	noEtc := t.TempDir()
+	if m := mounts(noEtc); m["/etc"] || m[host[0]] {
+		t.Errorf("a root without /etc: mounts %v, want none in /etc", m)
+	}
+	withEtc := t.TempDir()
+	os.MkdirAll(filepath.Join(withEtc, host[0]), 0o755) // a directory of that name
+	for _, f := range host[1:] {
+		os.Symlink("/nowhere/x", filepath.Join(withEtc, f)) // a dangling link
+	}
+	m := mounts(withEtc)
+	if m[host[0]] {
+		t.Errorf("%s is a directory in the guest: bound over it", host[0])
+	}
+	for _, f := range host[1:] {
+		if !m[f] {
+			t.Errorf("%s (a dangling link in the guest): not bound", f)
+		}
+	}
+}

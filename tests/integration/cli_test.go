@@ -377,6 +377,13 @@ func TestTrapBuildVariants(t *testing.T) {
 	if code != 126 || !strings.Contains(errOut, "-buildmode=pie") || strings.Contains(errOut, "goroutine ") {
 		t.Errorf("non-PIE kbox, fixed-address guest: exit %d, stderr %q; want 126 and a message naming -buildmode=pie", code, errOut)
 	}
+	// The private directories of -S are removed when the in-process
+	// tier cannot start the guest.
+	tmp := mkTempDir(t, "kbox-it-tmpdir-")
+	_, errOut, code = runKbox(t, runOpts{Bin: nopie, Env: []string{"TMPDIR=" + tmp}, Args: []string{"--syscall-mode=trap", "-S", root, "--", "/bin/busybox", "true"}})
+	if left := privateTmps(t, tmp); code != 126 || len(left) != 0 {
+		t.Errorf("non-PIE kbox -S, fixed-address guest: exit %d (want 126), left in $TMPDIR: %q\nstderr: %s", code, left, errOut)
+	}
 	// auto falls back to seccomp when the in-process tier cannot load
 	// the program (where the kernel confines in-process guests at all:
 	// otherwise auto does not try, and says why).
