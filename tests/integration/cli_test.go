@@ -69,7 +69,7 @@ func TestCLIVersion(t *testing.T) {
 	t.Parallel()
 	opts := runOpts{Args: []string{"--version"}}
 	out, _ := checkRun(t, opts, 0)
-	if !regexp.MustCompile(`^kbox \d+\.\d+\.\d+ .*; tiers: seccomp, trap, rewrite\)$`).MatchString(out) || len(lines(out)) != 1 {
+	if !regexp.MustCompile(`^kbox \d+\.\d+\.\d+ .*; tiers: seccomp, trap, rewrite\)\n$`).MatchString(out) || len(lines(out)) != 1 {
 		t.Errorf("%s: got %q, want one line \"kbox X.Y.Z (...; tiers: seccomp, trap, rewrite)\"", cmdline(opts), out)
 	}
 }

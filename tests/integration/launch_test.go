@@ -364,8 +364,9 @@ func TestBindSourceLink(t *testing.T) {
 	root := fixtureRoot(t)
 	dir := mkTempDir(t, "kbox-it-srclink-")
 	writeFile(t, filepath.Join(dir, "real/file"), "data\n", 0o644)
+	writeFile(t, filepath.Join(dir, "other/file"), "other\n", 0o644)
 	os.Symlink("real", filepath.Join(dir, "dirlink"))
-	os.Symlink("real/file", filepath.Join(dir, "filelink"))
+	os.Symlink("other/file", filepath.Join(dir, "filelink"))
 	for _, tier := range allTiers {
 		opts := runOpts{Args: []string{"--syscall-mode=" + tier, "-R", root, "-b", filepath.Join(dir, "dirlink") + ":/mnt/d",
 			"-b", filepath.Join(dir, "filelink") + ":/etc/f", "--", "/bin/sc",
