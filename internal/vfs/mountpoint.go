@@ -106,6 +106,14 @@ func (ns *Namespace) AddBind(guest, src string, o BindOptions) (string, error) {
 		}
 		if err != nil || !l.Exists() {
 			l.Release()
+			if nl, err := ns.Resolve(ctx, "", path.Join(dir, rest[0]), 0); err == nil {
+				dangling := nl.Exists()
+				nl.Release()
+				if dangling {
+					dirL.Release()
+					return "", fmt.Errorf("%w: %s is a symbolic link to a missing directory in the guest", ErrBadMount, path.Join(dir, rest[0]))
+				}
+			}
 			break
 		}
 		if !l.IsDir() {

@@ -17,6 +17,7 @@ func TestAddBindMountPoints(t *testing.T) {
 	root, src := t.TempDir(), t.TempDir()
 	os.MkdirAll(filepath.Join(root, "usr/lib"), 0o755)
 	os.Symlink("usr/lib", filepath.Join(root, "lib"))
+	os.Symlink("nowhere", filepath.Join(root, "dangling"))
 	os.WriteFile(filepath.Join(root, "file"), nil, 0o644)
 	file := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(file, []byte("x"), 0o644)
@@ -37,10 +38,11 @@ func TestAddBindMountPoints(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ guest, src string }{
-		{"/file/x", src},  // below a file
-		{"/usr", file},    // a file over a directory
-		{"/file", src},    // a directory over a file
-		{"/opt/a/b", src}, // twice
+		{"/file/x", src},     // below a file
+		{"/usr", file},       // a file over a directory
+		{"/file", src},       // a directory over a file
+		{"/opt/a/b", src},    // twice
+		{"/dangling/x", src}, // below a link to nothing
 	} {
 		if _, err := ns.AddBind(c.guest, c.src, BindOptions{}); err == nil {
 			t.Errorf("AddBind(%s, %s): no error", c.guest, c.src)
@@ -59,8 +61,8 @@ func TestAddBindMountPoints(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if len(names) != 3 {
-		t.Errorf("the root holds %q, want only file, lib, usr", names)
+	if len(names) != 4 {
+		t.Errorf("the root holds %q, want only dangling, file, lib, usr", names)
 	}
 	var st unix.Stat_t
 	key := func(p string) [2]uint64 {
