@@ -110,7 +110,7 @@ type tierStatus struct {
 }
 
 // discoverTiers runs `kbox --syscall-mode=X -r ROOT -- /bin/true` for each
-// tier: exit 0 is available; exit 2 with "not available" is skipped.
+// tier: exit 0 is available; exit 125 with "not available" is skipped.
 func discoverTiers(e *env) ([]*runner, []tierStatus) {
 	var runners []*runner
 	var status []tierStatus
@@ -119,7 +119,7 @@ func discoverTiers(e *env) ([]*runner, []tierStatus) {
 		st := tierStatus{Tier: tier, Available: o.err == nil}
 		switch {
 		case o.err == nil:
-		case exitCode(o.err) == 2 && strings.Contains(o.stderr, "not available"):
+		case exitCode(o.err) == 125 && strings.Contains(o.stderr, "not available"):
 			st.Message = firstLine(o.stderr)
 		default:
 			st.Message = "failed: " + reason(o)

@@ -78,6 +78,9 @@ type Engine struct {
 	// fileBinds: directories whose listings show file binds' placeholders
 	// (vfs.Namespace.FileBindTypes), for getdents.
 	fileBinds map[[2]uint64]map[string]uint32
+	// mountPoints: directories listing mount points they have no entry
+	// for (vfs.Namespace.VirtualEntries), for getdents.
+	mountPoints map[[2]uint64][]vfs.DirEntry
 
 	logMu     sync.Mutex
 	enosysMu  sync.Mutex
@@ -119,6 +122,7 @@ func New(cfg Config) (*Engine, error) {
 	e.owners = newOwnershipStore()
 	e.ipc = newIPCTable()
 	e.fileBinds = cfg.NS.FileBindTypes()
+	e.mountPoints = cfg.NS.VirtualEntries()
 	return e, nil
 }
 

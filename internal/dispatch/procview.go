@@ -40,7 +40,11 @@ func (e *Engine) getdents(r *Request, is64 bool) Result {
 	var sfs unix.Statfs_t
 	var st unix.Stat_t
 	count := int(r.Uint(2))
-	if len(e.fileBinds) > 0 && unix.Fstat(h, &st) == nil {
+	if (len(e.mountPoints) > 0 || len(e.fileBinds) > 0) && unix.Fstat(h, &st) == nil {
+		if ents := e.mountPoints[[2]uint64{st.Dev, st.Ino}]; ents != nil {
+			// A directory holding mount points it has no entry for.
+			return e.mountPointDents(r, h, count, is64, ents, e.fileBinds[[2]uint64{st.Dev, st.Ino}])
+		}
 		if types := e.fileBinds[[2]uint64{st.Dev, st.Ino}]; types != nil {
 			// A directory holding file binds (the private /dev): its
 			// placeholders' entries get the bound objects' types.

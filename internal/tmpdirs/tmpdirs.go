@@ -9,6 +9,7 @@ package tmpdirs
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -62,7 +63,7 @@ func (d *Dir) Remove() {
 	if d == nil || d.lock < 0 {
 		return
 	}
-	os.RemoveAll(d.Path)
+	removeTree(d.Path)
 	unix.Close(d.lock)
 	d.lock = -1
 }
@@ -87,11 +88,58 @@ func CleanStale() []string {
 		}
 		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
 			// Nobody holds it: its kbox is gone.
-			if os.RemoveAll(p) == nil {
+			if removeTree(p) == nil {
 				removed = append(removed, p)
 			}
 		}
 		unix.Close(fd)
 	}
 	return removed
+}
+
+// removeTree removes dir and everything in it, also what the guest made
+// unsearchable or unwritable (chmod 0 on a directory of its own in the
+// private /tmp, which os.RemoveAll cannot enter as the unprivileged
+// owner): such directories are made accessible first. Nothing is
+// followed: each directory is reached by a no-follow open relative to
+// its parent, and changed through that descriptor.
+func removeTree(dir string) error {
+	if os.RemoveAll(dir) == nil {
+		return nil
+	}
+	parent, err := unix.Open(filepath.Dir(dir), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(parent)
+	unlockTree(parent, filepath.Base(dir), 0)
+	return os.RemoveAll(dir)
+}
+
+// unlockTree gives directory name in parent, and every directory below
+// it, mode 0700 (their owner may always chmod them).
+func unlockTree(parent int, name string, depth int) {
+	if depth > 4096 {
+		return
+	}
+	p, err := unix.Openat(parent, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	// fchmod refuses O_PATH descriptors; its /proc/self/fd link names
+	// the directory itself.
+	unix.Chmod("/proc/self/fd/"+strconv.Itoa(p), 0o700)
+	d, err := unix.Openat(p, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	unix.Close(p)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(d), name)
+	defer f.Close()
+	ents, _ := f.ReadDir(-1)
+	for _, e := range ents {
+		if e.IsDir() {
+			unlockTree(d, e.Name(), depth+1)
+		}
+	}
 }

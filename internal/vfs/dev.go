@@ -5,7 +5,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -108,19 +107,4 @@ func (ns *Namespace) AddDev(guest string) error {
 		}
 	}
 	return ns.AddPrivate(path.Join(guest, "shm"), "shm", 0o1777)
-}
-
-// MakeMountPoint creates the directory guest in the private (KindTmp)
-// directory of the mount that will hold it, such as -b /dev/dri:/dev/dri
-// in the private /dev, so that listings show the mount point. It reports
-// false, doing nothing, when that mount is not a private one (the caller
-// creates mount points in a guest root itself, as before).
-func (ns *Namespace) MakeMountPoint(guest string) bool {
-	guest = path.Clean(guest)
-	m := ns.mountOf(guest)
-	if m == nil || m.Kind != KindTmp || m.Guest == guest {
-		return false
-	}
-	os.MkdirAll(path.Join(m.Host, strings.TrimPrefix(guest, m.Guest)), 0o755)
-	return true
 }

@@ -78,6 +78,8 @@ type Namespace struct {
 	// private are the host directories this namespace made (AddPrivate,
 	// AddDev), which RemovePrivate removes.
 	private []*tmpdirs.Dir
+	// virtual: listing entries of mount points (VirtualEntries).
+	virtual map[[2]uint64][]DirEntry
 }
 
 // NewNamespace returns an empty mount table.
@@ -137,8 +139,12 @@ func (ns *Namespace) Add(guest, host string, readOnly bool, kind MountKind) erro
 	return nil
 }
 
-// Seal freezes the table; resolution is allowed only after Seal.
-func (ns *Namespace) Seal() { ns.sealed = true }
+// Seal freezes the table; resolution is allowed only after Seal (but for
+// AddBind's, of the table built so far).
+func (ns *Namespace) Seal() {
+	ns.computeVirtual()
+	ns.sealed = true
+}
 
 // Mounts returns the mount table, root first.
 func (ns *Namespace) Mounts() []*Mount {

@@ -45,11 +45,21 @@ func TestCLIHelp(t *testing.T) {
 			"-r", "--root-dir", "-R", "--recommended-root", "-S", "--system-root",
 			"-b", "--bind-mount", "-w", "--work-dir", "-c", "--command",
 			"-0", "--root-id", "--change-id", "--syscall-mode", "-v", "--verbose",
-			"-h", "--help", "--version",
+			"-h", "--help", "--version", "--setenv", "--unsetenv", "--clearenv", "--keep-caps",
 		} {
 			re := regexp.MustCompile(`(^|[\s,\[])` + regexp.QuoteMeta(flag) + `($|[\s,=\[\]])`)
 			if !re.MatchString(out) {
 				t.Errorf("%s: help does not mention %s:\n%s", cmdline(opts), flag, out)
+			}
+		}
+		for _, l := range lines(out) {
+			if len(l) > 80 {
+				t.Errorf("%s: a line of %d columns: %q", cmdline(opts), len(l), l)
+			}
+		}
+		for _, want := range []string{"Examples:", "125 kbox itself failed"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: help does not say %q", cmdline(opts), want)
 			}
 		}
 	}
@@ -59,8 +69,8 @@ func TestCLIVersion(t *testing.T) {
 	t.Parallel()
 	opts := runOpts{Args: []string{"--version"}}
 	out, _ := checkRun(t, opts, 0)
-	if !regexp.MustCompile(`^kbox \d+\.\d+\.\d+`).MatchString(out) || len(lines(out)) != 1 {
-		t.Errorf("%s: got %q, want one line \"kbox X.Y.Z ...\"", cmdline(opts), out)
+	if !regexp.MustCompile(`^kbox \d+\.\d+\.\d+ .*; tiers: seccomp, trap, rewrite\)\n$`).MatchString(out) || len(lines(out)) != 1 {
+		t.Errorf("%s: got %q, want one line \"kbox X.Y.Z (...; tiers: seccomp, trap, rewrite)\"", cmdline(opts), out)
 	}
 }
 
@@ -73,22 +83,22 @@ func TestCLIUsageErrors(t *testing.T) {
 		code    int
 		mention string // stderr must contain this (case-insensitive)
 	}{
-		{"unknown long flag", []string{"--bogus-flag", "--", "/bin/true"}, 2, "bogus-flag"},
-		{"unknown short flag", []string{"-Z", "-r", root, "--", "/bin/true"}, 2, ""},
-		{"missing flag argument", []string{"-r"}, 2, ""},
-		{"syscall-mode bogus", []string{"--syscall-mode=bogus", "-r", root, "--", "/bin/true"}, 2, "bogus"},
-		{"two roots", []string{"-r", root, "-R", root, "--", "/bin/true"}, 2, ""},
-		{"change-id without gid", []string{"--change-id", "1000", "-r", root, "--", "/bin/true"}, 2, ""},
-		{"change-id not numeric", []string{"--change-id", "a:b", "-r", root, "--", "/bin/true"}, 2, ""},
-		{"change-id three fields", []string{"--change-id", "1:2:3", "-r", root, "--", "/bin/true"}, 2, ""},
-		{"bind colon", []string{"-r", root, "-b", ":", "--", "/bin/true"}, 2, ""},
-		{"bind no dst", []string{"-r", root, "-b", "/tmp:", "--", "/bin/true"}, 2, ""},
-		{"bind no src", []string{"-r", root, "-b", ":/mnt", "--", "/bin/true"}, 2, ""},
-		{"bind bad option", []string{"-r", root, "-b", "/tmp:/mnt:xx", "--", "/bin/true"}, 2, ""},
-		{"bind relative dst", []string{"-r", root, "-b", "/tmp:rel", "--", "/bin/true"}, 2, ""},
-		{"bind a:", []string{"-r", root, "-b", "a:", "--", "/bin/true"}, 2, ""},
-		{"bind a:b:xx", []string{"-r", root, "-b", "a:b:xx", "--", "/bin/true"}, 2, ""},
-		{"bind a:rel", []string{"-r", root, "-b", "a:rel", "--", "/bin/true"}, 2, ""},
+		{"unknown long flag", []string{"--bogus-flag", "--", "/bin/true"}, 125, "bogus-flag"},
+		{"unknown short flag", []string{"-Z", "-r", root, "--", "/bin/true"}, 125, ""},
+		{"missing flag argument", []string{"-r"}, 125, ""},
+		{"syscall-mode bogus", []string{"--syscall-mode=bogus", "-r", root, "--", "/bin/true"}, 125, "bogus"},
+		{"two roots", []string{"-r", root, "-R", root, "--", "/bin/true"}, 125, ""},
+		{"change-id without gid", []string{"--change-id", "1000", "-r", root, "--", "/bin/true"}, 125, ""},
+		{"change-id not numeric", []string{"--change-id", "a:b", "-r", root, "--", "/bin/true"}, 125, ""},
+		{"change-id three fields", []string{"--change-id", "1:2:3", "-r", root, "--", "/bin/true"}, 125, ""},
+		{"bind colon", []string{"-r", root, "-b", ":", "--", "/bin/true"}, 125, ""},
+		{"bind no dst", []string{"-r", root, "-b", "/tmp:", "--", "/bin/true"}, 125, ""},
+		{"bind no src", []string{"-r", root, "-b", ":/mnt", "--", "/bin/true"}, 125, ""},
+		{"bind bad option", []string{"-r", root, "-b", "/tmp:/mnt:xx", "--", "/bin/true"}, 125, ""},
+		{"bind relative dst", []string{"-r", root, "-b", "/tmp:rel", "--", "/bin/true"}, 125, ""},
+		{"bind a:", []string{"-r", root, "-b", "a:", "--", "/bin/true"}, 125, ""},
+		{"bind a:b:xx", []string{"-r", root, "-b", "a:b:xx", "--", "/bin/true"}, 125, ""},
+		{"bind a:rel", []string{"-r", root, "-b", "a:rel", "--", "/bin/true"}, 125, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -112,13 +122,13 @@ func TestCLISetupErrors(t *testing.T) {
 		args []string
 		code int
 	}{
-		{"missing -r root", []string{"-r", missing, "--", "/bin/true"}, 3},
-		{"missing -R root", []string{"-R", missing, "--", "/bin/true"}, 3},
-		{"missing -S root", []string{"-S", missing, "--", "/bin/true"}, 3},
-		{"root is a file", []string{"-r", filepath.Join(root, "etc/hostname"), "--", "/bin/true"}, 3},
-		{"bind source missing", []string{"-r", root, "-b", missing + ":/mnt", "--", "/bin/true"}, 3},
-		{"bind source is a file", []string{"-r", root, "-b", filepath.Join(root, "etc/hostname") + ":/mnt", "--", "/bin/true"}, 3},
-		{"work dir missing", []string{"-r", root, "-w", "/no/such/dir", "--", "/bin/true"}, 3},
+		{"missing -r root", []string{"-r", missing, "--", "/bin/true"}, 125},
+		{"missing -R root", []string{"-R", missing, "--", "/bin/true"}, 125},
+		{"missing -S root", []string{"-S", missing, "--", "/bin/true"}, 125},
+		{"root is a file", []string{"-r", filepath.Join(root, "etc/hostname"), "--", "/bin/true"}, 125},
+		{"bind source missing", []string{"-r", root, "-b", missing + ":/mnt", "--", "/bin/true"}, 125},
+		{"bind file over a directory", []string{"-r", root, "-b", filepath.Join(root, "etc/hostname") + ":/etc", "--", "/bin/true"}, 125},
+		{"work dir missing", []string{"-r", root, "-w", "/no/such/dir", "--", "/bin/true"}, 125},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -337,7 +347,7 @@ func TestCLIBindMount(t *testing.T) {
 }
 
 // TestTrapBuildVariants checks what the trap tier says in the builds that
-// cannot run every guest: a CGO_ENABLED=0 kbox has no trap tier (exit 2),
+// cannot run every guest: a CGO_ENABLED=0 kbox has no trap tier (exit 125),
 // a non-PIE kbox refuses a fixed-address guest naming -buildmode=pie; the
 // test binary (PIE, cgo) runs it.
 func TestTrapBuildVariants(t *testing.T) {
@@ -355,14 +365,24 @@ func TestTrapBuildVariants(t *testing.T) {
 		return out
 	}
 	static := build("kbox-nocgo", []string{"CGO_ENABLED=0"})
+	if out, _, code := runKbox(t, runOpts{Bin: static, Args: []string{"--version"}}); code != 0 || !strings.HasSuffix(out, "; tiers: seccomp)\n") {
+		t.Errorf("CGO_ENABLED=0 kbox --version: exit %d, %q; want the seccomp tier only", code, out)
+	}
 	_, errOut, code := runKbox(t, runOpts{Bin: static, Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/true"}})
-	if code != 2 || !strings.Contains(errOut, "cgo") || strings.Contains(errOut, "goroutine ") {
-		t.Errorf("CGO_ENABLED=0 kbox --syscall-mode=trap: exit %d, stderr %q; want 2 and a message naming cgo", code, errOut)
+	if code != 125 || !strings.Contains(errOut, "cgo") || strings.Contains(errOut, "goroutine ") {
+		t.Errorf("CGO_ENABLED=0 kbox --syscall-mode=trap: exit %d, stderr %q; want 125 and a message naming cgo", code, errOut)
 	}
 	nopie := build("kbox-nopie", nil)
 	_, errOut, code = runKbox(t, runOpts{Bin: nopie, Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/busybox", "true"}})
 	if code != 126 || !strings.Contains(errOut, "-buildmode=pie") || strings.Contains(errOut, "goroutine ") {
 		t.Errorf("non-PIE kbox, fixed-address guest: exit %d, stderr %q; want 126 and a message naming -buildmode=pie", code, errOut)
+	}
+	// The private directories of -S are removed when the in-process
+	// tier cannot start the guest.
+	tmp := mkTempDir(t, "kbox-it-tmpdir-")
+	_, errOut, code = runKbox(t, runOpts{Bin: nopie, Env: []string{"TMPDIR=" + tmp}, Args: []string{"--syscall-mode=trap", "-S", root, "--", "/bin/busybox", "true"}})
+	if left := privateTmps(t, tmp); code != 126 || len(left) != 0 {
+		t.Errorf("non-PIE kbox -S, fixed-address guest: exit %d (want 126), left in $TMPDIR: %q\nstderr: %s", code, left, errOut)
 	}
 	// auto falls back to seccomp when the in-process tier cannot load
 	// the program (where the kernel confines in-process guests at all:

@@ -56,8 +56,10 @@ func TestEscape(t *testing.T) {
 	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
 		root := freshRoot(t, v.uid())
 		host, secret := hostSecretDir(t, v.uid())
+		// escape's hijack_kbox_threads reads the tier from the
+		// environment (kbox adds nothing to the guest's own).
 		opts := runOpts{Unpriv: v.unpriv, Tout: 120 * time.Second,
-			Args: []string{"--syscall-mode=" + tier, mode, root, "--", "/bin/escape", host, secret}}
+			Args: []string{"--syscall-mode=" + tier, "--setenv", "KBOX_SYSCALL_MODE=" + tier, mode, root, "--", "/bin/escape", host, secret}}
 		out, errOut, code := runKbox(t, opts)
 		var escaped []string
 		for _, l := range lines(out) {
@@ -123,7 +125,7 @@ func TestEscapeDirect(t *testing.T) {
 	})
 }
 
-// rootListing is what sc ls prints for the guest's / (the -S mode creates
+// rootListing is what sc ls prints for the guest's / (the -S mode adds
 // proc, sys, dev and tmp, which the fixture already has).
 func rootListing(t *testing.T, root string) string {
 	ents, err := os.ReadDir(root)

@@ -1,0 +1,90 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/pprof"
+
+	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/dispatch"
+	"github.com/kbox-go/kbox/internal/landlock"
+	"github.com/kbox-go/kbox/internal/policy"
+	"github.com/kbox-go/kbox/internal/seccomp"
+	"github.com/kbox-go/kbox/internal/tier/unotify"
+	"github.com/kbox-go/kbox/internal/tmpdirs"
+)
+
+// Run starts the guest as p plans and supervises it until it ends: the
+// guest's exit status (128+N when killed by signal N), or an Error's
+// status when kbox failed. When auto's in-process tier cannot start the
+// guest, Run falls back to the seccomp tier. The caller closes p.
+func Run(p *Plan) (int, error) {
+	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: p.Identity.Virtual})
+	if err != nil {
+		return ExitFailure, err
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(os.Stderr, "kbox: warning: %s\n", w)
+	}
+	if p.Tier == "trap" || p.Tier == "rewrite" {
+		p.verbosef("tier: %s (%s)", p.Tier, p.Why)
+		code, started, err := RunInProcess(InProcess{Tier: p.Tier, Identity: p.Identity, WorkDir: p.WorkDir,
+			Path: p.Path, Argv: p.Argv, Env: p.Env, Verbose: p.Verbose, KeepCaps: p.KeepCaps}, p.NS, pol, p.verbosef)
+		if started || p.Mode != "auto" {
+			return code, err
+		}
+		// The in-process tier could not start the guest: the next tier.
+		p.verbosef("tier %s failed to start (%v): falling back to seccomp", p.Tier, err)
+		p.Tier, p.Why = "seccomp", "auto: fallback"
+	}
+	return runSeccomp(p, pol)
+}
+
+// runSeccomp runs the guest in the seccomp tier: a child process whose
+// calls the supervisor answers (internal/tier/unotify).
+func runSeccomp(p *Plan, pol *policy.Resolved) (int, error) {
+	if pf := os.Getenv("KBOX_CPUPROFILE"); pf != "" {
+		// Profiling hook for docs/benchmarks.md; not a user feature.
+		if f, err := os.Create(pf); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
+	execTmp, err := tmpdirs.Make("exec", 0o700)
+	if err != nil {
+		return ExitFailure, fmt.Errorf("creating the exec directory: %w", err)
+	}
+	defer execTmp.Remove()
+	prog, err := seccomp.Compile(pol.Program())
+	if err != nil {
+		return ExitFailure, fmt.Errorf("compiling the seccomp filter: %w", err)
+	}
+	llABI := landlock.ABI()
+	var execRoots []string
+	for _, m := range p.NS.Mounts() {
+		execRoots = append(execRoots, m.Host)
+	}
+	eng, err := dispatch.New(EngineConfig(p.NS, pol, p.Identity, p.WorkDir, execTmp.Path, p.Verbose, p.KeepCaps))
+	if err != nil {
+		return ExitFailure, err
+	}
+	defer eng.Close()
+	eng.Verbosef("tier: seccomp (%s)", p.Why)
+	eng.Verbosef("seccomp filter: %d instructions", len(prog))
+	if llABI > 0 {
+		eng.Verbosef("landlock ABI %d: exec confined to the guest's mounts (backstop)", llABI)
+	} else {
+		eng.Verbosef("landlock unavailable: execve from multi-threaded processes is refused")
+	}
+	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: p.Path, Argv: p.Argv, Env: p.Env, ExecDir: execTmp.Path,
+		KeepCaps: p.KeepCaps, Landlock: llABI, ExecRoots: execRoots})
+	if err != nil {
+		return ExitFailure, err
+	}
+	eng.Report()
+	if res.Error != "" {
+		return res.ExitCode, errors.New(res.Error)
+	}
+	return res.ExitCode, nil
+}
