@@ -410,7 +410,7 @@ func (e *Engine) elfMachine() elf.Machine {
 // callerPath is the path as the caller named the file.
 func (e *Engine) prepareImage(r *Request, file *os.File, callerPath string) (int, bool, error) {
 	head := scriptHead(file)
-	if len(head) >= 2 && head[0] == '#' && head[1] == '!' {
+	if loader.IsScript(head) {
 		img, err := e.scriptImage(r, head, callerPath)
 		return img, err == nil, err
 	}

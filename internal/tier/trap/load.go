@@ -3,7 +3,6 @@
 package trap
 
 import (
-	"bytes"
 	"crypto/rand"
 	"debug/elf"
 	"encoding/binary"
@@ -48,7 +47,7 @@ type loadError struct{ msg string }
 
 func (e *loadError) Error() string { return e.msg }
 
-// prepare resolves path, follows "#!" up to four levels, and opens and
+// prepare resolves path, follows "#!" as deep as Linux does, and opens and
 // validates the ELF and its interpreter. Nothing of the running guest is
 // touched, so an execve that fails here returns to the caller.
 func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int, argv []string) (*program, error) {
@@ -68,28 +67,21 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		if p.exe == "" {
 			p.exe = canon
 		}
-		head := make([]byte, 256)
+		if depth > loader.MaxScriptDepth {
+			f.Close()
+			return nil, unix.ELOOP
+		}
+		head := make([]byte, loader.ScriptBufSize)
 		n, _ := f.ReadAt(head, 0)
 		head = head[:n]
-		if bytes.HasPrefix(head, []byte("#!")) {
+		if loader.IsScript(head) {
 			f.Close()
-			if depth >= 4 {
-				return nil, unix.ELOOP
+			s, err := loader.ParseScript(head)
+			if err != nil {
+				return nil, err
 			}
-			interp, arg, ok := parseShebang(head)
-			if !ok {
-				return nil, unix.ENOEXEC
-			}
-			nargv := []string{interp}
-			if arg != "" {
-				nargv = append(nargv, arg)
-			}
-			nargv = append(nargv, path)
-			if len(p.argv) > 1 {
-				nargv = append(nargv, p.argv[1:]...)
-			}
-			p.argv, p.script = nargv, true
-			path, dirfd, flags = interp, unix.AT_FDCWD, 0
+			p.argv, p.script = s.Argv(path, p.argv), true
+			path, dirfd, flags = s.Interp, unix.AT_FDCWD, 0
 			continue
 		}
 		st, err := f.Stat()
@@ -131,24 +123,6 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		p.interp, p.interpPath = f, p.im.Interp
 	}
 	return p, nil
-}
-
-// parseShebang splits a "#!" line as Linux does: the interpreter up to the
-// first blank, and the rest of the line (trimmed) as one argument.
-func parseShebang(head []byte) (string, string, bool) {
-	line := head[2:]
-	nl := bytes.IndexByte(line, '\n')
-	if nl < 0 {
-		return "", "", false
-	}
-	s := strings.Trim(string(line[:nl]), " \t")
-	if s == "" {
-		return "", "", false
-	}
-	if i := strings.IndexAny(s, " \t"); i >= 0 {
-		return s[:i], strings.Trim(s[i:], " \t"), true
-	}
-	return s, "", true
 }
 
 // Placement of ET_DYN programs: far below the Go heap (0xc000000000), with
