@@ -89,4 +89,3 @@ func TestVforkExecParentMemory(t *testing.T) {
 		})
 	}
 }
-
