@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -153,17 +154,17 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	}
 	l, err := e.resolveAt(r, dirfd, p, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
 	if err != nil {
-		return Fail(err)
+		return e.execFailed(r, p, err)
 	}
 	defer l.Release()
 	if l.Exists() && !l.Magic {
 		if err := e.permitted(r, &l.Stat, permExec, false); err != nil {
-			return Fail(err)
+			return e.execFailed(r, p, err)
 		}
 	}
 	file, err := e.openExecutable(l)
 	if err != nil {
-		return Fail(err)
+		return e.execFailed(r, p, err)
 	}
 	defer file.Close()
 
@@ -172,7 +173,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	}
 	image, script, err := e.prepareImage(r, file, p)
 	if err != nil {
-		return e.imageError(r, p, err)
+		return e.execFailed(r, p, err)
 	}
 	defer unix.Close(image)
 
@@ -305,7 +306,7 @@ func (e *Engine) execFD(r *Request, fd int) Result {
 	// The kernel names a script executed through a descriptor /dev/fd/N.
 	image, script, err := e.prepareImage(r, file, "/dev/fd/"+strconv.Itoa(fd))
 	if err != nil {
-		return e.imageError(r, "descriptor "+strconv.Itoa(fd), err)
+		return e.execFailed(r, "descriptor "+strconv.Itoa(fd), err)
 	}
 	defer unix.Close(image)
 	if _, err := r.FDs.InjectFD(image, fdCloexec(r.Tgid, fd), fd); err != nil {
@@ -333,11 +334,30 @@ func (e *Engine) execPreflight(r *Request, pathAddr uint64, pathLen int) error {
 	return e.execRaceCheck(r, pathAddr, pathLen)
 }
 
-func (e *Engine) imageError(r *Request, what string, err error) Result {
-	if en, ok := err.(unix.Errno); ok {
-		return Fail(en)
+// execFailed answers an exec that failed before the kernel saw it: the
+// caller gets the errno; kbox says why, in the words every tier uses
+// (loader.ExecFailure): on stderr when it is the command kbox was asked
+// to run (its launcher's exec), in a -v line for the guest's own execs
+// (not for a path that does not exist, which a PATH search meets in every
+// directory). An error without an errno is ENOEXEC.
+func (e *Engine) execFailed(r *Request, what string, err error) Result {
+	en := unix.ENOEXEC
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		en = errno
 	}
-	return e.denied(r, unix.ENOEXEC, "preparing "+what+": "+err.Error())
+	r.Proc.mu.Lock()
+	initial := r.Proc.trustedExec
+	r.Proc.mu.Unlock()
+	switch {
+	case initial:
+		e.logMu.Lock()
+		fmt.Fprintf(e.cfg.Log, "kbox: %s\n", loader.ExecFailure(what, err))
+		e.logMu.Unlock()
+	case !loader.LookupMiss(err):
+		e.Verbosef("pid %d: %s: %s", r.Tgid, e.arch.SyscallName(r.Nr), loader.ExecFailure(what, err))
+	}
+	return Fail(en)
 }
 
 // execDone records what the process now runs and applies execve's
@@ -456,15 +476,15 @@ func (e *Engine) elfImage(r *Request, file *os.File) (int, error) {
 		ipath := string(raw[:bytes.IndexByte(raw, 0)])
 		il, err := e.ns.Resolve(e.ctx(r), "", ipath, vfs.FollowFinal)
 		if err != nil {
-			return -1, err
+			return -1, &loader.InterpError{Interp: ipath, ELF: true, Err: err}
 		}
 		ifile, err := e.openExecutable(il)
 		il.Release()
 		if err != nil {
-			if err == unix.EACCES {
-				return -1, unix.EACCES
+			if err != unix.EACCES {
+				err = unix.ENOENT
 			}
-			return -1, unix.ENOENT
+			return -1, &loader.InterpError{Interp: ipath, ELF: true, Err: err}
 		}
 		var ist unix.Stat_t
 		unix.Fstat(int(ifile.Fd()), &ist)

@@ -31,35 +31,39 @@ import (
 // checkInterpreter resolves and checks a script's interpreter chain in the
 // guest as the kernel would when executing it; depth is the interpreter's
 // (the caller's file is at depth 0, loader.MaxScriptDepth).
+// Errors name the interpreter concerned (loader.InterpError).
 func (e *Engine) checkInterpreter(r *Request, interp string, depth int) error {
+	fail := func(err error) error { return &loader.InterpError{Interp: interp, Err: err} }
 	l, err := e.ns.Resolve(e.ctx(r), "", interp, vfs.FollowFinal)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer l.Release()
 	f, err := e.openExecutable(l)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer f.Close()
 	if depth > loader.MaxScriptDepth {
-		return unix.ELOOP
+		return fail(unix.ELOOP)
 	}
 	head := scriptHead(f)
 	if loader.IsScript(head) {
 		s, err := loader.ParseScript(head)
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		return e.checkInterpreter(r, s.Interp, depth+1)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return err
+		return fail(err)
 	}
 	key := imageKey{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), interpFD: -1}
-	_, err = e.elfFacts(f, &st, key)
-	return err
+	if _, err = e.elfFacts(f, &st, key); err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
 // scriptImage builds the trampoline for a script and returns a sealed,

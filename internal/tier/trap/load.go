@@ -3,6 +3,7 @@
 package trap
 
 import (
+	"bytes"
 	"crypto/rand"
 	"debug/elf"
 	"encoding/binary"
@@ -62,6 +63,9 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 			f, canon, err = t.eng.OpenProgram(req, dirfd, path, flags)
 		}
 		if err != nil {
+			if depth > 0 {
+				err = &loader.InterpError{Interp: path, Err: err}
+			}
 			return nil, err
 		}
 		if p.exe == "" {
@@ -69,7 +73,7 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		}
 		if depth > loader.MaxScriptDepth {
 			f.Close()
-			return nil, unix.ELOOP
+			return nil, &loader.InterpError{Interp: path, Err: unix.ELOOP}
 		}
 		head := make([]byte, loader.ScriptBufSize)
 		n, _ := f.ReadAt(head, 0)
@@ -78,6 +82,9 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 			f.Close()
 			s, err := loader.ParseScript(head)
 			if err != nil {
+				if depth > 0 {
+					err = &loader.InterpError{Interp: path, Err: err}
+				}
 				return nil, err
 			}
 			p.argv, p.script = s.Argv(path, p.argv), true
@@ -92,7 +99,15 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		im, err := loader.Parse(f, st.Size(), "amd64")
 		if err != nil {
 			f.Close()
-			return nil, &loadError{err.Error()}
+			if !bytes.HasPrefix(head, []byte("\x7fELF")) {
+				err = &loader.NotELF{}
+			} else {
+				err = &loader.NotELF{Detail: err.Error()}
+			}
+			if depth > 0 {
+				err = &loader.InterpError{Interp: path, Err: err}
+			}
+			return nil, err
 		}
 		p.file, p.im = f, im
 		break
@@ -101,10 +116,7 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		f, _, err := t.eng.OpenProgram(req, unix.AT_FDCWD, p.im.Interp, 0)
 		if err != nil {
 			p.close()
-			if err == unix.ENOENT {
-				return nil, &loadError{fmt.Sprintf("interpreter %s not found in the guest", p.im.Interp)}
-			}
-			return nil, err
+			return nil, &loader.InterpError{Interp: p.im.Interp, ELF: true, Err: err}
 		}
 		st, err := f.Stat()
 		if err == nil {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/loader"
 )
 
 // The guest's process: lifetime, thread state kbox virtualizes, and
@@ -231,6 +232,9 @@ func execve(t *tier, c *call, at bool) int64 {
 		if _, ok := err.(*loadError); ok {
 			t.eng.Verbosef("pid %d: execve %s: %v", t.pid, path, err)
 			return -int64(unix.ENOEXEC)
+		}
+		if !loader.LookupMiss(err) {
+			t.eng.Verbosef("pid %d: execve: %s", t.pid, loader.ExecFailure(path, err))
 		}
 		return errno(err)
 	}

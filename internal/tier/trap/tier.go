@@ -14,6 +14,7 @@
 package trap
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/fdtable"
+	"github.com/kbox-go/kbox/internal/loader"
 	"github.com/kbox-go/kbox/internal/policy"
 )
 
@@ -166,15 +168,7 @@ func (t *tier) start(cfg Config) (int, error) {
 	req := t.request(&call{})
 	img, err := t.prepare(req, unix.AT_FDCWD, cfg.Path, 0, cfg.Argv)
 	if err != nil {
-		if en, ok := err.(unix.Errno); ok {
-			switch en {
-			case unix.ENOENT:
-				return 127, fmt.Errorf("%s: %v", cfg.Path, err)
-			case unix.EACCES, unix.ENOEXEC, unix.EISDIR:
-				return 126, fmt.Errorf("%s: %v", cfg.Path, err)
-			}
-		}
-		return 126, fmt.Errorf("%s: %v", cfg.Path, err)
+		return loader.ExecExitCode(err), errors.New(loader.ExecFailure(cfg.Path, err))
 	}
 	if err := installHandlers(); err != nil {
 		return 125, fmt.Errorf("installing signal handlers: %w", err)
@@ -271,7 +265,8 @@ func (t *tier) syscall(uc *ucontext, nr int) {
 const errRestart = -512
 
 func errno(err error) int64 {
-	if en, ok := err.(unix.Errno); ok {
+	var en unix.Errno
+	if errors.As(err, &en) {
 		return -int64(en)
 	}
 	if err == nil {
