@@ -894,7 +894,9 @@ func (x *execSupport) finishPending(tid int) {
 
 // waitExecDone waits until the kernel is done with the exec of tid: its
 // address space replaced (its program changed), or the task gone, or back
-// from a failed exec (blocked in another call, or outside any). It has no
+// from a failed exec (blocked in another call, or outside any: a new
+// program that is the same file, which does not change the program, is
+// seen so too). It has no
 // time bound: restoring before the kernel read the path would make it
 // read the caller's original path, a host path. A task that failed the
 // exec and then computes without a system call is "running" until it
@@ -902,7 +904,13 @@ func (x *execSupport) finishPending(tid int) {
 // a vfork parent stays suspended natively. A new exec of the task
 // finishes the wait's restore first (finishPending).
 func waitExecDone(tid int, oldExe string) {
-	for pause := 20 * time.Microsecond; ; pause = min(2*pause, 10*time.Millisecond) {
+	// The processes sharing the memory stay held until this returns:
+	// poll often while an exec normally completes, rarely after that.
+	// (Whether the task still shares a held process's memory is not
+	// asked: a held process killed meanwhile would answer "no" before
+	// the kernel read the path. The task's program is its own.)
+	start := time.Now()
+	for pause := 20 * time.Microsecond; ; pause = min(2*pause, execPollMax(time.Since(start))) {
 		exe, err := os.Readlink("/proc/" + strconv.Itoa(tid) + "/exe")
 		if err != nil || exe != oldExe {
 			return
@@ -916,4 +924,12 @@ func waitExecDone(tid int, oldExe string) {
 		}
 		time.Sleep(pause)
 	}
+}
+
+// execPollMax is waitExecDone's longest pause after waiting for d.
+func execPollMax(d time.Duration) time.Duration {
+	if d < 100*time.Millisecond {
+		return 100 * time.Microsecond
+	}
+	return 10 * time.Millisecond
 }
