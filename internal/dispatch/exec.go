@@ -141,6 +141,10 @@ func sysExecveat(e *Engine, r *Request) Result {
 }
 
 func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr uint64, flags int) Result {
+	// A previous exec of this task whose restore is still pending failed:
+	// the task is back, making another call. Restore before reading
+	// anything of it.
+	e.exec.finishPending(r.Tid)
 	pathAddr := r.Ptr(pathArg)
 	p, err := r.Path(pathArg)
 	if err != nil {
@@ -211,10 +215,6 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 			return e.denied(r, unix.ENOMEM, "exec directory: "+err.Error())
 		}
 	}
-	// A previous exec of this task whose restore is still pending failed:
-	// the task is back, making another call. Restore before reading
-	// anything of it.
-	e.exec.finishPending(r.Tid)
 	sharers, err := e.memorySharers(r)
 	if err != nil {
 		return e.denied(r, unix.EPERM, "execve of "+strconv.Quote(p)+": "+err.Error())
