@@ -14,9 +14,16 @@
  *                            same size, fill them and check them, while the
  *                            child runs. Prints "spawn: K of N damaged".
  *
+ *   vforkexec e2big N PROG   N times: vfork, the child execs PROG with an
+ *                            argument longer than the kernel takes (E2BIG,
+ *                            a failure after kbox's checks) and exits; the
+ *                            parent checks the path buffer and the errno.
+ *                            Prints "e2big: K of N damaged".
+ *
  * PROG must exit 0; any other status is reported.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,10 +152,53 @@ static int run_spawn(int n, const char *prog)
 	return damaged || failed;
 }
 
+static int run_e2big(int n, const char *prog)
+{
+	volatile int damaged = 0, failed = 0;
+	size_t len = strlen(prog) + 1;
+	size_t big = 200 * 1024; /* over MAX_ARG_STRLEN (32 pages) */
+	char *arg = malloc(big + 1);
+	if (!arg)
+		return 2;
+	memset(arg, 'a', big);
+	arg[big] = 0;
+	for (volatile int i = 0; i < n; i++) {
+		char *path = malloc(len);
+		if (!path)
+			return 2;
+		memcpy(path, prog, len);
+		char *argv[] = {(char *)base(prog), arg, NULL};
+		volatile int err = 0;
+		pid_t pid = vfork();
+		if (pid == 0) {
+			execve(path, argv, environ);
+			err = errno;
+			_exit(0);
+		}
+		if (pid < 0) {
+			perror("vforkexec: vfork");
+			return 2;
+		}
+		if (err != E2BIG) {
+			printf("iteration %d: exec error %d, want E2BIG\n", i, err);
+			failed = 1;
+		}
+		if (memcmp(path, prog, len) != 0) {
+			printf("iteration %d: path buffer is %.*s after the failed exec\n", i, (int)len, path);
+			damaged++;
+		}
+		failed |= reap(pid);
+		free(path);
+	}
+	free(arg);
+	printf("e2big: %d of %d damaged\n", damaged, n);
+	return damaged || failed;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
-		fprintf(stderr, "usage: vforkexec vfork|spawn N PROG\n");
+		fprintf(stderr, "usage: vforkexec vfork|spawn|e2big N PROG\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -157,6 +207,8 @@ int main(int argc, char **argv)
 		return run_vfork(n, argv[3]);
 	if (strcmp(argv[1], "spawn") == 0)
 		return run_spawn(n, argv[3]);
+	if (strcmp(argv[1], "e2big") == 0)
+		return run_e2big(n, argv[3]);
 	fprintf(stderr, "vforkexec: unknown mode %s\n", argv[1]);
 	return 2;
 }

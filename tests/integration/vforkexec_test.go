@@ -50,9 +50,10 @@ func vforkexecBinaries(t *testing.T) map[string]string {
 	return vforkexecBins
 }
 
-// TestVforkExecParentMemory: after a vfork child's exec, and after each
-// posix_spawn, the parent's memory is as the parent left it, under the
-// seccomp tier, with and without Landlock.
+// TestVforkExecParentMemory: after a vfork child's exec, after each
+// posix_spawn, and after an exec the kernel fails (E2BIG), the parent's
+// memory is as the parent left it, under the seccomp tier, with and
+// without Landlock.
 func TestVforkExecParentMemory(t *testing.T) {
 	t.Parallel()
 	bins := vforkexecBinaries(t)
@@ -77,6 +78,9 @@ func TestVforkExecParentMemory(t *testing.T) {
 				for _, c := range []struct{ mode, n, want string }{
 					{"vfork", "50", "corrupted 0 of 50\n"},
 					{"spawn", "200", "spawn: 0 of 200 damaged\n"},
+					// An exec the kernel fails after kbox's rewrite: the
+					// parent finds its path back once the child exits.
+					{"e2big", "20", "e2big: 0 of 20 damaged\n"},
 				} {
 					opts := runOpts{Unpriv: v.unpriv, Env: env, Tout: 2 * runTimeout, Args: []string{"--syscall-mode=seccomp", "-v", "-S", root, "--",
 						"/bin/vforkexec-" + name, c.mode, c.n, "/bin/true"}}
