@@ -6,7 +6,7 @@
  *
  *   vforkexec vfork N PROG   N times: vfork, the child execs PROG from a
  *                            heap buffer; the parent, once resumed, fills
- *                            that buffer and checks for 50 ms that it keeps
+ *                            that buffer and checks for 20 ms that it keeps
  *                            what it wrote. Prints "corrupted K of N".
  *   vforkexec spawn N PROG   N times: posix_spawn PROG (glibc and musl use
  *                            CLONE_VM|CLONE_VFORK) from a heap path, free
@@ -88,7 +88,7 @@ static int run_vfork(int n, const char *prog)
 		/* The buffer is the parent's again: it may reuse it at once. */
 		memset(path, 'P', size - 1);
 		path[size - 1] = 0;
-		long long end = now_ns() + 50000000LL;
+		long long end = now_ns() + 20000000LL;
 		do {
 			size_t k;
 			for (k = 0; k < size - 1 && path[k] == 'P'; k++)

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -35,19 +34,22 @@ func TestExecFailureMessages(t *testing.T) {
 		{"/var/f/perminterp", 126, "kbox: /var/f/perminterp: interpreter /etc/passwd: cannot execute: permission denied (EACCES)"},
 	}
 	pidLine := regexp.MustCompile(`^kbox: pid [0-9]+: execve: `)
+	// The programs are in a host directory mounted read-only at the
+	// guest's /var over the shared fixture root.
+	host := mkTempDir(t, "kbox-it-execfail-")
+	for name, body := range execFailFiles {
+		writeFile(t, filepath.Join(host, "f", name), body, 0o755)
+	}
+	root := fixtureRoot(t)
 	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
-		root := freshRoot(t, v.uid())
-		dir := filepath.Join(root, "var", "f")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for name, body := range execFailFiles {
-			writeFile(t, filepath.Join(dir, name), body, 0o755)
-		}
-		chownTree(t, dir, v.uid())
-		for _, c := range cases {
-			for _, verbose := range []bool{false, true} {
-				args := []string{"--syscall-mode=" + tier, mode, root}
+		for i, c := range cases {
+			// -v changes nothing of the line: checked with one case.
+			verbosities := []bool{false}
+			if i == 0 {
+				verbosities = append(verbosities, true)
+			}
+			for _, verbose := range verbosities {
+				args := []string{"--syscall-mode=" + tier, mode, root, "-b", host + ":/var:ro"}
 				if verbose {
 					args = append(args, "-v")
 				}
@@ -66,7 +68,7 @@ func TestExecFailureMessages(t *testing.T) {
 			}
 		}
 		// The guest's own execs: the errno, and a -v line each.
-		opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, mode, root, "-v", "--",
+		opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, mode, root, "-b", host + ":/var:ro", "-v", "--",
 			"/bin/sc", "exec", "/var/f/garbage", ",", "exec", "/var/f/nointerp", ",", "exec", "/var/f/badinterp", ",",
 			"exec", "/var/f/perminterp", ",", "exec", "/var/f/none"}}
 		out, errOut, code := runKbox(t, opts)

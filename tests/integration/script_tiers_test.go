@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,19 +50,16 @@ func TestScriptsEveryTier(t *testing.T) {
 		{[]string{"/bin/sc", "exec", "/var/s/emptyarg"}, " /var/s/emptyarg\n"},
 		{[]string{"/bin/sc", "exec", "/var/s/n4", "q"}, "s0 /var/s/s0 /var/s/n1 /var/s/n2 /var/s/n3 /var/s/n4 q\n"},
 	}
+	// The scripts are in a host directory mounted read-only at the
+	// guest's /var over the shared fixture root.
+	host := mkTempDir(t, "kbox-it-scripts-")
+	for name, body := range files {
+		writeFile(t, filepath.Join(host, "s", name), body, 0o755)
+	}
+	root := fixtureRoot(t)
 	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
-		root := freshRoot(t, v.uid())
-		dir := filepath.Join(root, "var", "s")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for name, body := range files {
-			mode := os.FileMode(0o755)
-			writeFile(t, filepath.Join(dir, name), body, mode)
-		}
-		chownTree(t, dir, v.uid())
 		for _, r := range runs {
-			opts := runOpts{Unpriv: v.unpriv, Args: append([]string{"--syscall-mode=" + tier, mode, root, "--"}, r.argv...)}
+			opts := runOpts{Unpriv: v.unpriv, Args: append([]string{"--syscall-mode=" + tier, mode, root, "-b", host + ":/var:ro", "--"}, r.argv...)}
 			out, errOut, code := runKbox(t, opts)
 			if code != 0 || out != r.want {
 				t.Errorf("%s: exit status %d\nstdout:\n%q\nwant:\n%q\nstderr:\n%s", cmdline(opts), code, out, r.want, errOut)
