@@ -59,6 +59,7 @@ if [ $quick -eq 0 ]; then
 	go test -run=^$ -fuzz=FuzzResolve -fuzztime=400000x -fuzzminimizetime=0s ./internal/vfs/
 	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=150000x -fuzzminimizetime=0s ./internal/seccomp/
 	go test -run=^$ -fuzz=FuzzParse -fuzztime=200000x -fuzzminimizetime=0s ./internal/loader/
+	go test -run=^$ -fuzz=FuzzScript -fuzztime=200000x -fuzzminimizetime=0s ./internal/loader/
 	go test -run=^$ -fuzz=FuzzScan -fuzztime=100000x -fuzzminimizetime=0s ./internal/forkscan/
 	go test -run=^$ -fuzz=FuzzPlanSites -fuzztime=200000x -fuzzminimizetime=0s ./internal/rewrite/
 	go test -run=^$ -fuzz=FuzzARM64Plan -fuzztime=200000x -fuzzminimizetime=0s ./internal/rewrite/

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -72,6 +73,7 @@ type execSupport struct {
 	links        map[string]bool
 	cache        map[imageKey]int // read-only sealed memfds
 	facts        map[imageKey]elfFacts
+	pending      map[int]*pendingRestore // by tid (addPending)
 }
 
 const execCacheMax = 64
@@ -140,6 +142,10 @@ func sysExecveat(e *Engine, r *Request) Result {
 }
 
 func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr uint64, flags int) Result {
+	// A previous exec of this task whose restore is still pending failed:
+	// the task is back, making another call. Restore before reading
+	// anything of it.
+	e.exec.finishPending(r.Tid)
 	pathAddr := r.Ptr(pathArg)
 	p, err := r.Path(pathArg)
 	if err != nil {
@@ -153,17 +159,17 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	}
 	l, err := e.resolveAt(r, dirfd, p, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
 	if err != nil {
-		return Fail(err)
+		return e.execFailed(r, p, err)
 	}
 	defer l.Release()
 	if l.Exists() && !l.Magic {
 		if err := e.permitted(r, &l.Stat, permExec, false); err != nil {
-			return Fail(err)
+			return e.execFailed(r, p, err)
 		}
 	}
 	file, err := e.openExecutable(l)
 	if err != nil {
-		return Fail(err)
+		return e.execFailed(r, p, err)
 	}
 	defer file.Close()
 
@@ -172,7 +178,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	}
 	image, script, err := e.prepareImage(r, file, p)
 	if err != nil {
-		return e.imageError(r, p, err)
+		return e.execFailed(r, p, err)
 	}
 	defer unix.Close(image)
 
@@ -210,43 +216,62 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 			return e.denied(r, unix.ENOMEM, "exec directory: "+err.Error())
 		}
 	}
-	shared := sharesMemoryWithParent(r)
+	sharers, err := e.memorySharers(r)
+	if err != nil {
+		return e.denied(r, unix.EPERM, "execve of "+strconv.Quote(p)+": "+err.Error())
+	}
 	var oldExe string
-	var parentMem PinnedMemory
-	if shared {
+	var sharedMem PinnedMemory
+	var held Held
+	if len(sharers) > 0 {
 		oldExe, _ = os.Readlink("/proc/" + strconv.Itoa(r.Tid) + "/exe")
 		pm, ok := r.Mem.(processMemory)
 		if !ok {
-			return e.denied(r, unix.EPERM, "exec by a vfork child: this tier cannot restore the parent's memory")
+			return e.denied(r, unix.EPERM, "exec by a process sharing its memory (vfork): this tier cannot restore that memory")
 		}
-		// The address space the child shares with its parent now; after
-		// the exec only the parent has it.
-		if parentMem, err = pm.PinMemory(); err != nil {
+		// The address space the caller shares now; after the exec only
+		// the other processes have it.
+		if sharedMem, err = pm.PinMemory(); err != nil {
 			return Fail(err)
+		}
+		// No process sharing the memory runs from before kbox changes it
+		// until after kbox restored it (hold.go in the seccomp tier).
+		if held, err = pm.HoldProcesses(sharers); err != nil {
+			sharedMem.Close()
+			return e.denied(r, unix.EPERM, "execve of "+strconv.Quote(p)+" by a process sharing its memory: "+err.Error())
 		}
 	}
 	patches, err := e.rewriteExecPath(r, pathAddr, p, name, argvAddr, envpAddr)
 	if err != nil {
 		undoPatches(r.Mem, patches)
-		if parentMem != nil {
-			parentMem.Close()
+		if held != nil {
+			sharedMem.Close()
+			held.Release()
 		}
 		return e.denied(r, abi.Errno(err, unix.EIO), "cannot rewrite the exec path buffer safely: "+err.Error())
 	}
 	e.execDone(r, l.Path, script)
 	res := Cont()
-	if shared {
+	if held != nil {
 		// A vfork child (posix_spawn, Go's os/exec) shares its parent's
-		// memory: once the kernel has the new program, put back what kbox
-		// changed before the parent looks at it. Until then this
-		// goroutine holds the receiving, so no other exec reads it.
-		// The restore goes through the parent: after the exec the child's
+		// memory: once the kernel has read the path (the exec replaced
+		// the child's address space, or failed), put back what kbox
+		// changed, then let the held processes run. The restore goes
+		// through the pinned memory file: after the exec the child's
 		// pid names the new program's memory.
 		tid := r.Tid
+		finish := e.exec.addPending(tid, func() {
+			undoPatches(sharedMem, patches)
+			sharedMem.Close()
+			held.Release()
+		})
 		res.After = func() {
-			waitExecDone(tid, oldExe)
-			undoPatches(parentMem, patches)
-			parentMem.Close()
+			// Not on the receiving goroutine: the wait has no bound
+			// (see waitExecDone).
+			go func() {
+				waitExecDone(tid, oldExe)
+				finish()
+			}()
 		}
 	}
 	return res
@@ -282,7 +307,7 @@ func (e *Engine) execFD(r *Request, fd int) Result {
 	// The kernel names a script executed through a descriptor /dev/fd/N.
 	image, script, err := e.prepareImage(r, file, "/dev/fd/"+strconv.Itoa(fd))
 	if err != nil {
-		return e.imageError(r, "descriptor "+strconv.Itoa(fd), err)
+		return e.execFailed(r, "descriptor "+strconv.Itoa(fd), err)
 	}
 	defer unix.Close(image)
 	if _, err := r.FDs.InjectFD(image, fdCloexec(r.Tgid, fd), fd); err != nil {
@@ -310,11 +335,30 @@ func (e *Engine) execPreflight(r *Request, pathAddr uint64, pathLen int) error {
 	return e.execRaceCheck(r, pathAddr, pathLen)
 }
 
-func (e *Engine) imageError(r *Request, what string, err error) Result {
-	if en, ok := err.(unix.Errno); ok {
-		return Fail(en)
+// execFailed answers an exec that failed before the kernel saw it: the
+// caller gets the errno; kbox says why, in the words every tier uses
+// (loader.ExecFailure): on stderr when it is the command kbox was asked
+// to run (its launcher's exec), in a -v line for the guest's own execs
+// (not for a path that does not exist, which a PATH search meets in every
+// directory). An error without an errno is ENOEXEC.
+func (e *Engine) execFailed(r *Request, what string, err error) Result {
+	en := unix.ENOEXEC
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		en = errno
 	}
-	return e.denied(r, unix.ENOEXEC, "preparing "+what+": "+err.Error())
+	r.Proc.mu.Lock()
+	initial := r.Proc.trustedExec
+	r.Proc.mu.Unlock()
+	switch {
+	case initial:
+		e.logMu.Lock()
+		fmt.Fprintf(e.cfg.Log, "kbox: %s\n", loader.ExecFailure(what, err))
+		e.logMu.Unlock()
+	case !loader.LookupMiss(err):
+		e.Verbosef("pid %d: %s: %s", r.Tgid, e.arch.SyscallName(r.Nr), loader.ExecFailure(what, err))
+	}
+	return Fail(en)
 }
 
 // execDone records what the process now runs and applies execve's
@@ -387,7 +431,7 @@ func (e *Engine) elfMachine() elf.Machine {
 // callerPath is the path as the caller named the file.
 func (e *Engine) prepareImage(r *Request, file *os.File, callerPath string) (int, bool, error) {
 	head := scriptHead(file)
-	if len(head) >= 2 && head[0] == '#' && head[1] == '!' {
+	if loader.IsScript(head) {
 		img, err := e.scriptImage(r, head, callerPath)
 		return img, err == nil, err
 	}
@@ -433,15 +477,15 @@ func (e *Engine) elfImage(r *Request, file *os.File) (int, error) {
 		ipath := string(raw[:bytes.IndexByte(raw, 0)])
 		il, err := e.ns.Resolve(e.ctx(r), "", ipath, vfs.FollowFinal)
 		if err != nil {
-			return -1, err
+			return -1, &loader.InterpError{Interp: ipath, ELF: true, Err: err}
 		}
 		ifile, err := e.openExecutable(il)
 		il.Release()
 		if err != nil {
-			if err == unix.EACCES {
-				return -1, unix.EACCES
+			if err != unix.EACCES {
+				err = unix.ENOENT
 			}
-			return -1, unix.ENOENT
+			return -1, &loader.InterpError{Interp: ipath, ELF: true, Err: err}
 		}
 		var ist unix.Stat_t
 		unix.Fstat(int(ifile.Fd()), &ist)
@@ -739,38 +783,132 @@ type PinnedMemory interface {
 	Close() error
 }
 
-// processMemory is implemented by tiers that can hold the caller's address
-// space past the request (a vfork child's, which is its parent's: restored
-// after the child's exec).
-type processMemory interface {
-	PinMemory() (PinnedMemory, error)
+// Held is a set of processes a tier keeps from running; Release lets them
+// go.
+type Held interface {
+	Release()
 }
 
-// sharesMemoryWithParent reports a vfork-style child: one thread, and the
-// same address space as its parent, which resumes after the exec and must
-// find its memory as it left it.
-// The parent recorded when kbox first saw the process is used: a vfork
-// child cannot have been re-parented while its parent waits for it, and a
-// stale pid only makes kcmp fail or differ.
-func sharesMemoryWithParent(r *Request) bool {
+// Holder is implemented by tiers whose guest processes are separate host
+// processes: HoldProcesses returns once no task of the processes pids can
+// run an instruction of its own until Release.
+type Holder interface {
+	HoldProcesses(pids []int) (Held, error)
+}
+
+// processMemory is implemented by tiers that can hold the caller's address
+// space past the request, and the processes sharing it (a vfork child's
+// memory is its parent's: restored after the child's exec, before the
+// parent runs again).
+type processMemory interface {
+	PinMemory() (PinnedMemory, error)
+	Holder
+}
+
+// maxVforkChain bounds the walk up a chain of vfork parents.
+const maxVforkChain = 64
+
+// memorySharers lists the other processes sharing the caller's address
+// space. Without a loose clone (exec_race.go) those are the chain of
+// vfork callers above it, each suspended by the kernel until its child
+// execs or exits: the caller's parent, its parent... while they share.
+// After one, every process on the host is compared.
+func (e *Engine) memorySharers(r *Request) ([]int, error) {
+	if e.exec.looseSharing.Load() {
+		sh, err := e.sharers(r.Tgid, false)
+		if err != nil {
+			return nil, err
+		}
+		var out []int
+		for _, s := range sh {
+			if s.what == "memory" {
+				out = append(out, s.pid)
+			}
+		}
+		return out, nil
+	}
+	// The parent recorded when kbox first saw the process: a vfork child
+	// cannot have been re-parented while its parent waits for it, and a
+	// stale pid only makes kcmp fail or differ.
 	r.Proc.mu.Lock()
 	ppid := r.Proc.ppid
 	r.Proc.mu.Unlock()
 	if ppid <= 0 {
 		ppid = readStatus(r.Tgid).ppid
 	}
-	if ppid <= 0 {
-		return false
+	var out []int
+	for p := ppid; p > 1 && len(out) < maxVforkChain; p = readStatus(p).ppid {
+		if same, err := kcmp(r.Tgid, p, kcmpVM); err != nil || !same {
+			break
+		}
+		out = append(out, p)
 	}
-	shared, err := kcmp(r.Tgid, ppid, kcmpVM)
-	return err == nil && shared
+	return out, nil
 }
 
-// waitExecDone waits (bounded) until the exec of tid has replaced its
-// address space, or failed and the task left the call or exited.
+// pendingRestore is the restore of an exec whose kernel part may still
+// be running.
+type pendingRestore struct {
+	once sync.Once
+	fn   func()
+}
+
+// addPending records fn as tid's pending restore and returns the function
+// that runs it (once, whoever comes first: the exec's own wait, or the
+// task's next exec).
+func (x *execSupport) addPending(tid int, fn func()) func() {
+	p := &pendingRestore{fn: fn}
+	x.mu.Lock()
+	if x.pending == nil {
+		x.pending = map[int]*pendingRestore{}
+	}
+	old := x.pending[tid]
+	x.pending[tid] = p
+	x.mu.Unlock()
+	if old != nil {
+		old.once.Do(old.fn)
+	}
+	return func() {
+		x.mu.Lock()
+		if x.pending[tid] == p {
+			delete(x.pending, tid)
+		}
+		x.mu.Unlock()
+		p.once.Do(p.fn)
+	}
+}
+
+// finishPending runs tid's pending restore now, if any: the task is in a
+// new exec call, so the kernel is done with the previous one's path.
+func (x *execSupport) finishPending(tid int) {
+	x.mu.Lock()
+	p := x.pending[tid]
+	delete(x.pending, tid)
+	x.mu.Unlock()
+	if p != nil {
+		p.once.Do(p.fn)
+	}
+}
+
+// waitExecDone waits until the kernel is done with the exec of tid: its
+// address space replaced (its program changed), or the task gone, or back
+// from a failed exec (blocked in another call, or outside any: a new
+// program that is the same file, which does not change the program, is
+// seen so too). It has no
+// time bound: restoring before the kernel read the path would make it
+// read the caller's original path, a host path. A task that failed the
+// exec and then computes without a system call is "running" until it
+// makes one; the processes sharing its memory stay held meanwhile, as
+// a vfork parent stays suspended natively. A new exec of the task
+// finishes the wait's restore first (finishPending).
 func waitExecDone(tid int, oldExe string) {
-	deadline := time.Now().Add(200 * time.Millisecond)
-	for time.Now().Before(deadline) {
+	// The processes sharing the memory stay held until this returns:
+	// poll often while an exec normally completes, rarely after that.
+	// (Whether the task still shares a held process's memory is not
+	// asked: a held process killed meanwhile would answer "no" before
+	// the kernel read the path. The task's program is its own.)
+	start := time.Now()
+	for pause := 20 * time.Microsecond; ; pause = min(2*pause, execPollMax(time.Since(start))) {
 		exe, err := os.Readlink("/proc/" + strconv.Itoa(tid) + "/exe")
 		if err != nil || exe != oldExe {
 			return
@@ -780,8 +918,16 @@ func waitExecDone(tid int, oldExe string) {
 			return
 		}
 		if f := strings.Fields(string(b)); len(f) > 0 && f[0] != "running" && f[0] != strconv.Itoa(unix.SYS_EXECVE) && f[0] != strconv.Itoa(unix.SYS_EXECVEAT) {
-			return // back from a failed exec, in another call
+			return // back from a failed exec, in another call or none
 		}
-		time.Sleep(20 * time.Microsecond)
+		time.Sleep(pause)
 	}
+}
+
+// execPollMax is waitExecDone's longest pause after waiting for d.
+func execPollMax(d time.Duration) time.Duration {
+	if d < 100*time.Millisecond {
+		return 100 * time.Microsecond
+	}
+	return 10 * time.Millisecond
 }

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/loader"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -20,65 +21,47 @@ import (
 // vector the kernel would have built — interpreter, optional argument,
 // script path as the caller gave it, then the caller's argv[1:] — and the
 // caller's environment. That execve is an ordinary guest exec: kbox
-// resolves the interpreter in the guest namespace. The interpreter is
-// checked before the caller's exec succeeds, so a missing interpreter is
-// ENOENT to the caller, as on Linux; nesting deeper than Linux allows is
-// ELOOP.
+// resolves the interpreter in the guest namespace. The "#!" line is read
+// by loader.ParseScript, which every tier uses. The interpreter chain is
+// checked before the caller's exec succeeds, as the kernel opens it before
+// the point of no return: a missing interpreter is ENOENT to the caller, a
+// chain deeper than Linux allows ELOOP, a final interpreter that is no
+// program for this machine ENOEXEC.
 
-// scriptMaxLine is the kernel's BINPRM_BUF_SIZE: the "#!" line must fit.
-const scriptMaxLine = 256
-
-// scriptMaxDepth is how many interpreters may themselves be scripts
-// (Linux: 5 nested scripts, the sixth is ELOOP).
-const scriptMaxDepth = 5
-
-// parseShebang parses a "#!" line as binfmt_script does: the interpreter
-// is the first word, the optional argument the rest of the line trimmed.
-func parseShebang(head []byte) (interp, arg string, err error) {
-	if len(head) < 2 || head[0] != '#' || head[1] != '!' {
-		return "", "", unix.ENOEXEC
-	}
-	line := head[2:]
-	if i := bytes.IndexByte(line, '\n'); i >= 0 {
-		line = line[:i]
-	} else if len(head) >= scriptMaxLine {
-		return "", "", unix.ENOEXEC // the line does not fit
-	}
-	if i := bytes.IndexByte(line, 0); i >= 0 {
-		line = line[:i]
-	}
-	s := strings.Trim(string(line), " \t")
-	if s == "" {
-		return "", "", unix.ENOEXEC
-	}
-	if i := strings.IndexAny(s, " \t"); i >= 0 {
-		interp, arg = s[:i], strings.Trim(s[i:], " \t")
-	} else {
-		interp = s
-	}
-	return interp, arg, nil
-}
-
-// checkInterpreter resolves a script's interpreter chain in the guest as
-// the kernel would when executing it; scripts counts the scripts so far.
-func (e *Engine) checkInterpreter(r *Request, interp string, scripts int) error {
+// checkInterpreter resolves and checks a script's interpreter chain in the
+// guest as the kernel would when executing it; depth is the interpreter's
+// (the caller's file is at depth 0, loader.MaxScriptDepth).
+// Errors name the interpreter concerned (loader.InterpError).
+func (e *Engine) checkInterpreter(r *Request, interp string, depth int) error {
+	fail := func(err error) error { return &loader.InterpError{Interp: interp, Err: err} }
 	l, err := e.ns.Resolve(e.ctx(r), "", interp, vfs.FollowFinal)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer l.Release()
 	f, err := e.openExecutable(l)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer f.Close()
-	head := make([]byte, scriptMaxLine)
-	n, _ := f.ReadAt(head, 0)
-	if next, _, err := parseShebang(head[:n]); err == nil {
-		if scripts+1 > scriptMaxDepth {
-			return unix.ELOOP
+	if depth > loader.MaxScriptDepth {
+		return fail(unix.ELOOP)
+	}
+	head := scriptHead(f)
+	if loader.IsScript(head) {
+		s, err := loader.ParseScript(head)
+		if err != nil {
+			return fail(err)
 		}
-		return e.checkInterpreter(r, next, scripts+1)
+		return e.checkInterpreter(r, s.Interp, depth+1)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fail(err)
+	}
+	key := imageKey{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), interpFD: -1}
+	if _, err = e.elfFacts(f, &st, key); err != nil {
+		return fail(err)
 	}
 	return nil
 }
@@ -86,14 +69,14 @@ func (e *Engine) checkInterpreter(r *Request, interp string, scripts int) error 
 // scriptImage builds the trampoline for a script and returns a sealed,
 // read-only descriptor of it.
 func (e *Engine) scriptImage(r *Request, head []byte, scriptPath string) (int, error) {
-	interp, arg, err := parseShebang(head)
+	s, err := loader.ParseScript(head)
 	if err != nil {
 		return -1, err
 	}
-	if err := e.checkInterpreter(r, interp, 1); err != nil {
+	if err := e.checkInterpreter(r, s.Interp, 1); err != nil {
 		return -1, err
 	}
-	img, err := trampoline(e.arch.Name, interp, arg, scriptPath)
+	img, err := trampoline(e.arch.Name, s, scriptPath)
 	if err != nil {
 		return -1, err
 	}
@@ -119,10 +102,10 @@ func sealedBytes(b []byte) (int, error) {
 // trampolineBase is where the trampoline is linked (a static ET_EXEC).
 const trampolineBase = 0x400000
 
-// trampoline returns a static ELF that executes interp with argv
-// [interp, arg (if any), script, argv[1:]...] and its own envp, and exits
-// with status 127 if that execve fails.
-func trampoline(arch, interp, arg, script string) ([]byte, error) {
+// trampoline returns a static ELF that executes s.Interp with argv
+// s.Argv(script, argv) and its own envp, and exits with status 127 if that
+// execve fails.
+func trampoline(arch string, s loader.Script, script string) ([]byte, error) {
 	if arch != "amd64" {
 		return nil, errors.New("script trampoline not built for " + arch)
 	}
@@ -152,10 +135,10 @@ func trampoline(arch, interp, arg, script string) ([]byte, error) {
 		code.WriteByte(0x50) // push rax
 	}
 	strs := []string{script}
-	if arg != "" {
-		strs = append(strs, arg)
+	if s.HasArg {
+		strs = append(strs, s.Arg)
 	}
-	strs = append(strs, interp)
+	strs = append(strs, s.Interp)
 	for range strs {
 		pushString()
 	}
@@ -171,13 +154,13 @@ func trampoline(arch, interp, arg, script string) ([]byte, error) {
 	})
 	body := code.Bytes()
 	var data bytes.Buffer
-	for i, s := range strs {
-		if strings.IndexByte(s, 0) >= 0 {
+	for i, str := range strs {
+		if strings.IndexByte(str, 0) >= 0 {
 			return nil, unix.ENOEXEC
 		}
 		addr := uint64(trampolineBase + hdrSize + len(body) + data.Len())
 		binary.LittleEndian.PutUint64(body[patches[i]:], addr)
-		data.WriteString(s)
+		data.WriteString(str)
 		data.WriteByte(0)
 	}
 	total := hdrSize + len(body) + data.Len()
@@ -214,7 +197,7 @@ func trampoline(arch, interp, arg, script string) ([]byte, error) {
 
 // scriptHead reads the start of file for the "#!" check.
 func scriptHead(f *os.File) []byte {
-	head := make([]byte, scriptMaxLine)
+	head := make([]byte, loader.ScriptBufSize)
 	n, _ := f.ReadAt(head, 0)
 	return head[:n]
 }

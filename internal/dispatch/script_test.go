@@ -4,33 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/kbox-go/kbox/internal/loader"
 )
-
-func TestParseShebang(t *testing.T) {
-	cases := []struct {
-		head, interp, arg string
-		err               error
-	}{
-		{"#!/bin/sh\necho", "/bin/sh", "", nil},
-		{"#! /usr/bin/env  python3 -u \n", "/usr/bin/env", "python3 -u", nil},
-		{"#!/bin/sh -e\t\nx", "/bin/sh", "-e", nil},
-		{"#!\n", "", "", unix.ENOEXEC},
-		{"#!   \n", "", "", unix.ENOEXEC},
-		{"#!/bin/sh", "/bin/sh", "", nil},
-		{"#!/" + strings.Repeat("x", 300), "", "", unix.ENOEXEC},
-		{"no", "", "", unix.ENOEXEC},
-	}
-	for _, c := range cases {
-		interp, arg, err := parseShebang([]byte(c.head))
-		if interp != c.interp || arg != c.arg || err != c.err {
-			t.Errorf("%q: got %q %q %v, want %q %q %v", c.head, interp, arg, err, c.interp, c.arg, c.err)
-		}
-	}
-}
 
 // TestTrampolineRuns executes generated trampolines natively: they must
 // run the interpreter with the argument vector the kernel would build.
@@ -43,15 +20,17 @@ func TestTrampolineRuns(t *testing.T) {
 		t.Skip("no /bin/echo")
 	}
 	for _, c := range []struct {
-		arg  string
-		argv []string
-		want string
+		arg    string
+		hasArg bool
+		argv   []string
+		want   string
 	}{
-		{"", []string{"ignored", "a", "b c"}, "/scripts/s.sh a b c\n"},
-		{"-n", []string{"ignored"}, "/scripts/s.sh"},
-		{"", []string{}, "/scripts/s.sh\n"},
+		{"", false, []string{"ignored", "a", "b c"}, "/scripts/s.sh a b c\n"},
+		{"-n", true, []string{"ignored"}, "/scripts/s.sh"},
+		{"", false, []string{}, "/scripts/s.sh\n"},
+		{"", true, []string{"ignored", "x"}, " /scripts/s.sh x\n"}, // an empty argument
 	} {
-		img, err := trampoline("amd64", echo, c.arg, "/scripts/s.sh")
+		img, err := trampoline("amd64", loader.Script{Interp: echo, Arg: c.arg, HasArg: c.hasArg}, "/scripts/s.sh")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +60,7 @@ func TestTrampolineFailsWith127(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("amd64 only")
 	}
-	img, _ := trampoline("amd64", "/nonexistent/interp", "", "/s")
+	img, _ := trampoline("amd64", loader.Script{Interp: "/nonexistent/interp"}, "/s")
 	fd, err := sealedBytes(img)
 	if err != nil {
 		t.Fatal(err)

@@ -53,11 +53,13 @@ type loadError struct {
 }
 
 func (e *loadError) Error() string { return e.err.Error() }
-func (e *loadError) Unwrap() error { return e.err }
+// Unwrap gives the errno first, so that errors.As and abi.Errno find it,
+// then the loader's error.
+func (e *loadError) Unwrap() []error { return []error{e.errno, e.err} }
 
 func notExecutable(err error) *loadError { return &loadError{errno: unix.ENOEXEC, err: err} }
 
-// prepare resolves path, follows "#!" up to four levels, and opens and
+// prepare resolves path, follows "#!" as deep as Linux does, and opens and
 // validates the ELF and its interpreter. Nothing of the running guest is
 // touched, so an execve that fails here returns to the caller.
 func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int, argv []string) (*program, error) {
@@ -72,33 +74,32 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 			f, canon, err = t.eng.OpenProgram(req, dirfd, path, flags)
 		}
 		if err != nil {
+			if depth > 0 {
+				err = &loader.InterpError{Interp: path, Err: err}
+			}
 			return nil, err
 		}
 		if p.exe == "" {
 			p.exe = canon
 		}
-		head := make([]byte, 256)
+		if depth > loader.MaxScriptDepth {
+			f.Close()
+			return nil, &loader.InterpError{Interp: path, Err: unix.ELOOP}
+		}
+		head := make([]byte, loader.ScriptBufSize)
 		n, _ := f.ReadAt(head, 0)
 		head = head[:n]
-		if bytes.HasPrefix(head, []byte("#!")) {
+		if loader.IsScript(head) {
 			f.Close()
-			if depth >= 4 {
-				return nil, unix.ELOOP
+			s, err := loader.ParseScript(head)
+			if err != nil {
+				if depth > 0 {
+					err = &loader.InterpError{Interp: path, Err: err}
+				}
+				return nil, err
 			}
-			interp, arg, ok := parseShebang(head)
-			if !ok {
-				return nil, unix.ENOEXEC
-			}
-			nargv := []string{interp}
-			if arg != "" {
-				nargv = append(nargv, arg)
-			}
-			nargv = append(nargv, path)
-			if len(p.argv) > 1 {
-				nargv = append(nargv, p.argv[1:]...)
-			}
-			p.argv, p.script = nargv, true
-			path, dirfd, flags = interp, unix.AT_FDCWD, 0
+			p.argv, p.script = s.Argv(path, p.argv), true
+			path, dirfd, flags = s.Interp, unix.AT_FDCWD, 0
 			continue
 		}
 		st, err := f.Stat()
@@ -109,7 +110,15 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		im, err := loader.Parse(f, st.Size(), "amd64")
 		if err != nil {
 			f.Close()
-			return nil, notExecutable(err)
+			if !bytes.HasPrefix(head, []byte("\x7fELF")) {
+				err = &loader.NotELF{}
+			} else {
+				err = &loader.NotELF{Detail: err.Error()}
+			}
+			if depth > 0 {
+				err = &loader.InterpError{Interp: path, Err: err}
+			}
+			return nil, err
 		}
 		p.file, p.im = f, im
 		break
@@ -118,10 +127,7 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		f, _, err := t.eng.OpenProgram(req, unix.AT_FDCWD, p.im.Interp, 0)
 		if err != nil {
 			p.close()
-			if err == unix.ENOENT {
-				return nil, &loadError{errno: unix.ENOENT, err: fmt.Errorf("interpreter %s not found in the guest", p.im.Interp)}
-			}
-			return nil, err
+			return nil, &loader.InterpError{Interp: p.im.Interp, ELF: true, Err: err}
 		}
 		st, err := f.Stat()
 		if err == nil {
@@ -140,24 +146,6 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		p.interp, p.interpPath = f, p.im.Interp
 	}
 	return p, nil
-}
-
-// parseShebang splits a "#!" line as Linux does: the interpreter up to the
-// first blank, and the rest of the line (trimmed) as one argument.
-func parseShebang(head []byte) (string, string, bool) {
-	line := head[2:]
-	nl := bytes.IndexByte(line, '\n')
-	if nl < 0 {
-		return "", "", false
-	}
-	s := strings.Trim(string(line[:nl]), " \t")
-	if s == "" {
-		return "", "", false
-	}
-	if i := strings.IndexAny(s, " \t"); i >= 0 {
-		return s[:i], strings.Trim(s[i:], " \t"), true
-	}
-	return s, "", true
 }
 
 // Placement of ET_DYN programs: far below the Go heap (0xc000000000), with

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/loader"
 )
 
 // The guest's process: lifetime, thread state kbox virtualizes, and
@@ -225,6 +226,9 @@ func execve(t *tier, c *call, at bool) int64 {
 		if le, ok := errors.AsType[*loadError](err); ok {
 			t.eng.Verbosef("pid %d: execve %s: %v (%s)", t.pid, path, err, unix.ErrnoName(le.errno))
 			return -int64(le.errno)
+		}
+		if !loader.LookupMiss(err) {
+			t.eng.Verbosef("pid %d: execve: %s", t.pid, loader.ExecFailure(path, err))
 		}
 		return errno(err)
 	}

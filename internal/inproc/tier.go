@@ -3,6 +3,7 @@
 package inproc
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/fdtable"
+	"github.com/kbox-go/kbox/internal/loader"
 	"github.com/kbox-go/kbox/internal/policy"
 )
 
@@ -167,15 +169,7 @@ func (t *tier) start(cfg Config) (int, error) {
 	req := t.request(&call{})
 	img, err := t.prepare(req, unix.AT_FDCWD, cfg.Path, 0, cfg.Argv)
 	if err != nil {
-		if en, ok := err.(unix.Errno); ok {
-			switch en {
-			case unix.ENOENT:
-				return 127, fmt.Errorf("%s: %v", cfg.Path, err)
-			case unix.EACCES, unix.ENOEXEC, unix.EISDIR:
-				return 126, fmt.Errorf("%s: %v", cfg.Path, err)
-			}
-		}
-		return 126, fmt.Errorf("%s: %v", cfg.Path, err)
+		return loader.ExecExitCode(err), errors.New(loader.ExecFailure(cfg.Path, err))
 	}
 	if err := installHandlers(); err != nil {
 		return 125, fmt.Errorf("installing signal handlers: %w", err)

@@ -36,25 +36,6 @@ func TestUcontextLayout(t *testing.T) {
 	}
 }
 
-func TestParseShebang(t *testing.T) {
-	for _, c := range []struct {
-		in, interp, arg string
-		ok              bool
-	}{
-		{"#!/bin/sh\n", "/bin/sh", "", true},
-		{"#! /bin/sh -e\n", "/bin/sh", "-e", true},
-		{"#!/usr/bin/env python3 -u  \nx", "/usr/bin/env", "python3 -u", true},
-		{"#!\t/bin/awk\t-f\n", "/bin/awk", "-f", true},
-		{"#!\n", "", "", false},
-		{"#!/bin/sh", "", "", false}, // no newline in the first 256 bytes
-	} {
-		interp, arg, ok := parseShebang([]byte(c.in))
-		if interp != c.interp || arg != c.arg || ok != c.ok {
-			t.Errorf("parseShebang(%q) = %q, %q, %v; want %q, %q, %v", c.in, interp, arg, ok, c.interp, c.arg, c.ok)
-		}
-	}
-}
-
 func TestFilterBytes(t *testing.T) {
 	p := []unix.SockFilter{{Code: 0x20, Jt: 1, Jf: 2, K: 0x01020304}}
 	b := seccomp.Bytes(p)

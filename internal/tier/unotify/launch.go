@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/loader"
 	"github.com/kbox-go/kbox/internal/seccomp"
 	"github.com/kbox-go/kbox/internal/supervise"
 )
@@ -48,8 +49,6 @@ type Launch struct {
 // Exit codes of the launcher child when it fails before the guest runs.
 const (
 	ExitLaunchFailed = 125
-	ExitNotExec      = 126
-	ExitNotFound     = 127
 )
 
 // ChildMain is the launcher child's main; it never returns.
@@ -117,14 +116,10 @@ func ChildMain() {
 		os.Exit(ExitLaunchFailed)
 	}
 	err = syscall.Exec(l.Path, l.Argv, l.Env)
-	code := ExitLaunchFailed
-	switch err {
-	case syscall.ENOENT:
-		code = ExitNotFound
-	case syscall.EACCES, syscall.ENOEXEC, syscall.EPERM:
-		code = ExitNotExec
-	}
-	fail(code, "exec %s: %v", l.Path, err)
+	// The supervisor has said why (dispatch's execFailed); the status is
+	// a shell's: 127 not found (the program or its interpreter), 126
+	// found but not executable.
+	fail(loader.ExecExitCode(err), "exec %s: %v", l.Path, err)
 }
 
 // started is a launched child whose listener the parent holds.
