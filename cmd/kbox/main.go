@@ -274,34 +274,20 @@ func run(args []string) (int, error) {
 }
 
 // autoTier picks the tier for --syscall-mode=auto: rewrite for a program
-// that cannot create processes or threads (internal/forkscan), seccomp for
-// everything else (shells, scripts, threaded and Go programs) and when the
-// in-process tiers are not in this build. docs/interception-tiers.md has
-// the rules and what the scan cannot see.
+// that, with every library it loads at start, cannot create processes or
+// threads (internal/forkscan.Program), seccomp for everything else
+// (shells, scripts, threaded and Go programs, anything the scan cannot
+// decide) and when the in-process tiers are not in this build.
+// docs/interception-tiers.md has the rules and what the scan cannot see.
 func autoTier(ns *vfs.Namespace, workDir, guestPath string) (string, string) {
 	if err := trap.Available(); err != nil {
 		return "seccomp", "auto: no in-process tier in this build"
 	}
-	f, err := ns.OpenFile(workDir, guestPath)
-	if errors.Is(err, unix.ENOENT) {
-		return "seccomp", "auto: program not found"
-	}
-	if err != nil {
-		return "seccomp", "auto: " + err.Error()
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "seccomp", "auto: " + err.Error()
-	}
-	rep, err := forkscan.Scan(f, st.Size())
-	if err != nil {
-		return "seccomp", "auto: not a program the in-process tiers load (" + err.Error() + ")"
-	}
-	if creates, reason := rep.CreatesProcesses(); creates {
+	v, reason := forkscan.Program(ns, workDir, guestPath, os.Environ())
+	if !v.InProcess() {
 		return "seccomp", "auto: " + reason
 	}
-	return "rewrite", "auto: no fork-family sites"
+	return "rewrite", "auto: " + reason
 }
 
 func identityFrom(o *options) (identity.Config, error) {
