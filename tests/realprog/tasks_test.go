@@ -46,10 +46,10 @@ chmod 755 p.py; ./p.py 1 2`),
 	// Coreutils.
 	one("coreutils-files", `mkdir -p a/b/c; touch a/b/c/f; cp -r a b; mv b c; ls -R c; rm -r a; ln -s c/b l; readlink l; stat -c %F l; ln c/b/c/f hard; stat -c %h hard; ls`),
 	one("coreutils-text", `printf 'b\na\nc\na\n' > t; sort t | uniq -c; wc -l < t; cut -c1 t | paste -sd,; tr a-z A-Z < t | head -2; sed -n '2p;$p' t; od -An -c t | head -1; printf '1 x\n2 y\n' > j1; printf '1 p\n2 q\n' > j2; join j1 j2; nl -ba t | tail -1; tac t | head -1; rev t | head -1; expand t >/dev/null; md5sum t`),
-	one("find-xargs", `mkdir d; for i in $(seq 1 120); do echo "$i" > d/f$i.txt; done; find d -name '*.txt' | sort | xargs -n 10 cat | wc -l; find d -name 'f1*.txt' -exec cat {} + | sort -n | tail -1; find d -type f -print0 | xargs -0 -P2 -n 20 sha256sum | wc -l; find d -newer d/f1.txt -o -name f1.txt | wc -l`),
+	one("find-xargs", `mkdir d; for i in $(seq 1 120); do echo "$i" > d/f$i.txt; done; find d -name '*.txt' | sort | xargs -n 10 cat | wc -l; find d -name 'f1*.txt' -exec cat {} + | sort -n | tail -1; find d -type f -print0 | xargs -0 -P2 -n 20 sha256sum | wc -l; touch -d 2020-01-01 d/f1.txt; touch -d 2030-01-01 d/f2.txt; find d -newer d/f1.txt | wc -l; find d ! -newer d/f1.txt`),
 	one("sort-large", `seq 300000 > n; sort -r n > r; sort -n -S 1M r | md5sum; md5sum < n; sort -R --random-source=n n | wc -l`),
 	one("dd-truncate", `dd if=/dev/zero bs=1M count=16 2>/dev/null | md5sum; dd if=/dev/urandom of=rnd bs=4k count=10 2>/dev/null; stat -c %s rnd; truncate -s 1M rnd; stat -c %s rnd; truncate -s 10 rnd; stat -c %s rnd; head -c 3 /dev/zero | od -An -tx1`),
-	one("install-cp-a", `mkdir -p src/sub; echo x > src/sub/f; chmod 640 src/sub/f; chmod 750 src/sub; ln -s sub/f src/link; cp -a src dst; stat -c '%a %F %n' dst dst/sub dst/sub/f dst/link; install -m 0750 -d inst; install -m 0640 src/sub/f inst/; stat -c '%a %n' inst inst/f; cp --parents src/sub/f par; stat -c '%a %n' par/src/sub`),
+	one("install-cp-a", `mkdir -p src/sub; echo x > src/sub/f; chmod 640 src/sub/f; chmod 750 src/sub; ln -s sub/f src/link; cp -a src dst; stat -c '%a %F %n' dst dst/sub dst/sub/f dst/link; install -m 0750 -d inst; install -m 0640 src/sub/f inst/; stat -c '%a %n' inst inst/f; mkdir par; cp --parents src/sub/f par; stat -c '%a %n' par/src/sub par/src/sub/f`),
 	one("sed-inplace-modes", `printf 'a\nb\n' > f; chmod 600 f; sed -i 's/a/A/' f; cat f; stat -c %a f; chmod 4755 f; stat -c %a f; chmod g+s,o-rx f; stat -c %a f`),
 	one("umask", `umask 077; touch f; mkdir d; stat -c '%a %n' f d; umask 027; touch g; mkdir e; stat -c '%a %n' g e; cd /tmp; umask 077; touch tf; mkdir td; stat -c '%a %n' tf td; umask 022; python3 -c 'import os; os.umask(0o077); open("py","w"); print(oct(os.stat("py").st_mode & 0o777))'`),
 	one("dev-fd", `ls /dev/fd/ | sort -n | tr '\n' ' '; echo; ls -l /dev/fd/ > /dev/null; echo ls=$?; readlink /dev/fd/0; exec 5<&0; ls /dev/fd/ | grep -c 5; echo hi > x; cat /dev/fd/3 3<x`),
@@ -185,12 +185,12 @@ git checkout -q main; echo m > m; git add m; git commit -q -m main; git merge -q
 git tag v1; git describe; git diff HEAD~1 --stat | tail -1; git stash list | wc -l`),
 	one("git-clone-gc", `export GIT_AUTHOR_DATE=2020-01-01T00:00:00Z GIT_COMMITTER_DATE=2020-01-01T00:00:00Z
 git init -q -b main r && cd r && git config user.email a@b && git config user.name A
-for i in $(seq 1 20); do echo $i >> f; git commit -q -am "c$i" 2>/dev/null || { git add f; git commit -q -m "c$i"; }; done; cd ..
-git clone -q r c && git -C c log --oneline | wc -l; git clone -q --bare r b.git && git -C b.git gc -q && git -C b.git count-objects -v | grep -c packs; git -C c fsck -q && echo fsck`),
+for i in $(seq 1 20); do echo $i >> f; git add f; git commit -q -m "c$i"; done; cd ..
+git clone -q r c && git -C c log --oneline | wc -l; git clone -q --bare r b.git && git -C b.git gc -q && git -C b.git count-objects -v | grep -c packs; git -C c fsck --no-progress 2>&1 | wc -l; git -C c rev-parse HEAD`),
 	one("sqlite3-cli", `sqlite3 db 'pragma journal_mode=wal; create table t(a integer primary key, b text); insert into t(b) values ("x"),("y"),("z"); select count(*), group_concat(b) from t;'; sqlite3 db 'select * from t where a=2'; sqlite3 -csv db 'select a, b from t order by a desc' ; echo '.tables' | sqlite3 db`),
 	one("perl-basic", `perl -e 'my %h = (a => 1, b => 2); print join(",", map { "$_=$h{$_}" } sort keys %h), "\n"; $_ = "abc123"; /(\d+)/ and print "$1\n"; printf("%.3f\n", atan2(1,1)*4);'
 perl -MFile::Find -e 'mkdir "d"; open F, ">d/x"; close F; find(sub { print "$_\n" if -f }, "d")'; perl -MPOSIX -e 'print POSIX::floor(2.7), "\n"'`),
-	one("perl-processes", `perl -e 'my $p = fork; if (!$p) { exit 7 } waitpid($p, 0); print $? >> 8, "\n"; print scalar(` + "`echo back`" + `); print system("true") == 0 ? "sys\n" : "nosys\n"; open(my $fh, "-|", "echo", "piped") or die; print <$fh>;'`),
+	one("perl-processes", `perl -e 'my $p = fork; if (!$p) { exit 7 } waitpid($p, 0); print $? >> 8, "\n"; print scalar(`+"`echo back`"+`); print system("true") == 0 ? "sys\n" : "nosys\n"; open(my $fh, "-|", "echo", "piped") or die; print <$fh>;'`),
 
 	// Administration.
 	one("ssh-keygen", `ssh-keygen -q -t ed25519 -N '' -C rp -f k; echo gen=$?; stat -c '%a %n' k k.pub; ssh-keygen -y -f k | cut -d' ' -f1,2 > y; cut -d' ' -f1,2 k.pub | cmp - y && echo pub-matches; ssh-keygen -l -f k.pub | awk '{print $1, $NF}'; ssh-keygen -q -t rsa -b 2048 -N '' -f r; stat -c '%a' r`),
@@ -217,6 +217,6 @@ s = socketserver.TCPServer(("127.0.0.1", 0), Q); open("port", "w").write(str(s.s
 s.serve_forever()' & pid=$!; for i in $(seq 1 100); do test -s port && break; sleep 0.1; done; curl -s http://127.0.0.1:$(cat port)/index.txt; echo curl=$?; kill $pid; wait $pid 2>/dev/null; true`),
 	task{name: "node", needs: "usr/bin/node", runs: []string{`node -e 'console.log([1,2,3].map(x => x * 2).join(","))'; node -e 'const cp = require("child_process"); console.log(cp.execSync("echo from-child").toString().trim()); const r = cp.spawnSync("sh", ["-c", "exit 5"]); console.log(r.status)'; node -e 'const { Worker } = require("worker_threads"); const w = new Worker("require(\"worker_threads\").parentPort.postMessage(6*7)", { eval: true }); w.on("message", m => { console.log(m); w.terminate() })'; node -e 'require("fs").writeFileSync("n.txt", "x"); console.log(require("fs").statSync("n.txt").size)'`}},
 	{name: "apt-get-update", net: true, runs: []string{`apt-get update -qq >/dev/null 2>err; echo update=$?; apt-cache show hello | grep -c '^Package: hello'`}},
-	{name: "curl-https-mirror", net: true, runs: []string{`curl -sSI http://deb.debian.org/debian/dists/bookworm/Release | head -1 | cut -d' ' -f2; curl -sS https://deb.debian.org/debian/dists/bookworm/Release -o r && head -1 r`}},
+	{name: "curl-mirror", net: true, runs: []string{`curl -sSI http://deb.debian.org/debian/dists/bookworm/Release | head -1 | cut -d' ' -f2; curl -sS http://deb.debian.org/debian/dists/bookworm/Release -o r && head -1 r`}},
 	{name: "apt-get-install", net: true, runs: []string{`apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq --no-install-recommends hello >/dev/null 2>err; echo install=$?; hello; dpkg -s hello | grep Status; apt-get purge -y -qq hello >/dev/null 2>&1; echo purge=$?`}},
 }
