@@ -22,9 +22,11 @@
 //   - whether the file is a Go program (the Go runtime always starts
 //     threads).
 //
-// [Report.CreatesProcesses] turns that into a verdict. The package reads
-// the file only; it maps, patches and runs nothing, and it does not look at
-// the shared libraries a dynamic program loads.
+// [Report.CreatesProcesses] turns that into a verdict for one file.
+// [Program] applies it to a program and every shared object the dynamic
+// loader maps with it at start, resolved in the guest's mount table, with
+// an on-disk cache per file; it is what --syscall-mode=auto asks. The
+// package reads files only; it maps, patches and runs nothing.
 package forkscan
 
 import (
@@ -346,12 +348,12 @@ func scan(r io.ReaderAt, size int64, code bool) (*Report, *elf.File, error) {
 // syscall() wrapper imported", "dynamic: dynamic symbols unreadable", or,
 // when it returns false, "no fork-family sites".
 //
-// The answer is a static approximation, sound for ordinary compiled code
-// but not for everything. It does not see:
+// The answer is a static approximation for this one file, sound for
+// ordinary compiled code but not for everything. It does not see:
 //   - the shared libraries of a dynamic program (ld.so loads them later):
 //     only the program's own imports are checked, so a library that creates
 //     threads or processes behind an innocent-looking import (a GLib or
-//     OpenMP call, an NSS module) is missed;
+//     OpenMP call, an NSS module) is missed; [Program] scans them;
 //   - dlopen'ed code;
 //   - a raw syscall whose number is in a register or in memory (counted in
 //     UnknownSites but not used here: musl and glibc have such sites in

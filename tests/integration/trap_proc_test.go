@@ -103,7 +103,7 @@ func TestAutoTier(t *testing.T) {
 		why  string
 	}{
 		{[]string{"/bin/hello"}, "seccomp", "no fork-family sites, but the kernel cannot confine an in-process guest here"},
-		{[]string{"/bin/hello-glibc"}, "seccomp", "no fork-family sites, but the kernel cannot confine an in-process guest here"},
+		{[]string{"/bin/hello-glibc"}, "seccomp", "no fork-family sites in the program and the 2 objects it loads, but the kernel cannot confine an in-process guest here"},
 		{[]string{"/bin/sh", "-c", "echo hi | cat"}, "seccomp", "site at"},
 		{[]string{"/bin/sc", "getpid"}, "seccomp", "syscall() wrapper"},
 		{[]string{"/bin/trapsig-glibc", "raise"}, "seccomp", "imports"},
