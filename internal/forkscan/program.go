@@ -253,6 +253,10 @@ func (st *state) walk(guestPath string) error {
 	return nil
 }
 
+// maxObjects bounds the objects one program may load (each holds a
+// descriptor until the walk ends); past it the verdict is Unknown.
+const maxObjects = 512
+
 // add records a loaded object (once per file) and checks its imports.
 func (st *state) add(o *object, name string) error {
 	st.names[name] = true
@@ -265,6 +269,10 @@ func (st *state) add(o *object, name string) error {
 			o.file = nil
 		}
 		return nil
+	}
+	if len(st.objs) >= maxObjects {
+		o.file.Close()
+		return &errUnknown{fmt.Sprintf("more than %d objects loaded at start", maxObjects)}
 	}
 	st.byID[o.id] = o
 	st.objs = append(st.objs, o)
