@@ -51,51 +51,42 @@ if [ $doc -eq 1 ] && [ -s "$report" ]; then
 	commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 	dirty=""
 	git diff --quiet HEAD 2>/dev/null || dirty=" (with uncommitted changes)"
+	section=$(mktemp)
 	{
-		cat <<HDR
+		echo "<!-- realprog:begin (written by scripts/realprog.sh) -->"
+		echo "kbox commit ${commit}${dirty}, $(date -u +%Y-%m-%d), Linux $(uname -r),"
+		echo "$(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; suite wall"
+		echo "time ${elapsed} s. Times are per task (all of its invocations)."
+		echo
+		cat "$report"
+		echo "<!-- realprog:end -->"
+	} > "$section"
+	doc_file=docs/compatibility.md
+	if [ -f "$doc_file" ] && grep -q '^<!-- realprog:begin' "$doc_file" && grep -q '^<!-- realprog:end' "$doc_file"; then
+		# Replace the generated section only: the text around it is kept.
+		awk -v sec="$section" '
+			/^<!-- realprog:begin/ { while ((getline l < sec) > 0) print l; skip = 1; next }
+			/^<!-- realprog:end/ { skip = 0; next }
+			!skip { print }' "$doc_file" > "$doc_file.new" && mv "$doc_file.new" "$doc_file"
+	else
+		{
+			cat <<HDR
 # Compatibility with real programs
 
 The real-programs suite (\`tests/realprog\`) runs everyday developer tasks in
-a Debian 12 (bookworm) root built with debootstrap: shells and pipelines,
-coreutils, tar/xz/gzip with symlinks and modes, python3 (subprocess,
-multiprocessing, asyncio, threads), gcc and make, a configure-style script,
-git, sqlite3, perl, ssh-keygen, dpkg-deb and dpkg, useradd and su, chown and
-chmod sequences, umask, /dev/fd, /proc/self, node, and (when the network is
-reachable) apt-get and curl to the Debian mirror. Each task runs
-
-- **native**: \`chroot\` into a copy of the root, as root, with /proc, /dev and
-  a private /tmp mounted;
-- **kbox**: \`kbox -S ROOT\` as root;
-- **kbox-u**: \`kbox -S ROOT\` as uid 65534 (\`setpriv --reuid=65534
-  --regid=65534 --clear-groups\`) on a copy of the root owned by 65534.
-
-A kbox run passes when its exit status and its stdout equal the native run's
-(every task's output is deterministic; stderr is not compared). Failures are
-not expected-failure-marked: the table shows what a user meets today.
-Tasks are defined in \`tests/realprog/tasks_test.go\`.
-
-## Reproduce
-
-\`\`\`sh
-sudo scripts/realprog.sh            # builds kbox and the cached root, runs all tasks, rewrites this file
-sudo scripts/realprog.sh --no-doc sh-pipeline,umask   # some tasks only
-# or directly:
-sudo KBOX_REALPROG=1 go test -count=1 -v -run TestRealPrograms ./tests/realprog/
-\`\`\`
-
-The root is cached at \`/var/cache/kbox-realprog/root\` (\`\$KBOX_REALPROG_ROOT\`);
-the per-variant copies are in \`/var/tmp/kbox-realprog-work\`.
+a Debian 12 (bookworm) root built with debootstrap. Each task runs natively
+(\`chroot\` as root), under \`kbox -S ROOT\` as root and under \`kbox -S ROOT\`
+as uid 65534; a kbox run passes when its exit status and stdout equal the
+native run's. Reproduce with \`sudo scripts/realprog.sh\`.
 
 ## Last result
 
-kbox commit ${commit}${dirty}, $(date -u +%Y-%m-%d), Linux $(uname -r),
-$(nproc) CPUs; suite wall time ${elapsed} s. Times are per task (all of its
-invocations).
-
 HDR
-		cat "$report"
-	} > docs/compatibility.md
-	echo "wrote docs/compatibility.md"
+			cat "$section"
+		} > "$doc_file"
+	fi
+	rm -f "$section"
+	echo "wrote $doc_file"
 fi
 rm -f "$report"
 exit $rc

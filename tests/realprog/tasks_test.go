@@ -207,6 +207,11 @@ dpkg-deb --build pkg x.deb >/dev/null && mkdir out && dpkg-deb -x x.deb out; ech
 	}},
 	one("chown-recursive-cp-a", `mkdir -p t/a/b; touch t/a/b/f t/g; chown -R 1000:1000 t; stat -c '%a %u %n' t t/a t/a/b t/a/b/f; cp -a t u; stat -c '%a %u %n' u u/a u/a/b u/a/b/f; mkdir -p x/y; chown 7 x; stat -c %a x`),
 	one("ldd-ldconfig", `ldd /usr/bin/python3 | awk '{print $1}' | sort | head -3; ldconfig -p | grep -c libc.so.6; /lib64/ld-linux-x86-64.so.2 --list /bin/true | awk '{print $1}' | sort | head -2`),
+	one("setpriv-drop", `setpriv --reuid=1000 --regid=1000 --clear-groups id -u; echo rc=$?; setpriv --reuid=1000 --regid=1000 --clear-groups sh -c 'touch /root/x 2>/dev/null; echo touch=$?'`),
+	one("proc-status-ids", `grep -E '^(Uid|Gid):' /proc/self/status | awk '{print $1, $2, $3}'; su nobody -s /bin/sh -c "grep '^Uid:' /proc/self/status | awk '{print \$2}'"`),
+	one("env-clean", `env | grep -c '^KBOX_'; env | cut -d= -f1 | sort | tr '\n' ' '`),
+	one("gcc-asan", `printf '#include <stdlib.h>\n#include <stdio.h>\nint main(void){char *p = malloc(8); p[0] = 1; printf("%%d\\n", p[0]); free(p); return 0;}\n' > a.c; gcc -g -fsanitize=address,undefined -o a a.c && ./a; echo rc=$?`),
+	one("pty-script", `script -qec 'tty >/dev/null && echo tty-ok; stty size >/dev/null 2>&1; echo stty=$?' /dev/null < /dev/null | tr -d '\r'`),
 	one("id-env", `id -u; id -g; id -un; whoami; echo $HOME; getent passwd root | cut -d: -f1,3,6; test -w /etc/passwd && echo root-writes-etc`),
 
 	// Local network and tools that need it.
