@@ -349,6 +349,8 @@ func (st *state) checkFast(o *object, main bool) error {
 		return o.describe() + ": " + r
 	}
 	switch {
+	case in.Unparsed && (!main || in.Interp != ""):
+		return &errUnknown{where("ELF headers unreadable (the dynamic section cannot be checked)")}
 	case in.Go:
 		return &errCreates{where("Go code (the runtime starts threads)")}
 	case len(in.Imports) > 0:
@@ -490,6 +492,8 @@ type objInfo struct {
 	Imports       []string `json:"imports,omitempty"` // Report.Imports
 	Dlopen        []string `json:"dlopen,omitempty"`
 	Go            bool     `json:"go,omitempty"`
+	// Unparsed: debug/elf could not read the headers (see summarize).
+	Unparsed bool `json:"unparsed,omitempty"`
 
 	// Coded is set once the code was scanned; Creates and Reason are
 	// then Report.CreatesProcesses.
@@ -500,7 +504,7 @@ type objInfo struct {
 
 // infoVersion changes whenever objInfo or the analysis that fills it does:
 // cache entries of another version are ignored.
-const infoVersion = 1
+const infoVersion = 2
 
 func (in *objInfo) errText() string {
 	if in.WrongArch {
@@ -551,9 +555,11 @@ func summarize(r io.ReaderAt, size int64) *objInfo {
 	}
 	in.Interp, in.Go, in.Imports = rep.Interp, rep.Go, rep.Imports
 	if f == nil {
-		// No program headers debug/elf can read: the dynamic section
-		// cannot be checked.
-		in.Dynamic, in.DynUnreadable = !rep.Static, !rep.Static
+		// Headers debug/elf cannot read: whether there is a dynamic
+		// section cannot be checked. A static program is still judged by
+		// its code (Scan reads it by its segments); as a loaded object or
+		// a dynamic program, it is unknown.
+		in.Unparsed = true
 		return in
 	}
 	var dyn *elf.Prog
@@ -573,7 +579,6 @@ func summarize(r io.ReaderAt, size int64) *objInfo {
 	d, err := readDynamic(r, f, dyn)
 	if err != nil {
 		in.DynUnreadable = true
-		in.Err = ""
 		return in
 	}
 	in.Needed, in.RPath, in.RunPath, in.Soname = d.needed, d.rpath, d.runpath, d.soname

@@ -452,3 +452,23 @@ func BenchmarkProgramCold(b *testing.B) { benchProgram(b, false) }
 // BenchmarkProgramWarm: every object's summary and code verdict come from
 // the on-disk cache; what remains is resolving the libraries in the guest.
 func BenchmarkProgramWarm(b *testing.B) { benchProgram(b, true) }
+
+// TestProgramUnreadableHeaders: a library whose section headers debug/elf
+// cannot read hides its imports; the loader does not need them, so the
+// verdict must be Unknown, not "no processes".
+func TestProgramUnreadableHeaders(t *testing.T) {
+	needGCC(t)
+	dir := t.TempDir()
+	prog := buildChain(t, dir, srcLevel2Fork)
+	ns := progRoot(t, dir)
+	lib := filepath.Join(dir, "lib/liblevel2.so")
+	b, err := os.ReadFile(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(b[0x28:], 1<<40) // e_shoff far past the end
+	if err := os.WriteFile(lib, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	checkVerdict(t, ns, &Checker{}, prog, nil, Unknown, "liblevel2.so", "unreadable")
+}
