@@ -149,6 +149,9 @@ func buildKbox(t *testing.T, base string) string {
 // directory, names its own users and packages), the unprivileged one owned
 // by unprivUID.
 func prepareVariants(t *testing.T, root, base, kbox string) []variant {
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C", "TERM=dumb"}
 	mk := func(name string) string {
 		dir := filepath.Join(base, "root-"+name)
