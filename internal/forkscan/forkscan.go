@@ -22,9 +22,11 @@
 //   - whether the file is a Go program (the Go runtime always starts
 //     threads).
 //
-// [Report.CreatesProcesses] turns that into a verdict. The package reads
-// the file only; it maps, patches and runs nothing, and it does not look at
-// the shared libraries a dynamic program loads.
+// [Report.CreatesProcesses] turns that into a verdict for one file.
+// [Program] applies it to a program and every shared object the dynamic
+// loader maps with it at start, resolved in the guest's mount table, with
+// an on-disk cache per file; it is what --syscall-mode=auto asks. The
+// package reads files only; it maps, patches and runs nothing.
 package forkscan
 
 import (
@@ -161,6 +163,12 @@ type Report struct {
 	// cannot see. (A stripped file hides this.)
 	DefinesSyscall bool
 
+	// dlopen lists the imports of dlopen and dlmopen (for Program);
+	// dynsymErr is set when .dynsym could not be read (for a shared
+	// object too, which DynsymUnreadable leaves out).
+	dlopen    []string
+	dynsymErr bool
+
 	// CodeBytes is the number of executable bytes decoded.
 	CodeBytes int64
 	// Undecodable counts the bytes of executable segments the decoder
@@ -271,9 +279,18 @@ func forkName(nr uint32, compat bool) (string, bool) {
 // section headers each segment is decoded from its first byte, and the
 // decoder resynchronises after data.
 func Scan(r io.ReaderAt, size int64) (*Report, error) {
+	rep, _, err := scan(r, size, true)
+	return rep, err
+}
+
+// scan is Scan, which also returns the file's debug/elf view (nil when
+// debug/elf cannot read it). Without code, it skips decoding the
+// executable segments: ForkSites, UnknownSites, CodeBytes and Undecodable
+// stay zero, the rest of the report is complete.
+func scan(r io.ReaderAt, size int64, code bool) (*Report, *elf.File, error) {
 	im, err := loader.Parse(r, size, "amd64")
 	if err != nil {
-		return nil, fmt.Errorf("forkscan: %w", err)
+		return nil, nil, fmt.Errorf("forkscan: %w", err)
 	}
 	rep := &Report{Interp: im.Interp, Static: im.Interp == ""}
 
@@ -286,27 +303,30 @@ func Scan(r io.ReaderAt, size int64) (*Report, error) {
 
 	var total uint64
 	for _, seg := range im.Phdrs {
-		if seg.Prot&loader.ProtExec == 0 || seg.Filesz == 0 {
+		if !code || seg.Prot&loader.ProtExec == 0 || seg.Filesz == 0 {
 			continue
 		}
 		total += seg.Filesz
 		if total > MaxCodeBytes {
-			return nil, fmt.Errorf("forkscan: executable segments total more than %d bytes", MaxCodeBytes)
+			return nil, nil, fmt.Errorf("forkscan: executable segments total more than %d bytes", MaxCodeBytes)
 		}
-		code := make([]byte, seg.Filesz)
-		if err := readFull(r, code, seg.Off); err != nil {
-			return nil, err
+		text := make([]byte, seg.Filesz)
+		if err := readFull(r, text, seg.Off); err != nil {
+			return nil, nil, err
 		}
 		for _, rg := range regions(f, seg) {
-			rep.scanRegion(code[rg.start-seg.Off:rg.end-seg.Off], int64(rg.start), seg.Vaddr+(rg.start-seg.Off))
+			rep.scanRegion(text[rg.start-seg.Off:rg.end-seg.Off], int64(rg.start), seg.Vaddr+(rg.start-seg.Off))
 		}
 	}
 	slices.SortStableFunc(rep.ForkSites, func(a, b Site) int { return cmp.Compare(a.Offset, b.Offset) })
 
 	if f != nil {
-		rep.Imports, err = processImports(f)
-		if err != nil && !rep.Static {
-			rep.DynsymUnreadable = true
+		rep.Imports, rep.dlopen, err = processImports(f)
+		if err != nil {
+			rep.dynsymErr = true
+			if !rep.Static {
+				rep.DynsymUnreadable = true
+			}
 		}
 		rep.Go = isGoELF(f)
 		rep.DefinesSyscall = rep.Static && definesSymbol(f, "syscall")
@@ -316,10 +336,10 @@ func Scan(r io.ReaderAt, size int64) (*Report, error) {
 	if !rep.Go {
 		rep.Go, err = hasGoMagic(r, im)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return rep, nil
+	return rep, f, nil
 }
 
 // CreatesProcesses reports whether the program can create processes or
@@ -328,12 +348,12 @@ func Scan(r io.ReaderAt, size int64) (*Report, error) {
 // syscall() wrapper imported", "dynamic: dynamic symbols unreadable", or,
 // when it returns false, "no fork-family sites".
 //
-// The answer is a static approximation, sound for ordinary compiled code
-// but not for everything. It does not see:
+// The answer is a static approximation for this one file, sound for
+// ordinary compiled code but not for everything. It does not see:
 //   - the shared libraries of a dynamic program (ld.so loads them later):
 //     only the program's own imports are checked, so a library that creates
 //     threads or processes behind an innocent-looking import (a GLib or
-//     OpenMP call, an NSS module) is missed;
+//     OpenMP call, an NSS module) is missed; [Program] scans them;
 //   - dlopen'ed code;
 //   - a raw syscall whose number is in a register or in memory (counted in
 //     UnknownSites but not used here: musl and glibc have such sites in
@@ -612,13 +632,13 @@ func isPrefix(b byte) bool {
 }
 
 // processImports returns the sorted undefined dynamic symbols of f that are
-// in processImportNames. It returns an error when f has no readable .dynsym.
-func processImports(f *elf.File) ([]string, error) {
+// in processImportNames, and those that load code at run time (dlopen,
+// dlmopen). It returns an error when f has no readable .dynsym.
+func processImports(f *elf.File) (imports, dlopen []string, err error) {
 	syms, err := f.DynamicSymbols()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []string
 	for _, s := range syms {
 		if s.Section != elf.SHN_UNDEF || s.Name == "" {
 			continue
@@ -626,12 +646,20 @@ func processImports(f *elf.File) ([]string, error) {
 		if b := elf.ST_BIND(s.Info); b != elf.STB_GLOBAL && b != elf.STB_WEAK {
 			continue
 		}
-		if slices.Contains(processImportNames, s.Name) && !slices.Contains(out, s.Name) {
-			out = append(out, s.Name)
+		switch {
+		case slices.Contains(processImportNames, s.Name):
+			if !slices.Contains(imports, s.Name) {
+				imports = append(imports, s.Name)
+			}
+		case s.Name == "dlopen" || s.Name == "dlmopen":
+			if !slices.Contains(dlopen, s.Name) {
+				dlopen = append(dlopen, s.Name)
+			}
 		}
 	}
-	sort.Strings(out)
-	return out, nil
+	sort.Strings(imports)
+	sort.Strings(dlopen)
+	return imports, dlopen, nil
 }
 
 // definesSymbol reports whether f's symbol table defines a function name.

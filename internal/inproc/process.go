@@ -55,7 +55,7 @@ func sysExit(t *tier, c *call) int64 {
 }
 
 func sysNoProcesses(t *tier, c *call) int64 {
-	t.warnOnce("clone", "the guest called %s: --syscall-mode=trap runs single-process, single-threaded programs; use --syscall-mode=seccomp for programs that fork or start threads (answered ENOSYS)", t.name(c.nr))
+	t.warnOnce("clone", "the guest called %s: --syscall-mode=%s runs single-process, single-threaded programs; use --syscall-mode=seccomp for programs that fork or start threads (answered ENOSYS)", t.name(c.nr), t.tierName())
 	return -int64(unix.ENOSYS)
 }
 

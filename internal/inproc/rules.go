@@ -116,7 +116,7 @@ func denyRule(t *tier, c *call) int64 {
 // notInProcess answers a call the in-process tiers do not serve: ENOSYS,
 // counted by a warning naming the tier that does.
 func notInProcess(t *tier, c *call) int64 {
-	t.warnOnce(t.name(c.nr), "%s: not supported by the trap tier; ENOSYS (use --syscall-mode=seccomp)", t.name(c.nr))
+	t.warnOnce(t.name(c.nr), "%s: not supported by the %s tier; ENOSYS (use --syscall-mode=seccomp)", t.name(c.nr), t.tierName())
 	return -int64(unix.ENOSYS)
 }
 

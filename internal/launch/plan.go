@@ -1,7 +1,6 @@
 package launch
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -87,7 +86,7 @@ func Prepare(o Options) (*Plan, error) {
 	if s.mode != "seccomp" && in.InProcess == nil {
 		in.Gaps = InProcessGaps(p.NS)
 	}
-	in.Scan = func() (string, string) { return scanProgram(p.NS, p.WorkDir, p.Path) }
+	in.Scan = func() (string, string) { return scanProgram(p.NS, p.WorkDir, p.Path, p.Env) }
 	p.Tier, p.Why, p.Warnings = chooseTier(in)
 	ok = true
 	return p, nil
@@ -144,31 +143,17 @@ func chooseTier(in tierInput) (tier, why string, warnings []string) {
 	return tier, why, nil
 }
 
-// scanProgram is auto's look at the program: rewrite for one that cannot
-// create processes or threads (internal/forkscan), seccomp for everything
-// else (shells, scripts, threaded and Go programs). docs/interception-
-// tiers.md has the rules and what the scan cannot see.
-func scanProgram(ns *vfs.Namespace, workDir, guestPath string) (string, string) {
-	f, err := ns.OpenFile(workDir, guestPath)
-	if errors.Is(err, unix.ENOENT) {
-		return "seccomp", "auto: program not found"
-	}
-	if err != nil {
-		return "seccomp", "auto: " + err.Error()
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "seccomp", "auto: " + err.Error()
-	}
-	rep, err := forkscan.Scan(f, st.Size())
-	if err != nil {
-		return "seccomp", "auto: not a program the in-process tiers load (" + err.Error() + ")"
-	}
-	if creates, reason := rep.CreatesProcesses(); creates {
+// scanProgram is auto's look at the program: rewrite for one that, with
+// every library it loads at start, cannot create processes or threads
+// (internal/forkscan.Program), seccomp for everything else (shells,
+// scripts, threaded and Go programs, anything the scan cannot decide).
+// docs/interception-tiers.md has the rules and what the scan cannot see.
+func scanProgram(ns *vfs.Namespace, workDir, guestPath string, env []string) (string, string) {
+	v, reason := forkscan.Program(ns, workDir, guestPath, env)
+	if !v.InProcess() {
 		return "seccomp", "auto: " + reason
 	}
-	return "rewrite", "auto: no fork-family sites"
+	return "rewrite", "auto: " + reason
 }
 
 // defaultPath is the search path when the guest's environment has no

@@ -320,6 +320,10 @@ func TestTrapRefusesFork(t *testing.T) {
 			if !strings.Contains(errOut, hint) {
 				t.Errorf("%s: stderr does not mention %s:\n%s", cmdline(opts), hint, errOut)
 			}
+			// The warning names the tier in use, not always trap.
+			if inUse := "--syscall-mode=" + tier + " runs single-process"; !strings.Contains(errOut, inUse) {
+				t.Errorf("%s: stderr does not say %q:\n%s", cmdline(opts), inUse, errOut)
+			}
 		})
 	})
 	t.Run("pipeline", func(t *testing.T) {
