@@ -48,9 +48,9 @@ if [ $quick -eq 1 ]; then
 	# -short: the integration suite runs every tier once, under -S, as
 	# the unprivileged uid (tests/integration/main_test.go); the full
 	# run covers -r and root too.
-	go test -count=1 -short ./...
+	go test -count=1 -timeout 30m -short ./...
 else
-	go test -count=1 ./...
+	go test -count=1 -timeout 45m ./...
 	echo "== benchmark smoke run (no timing assertions)"
 	go run ./bench --quick --no-install >/dev/null
 fi
@@ -61,6 +61,7 @@ if [ $quick -eq 0 ]; then
 	go test -run=^$ -fuzz=FuzzParse -fuzztime=200000x -fuzzminimizetime=0s ./internal/loader/
 	go test -run=^$ -fuzz=FuzzScript -fuzztime=200000x -fuzzminimizetime=0s ./internal/loader/
 	go test -run=^$ -fuzz=FuzzScan -fuzztime=100000x -fuzzminimizetime=0s ./internal/forkscan/
+	go test -run=^$ -fuzz=FuzzSummarize -fuzztime=100000x -fuzzminimizetime=0s ./internal/forkscan/
 	go test -run=^$ -fuzz=FuzzPlanSites -fuzztime=200000x -fuzzminimizetime=0s ./internal/rewrite/
 	go test -run=^$ -fuzz=FuzzARM64Plan -fuzztime=200000x -fuzzminimizetime=0s ./internal/rewrite/
 	go test -run=^$ -fuzz=FuzzLen -fuzztime=200000x -fuzzminimizetime=0s ./internal/x86len/
