@@ -185,6 +185,9 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	if res, ok := e.sysvipcFile(l, flags); ok {
 		return res, false // the guest's own SysV IPC objects only (ipc.go)
 	}
+	if res, ok := e.procStatusFile(l, flags); ok {
+		return res, false // a guest process's virtual ids (procview.go)
+	}
 
 	if !l.Exists() {
 		if !(flags&unix.O_CREAT != 0) {
