@@ -124,7 +124,7 @@ func permCases() []scCase {
 			// Without KEEPCAPS a full drop clears the permitted set.
 			name:  "capabilities_dropped",
 			flags: root,
-			args: "capget , setresuid 1000 1000 1000 , capget , syscall " + nrPrctl + " 47 2 10 0 0 , capset 1 1 0",
+			args:  "capget , setresuid 1000 1000 1000 , capget , syscall " + nrPrctl + " 47 2 10 0 0 , capset 1 1 0",
 			want: []string{"capget: ok eff=$ALLCAPS prm=$ALLCAPS inh=0", "setresuid: ok 0", "capget: ok eff=0 prm=0 inh=0",
 				"syscall: err EPERM", "capset: err EPERM"},
 		},
