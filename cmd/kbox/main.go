@@ -103,7 +103,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.StringArrayVarP(&o.binds, "bind-mount", "b", nil, "make host directory SRC visible at guest path DST, read-only with :ro; repeatable (`SRC:DST[:ro]`)")
 	fs.StringVarP(&o.workDir, "work-dir", "w", "/", "initial working directory inside the guest (`DIR`)")
 	fs.StringVarP(&o.command, "command", "c", "", "program to run; all positional arguments become its arguments (`CMD`)")
-	fs.BoolVarP(&o.rootID, "root-id", "0", false, "the guest sees itself as uid 0 / gid 0; your files appear owned by root, and chown and set-id bits are recorded (user.containers.override_stat)")
+	fs.BoolVarP(&o.rootID, "root-id", "0", false, "the guest sees itself as uid 0 / gid 0 with root's capabilities; your files appear owned by root, other users' keep their ids; chown, chmod and new files' owners are recorded (user.containers.override_stat) and checked as Linux would (docs/identity.md)")
 	fs.StringVar(&o.changeID, "change-id", "", "the guest sees itself as `UID:GID`; your files appear owned by it")
 	fs.StringVar(&o.mode, "syscall-mode", "auto", "interception tier (`MODE`): seccomp (child process, supervisor answers; runs anything), trap (in-process, every syscall a SIGSYS; single-process, single-threaded programs; needs a cgo build), rewrite (trap plus patched syscall sites: descriptor-local calls on files run without a signal), auto (rewrite when the program cannot fork or start threads and the kernel can confine the in-process kbox with Landlock ABI 3+, else seccomp)")
 	fs.BoolVar(&o.keepCaps, "keep-caps", false, "when started as real root, let the guest keep root's capabilities (default: none)")
