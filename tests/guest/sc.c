@@ -1033,6 +1033,31 @@ OP(op_readfile)
 	free(buf);
 	return 0;
 }
+/* readline PATH PREFIX: the first line of PATH that starts with PREFIX */
+OP(op_readline)
+{
+	static char buf[1 << 16];
+	size_t len = 0, plen = strlen(a[1]);
+	long rc, fd = SC(SYS_openat, (long)AT_FDCWD, P(a[0]), (long)(O_RDONLY | O_CLOEXEC), 0L);
+	char *p, *end;
+	if (fd < 0)
+		return fd;
+	while (len < sizeof buf - 1 && (rc = SC(SYS_read, fd, buf + len, (long)(sizeof buf - 1 - len))) > 0)
+		len += (size_t)rc;
+	SC(SYS_close, fd);
+	buf[len] = 0;
+	for (p = buf; p < buf + len; p = end + 1) {
+		end = memchr(p, '\n', (size_t)(buf + len - p));
+		if (!end)
+			end = buf + len;
+		if ((size_t)(end - p) >= plen && memcmp(p, a[1], plen) == 0) {
+			out_esc(r, p, (size_t)(end - p));
+			return 0;
+		}
+	}
+	errno = ENOENT;
+	return -1;
+}
 static int cmpstr(const void *x, const void *y)
 {
 	return strcmp(*(char *const *)x, *(char *const *)y);
@@ -1364,6 +1389,7 @@ static const struct op ops[] = {
 	{ "fallocate", op_fallocate, 2, 2 }, { "setpgid", op_setpgid, 2, 2 },
 	{ "getpgid", op_getpgid, 1, 1 },     { "kill", op_kill, 2, 2 },
 	{ "capget", op_capget, 0, 1 },       { "capset", op_capset, 3, 3 },
+	{ "readline", op_readline, 2, 2 },
 };
 
 static const struct op *find_op(const char *name)

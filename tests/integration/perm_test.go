@@ -202,3 +202,31 @@ func TestPermNativeOracle(t *testing.T) {
 		return cmdline(opts), out, errOut, code
 	})
 }
+
+// TestProcStatusVirtualIds: /proc/self/status shows the virtual ids and
+// capabilities under -S (K12), in every tier, as root and as uid 65534.
+func TestProcStatusVirtualIds(t *testing.T) {
+	t.Parallel()
+	all := allCapsHex(t)
+	pad := strings.Repeat("0", 16-len(all)) + all
+	for _, tier := range allTiers {
+		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
+			root := freshRoot(t, v.uid())
+			args := []string{"--syscall-mode=" + tier, "-S", root, "--", "/bin/sc"}
+			for _, op := range []string{"readline /proc/self/status Uid: , readline /proc/self/status Gid: , readline /proc/self/status Groups: , readline /proc/self/status CapEff: , readline /proc/self/status CapPrm: ,",
+				"setgroups 4,20 , setresuid 1000 0 1000 , readline /proc/self/status Uid: , readline /proc/self/status Groups: , readline /proc/self/status CapEff: , ",
+				"setresuid 1000 1000 1000 , readline /proc/self/status CapEff: , readline /proc/self/status CapPrm:"} {
+				args = append(args, strings.Fields(op)...)
+			}
+			out, errOut, code := runKbox(t, runOpts{Unpriv: v.unpriv, Args: args})
+			want := []string{`readline: ok Uid:\x090\x090\x090\x090`, `readline: ok Gid:\x090\x090\x090\x090`,
+				`readline: ok Groups:\x090 `, `readline: ok CapEff:\x09` + pad, `readline: ok CapPrm:\x09` + pad,
+				"setgroups: ok 0", "setresuid: ok 0", `readline: ok Uid:\x091000\x090\x091000\x090`,
+				`readline: ok Groups:\x094 20 `, `readline: ok CapEff:\x09` + pad,
+				"setresuid: ok 0", `readline: ok CapEff:\x090000000000000000`, `readline: ok CapPrm:\x090000000000000000`}
+			if diff := compareLines(want, lines(out)); code != 0 || diff != "" {
+				t.Fatalf("exit %d\n%sstderr:\n%s", code, diff, errOut)
+			}
+		})
+	}
+}
