@@ -205,7 +205,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
 			return Fail(err), false
 		}
-		fd, err := e.openCreate(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+		fd, err := e.openCreate(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW|unix.O_EXCL, mode)
 		switch err {
 		case nil:
 			return InjectFD(fd, cloexec), false

@@ -45,7 +45,17 @@ type override struct {
 	uid, gid, mode uint32 // mode: permission and set-id bits only
 }
 
-type inodeKey struct{ dev, ino uint64 }
+// inodeKey names an object in the in-memory store; the type keeps a
+// record from applying to an object of another kind that reuses the inode
+// number.
+type inodeKey struct {
+	dev, ino uint64
+	ftype    uint32
+}
+
+func keyOf(st *unix.Stat_t) inodeKey {
+	return inodeKey{st.Dev, st.Ino, st.Mode & unix.S_IFMT}
+}
 
 type ownershipStore struct {
 	mu                    sync.Mutex
@@ -137,10 +147,13 @@ func (e *Engine) readOverride(p string, fd int, st *unix.Stat_t) (override, bool
 				return ov, true
 			}
 		}
+		if err != unix.ENOTSUP && err != unix.EOPNOTSUPP {
+			return override{}, false // the attribute is the record
+		}
 	}
 	e.owners.mu.Lock()
 	defer e.owners.mu.Unlock()
-	ov, ok := e.owners.mem[inodeKey{st.Dev, st.Ino}]
+	ov, ok := e.owners.mem[keyOf(st)]
 	return ov, ok
 }
 
@@ -163,7 +176,7 @@ func (e *Engine) writeOverride(p string, fd int, st *unix.Stat_t, ov override) e
 	}
 	e.owners.mu.Lock()
 	defer e.owners.mu.Unlock()
-	e.owners.mem[inodeKey{st.Dev, st.Ino}] = ov
+	e.owners.mem[keyOf(st)] = ov
 	switch {
 	case xattrCapable(st.Mode) && !e.owners.warned:
 		e.owners.warned = true
@@ -336,6 +349,12 @@ func (e *Engine) created(r *Request, parentFD, fd int) {
 	var st, pst unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || unix.Fstat(parentFD, &pst) != nil {
 		return
+	}
+	if !xattrCapable(st.Mode) {
+		// A record left by an earlier object with this inode number.
+		e.owners.mu.Lock()
+		delete(e.owners.mem, keyOf(&st))
+		e.owners.mu.Unlock()
 	}
 	c := r.Proc.Creds()
 	dir := e.currentOwner("", parentFD, &pst)
