@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -422,4 +423,73 @@ func (e *Engine) openCreate(r *Request, dirfd int, name string, flags int, mode 
 		}
 	}
 	return -1, err
+}
+
+// aclAccess is the POSIX access ACL attribute; an ACL that says no more
+// than a mode is how cp -a, tar --acls and setfacl set modes.
+const aclAccess = "system.posix_acl_access"
+
+// aclMode returns the mode an access ACL is equivalent to (the kernel's
+// posix_acl_equiv_mode: owner, group or mask, other; no named entries).
+func aclMode(val []byte) (uint32, bool) {
+	if len(val) < 4 || (len(val)-4)%8 != 0 || binary.LittleEndian.Uint32(val) != 2 {
+		return 0, false
+	}
+	var mode, group, mask uint32
+	seen, hasMask := 0, false
+	for off := 4; off < len(val); off += 8 {
+		tag, perm := binary.LittleEndian.Uint16(val[off:]), uint32(binary.LittleEndian.Uint16(val[off+2:]))
+		if perm&^7 != 0 {
+			return 0, false
+		}
+		switch tag {
+		case 0x01: // ACL_USER_OBJ
+			mode |= perm << 6
+		case 0x04: // ACL_GROUP_OBJ
+			group = perm
+		case 0x10: // ACL_MASK
+			mask, hasMask = perm, true
+		case 0x20: // ACL_OTHER
+			mode |= perm
+		default: // ACL_USER, ACL_GROUP: a real ACL
+			return 0, false
+		}
+		seen++
+	}
+	if seen < 3 {
+		return 0, false
+	}
+	if hasMask {
+		group = mask
+	}
+	return mode | group<<3, true
+}
+
+// aclSet serves setting an access ACL under a virtual identity: an ACL
+// equivalent to a mode is the guest's chmod of the permission bits (what
+// the kernel does with it), so the record and the host mode stay kbox's;
+// ok=false lets the host store a real ACL.
+func (e *Engine) aclSet(r *Request, p string, fd int, name string, val []byte) (Result, bool) {
+	if name != aclAccess || !e.cfg.Identity.Virtual {
+		return Result{}, false
+	}
+	mode, ok := aclMode(val)
+	if !ok {
+		return Result{}, false
+	}
+	var st unix.Stat_t
+	var err error
+	if fd >= 0 {
+		err = unix.Fstat(fd, &st)
+	} else {
+		err = unix.Stat(p, &st)
+	}
+	if err != nil {
+		return Fail(err), true
+	}
+	if !xattrCapable(st.Mode) {
+		return Result{}, false
+	}
+	cur := e.currentOwner(p, fd, &st)
+	return errOf(e.guestChmod(r, p, fd, &st, cur.mode&^0o777|mode)), true
 }

@@ -90,6 +90,19 @@ func permCases() []scCase {
 				"stat: ok type=reg mode=0644 uid=0 gid=50"},
 		},
 		{
+			// An access ACL equivalent to a mode is a chmod (cp -a sets
+			// modes this way): the guest's mode, recorded; the file stays
+			// chownable; another user's ACL change is refused.
+			name:      "acl_as_mode",
+			flags:     root,
+			needXattr: true,
+			args: `setxattr f system.posix_acl_access \x02\x00\x00\x00\x01\x00\x04\x00\xff\xff\xff\xff\x04\x00\x04\x00\xff\xff\xff\xff\x20\x00\x00\x00\xff\xff\xff\xff , ` +
+				"stat f , chown f 5 5 , stat f , setresuid 2201 2201 2201 , " +
+				`setxattr f system.posix_acl_access \x02\x00\x00\x00\x01\x00\x06\x00\xff\xff\xff\xff\x04\x00\x04\x00\xff\xff\xff\xff\x20\x00\x04\x00\xff\xff\xff\xff`,
+			want: []string{"setxattr: ok 0", "stat: ok type=reg mode=0440 uid=0 gid=0", "chown: ok 0",
+				"stat: ok type=reg mode=0440 uid=5 gid=5", "setresuid: ok 0", "setxattr: err EPERM"},
+		},
+		{
 			// Who may chown and chmod what.
 			name:  "chown_chmod_rules",
 			flags: root,
