@@ -278,10 +278,14 @@ func (e *Engine) openTmpfile(r *Request, dirfd int, p string, flags uint64, mode
 	if err := writable(l); err != nil {
 		return Fail(err)
 	}
+	if err := e.permittedFD(r, l.Obj.FD(), permWrite|permExec); err != nil {
+		return Fail(err)
+	}
 	fd, err := unix.Openat(l.Obj.FD(), ".", int(flags)|unix.O_CLOEXEC, mode)
 	if err != nil {
 		return Fail(err)
 	}
+	e.created(r, l.Obj.FD(), fd) // the guest's owner (ownership.go)
 	return InjectFD(fd, flags&unix.O_CLOEXEC != 0)
 }
 

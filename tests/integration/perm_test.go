@@ -29,6 +29,15 @@ func permCases() []scCase {
 				"mkdir: err EACCES"}, // d is root's 0755
 		},
 		{
+			// An O_TMPFILE file is the creator's too.
+			name:  "tmpfile_owner",
+			flags: root,
+			args: "mkdir own 0777 , chmod own 0777 , setgroups none , setresgid 2201 2201 2201 , setresuid 2201 2201 2201 , " +
+				"open own O_TMPFILE|O_RDWR 0640 , fstat @6 , open d O_TMPFILE|O_RDWR 0600",
+			want: []string{"mkdir: ok 0", "chmod: ok 0", "setgroups: ok 0", "setresgid: ok 0", "setresuid: ok 0",
+				"open: ok *", "fstat: ok type=reg mode=0640 uid=2201 gid=2201", "open: err EACCES"},
+		},
+		{
 			// A user's mode-600 file is hers alone; other bits count for others.
 			name:  "mode_600_other_user",
 			flags: root,
