@@ -226,13 +226,14 @@ func (e *Engine) hostModeFor(st *unix.Stat_t, m uint32) uint32 {
 
 // settle makes ov the guest's view of the object and its host mode what
 // hostModeFor says. A record is kept when the view differs from what the
-// host alone shows (or one existed). The object is reached by fd (any
+// host alone shows, or when keep is set (a record existed, or the guest
+// named an owner). The object is reached by fd (any
 // descriptor) or by path p (see readOverride).
-func (e *Engine) settle(p string, fd int, st *unix.Stat_t, ov override, had bool) error {
+func (e *Engine) settle(p string, fd int, st *unix.Stat_t, ov override, keep bool) error {
 	host := st.Mode & 0o7777
 	want := e.hostModeFor(st, ov.mode)
 	iu, ig := e.guestOwner(st.Uid, st.Gid)
-	record := had || ov.uid != iu || ov.gid != ig || ov.mode != want
+	record := keep || ov.uid != iu || ov.gid != ig || ov.mode != want
 	chmodPath := p
 	if fd >= 0 {
 		chmodPath = procFD(fd)
@@ -309,7 +310,9 @@ func (e *Engine) guestChown(r *Request, p string, fd int, st *unix.Stat_t, uid, 
 			ov.mode &^= unix.S_ISGID
 		}
 	}
-	return e.settle(p, fd, st, ov, had)
+	// An explicit owner is always recorded: the file stays root's (or
+	// the named user's) in a later run under another identity mapping.
+	return e.settle(p, fd, st, ov, had || uid != identity.Keep || gid != identity.Keep)
 }
 
 // guestChmod performs chmod for the guest: only the owner (or CAP_FOWNER)
