@@ -229,8 +229,11 @@ func buildTable() []Entry {
 		"getgroups", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid",
 		"setfsgid", "setgroups", "capget"))
 	// Virtual capabilities (dispatch/caps.go): capset changes only the
-	// virtual sets and is refused without a virtual identity.
-	add(rows(Notify, "identity", "changes the guest's virtual capabilities only", "capset"))
+	// virtual sets and is refused without a virtual identity. The row
+	// stays in the dangerous set (the in-process backstop denies it from
+	// kbox's own code); the always-true condition notifies every call.
+	t = append(t, Entry{Name: "capset", Disp: Deny, Family: "identity", Why: "changes the guest's virtual capabilities only",
+		Conds: []Cond{{Arg: 0, Mask: 0, Value: 0, Disp: Notify}}})
 	var prctlConds []Cond
 	for _, op := range []uint64{7, 8, 23, 24, 27, 28, 47} { // KEEPCAPS, CAPBSET, SECUREBITS, CAP_AMBIENT
 		prctlConds = append(prctlConds, Cond{Arg: 0, Mask: 0xffffffff, Value: op, Int: true, Disp: Identity})
