@@ -134,7 +134,8 @@ func hostNeeds(ftype, guestMode uint32) uint32 {
 func (e *Engine) readOverride(p string, fd int, st *unix.Stat_t) (override, bool) {
 	if xattrCapable(st.Mode) {
 		buf := make([]byte, 64)
-		n, err := -1, error(unix.ENODATA)
+		var n int
+		var err error
 		if fd >= 0 {
 			n, err = unix.Fgetxattr(fd, overrideXattr, buf)
 			if err == unix.EBADF { // an O_PATH descriptor
