@@ -232,8 +232,14 @@ func (e *Engine) mayRename(r *Request, oldL, newL *vfs.Lookup) error {
 		}
 	}
 	// A directory moved to another parent has its ".." rewritten.
-	if oldL.IsDir() && oldL.Parent.FD() != newL.Parent.FD() {
+	if oldL.IsDir() && !sameObject(oldL.Parent.FD(), newL.Parent.FD()) {
 		return e.permitted(r, oldL, permWrite, false)
 	}
 	return nil
+}
+
+// sameObject reports whether two descriptors name one inode.
+func sameObject(a, b int) bool {
+	var sa, sb unix.Stat_t
+	return a == b || unix.Fstat(a, &sa) == nil && unix.Fstat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
