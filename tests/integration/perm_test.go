@@ -88,6 +88,16 @@ func permCases() []scCase {
 				"unlink: err EPERM", "rename: err EPERM", "open: ok *", "rename: ok 0", "unlink: ok 0"},
 		},
 		{
+			// rename: write and search on both parents; a directory moved
+			// to another parent needs write permission on itself (its "..").
+			name:  "rename_permissions",
+			flags: root,
+			args: "mkdir a 0777 , chmod a 0777 , mkdir b 0777 , chmod b 0777 , mkdir a/sub 0755 , setgroups none , " +
+				"setresuid 2201 2201 2201 , rename a/sub b/sub , rename a/sub a/sub2 , rename a/sub2 d/x , rename f a/f",
+			want: []string{"mkdir: ok 0", "chmod: ok 0", "mkdir: ok 0", "chmod: ok 0", "mkdir: ok 0", "setgroups: ok 0",
+				"setresuid: ok 0", "rename: err EACCES", "rename: ok 0", "rename: err EACCES", "rename: err EACCES"},
+		},
+		{
 			// A set-group-id directory gives new entries its group, and
 			// new directories its set-group-id bit.
 			name:  "setgid_directory",
