@@ -82,7 +82,7 @@ func sysCapget(e *Engine, r *Request) Result {
 
 func sysCapset(e *Engine, r *Request) Result {
 	if !e.cfg.Identity.Virtual {
-		return e.denied(r, unix.EPERM, "capset: the guest's real capabilities are not its to change (use -0 for virtual ones)")
+		return e.denied(r, unix.EPERM, "the guest's real capabilities are not its to change (-0 gives it virtual ones)")
 	}
 	words, pid, err := capHeader(r)
 	if err != nil {

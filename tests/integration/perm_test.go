@@ -262,3 +262,20 @@ func TestProcStatusVirtualIds(t *testing.T) {
 		})
 	}
 }
+
+// TestCapsetWithoutVirtualIdentity: without -0 capset is refused with a -v
+// line in every tier (the guest's real capabilities are kbox's own in the
+// in-process tiers).
+func TestCapsetWithoutVirtualIdentity(t *testing.T) {
+	t.Parallel()
+	for _, tier := range allTiers {
+		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
+			root := freshRoot(t, v.uid())
+			opts := runOpts{Unpriv: v.unpriv, Args: []string{"-v", "--syscall-mode=" + tier, "-r", root, "--", "/bin/sc", "capset", "0", "0", "0"}}
+			out, errOut, code := runKbox(t, opts)
+			if code != 0 || strings.TrimSpace(out) != "capset: err EPERM" || !strings.Contains(errOut, "capset denied (EPERM)") {
+				t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, errOut)
+			}
+		})
+	}
+}
