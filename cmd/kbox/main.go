@@ -91,7 +91,7 @@ func newFlagSet(f *flags) *pflag.FlagSet {
 	fs.Var(envFlag{launch.EnvUnset, &o.Env}, "unsetenv", "remove a variable from the guest's environment; repeatable")
 	fs.Var(envFlag{launch.EnvClear, &o.Env}, "clearenv", "start the guest's environment empty (the environment flags apply in the order given)")
 	fs.Lookup("clearenv").NoOptDefVal = "true"
-	fs.BoolVarP(&o.RootID, "root-id", "0", false, "the guest sees itself as uid 0 / gid 0; your files appear owned by root, and chown and set-id bits are recorded (user.containers.override_stat)")
+	fs.BoolVarP(&o.RootID, "root-id", "0", false, "the guest sees itself as uid 0 / gid 0 with root's capabilities; your files appear owned by root, other users' keep their ids; chown, chmod and new files' owners are recorded (user.containers.override_stat) and checked as Linux would (docs/identity.md)")
 	fs.StringVar(&o.ChangeID, "change-id", "", "the guest sees itself as `UID:GID`; your files appear owned by it (not with -0 or -S)")
 	fs.StringVar(&o.Mode, "syscall-mode", "auto", "interception tier `MODE`: seccomp (child process, supervisor answers; runs anything), trap (in-process, every syscall a SIGSYS; single-process, single-threaded programs; needs a cgo build), rewrite (trap plus patched syscall sites: descriptor-local calls on files run without a signal), auto (rewrite when the program cannot fork or start threads and the kernel can confine the in-process kbox with Landlock ABI 3+, else seccomp)")
 	fs.BoolVar(&o.KeepCaps, "keep-caps", false, "when started as real root, let the guest keep root's capabilities (default: none)")

@@ -163,7 +163,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	}
 	defer l.Release()
 	if l.Exists() && !l.Magic {
-		if err := e.permitted(r, &l.Stat, permExec, false); err != nil {
+		if err := e.permitted(r, l, permExec, false); err != nil {
 			return e.execFailed(r, p, err)
 		}
 	}
@@ -298,7 +298,7 @@ func (e *Engine) execFD(r *Request, fd int) Result {
 	if err := unix.Faccessat2(h, "", unix.X_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS); err != nil {
 		return Fail(err)
 	}
-	if err := e.permitted(r, &st, permExec, false); err != nil {
+	if err := e.permittedFD(r, h, permExec); err != nil {
 		return Fail(err)
 	}
 	if err := e.execPreflight(r, 0, 0); err != nil {

@@ -63,25 +63,29 @@ func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags 
 	if l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return Fail(unix.EOPNOTSUPP)
 	}
-	err = unix.Chmod(procFD(l.Obj.FD()), mode&0o7777)
-	if e.recordsOwnership(r) && (err == nil || err == unix.EPERM) {
-		// A root guest's chmod always succeeds; set-id bits are recorded.
-		return errOf(e.recordMode(r, procFD(l.Obj.FD()), -1, &l.Stat, mode|forceRecord(err)))
+	if e.recordsOwnership(r) {
+		// The guest's mode, with Linux's rules, kept by ownership.go.
+		var st unix.Stat_t
+		if err := unix.Fstat(l.Obj.FD(), &st); err != nil {
+			return Fail(err)
+		}
+		return errOf(e.guestChmod(r, hostPath(l, false), -1, &st, mode))
 	}
-	return errOf(err)
+	return errOf(unix.Chmod(procFD(l.Obj.FD()), mode&0o7777))
 }
 
-// forceRecord turns a host refusal into a recorded mode: the set-id bit
-// trick makes recordMode keep the record even without set-id bits.
-func forceRecord(err error) uint32 {
-	if err == unix.EPERM {
-		return recordAlways
+// notPathFD fails with EBADF for an O_PATH descriptor, which fchmod and
+// fchown refuse.
+func notPathFD(h int) error {
+	fl, err := unix.FcntlInt(uintptr(h), unix.F_GETFL, 0)
+	if err != nil {
+		return err
 	}
-	return 0
+	if fl&unix.O_PATH != 0 {
+		return unix.EBADF
+	}
+	return nil
 }
-
-// recordAlways is a flag bit above the mode bits: record unconditionally.
-const recordAlways = 1 << 20
 
 // fdChmod serves fchmodat2(fd, "", AT_EMPTY_PATH) and, with fchmod set,
 // fchmod(fd) (which, unlike the AT_EMPTY_PATH form, refuses an O_PATH
@@ -92,20 +96,25 @@ func (e *Engine) fdChmod(r *Request, fd int, mode uint32, fchmod bool) Result {
 		return res
 	}
 	defer unix.Close(h)
-	var err error
-	if fchmod {
-		err = unix.Fchmod(h, mode&0o7777)
-	} else {
-		err = unix.Chmod(procFD(h), mode&0o7777)
-	}
-	if e.recordsOwnership(r) && (err == nil || err == unix.EPERM) {
-		var st unix.Stat_t
-		if ferr := unix.Fstat(h, &st); ferr != nil {
-			return Fail(ferr)
+	if e.recordsOwnership(r) {
+		if fchmod {
+			if err := notPathFD(h); err != nil {
+				return Fail(err)
+			}
 		}
-		return errOf(e.recordMode(r, "", h, &st, mode|forceRecord(err)))
+		var st unix.Stat_t
+		if err := unix.Fstat(h, &st); err != nil {
+			return Fail(err)
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return Fail(unix.EOPNOTSUPP)
+		}
+		return errOf(e.guestChmod(r, "", h, &st, mode))
 	}
-	return errOf(err)
+	if fchmod {
+		return errOf(unix.Fchmod(h, mode&0o7777))
+	}
+	return errOf(unix.Chmod(procFD(h), mode&0o7777))
 }
 
 // fchmod is notified: the object's mount decides (fs_fdwrite.go).
@@ -125,12 +134,17 @@ func (e *Engine) fdChown(r *Request, fd int, uid, gid uint32, fchown bool) Resul
 	}
 	defer unix.Close(h)
 	if e.recordsOwnership(r) {
-		// A root guest may give files any owner: recorded, not applied.
+		// The guest's owners, with Linux's rules: recorded, not applied.
+		if fchown {
+			if err := notPathFD(h); err != nil {
+				return Fail(err)
+			}
+		}
 		var st unix.Stat_t
 		if err := unix.Fstat(h, &st); err != nil {
 			return Fail(err)
 		}
-		return errOf(e.recordChown(r, "", h, &st, uid, gid))
+		return errOf(e.guestChown(r, "", h, &st, uid, gid))
 	}
 	u, g := e.hostOwner(uid, gid)
 	if fchown {
@@ -181,8 +195,12 @@ func (e *Engine) chownCommon(r *Request, dirfd, pathArg int, uid, gid uint32, fl
 	}
 	defer l.Release()
 	if e.recordsOwnership(r) {
-		// A root guest may give files any owner: recorded, not applied.
-		return errOf(e.recordChown(r, hostPath(l, false), -1, &l.Stat, uid, gid))
+		// The guest's owners, with Linux's rules: recorded, not applied.
+		var st unix.Stat_t
+		if err := unix.Fstat(l.Obj.FD(), &st); err != nil {
+			return Fail(err)
+		}
+		return errOf(e.guestChown(r, hostPath(l, false), -1, &st, uid, gid))
 	}
 	return errOf(unix.Fchownat(l.Obj.FD(), "", u, g, unix.AT_EMPTY_PATH))
 }
@@ -324,7 +342,7 @@ func sysTruncate(e *Engine, r *Request) Result {
 	if l.IsDir() {
 		return Fail(unix.EISDIR)
 	}
-	if err := e.permitted(r, &l.Stat, permWrite, false); err != nil {
+	if err := e.permitted(r, l, permWrite, false); err != nil {
 		return Fail(err)
 	}
 	return errOf(unix.Truncate(procFD(l.Obj.FD()), length))

@@ -134,7 +134,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	cloexec := flags&unix.O_CLOEXEC != 0
 	hostFlags := int(flags) | unix.O_CLOEXEC
 	creds := r.Proc.Creds()
-	emulate := e.emulatesPerms(&creds)
+	emulate := e.checksFiles(&creds)
 	fast := vfs.ParentOnly
 	if emulate {
 		fast = 0 // permission checks need the object's status first
@@ -152,7 +152,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		// A symlink there (ELOOP) needs the full walk when it is followed;
 		// creating or writing on a read-only mount takes the careful path.
 		if !(l.ReadOnly && (accessWrites(flags) || flags&unix.O_CREAT != 0)) {
-			fd, err := e.hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+			fd, err := e.openCreate(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
 			l.Release()
 			// ELOOP, or ENOTDIR with O_DIRECTORY: a symlink the guest
 			// wants followed; the careful path follows it.
@@ -160,6 +160,9 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 			switch {
 			case err == nil:
 				return InjectFD(fd, cloexec), false
+			case err == unix.EACCES && e.adopts(&creds):
+				// Root's own file the host mode refuses: the careful
+				// path settles it (perm.go, adopt).
 			case !symlink || vf&vfs.FollowFinal == 0:
 				return Fail(err), false
 			}
@@ -185,6 +188,9 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	if res, ok := e.sysvipcFile(l, flags); ok {
 		return res, false // the guest's own SysV IPC objects only (ipc.go)
 	}
+	if res, ok := e.procStatusFile(l, flags); ok {
+		return res, false // a guest process's virtual ids (procview.go)
+	}
 
 	if !l.Exists() {
 		if !(flags&unix.O_CREAT != 0) {
@@ -199,7 +205,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
 			return Fail(err), false
 		}
-		fd, err := e.hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+		fd, err := e.openCreate(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW|unix.O_EXCL, mode)
 		switch err {
 		case nil:
 			return InjectFD(fd, cloexec), false
@@ -238,8 +244,8 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 			return Fail(err), false
 		}
 	}
-	if emulate {
-		if err := e.permitted(r, &l.Stat, openMask(flags), false); err != nil {
+	if emulate || e.adopts(&creds) {
+		if err := e.permitted(r, l, openMask(flags), false); err != nil {
 			return Fail(err), false
 		}
 	}
@@ -272,10 +278,14 @@ func (e *Engine) openTmpfile(r *Request, dirfd int, p string, flags uint64, mode
 	if err := writable(l); err != nil {
 		return Fail(err)
 	}
+	if err := e.permittedFD(r, l.Obj.FD(), permWrite|permExec); err != nil {
+		return Fail(err)
+	}
 	fd, err := unix.Openat(l.Obj.FD(), ".", int(flags)|unix.O_CLOEXEC, mode)
 	if err != nil {
 		return Fail(err)
 	}
+	e.created(r, l.Obj.FD(), fd) // the guest's owner (ownership.go)
 	return InjectFD(fd, flags&unix.O_CLOEXEC != 0)
 }
 

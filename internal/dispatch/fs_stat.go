@@ -258,7 +258,7 @@ func (e *Engine) accessCommon(r *Request, dirfd, pathArg int, mode uint32, flags
 		}
 	}
 	if !l.Magic {
-		if err := e.permitted(r, &l.Stat, mode, flags&unix.AT_EACCESS == 0); err != nil {
+		if err := e.permitted(r, l, mode, flags&unix.AT_EACCESS == 0); err != nil {
 			return Fail(err)
 		}
 	}

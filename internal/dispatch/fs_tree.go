@@ -51,7 +51,11 @@ func (e *Engine) mkdirCommon(r *Request, dirfd, pathArg int, mode uint32) Result
 		return Fail(err)
 	}
 	defer l.Release()
-	return errOf(unix.Mkdirat(l.Parent.FD(), l.Name, mode))
+	if err := unix.Mkdirat(l.Parent.FD(), l.Name, mode); err != nil {
+		return Fail(err)
+	}
+	e.createdAt(r, l.Parent.FD(), l.Name) // the guest's owner (ownership.go)
+	return Ok(0)
 }
 
 func sysMkdir(e *Engine, r *Request) Result   { return e.mkdirCommon(r, atFDCWD, 0, r.Uint(1)) }
@@ -73,7 +77,11 @@ func (e *Engine) mknodCommon(r *Request, dirfd, pathArg int, mode uint32, dev ui
 	if l.Trailing {
 		return Fail(unix.ENOENT)
 	}
-	return errOf(unix.Mknodat(l.Parent.FD(), l.Name, mode, 0))
+	if err := unix.Mknodat(l.Parent.FD(), l.Name, mode, 0); err != nil {
+		return Fail(err)
+	}
+	e.createdAt(r, l.Parent.FD(), l.Name)
+	return Ok(0)
 }
 
 func sysMknod(e *Engine, r *Request) Result {
@@ -120,6 +128,9 @@ func (e *Engine) removeTarget(r *Request, dirfd, pathArg int, dir bool) (*vfs.Lo
 		return fail(err)
 	}
 	if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
+		return fail(err)
+	}
+	if err := e.mayDelete(r, l.Parent.FD(), l.Obj.FD()); err != nil {
 		return fail(err)
 	}
 	return l, nil
@@ -189,6 +200,9 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 		return Fail(err)
 	}
 	if err := writable(newL); err != nil {
+		return Fail(err)
+	}
+	if err := e.mayRename(r, oldL, newL); err != nil {
 		return Fail(err)
 	}
 	err = unix.Renameat2(oldL.Parent.FD(), oldL.Name, newL.Parent.FD(), newL.Name, uint(flags))
@@ -287,7 +301,11 @@ func (e *Engine) symlinkCommon(r *Request, targetArg, dirfd, pathArg int) Result
 	}
 	// The target text is stored as given: it is only ever interpreted by
 	// kbox's resolver, in the guest namespace.
-	return errOf(unix.Symlinkat(target, l.Parent.FD(), l.Name))
+	if err := unix.Symlinkat(target, l.Parent.FD(), l.Name); err != nil {
+		return Fail(err)
+	}
+	e.createdAt(r, l.Parent.FD(), l.Name)
+	return Ok(0)
 }
 
 func sysSymlink(e *Engine, r *Request) Result   { return e.symlinkCommon(r, 0, atFDCWD, 1) }

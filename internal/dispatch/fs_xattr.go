@@ -190,6 +190,11 @@ func sysSetxattr(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer l.Release()
+	if l.Stat.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if res, ok := e.aclSet(r, hp, -1, name, val); ok {
+			return res // a mode in ACL form (ownership.go)
+		}
+	}
 	if e.xattrFollow(r) {
 		return errOf(unix.Setxattr(hp, name, val, flags))
 	}
@@ -265,6 +270,9 @@ func sysFsetxattr(e *Engine, r *Request) Result {
 		return res
 	}
 	defer unix.Close(h)
+	if res, ok := e.aclSet(r, "", h, name, val); ok {
+		return res // a mode in ACL form (ownership.go)
+	}
 	return errOf(unix.Fsetxattr(h, name, val, r.Int(4)))
 }
 

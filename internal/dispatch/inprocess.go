@@ -22,7 +22,7 @@ func (e *Engine) OpenProgram(r *Request, dirfd int, p string, flags int) (*os.Fi
 	}
 	defer l.Release()
 	if l.Exists() && !l.Magic {
-		if err := e.permitted(r, &l.Stat, permExec, false); err != nil {
+		if err := e.permitted(r, l, permExec, false); err != nil {
 			return nil, "", err
 		}
 	}
@@ -67,7 +67,7 @@ func (e *Engine) OpenProgramFD(r *Request, fd int) (*os.File, string, error) {
 		file.Close()
 		return nil, "", err
 	}
-	if err := e.permitted(r, &st, permExec, false); err != nil {
+	if err := e.permittedFD(r, h, permExec); err != nil {
 		file.Close()
 		return nil, "", err
 	}

@@ -6,6 +6,9 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/vfs"
 )
 
 // The guest-only /proc view. Listing a host procfs root (/proc with -R/-S
@@ -275,4 +278,97 @@ func (e *Engine) listGuestFDs(r *Request, h, count int, is64 bool) Result {
 		}
 	}
 	return Ok(int64(len(out)))
+}
+
+// procStatusFile serves /proc/<pid>/status and /proc/<pid>/task/<tid>/status
+// of a guest process under a virtual identity: the Uid, Gid, Groups and
+// capability lines show the process's virtual credentials (what getresuid,
+// getgroups and capget answer), so that ps and programs that parse the
+// file see the identity the guest has. The rest is the host's text.
+func (e *Engine) procStatusFile(l *vfs.Lookup, flags uint64) (Result, bool) {
+	if !e.cfg.Identity.Virtual || l.Mount == nil || l.Mount.Kind != vfs.KindProc || l.Obj == nil ||
+		accessWrites(flags) || flags&(unix.O_CREAT|unix.O_DIRECTORY) != 0 {
+		return Result{}, false
+	}
+	f := strings.Split(strings.TrimPrefix(strings.TrimPrefix(l.Path, l.Mount.Guest), "/"), "/")
+	if !(len(f) == 2 && f[1] == "status" || len(f) == 4 && f[1] == "task" && f[3] == "status") {
+		return Result{}, false
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil {
+		return Result{}, false
+	}
+	p := e.Procs.guestProcess(pid)
+	if p == nil {
+		return Result{}, false
+	}
+	src, err := unix.Open(procFD(l.Obj.FD()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Fail(err), true
+	}
+	host := make([]byte, 0, 4096)
+	buf := make([]byte, 4096)
+	for len(host) < 1<<20 {
+		n, err := unix.Read(src, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		host = append(host, buf[:n]...)
+	}
+	unix.Close(src)
+	fd, err := sealedBytes([]byte(virtualStatus(string(host), p.Creds())))
+	if err != nil {
+		return Fail(err), true
+	}
+	return InjectFD(fd, flags&unix.O_CLOEXEC != 0), true
+}
+
+// virtualStatus rewrites the identity lines of a status file's text.
+func virtualStatus(text string, c identity.Creds) string {
+	ids := func(a, b, c, d uint32) string {
+		return strconv.FormatUint(uint64(a), 10) + "\t" + strconv.FormatUint(uint64(b), 10) + "\t" +
+			strconv.FormatUint(uint64(c), 10) + "\t" + strconv.FormatUint(uint64(d), 10)
+	}
+	capHex := func(v uint64) string {
+		s := strconv.FormatUint(v, 16)
+		return strings.Repeat("0", 16-len(s)) + s
+	}
+	lines := strings.SplitAfter(text, "\n")
+	for i, ln := range lines {
+		key, _, ok := strings.Cut(ln, ":")
+		if !ok {
+			continue
+		}
+		var v string
+		switch key {
+		case "Uid":
+			v = ids(c.RUID, c.EUID, c.SUID, c.FSUID)
+		case "Gid":
+			v = ids(c.RGID, c.EGID, c.SGID, c.FSGID)
+		case "Groups":
+			g := make([]string, len(c.Groups))
+			for j, x := range c.Groups {
+				g[j] = strconv.FormatUint(uint64(x), 10)
+			}
+			v = strings.Join(g, " ") + " " // the kernel's trailing space
+		case "CapInh":
+			v = capHex(c.Caps.Inh)
+		case "CapPrm":
+			v = capHex(c.Caps.Prm)
+		case "CapEff":
+			v = capHex(c.Caps.Eff)
+		case "CapBnd":
+			v = capHex(c.Caps.Bnd)
+		case "CapAmb":
+			v = capHex(c.Caps.Amb)
+		default:
+			continue
+		}
+		nl := ""
+		if strings.HasSuffix(ln, "\n") {
+			nl = "\n"
+		}
+		lines[i] = key + ":\t" + v + nl
+	}
+	return strings.Join(lines, "")
 }

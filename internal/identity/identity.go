@@ -27,14 +27,17 @@ type Creds struct {
 	RUID, EUID, SUID, FSUID uint32
 	RGID, EGID, SGID, FSGID uint32
 	Groups                  []uint32
+	Caps                    Caps
 }
 
 // Initial returns the credentials of the first guest process.
 func (c Config) Initial() Creds {
 	cr := Creds{RUID: c.UID, EUID: c.UID, SUID: c.UID, FSUID: c.UID,
 		RGID: c.GID, EGID: c.GID, SGID: c.GID, FSGID: c.GID}
+	cr.Caps.Bnd = AllCaps()
 	if c.UID == 0 {
 		cr.Groups = []uint32{0}
+		cr.Caps.Prm, cr.Caps.Eff = AllCaps(), AllCaps()
 	}
 	return cr
 }
@@ -45,8 +48,21 @@ func (c Creds) Clone() Creds {
 	return c
 }
 
-// privileged: CAP_SETUID/CAP_SETGID in the guest's eyes (euid 0).
-func (c *Creds) privileged() bool { return c.EUID == 0 }
+// privileged: CAP_SETUID in the guest's eyes (euid 0 unless the process
+// shed it); privilegedGID: CAP_SETGID.
+func (c *Creds) privileged() bool    { return c.Has(CapSetuid) }
+func (c *Creds) privilegedGID() bool { return c.Has(CapSetgid) }
+
+// uidChange runs a set*uid change and applies its capability rules.
+func (c *Creds) uidChange(f func() error) error {
+	old := *c
+	if err := f(); err != nil {
+		*c = old
+		return err
+	}
+	c.fixupSetuid(&old)
+	return nil
+}
 
 func oneOf(v uint32, set ...uint32) bool {
 	for _, s := range set {
@@ -59,6 +75,10 @@ func oneOf(v uint32, set ...uint32) bool {
 
 // SetUID implements setuid(2).
 func (c *Creds) SetUID(u uint32) error {
+	return c.uidChange(func() error { return c.setuid(u) })
+}
+
+func (c *Creds) setuid(u uint32) error {
 	if u == Keep {
 		return unix.EINVAL
 	}
@@ -78,7 +98,7 @@ func (c *Creds) SetGID(g uint32) error {
 	if g == Keep {
 		return unix.EINVAL
 	}
-	if c.privileged() {
+	if c.privilegedGID() {
 		c.RGID, c.EGID, c.SGID, c.FSGID = g, g, g, g
 		return nil
 	}
@@ -91,6 +111,10 @@ func (c *Creds) SetGID(g uint32) error {
 
 // SetREUID implements setreuid(2).
 func (c *Creds) SetREUID(r, e uint32) error {
+	return c.uidChange(func() error { return c.setreuid(r, e) })
+}
+
+func (c *Creds) setreuid(r, e uint32) error {
 	if !c.privileged() {
 		if r != Keep && !oneOf(r, c.RUID, c.EUID) {
 			return unix.EPERM
@@ -115,7 +139,7 @@ func (c *Creds) SetREUID(r, e uint32) error {
 
 // SetREGID implements setregid(2).
 func (c *Creds) SetREGID(r, e uint32) error {
-	if !c.privileged() {
+	if !c.privilegedGID() {
 		if r != Keep && !oneOf(r, c.RGID, c.EGID) {
 			return unix.EPERM
 		}
@@ -139,6 +163,10 @@ func (c *Creds) SetREGID(r, e uint32) error {
 
 // SetRESUID implements setresuid(2).
 func (c *Creds) SetRESUID(r, e, s uint32) error {
+	return c.uidChange(func() error { return c.setresuid(r, e, s) })
+}
+
+func (c *Creds) setresuid(r, e, s uint32) error {
 	if !c.privileged() {
 		for _, v := range []uint32{r, e, s} {
 			if v != Keep && !oneOf(v, c.RUID, c.EUID, c.SUID) {
@@ -161,7 +189,7 @@ func (c *Creds) SetRESUID(r, e, s uint32) error {
 
 // SetRESGID implements setresgid(2).
 func (c *Creds) SetRESGID(r, e, s uint32) error {
-	if !c.privileged() {
+	if !c.privilegedGID() {
 		for _, v := range []uint32{r, e, s} {
 			if v != Keep && !oneOf(v, c.RGID, c.EGID, c.SGID) {
 				return unix.EPERM
@@ -187,6 +215,7 @@ func (c *Creds) SetFSUID(u uint32) uint32 {
 	old := c.FSUID
 	if u != Keep && (c.privileged() || oneOf(u, c.RUID, c.EUID, c.SUID, c.FSUID)) {
 		c.FSUID = u
+		c.fixupFS(old)
 	}
 	return old
 }
@@ -194,7 +223,7 @@ func (c *Creds) SetFSUID(u uint32) uint32 {
 // SetFSGID implements setfsgid(2).
 func (c *Creds) SetFSGID(g uint32) uint32 {
 	old := c.FSGID
-	if g != Keep && (c.privileged() || oneOf(g, c.RGID, c.EGID, c.SGID, c.FSGID)) {
+	if g != Keep && (c.privilegedGID() || oneOf(g, c.RGID, c.EGID, c.SGID, c.FSGID)) {
 		c.FSGID = g
 	}
 	return old
@@ -202,7 +231,7 @@ func (c *Creds) SetFSGID(g uint32) uint32 {
 
 // SetGroups implements setgroups(2).
 func (c *Creds) SetGroups(g []uint32) error {
-	if !c.privileged() {
+	if !c.privilegedGID() {
 		return unix.EPERM
 	}
 	c.Groups = append([]uint32(nil), g...)
@@ -217,6 +246,7 @@ func (c *Creds) SetGroups(g []uint32) error {
 func (c *Creds) Exec() {
 	c.SUID, c.FSUID = c.EUID, c.EUID
 	c.SGID, c.FSGID = c.EGID, c.EGID
+	c.execCaps()
 }
 
 // MaxGroups is NGROUPS_MAX.

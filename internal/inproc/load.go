@@ -53,6 +53,7 @@ type loadError struct {
 }
 
 func (e *loadError) Error() string { return e.err.Error() }
+
 // Unwrap gives the errno first, so that errors.As and abi.Errno find it,
 // then the loader's error.
 func (e *loadError) Unwrap() []error { return []error{e.errno, e.err} }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/loader"
+	"github.com/kbox-go/kbox/internal/policy"
 )
 
 // The guest's process: lifetime, thread state kbox virtualizes, and
@@ -99,6 +100,9 @@ const (
 // seccomp filter, Syscall User Dispatch, speculation or shadow-stack
 // control, memory-map rewrites) are refused.
 func sysPrctl(t *tier, c *call) int64 {
+	if t.pol.Expect(c.nr, c.args) == policy.Notify {
+		return t.viaEngine(c) // capability options under a virtual identity
+	}
 	switch c.int(0) {
 	case unix.PR_SET_NAME, unix.PR_GET_NAME, unix.PR_SET_PDEATHSIG, unix.PR_GET_PDEATHSIG,
 		unix.PR_GET_DUMPABLE, unix.PR_SET_DUMPABLE, unix.PR_SET_NO_NEW_PRIVS, unix.PR_GET_NO_NEW_PRIVS,

@@ -184,7 +184,7 @@ func buildTable() []Entry {
 		"set_tid_address", "set_robust_list", "get_robust_list", "futex", "futex_waitv", "futex_wake",
 		"futex_wait", "futex_requeue", "rseq", "getpid", "getppid", "gettid", "getpgid", "getpgrp",
 		"getsid", "setsid", "getrlimit", "setrlimit", "getrusage", "times", "getpriority",
-		"prctl", "arch_prctl", "capget", "umask", "getcpu", "uname", "sysinfo", "syslog",
+		"arch_prctl", "umask", "getcpu", "uname", "sysinfo", "syslog",
 		"restart_syscall", "sched_getaffinity"))
 	// setpgid(0, pgid) moves the caller into another group: every form is
 	// checked (a guest joining a host group would reach it with kill(0)).
@@ -236,7 +236,18 @@ func buildTable() []Entry {
 	// Identity.
 	add(rows(Identity, "identity", "", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
 		"getgroups", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid",
-		"setfsgid", "setgroups"))
+		"setfsgid", "setgroups", "capget"))
+	// Virtual capabilities (dispatch/caps.go): capset changes only the
+	// virtual sets and is refused without a virtual identity. The row
+	// stays in the dangerous set (the in-process backstop denies it from
+	// kbox's own code); the always-true condition notifies every call.
+	t = append(t, Entry{Name: "capset", Disp: Deny, Family: "identity", Why: "changes the guest's virtual capabilities only",
+		Conds: []Cond{{Arg: 0, Mask: 0, Value: 0, Disp: Notify}}})
+	var prctlConds []Cond
+	for _, op := range []uint64{7, 8, 23, 24, 27, 28, 47} { // KEEPCAPS, CAPBSET, SECUREBITS, CAP_AMBIENT
+		prctlConds = append(prctlConds, Cond{Arg: 0, Mask: 0xffffffff, Value: op, Int: true, Disp: Identity})
+	}
+	t = append(t, Entry{Name: "prctl", Disp: Allow, Family: "process", Why: "capability options act on the virtual capabilities", Conds: prctlConds})
 	// Everything that names a path, and the process's file-namespace state.
 	add(rows(Notify, "path", "", "open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx",
 		"access", "faccessat", "faccessat2", "readlink", "readlinkat", "mkdir", "mkdirat", "mknod", "mknodat",
@@ -259,7 +270,7 @@ func buildTable() []Entry {
 		"mount_setattr", "statmount", "listmount", "pivot_root", "iopl", "ioperm", "modify_ldt",
 		"clock_settime", "settimeofday", "adjtimex", "clock_adjtime", "quotactl", "quotactl_fd",
 		"personality", "kcmp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
-		"vhangup", "mount", "umount2", "uselib", "lookup_dcookie", "nfsservctl", "_sysctl", "capset",
+		"vhangup", "mount", "umount2", "uselib", "lookup_dcookie", "nfsservctl", "_sysctl",
 		"lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "mq_open", "mq_unlink",
 		"mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr"))
 	return t
@@ -324,7 +335,7 @@ func (e Entry) Notified() bool {
 		return true
 	}
 	for _, c := range e.Conds {
-		if c.Disp == Notify {
+		if c.Disp == Notify || c.Disp == Identity || c.Disp == Ownership {
 			return true
 		}
 	}

@@ -880,6 +880,32 @@ OP(op_fallocate) { return SC(SYS_fallocate, I(a[0]), 0L, 0L, I(a[1])); }
 OP(op_setpgid) { return SC(SYS_setpgid, I(a[0]), I(a[1])); }
 OP(op_getpgid) { return SC(SYS_getpgid, I(a[0])); }
 OP(op_kill) { return SC(SYS_kill, I(a[0]), I(a[1])); }
+/* capget [PID]: prints eff= prm= inh= (64-bit hex, version 3 header);
+ * capset EFF PRM INH (hex) on the caller */
+struct capdata { unsigned int eff, prm, inh; };
+OP(op_capget)
+{
+	struct { unsigned int version; int pid; } h = { 0x20080522, n > 0 ? (int)I(a[0]) : 0 };
+	struct capdata d[2];
+	long rc = SC(SYS_capget, &h, d);
+	if (rc == 0)
+		outf(r, "eff=%llx prm=%llx inh=%llx", (unsigned long long)d[1].eff << 32 | d[0].eff,
+		     (unsigned long long)d[1].prm << 32 | d[0].prm, (unsigned long long)d[1].inh << 32 | d[0].inh);
+	return rc;
+}
+OP(op_capset)
+{
+	struct { unsigned int version; int pid; } h = { 0x20080522, 0 };
+	unsigned long long v[3];
+	struct capdata d[2];
+	int i;
+	for (i = 0; i < 3; i++)
+		v[i] = strtoull(a[i], NULL, 16);
+	d[0].eff = (unsigned int)v[0], d[1].eff = (unsigned int)(v[0] >> 32);
+	d[0].prm = (unsigned int)v[1], d[1].prm = (unsigned int)(v[1] >> 32);
+	d[0].inh = (unsigned int)v[2], d[1].inh = (unsigned int)(v[2] >> 32);
+	return SC(SYS_capset, &h, d);
+}
 
 OP(op_inotify)
 {
@@ -1006,6 +1032,31 @@ OP(op_readfile)
 	out_esc(r, buf, nl ? (size_t)(nl - buf) : len);
 	free(buf);
 	return 0;
+}
+/* readline PATH PREFIX: the first line of PATH that starts with PREFIX */
+OP(op_readline)
+{
+	static char buf[1 << 16];
+	size_t len = 0, plen = strlen(a[1]);
+	long rc, fd = SC(SYS_openat, (long)AT_FDCWD, P(a[0]), (long)(O_RDONLY | O_CLOEXEC), 0L);
+	char *p, *end;
+	if (fd < 0)
+		return fd;
+	while (len < sizeof buf - 1 && (rc = SC(SYS_read, fd, buf + len, (long)(sizeof buf - 1 - len))) > 0)
+		len += (size_t)rc;
+	SC(SYS_close, fd);
+	buf[len] = 0;
+	for (p = buf; p < buf + len; p = end + 1) {
+		end = memchr(p, '\n', (size_t)(buf + len - p));
+		if (!end)
+			end = buf + len;
+		if ((size_t)(end - p) >= plen && memcmp(p, a[1], plen) == 0) {
+			out_esc(r, p, (size_t)(end - p));
+			return 0;
+		}
+	}
+	errno = ENOENT;
+	return -1;
 }
 static int cmpstr(const void *x, const void *y)
 {
@@ -1337,6 +1388,8 @@ static const struct op ops[] = {
 	{ "fsxattr", op_fsxattr, 2, 2 },     { "ioctl_int", op_ioctl_int, 3, 3 },
 	{ "fallocate", op_fallocate, 2, 2 }, { "setpgid", op_setpgid, 2, 2 },
 	{ "getpgid", op_getpgid, 1, 1 },     { "kill", op_kill, 2, 2 },
+	{ "capget", op_capget, 0, 1 },       { "capset", op_capset, 3, 3 },
+	{ "readline", op_readline, 2, 2 },
 };
 
 static const struct op *find_op(const char *name)
