@@ -156,7 +156,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	}
 	defer l.Release()
 	if l.Exists() && !l.Magic {
-		if err := e.permitted(r, &l.Stat, permExec, false); err != nil {
+		if err := e.permittedLookup(r, l, permExec, false); err != nil {
 			return Fail(err)
 		}
 	}
@@ -353,7 +353,7 @@ func (e *Engine) openExecutable(l *vfs.Lookup) (*os.File, error) {
 	if l.Magic {
 		return nil, unix.EACCES
 	}
-	switch l.Stat.Mode & unix.S_IFMT {
+	switch l.Type() {
 	case unix.S_IFREG:
 	case unix.S_IFLNK:
 		return nil, unix.ELOOP

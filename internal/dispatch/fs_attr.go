@@ -61,13 +61,17 @@ func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags 
 		return Fail(err)
 	}
 	defer l.Release()
-	if l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK {
+	if l.Type() == unix.S_IFLNK {
 		return Fail(unix.EOPNOTSUPP)
 	}
 	err = unix.Chmod(procFD(l.Obj.FD()), mode&0o7777)
 	if e.recordsOwnership(r) && (err == nil || err == unix.EPERM) {
 		// A root guest's chmod always succeeds; set-id bits are recorded.
-		return errOf(e.recordMode(r, procFD(l.Obj.FD()), -1, &l.Stat, mode|forceRecord(err)))
+		st, serr := l.Stat()
+		if serr != nil {
+			return Fail(serr)
+		}
+		return errOf(e.recordMode(r, procFD(l.Obj.FD()), -1, &st, mode|forceRecord(err)))
 	}
 	return errOf(err)
 }
@@ -183,7 +187,11 @@ func (e *Engine) chownCommon(r *Request, dirfd, pathArg int, uid, gid uint32, fl
 	defer l.Release()
 	if e.recordsOwnership(r) {
 		// A root guest may give files any owner: recorded, not applied.
-		return errOf(e.recordChown(r, hostPath(l, false), -1, &l.Stat, uid, gid))
+		st, err := l.Stat()
+		if err != nil {
+			return Fail(err)
+		}
+		return errOf(e.recordChown(r, hostPath(l, false), -1, &st, uid, gid))
 	}
 	return errOf(unix.Fchownat(l.Obj.FD(), "", u, g, unix.AT_EMPTY_PATH))
 }
@@ -206,7 +214,7 @@ func (e *Engine) setTimes(r *Request, dirfd, pathArg int, ts []unix.Timespec, fo
 		return Fail(err)
 	}
 	defer l.Release()
-	if l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK && l.Parent != nil {
+	if l.Type() == unix.S_IFLNK && l.Parent != nil {
 		return errOf(utimensatRaw(l.Parent.FD(), l.Name, ts, unix.AT_SYMLINK_NOFOLLOW))
 	}
 	return errOf(utimensatRaw(unix.AT_FDCWD, procFD(l.Obj.FD()), ts, 0))
@@ -346,7 +354,7 @@ func sysTruncate(e *Engine, r *Request) Result {
 	if l.IsDir() {
 		return Fail(unix.EISDIR)
 	}
-	if err := e.permitted(r, &l.Stat, permWrite, false); err != nil {
+	if err := e.permittedLookup(r, l, permWrite, false); err != nil {
 		return Fail(err)
 	}
 	return errOf(unix.Truncate(procFD(l.Obj.FD()), length))

@@ -91,6 +91,19 @@ func (e *Engine) canonicalCtx(r *Request) *vfs.Context {
 	return c
 }
 
+// permittedLookup is permitted for a looked-up object, with its full
+// status (the lookup may know only its type: vfs.Lookup.Stat).
+func (e *Engine) permittedLookup(r *Request, l *vfs.Lookup, mask uint32, real bool) error {
+	if c := r.Proc.Creds(); !e.emulatesPerms(&c) {
+		return nil
+	}
+	st, err := l.Stat()
+	if err != nil {
+		return err
+	}
+	return e.permitted(r, &st, mask, real)
+}
+
 // resolveArg reads the path at argument i and resolves it against dirfd.
 func (e *Engine) resolveArg(r *Request, dirfd, i int, flags vfs.Flags) (*vfs.Lookup, error) {
 	p, err := r.Path(i)
@@ -108,7 +121,7 @@ func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 // hostPath returns a kbox-built path to the looked-up object. follow=false
 // names a symlink itself (one component inside the resolved parent).
 func hostPath(l *vfs.Lookup, follow bool) string {
-	if !follow && l.Obj != nil && l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK && l.Parent != nil {
+	if !follow && l.Obj != nil && l.Type() == unix.S_IFLNK && l.Parent != nil {
 		return procFD(l.Parent.FD()) + "/" + l.Name
 	}
 	return procFD(l.Obj.FD())
@@ -143,7 +156,7 @@ func writable(l *vfs.Lookup) error {
 // read-only (chmod, chown, utimes, xattrs: writable).
 func writableData(l *vfs.Lookup) error {
 	if l.Mount != nil && l.Mount.File && !l.Mount.ReadOnly {
-		switch l.Stat.Mode & unix.S_IFMT {
+		switch l.Type() {
 		case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
 			return nil
 		}

@@ -26,7 +26,7 @@ func (e *Engine) searchableDir(r *Request, l *vfs.Lookup) error {
 	if l.Magic || !l.IsDir() {
 		return unix.ENOTDIR
 	}
-	if err := e.permitted(r, &l.Stat, permExec, false); err != nil {
+	if err := e.permittedLookup(r, l, permExec, false); err != nil {
 		return err
 	}
 	return unix.Faccessat2(l.Obj.FD(), "", unix.X_OK, unix.AT_EMPTY_PATH)

@@ -65,7 +65,7 @@ func statLookup(l *vfs.Lookup) (unix.Stat_t, error) {
 		err = unix.Fstat(fd, &st)
 		return st, err
 	}
-	return l.Stat, nil
+	return l.Stat()
 }
 
 func (e *Engine) statPath(r *Request, dirfd, pathArg int, flags int, buf uint64) Result {
@@ -258,7 +258,7 @@ func (e *Engine) accessCommon(r *Request, dirfd, pathArg int, mode uint32, flags
 		}
 	}
 	if !l.Magic {
-		if err := e.permitted(r, &l.Stat, mode, flags&unix.AT_EACCESS == 0); err != nil {
+		if err := e.permittedLookup(r, l, mode, flags&unix.AT_EACCESS == 0); err != nil {
 			return Fail(err)
 		}
 	}
@@ -318,7 +318,7 @@ func (e *Engine) readlinkCommon(r *Request, dirfd, pathArg int, buf uint64, size
 			return Fail(unix.ENOENT)
 		case l.VirtualLink:
 			text = l.LinkText
-		case l.Stat.Mode&unix.S_IFMT != unix.S_IFLNK:
+		case l.Type() != unix.S_IFLNK:
 			return Fail(unix.EINVAL)
 		default:
 			b := make([]byte, vfs.PathMax)

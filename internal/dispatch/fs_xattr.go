@@ -304,7 +304,7 @@ func sysInotifyAddWatch(e *Engine, r *Request) Result {
 	}
 	defer unix.Close(ifd)
 	hostMask := mask
-	if l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK {
+	if l.Type() == unix.S_IFLNK {
 		hostMask |= unix.IN_DONT_FOLLOW
 	} else {
 		hostMask &^= unix.IN_DONT_FOLLOW

@@ -22,7 +22,7 @@ func (e *Engine) OpenProgram(r *Request, dirfd int, p string, flags int) (*os.Fi
 	}
 	defer l.Release()
 	if l.Exists() && !l.Magic {
-		if err := e.permitted(r, &l.Stat, permExec, false); err != nil {
+		if err := e.permittedLookup(r, l, permExec, false); err != nil {
 			return nil, "", err
 		}
 	}

@@ -87,6 +87,14 @@ func (e *Engine) readOverride(p string, fd int, st *unix.Stat_t) (override, bool
 	}
 	if err == nil {
 		if ov, ok := parseOverride(string(buf[:n])); ok {
+			// kbox before 2026-12 recorded mode 0000 when it chowned a
+			// directory it knew only by type (vfs.Lookup.Stat): such a
+			// record of a directory whose host mode is not 0000 reads as
+			// the host mode. A deliberate chmod 000 of a directory changes
+			// the host mode too, so it still reads 0000.
+			if ov.mode == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				ov.mode = st.Mode & 0o7777
+			}
 			return ov, true
 		}
 	}

@@ -91,9 +91,8 @@ type Lookup struct {
 	Parent   *Handle // directory holding Name (nil when Last != LastNorm)
 	Name     string  // final component (LastNorm only)
 	Obj      *Handle // O_PATH|O_NOFOLLOW descriptor of the object; nil if it does not exist
-	Stat     unix.Stat_t
-	Mount    *Mount // mount holding the object (or where it would be created)
-	Path     string // canonical guest path of the object
+	Mount    *Mount  // mount holding the object (or where it would be created)
+	Path     string  // canonical guest path of the object
 	Last     LastKind
 	Trailing bool // the path ended with a slash
 	// MountPoint is set when the object is the root of a mount other than
@@ -115,13 +114,46 @@ type Lookup struct {
 	// it): its mount is read-only, or it lies in a procfs outside the
 	// process's own entries (Namespace.ReadOnlyFor).
 	ReadOnly bool
+
+	// st is the object's status as far as the walk learnt it: a directory
+	// reached through the dentry cache is known only by its type (full is
+	// false). Type gives the type; Stat the full status, fetched on demand.
+	st   unix.Stat_t
+	full bool
 }
 
 // Exists reports whether the final object exists.
 func (l *Lookup) Exists() bool { return l.Obj != nil || l.Magic }
 
 // IsDir reports whether the object is a directory.
-func (l *Lookup) IsDir() bool { return l.Obj != nil && l.Stat.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (l *Lookup) IsDir() bool { return l.Obj != nil && l.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+
+// Type returns the object's file type (the S_IFMT bits of st_mode), 0 when
+// it does not exist or is a procfs magic object (Magic).
+func (l *Lookup) Type() uint32 {
+	if l.Obj == nil {
+		return 0
+	}
+	return l.st.Mode & unix.S_IFMT
+}
+
+// Stat returns the object's full status. The walk may know only the type
+// of an object (a directory served from the dentry cache); Stat then asks
+// the kernel through the lookup's descriptor, once. ENOENT when the object
+// does not exist or has no descriptor (Magic: the caller opens it).
+func (l *Lookup) Stat() (unix.Stat_t, error) {
+	if l.Obj == nil {
+		return unix.Stat_t{}, unix.ENOENT
+	}
+	if !l.full {
+		var st unix.Stat_t
+		if err := unix.Fstat(l.Obj.fd, &st); err != nil {
+			return unix.Stat_t{}, err
+		}
+		l.st, l.full = st, true
+	}
+	return l.st, nil
+}
 
 // Release drops the lookup's descriptors.
 func (l *Lookup) Release() {
@@ -289,7 +321,7 @@ func (w *walker) openCanonical(p string) (frame, error) {
 	rootM := w.ns.Root()
 	cur := frame{path: "/", h: staticHandle(rootM.root), m: rootM}
 	for _, name := range splitPath(p) {
-		next, st, err := w.step(cur, name)
+		next, st, _, err := w.step(cur, name)
 		cur.h.Release()
 		if err != nil {
 			return frame{}, err
@@ -303,40 +335,41 @@ func (w *walker) openCanonical(p string) (frame, error) {
 	return cur, nil
 }
 
-// step opens one component below dir without following it.
-func (w *walker) step(dir frame, name string) (frame, unix.Stat_t, error) {
-	var st unix.Stat_t
+// step opens one component below dir without following it. full reports
+// whether st is the object's whole status; a directory served from the
+// dentry cache is known only by its type (st.Mode == S_IFDIR).
+func (w *walker) step(dir frame, name string) (f frame, st unix.Stat_t, full bool, err error) {
 	child := joinPath(dir.path, name)
 	if m := w.ns.mountAt(child); m != nil {
 		if err := unix.Fstat(m.root, &st); err != nil {
-			return frame{}, st, err
+			return frame{}, st, false, err
 		}
-		return frame{path: child, h: staticHandle(m.root), m: m}, st, nil
+		return frame{path: child, h: staticHandle(m.root), m: m}, st, true, nil
 	}
 	if h := w.ns.cache.get(child); h != nil {
 		st.Mode = unix.S_IFDIR
-		return frame{path: child, h: h, m: dir.m}, st, nil
+		return frame{path: child, h: h, m: dir.m}, st, false, nil
 	}
 	if len(name) > NameMax {
-		return frame{}, st, unix.ENAMETOOLONG
+		return frame{}, st, false, unix.ENAMETOOLONG
 	}
 	fd, err := unix.Openat(dir.h.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return frame{}, st, err
+		return frame{}, st, false, err
 	}
 	if !w.procPidDir(dir, name, fd) {
 		unix.Close(fd)
-		return frame{}, st, unix.ENOENT
+		return frame{}, st, false, unix.ENOENT
 	}
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return frame{}, st, err
+		return frame{}, st, false, err
 	}
 	h := newHandle(fd)
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR && dir.m.Kind != KindProc {
 		w.ns.cache.put(child, h, w.cacheGen)
 	}
-	return frame{path: child, h: h, m: dir.m}, st, nil
+	return frame{path: child, h: h, m: dir.m}, st, true, nil
 }
 
 // procPidDir checks fd, just opened as name in dir: a task directory at the
@@ -458,7 +491,7 @@ func (w *walker) walk(p string) (*Lookup, error) {
 			}
 			return w.finishLast(dir, name, trailing, &pending)
 		}
-		next, st, err := w.step(dir, name)
+		next, st, _, err := w.step(dir, name)
 		if err != nil {
 			return nil, err
 		}
@@ -494,7 +527,7 @@ func (w *walker) walk(p string) (*Lookup, error) {
 // finishLast resolves the final component, following a symlink when asked
 // (or when the path had a trailing slash, as Linux does).
 func (w *walker) finishLast(dir frame, name string, trailing bool, pending *[]string) (*Lookup, error) {
-	next, st, err := w.step(dir, name)
+	next, st, full, err := w.step(dir, name)
 	if err == unix.ENOENT {
 		l := &Lookup{Parent: dir.h.acquire(), Name: name, Mount: dir.m, Path: joinPath(dir.path, name), Trailing: trailing}
 		return l, nil
@@ -524,7 +557,7 @@ func (w *walker) finishLast(dir frame, name string, trailing bool, pending *[]st
 		next.h.Release()
 		return nil, unix.ENOTDIR
 	}
-	l := &Lookup{Parent: dir.h.acquire(), Name: name, Obj: next.h, Stat: st, Mount: next.m, Path: next.path, Trailing: trailing}
+	l := &Lookup{Parent: dir.h.acquire(), Name: name, Obj: next.h, st: st, full: full, Mount: next.m, Path: next.path, Trailing: trailing}
 	l.MountPoint = w.ns.mountAt(next.path) != nil
 	if l.MountPoint {
 		// Descriptors of mount roots are owned by the namespace; hand out
@@ -572,10 +605,11 @@ func (w *walker) finishDir(kind LastKind, trailing bool) (*Lookup, error) {
 		return nil, err
 	}
 	l := &Lookup{Obj: newHandle(fd), Mount: t.m, Path: t.path, Last: kind, Trailing: trailing}
-	if err := unix.Fstat(fd, &l.Stat); err != nil {
+	if err := unix.Fstat(fd, &l.st); err != nil {
 		l.Release()
 		return nil, err
 	}
+	l.full = true
 	l.MountPoint = w.ns.mountAt(t.path) != nil && t.path != w.root
 	return l, nil
 }
