@@ -152,7 +152,12 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		// A symlink there (ELOOP) needs the full walk when it is followed;
 		// creating or writing on a read-only mount takes the careful path.
 		if !(l.ReadOnly && (accessWrites(flags) || flags&unix.O_CREAT != 0)) {
-			fd, err := e.hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+			var fd int
+			if flags&unix.O_CREAT != 0 {
+				fd, err = e.createOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+			} else {
+				fd, err = e.hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+			}
 			l.Release()
 			// ELOOP, or ENOTDIR with O_DIRECTORY: a symlink the guest
 			// wants followed; the careful path follows it.
@@ -199,11 +204,11 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
 			return Fail(err), false
 		}
-		fd, err := e.hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+		fd, err := e.createFile(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
 		switch err {
 		case nil:
 			return InjectFD(fd, cloexec), false
-		case unix.ELOOP, unix.EEXIST:
+		case unix.EEXIST:
 			if flags&unix.O_EXCL != 0 {
 				return Fail(unix.EEXIST), false
 			}
@@ -215,7 +220,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	if flags&unix.O_CREAT != 0 && flags&unix.O_EXCL != 0 {
 		return Fail(unix.EEXIST), false
 	}
-	ftype := l.Stat.Mode & unix.S_IFMT
+	ftype := l.Type()
 	if ftype == unix.S_IFLNK {
 		// Not followed (O_NOFOLLOW): only O_PATH may open a symlink itself.
 		if flags&unix.O_PATH == 0 {
@@ -239,7 +244,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		}
 	}
 	if emulate {
-		if err := e.permitted(r, &l.Stat, openMask(flags), false); err != nil {
+		if err := e.permittedLookup(r, l, openMask(flags), false); err != nil {
 			return Fail(err), false
 		}
 	}
@@ -272,7 +277,12 @@ func (e *Engine) openTmpfile(r *Request, dirfd int, p string, flags uint64, mode
 	if err := writable(l); err != nil {
 		return Fail(err)
 	}
-	fd, err := unix.Openat(l.Obj.FD(), ".", int(flags)|unix.O_CLOEXEC, mode)
+	fd := -1
+	err = e.createAs(r, "O_TMPFILE in "+l.Path, func() error {
+		var err error
+		fd, err = unix.Openat(l.Obj.FD(), ".", int(flags)|unix.O_CLOEXEC, mode)
+		return err
+	})
 	if err != nil {
 		return Fail(err)
 	}

@@ -51,7 +51,7 @@ func (e *Engine) mkdirCommon(r *Request, dirfd, pathArg int, mode uint32) Result
 		return Fail(err)
 	}
 	defer l.Release()
-	return errOf(unix.Mkdirat(l.Parent.FD(), l.Name, mode))
+	return errOf(e.createAs(r, "mkdir "+l.Path, func() error { return unix.Mkdirat(l.Parent.FD(), l.Name, mode) }))
 }
 
 func sysMkdir(e *Engine, r *Request) Result   { return e.mkdirCommon(r, atFDCWD, 0, r.Uint(1)) }
@@ -73,7 +73,7 @@ func (e *Engine) mknodCommon(r *Request, dirfd, pathArg int, mode uint32, dev ui
 	if l.Trailing {
 		return Fail(unix.ENOENT)
 	}
-	return errOf(unix.Mknodat(l.Parent.FD(), l.Name, mode, 0))
+	return errOf(e.createAs(r, "mknod "+l.Path, func() error { return unix.Mknodat(l.Parent.FD(), l.Name, mode, 0) }))
 }
 
 func sysMknod(e *Engine, r *Request) Result {

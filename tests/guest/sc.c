@@ -929,6 +929,8 @@ static long unix_sock(res_t *r, long nr, const char *path)
 }
 OP(op_unix_bind) { return unix_sock(r, SYS_bind, a[0]); }
 OP(op_unix_connect) { return unix_sock(r, SYS_connect, a[0]); }
+/* umask MODE: prints the previous mask (decimal) */
+OP(op_umask) { return SC(SYS_umask, M(a[0])); }
 
 OP(op_getuid) { return SC(SYS_getuid); }
 OP(op_geteuid) { return SC(SYS_geteuid); }
@@ -1337,6 +1339,7 @@ static const struct op ops[] = {
 	{ "fsxattr", op_fsxattr, 2, 2 },     { "ioctl_int", op_ioctl_int, 3, 3 },
 	{ "fallocate", op_fallocate, 2, 2 }, { "setpgid", op_setpgid, 2, 2 },
 	{ "getpgid", op_getpgid, 1, 1 },     { "kill", op_kill, 2, 2 },
+	{ "umask", op_umask, 1, 1 },
 };
 
 static const struct op *find_op(const char *name)
