@@ -129,6 +129,9 @@ func (e *Engine) fdChown(r *Request, fd int, uid, gid uint32, fchown bool) Resul
 		return res
 	}
 	defer unix.Close(h)
+	if fl, err := unix.FcntlInt(uintptr(h), unix.F_GETFL, 0); fchown && err == nil && fl&unix.O_PATH != 0 {
+		return Fail(unix.EBADF) // fchown refuses an O_PATH descriptor, also when recorded
+	}
 	if e.recordsOwnership(r) {
 		// A root guest may give files any owner: recorded, not applied.
 		var st unix.Stat_t

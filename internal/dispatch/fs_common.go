@@ -31,7 +31,7 @@ func (e *Engine) dirStart(r *Request, dirfd int, p string) (string, error) {
 // host directory, a deleted directory) has no guest path: EACCES/ENOENT.
 func (e *Engine) fdPath(r *Request, fd int) (string, unix.Stat_t, error) {
 	var st unix.Stat_t
-	h, err := r.FDs.DupFD(fd)
+	h, err := e.dupObject(r, fd)
 	if err != nil {
 		return "", st, err
 	}
@@ -175,7 +175,7 @@ func followIf(cond bool) vfs.Flags {
 // dirfd itself. It returns the path to resolve ("." for AT_FDCWD), or a
 // host duplicate h >= 0 of dirfd to act on (the caller closes it); an
 // empty path without AT_EMPTY_PATH is ENOENT.
-func emptyPath(r *Request, dirfd int, p string, flags int) (string, int, error) {
+func (e *Engine) emptyPath(r *Request, dirfd int, p string, flags int) (string, int, error) {
 	if p != "" {
 		return p, -1, nil
 	}
@@ -185,6 +185,6 @@ func emptyPath(r *Request, dirfd int, p string, flags int) (string, int, error) 
 	if dirfd == atFDCWD {
 		return ".", -1, nil
 	}
-	h, err := r.FDs.DupFD(dirfd)
+	h, err := e.dupObject(r, dirfd)
 	return "", h, err
 }

@@ -104,10 +104,11 @@ func (e *Engine) openCommon(r *Request, dirfd, pathArg int, flags uint64, mode u
 	if flags&unix.O_PATH != 0 {
 		// seccomp cannot install an O_PATH descriptor in the guest (ADDFD
 		// takes only files that can do I/O), so O_PATH is served with a
-		// read-only, non-blocking descriptor of the same object. It differs
-		// where the object is unreadable (EACCES) or is a symlink opened
-		// with O_NOFOLLOW (ELOOP).
-		flags = unix.O_RDONLY | unix.O_NONBLOCK | flags&(unix.O_CLOEXEC|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+		// read-only, non-blocking descriptor of the same object (O_PATH
+		// stays in flags for openOnce's decisions, not the host's open).
+		// It differs where the object is unreadable (EACCES). A symlink
+		// itself (O_NOFOLLOW) gets a stand-in (fs_opath.go).
+		flags = unix.O_PATH | unix.O_RDONLY | unix.O_NONBLOCK | flags&(unix.O_CLOEXEC|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 	}
 	creat := flags&unix.O_CREAT != 0
 	excl := creat && flags&unix.O_EXCL != 0
@@ -132,7 +133,7 @@ func accessWrites(flags uint64) bool {
 // change of the final component.
 func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode uint32, vf vfs.Flags) (Result, bool) {
 	cloexec := flags&unix.O_CLOEXEC != 0
-	hostFlags := int(flags) | unix.O_CLOEXEC
+	hostFlags := int(flags&^unix.O_PATH) | unix.O_CLOEXEC
 	creds := r.Proc.Creds()
 	emulate := e.emulatesPerms(&creds)
 	fast := vfs.ParentOnly
@@ -165,7 +166,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 			switch {
 			case err == nil:
 				return InjectFD(fd, cloexec), false
-			case !symlink || vf&vfs.FollowFinal == 0:
+			case !symlink || (vf&vfs.FollowFinal == 0 && flags&unix.O_PATH == 0):
 				return Fail(err), false
 			}
 		} else {
@@ -226,7 +227,10 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		if flags&unix.O_PATH == 0 {
 			return Fail(unix.ELOOP), false
 		}
-		fd, err := unix.FcntlInt(uintptr(l.Obj.FD()), unix.F_DUPFD_CLOEXEC, 0)
+		if flags&unix.O_DIRECTORY != 0 {
+			return Fail(unix.ENOTDIR), false
+		}
+		fd, err := e.symlinkPathFD(r, l)
 		if err != nil {
 			return Fail(err), false
 		}

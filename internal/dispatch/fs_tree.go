@@ -217,7 +217,7 @@ func (e *Engine) linkCommon(r *Request, olddir, oldArg, newdir, newArg, flags in
 	var src string // kbox-built path of the object to link
 	var srcMount *vfs.Mount
 	if oldPath == "" && flags&unix.AT_EMPTY_PATH != 0 && olddir != atFDCWD {
-		h, err := r.FDs.DupFD(olddir)
+		h, err := e.dupObject(r, olddir)
 		if err != nil {
 			return Fail(err)
 		}

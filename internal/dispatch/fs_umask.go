@@ -114,16 +114,19 @@ func (e *Engine) createOpen(r *Request, dirfd int, name string, flags int, mode 
 	return -1, unix.EAGAIN
 }
 
-// umaskPool runs creating calls on OS threads with a private fs_struct.
-// Idle threads are kept for reuse (up to umaskIdleMax); a thread beyond
-// that ends with its goroutine (it stays locked, so the runtime discards
-// it rather than reuse a thread whose umask and cwd are not the process's).
+// umaskPool runs creating calls on OS threads with a private fs_struct,
+// started with the engine (startUmaskThreads): a thread the Go runtime
+// starts later may be cloned from a guest thread of an in-process tier and
+// inherit its filter, which refuses unshare. A call waits for a free
+// thread.
 type umaskPool struct {
-	mu   sync.Mutex
-	idle []*umaskWorker
+	once sync.Once
+	idle chan *umaskWorker
+	err  error
 }
 
-const umaskIdleMax = 8
+// umaskThreadCount is how many creating calls run at once.
+const umaskThreadCount = 4
 
 type umaskJob struct {
 	mask int
@@ -135,54 +138,45 @@ type umaskWorker struct{ jobs chan umaskJob }
 
 var umaskThreads = &umaskPool{}
 
+// startUmaskThreads starts the umask threads (once per process).
+func startUmaskThreads() {
+	p := umaskThreads
+	p.once.Do(func() {
+		p.idle = make(chan *umaskWorker, umaskThreadCount)
+		for range umaskThreadCount {
+			w := &umaskWorker{jobs: make(chan umaskJob)}
+			started := make(chan error, 1)
+			go func() {
+				// Never unlocked: the thread's fs_struct is its own.
+				runtime.LockOSThread()
+				if err := unix.Unshare(unix.CLONE_FS); err != nil {
+					started <- err
+					return
+				}
+				started <- nil
+				for j := range w.jobs {
+					unix.Umask(j.mask)
+					j.done <- j.fn()
+				}
+			}()
+			if err := <-started; err != nil {
+				p.err = err
+				return
+			}
+			p.idle <- w
+		}
+	})
+}
+
 func (p *umaskPool) run(mask int, fn func() error) error {
-	w, err := p.get()
-	if err != nil {
-		return err
+	startUmaskThreads()
+	if p.err != nil {
+		return p.err
 	}
+	w := <-p.idle
 	done := make(chan error, 1)
 	w.jobs <- umaskJob{mask: mask, fn: fn, done: done}
-	err = <-done
-	p.put(w)
+	err := <-done
+	p.idle <- w
 	return err
-}
-
-func (p *umaskPool) get() (*umaskWorker, error) {
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		w := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		return w, nil
-	}
-	p.mu.Unlock()
-	w := &umaskWorker{jobs: make(chan umaskJob)}
-	started := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread's fs_struct is its own from here on.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		for j := range w.jobs {
-			unix.Umask(j.mask)
-			j.done <- j.fn()
-		}
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return w, nil
-}
-
-func (p *umaskPool) put(w *umaskWorker) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.idle) < umaskIdleMax {
-		p.idle = append(p.idle, w)
-		return
-	}
-	close(w.jobs)
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"archive/tar"
 	"encoding/binary"
 	"os"
 	"os/exec"
@@ -189,6 +190,156 @@ func TestCachedDirStat(t *testing.T) {
 			if diff := compareLines(native, got); diff != "" {
 				t.Errorf("native differs:\n%s", diff)
 			}
+		}
+	})
+}
+
+// glibcLchmodOps is glibc 2.36's fchmodat(AT_SYMLINK_NOFOLLOW) on a
+// symlink (what tar and dpkg-deb do after extracting one): open it with
+// O_PATH|O_NOFOLLOW, fstatat(fd, "", AT_EMPTY_PATH), EOPNOTSUPP if it is a
+// symlink; then what else a program may do with such a descriptor.
+const glibcLchmodOps = "symlink target l , openat cwd l O_PATH|O_NOFOLLOW|O_CLOEXEC , fstatat @2 '' AT_EMPTY_PATH , " +
+	"readlinkat @2 '' , read @2 4 , write @2 x , fchdir @2 , openat @2 x O_RDONLY , " +
+	"statx @2 '' AT_EMPTY_PATH , faccessat2 @2 '' R_OK AT_EMPTY_PATH , fchmod @2 0644 , fchown @2 -1 -1 , " +
+	"fchownat @2 '' -1 -1 AT_EMPTY_PATH , openat cwd l O_PATH|O_NOFOLLOW|O_DIRECTORY , openat cwd l O_RDONLY|O_NOFOLLOW , " +
+	"openat cwd l O_PATH , mkdir dir , symlink dir dl , openat cwd dl O_PATH|O_NOFOLLOW , fstatat @19 '' AT_EMPTY_PATH , " +
+	"openat @19 . O_RDONLY , lstat l"
+
+// TestOpathSymlink: open(O_PATH|O_NOFOLLOW) of a symlink gives a descriptor
+// of the symlink itself, as on Linux (issue 18 class 4: tar could not
+// extract symlinks as root).
+func TestOpathSymlink(t *testing.T) {
+	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
+		compareNative(t, tier, mode, v, nil, splitOps(glibcLchmodOps))
+	})
+}
+
+// TestOpathSymlinkHost: the symlink a descriptor names is the guest's: a
+// symlink pointing outside the guest root, opened O_PATH|O_NOFOLLOW, gives
+// no way to the host file (as a dirfd, through /proc/self/fd, linkat).
+func TestOpathSymlinkHost(t *testing.T) {
+	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
+		root := freshRoot(t, v.uid())
+		outside := mkTempDir(t, "kbox-it-outside-")
+		writeFile(t, filepath.Join(outside, "secret"), "host secret\n", 0o644)
+		w := filepath.Join(root, "w")
+		if err := os.Mkdir(w, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, filepath.Join(w, "out")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(w, "sec")); err != nil {
+			t.Fatal(err)
+		}
+		chownTree(t, w, v.uid())
+		ops := "openat cwd out O_PATH|O_NOFOLLOW , openat @1 secret O_RDONLY , fchdir @1 , " +
+			"openat cwd sec O_PATH|O_NOFOLLOW , readlinkat @4 '' , linkat @4 '' cwd copy AT_EMPTY_PATH , lstat copy , readfile copy , " +
+			"readfile /proc/self/fd/4 , fstatat @4 '' AT_EMPTY_PATH , readfile sec"
+		got := comparable(scGuest(t, tier, mode, v, root, "/w", splitOps(ops)))
+		for _, l := range got {
+			if strings.Contains(l, "host secret") {
+				t.Errorf("the guest read a host file through a symlink's O_PATH descriptor: %q\nall:\n%s", l, strings.Join(got, "\n"))
+			}
+		}
+		if len(got) != 11 || got[0] != "openat: ok 3" || got[1] != "openat: err ENOTDIR" || got[2] != "fchdir: err ENOTDIR" ||
+			got[4] != "readlinkat: ok "+filepath.Join(outside, "secret") || got[6] != "lstat: ok type=lnk mode=0777" ||
+			got[9] != "fstatat: ok type=lnk mode=0777" || got[10] != "readfile: err ENOENT" {
+			t.Errorf("sc %s:\n%s", ops, strings.Join(got, "\n"))
+		}
+	})
+}
+
+// withoutWarnings drops kbox's own warning lines.
+func withoutWarnings(s string) string {
+	var keep []string
+	for _, l := range lines(s) {
+		if !strings.HasPrefix(l, "kbox: warning: ") {
+			keep = append(keep, l+"\n")
+		}
+	}
+	return strings.Join(keep, "")
+}
+
+// writeTestTar writes an archive holding a symlink, a hard link, a FIFO, a
+// directory of mode 0700 and a file of mode 0444, owned by uid/gid 0.
+func writeTestTar(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	hdrs := []*tar.Header{
+		{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o700},
+		{Name: "d/ro", Typeflag: tar.TypeReg, Mode: 0o444, Size: 3},
+		{Name: "d/hard", Typeflag: tar.TypeLink, Linkname: "d/ro"},
+		{Name: "d/sym", Typeflag: tar.TypeSymlink, Linkname: "ro", Mode: 0o777},
+		{Name: "d/dangling", Typeflag: tar.TypeSymlink, Linkname: "/nowhere", Mode: 0o777},
+		{Name: "d/fifo", Typeflag: tar.TypeFifo, Mode: 0o640},
+		{Name: "top", Typeflag: tar.TypeSymlink, Linkname: "d", Mode: 0o777},
+	}
+	for _, h := range hdrs {
+		h.Format = tar.FormatGNU
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			if _, err := tw.Write([]byte("ro\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTarExtract: busybox tar extracts symlinks, hard links, FIFOs and
+// modes as it does natively, twice (the second time over the first), in
+// every tier, as root and not.
+func TestTarExtract(t *testing.T) {
+	list := "lstat d , lstat d/ro , lstat d/hard , lstat d/sym , readlink d/sym , lstat d/dangling , readlink d/dangling , " +
+		"lstat d/fifo , lstat top , readlink top , stat top/ro , lstat top/"
+	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
+		root := freshRoot(t, v.uid())
+		writeTestTar(t, filepath.Join(root, "a.tar"))
+		for _, d := range []string{"n", "w"} {
+			if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			chownTree(t, filepath.Join(root, d), v.uid())
+		}
+		chownTree(t, filepath.Join(root, "a.tar"), v.uid())
+		var want, got [][]string
+		for i := 0; i < 2; i++ {
+			// Natively: busybox tar in a chroot as the same (real or
+			// virtual) identity.
+			if !isRoot() {
+				t.Skip("the native oracle needs root (chroot)")
+			}
+			args := []string{}
+			if !nativeAsRoot(mode, v) {
+				u := strconv.Itoa(unprivUID)
+				args = append(args, "--userspec="+u+":"+u, "--groups="+u)
+			}
+			args = append(args, root, "/bin/busybox", "tar", "-xf", "/a.tar", "-C", "/n")
+			out, errOut, code := runKbox(t, runOpts{Bin: "chroot", Args: args})
+			want = append(want, []string{strconv.Itoa(code), out + errOut})
+			kargs := []string{"--syscall-mode=" + tier, mode, root, "--", "/bin/busybox", "tar", "-xf", "/a.tar", "-C", "/w"}
+			out, errOut, code = runKbox(t, runOpts{Unpriv: v.unpriv, Args: kargs})
+			got = append(got, []string{strconv.Itoa(code), strings.ReplaceAll(out+withoutWarnings(errOut), "/w", "/n")})
+		}
+		for i := range want {
+			if want[i][0] != got[i][0] || want[i][1] != got[i][1] {
+				t.Errorf("extraction %d: kbox exit %s, output %q; native exit %s, output %q", i+1, got[i][0], got[i][1], want[i][0], want[i][1])
+			}
+		}
+		nat := comparable(scNative(t, root, "/n", nativeAsRoot(mode, v), splitOps(list)))
+		kb := comparable(scGuest(t, tier, mode, v, root, "/w", splitOps(list)))
+		if diff := compareLines(nat, kb); diff != "" {
+			t.Errorf("extracted tree under kbox (want = native):\n%s", diff)
 		}
 	})
 }
