@@ -24,15 +24,21 @@ func init() {
 }
 
 // createTarget resolves the path of an object to be created: it must not
-// exist and its last component must be a plain name.
-func (e *Engine) createTarget(r *Request, dirfd, pathArg int) (*vfs.Lookup, error) {
-	l, err := e.resolveArg(r, dirfd, pathArg, 0)
+// exist (whatever it is: a trailing slash follows no symlink there) and
+// its last component must be a plain name; a trailing slash is allowed
+// for a directory only (ENOENT otherwise), as Linux's filename_create.
+func (e *Engine) createTarget(r *Request, dirfd, pathArg int, dir bool) (*vfs.Lookup, error) {
+	l, err := e.resolveArg(r, dirfd, pathArg, vfs.ExactLast)
 	if err != nil {
 		return nil, err
 	}
 	if l.Exists() || l.Last != vfs.LastNorm {
 		l.Release()
 		return nil, unix.EEXIST
+	}
+	if l.Trailing && !dir {
+		l.Release()
+		return nil, unix.ENOENT
 	}
 	if err := writable(l); err != nil {
 		l.Release()
@@ -46,7 +52,7 @@ func (e *Engine) createTarget(r *Request, dirfd, pathArg int) (*vfs.Lookup, erro
 }
 
 func (e *Engine) mkdirCommon(r *Request, dirfd, pathArg int, mode uint32) Result {
-	l, err := e.createTarget(r, dirfd, pathArg)
+	l, err := e.createTarget(r, dirfd, pathArg, true)
 	if err != nil {
 		return Fail(err)
 	}
@@ -65,7 +71,7 @@ func (e *Engine) mknodCommon(r *Request, dirfd, pathArg int, mode uint32, dev ui
 	default:
 		return Fail(unix.EINVAL)
 	}
-	l, err := e.createTarget(r, dirfd, pathArg)
+	l, err := e.createTarget(r, dirfd, pathArg, false)
 	if err != nil {
 		return Fail(err)
 	}
@@ -83,9 +89,12 @@ func sysMknodat(e *Engine, r *Request) Result {
 	return e.mknodCommon(r, r.Int(0), 1, r.Uint(2), r.Args[3])
 }
 
-// removeTarget resolves an existing object to unlink or rmdir.
+// removeTarget resolves an existing object to unlink or rmdir. A trailing
+// slash follows no symlink in the last component; unlink of a name with
+// one fails (EISDIR for a directory, ENOTDIR for anything else), and
+// rmdir leaves the kernel to refuse a non-directory.
 func (e *Engine) removeTarget(r *Request, dirfd, pathArg int, dir bool) (*vfs.Lookup, error) {
-	l, err := e.resolveArg(r, dirfd, pathArg, 0)
+	l, err := e.resolveArg(r, dirfd, pathArg, vfs.ExactLast)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +118,12 @@ func (e *Engine) removeTarget(r *Request, dirfd, pathArg int, dir bool) (*vfs.Lo
 	}
 	if !l.Exists() {
 		return fail(unix.ENOENT)
+	}
+	if l.Trailing && !dir {
+		if l.IsDir() {
+			return fail(unix.EISDIR)
+		}
+		return fail(unix.ENOTDIR)
 	}
 	if l.MountPoint {
 		return fail(unix.EBUSY)
@@ -154,12 +169,12 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 	if flags&unix.RENAME_WHITEOUT != 0 {
 		return e.denied(r, unix.EPERM, "RENAME_WHITEOUT creates a device node")
 	}
-	oldL, err := e.resolveArg(r, olddir, oldArg, 0)
+	oldL, err := e.resolveArg(r, olddir, oldArg, vfs.ExactLast)
 	if err != nil {
 		return Fail(err)
 	}
 	defer oldL.Release()
-	newL, err := e.resolveArg(r, newdir, newArg, 0)
+	newL, err := e.resolveArg(r, newdir, newArg, vfs.ExactLast)
 	if err != nil {
 		return Fail(err)
 	}
@@ -170,11 +185,14 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 	if !oldL.Exists() {
 		return Fail(unix.ENOENT)
 	}
-	if (oldL.Trailing || newL.Trailing) && !oldL.IsDir() {
+	if !oldL.IsDir() && (oldL.Trailing || newL.Trailing && flags&unix.RENAME_EXCHANGE == 0) {
 		return Fail(unix.ENOTDIR)
 	}
 	if flags&unix.RENAME_EXCHANGE != 0 && !newL.Exists() {
 		return Fail(unix.ENOENT)
+	}
+	if flags&unix.RENAME_EXCHANGE != 0 && newL.Trailing && !newL.IsDir() {
+		return Fail(unix.ENOTDIR)
 	}
 	if oldL.MountPoint || newL.MountPoint {
 		return Fail(unix.EBUSY)
@@ -251,7 +269,7 @@ func (e *Engine) linkCommon(r *Request, olddir, oldArg, newdir, newArg, flags in
 		srcMount = oldL.Mount
 		src = procFD(oldL.Obj.FD())
 	}
-	newL, err := e.createTarget(r, newdir, newArg)
+	newL, err := e.createTarget(r, newdir, newArg, false)
 	if err != nil {
 		return Fail(err)
 	}
@@ -277,7 +295,7 @@ func (e *Engine) symlinkCommon(r *Request, targetArg, dirfd, pathArg int) Result
 	if target == "" {
 		return Fail(unix.ENOENT)
 	}
-	l, err := e.createTarget(r, dirfd, pathArg)
+	l, err := e.createTarget(r, dirfd, pathArg, false)
 	if err != nil {
 		return Fail(err)
 	}

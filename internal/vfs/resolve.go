@@ -74,6 +74,12 @@ const (
 	// object turns out to be a symlink it must follow. Mount points, procfs
 	// entries, ".", ".." and trailing slashes are always fully resolved.
 	ParentOnly
+	// ExactLast looks up the last component as it is: a trailing slash
+	// neither follows a symlink there nor requires a directory. Creating
+	// and removing calls (mkdir, mknod, link, symlink, unlink, rmdir,
+	// rename) look up their last component this way and apply the
+	// trailing slash's rules themselves (Lookup.Trailing), as Linux does.
+	ExactLast
 )
 
 // LastKind classifies the final component like the kernel's LAST_* types.
@@ -535,7 +541,8 @@ func (w *walker) finishLast(dir frame, name string, trailing bool, pending *[]st
 	if err != nil {
 		return nil, err
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK && (w.flags&FollowFinal != 0 || trailing) {
+	exact := w.flags&ExactLast != 0
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK && (w.flags&FollowFinal != 0 || trailing && !exact) {
 		text, err := readlinkFD(next.h.fd)
 		next.h.Release()
 		if err != nil {
@@ -553,7 +560,7 @@ func (w *walker) finishLast(dir frame, name string, trailing bool, pending *[]st
 		next.h.Release()
 		return nil, unix.EXDEV
 	}
-	if trailing && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+	if trailing && !exact && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		next.h.Release()
 		return nil, unix.ENOTDIR
 	}

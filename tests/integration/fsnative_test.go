@@ -59,6 +59,9 @@ func scGuest(t *testing.T, tier, mode string, v variant, root, cwd string, ops [
 // -S guest is (virtual) root; a -r guest is who runs kbox.
 func nativeAsRoot(mode string, v variant) bool { return mode == "-S" || !v.unpriv }
 
+// guestDir matches the guest's work directory /w in a path sc prints.
+var guestDir = regexp.MustCompile(`(^|[ =])/w(/|$)`)
+
 var statNoise = regexp.MustCompile(` (uid|gid|size|nlink|ino)=\S+`)
 
 // comparable drops from sc's output what differs between two copies of a
@@ -89,6 +92,9 @@ func compareNative(t *testing.T, tier, mode string, v variant, prep func(t *test
 	}
 	want := comparable(scNative(t, root, "/n", nativeAsRoot(mode, v), ops))
 	got := comparable(scGuest(t, tier, mode, v, root, "/w", ops))
+	for i := range got {
+		got[i] = guestDir.ReplaceAllString(got[i], "${1}/n$2")
+	}
 	if diff := compareLines(want, got); diff != "" {
 		t.Errorf("sc %s\nunder kbox (want = native):\n%s", strings.Join(ops, " "), diff)
 	}
@@ -341,5 +347,29 @@ func TestTarExtract(t *testing.T) {
 		if diff := compareLines(nat, kb); diff != "" {
 			t.Errorf("extracted tree under kbox (want = native):\n%s", diff)
 		}
+	})
+}
+
+// trailingSlashOps are path calls on names with a trailing slash (and
+// "dir/."), on a file, a directory, symlinks to each, a dangling symlink
+// and a missing name (issue 18 class 7).
+const trailingSlashOps = "mkdir d , mkdir d2 , mkdir d3 , mkdir d5 , open f O_CREAT|O_WRONLY 0644 , symlink d ld , symlink f lf , symlink nowhere dl , symlink d5 ld5 , " +
+	"lstat d/ , lstat ld/ , lstat f/ , lstat lf/ , lstat missing/ , lstat dl/ , stat d/. , stat f/. , stat ld/. , lstat ld , " +
+	"stat d// , lstat d/./ , lstat ld// , fstatat cwd ld/ AT_SYMLINK_NOFOLLOW , statx cwd ld/ AT_SYMLINK_NOFOLLOW , statx cwd f/ 0 , " +
+	"access f/ F_OK , access d/ F_OK , readlink ld/ , readlink lf/ , readlink dl/ , " +
+	"open f/ O_RDONLY , open d/ O_RDONLY , open ld/ O_RDONLY|O_NOFOLLOW , open new/ O_CREAT|O_WRONLY 0644 , open dl/ O_CREAT|O_WRONLY 0644 , " +
+	"mkdir new/ , mkdir f/ , mkdir dl/ , mkdir d/ , mkdir ld/ , mkdir missing/x/ , " +
+	"rmdir f/ , rmdir ld/ , rmdir d/. , rmdir d2/ , rmdir missing/ , rmdir dl/ , " +
+	"unlink f/ , unlink d/ , unlink ld/ , unlink lf/ , unlink missing/ , unlink dl/ , " +
+	"rename f/ g , rename lf/ g , rename d3/ d4 , rename d4 d6/ , rename f x/ , rename ld/ x , rename d6 ld5/ , rename missing/ y , " +
+	"symlink x sl/ , link f nf/ , link f/ nf , mknod p/ fifo 0644 , chmod f/ 0600 , chmod d/ 0700 , chown f/ -1 -1 , " +
+	"truncate f/ 0 , renameat2 cwd d5 cwd lf/ RENAME_EXCHANGE , renameat2 cwd lf cwd d5/ RENAME_EXCHANGE , " +
+	"lstat new , lstat dl , lstat nowhere , lstat d6 , lstat d5 , lstat ld5 , lstat d , lstat ld , " +
+	"chdir f/ , chdir ld/ , getcwd"
+
+// TestTrailingSlash compares every call of trailingSlashOps with Linux.
+func TestTrailingSlash(t *testing.T) {
+	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
+		compareNative(t, tier, mode, v, nil, splitOps(trailingSlashOps))
 	})
 }
