@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -145,4 +146,25 @@ func (e *Engine) dupObject(r *Request, fd int) (int, error) {
 		return -1, unix.ENOENT
 	}
 	return unix.FcntlInt(uintptr(l.Obj.FD()), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+// StandIn implements vfs.StandInView: the guest path of the symlink a
+// stand-in names, for readlink of /proc/<pid>/fd/N. dirfd/name is the fd
+// link (only opened O_PATH: no device or FIFO is opened), text its host
+// text, that of a deleted file for a stand-in.
+func (t *ProcTable) StandIn(dirfd int, name, text string) (string, bool) {
+	if !standIns.ok || !strings.HasSuffix(text, " (deleted)") {
+		return "", false
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return "", false
+	}
+	_, _, p, ok := standInPath(fd, &st)
+	return p, ok
 }

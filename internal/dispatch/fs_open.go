@@ -178,6 +178,9 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	}
 	defer l.Release()
 
+	if l.Host {
+		return e.denied(r, unix.EACCES, "open of "+l.Path+": a file outside the guest's mounts"), false
+	}
 	if l.Magic {
 		// A guest process's pipe/socket/anon inode reached through
 		// /proc/<pid>/fd/N: let the kernel follow that one link, as it would.

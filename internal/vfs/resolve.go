@@ -39,6 +39,20 @@ type FDTranslator interface {
 	HostFD(pid, fd int) (int, bool)
 }
 
+// StandInView is implemented by a ProcView whose guests hold stand-ins for
+// objects kbox cannot install (a symlink's O_PATH descriptor, see
+// dispatch/fs_opath.go): StandIn returns the guest path a stand-in names,
+// given the procfs directory and name of the fd link and its host text.
+type StandInView interface {
+	StandIn(dirfd int, name, text string) (string, bool)
+}
+
+// HostObjectText is what readlink of /proc/<pid>/fd/N shows for a
+// descriptor whose file lies outside the guest's mounts (a host file on
+// the guest's stdio): like the kernel's names of objects without a path,
+// it names no path; the link cannot be followed to open the file again.
+const HostObjectText = "host:[file]"
+
 // PtyView is implemented by a ProcView that knows which pseudo-terminals
 // belong to the guest: in a host devpts (KindPts) the guest sees only
 // those, so it cannot open another user's (or, as a root guest without
@@ -113,9 +127,12 @@ type Lookup struct {
 	// looked up: only Parent, Name, Mount and Path are valid.
 	Deferred bool
 	// Magic is set when the object is a procfs fd link to a non-path object
-	// (pipe, socket, anon inode, memfd) of a guest process: it can only be
-	// opened by letting the kernel follow Name inside Parent.
+	// (pipe, socket, anon inode, memfd, a deleted file) of a guest process:
+	// it can only be opened by letting the kernel follow Name inside Parent.
 	Magic bool
+	// Host is set with Magic when the link's file lies outside the guest's
+	// mounts (HostObjectText): it may be looked at (stat), never opened.
+	Host bool
 	// ReadOnly: the calling process may not modify the object (or create
 	// it): its mount is read-only, or it lies in a procfs outside the
 	// process's own entries (Namespace.ReadOnlyFor).
@@ -191,6 +208,9 @@ type walker struct {
 	// stack, of the magic link procLink last read: /proc/<pid>/fd/N of an
 	// in-process guest names kbox's descriptor, not N.
 	magicHost string
+	// hostObj: the magic link procLink last read names a file outside
+	// the guest's mounts.
+	hostObj bool
 }
 
 func (w *walker) top() *frame { return &w.stack[len(w.stack)-1] }
@@ -601,7 +621,7 @@ func (w *walker) finishMagic(dir frame, name string) (*Lookup, error) {
 	if w.magicHost != "" {
 		host = w.magicHost
 	}
-	return &Lookup{Parent: dir.h.acquire(), Name: host, Mount: dir.m, Path: joinPath(dir.path, name), Magic: true}, nil
+	return &Lookup{Parent: dir.h.acquire(), Name: host, Mount: dir.m, Path: joinPath(dir.path, name), Magic: true, Host: w.hostObj}, nil
 }
 
 // finishDir returns the directory on top of the stack as the result.
@@ -666,7 +686,7 @@ func (w *walker) followText(text string, pending *[]string) error {
 // component is a link the resolver handles itself; text is the guest path
 // it points to ("" for a non-path object such as a pipe).
 func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, err error) {
-	w.magicHost = ""
+	w.magicHost, w.hostObj = "", false
 	rel := strings.TrimPrefix(joinPath(dir.path, name), dir.m.Guest)
 	parts := splitPath(rel)
 	switch {
@@ -742,12 +762,24 @@ func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, er
 	if !strings.HasPrefix(t, "/") || strings.HasPrefix(t, "/memfd:") {
 		return "", t, true, nil // pipe:[..], socket:[..], anon_inode:..., memfd
 	}
-	if strings.HasSuffix(t, " (deleted)") {
-		return "", "", false, unix.ENOENT
+	if sv, ok := w.ctx.Procs.(StandInView); ok && inner[0] == "fd" {
+		if g, ok := sv.StandIn(dir.h.fd, name, t); ok {
+			return g, "", true, nil
+		}
 	}
-	g, ok := w.ns.GuestPathOfHost(t)
-	if !ok {
-		return "", "", false, unix.EACCES
+	hostPath, deleted := strings.CutSuffix(t, " (deleted)")
+	g, ok := w.ns.GuestPathOfHost(hostPath)
+	switch {
+	case !ok:
+		// A file outside the guest's mounts (a host log on the guest's
+		// stdio): the link is there, it names no path and cannot be
+		// opened again (Lookup.Host).
+		w.hostObj = true
+		return "", HostObjectText, true, nil
+	case deleted:
+		// The guest's own deleted file: Linux shows its old path; the
+		// kernel may follow the link to it (Magic).
+		return "", g + " (deleted)", true, nil
 	}
 	return g, "", true, nil
 }

@@ -373,3 +373,51 @@ func TestTrailingSlash(t *testing.T) {
 		compareNative(t, tier, mode, v, nil, splitOps(trailingSlashOps))
 	})
 }
+
+// TestProcFdHostFile: a host file outside the guest's mounts on the
+// guest's stderr (a CI log) is a link in /proc/self/fd that lstat and
+// readlink see, naming no path (vfs.HostObjectText), and that cannot be
+// followed to open the file again (issue 18, K8: lstat gave EACCES and
+// ls -l /proc/self/fd failed). A symlink's O_PATH descriptor and a deleted
+// file read back as Linux shows them.
+func TestProcFdHostFile(t *testing.T) {
+	for _, tier := range allTiers {
+		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
+			root := freshRoot(t, v.uid())
+			w := filepath.Join(root, "w")
+			if err := os.Mkdir(w, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			chownTree(t, w, v.uid())
+			logDir := mkTempDir(t, "kbox-it-log-")
+			if err := os.Chmod(logDir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			log := filepath.Join(logDir, "ci.log")
+			writeFile(t, log, "secret host log\n", 0o666)
+			ops := "readlink /proc/self/fd/2 , lstat /proc/self/fd/2 , lstat /dev/fd/2 , stat /proc/self/fd/2 , " +
+				"open /proc/self/fd/2 O_RDONLY , open /proc/self/fd/2 O_WRONLY|O_APPEND , readfile /dev/stderr , " +
+				"ls /proc/self/fd , symlink target l , openat cwd l O_PATH|O_NOFOLLOW , readlink /proc/self/fd/@10 , " +
+				"open f O_CREAT|O_RDWR 0600 , unlink f , readlink /proc/self/fd/@12 , open /proc/self/fd/@12 O_RDONLY"
+			ops = strings.NewReplacer("/fd/@10", "/fd/3", "/fd/@12", "/fd/4").Replace(ops)
+			args := append([]string{"--syscall-mode=" + tier, "-S", root, "-w", "/w", "--", "/bin/sc"}, splitOps(ops)...)
+			script := `exec "$0" "$@" 2>>` + log
+			out, errOut, code := runKbox(t, runOpts{Bin: "/bin/sh", Unpriv: v.unpriv, Args: append([]string{"-c", script, kboxBin}, args...)})
+			if code != 0 {
+				t.Fatalf("exit %d\n%s%s", code, out, errOut)
+			}
+			got := comparable(out)
+			want := []string{"readlink: ok host:[file]", "lstat: ok type=lnk mode=0300", "lstat: ok type=lnk mode=0300",
+				"stat: ok type=reg mode=0666", "open: err EACCES", "open: err EACCES", "readfile: err EACCES", "ls: ok *",
+				"symlink: ok 0", "openat: ok 3", "readlink: ok /w/l", "open: ok 4", "unlink: ok 0", "readlink: ok /w/f (deleted)", "open: ok 5"}
+			if diff := compareLines(want, got); diff != "" {
+				t.Errorf("sc %s\n%s", ops, diff)
+			}
+			for _, l := range got {
+				if strings.Contains(l, logDir) || strings.Contains(l, "secret host log") {
+					t.Errorf("the guest saw the host file: %q", l)
+				}
+			}
+		})
+	}
+}
