@@ -151,10 +151,31 @@ func (e *Engine) unlinkCommon(r *Request, dirfd, pathArg, flags int) Result {
 	}
 	defer l.Release()
 	err = unix.Unlinkat(l.Parent.FD(), l.Name, flags)
+	if err == nil {
+		e.forgetRecord(l)
+	}
 	if dir && err == nil {
 		e.mutated()
 	}
 	return errOf(err)
+}
+
+// forgetRecord drops the in-memory ownership record (ownership.go: kept
+// for symlinks and where the file system has no user xattrs) of the
+// object l once it is gone: its inode number may be given to the next
+// file created, which must not inherit the record (tar replacing a
+// symlink it had chowned then showed a new file with the link's mode).
+func (e *Engine) forgetRecord(l *vfs.Lookup) {
+	if l.Obj == nil {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstat(l.Obj.FD(), &st) != nil || st.Nlink != 0 {
+		return
+	}
+	e.owners.mu.Lock()
+	delete(e.owners.mem, inodeKey{st.Dev, st.Ino})
+	e.owners.mu.Unlock()
 }
 
 func sysUnlink(e *Engine, r *Request) Result   { return e.unlinkCommon(r, atFDCWD, 0, 0) }
@@ -211,6 +232,7 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 	}
 	err = unix.Renameat2(oldL.Parent.FD(), oldL.Name, newL.Parent.FD(), newL.Name, uint(flags))
 	if err == nil {
+		e.forgetRecord(newL) // a replaced object
 		e.mutated()
 	}
 	return errOf(err)
