@@ -82,6 +82,7 @@ func (selfFDs) InjectFD(hostFD int, cloexec bool, target int) (int, error) {
 	return unix.FcntlInt(uintptr(hostFD), unix.F_DUPFD_CLOEXEC, 0)
 }
 func (selfFDs) StackPointer() (uint64, error) { return 0, unix.EFAULT }
+func (selfFDs) InstallsOPath() bool           { return true }
 
 // testEngine returns an engine whose guest root is a fresh temporary
 // directory holding a file "f", and a request maker.

@@ -118,6 +118,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.exec = x
 	e.bindThread = newBindThread()
+	startUmaskThreads()
 	e.names = newUnixNames()
 	e.owners = newOwnershipStore()
 	e.ipc = newIPCTable()

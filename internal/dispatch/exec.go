@@ -398,7 +398,7 @@ func (e *Engine) openExecutable(l *vfs.Lookup) (*os.File, error) {
 	if l.Magic {
 		return nil, unix.EACCES
 	}
-	switch l.Stat.Mode & unix.S_IFMT {
+	switch l.Type() {
 	case unix.S_IFREG:
 	case unix.S_IFLNK:
 		return nil, unix.ELOOP

@@ -60,7 +60,7 @@ func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags 
 		return Fail(err)
 	}
 	defer l.Release()
-	if l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK {
+	if l.Type() == unix.S_IFLNK {
 		return Fail(unix.EOPNOTSUPP)
 	}
 	if e.recordsOwnership(r) {
@@ -133,6 +133,9 @@ func (e *Engine) fdChown(r *Request, fd int, uid, gid uint32, fchown bool) Resul
 		return res
 	}
 	defer unix.Close(h)
+	if fl, err := unix.FcntlInt(uintptr(h), unix.F_GETFL, 0); fchown && err == nil && fl&unix.O_PATH != 0 {
+		return Fail(unix.EBADF) // fchown refuses an O_PATH descriptor, also when recorded
+	}
 	if e.recordsOwnership(r) {
 		// The guest's owners, with Linux's rules: recorded, not applied.
 		if fchown {
@@ -223,7 +226,7 @@ func (e *Engine) setTimes(r *Request, dirfd, pathArg int, ts []unix.Timespec, fo
 		return Fail(err)
 	}
 	defer l.Release()
-	if l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK && l.Parent != nil {
+	if l.Type() == unix.S_IFLNK && l.Parent != nil {
 		return errOf(utimensatRaw(l.Parent.FD(), l.Name, ts, unix.AT_SYMLINK_NOFOLLOW))
 	}
 	return errOf(utimensatRaw(unix.AT_FDCWD, procFD(l.Obj.FD()), ts, 0))

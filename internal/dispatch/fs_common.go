@@ -31,7 +31,7 @@ func (e *Engine) dirStart(r *Request, dirfd int, p string) (string, error) {
 // host directory, a deleted directory) has no guest path: EACCES/ENOENT.
 func (e *Engine) fdPath(r *Request, fd int) (string, unix.Stat_t, error) {
 	var st unix.Stat_t
-	h, err := r.FDs.DupFD(fd)
+	h, err := e.dupObject(r, fd)
 	if err != nil {
 		return "", st, err
 	}
@@ -108,7 +108,7 @@ func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 // hostPath returns a kbox-built path to the looked-up object. follow=false
 // names a symlink itself (one component inside the resolved parent).
 func hostPath(l *vfs.Lookup, follow bool) string {
-	if !follow && l.Obj != nil && l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK && l.Parent != nil {
+	if !follow && l.Obj != nil && l.Type() == unix.S_IFLNK && l.Parent != nil {
 		return procFD(l.Parent.FD()) + "/" + l.Name
 	}
 	return procFD(l.Obj.FD())
@@ -143,7 +143,7 @@ func writable(l *vfs.Lookup) error {
 // read-only (chmod, chown, utimes, xattrs: writable).
 func writableData(l *vfs.Lookup) error {
 	if l.Mount != nil && l.Mount.File && !l.Mount.ReadOnly {
-		switch l.Stat.Mode & unix.S_IFMT {
+		switch l.Type() {
 		case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
 			return nil
 		}
@@ -162,7 +162,7 @@ func followIf(cond bool) vfs.Flags {
 // dirfd itself. It returns the path to resolve ("." for AT_FDCWD), or a
 // host duplicate h >= 0 of dirfd to act on (the caller closes it); an
 // empty path without AT_EMPTY_PATH is ENOENT.
-func emptyPath(r *Request, dirfd int, p string, flags int) (string, int, error) {
+func (e *Engine) emptyPath(r *Request, dirfd int, p string, flags int) (string, int, error) {
 	if p != "" {
 		return p, -1, nil
 	}
@@ -172,6 +172,6 @@ func emptyPath(r *Request, dirfd int, p string, flags int) (string, int, error) 
 	if dirfd == atFDCWD {
 		return ".", -1, nil
 	}
-	h, err := r.FDs.DupFD(dirfd)
+	h, err := e.dupObject(r, dirfd)
 	return "", h, err
 }

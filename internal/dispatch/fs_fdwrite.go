@@ -81,7 +81,7 @@ func (e *Engine) fdChangeCheck(ctx *vfs.Context, h int) (unix.Errno, string) {
 // object it names, after fdChangeCheck. ok=false: res is the answer (the
 // refusal is logged for -v, prefixed with what when set).
 func (e *Engine) dupForChange(r *Request, fd int, what string) (h int, res Result, ok bool) {
-	h, err := r.FDs.DupFD(fd)
+	h, err := e.dupObject(r, fd) // a symlink's O_PATH stand-in: the symlink (fs_opath.go)
 	if err != nil {
 		return -1, Fail(err), false
 	}

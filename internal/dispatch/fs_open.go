@@ -104,10 +104,11 @@ func (e *Engine) openCommon(r *Request, dirfd, pathArg int, flags uint64, mode u
 	if flags&unix.O_PATH != 0 {
 		// seccomp cannot install an O_PATH descriptor in the guest (ADDFD
 		// takes only files that can do I/O), so O_PATH is served with a
-		// read-only, non-blocking descriptor of the same object. It differs
-		// where the object is unreadable (EACCES) or is a symlink opened
-		// with O_NOFOLLOW (ELOOP).
-		flags = unix.O_RDONLY | unix.O_NONBLOCK | flags&(unix.O_CLOEXEC|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+		// read-only, non-blocking descriptor of the same object (O_PATH
+		// stays in flags for openOnce's decisions, not the host's open).
+		// It differs where the object is unreadable (EACCES). A symlink
+		// itself (O_NOFOLLOW) gets a stand-in (fs_opath.go).
+		flags = unix.O_PATH | unix.O_RDONLY | unix.O_NONBLOCK | flags&(unix.O_CLOEXEC|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 	}
 	creat := flags&unix.O_CREAT != 0
 	excl := creat && flags&unix.O_EXCL != 0
@@ -132,7 +133,7 @@ func accessWrites(flags uint64) bool {
 // change of the final component.
 func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode uint32, vf vfs.Flags) (Result, bool) {
 	cloexec := flags&unix.O_CLOEXEC != 0
-	hostFlags := int(flags) | unix.O_CLOEXEC
+	hostFlags := int(flags&^unix.O_PATH) | unix.O_CLOEXEC
 	creds := r.Proc.Creds()
 	emulate := e.checksFiles(&creds)
 	fast := vfs.ParentOnly
@@ -152,7 +153,12 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		// A symlink there (ELOOP) needs the full walk when it is followed;
 		// creating or writing on a read-only mount takes the careful path.
 		if !(l.ReadOnly && (accessWrites(flags) || flags&unix.O_CREAT != 0)) {
-			fd, err := e.openCreate(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+			var fd int
+			if flags&unix.O_CREAT != 0 {
+				fd, err = e.createOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+			} else {
+				fd, err = e.hostOpen(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
+			}
 			l.Release()
 			// ELOOP, or ENOTDIR with O_DIRECTORY: a symlink the guest
 			// wants followed; the careful path follows it.
@@ -163,7 +169,7 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 			case err == unix.EACCES && e.adopts(&creds):
 				// Root's own file the host mode refuses: the careful
 				// path settles it (perm.go, adopt).
-			case !symlink || vf&vfs.FollowFinal == 0:
+			case !symlink || (vf&vfs.FollowFinal == 0 && flags&unix.O_PATH == 0):
 				return Fail(err), false
 			}
 		} else {
@@ -175,6 +181,9 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	}
 	defer l.Release()
 
+	if l.Host {
+		return e.denied(r, unix.EACCES, "open of "+l.Path+": a file outside the guest's mounts"), false
+	}
 	if l.Magic {
 		// A guest process's pipe/socket/anon inode reached through
 		// /proc/<pid>/fd/N: let the kernel follow that one link, as it would.
@@ -205,11 +214,11 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
 			return Fail(err), false
 		}
-		fd, err := e.openCreate(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW|unix.O_EXCL, mode)
+		fd, err := e.createFile(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
 		switch err {
 		case nil:
 			return InjectFD(fd, cloexec), false
-		case unix.ELOOP, unix.EEXIST:
+		case unix.EEXIST:
 			if flags&unix.O_EXCL != 0 {
 				return Fail(unix.EEXIST), false
 			}
@@ -221,13 +230,16 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	if flags&unix.O_CREAT != 0 && flags&unix.O_EXCL != 0 {
 		return Fail(unix.EEXIST), false
 	}
-	ftype := l.Stat.Mode & unix.S_IFMT
+	ftype := l.Type()
 	if ftype == unix.S_IFLNK {
 		// Not followed (O_NOFOLLOW): only O_PATH may open a symlink itself.
 		if flags&unix.O_PATH == 0 {
 			return Fail(unix.ELOOP), false
 		}
-		fd, err := unix.FcntlInt(uintptr(l.Obj.FD()), unix.F_DUPFD_CLOEXEC, 0)
+		if flags&unix.O_DIRECTORY != 0 {
+			return Fail(unix.ENOTDIR), false
+		}
+		fd, err := e.symlinkPathFD(r, l)
 		if err != nil {
 			return Fail(err), false
 		}
@@ -281,7 +293,12 @@ func (e *Engine) openTmpfile(r *Request, dirfd int, p string, flags uint64, mode
 	if err := e.permittedFD(r, l.Obj.FD(), permWrite|permExec); err != nil {
 		return Fail(err)
 	}
-	fd, err := unix.Openat(l.Obj.FD(), ".", int(flags)|unix.O_CLOEXEC, mode)
+	fd := -1
+	err = e.createAs(r, "O_TMPFILE in "+l.Path, func() error {
+		var err error
+		fd, err = unix.Openat(l.Obj.FD(), ".", int(flags)|unix.O_CLOEXEC, mode)
+		return err
+	})
 	if err != nil {
 		return Fail(err)
 	}

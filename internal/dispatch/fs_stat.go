@@ -65,7 +65,7 @@ func statLookup(l *vfs.Lookup) (unix.Stat_t, error) {
 		err = unix.Fstat(fd, &st)
 		return st, err
 	}
-	return l.Stat, nil
+	return l.Stat()
 }
 
 func (e *Engine) statPath(r *Request, dirfd, pathArg int, flags int, buf uint64) Result {
@@ -131,7 +131,7 @@ func (e *Engine) statFD(r *Request, fd int, buf uint64) Result {
 		}
 		return e.writeStat(r, buf, &st, e.applyOverride(hostPath(l, false), -1, &st))
 	}
-	h, err := r.FDs.DupFD(fd)
+	h, err := e.dupObject(r, fd)
 	if err != nil {
 		return Fail(err)
 	}
@@ -172,7 +172,7 @@ func sysStatx(e *Engine, r *Request) Result {
 	}
 	var stx unix.Statx_t
 	sync := flags & abi.AtStatxSyncType
-	p, h, err := emptyPath(r, dirfd, p, flags)
+	p, h, err := e.emptyPath(r, dirfd, p, flags)
 	if err != nil {
 		return Fail(err)
 	}
@@ -236,7 +236,7 @@ func (e *Engine) accessCommon(r *Request, dirfd, pathArg int, mode uint32, flags
 	if err != nil {
 		return Fail(err)
 	}
-	p, h, err := emptyPath(r, dirfd, p, flags)
+	p, h, err := e.emptyPath(r, dirfd, p, flags)
 	if err != nil {
 		return Fail(err)
 	}
@@ -296,7 +296,7 @@ func (e *Engine) readlinkCommon(r *Request, dirfd, pathArg int, buf uint64, size
 		if dirfd == atFDCWD {
 			return Fail(unix.ENOENT)
 		}
-		h, err := r.FDs.DupFD(dirfd)
+		h, err := e.dupObject(r, dirfd)
 		if err != nil {
 			return Fail(err)
 		}
@@ -318,7 +318,7 @@ func (e *Engine) readlinkCommon(r *Request, dirfd, pathArg int, buf uint64, size
 			return Fail(unix.ENOENT)
 		case l.VirtualLink:
 			text = l.LinkText
-		case l.Stat.Mode&unix.S_IFMT != unix.S_IFLNK:
+		case l.Type() != unix.S_IFLNK:
 			return Fail(unix.EINVAL)
 		default:
 			b := make([]byte, vfs.PathMax)

@@ -24,15 +24,21 @@ func init() {
 }
 
 // createTarget resolves the path of an object to be created: it must not
-// exist and its last component must be a plain name.
-func (e *Engine) createTarget(r *Request, dirfd, pathArg int) (*vfs.Lookup, error) {
-	l, err := e.resolveArg(r, dirfd, pathArg, 0)
+// exist (whatever it is: a trailing slash follows no symlink there) and
+// its last component must be a plain name; a trailing slash is allowed
+// for a directory only (ENOENT otherwise), as Linux's filename_create.
+func (e *Engine) createTarget(r *Request, dirfd, pathArg int, dir bool) (*vfs.Lookup, error) {
+	l, err := e.resolveArg(r, dirfd, pathArg, vfs.ExactLast)
 	if err != nil {
 		return nil, err
 	}
 	if l.Exists() || l.Last != vfs.LastNorm {
 		l.Release()
 		return nil, unix.EEXIST
+	}
+	if l.Trailing && !dir {
+		l.Release()
+		return nil, unix.ENOENT
 	}
 	if err := writable(l); err != nil {
 		l.Release()
@@ -46,12 +52,12 @@ func (e *Engine) createTarget(r *Request, dirfd, pathArg int) (*vfs.Lookup, erro
 }
 
 func (e *Engine) mkdirCommon(r *Request, dirfd, pathArg int, mode uint32) Result {
-	l, err := e.createTarget(r, dirfd, pathArg)
+	l, err := e.createTarget(r, dirfd, pathArg, true)
 	if err != nil {
 		return Fail(err)
 	}
 	defer l.Release()
-	if err := unix.Mkdirat(l.Parent.FD(), l.Name, mode); err != nil {
+	if err := e.createAs(r, "mkdir "+l.Path, func() error { return unix.Mkdirat(l.Parent.FD(), l.Name, mode) }); err != nil {
 		return Fail(err)
 	}
 	e.createdAt(r, l.Parent.FD(), l.Name) // the guest's owner (ownership.go)
@@ -69,7 +75,7 @@ func (e *Engine) mknodCommon(r *Request, dirfd, pathArg int, mode uint32, dev ui
 	default:
 		return Fail(unix.EINVAL)
 	}
-	l, err := e.createTarget(r, dirfd, pathArg)
+	l, err := e.createTarget(r, dirfd, pathArg, false)
 	if err != nil {
 		return Fail(err)
 	}
@@ -77,7 +83,7 @@ func (e *Engine) mknodCommon(r *Request, dirfd, pathArg int, mode uint32, dev ui
 	if l.Trailing {
 		return Fail(unix.ENOENT)
 	}
-	if err := unix.Mknodat(l.Parent.FD(), l.Name, mode, 0); err != nil {
+	if err := e.createAs(r, "mknod "+l.Path, func() error { return unix.Mknodat(l.Parent.FD(), l.Name, mode, 0) }); err != nil {
 		return Fail(err)
 	}
 	e.createdAt(r, l.Parent.FD(), l.Name)
@@ -91,9 +97,12 @@ func sysMknodat(e *Engine, r *Request) Result {
 	return e.mknodCommon(r, r.Int(0), 1, r.Uint(2), r.Args[3])
 }
 
-// removeTarget resolves an existing object to unlink or rmdir.
+// removeTarget resolves an existing object to unlink or rmdir. A trailing
+// slash follows no symlink in the last component; unlink of a name with
+// one fails (EISDIR for a directory, ENOTDIR for anything else), and
+// rmdir leaves the kernel to refuse a non-directory.
 func (e *Engine) removeTarget(r *Request, dirfd, pathArg int, dir bool) (*vfs.Lookup, error) {
-	l, err := e.resolveArg(r, dirfd, pathArg, 0)
+	l, err := e.resolveArg(r, dirfd, pathArg, vfs.ExactLast)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +126,12 @@ func (e *Engine) removeTarget(r *Request, dirfd, pathArg int, dir bool) (*vfs.Lo
 	}
 	if !l.Exists() {
 		return fail(unix.ENOENT)
+	}
+	if l.Trailing && !dir {
+		if l.IsDir() {
+			return fail(unix.EISDIR)
+		}
+		return fail(unix.ENOTDIR)
 	}
 	if l.MountPoint {
 		return fail(unix.EBUSY)
@@ -147,10 +162,31 @@ func (e *Engine) unlinkCommon(r *Request, dirfd, pathArg, flags int) Result {
 	}
 	defer l.Release()
 	err = unix.Unlinkat(l.Parent.FD(), l.Name, flags)
+	if err == nil {
+		e.forgetRecord(l)
+	}
 	if dir && err == nil {
 		e.mutated()
 	}
 	return errOf(err)
+}
+
+// forgetRecord drops the in-memory ownership record (ownership.go: kept
+// for symlinks and where the file system has no user xattrs) of the
+// object l once it is gone: its inode number may be given to the next
+// file created, which must not inherit the record (tar replacing a
+// symlink it had chowned then showed a new file with the link's mode).
+func (e *Engine) forgetRecord(l *vfs.Lookup) {
+	if l.Obj == nil {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstat(l.Obj.FD(), &st) != nil || st.Nlink != 0 {
+		return
+	}
+	e.owners.mu.Lock()
+	delete(e.owners.mem, keyOf(&st))
+	e.owners.mu.Unlock()
 }
 
 func sysUnlink(e *Engine, r *Request) Result   { return e.unlinkCommon(r, atFDCWD, 0, 0) }
@@ -165,12 +201,12 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 	if flags&unix.RENAME_WHITEOUT != 0 {
 		return e.denied(r, unix.EPERM, "RENAME_WHITEOUT creates a device node")
 	}
-	oldL, err := e.resolveArg(r, olddir, oldArg, 0)
+	oldL, err := e.resolveArg(r, olddir, oldArg, vfs.ExactLast)
 	if err != nil {
 		return Fail(err)
 	}
 	defer oldL.Release()
-	newL, err := e.resolveArg(r, newdir, newArg, 0)
+	newL, err := e.resolveArg(r, newdir, newArg, vfs.ExactLast)
 	if err != nil {
 		return Fail(err)
 	}
@@ -181,11 +217,14 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 	if !oldL.Exists() {
 		return Fail(unix.ENOENT)
 	}
-	if (oldL.Trailing || newL.Trailing) && !oldL.IsDir() {
+	if !oldL.IsDir() && (oldL.Trailing || newL.Trailing && flags&unix.RENAME_EXCHANGE == 0) {
 		return Fail(unix.ENOTDIR)
 	}
 	if flags&unix.RENAME_EXCHANGE != 0 && !newL.Exists() {
 		return Fail(unix.ENOENT)
+	}
+	if flags&unix.RENAME_EXCHANGE != 0 && newL.Trailing && !newL.IsDir() {
+		return Fail(unix.ENOTDIR)
 	}
 	if oldL.MountPoint || newL.MountPoint {
 		return Fail(unix.EBUSY)
@@ -207,6 +246,7 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 	}
 	err = unix.Renameat2(oldL.Parent.FD(), oldL.Name, newL.Parent.FD(), newL.Name, uint(flags))
 	if err == nil {
+		e.forgetRecord(newL) // a replaced object
 		e.mutated()
 	}
 	return errOf(err)
@@ -231,7 +271,7 @@ func (e *Engine) linkCommon(r *Request, olddir, oldArg, newdir, newArg, flags in
 	var src string // kbox-built path of the object to link
 	var srcMount *vfs.Mount
 	if oldPath == "" && flags&unix.AT_EMPTY_PATH != 0 && olddir != atFDCWD {
-		h, err := r.FDs.DupFD(olddir)
+		h, err := e.dupObject(r, olddir)
 		if err != nil {
 			return Fail(err)
 		}
@@ -265,7 +305,7 @@ func (e *Engine) linkCommon(r *Request, olddir, oldArg, newdir, newArg, flags in
 		srcMount = oldL.Mount
 		src = procFD(oldL.Obj.FD())
 	}
-	newL, err := e.createTarget(r, newdir, newArg)
+	newL, err := e.createTarget(r, newdir, newArg, false)
 	if err != nil {
 		return Fail(err)
 	}
@@ -291,7 +331,7 @@ func (e *Engine) symlinkCommon(r *Request, targetArg, dirfd, pathArg int) Result
 	if target == "" {
 		return Fail(unix.ENOENT)
 	}
-	l, err := e.createTarget(r, dirfd, pathArg)
+	l, err := e.createTarget(r, dirfd, pathArg, false)
 	if err != nil {
 		return Fail(err)
 	}

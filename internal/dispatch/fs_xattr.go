@@ -190,7 +190,7 @@ func sysSetxattr(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer l.Release()
-	if l.Stat.Mode&unix.S_IFMT != unix.S_IFLNK {
+	if l.Type() != unix.S_IFLNK {
 		if res, ok := e.aclSet(r, hp, -1, name, val); ok {
 			return res // a mode in ACL form (ownership.go)
 		}
@@ -312,7 +312,7 @@ func sysInotifyAddWatch(e *Engine, r *Request) Result {
 	}
 	defer unix.Close(ifd)
 	hostMask := mask
-	if l.Stat.Mode&unix.S_IFMT == unix.S_IFLNK {
+	if l.Type() == unix.S_IFLNK {
 		hostMask |= unix.IN_DONT_FOLLOW
 	} else {
 		hostMask &^= unix.IN_DONT_FOLLOW

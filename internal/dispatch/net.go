@@ -124,7 +124,7 @@ func (e *Engine) readSockaddr(r *Request, addr uint64, length uint32, create boo
 		l.Release()
 		return nil, unix.ENOENT
 	}
-	if l.Stat.Mode&unix.S_IFMT != unix.S_IFSOCK {
+	if l.Type() != unix.S_IFSOCK {
 		l.Release()
 		return nil, unix.ECONNREFUSED
 	}
@@ -176,7 +176,11 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 		}
 	}
 	if a.dirfd >= 0 {
-		err = e.bindThread.bindAt(s, a)
+		// The socket file's mode honours the guest's umask (fs_umask.go).
+		var mask int
+		if mask, err = guestUmask(r); err == nil {
+			err = e.bindThread.bindAt(s, a, mask)
+		}
 	} else {
 		err = rawAddrCall(nr, s, a)
 	}
@@ -532,7 +536,7 @@ func newBindThread() *bindThread {
 	return t
 }
 
-func (t *bindThread) bindAt(sock int, a *sockAddr) error {
+func (t *bindThread) bindAt(sock int, a *sockAddr, umask int) error {
 	if t.err != nil {
 		return t.err
 	}
@@ -543,6 +547,7 @@ func (t *bindThread) bindAt(sock int, a *sockAddr) error {
 		if err = unix.Fchdir(a.dirfd); err != nil {
 			return
 		}
+		unix.Umask(umask)
 		err = rawAddrCall(unix.SYS_BIND, sock, a)
 	}
 	<-done

@@ -146,6 +146,16 @@ func (e *Engine) readOverride(p string, fd int, st *unix.Stat_t) (override, bool
 		}
 		if err == nil {
 			if ov, ok := parseOverride(string(buf[:n])); ok {
+				// kbox before 2026-12 recorded mode 0000 when it chowned
+				// a directory it knew only by type (vfs.Lookup.Stat). A
+				// record kbox writes now keeps the host mode the guest
+				// mode plus the owner's own bits (writeOverride's
+				// callers), so a 0000 record of a directory whose host
+				// mode grants group or others anything is one of those:
+				// it reads as the host mode.
+				if ov.mode == 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Mode&0o077 != 0 {
+					ov.mode = st.Mode & 0o7777
+				}
 				return ov, true
 			}
 		}
@@ -400,33 +410,6 @@ func (e *Engine) applyOverride(p string, fd int, st *unix.Stat_t) bool {
 	st.Uid, st.Gid = ov.uid, ov.gid
 	st.Mode = st.Mode&unix.S_IFMT | ov.mode
 	return true
-}
-
-// openCreate is hostOpen for an open that may create (O_CREAT): under a
-// virtual identity it learns whether the open created the object (one
-// O_EXCL attempt first, then an open of the existing object) and gives a
-// new object its owner (created).
-func (e *Engine) openCreate(r *Request, dirfd int, name string, flags int, mode uint32) (int, error) {
-	if flags&unix.O_CREAT == 0 || !e.cfg.Identity.Virtual {
-		return e.hostOpen(r, dirfd, name, flags, mode)
-	}
-	err := error(unix.EAGAIN)
-	for attempt := 0; attempt < 8; attempt++ {
-		var fd int
-		fd, err = e.hostOpen(r, dirfd, name, flags|unix.O_EXCL, mode)
-		if err == nil {
-			e.created(r, dirfd, fd)
-			return fd, nil
-		}
-		if err != unix.EEXIST || flags&unix.O_EXCL != 0 {
-			return -1, err
-		}
-		fd, err = e.hostOpen(r, dirfd, name, flags&^unix.O_CREAT, mode)
-		if err != unix.ENOENT {
-			return fd, err
-		}
-	}
-	return -1, err
 }
 
 // aclAccess is the POSIX access ACL attribute; an ACL that says no more

@@ -35,6 +35,10 @@ type Guest interface {
 	// StackPointer returns the calling thread's stack pointer, or an error
 	// when the tier cannot know it.
 	StackPointer() (uint64, error)
+	// InstallsOPath reports whether InjectFD can install an O_PATH
+	// descriptor (the in-process tiers' own table can; seccomp's ADDFD
+	// refuses them, and fs_opath.go hands out a stand-in instead).
+	InstallsOPath() bool
 }
 
 // Request is one intercepted syscall.

@@ -424,7 +424,7 @@ func (st *state) open(p string, parent *object) (*object, error) {
 	if !l.Exists() || l.Obj == nil {
 		return nil, unix.ENOENT
 	}
-	if l.Stat.Mode&unix.S_IFMT != unix.S_IFREG {
+	if l.Type() != unix.S_IFREG {
 		return nil, errors.New("not a regular file")
 	}
 	// O_NONBLOCK: never wait on a FIFO swapped in after the check.
@@ -799,7 +799,7 @@ func (st *state) dir(d string) string {
 	}
 	c := ""
 	if l, err := st.ns.Resolve(&vfs.Context{Cwd: st.cwd, Root: "/"}, "", d, vfs.FollowFinal); err == nil {
-		if l.Exists() && l.Stat.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if l.Exists() && l.Type() == unix.S_IFDIR {
 			c = l.Path
 		}
 		l.Release()

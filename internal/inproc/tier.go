@@ -388,6 +388,9 @@ func (t *tier) InjectFD(hostFD int, cloexec bool, target int) (int, error) {
 }
 
 // StackPointer returns the guest's stack pointer at the call.
+// InstallsOPath: the guest's descriptor table is kbox's own.
+func (t *tier) InstallsOPath() bool { return true }
+
 func (t *tier) StackPointer() (uint64, error) {
 	if t.uc == nil {
 		return 0, unix.EFAULT

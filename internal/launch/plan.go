@@ -190,7 +190,7 @@ func findCommand(ns *vfs.Namespace, workDir, cmd string, env []string) (string, 
 		if err != nil {
 			continue
 		}
-		exists, regular := l.Exists(), l.Stat.Mode&unix.S_IFMT == unix.S_IFREG
+		exists, regular := l.Exists(), l.Type() == unix.S_IFREG
 		var accErr error
 		if exists && regular {
 			accErr = unix.Faccessat2(l.Obj.FD(), "", unix.X_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS)

@@ -50,8 +50,9 @@ func TestFileBind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !l.Exists() || l.Stat.Mode&unix.S_IFMT != unix.S_IFREG || l.Stat.Size != 5 || !l.MountPoint || !l.Mount.File {
-		t.Errorf("/d/f: exists=%v mode=%o size=%d mountpoint=%v file=%v", l.Exists(), l.Stat.Mode, l.Stat.Size, l.MountPoint, l.Mount.File)
+	st, _ := l.Stat()
+	if !l.Exists() || l.Type() != unix.S_IFREG || st.Size != 5 || !l.MountPoint || !l.Mount.File {
+		t.Errorf("/d/f: exists=%v mode=%o size=%d mountpoint=%v file=%v", l.Exists(), st.Mode, st.Size, l.MountPoint, l.Mount.File)
 	}
 	if !l.ReadOnly {
 		t.Error("/d/f: a file bind's object must be read-only (its metadata)")
@@ -231,9 +232,9 @@ func TestAddDev(t *testing.T) {
 			continue
 		}
 		if l.Exists() != c.exists || l.ReadOnly != c.ro || l.Mount.ReadOnly != c.mountRO ||
-			(c.exists && l.Stat.Mode&unix.S_IFMT != c.typ) {
+			(c.exists && l.Type() != c.typ) {
 			t.Errorf("%s: exists=%v ReadOnly=%v mount ReadOnly=%v mode=%o; want %v %v %v type %o",
-				c.path, l.Exists(), l.ReadOnly, l.Mount.ReadOnly, l.Stat.Mode, c.exists, c.ro, c.mountRO, c.typ)
+				c.path, l.Exists(), l.ReadOnly, l.Mount.ReadOnly, l.Type(), c.exists, c.ro, c.mountRO, c.typ)
 		}
 		l.Release()
 	}
@@ -250,7 +251,7 @@ func TestAddDev(t *testing.T) {
 		}
 	}
 	l, err := ns.Resolve(ctx, "", "/dev/stdout", 0)
-	if err != nil || l.Stat.Mode&unix.S_IFMT != unix.S_IFLNK {
+	if err != nil || l.Type() != unix.S_IFLNK {
 		t.Errorf("/dev/stdout: %v, not a symlink", err)
 	} else if target, _ := readlinkFD(l.Obj.FD()); target != "/proc/self/fd/1" {
 		t.Errorf("/dev/stdout -> %s", target)

@@ -49,8 +49,8 @@ func (ns *Namespace) computeVirtual() {
 		if l.IsDir() && l.Path == path.Dir(m.Guest) && !l.Mount.Kind.virtualized() {
 			name := path.Base(m.Guest)
 			var st unix.Stat_t
-			if unix.Fstatat(l.Obj.FD(), name, &st, unix.AT_SYMLINK_NOFOLLOW) == unix.ENOENT {
-				k := [2]uint64{l.Stat.Dev, l.Stat.Ino}
+			if dst, err := l.Stat(); err == nil && unix.Fstatat(l.Obj.FD(), name, &st, unix.AT_SYMLINK_NOFOLLOW) == unix.ENOENT {
+				k := [2]uint64{dst.Dev, dst.Ino}
 				ns.virtual[k] = append(ns.virtual[k], DirEntry{Name: name, Type: m.mode & unix.S_IFMT, Ino: m.ino})
 			}
 		}

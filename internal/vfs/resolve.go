@@ -39,6 +39,20 @@ type FDTranslator interface {
 	HostFD(pid, fd int) (int, bool)
 }
 
+// StandInView is implemented by a ProcView whose guests hold stand-ins for
+// objects kbox cannot install (a symlink's O_PATH descriptor, see
+// dispatch/fs_opath.go): StandIn returns the guest path a stand-in names,
+// given the procfs directory and name of the fd link and its host text.
+type StandInView interface {
+	StandIn(dirfd int, name, text string) (string, bool)
+}
+
+// HostObjectText is what readlink of /proc/<pid>/fd/N shows for a
+// descriptor whose file lies outside the guest's mounts (a host file on
+// the guest's stdio): like the kernel's names of objects without a path,
+// it names no path; the link cannot be followed to open the file again.
+const HostObjectText = "host:[file]"
+
 // PtyView is implemented by a ProcView that knows which pseudo-terminals
 // belong to the guest: in a host devpts (KindPts) the guest sees only
 // those, so it cannot open another user's (or, as a root guest without
@@ -74,6 +88,12 @@ const (
 	// object turns out to be a symlink it must follow. Mount points, procfs
 	// entries, ".", ".." and trailing slashes are always fully resolved.
 	ParentOnly
+	// ExactLast looks up the last component as it is: a trailing slash
+	// neither follows a symlink there nor requires a directory. Creating
+	// and removing calls (mkdir, mknod, link, symlink, unlink, rmdir,
+	// rename) look up their last component this way and apply the
+	// trailing slash's rules themselves (Lookup.Trailing), as Linux does.
+	ExactLast
 )
 
 // LastKind classifies the final component like the kernel's LAST_* types.
@@ -91,9 +111,8 @@ type Lookup struct {
 	Parent   *Handle // directory holding Name (nil when Last != LastNorm)
 	Name     string  // final component (LastNorm only)
 	Obj      *Handle // O_PATH|O_NOFOLLOW descriptor of the object; nil if it does not exist
-	Stat     unix.Stat_t
-	Mount    *Mount // mount holding the object (or where it would be created)
-	Path     string // canonical guest path of the object
+	Mount    *Mount  // mount holding the object (or where it would be created)
+	Path     string  // canonical guest path of the object
 	Last     LastKind
 	Trailing bool // the path ended with a slash
 	// MountPoint is set when the object is the root of a mount other than
@@ -108,20 +127,56 @@ type Lookup struct {
 	// looked up: only Parent, Name, Mount and Path are valid.
 	Deferred bool
 	// Magic is set when the object is a procfs fd link to a non-path object
-	// (pipe, socket, anon inode, memfd) of a guest process: it can only be
-	// opened by letting the kernel follow Name inside Parent.
+	// (pipe, socket, anon inode, memfd, a deleted file) of a guest process:
+	// it can only be opened by letting the kernel follow Name inside Parent.
 	Magic bool
+	// Host is set with Magic when the link's file lies outside the guest's
+	// mounts (HostObjectText): it may be looked at (stat), never opened.
+	Host bool
 	// ReadOnly: the calling process may not modify the object (or create
 	// it): its mount is read-only, or it lies in a procfs outside the
 	// process's own entries (Namespace.ReadOnlyFor).
 	ReadOnly bool
+
+	// st is the object's status as far as the walk learnt it: a directory
+	// reached through the dentry cache is known only by its type (full is
+	// false). Type gives the type; Stat the full status, fetched on demand.
+	st   unix.Stat_t
+	full bool
 }
 
 // Exists reports whether the final object exists.
 func (l *Lookup) Exists() bool { return l.Obj != nil || l.Magic }
 
 // IsDir reports whether the object is a directory.
-func (l *Lookup) IsDir() bool { return l.Obj != nil && l.Stat.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (l *Lookup) IsDir() bool { return l.Obj != nil && l.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+
+// Type returns the object's file type (the S_IFMT bits of st_mode), 0 when
+// it does not exist or is a procfs magic object (Magic).
+func (l *Lookup) Type() uint32 {
+	if l.Obj == nil {
+		return 0
+	}
+	return l.st.Mode & unix.S_IFMT
+}
+
+// Stat returns the object's full status. The walk may know only the type
+// of an object (a directory served from the dentry cache); Stat then asks
+// the kernel through the lookup's descriptor, once. ENOENT when the object
+// does not exist or has no descriptor (Magic: the caller opens it).
+func (l *Lookup) Stat() (unix.Stat_t, error) {
+	if l.Obj == nil {
+		return unix.Stat_t{}, unix.ENOENT
+	}
+	if !l.full {
+		var st unix.Stat_t
+		if err := unix.Fstat(l.Obj.fd, &st); err != nil {
+			return unix.Stat_t{}, err
+		}
+		l.st, l.full = st, true
+	}
+	return l.st, nil
+}
 
 // Release drops the lookup's descriptors.
 func (l *Lookup) Release() {
@@ -153,6 +208,9 @@ type walker struct {
 	// stack, of the magic link procLink last read: /proc/<pid>/fd/N of an
 	// in-process guest names kbox's descriptor, not N.
 	magicHost string
+	// hostObj: the magic link procLink last read names a file outside
+	// the guest's mounts.
+	hostObj bool
 }
 
 func (w *walker) top() *frame { return &w.stack[len(w.stack)-1] }
@@ -289,7 +347,7 @@ func (w *walker) openCanonical(p string) (frame, error) {
 	rootM := w.ns.Root()
 	cur := frame{path: "/", h: staticHandle(rootM.root), m: rootM}
 	for _, name := range splitPath(p) {
-		next, st, err := w.step(cur, name)
+		next, st, _, err := w.step(cur, name)
 		cur.h.Release()
 		if err != nil {
 			return frame{}, err
@@ -303,40 +361,41 @@ func (w *walker) openCanonical(p string) (frame, error) {
 	return cur, nil
 }
 
-// step opens one component below dir without following it.
-func (w *walker) step(dir frame, name string) (frame, unix.Stat_t, error) {
-	var st unix.Stat_t
+// step opens one component below dir without following it. full reports
+// whether st is the object's whole status; a directory served from the
+// dentry cache is known only by its type (st.Mode == S_IFDIR).
+func (w *walker) step(dir frame, name string) (f frame, st unix.Stat_t, full bool, err error) {
 	child := joinPath(dir.path, name)
 	if m := w.ns.mountAt(child); m != nil {
 		if err := unix.Fstat(m.root, &st); err != nil {
-			return frame{}, st, err
+			return frame{}, st, false, err
 		}
-		return frame{path: child, h: staticHandle(m.root), m: m}, st, nil
+		return frame{path: child, h: staticHandle(m.root), m: m}, st, true, nil
 	}
 	if h := w.ns.cache.get(child); h != nil {
 		st.Mode = unix.S_IFDIR
-		return frame{path: child, h: h, m: dir.m}, st, nil
+		return frame{path: child, h: h, m: dir.m}, st, false, nil
 	}
 	if len(name) > NameMax {
-		return frame{}, st, unix.ENAMETOOLONG
+		return frame{}, st, false, unix.ENAMETOOLONG
 	}
 	fd, err := unix.Openat(dir.h.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return frame{}, st, err
+		return frame{}, st, false, err
 	}
 	if !w.procPidDir(dir, name, fd) {
 		unix.Close(fd)
-		return frame{}, st, unix.ENOENT
+		return frame{}, st, false, unix.ENOENT
 	}
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return frame{}, st, err
+		return frame{}, st, false, err
 	}
 	h := newHandle(fd)
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR && dir.m.Kind != KindProc {
 		w.ns.cache.put(child, h, w.cacheGen)
 	}
-	return frame{path: child, h: h, m: dir.m}, st, nil
+	return frame{path: child, h: h, m: dir.m}, st, true, nil
 }
 
 // procPidDir checks fd, just opened as name in dir: a task directory at the
@@ -458,7 +517,7 @@ func (w *walker) walk(p string) (*Lookup, error) {
 			}
 			return w.finishLast(dir, name, trailing, &pending)
 		}
-		next, st, err := w.step(dir, name)
+		next, st, _, err := w.step(dir, name)
 		if err != nil {
 			return nil, err
 		}
@@ -494,7 +553,7 @@ func (w *walker) walk(p string) (*Lookup, error) {
 // finishLast resolves the final component, following a symlink when asked
 // (or when the path had a trailing slash, as Linux does).
 func (w *walker) finishLast(dir frame, name string, trailing bool, pending *[]string) (*Lookup, error) {
-	next, st, err := w.step(dir, name)
+	next, st, full, err := w.step(dir, name)
 	if err == unix.ENOENT {
 		l := &Lookup{Parent: dir.h.acquire(), Name: name, Mount: dir.m, Path: joinPath(dir.path, name), Trailing: trailing}
 		return l, nil
@@ -502,7 +561,8 @@ func (w *walker) finishLast(dir frame, name string, trailing bool, pending *[]st
 	if err != nil {
 		return nil, err
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK && (w.flags&FollowFinal != 0 || trailing) {
+	exact := w.flags&ExactLast != 0
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK && (w.flags&FollowFinal != 0 || trailing && !exact) {
 		text, err := readlinkFD(next.h.fd)
 		next.h.Release()
 		if err != nil {
@@ -520,11 +580,11 @@ func (w *walker) finishLast(dir frame, name string, trailing bool, pending *[]st
 		next.h.Release()
 		return nil, unix.EXDEV
 	}
-	if trailing && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+	if trailing && !exact && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		next.h.Release()
 		return nil, unix.ENOTDIR
 	}
-	l := &Lookup{Parent: dir.h.acquire(), Name: name, Obj: next.h, Stat: st, Mount: next.m, Path: next.path, Trailing: trailing}
+	l := &Lookup{Parent: dir.h.acquire(), Name: name, Obj: next.h, st: st, full: full, Mount: next.m, Path: next.path, Trailing: trailing}
 	l.MountPoint = w.ns.mountAt(next.path) != nil
 	if l.MountPoint {
 		// Descriptors of mount roots are owned by the namespace; hand out
@@ -561,7 +621,7 @@ func (w *walker) finishMagic(dir frame, name string) (*Lookup, error) {
 	if w.magicHost != "" {
 		host = w.magicHost
 	}
-	return &Lookup{Parent: dir.h.acquire(), Name: host, Mount: dir.m, Path: joinPath(dir.path, name), Magic: true}, nil
+	return &Lookup{Parent: dir.h.acquire(), Name: host, Mount: dir.m, Path: joinPath(dir.path, name), Magic: true, Host: w.hostObj}, nil
 }
 
 // finishDir returns the directory on top of the stack as the result.
@@ -572,10 +632,11 @@ func (w *walker) finishDir(kind LastKind, trailing bool) (*Lookup, error) {
 		return nil, err
 	}
 	l := &Lookup{Obj: newHandle(fd), Mount: t.m, Path: t.path, Last: kind, Trailing: trailing}
-	if err := unix.Fstat(fd, &l.Stat); err != nil {
+	if err := unix.Fstat(fd, &l.st); err != nil {
 		l.Release()
 		return nil, err
 	}
+	l.full = true
 	l.MountPoint = w.ns.mountAt(t.path) != nil && t.path != w.root
 	return l, nil
 }
@@ -625,7 +686,7 @@ func (w *walker) followText(text string, pending *[]string) error {
 // component is a link the resolver handles itself; text is the guest path
 // it points to ("" for a non-path object such as a pipe).
 func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, err error) {
-	w.magicHost = ""
+	w.magicHost, w.hostObj = "", false
 	rel := strings.TrimPrefix(joinPath(dir.path, name), dir.m.Guest)
 	parts := splitPath(rel)
 	switch {
@@ -701,12 +762,24 @@ func (w *walker) procLink(dir frame, name string) (text, raw string, ok bool, er
 	if !strings.HasPrefix(t, "/") || strings.HasPrefix(t, "/memfd:") {
 		return "", t, true, nil // pipe:[..], socket:[..], anon_inode:..., memfd
 	}
-	if strings.HasSuffix(t, " (deleted)") {
-		return "", "", false, unix.ENOENT
+	if sv, ok := w.ctx.Procs.(StandInView); ok && inner[0] == "fd" {
+		if g, ok := sv.StandIn(dir.h.fd, name, t); ok {
+			return g, "", true, nil
+		}
 	}
-	g, ok := w.ns.GuestPathOfHost(t)
-	if !ok {
-		return "", "", false, unix.EACCES
+	hostPath, deleted := strings.CutSuffix(t, " (deleted)")
+	g, ok := w.ns.GuestPathOfHost(hostPath)
+	switch {
+	case !ok:
+		// A file outside the guest's mounts (a host log on the guest's
+		// stdio): the link is there, it names no path and cannot be
+		// opened again (Lookup.Host).
+		w.hostObj = true
+		return "", HostObjectText, true, nil
+	case deleted:
+		// The guest's own deleted file: Linux shows its old path; the
+		// kernel may follow the link to it (Magic).
+		return "", g + " (deleted)", true, nil
 	}
 	return g, "", true, nil
 }

@@ -324,3 +324,40 @@ func TestMountOfHost(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedDirStat: a directory the walk reached through the dentry cache
+// is known by its type only; Lookup.Stat must still give its whole status
+// (mode, size, owner), as an uncached lookup does.
+func TestCachedDirStat(t *testing.T) {
+	tr := newTree(t)
+	if err := os.Chmod(filepath.Join(tr.root, "a/b"), 0o751); err != nil {
+		t.Fatal(err)
+	}
+	var host unix.Stat_t
+	if err := unix.Stat(filepath.Join(tr.root, "a/b"), &host); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []string{"/a/b", "/a/b", "/a/b/", "/a/b/c/..", "/rel"} {
+		l, err := tr.resolve(t, "/", p, FollowFinal)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		st, err := l.Stat()
+		if err != nil || l.Type() != unix.S_IFDIR || st.Mode != host.Mode || st.Size != host.Size || st.Ino != host.Ino || st.Nlink != host.Nlink {
+			t.Errorf("lookup %d of %s: type %o, stat %o size %d ino %d nlink %d (%v); want mode %o size %d ino %d nlink %d",
+				i, p, l.Type(), st.Mode, st.Size, st.Ino, st.Nlink, err, host.Mode, host.Size, host.Ino, host.Nlink)
+		}
+		l.Release()
+	}
+	if hits, _ := tr.ns.CacheStats(); hits == 0 {
+		t.Error("no lookup was served from the dentry cache: the test does not test it")
+	}
+	l, err := tr.resolve(t, "/", "/missing", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if _, err := l.Stat(); err != unix.ENOENT || l.Type() != 0 {
+		t.Errorf("missing: Stat %v, Type %o; want ENOENT, 0", err, l.Type())
+	}
+}

@@ -955,6 +955,8 @@ static long unix_sock(res_t *r, long nr, const char *path)
 }
 OP(op_unix_bind) { return unix_sock(r, SYS_bind, a[0]); }
 OP(op_unix_connect) { return unix_sock(r, SYS_connect, a[0]); }
+/* umask MODE: prints the previous mask (decimal) */
+OP(op_umask) { return SC(SYS_umask, M(a[0])); }
 
 OP(op_getuid) { return SC(SYS_getuid); }
 OP(op_geteuid) { return SC(SYS_geteuid); }
@@ -1390,6 +1392,7 @@ static const struct op ops[] = {
 	{ "getpgid", op_getpgid, 1, 1 },     { "kill", op_kill, 2, 2 },
 	{ "capget", op_capget, 0, 1 },       { "capset", op_capset, 3, 3 },
 	{ "readline", op_readline, 2, 2 },
+	{ "umask", op_umask, 1, 1 },
 };
 
 static const struct op *find_op(const char *name)

@@ -210,6 +210,9 @@ func (g *guestFDs) InjectFD(hostFD int, cloexec bool, target int) (int, error) {
 	return seccomp.AddFD(g.listener, &a)
 }
 
+// InstallsOPath: SECCOMP_IOCTL_NOTIF_ADDFD refuses O_PATH descriptors.
+func (g *guestFDs) InstallsOPath() bool { return false }
+
 // StackPointer reads the blocked thread's stack pointer from
 // /proc/<tid>/syscall ("nr a0..a5 sp pc"). The notification can reach
 // kbox before the thread has gone to sleep in it: the file then says
