@@ -19,41 +19,41 @@ type Memory interface {
 type argKind uint8
 
 const (
-	aHex      argKind = iota // a pointer or an opaque word: 0x..., NULL for 0
-	aInt                     // a C int, signed decimal
-	aLong                    // a 64-bit signed value
-	aUint                    // an unsigned size or count
-	aFD                      // a descriptor, annotated with what it points to
-	aDirFD                   // a descriptor or AT_FDCWD
-	aPath                    // a NUL-terminated path
-	aStr                     // a NUL-terminated string (not a path: xattr names...)
-	aBufIn                   // a buffer whose length is the next argument, read on entry
-	aBufOut                  // a buffer filled by the call, length the result
-	aStrOut                  // a string filled by the call (getcwd), length the result
-	aMode                    // a permission mode, octal
-	aModeType                // a mode with a file type (mknod)
-	aOpenFlags               // O_* flags
-	aOpenMode                // mode of open: shown only with O_CREAT or O_TMPFILE
-	aAtFlags                 // AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH...
-	aUnlinkFlags             // AT_REMOVEDIR
-	aAccessAtFlags           // AT_EACCESS, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH
-	aAccessMode              // F_OK or R_OK|W_OK|X_OK
-	aProt                    // PROT_*
-	aMapFlags                // MAP_*
-	aCloneFlags              // CLONE_* with the exit signal in the low byte
-	aSignal                  // a signal number
-	aSigHow                  // SIG_BLOCK...
-	aWhence                  // SEEK_*
-	aFcntlCmd                // F_*
-	aFcntlArg                // fcntl's third argument, by command
-	aDomain                  // AF_*
-	aSockType                // SOCK_* with SOCK_NONBLOCK|SOCK_CLOEXEC
-	aArgv                    // a NULL-terminated array of strings
-	aEnvp                    // an environment: pointer and count
-	aWaitOpts                // WNOHANG...
-	aRenameFlags             // RENAME_*
-	aPipeFDs                 // int[2] filled by the call
-	aOctal                   // octal number (umask)
+	aHex           argKind = iota // a pointer or an opaque word: 0x..., NULL for 0
+	aInt                          // a C int, signed decimal
+	aLong                         // a 64-bit signed value
+	aUint                         // an unsigned size or count
+	aFD                           // a descriptor, annotated with what it points to
+	aDirFD                        // a descriptor or AT_FDCWD
+	aPath                         // a NUL-terminated path
+	aStr                          // a NUL-terminated string (not a path: xattr names...)
+	aBufIn                        // a buffer whose length is the next argument, read on entry
+	aBufOut                       // a buffer filled by the call, length the result
+	aStrOut                       // a string filled by the call (getcwd), length the result
+	aMode                         // a permission mode, octal
+	aModeType                     // a mode with a file type (mknod)
+	aOpenFlags                    // O_* flags
+	aOpenMode                     // mode of open: shown only with O_CREAT or O_TMPFILE
+	aAtFlags                      // AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH...
+	aUnlinkFlags                  // AT_REMOVEDIR
+	aAccessAtFlags                // AT_EACCESS, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH
+	aAccessMode                   // F_OK or R_OK|W_OK|X_OK
+	aProt                         // PROT_*
+	aMapFlags                     // MAP_*
+	aCloneFlags                   // CLONE_* with the exit signal in the low byte
+	aSignal                       // a signal number
+	aSigHow                       // SIG_BLOCK...
+	aWhence                       // SEEK_*
+	aFcntlCmd                     // F_*
+	aFcntlArg                     // fcntl's third argument, by command
+	aDomain                       // AF_*
+	aSockType                     // SOCK_* with SOCK_NONBLOCK|SOCK_CLOEXEC
+	aArgv                         // a NULL-terminated array of strings
+	aEnvp                         // an environment: pointer and count
+	aWaitOpts                     // WNOHANG...
+	aRenameFlags                  // RENAME_*
+	aPipeFDs                      // int[2] filled by the call
+	aOctal                        // octal number (umask)
 )
 
 // Limits on what a record copies from the guest.

@@ -29,15 +29,15 @@ type Summary struct {
 	Reason string  `json:"tier_reason"`
 	// Unseen says which calls the tier runs without kbox seeing them (they
 	// are not counted).
-	Unseen   string                `json:"unseen"`
-	Syscalls SyscallsDoc           `json:"syscalls"`
-	ENOSYS   map[string]uint64     `json:"enosys"`
-	Denied   map[string]uint64     `json:"denied"`
-	Fast     FastDoc               `json:"fast_path"`
-	Files    FilesDoc              `json:"files"`
-	Procs    []ProcDoc             `json:"processes"`
-	RSS      RSSDoc                `json:"peak_rss_kb"`
-	Trace    TraceDoc              `json:"trace"`
+	Unseen   string            `json:"unseen"`
+	Syscalls SyscallsDoc       `json:"syscalls"`
+	ENOSYS   map[string]uint64 `json:"enosys"`
+	Denied   map[string]uint64 `json:"denied"`
+	Fast     FastDoc           `json:"fast_path"`
+	Files    FilesDoc          `json:"files"`
+	Procs    []ProcDoc         `json:"processes"`
+	RSS      RSSDoc            `json:"peak_rss_kb"`
+	Trace    TraceDoc          `json:"trace"`
 	// Extra holds what a tier adds (named counters).
 	Extra map[string]any `json:"extra"`
 }
