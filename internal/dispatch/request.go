@@ -90,6 +90,12 @@ func (r *Request) noteResolved(l *vfs.Lookup, err error) {
 		return
 	}
 	p := trace.PathInfo{Guest: l.Path, Existed: l.Exists()}
+	if l.Deferred && l.Parent != nil {
+		// The last component was not looked up: ask the host, by one
+		// component inside the resolved parent, without following it.
+		var st unix.Stat_t
+		p.Existed = unix.Fstatat(l.Parent.FD(), l.Name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+	}
 	if m := l.Mount; m != nil {
 		if rel, ok := strings.CutPrefix(l.Path, m.Guest); ok && (rel == "" || rel[0] == '/' || m.Guest == "/") {
 			p.Host = filepath.Join(m.Host, rel)

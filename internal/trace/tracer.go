@@ -56,6 +56,7 @@ type Tracer struct {
 	start   time.Time
 	json    bool
 	sel     []bool // selected by the filter, by number
+	selRest bool   // numbers beyond the table: selected when the filter selects unnamed calls
 	filter  string
 	out     *sink // nil: no records
 	sum     *aggregator
@@ -99,6 +100,7 @@ func Open(o Options) (*Tracer, error) {
 		return nil, err
 	}
 	t.sel = f.byNr(t.arch)
+	t.selRest = f.Match("")
 	switch {
 	case o.File != nil:
 		t.out = newSink(o.File, o.File.Name(), false, t.log)
@@ -144,7 +146,14 @@ func (t *Tracer) Wants(nr int) bool {
 	if t == nil {
 		return false
 	}
-	return t.sum != nil || (nr >= 0 && nr < len(t.sel) && t.sel[nr] && (t.out != nil || t.subscribed()))
+	return t.sum != nil || (t.selected(nr) && (t.out != nil || t.subscribed()))
+}
+
+func (t *Tracer) selected(nr int) bool {
+	if nr >= 0 && nr < len(t.sel) {
+		return t.sel[nr]
+	}
+	return t.selRest
 }
 
 func (t *Tracer) subscribed() bool {
@@ -164,7 +173,7 @@ func (t *Tracer) Syscall(c *Call) {
 		return
 	}
 	name := t.arch.SyscallName(c.Nr)
-	selected := c.Nr >= 0 && c.Nr < len(t.sel) && t.sel[c.Nr]
+	selected := t.selected(c.Nr)
 	rec := Record{TimeNS: int64(c.Start.Sub(t.start)), Pid: c.Pid, Tid: c.Tid, Nr: c.Nr, Name: name,
 		Family: Family(name), Raw: c.Args, Disp: c.Disp, Ret: c.Ret, Known: c.Known, LatNS: int64(c.Lat), Paths: c.Paths}
 	if rec.Paths == nil {
