@@ -165,10 +165,11 @@ func (e *Engine) dispatchTraced(r *Request) Result {
 	}
 	note := &traceNote{}
 	r.trace = note
-	start := time.Now()
+	c := &trace.Call{Nr: r.Nr, Args: r.Args, Pid: r.Tgid, Tid: r.Tid, Mem: r.Mem, FDName: e.fdNamer(r.Tgid), Disp: trace.Kbox}
+	t.Entry(c)
+	c.Start = time.Now()
 	res := e.serve(r)
-	c := &trace.Call{Nr: r.Nr, Args: r.Args, Pid: r.Tgid, Tid: r.Tid, Mem: r.Mem, FDName: e.fdNamer(r.Tgid),
-		Disp: trace.Kbox, Start: start, Lat: time.Since(start), Paths: note.paths}
+	c.Lat, c.Paths = time.Since(c.Start), note.paths
 	switch res.Kind {
 	case Value:
 		c.Ret, c.Known = res.Val, true

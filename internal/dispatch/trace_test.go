@@ -77,9 +77,10 @@ func TestDispatchTraced(t *testing.T) {
 		}
 		recs = append(recs, m)
 	}
-	if len(recs) != 5 {
-		t.Fatalf("%d records, want 5:\n%s", len(recs), b)
+	if len(recs) != 6 || recs[0]["type"] != "header" {
+		t.Fatalf("%d lines, want a header and 5 records:\n%s", len(recs), b)
 	}
+	recs = recs[1:]
 	args := func(m map[string]any) string {
 		var s []string
 		for _, a := range m["args"].([]any) {

@@ -224,6 +224,13 @@ type decoder struct {
 // 3</etc/passwd>). ret and known are the result, for the arguments the
 // call fills.
 func Decode(name string, args [6]uint64, mem Memory, fdName func(int) string, ret int64, known bool) []string {
+	return compact(name, decodeAll(name, args, mem, fdName, ret, known, nil))
+}
+
+// decodeAll renders each argument of the signature (unknown calls: six in
+// hex); entry, when set, holds the input arguments rendered when the call
+// started, and only the arguments the call fills are rendered again.
+func decodeAll(name string, args [6]uint64, mem Memory, fdName func(int) string, ret int64, known bool, entry []string) []string {
 	d := decoder{mem: mem, fdName: fdName, args: args, ret: ret, known: known}
 	sig, ok := signatures[name]
 	if !ok {
@@ -233,12 +240,29 @@ func Decode(name string, args [6]uint64, mem Memory, fdName func(int) string, re
 		}
 		return out
 	}
-	out := make([]string, 0, len(sig))
+	out := make([]string, len(sig))
 	for i, k := range sig {
+		if entry != nil && len(entry) == len(sig) && !filled(k) {
+			out[i] = entry[i]
+			continue
+		}
 		if k == aOpenMode && args[i-1]&(unix.O_CREAT|unix.O_TMPFILE&^unix.O_DIRECTORY) == 0 {
 			continue
 		}
-		if a := d.arg(i, k, name); a != "" {
+		out[i] = d.arg(i, k, name)
+	}
+	return out
+}
+
+// filled reports whether the call writes the argument (rendered at exit).
+func filled(k argKind) bool { return k == aBufOut || k == aStrOut || k == aPipeFDs }
+
+// compact drops the arguments not shown (open's mode without O_CREAT,
+// fcntl's unused argument).
+func compact(name string, all []string) []string {
+	out := all[:0:0]
+	for _, a := range all {
+		if a != "" {
 			out = append(out, a)
 		}
 	}

@@ -72,6 +72,8 @@ type Call struct {
 	Start time.Time
 	Lat   time.Duration
 	Paths []PathInfo
+	// entry: the input arguments rendered when the call started (Entry).
+	entry []string
 }
 
 // Record is one traced call, as the encoders write it.

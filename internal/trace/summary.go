@@ -74,6 +74,7 @@ type CallStats struct {
 	Calls  uint64  `json:"calls"`
 	Errors uint64  `json:"errors"`
 	TimeS  float64 `json:"time_s"`
+	ns     int64
 }
 
 // FastDoc reports the rewrite tier's fast path: calls it served without a
@@ -84,7 +85,13 @@ type FastDoc struct {
 	Misses uint64 `json:"misses"`
 }
 
-// FilesDoc lists guest paths the guest changed, sorted, each once.
+// FilesDoc lists guest paths the guest changed, sorted, each once per
+// list; the lists are independent (a scratch file the guest created,
+// wrote and removed is in all three). Created: made by mkdir, mknod,
+// symlink, link, the target of a rename, or an O_CREAT open of a path
+// that did not exist. Written: opened for writing or with O_TRUNC,
+// created by creat, truncated. Removed: unlinked, or the source of a
+// rename.
 type FilesDoc struct {
 	Created []string `json:"created"`
 	Written []string `json:"written"`
@@ -153,7 +160,8 @@ func (a *aggregator) add(r *Record, argv []string) {
 	}
 	for _, st := range []*CallStats{stat(sc.ByName, r.Name), stat(sc.ByFamily, fam)} {
 		st.Calls++
-		st.TimeS += float64(r.LatNS) / 1e9
+		st.ns += r.LatNS
+		st.TimeS = float64(st.ns) / 1e9
 		if e != 0 {
 			st.Errors++
 		}
@@ -207,13 +215,10 @@ func (a *aggregator) files(r *Record) {
 	case "rename", "renameat", "renameat2":
 		if len(r.Paths) >= 2 {
 			a.note(a.removed, first.Guest)
-			delete(a.created, first.Guest)
 			a.note(a.created, last.Guest)
 		}
 	case "unlink", "unlinkat", "rmdir":
 		a.note(a.removed, last.Guest)
-		delete(a.created, last.Guest)
-		delete(a.written, last.Guest)
 	case "truncate":
 		a.note(a.written, last.Guest)
 	}
@@ -224,7 +229,6 @@ func (a *aggregator) files(r *Record) {
 		}
 		if fl&unix.O_CREAT != 0 && !last.Existed {
 			a.note(a.created, last.Guest)
-			delete(a.removed, last.Guest)
 		}
 	}
 }

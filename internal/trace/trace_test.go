@@ -401,7 +401,8 @@ func TestTracerFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := tr.Subscribe(1)
-	tr.SetTier("seccomp", "default", "calls the filter allows", false)
+	tr.SetTier("seccomp", "calls the filter allows", false)
+	tr.SetReason("default")
 	m := newMem()
 	p := m.put(0, []byte("/x\x00"))
 	openat, _ := abi.Host().Nr("openat")

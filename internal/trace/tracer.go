@@ -75,6 +75,8 @@ type Tracer struct {
 	inProcess bool
 	fast      func() (hits, misses uint64)
 	finished  bool
+
+	headerOnce sync.Once
 }
 
 // Open makes a tracer. It opens the files the options name (the caller's
@@ -167,6 +169,17 @@ func (t *Tracer) Arch() *abi.Arch { return t.arch }
 // Since returns the monotonic time since the tracer started.
 func (t *Tracer) Since(at time.Time) time.Duration { return at.Sub(t.start) }
 
+// Entry renders the call's input arguments before it runs, as strace
+// does: a handler may change guest memory the call named (the exec
+// handler rewrites the path it was given). Call it before serving c; it
+// does nothing when c will not be written.
+func (t *Tracer) Entry(c *Call) {
+	if t == nil || !t.selected(c.Nr) || (t.out == nil && !t.subscribed()) {
+		return
+	}
+	c.entry = decodeAll(t.arch.SyscallName(c.Nr), c.Args, c.Mem, c.FDName, 0, false, nil)
+}
+
 // Syscall records one call.
 func (t *Tracer) Syscall(c *Call) {
 	if t == nil {
@@ -182,7 +195,7 @@ func (t *Tracer) Syscall(c *Call) {
 	subs := t.subs.Load()
 	emit := selected && (t.out != nil || (subs != nil && len(*subs) > 0))
 	if emit {
-		rec.Args = Decode(name, c.Args, c.Mem, c.FDName, c.Ret, c.Known)
+		rec.Args = compact(name, decodeAll(name, c.Args, c.Mem, c.FDName, c.Ret, c.Known, c.entry))
 		rec.Seq = t.seq.Add(1)
 	}
 	if t.sum != nil {
@@ -200,6 +213,7 @@ func (t *Tracer) Syscall(c *Call) {
 		return
 	}
 	if t.out != nil {
+		t.header()
 		t.out.write(func(b []byte) []byte {
 			if t.json {
 				return rec.AppendJSON(b)
@@ -218,43 +232,66 @@ func (t *Tracer) Syscall(c *Call) {
 	}
 }
 
-// SetTier names the tier and why it was chosen, and what it cannot see
-// (calls the seccomp filter allows run in the kernel without kbox): the
-// trace's header line says so, and the summary repeats it. inProcess: the
-// guest runs in kbox's process (CPU time and RSS are shared).
-func (t *Tracer) SetTier(tier, reason, unseen string, inProcess bool) {
+// SetTier names the tier and says which calls it runs without kbox
+// seeing them (the seccomp filter's allowed calls): the trace's header
+// says so, and the summary repeats it. inProcess: the guest runs in
+// kbox's process (CPU time and RSS are shared). The header is written
+// with the first record, so SetTier and SetReason may come in any order
+// before the guest runs.
+func (t *Tracer) SetTier(tier, unseen string, inProcess bool) {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
-	t.tier, t.reason, t.unseen, t.inProcess = tier, reason, unseen, inProcess
+	t.tier, t.unseen, t.inProcess = tier, unseen, inProcess
 	t.mu.Unlock()
-	if t.out == nil {
+}
+
+// SetReason says why the tier was chosen (--syscall-mode, auto's choice).
+func (t *Tracer) SetReason(reason string) {
+	if t == nil {
 		return
 	}
-	t.out.write(func(b []byte) []byte {
-		if t.json {
-			h := map[string]any{"v": SchemaVersion, "type": "header", "tier": tier, "reason": reason, "unseen": unseen,
-				"arch": t.arch.Name, "filter": t.filter, "pid": os.Getpid()}
-			j, _ := json.Marshal(h)
-			return append(append(b, j...), '\n')
-		}
-		b = append(b, "# kbox trace v"...)
-		b = strconv.AppendInt(b, SchemaVersion, 10)
-		b = append(b, ": tier "...)
-		b = append(b, tier...)
-		if reason != "" {
-			b = append(b, " ("...)
-			b = append(b, reason...)
-			b = append(b, ')')
-		}
-		b = append(b, '\n')
-		if unseen != "" {
-			b = append(b, "# not seen: "...)
-			b = append(b, unseen...)
+	t.mu.Lock()
+	t.reason = reason
+	t.mu.Unlock()
+}
+
+// SeccompUnseen is the seccomp tier's note on what a trace misses.
+const SeccompUnseen = "calls the seccomp filter allows (the policy table's allow rows: descriptor I/O, memory, " +
+	"the caller's own process, signals and time; docs/policy.md) run in the host kernel without reaching kbox: " +
+	"they are neither traced nor counted"
+
+// header writes the header line once, before the first record.
+func (t *Tracer) header() {
+	t.headerOnce.Do(func() {
+		t.mu.Lock()
+		tier, reason, unseen := t.tier, t.reason, t.unseen
+		t.mu.Unlock()
+		t.out.write(func(b []byte) []byte {
+			if t.json {
+				h := map[string]any{"v": SchemaVersion, "type": "header", "tier": tier, "reason": reason, "unseen": unseen,
+					"arch": t.arch.Name, "filter": t.filter, "pid": os.Getpid()}
+				j, _ := json.Marshal(h)
+				return append(append(b, j...), '\n')
+			}
+			b = append(b, "# kbox trace v"...)
+			b = strconv.AppendInt(b, SchemaVersion, 10)
+			b = append(b, ": tier "...)
+			b = append(b, tier...)
+			if reason != "" {
+				b = append(b, " ("...)
+				b = append(b, reason...)
+				b = append(b, ')')
+			}
 			b = append(b, '\n')
-		}
-		return b
+			if unseen != "" {
+				b = append(b, "# not seen: "...)
+				b = append(b, unseen...)
+				b = append(b, '\n')
+			}
+			return b
+		})
 	})
 }
 
@@ -312,6 +349,7 @@ func (t *Tracer) Finish(exit Exit) error {
 	t.finished = true
 	t.mu.Unlock()
 	if t.out != nil {
+		t.header()
 		t.out.flush()
 	}
 	var err error
