@@ -490,3 +490,44 @@ func TestBadOptions(t *testing.T) {
 		t.Error("nil Finish failed")
 	}
 }
+
+// TestChildSinks: the parent opens the sinks, the child writes to them
+// through the descriptors, as an in-process launch does.
+func TestChildSinks(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Path: filepath.Join(dir, "t"), Summary: filepath.Join(dir, "s"), Filter: "trace=file"}
+	sinks, err := o.OpenSinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := o.Child("--syscall-mode=trap")
+	if !spec.Trace || !spec.Summary || spec.SummaryFormat != "json" {
+		t.Fatalf("spec %+v", spec)
+	}
+	if _, err := OpenChild(spec, nil, sinks.Summary); err == nil {
+		t.Error("a missing trace descriptor is accepted")
+	}
+	tr, err := OpenChild(spec, sinks.Trace, sinks.Summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.SetTier("trap", "", true)
+	nr, _ := abi.Host().Nr("unlink")
+	tr.Syscall(&Call{Nr: nr, Pid: 9, Tid: 9, Known: true, Start: time.Now(), Disp: Kbox, Paths: []PathInfo{{Guest: "/g"}}})
+	if err := tr.Finish(Exit{Code: 1}); err != nil {
+		t.Fatal(err)
+	}
+	sinks.Close()
+	b, _ := os.ReadFile(o.Path)
+	if !strings.HasPrefix(string(b), "# kbox trace v1: tier trap (--syscall-mode=trap)\n") || !strings.Contains(string(b), "] unlink(NULL) = 0 <") {
+		t.Errorf("trace:\n%s", b)
+	}
+	var s Summary
+	sb, _ := os.ReadFile(o.Summary)
+	if err := json.Unmarshal(sb, &s); err != nil || *s.Exit.Code != 1 || !s.CPU.Shared || strings.Join(s.Files.Removed, "") != "/g" {
+		t.Errorf("summary %s (%v)", sb, err)
+	}
+	if none, err := OpenChild(Options{}.Child(""), nil, nil); none != nil || err != nil {
+		t.Errorf("no sinks: %v %v", none, err)
+	}
+}
