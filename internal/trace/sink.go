@@ -31,7 +31,6 @@ type sink struct {
 	buf     []byte
 	spare   []byte
 	timer   *time.Timer
-	writing bool
 	failed  atomic.Bool
 	err     error
 	dropped atomic.Uint64

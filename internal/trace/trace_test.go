@@ -531,3 +531,45 @@ func TestChildSinks(t *testing.T) {
 		t.Errorf("no sinks: %v %v", none, err)
 	}
 }
+
+// TestConcurrent: the supervisor's goroutines record at once; every
+// record is written whole, once, and counted (run with -race).
+func TestConcurrent(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "t")
+	tr, err := Open(Options{Path: out, Summary: os.DevNull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := tr.Subscribe(16)
+	nr, _ := abi.Host().Nr("close")
+	done := make(chan bool)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 500; i++ {
+				tr.Syscall(&Call{Nr: nr, Args: [6]uint64{uint64(i)}, Pid: g, Tid: g, Known: true, Start: time.Now()})
+			}
+			done <- true
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		<-done
+	}
+	s := tr.Summary(Exit{})
+	if err := tr.Finish(Exit{}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) != 4001 || s.Syscalls.Total != 4000 {
+		t.Fatalf("%d lines, %d counted; want a header and 4000", len(lines), s.Syscalls.Total)
+	}
+	for _, l := range lines[1:] {
+		if !strings.Contains(l, "] close(") || !strings.HasSuffix(l, "> host") {
+			t.Fatalf("torn line %q", l)
+		}
+	}
+	if got := uint64(len(sub.C)) + sub.Dropped(); got != 4000 {
+		t.Errorf("subscriber got %d + dropped %d, want 4000", len(sub.C), sub.Dropped())
+	}
+	sub.Close()
+}
