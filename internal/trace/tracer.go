@@ -260,7 +260,7 @@ func (t *Tracer) SetReason(reason string) {
 // SeccompUnseen is the seccomp tier's note on what a trace misses.
 const SeccompUnseen = "calls the seccomp filter allows (the policy table's allow rows: descriptor I/O, memory, " +
 	"the caller's own process, signals and time; docs/policy.md) run in the host kernel without reaching kbox: " +
-	"they are neither traced nor counted"
+	"they are neither traced nor counted, nor are the calls the filter itself fails (the dangerous set, EPERM; clone3, ENOSYS)"
 
 // header writes the header line once, before the first record.
 func (t *Tracer) header() {
