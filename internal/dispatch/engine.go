@@ -6,14 +6,17 @@ import (
 	"os"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/trace"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -93,6 +96,9 @@ type Engine struct {
 	internalErrors atomic.Uint64
 	// fifoWriters counts FIFO opens for writing waiting for a reader.
 	fifoWriters atomic.Int64
+	// tracer, when set, records the calls the engine serves (SetTracer);
+	// nil costs Dispatch one check.
+	tracer *trace.Tracer
 }
 
 // New builds an engine.
@@ -137,10 +143,93 @@ func (e *Engine) Close() {
 // Arch returns the engine's architecture.
 func (e *Engine) Arch() *abi.Arch { return e.arch }
 
+// SetTracer makes the engine record the calls it serves. Call it before
+// the guest runs.
+func (e *Engine) SetTracer(t *trace.Tracer) { e.tracer = t }
+
+// Tracer returns the engine's tracer (nil when tracing is off).
+func (e *Engine) Tracer() *trace.Tracer { return e.tracer }
+
 // Dispatch runs the handler for r. A handler that panics (a kbox bug,
 // whatever the guest passed) does not take kbox down: the call fails with
 // EIO, a warning names it (the stack with -v), and kbox serves on.
-func (e *Engine) Dispatch(r *Request) (res Result) {
+func (e *Engine) Dispatch(r *Request) Result {
+	if e.tracer != nil {
+		return e.dispatchTraced(r)
+	}
+	return e.serve(r)
+}
+
+// dispatchTraced is Dispatch with the call recorded. A result the tier
+// completes (a descriptor to install, a call the host runs) is recorded
+// when the tier reports it (TraceResult).
+func (e *Engine) dispatchTraced(r *Request) Result {
+	t := e.tracer
+	if !t.Wants(r.Nr) {
+		return e.serve(r)
+	}
+	note := &traceNote{}
+	r.trace = note
+	c := &trace.Call{Nr: r.Nr, Args: r.Args, Pid: r.Tgid, Tid: r.Tid, Mem: r.Mem, FDName: e.fdNamer(r.Tgid), Disp: trace.Kbox}
+	t.Entry(c)
+	c.Start = time.Now()
+	res := e.serve(r)
+	c.Lat, c.Paths = time.Since(c.Start), note.paths
+	switch res.Kind {
+	case Value:
+		c.Ret, c.Known = res.Val, true
+	case Errno:
+		c.Ret, c.Known = -int64(res.Err), true
+		switch {
+		case note.denied:
+			c.Disp = trace.Denied
+		case res.Err == unix.ENOSYS && (r.Nr < 0 || r.Nr >= len(e.handlers) || e.handlers[r.Nr] == nil):
+			c.Disp = trace.Unsupported
+		}
+	case Continue:
+		c.Disp = trace.Host
+		note.call = c
+		return res
+	case Inject:
+		note.call = c
+		return res
+	}
+	t.Syscall(c)
+	return res
+}
+
+// TraceResult records a traced call whose result the tier completed: the
+// descriptor number it installed (or -errno), or, with known false, a
+// call the host kernel runs after kbox answered. Without tracing, or for
+// a call already recorded, it does nothing.
+func (e *Engine) TraceResult(r *Request, ret int64, known bool) {
+	if r.trace == nil || r.trace.call == nil {
+		return
+	}
+	c := r.trace.call
+	r.trace.call = nil
+	c.Ret, c.Known, c.Lat = ret, known, time.Since(c.Start)
+	e.tracer.Syscall(c)
+}
+
+// fdNamer names what a descriptor of process pid points to, for traces.
+func (e *Engine) fdNamer(pid int) func(int) string {
+	return func(fd int) string {
+		h, ok := e.Procs.HostFD(pid, fd)
+		if !ok {
+			return ""
+		}
+		buf := make([]byte, 256)
+		n, err := unix.Readlink("/proc/"+strconv.Itoa(pid)+"/fd/"+strconv.Itoa(h), buf)
+		if err != nil {
+			return ""
+		}
+		return string(buf[:n])
+	}
+}
+
+// serve runs the handler for r (Dispatch without the tracer).
+func (e *Engine) serve(r *Request) (res Result) {
 	e.total.Add(1)
 	defer func() {
 		if p := recover(); p != nil {
@@ -205,6 +294,7 @@ func (e *Engine) warnf(format string, args ...any) {
 
 // denied records a refusal for -v.
 func (e *Engine) denied(r *Request, err unix.Errno, why string) Result {
+	r.noteDenied()
 	e.Verbosef("pid %d: %s denied (%s): %s", r.Tgid, e.arch.SyscallName(r.Nr), unix.ErrnoName(err), why)
 	return Fail(err)
 }

@@ -79,7 +79,9 @@ func (e *Engine) resolveAt(r *Request, dirfd int, p string, flags vfs.Flags) (*v
 	if err != nil {
 		return nil, err
 	}
-	return e.ns.Resolve(e.ctx(r), start, p, flags)
+	l, err := e.ns.Resolve(e.ctx(r), start, p, flags)
+	r.noteResolved(l, err)
+	return l, err
 }
 
 // canonicalCtx is the resolver context for canonical guest paths kbox

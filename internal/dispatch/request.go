@@ -7,9 +7,14 @@
 package dispatch
 
 import (
+	"path/filepath"
+	"strings"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/trace"
+	"github.com/kbox-go/kbox/internal/vfs"
 )
 
 // Memory reads and writes the calling guest's memory. Implementations turn
@@ -65,6 +70,52 @@ type Request struct {
 	// Pending, when set, reports whether the guest still waits for this
 	// call's answer; a handler's retry loop stops when it does not.
 	Pending func() bool
+
+	// trace collects what a traced call's handler learned (the paths it
+	// resolved, a refusal); nil when the call is not traced.
+	trace *traceNote
+}
+
+// traceNote is what a traced request's handler reports to the tracer.
+type traceNote struct {
+	paths  []trace.PathInfo
+	denied bool
+	// call is the record waiting for the tier's result (TraceResult).
+	call *trace.Call
+}
+
+// maxTracedPaths bounds the paths one record keeps.
+const maxTracedPaths = 4
+
+// noteResolved attaches a path the handler resolved to the trace record:
+// the canonical guest path and the host path it reached.
+func (r *Request) noteResolved(l *vfs.Lookup, err error) {
+	if r.trace == nil || err != nil || l == nil || len(r.trace.paths) >= maxTracedPaths {
+		return
+	}
+	p := trace.PathInfo{Guest: l.Path, Existed: l.Exists()}
+	if l.Deferred && l.Parent != nil {
+		// The last component was not looked up: ask the host, by one
+		// component inside the resolved parent, without following it.
+		var st unix.Stat_t
+		p.Existed = unix.Fstatat(l.Parent.FD(), l.Name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+	}
+	if m := l.Mount; m != nil {
+		if rel, ok := strings.CutPrefix(l.Path, m.Guest); ok && (rel == "" || rel[0] == '/' || m.Guest == "/") {
+			p.Host = filepath.Join(m.Host, rel)
+		}
+	}
+	if n := len(r.trace.paths); n > 0 && r.trace.paths[n-1] == p {
+		return
+	}
+	r.trace.paths = append(r.trace.paths, p)
+}
+
+// noteDenied marks a traced call as refused by kbox.
+func (r *Request) noteDenied() {
+	if r.trace != nil {
+		r.trace.denied = true
+	}
 }
 
 // MayBlock announces a host operation that may block indefinitely. An

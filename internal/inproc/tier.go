@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/kbox-go/kbox/internal/fdtable"
 	"github.com/kbox-go/kbox/internal/loader"
 	"github.com/kbox-go/kbox/internal/policy"
+	"github.com/kbox-go/kbox/internal/trace"
 )
 
 // tier is the state of the one guest. Only the guest thread changes it,
@@ -56,6 +59,11 @@ type tier struct {
 
 	trapped, native, engine atomic.Uint64
 	warned                  map[string]bool
+
+	// tr is the engine's tracer (nil: tracing off); tracing is the call
+	// being served, recorded by exit when the call ends the process.
+	tr      *trace.Tracer
+	tracing *trace.Call
 }
 
 // current is the process's one guest: set by Run before the guest starts,
@@ -113,6 +121,14 @@ func Run(cfg Config) (int, error) {
 		return 125, err
 	}
 	t.ruleSet = rs
+	if t.tr = t.eng.Tracer(); t.tr != nil {
+		unseen := ""
+		if t.rw != nil {
+			unseen = "calls the rewrite tier's fast path serves (descriptor calls on regular files and directories from patched sites) are counted, not traced"
+			t.tr.SetFastCounts(fastCounts)
+		}
+		t.tr.SetTier(t.tierName(), unseen, true)
+	}
 	if t.rw != nil {
 		if err := setFastKinds(t.pol); err != nil {
 			return 125, err
@@ -229,6 +245,81 @@ func (t *tier) syscallRecovering(uc *ucontext, nr int) {
 
 // syscall serves one trapped guest syscall and writes its result.
 func (t *tier) syscall(uc *ucontext, nr int) {
+	if t.tr != nil {
+		t.syscallTraced(uc, nr)
+		return
+	}
+	t.serve(uc, nr)
+}
+
+// syscallTraced is syscall with the call recorded. Calls the dispatch
+// engine serves are recorded by the engine (with the paths its handlers
+// resolved); the others here, with the disposition the policy table gives
+// them in this tier.
+func (t *tier) syscallTraced(uc *ucontext, nr int) {
+	if !t.tr.Wants(nr) {
+		t.serve(uc, nr)
+		return
+	}
+	// The guest is one thread, which knows itself by the process's id
+	// (as the engine's requests name it).
+	c := &trace.Call{Nr: nr, Args: uc.args(), Pid: t.pid, Tid: t.pid, Mem: memory{}, FDName: t.fdName, Start: time.Now()}
+	c.Disp = t.traceDisposition(nr, c.Args)
+	t.tr.Entry(c)
+	engine := t.engine.Load()
+	t.tracing = c
+	ret, known := t.serve(uc, nr)
+	t.tracing = nil
+	if t.engine.Load() != engine {
+		return // the engine recorded it
+	}
+	c.Ret, c.Known, c.Lat = ret, known, time.Since(c.Start)
+	t.tr.Syscall(c)
+}
+
+// traceDisposition is who answers nr with args in this tier, for traces
+// (the engine's calls are recorded by the engine).
+func (t *tier) traceDisposition(nr int, args [6]uint64) trace.Disposition {
+	e, ok := t.pol.ByNr[nr]
+	if !ok {
+		return trace.Unsupported
+	}
+	switch t.pol.Expect(nr, args) {
+	case policy.Deny:
+		return trace.Denied
+	case policy.Unsupported:
+		return trace.Unsupported
+	}
+	switch e.InProc {
+	case policy.OwnRule:
+		return trace.Emulated
+	case policy.NotInProcess:
+		return trace.Unsupported
+	}
+	if e.Native == nil {
+		return trace.Unsupported
+	}
+	return trace.Host
+}
+
+// fdName names what guest descriptor fd points to, for traces.
+func (t *tier) fdName(fd int) string {
+	e, ok := t.fds.Get(fd)
+	if !ok {
+		return ""
+	}
+	buf := make([]byte, 256)
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(e.HostFD), buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+// serve serves one trapped guest syscall and writes its result; it
+// returns the result and whether it is the call's (not for a call that
+// set the registers itself or is restarted).
+func (t *tier) serve(uc *ucontext, nr int) (int64, bool) {
 	t.trapped.Add(1)
 	t.uc = uc
 	if t.rw != nil && t.rw.inArena(uc.Gregs[regRIP]) && !t.rw.origins.contains(uc.Gregs[regRIP]) {
@@ -252,12 +343,13 @@ func (t *tier) syscall(uc *ucontext, nr int) {
 			// registers are untouched).
 			uc.Gregs[regRIP] -= 2
 			uc.Gregs[regRAX] = uint64(nr)
-			return
+			return 0, false
 		}
 	}
 	if !c.keepRegs {
 		uc.Gregs[regRAX] = uint64(r)
 	}
+	return r, !c.keepRegs
 }
 
 // errRestart is returned by a restartable call interrupted for a guest
@@ -277,7 +369,8 @@ func (t *tier) request(c *call) *dispatch.Request {
 // viaEngine hands the call to the dispatch engine and applies its answer.
 func (t *tier) viaEngine(c *call) int64 {
 	t.engine.Add(1)
-	res := t.eng.Dispatch(t.request(c))
+	req := t.request(c)
+	res := t.eng.Dispatch(req)
 	var r int64
 	switch res.Kind {
 	case dispatch.Value:
@@ -300,6 +393,9 @@ func (t *tier) viaEngine(c *call) int64 {
 		} else {
 			r = int64(g)
 		}
+	}
+	if res.Kind == dispatch.Continue || res.Kind == dispatch.Inject {
+		t.eng.TraceResult(req, r, r != errRestart)
 	}
 	if res.After != nil {
 		res.After()
@@ -344,6 +440,18 @@ func (t *tier) exit(code int) {
 		t.eng.Verbosef("trap tier: %d syscalls trapped (%d served by the engine, %d run natively)",
 			t.trapped.Load(), t.engine.Load(), t.native.Load())
 		t.eng.Report()
+	}
+	if t.tr != nil {
+		// The call that ends the process (exit_group, a fatal signal's
+		// delivery) has no result.
+		if c := t.tracing; c != nil {
+			t.tracing = nil
+			c.Lat = time.Since(c.Start)
+			t.tr.Syscall(c)
+		}
+		if err := t.tr.Finish(trace.Exit{Code: code}); err != nil {
+			t.eng.Warnf("trace summary: %v", err)
+		}
 	}
 	if t.atExit != nil {
 		t.atExit()

@@ -16,6 +16,7 @@ import (
 	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/seccomp"
 	"github.com/kbox-go/kbox/internal/supervise"
+	"github.com/kbox-go/kbox/internal/trace"
 )
 
 // Result is how the guest ended.
@@ -47,6 +48,8 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 	// from ABI 6 on (landlock.go): signals between guest processes may then
 	// continue in the kernel (dispatch/signals.go).
 	e.Procs.SetSignalScope(l.Landlock >= 6)
+	// A trace sees only the notified calls: its header says so.
+	e.Tracer().SetTier("seccomp", trace.SeccompUnseen, false)
 
 	plan := currentPlan()
 	debug.SetMaxThreads(threadLimit())
@@ -99,6 +102,11 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 		res.Error = strings.TrimSpace(s.readLaunchError())
 	}
 	killDescendants()
+	// Every guest process is reaped now: the summary's CPU times and peak
+	// RSS (RUSAGE_CHILDREN) include them all.
+	if err := e.Tracer().Finish(trace.Exit{Code: res.ExitCode, Signal: res.Signal}); err != nil {
+		e.Warnf("trace summary: %v", err)
+	}
 	return res, nil
 }
 
@@ -268,6 +276,7 @@ func (s *server) answer(n *seccomp.Notif, c *call) {
 		resp.Error = -int32(res.Err)
 	case dispatch.Continue:
 		resp.Flags = unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+		s.e.TraceResult(req, 0, false) // the kernel runs it: its result is not kbox's to see
 	case dispatch.Inject:
 		// ADDFD then SEND, not ADDFD with SECCOMP_ADDFD_FLAG_SEND: a
 		// FLAG_SEND ioctl interrupted by a signal (kbox, the guest's
@@ -286,13 +295,16 @@ func (s *server) answer(n *seccomp.Notif, c *call) {
 		fd, err := seccomp.AddFD(listener, &a)
 		unix.Close(res.FD)
 		if err == unix.ENOENT {
+			s.e.TraceResult(req, 0, false)
 			return
 		}
 		if err != nil {
 			// The descriptor could not be installed (EMFILE in the guest...).
 			resp.Error = -int32(abi.Errno(err, unix.EMFILE))
+			s.e.TraceResult(req, int64(resp.Error), true)
 		} else {
 			resp.Val = int64(fd)
+			s.e.TraceResult(req, resp.Val, true)
 		}
 	}
 	// ENOENT: the task went away meanwhile. Nothing else to do either way.
