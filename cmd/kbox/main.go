@@ -96,6 +96,11 @@ func newFlagSet(f *flags) *pflag.FlagSet {
 	fs.StringVar(&o.Mode, "syscall-mode", "auto", "interception tier `MODE`: seccomp (child process, supervisor answers; runs anything), trap (in-process, every syscall a SIGSYS; single-process, single-threaded programs; needs a cgo build), rewrite (trap plus patched syscall sites: descriptor-local calls on files run without a signal), auto (rewrite when the program cannot fork or start threads and the kernel can confine the in-process kbox with Landlock ABI 3+, else seccomp)")
 	fs.BoolVar(&o.KeepCaps, "keep-caps", false, "when started as real root, let the guest keep root's capabilities (default: none)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "one stderr line per denied or unsupported call and per tier decision; a summary at exit")
+	fs.StringVar(&o.Trace.Path, "trace", "", "record every syscall kbox sees to `FILE` (- for stderr), strace-like or JSON lines (docs/observability.md)")
+	fs.StringVar(&o.Trace.Format, "trace-format", "text", "format of --trace: text or json (`FORMAT`)")
+	fs.StringVar(&o.Trace.Filter, "trace-filter", "", "which calls --trace records, as strace's -e trace=: classes (file, process, network, signal, ipc, desc, memory), names, ! to negate, comma-separated (`SPEC`)")
+	fs.StringVar(&o.Trace.Summary, "summary", "", "at exit, a summary of the run: a JSON document to `FILE`, or with - (or no value) an strace -c style table on stderr")
+	fs.Lookup("summary").NoOptDefVal = "-"
 	fs.BoolVarP(&f.help, "help", "h", false, "show this help")
 	fs.BoolVar(&f.version, "version", false, "print the version and the tiers this build has")
 	fs.Usage = func() {}
@@ -118,6 +123,8 @@ Examples:
   kbox -S ./debian -- apt-get update  as root (virtual), e.g. to install
   kbox -r ./root -b ./src:/src:ro -w /src -- make
   kbox --clearenv --setenv PATH=/bin -- env
+  kbox -S ./debian --trace=- --trace-filter=file -- ls /etc
+  kbox -S ./debian --summary=run.json -- make
 
 Exit status: the guest's own (128+N when it is killed by signal N);
 125 kbox itself failed (bad usage, an unusable root or bind, a start-up

@@ -27,6 +27,7 @@ import (
 	"github.com/kbox-go/kbox/internal/sandbox"
 	"github.com/kbox-go/kbox/internal/seccomp"
 	"github.com/kbox-go/kbox/internal/supervise"
+	"github.com/kbox-go/kbox/internal/trace"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -45,6 +46,7 @@ type Mount struct {
 // InProcess is what the confined child needs to host the guest.
 type InProcess struct {
 	Tier      string // "trap" or "rewrite"
+	Why       string // why that tier (for the trace and summary)
 	Mounts    []Mount
 	Identity  identity.Config
 	WorkDir   string
@@ -52,8 +54,14 @@ type InProcess struct {
 	Argv, Env []string
 	Verbose   bool
 	KeepCaps  bool
-	// Profile: descriptor sandbox.ExtraFD is a CPU profile to write.
-	Profile bool
+	// ProfileFD, when nonzero, is a CPU profile to write (an inherited
+	// descriptor: the confined child cannot create files outside the
+	// guest).
+	ProfileFD int
+	// Trace is the child's part of --trace and --summary; TraceFD and
+	// SummaryFD are their inherited sinks (0: none).
+	Trace              trace.ChildSpec
+	TraceFD, SummaryFD int
 }
 
 // EngineConfig is the dispatch configuration of a run.
@@ -153,7 +161,7 @@ func stdioTTYs(dir string) []string {
 // RunInProcess starts the confined child that hosts the guest and
 // supervises it until it ends: kbox's exit code, or started false (and
 // an error) when the guest never ran, so that auto mode may fall back.
-func RunInProcess(spec InProcess, ns *vfs.Namespace, pol *policy.Resolved, verbosef func(string, ...any)) (code int, started bool, err error) {
+func RunInProcess(spec InProcess, ns *vfs.Namespace, pol *policy.Resolved, tr trace.Options, verbosef func(string, ...any)) (code int, started bool, err error) {
 	for _, m := range ns.Mounts() {
 		spec.Mounts = append(spec.Mounts, Mount{Guest: m.Guest, Host: m.Host, ReadOnly: m.ReadOnly, Kind: m.Kind})
 	}
@@ -174,8 +182,26 @@ func RunInProcess(spec InProcess, ns *vfs.Namespace, pol *policy.Resolved, verbo
 		// files outside the guest, so it writes to one opened here.
 		if f, err := os.Create(pf); err == nil {
 			defer f.Close()
+			spec.ProfileFD = sandbox.ExtraFD + len(plan.Extra)
 			plan.Extra = append(plan.Extra, f)
-			spec.Profile = true
+		}
+	}
+	if tr.Enabled() {
+		// The child cannot open files outside the guest: its trace and
+		// summary go to descriptors opened here.
+		sinks, err := tr.OpenSinks()
+		if err != nil {
+			return ExitFailure, false, err
+		}
+		defer sinks.Close()
+		spec.Trace = tr.Child(spec.Why)
+		if sinks.Trace != nil {
+			spec.TraceFD = sandbox.ExtraFD + len(plan.Extra)
+			plan.Extra = append(plan.Extra, sinks.Trace)
+		}
+		if sinks.Summary != nil {
+			spec.SummaryFD = sandbox.ExtraFD + len(plan.Extra)
+			plan.Extra = append(plan.Extra, sinks.Summary)
 		}
 	}
 	if spec.Tier == "rewrite" {
@@ -267,8 +293,8 @@ func InProcessChild() int {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return fail(125, fmt.Errorf("reading the launch spec: %w", err))
 	}
-	if spec.Profile {
-		pprof.StartCPUProfile(os.NewFile(sandbox.ExtraFD, "profile"))
+	if spec.ProfileFD != 0 {
+		pprof.StartCPUProfile(os.NewFile(uintptr(spec.ProfileFD), "profile"))
 	}
 	ns := vfs.NewNamespace()
 	for _, m := range spec.Mounts {
@@ -285,6 +311,18 @@ func InProcessChild() int {
 	if err != nil {
 		return fail(125, err)
 	}
+	var traceFile, summaryFile *os.File
+	if spec.TraceFD != 0 {
+		traceFile = os.NewFile(uintptr(spec.TraceFD), "trace")
+	}
+	if spec.SummaryFD != 0 {
+		summaryFile = os.NewFile(uintptr(spec.SummaryFD), "summary")
+	}
+	tr, err := trace.OpenChild(spec.Trace, traceFile, summaryFile)
+	if err != nil {
+		return fail(125, err)
+	}
+	eng.SetTracer(tr)
 	code, err := inproc.Run(inproc.Config{Engine: eng, Policy: pol, Path: spec.Path, Argv: spec.Argv, Env: spec.Env,
 		AtExit: pprof.StopCPUProfile, Rewrite: spec.Tier == "rewrite", PlanCacheReadOnly: true,
 		OnStart: sandbox.ReportStarted})

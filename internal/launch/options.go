@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/trace"
 )
 
 // Exit statuses of kbox itself, as container runtimes (docker, podman,
@@ -108,6 +109,9 @@ type Options struct {
 	Cwd        string   // kbox's working directory ("" when unknown)
 	Verbose    bool
 	KeepCaps   bool
+	// Trace: --trace, --trace-format, --trace-filter and --summary (host
+	// paths; relative ones are taken from Cwd).
+	Trace trace.Options
 }
 
 // bind is one parsed bind flag.
@@ -129,6 +133,7 @@ type spec struct {
 	verbose  bool
 	keepCaps bool
 	cwd      string
+	trace    trace.Options
 }
 
 // check validates o and makes every path absolute: the part of
@@ -189,7 +194,40 @@ func check(o Options) (spec, error) {
 		return s, err
 	}
 	s.env = env
+	if s.trace, err = checkTrace(o.Trace, o.Cwd); err != nil {
+		return s, err
+	}
 	return s, nil
+}
+
+// checkTrace validates the trace flags before anything runs: the format,
+// the filter, and the sink paths made absolute ("-" is stderr).
+func checkTrace(t trace.Options, cwd string) (trace.Options, error) {
+	switch t.Format {
+	case "", "text", "json":
+	default:
+		return t, usagef("--trace-format must be text or json, not %q", t.Format)
+	}
+	if _, err := trace.ParseFilter(t.Filter); err != nil {
+		return t, usagef("--trace-filter: %v", err)
+	}
+	if t.Filter != "" && t.Path == "" {
+		return t, usagef("--trace-filter needs --trace")
+	}
+	for _, f := range []struct {
+		flag string
+		p    *string
+	}{{"--trace", &t.Path}, {"--summary", &t.Summary}} {
+		if *f.p == "" || *f.p == "-" {
+			continue
+		}
+		abs, err := absPath(f.flag, *f.p, cwd)
+		if err != nil {
+			return t, err
+		}
+		*f.p = abs
+	}
+	return t, nil
 }
 
 // absPath makes a host path flag's value absolute (relative to cwd) and

@@ -12,6 +12,7 @@ import (
 	"github.com/kbox-go/kbox/internal/identity"
 	"github.com/kbox-go/kbox/internal/inproc"
 	"github.com/kbox-go/kbox/internal/tmpdirs"
+	"github.com/kbox-go/kbox/internal/trace"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -31,6 +32,8 @@ type Plan struct {
 	WorkDir  string
 	Verbose  bool
 	KeepCaps bool
+	// Trace: --trace, --trace-format, --trace-filter and --summary.
+	Trace trace.Options
 }
 
 // Close releases the namespace and removes its private directories.
@@ -62,7 +65,7 @@ func Prepare(o Options) (*Plan, error) {
 			return nil, usagef("--syscall-mode=%s: %v", s.mode, err)
 		}
 	}
-	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps}
+	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace}
 	// What earlier runs killed before their cleanup left behind.
 	for _, d := range tmpdirs.CleanStale() {
 		p.verbosef("removed %s, left behind by a kbox that did not end normally", d)

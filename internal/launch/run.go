@@ -13,6 +13,7 @@ import (
 	"github.com/kbox-go/kbox/internal/seccomp"
 	"github.com/kbox-go/kbox/internal/tier/unotify"
 	"github.com/kbox-go/kbox/internal/tmpdirs"
+	"github.com/kbox-go/kbox/internal/trace"
 )
 
 // Run starts the guest as p plans and supervises it until it ends: the
@@ -29,8 +30,8 @@ func Run(p *Plan) (int, error) {
 	}
 	if p.Tier == "trap" || p.Tier == "rewrite" {
 		p.verbosef("tier: %s (%s)", p.Tier, p.Why)
-		code, started, err := RunInProcess(InProcess{Tier: p.Tier, Identity: p.Identity, WorkDir: p.WorkDir,
-			Path: p.Path, Argv: p.Argv, Env: p.Env, Verbose: p.Verbose, KeepCaps: p.KeepCaps}, p.NS, pol, p.verbosef)
+		code, started, err := RunInProcess(InProcess{Tier: p.Tier, Why: p.Why, Identity: p.Identity, WorkDir: p.WorkDir,
+			Path: p.Path, Argv: p.Argv, Env: p.Env, Verbose: p.Verbose, KeepCaps: p.KeepCaps}, p.NS, pol, p.Trace, p.verbosef)
 		if started || p.Mode != "auto" {
 			return code, err
 		}
@@ -70,6 +71,14 @@ func runSeccomp(p *Plan, pol *policy.Resolved) (int, error) {
 		return ExitFailure, err
 	}
 	defer eng.Close()
+	if p.Trace.Enabled() {
+		tr, err := trace.Open(p.Trace)
+		if err != nil {
+			return ExitFailure, err
+		}
+		tr.SetReason(p.Why)
+		eng.SetTracer(tr)
+	}
 	eng.Verbosef("tier: seccomp (%s)", p.Why)
 	eng.Verbosef("seccomp filter: %d instructions", len(prog))
 	if llABI > 0 {
