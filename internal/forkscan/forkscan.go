@@ -535,7 +535,7 @@ func syscallSites(code []byte, starts []int) []rawSite {
 			continue
 		}
 		p := o
-		for p < len(code) && p-o < x86len.MaxLen && isPrefix(code[p]) {
+		for p < len(code) && p-o < x86len.MaxLen && x86len.IsPrefix(code[p]) {
 			p++
 		}
 		if p+2 > len(code) {
@@ -589,7 +589,7 @@ func branchTargets(code []byte, starts []int) bitset {
 	t := make(bitset, (len(code)+63)/64)
 	for _, off := range starts {
 		p := off
-		for p < len(code) && p-off < x86len.MaxLen && isPrefix(code[p]) {
+		for p < len(code) && p-off < x86len.MaxLen && x86len.IsPrefix(code[p]) {
 			p++
 		}
 		if p >= len(code) {
@@ -621,14 +621,6 @@ func branchTargets(code []byte, starts []int) bitset {
 		}
 	}
 	return t
-}
-
-func isPrefix(b byte) bool {
-	switch b {
-	case 0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65:
-		return true
-	}
-	return b&0xf0 == 0x40
 }
 
 // processImports returns the sorted undefined dynamic symbols of f that are

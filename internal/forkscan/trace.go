@@ -121,27 +121,11 @@ var sseNoGPR = func() (t [256]bool) {
 // ins. It is conservative: anything not listed is effStop, so an error can
 // only cost a trace, never produce a wrong number.
 func classify(ins []byte) effect {
-	var opsize, rep bool
-	var rex byte
-	p := 0
-prefixes:
-	for ; p < len(ins); p++ {
-		switch b := ins[p]; {
-		case b == 0x66:
-			opsize, rex = true, 0
-		case b == 0xf2 || b == 0xf3:
-			rep, rex = true, 0
-		case b == 0x67 || b == 0xf0 || b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65:
-			rex = 0
-		case b&0xf0 == 0x40:
-			rex = b
-		default:
-			break prefixes
-		}
-	}
-	if p >= len(ins) {
+	in, err := x86len.Decode(ins)
+	if err != nil || in.Len != len(ins) {
 		return effect{}
 	}
+	opsize, rep, rex, p := in.OpSize, in.Rep, in.REX, in.Op
 	hasREX := rex != 0
 	rexW := rex&8 != 0
 	rexR := int(rex>>2&1) << 3
@@ -153,10 +137,10 @@ prefixes:
 	var mod byte
 	var reg, rm int
 	modrm := func() bool {
-		if p+1 >= len(ins) {
+		if in.ModRM < 0 {
 			return false
 		}
-		m := ins[p+1]
+		m := ins[in.ModRM]
 		mod, reg, rm = m>>6, int(m>>3&7)|rexR, int(m&7)|rexB
 		return true
 	}

@@ -115,7 +115,7 @@ func BranchTargetBits(code []byte, starts []int) []uint64 {
 func forEachBranchTarget(code []byte, starts []int, f func(dst int)) {
 	for _, off := range starts {
 		p := off
-		for p < len(code) && p-off < MaxLen && isPrefix(code[p]) {
+		for p < len(code) && p-off < MaxLen && IsPrefix(code[p]) {
 			p++
 		}
 		if p >= len(code) {
@@ -149,8 +149,8 @@ func forEachBranchTarget(code []byte, starts []int, f func(dst int)) {
 	}
 }
 
-// isPrefix reports whether b is a legacy prefix or a REX byte.
-func isPrefix(b byte) bool {
+// IsPrefix reports whether b is a legacy prefix or a REX byte.
+func IsPrefix(b byte) bool {
 	switch b {
 	case 0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65:
 		return true

@@ -173,6 +173,8 @@ type Inst struct {
 	Op     int  // offset of the opcode's first byte (0f for the two- and three-byte maps; c4/c5/62/8f for VEX, EVEX, XOP)
 	ModRM  int  // offset of the ModRM byte, -1 if the instruction has none
 	VEX    bool // VEX, EVEX or XOP encoded
+	OpSize bool // a 66 (operand-size) prefix
+	Rep    bool // an f2 or f3 (repne, rep) prefix
 }
 
 // RIPRelative reports whether in (decoded from code) has a RIP-relative
@@ -192,7 +194,7 @@ func Decode(code []byte) (Inst, error) {
 	if err != nil {
 		return Inst{}, err
 	}
-	return Inst{Len: n, Legacy: d.legacy, REX: d.rex, Op: d.opAt, ModRM: d.modrmAt, VEX: d.vexLike}, nil
+	return Inst{Len: n, Legacy: d.legacy, REX: d.rex, Op: d.opAt, ModRM: d.modrmAt, VEX: d.vexLike, OpSize: d.opsize, Rep: d.rep}, nil
 }
 
 type decoder struct {
@@ -201,7 +203,7 @@ type decoder struct {
 	// What Decode reports besides the length.
 	opAt, modrmAt, legacy int
 	rex                   byte
-	vexLike               bool
+	vexLike, opsize, rep  bool
 }
 
 func (d *decoder) next() (byte, error) {
@@ -282,6 +284,7 @@ func (d *decoder) decode() (int, error) {
 		switch {
 		case b == 0x66:
 			opsize = true
+			d.opsize = true
 			rexW = false
 			d.legacy++
 			d.rex = 0
@@ -294,11 +297,13 @@ func (d *decoder) decode() (int, error) {
 			continue
 		case b == 0xf2:
 			repne = true
+			d.rep = true
 			rexW = false
 			d.legacy++
 			d.rex = 0
 			continue
 		case b == 0xf3, b == 0xf0, b == 0x2e, b == 0x36, b == 0x3e, b == 0x26, b == 0x64, b == 0x65:
+			d.rep = d.rep || b == 0xf3
 			rexW = false
 			d.legacy++
 			d.rex = 0

@@ -393,16 +393,16 @@ func TestDecode(t *testing.T) {
 		want Inst
 		rip  bool
 	}{
-		{"48 8b 05 01 02 03 04", Inst{Len: 7, REX: 0x48, Op: 1, ModRM: 2}, true}, // mov 0x..(%rip),%rax
-		{"48 8b 52 18", Inst{Len: 4, REX: 0x48, Op: 1, ModRM: 2}, false},         // mov 0x18(%rdx),%rdx
-		{"66 89 c0", Inst{Len: 3, Legacy: 1, Op: 1, ModRM: 2}, false},            // mov %ax,%ax
-		{"48 66 89 c0", Inst{Len: 4, Legacy: 1, Op: 2, ModRM: 3}, false},         // REX then a legacy prefix: the REX is void
-		{"b8 27 00 00 00", Inst{Len: 5, ModRM: -1}, false},                       // mov $39,%eax
-		{"0f 05", Inst{Len: 2, ModRM: -1}, false},                                // syscall
-		{"f3 0f 1e fa", Inst{Len: 4, Legacy: 1, Op: 1, ModRM: 3}, false},         // endbr64
-		{"c5 f8 77", Inst{Len: 3, Op: 0, ModRM: -1, VEX: true}, false},           // vzeroupper
-		{"c4 e2 79 18 05 00 00 00 00", Inst{Len: 9, ModRM: 4, VEX: true}, true},  // vbroadcastss 0x0(%rip),%xmm0
-		{"f2 e9 01 00 00 00", Inst{Len: 6, Legacy: 1, Op: 1, ModRM: -1}, false},  // bnd jmp
+		{"48 8b 05 01 02 03 04", Inst{Len: 7, REX: 0x48, Op: 1, ModRM: 2}, true},           // mov 0x..(%rip),%rax
+		{"48 8b 52 18", Inst{Len: 4, REX: 0x48, Op: 1, ModRM: 2}, false},                   // mov 0x18(%rdx),%rdx
+		{"66 89 c0", Inst{Len: 3, Legacy: 1, Op: 1, ModRM: 2, OpSize: true}, false},        // mov %ax,%ax
+		{"48 66 89 c0", Inst{Len: 4, Legacy: 1, Op: 2, ModRM: 3, OpSize: true}, false},     // REX then a legacy prefix: the REX is void
+		{"b8 27 00 00 00", Inst{Len: 5, ModRM: -1}, false},                                 // mov $39,%eax
+		{"0f 05", Inst{Len: 2, ModRM: -1}, false},                                          // syscall
+		{"f3 0f 1e fa", Inst{Len: 4, Legacy: 1, Op: 1, ModRM: 3, Rep: true}, false},        // endbr64
+		{"c5 f8 77", Inst{Len: 3, Op: 0, ModRM: -1, VEX: true}, false},                     // vzeroupper
+		{"c4 e2 79 18 05 00 00 00 00", Inst{Len: 9, ModRM: 4, VEX: true}, true},            // vbroadcastss 0x0(%rip),%xmm0
+		{"f2 e9 01 00 00 00", Inst{Len: 6, Legacy: 1, Op: 1, ModRM: -1, Rep: true}, false}, // bnd jmp
 	} {
 		code := mustHex(t, c.hex)
 		got, err := Decode(code)
