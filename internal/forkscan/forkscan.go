@@ -583,44 +583,10 @@ func (b bitset) hasIn(lo, hi int) bool {
 }
 
 // branchTargets returns the in-buffer targets of direct relative branches
-// (jmp, jcc, call, loop, jrcxz), with or without prefixes. Their length is
-// fixed by the opcode (no ModRM), so no decoding is needed.
+// (jmp, jcc, call, loop, jrcxz), with or without prefixes: x86len's, the
+// one branch-target scanner the rewrite planner uses too.
 func branchTargets(code []byte, starts []int) bitset {
-	t := make(bitset, (len(code)+63)/64)
-	for _, off := range starts {
-		p := off
-		for p < len(code) && p-off < x86len.MaxLen && x86len.IsPrefix(code[p]) {
-			p++
-		}
-		if p >= len(code) {
-			continue
-		}
-		b := code[p]
-		var rel, end int
-		switch {
-		case b == 0xeb || b >= 0x70 && b <= 0x7f || b >= 0xe0 && b <= 0xe3:
-			end = p + 2
-			if end > len(code) {
-				continue
-			}
-			rel = int(int8(code[p+1]))
-		case b == 0xe8 || b == 0xe9:
-			end = p + 5
-			if end > len(code) {
-				continue
-			}
-			rel = int(int32(le32(code[p+1:])))
-		case b == 0x0f && p+6 <= len(code) && code[p+1] >= 0x80 && code[p+1] <= 0x8f:
-			end = p + 6
-			rel = int(int32(le32(code[p+2:])))
-		default:
-			continue
-		}
-		if dst := end + rel; dst >= 0 && dst < len(code) {
-			t[dst/64] |= 1 << (dst % 64)
-		}
-	}
-	return t
+	return bitset(x86len.BranchTargetBits(code, starts))
 }
 
 // processImports returns the sorted undefined dynamic symbols of f that are
