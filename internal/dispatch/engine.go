@@ -63,6 +63,10 @@ type Config struct {
 	// GuestCaps: the guest holds real capabilities (kbox started by root
 	// with --keep-caps).
 	GuestCaps bool
+	// Denied are calls the filter sends to the engine only to refuse them
+	// (the dangerous set under -v: policy.Options.NotifyDenied), by name,
+	// with the reason: the engine answers EPERM and counts them.
+	Denied map[string]string
 }
 
 // Engine is the dispatcher shared by all tiers.
@@ -85,13 +89,16 @@ type Engine struct {
 	// for (vfs.Namespace.VirtualEntries), for getdents.
 	mountPoints map[[2]uint64][]vfs.DirEntry
 
-	logMu     sync.Mutex
-	enosysMu  sync.Mutex
-	enosys    map[int]uint64
-	total     atomic.Uint64
-	hostUID   uint32
-	hostGID   uint32
-	mutations atomic.Uint64
+	logMu    sync.Mutex
+	enosysMu sync.Mutex
+	enosys   map[int]uint64
+	// deniedCount counts refusals by "name (ERRNO)" for -v.
+	deniedMu    sync.Mutex
+	deniedCount map[string]uint64
+	total       atomic.Uint64
+	hostUID     uint32
+	hostGID     uint32
+	mutations   atomic.Uint64
 	// internalErrors counts handler panics recovered by Dispatch.
 	internalErrors atomic.Uint64
 	// fifoWriters counts FIFO opens for writing waiting for a reader.
@@ -109,12 +116,17 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.InitialCwd == "" {
 		cfg.InitialCwd = "/"
 	}
-	e := &Engine{cfg: cfg, arch: cfg.Arch, ns: cfg.NS, enosys: map[int]uint64{},
+	e := &Engine{cfg: cfg, arch: cfg.Arch, ns: cfg.NS, enosys: map[int]uint64{}, deniedCount: map[string]uint64{},
 		hostUID: uint32(os.Geteuid()), hostGID: uint32(os.Getegid())}
 	e.handlers = make([]Handler, cfg.Arch.MaxNr()+1)
 	for name, h := range handlersByName {
 		if nr, ok := cfg.Arch.Nr(name); ok {
 			e.handlers[nr] = h
+		}
+	}
+	for name, why := range cfg.Denied {
+		if nr, ok := cfg.Arch.Nr(name); ok && e.handlers[nr] == nil {
+			e.handlers[nr] = func(e *Engine, r *Request) Result { return e.denied(r, unix.EPERM, why) }
 		}
 	}
 	e.Procs = newProcTable(e)
@@ -295,7 +307,16 @@ func (e *Engine) warnf(format string, args ...any) {
 // denied records a refusal for -v.
 func (e *Engine) denied(r *Request, err unix.Errno, why string) Result {
 	r.noteDenied()
-	e.Verbosef("pid %d: %s denied (%s): %s", r.Tgid, e.arch.SyscallName(r.Nr), unix.ErrnoName(err), why)
+	if e.cfg.Verbose {
+		name := e.arch.SyscallName(r.Nr) + " (" + unix.ErrnoName(err) + ")"
+		e.deniedMu.Lock()
+		e.deniedCount[name]++
+		first := e.deniedCount[name] == 1
+		e.deniedMu.Unlock()
+		if first {
+			e.Verbosef("pid %d: %s denied (%s): %s (further denials counted at exit)", r.Tgid, e.arch.SyscallName(r.Nr), unix.ErrnoName(err), why)
+		}
+	}
 	return Fail(err)
 }
 
@@ -331,6 +352,16 @@ func (e *Engine) Report() {
 		e.Verbosef("unsupported syscalls: none")
 	} else {
 		e.Verbosef("unsupported syscalls (ENOSYS):%s", b.String())
+	}
+	e.deniedMu.Lock()
+	denied := make([]string, 0, len(e.deniedCount))
+	for n, c := range e.deniedCount {
+		denied = append(denied, fmt.Sprintf(" %s=%d", n, c))
+	}
+	e.deniedMu.Unlock()
+	sort.Strings(denied)
+	if len(denied) > 0 {
+		e.Verbosef("denied syscalls:%s", strings.Join(denied, ""))
 	}
 }
 

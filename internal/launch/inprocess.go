@@ -70,6 +70,7 @@ func EngineConfig(ns *vfs.Namespace, pol *policy.Resolved, id identity.Config, w
 		Arch: pol.Arch, NS: ns, Identity: id, InitialCwd: workDir,
 		ExecDir: execDir, Verbose: verbose,
 		GuestCaps: os.Geteuid() == 0 && keepCaps,
+		Denied:    pol.Denied(),
 		// With Landlock the kernel itself refuses to execute anything
 		// outside the guest's mounts, which makes the exec path rewrite
 		// safe even when another guest thread could race it.
@@ -303,7 +304,9 @@ func InProcessChild() int {
 		}
 	}
 	ns.Seal()
-	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: spec.Identity.Virtual})
+	// -v: the dangerous set goes to the engine, which refuses and counts
+	// it (the process's own filters still deny it in BPF).
+	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: spec.Identity.Virtual, NotifyDenied: spec.Verbose})
 	if err != nil {
 		return fail(125, err)
 	}

@@ -21,7 +21,11 @@ import (
 // status when kbox failed. When auto's in-process tier cannot start the
 // guest, Run falls back to the seccomp tier. The caller closes p.
 func Run(p *Plan) (int, error) {
-	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: p.Identity.Virtual})
+	// With -v the seccomp tier's filter notifies the dangerous set so that
+	// each refusal is named and counted (the engine answers EPERM); the
+	// in-process tiers' filters deny it in BPF regardless, and their
+	// guest's calls trap first anyway.
+	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: p.Identity.Virtual, NotifyDenied: p.Verbose})
 	if err != nil {
 		return ExitFailure, err
 	}

@@ -281,6 +281,11 @@ type Options struct {
 	// VirtualIdentity: the guest's uid/gid differ from the host user's, so
 	// identity calls and fstat are notified.
 	VirtualIdentity bool
+	// NotifyDenied (-v): the dangerous set's rows are notified instead of
+	// failed in BPF, so that the supervisor can name and count each
+	// refusal; it answers them EPERM (dispatch.Config.Denied, Denied).
+	// Argument forms denied in BPF (namespace clones, TIOCSTI) stay there.
+	NotifyDenied bool
 }
 
 // Resolved is the table applied to one architecture and run.
@@ -322,7 +327,7 @@ func (r *Resolved) Expect(nr int, args [6]uint64) Disposition {
 			a, m, v = a&0xffffffff, m&0xffffffff, v&0xffffffff
 		}
 		if a&m == v {
-			return r.effect(c.Disp)
+			return r.condEffect(c.Disp)
 		}
 	}
 	return r.Effect[nr]
@@ -350,8 +355,23 @@ func (r *Resolved) Disposition(nr int) Disposition {
 	return r.Default
 }
 
+// condEffect is effect for an argument form: a form denied in BPF stays
+// denied there under NotifyDenied (the engine's refusal handler is per
+// call, and these calls' other forms are served).
+func (r *Resolved) condEffect(d Disposition) Disposition {
+	if d == Deny {
+		return Deny
+	}
+	return r.effect(d)
+}
+
 func (r *Resolved) effect(d Disposition) Disposition {
 	switch d {
+	case Deny:
+		if r.opts.NotifyDenied {
+			return Notify
+		}
+		return Deny
 	case Identity, Ownership:
 		if r.opts.VirtualIdentity {
 			return Notify
@@ -390,11 +410,26 @@ func (r *Resolved) Program() seccomp.Program {
 		rule := seccomp.Rule{Nr: nr, Action: r.action(r.Effect[nr])}
 		for _, c := range r.ByNr[nr].Conds {
 			rule.Conds = append(rule.Conds, seccomp.ArgCond{Arg: c.Arg, Mask: c.Mask, Value: c.Value, Width32: c.Int,
-				Action: r.action(r.effect(c.Disp))})
+				Action: r.action(r.condEffect(c.Disp))})
 		}
 		p.Rules = append(p.Rules, rule)
 	}
 	return p
+}
+
+// Denied returns the rows this resolution notifies only to refuse them
+// (NotifyDenied), by name with the reason, for dispatch.Config.Denied.
+func (r *Resolved) Denied() map[string]string {
+	if !r.opts.NotifyDenied {
+		return nil
+	}
+	out := map[string]string{}
+	for _, e := range r.ByNr {
+		if e.Disp == Deny {
+			out[e.Name] = "in the dangerous set: " + e.Why
+		}
+	}
+	return out
 }
 
 // Backstop compiles the in-process tiers' second filter: the dangerous set

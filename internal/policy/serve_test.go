@@ -78,3 +78,28 @@ func TestSyscallDoc(t *testing.T) {
 		t.Errorf("docs/syscalls.md differs from the table; run go test ./internal/policy -run TestSyscallDoc -update")
 	}
 }
+
+// TestNotifyDenied: under -v the dangerous set's rows are notified (the
+// engine refuses them by name), while the argument forms denied in BPF
+// stay denied there.
+func TestNotifyDenied(t *testing.T) {
+	r, err := Resolve(abi.AMD64, Options{NotifyDenied: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mount := abi.AMD64.MustNr("mount")
+	if got := r.Expect(mount, [6]uint64{}); got != Notify {
+		t.Errorf("mount under NotifyDenied: %v, want notify", got)
+	}
+	if _, ok := r.Denied()["mount"]; !ok {
+		t.Errorf("Denied() lacks mount: %v", r.Denied())
+	}
+	clone := abi.AMD64.MustNr("clone")
+	if got := r.Expect(clone, [6]uint64{0x10000000}); got != Deny { // CLONE_NEWUSER
+		t.Errorf("clone(CLONE_NEWUSER) under NotifyDenied: %v, want deny in BPF", got)
+	}
+	plain, _ := Resolve(abi.AMD64, Options{})
+	if got := plain.Expect(mount, [6]uint64{}); got != Deny || plain.Denied() != nil {
+		t.Errorf("without NotifyDenied mount is %v (Denied %v), want deny", got, plain.Denied())
+	}
+}

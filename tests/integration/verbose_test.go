@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kbox-go/kbox/internal/abi"
 )
 
 // TestUnsupportedCallsAreCounted: a syscall kbox does not serve returns
@@ -34,5 +37,32 @@ func testUnsupportedCallsAreCounted(t *testing.T, tier string) {
 	}
 	if strings.Contains(errOut, "goroutine ") || strings.Contains(errOut, "panic") {
 		t.Errorf("Go trace in the output:\n%s", errOut)
+	}
+}
+
+// TestVerboseNamesBPFDenials: with -v, a call of the dangerous set is
+// named once with its reason and counted at exit, in every tier (the
+// seccomp tier's filter notifies the set under -v instead of failing it
+// in BPF); the guest still gets EPERM each time.
+func TestVerboseNamesBPFDenials(t *testing.T) {
+	t.Parallel()
+	unshare := strconv.Itoa(abi.Host().MustNr("unshare"))
+	for _, tier := range allTiers {
+		t.Run(tier, func(t *testing.T) {
+			t.Parallel()
+			root := freshRoot(t, 0)
+			opts := runOpts{Args: []string{"--syscall-mode=" + tier, "-v", "-r", root, "--", "/bin/sc",
+				"syscall", unshare, "0", ",", "syscall", unshare, "0", ",", "syscall", unshare, "0"}}
+			out, errOut, code := runKbox(t, opts)
+			if code != 0 || out != strings.Repeat("syscall: err EPERM\n", 3) {
+				t.Fatalf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, errOut)
+			}
+			if n := strings.Count(errOut, "unshare denied (EPERM)"); n != 1 {
+				t.Errorf("%d lines naming the denial, want 1:\n%s", n, errOut)
+			}
+			if !strings.Contains(errOut, "denied syscalls: unshare (EPERM)=3") {
+				t.Errorf("no count of the denials at exit:\n%s", errOut)
+			}
+		})
 	}
 }
