@@ -347,3 +347,36 @@ func resultString(r Result) string {
 // g64 is a guest int argument as the kernel receives it in a register
 // (a negative int is sign-extended).
 func g64(v int) uint64 { return uint64(int64(v)) }
+
+// onThread runs f natively on an OS thread of its own, which ends with
+// f: what f changes of the thread's state (its credentials with raw
+// set*id calls, its cwd and root after unshare(CLONE_FS)) goes with it.
+// The runtime never clones a new thread from a locked one.
+func onThread(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		f()
+	}()
+	<-done
+}
+
+// inDir runs f natively on a thread of its own whose working directory
+// (unshared from the process's) is dir.
+func inDir(t *testing.T, dir string, f func()) {
+	t.Helper()
+	var err error
+	onThread(func() {
+		if err = unix.Unshare(unix.CLONE_FS); err != nil {
+			return
+		}
+		if err = unix.Chdir(dir); err != nil {
+			return
+		}
+		f()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -171,31 +170,6 @@ func TestNetBind(t *testing.T) {
 	}
 	if isSocket(filepath.Join(filepath.Dir(h.root), "s3")) {
 		t.Error("bind of /../../s3 created a socket above the root")
-	}
-}
-
-// inDir runs f natively on an OS thread of its own whose working
-// directory (unshared) is dir; the thread ends with f.
-func inDir(t *testing.T, dir string, f func()) {
-	t.Helper()
-	done := make(chan error)
-	go func() {
-		// Never unlocked: the thread, with its private cwd, ends with
-		// the goroutine (the runtime clones no thread from a locked one).
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			done <- err
-			return
-		}
-		if err := unix.Chdir(dir); err != nil {
-			done <- err
-			return
-		}
-		f()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }
 
