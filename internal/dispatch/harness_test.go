@@ -215,6 +215,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
+	t.Cleanup(func() { releaseTable(e.Procs) })
 	h := &harness{t: t, e: e, log: &log, root: root, hosts: hosts,
 		mem:  &fakeMem{base: harnessMemBase, b: make([]byte, harnessMemSize)},
 		proc: e.Procs.AddInitial(os.Getpid()), next: harnessAllocStart}
@@ -224,6 +225,23 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		}
 	})
 	return h
+}
+
+// releaseTable closes the descriptors a process table holds for the
+// engine's lifetime (Engine.Close leaves them: an engine lives as long as
+// kbox), so that tests making many engines do not fill the descriptor
+// table (TestProcTableFullDescriptorTable lowers its limit). The exit
+// watcher stays blocked in its epoll_wait, on the closed file.
+func releaseTable(pt *ProcTable) {
+	pt.resMu.Lock()
+	for _, fd := range pt.reserve {
+		unix.Close(fd)
+	}
+	pt.reserve = nil
+	pt.resMu.Unlock()
+	if pt.epfd >= 0 {
+		unix.Close(pt.epfd)
+	}
 }
 
 // req makes a request of the guest process.
