@@ -119,7 +119,9 @@ const (
 // harness is one engine with its guest:
 //
 //	guest /      host h.root: a file "f" ("hello\n", 0644), a directory "d"
-//	guest /mnt   a second writable mount (h.hosts["/mnt"]): "f", "d"
+//	guest /mnt   a second writable mount (h.hosts["/mnt"]): "f", "d", and
+//	             "null", a file bind of the host's /dev/null over a
+//	             placeholder file
 //	guest /ro    a read-only bind (h.hosts["/ro"]): "f", "d"
 //	guest /proc  the host's /proc (withProc only)
 //
@@ -203,6 +205,11 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	add("/", root, false, vfs.KindBind)
 	add("/mnt", hosts["/mnt"], false, vfs.KindBind)
 	add("/ro", hosts["/ro"], true, vfs.KindBind)
+	// A file bind over a placeholder, as kbox's private /dev has them.
+	if err := os.WriteFile(filepath.Join(hosts["/mnt"], "null"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	add("/mnt/null", "/dev/null", false, vfs.KindBind)
 	if cfg.proc {
 		add("/proc", "/proc", false, vfs.KindProc)
 		hosts["/proc"] = "/proc"
