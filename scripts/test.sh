@@ -43,6 +43,9 @@ if [ $quick -eq 0 ]; then
 fi
 echo "== go test"
 go test -count=1 ./...
+echo "== go test -race (the packages with concurrency; not the integration suite, which runs kbox binaries)"
+go test -race -count=1 ./internal/abi ./internal/dispatch ./internal/fdtable ./internal/inproc ./internal/launch \
+	./internal/sandbox ./internal/tier/... ./internal/vfs
 echo "== benchmark smoke run (no timing assertions)"
 go run ./bench --quick --no-install >/dev/null
 if [ $quick -eq 0 ]; then
