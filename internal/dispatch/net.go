@@ -39,8 +39,12 @@ type unixNames struct {
 	bound  map[uint64]string    // socket inode -> name it is bound to
 	peer   map[uint64]string    // socket inode -> name of the socket it connected to
 	byName map[string]string    // name given to the kernel -> guest name (last wins)
-	files  map[[2]uint64]string // socket file (dev, ino) -> name it was bound with
+	files  map[[2]uint64]string // socket file (fileKey) -> name it was bound with
 }
+
+// fileKey identifies a socket file by device and inode, the inode cut to
+// 32 bits as sock_diag reports it (boundFile).
+func fileKey(dev, ino uint64) [2]uint64 { return [2]uint64{dev, uint64(uint32(ino))} }
 
 func newUnixNames() *unixNames {
 	return &unixNames{bound: map[uint64]string{}, peer: map[uint64]string{}, byName: map[string]string{},
@@ -170,7 +174,7 @@ func (e *Engine) translateSockaddr(r *Request, s int, raw []byte, create bool) (
 	a, err := unixAddr(procFD(l.Obj.FD()), l)
 	if err == nil {
 		a.guest = l.Path
-		a.file = [2]uint64{l.Stat.Dev, l.Stat.Ino}
+		a.file = fileKey(l.Stat.Dev, l.Stat.Ino)
 	}
 	return a, err
 }
@@ -244,7 +248,7 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 			e.names.byName[name] = a.guest
 			var st unix.Stat_t
 			if unix.Fstatat(a.dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-				e.names.files[[2]uint64{st.Dev, st.Ino}] = a.guest
+				e.names.files[fileKey(st.Dev, st.Ino)] = a.guest
 			}
 		} else if g, ok := e.names.files[a.file]; ok {
 			// The peer's name is the one its socket was bound with.
@@ -297,10 +301,21 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 		if peer {
 			g, ok = e.names.peer[ino]
 		}
-		if !ok {
-			g, ok = e.names.byName[string(host)]
-		}
 		e.names.mu.Unlock()
+		if !ok && !peer {
+			// An accepted socket has its listener's address, and the
+			// listener's socket file: the bare name may be another's.
+			if k, found := boundFile(s); found {
+				e.names.mu.Lock()
+				g, ok = e.names.files[k]
+				e.names.mu.Unlock()
+			}
+		}
+		if !ok {
+			e.names.mu.Lock()
+			g, ok = e.names.byName[string(host)]
+			e.names.mu.Unlock()
+		}
 		if ok {
 			out = make([]byte, 2+len(g)+1)
 			binary.LittleEndian.PutUint16(out, unix.AF_UNIX)
@@ -617,4 +632,66 @@ func (t *bindThread) bindAt(sock int, a *sockAddr) error {
 	}
 	<-done
 	return err
+}
+
+// boundFile asks the kernel (sock_diag, UDIAG_SHOW_VFS) for the socket
+// file AF_UNIX socket s is bound to, which for an accepted socket is its
+// listener's; found=false when it does not tell (no sock_diag, an
+// unbound socket).
+func boundFile(s int) (key [2]uint64, found bool) {
+	ino := sockIno(s)
+	nl, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return key, false
+	}
+	defer unix.Close(nl)
+	const (
+		nlmsgHdrLen    = 16
+		unixDiagReqLen = 24
+		unixDiagMsgLen = 16
+		udiagShowVFS   = 0x2
+		unixDiagVFS    = 1
+	)
+	le := binary.LittleEndian
+	req := make([]byte, nlmsgHdrLen+unixDiagReqLen)
+	le.PutUint32(req[0:], uint32(len(req)))
+	le.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	le.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	le.PutUint32(req[8:], 1) // sequence
+	d := req[nlmsgHdrLen:]
+	d[0] = unix.AF_UNIX
+	le.PutUint32(d[4:], ^uint32(0)) // every state
+	le.PutUint32(d[8:], uint32(ino))
+	le.PutUint32(d[12:], udiagShowVFS)
+	le.PutUint32(d[16:], ^uint32(0)) // no cookie
+	le.PutUint32(d[20:], ^uint32(0))
+	if err := unix.Sendto(nl, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return key, false
+	}
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(nl, buf, 0)
+	if err != nil || n < nlmsgHdrLen+unixDiagMsgLen {
+		return key, false
+	}
+	msgLen := int(le.Uint32(buf))
+	if le.Uint16(buf[4:]) != unix.SOCK_DIAG_BY_FAMILY || msgLen > n || msgLen < nlmsgHdrLen+unixDiagMsgLen ||
+		le.Uint32(buf[nlmsgHdrLen+4:]) != uint32(ino) {
+		return key, false
+	}
+	// Attributes (struct rtattr: len, type; 4-byte aligned) follow the
+	// unix_diag_msg.
+	for off := nlmsgHdrLen + unixDiagMsgLen; off+4 <= msgLen; {
+		alen, atype := int(le.Uint16(buf[off:])), le.Uint16(buf[off+2:])
+		if alen < 4 || off+alen > msgLen {
+			break
+		}
+		if atype == unixDiagVFS && alen >= 4+8 {
+			// struct unix_diag_vfs: the inode, then the device in the
+			// kernel's internal form (major << 20 | minor).
+			vino, kdev := le.Uint32(buf[off+4:]), le.Uint32(buf[off+8:])
+			return fileKey(unix.Mkdev(kdev>>20, kdev&0xfffff), uint64(vino)), true
+		}
+		off += (alen + 3) &^ 3
+	}
+	return key, false
 }
