@@ -39,6 +39,15 @@ func nativeGetcwd(size int) (string, Result) {
 func TestChdirNative(t *testing.T) {
 	native := t.TempDir()
 	populate(t, native)
+	h := newHarness(t)
+	h.separateGuest()
+	for _, dir := range []string{h.root, native} {
+		os.Symlink("d", filepath.Join(dir, "ld"))
+		os.Symlink("nowhere", filepath.Join(dir, "dangling"))
+	}
+	if err := os.MkdirAll(native+"/mnt/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name  string
 		steps []string // chdir arguments, in order (relative ones from the previous)
@@ -57,14 +66,7 @@ func TestChdirNative(t *testing.T) {
 		{"second mount and back", []string{"/mnt/d", "../..", "mnt"}, "/mnt"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t)
-			for _, dir := range []string{h.root, native} {
-				os.Symlink("d", filepath.Join(dir, "ld"))
-				os.Symlink("nowhere", filepath.Join(dir, "dangling"))
-			}
-			if err := os.MkdirAll(native+"/mnt/d", 0o755); err != nil {
-				t.Fatal(err)
-			}
+			expect(t, "chdir / first", h.call("chdir", h.str("/")), Ok(0))
 			var want []Result
 			var nativeCwd string
 			inDir(t, native, func() {

@@ -222,7 +222,13 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	t.Cleanup(func() { releaseTable(e.Procs) })
+	t.Cleanup(func() {
+		releaseTable(e.Procs)
+		// End the bind thread (its loop ends with the channel; the
+		// thread, locked, exits with it): every thread of the test
+		// process is one more /proc read in each ChildrenOf.
+		close(e.bindThread.reqs)
+	})
 	h := &harness{t: t, e: e, log: &log, root: root, hosts: hosts,
 		mem:  &fakeMem{base: harnessMemBase, b: make([]byte, harnessMemSize)},
 		proc: e.Procs.AddInitial(os.Getpid()), next: harnessAllocStart}
@@ -251,9 +257,26 @@ func releaseTable(pt *ProcTable) {
 	}
 }
 
+// separateGuest makes the guest process a host "sleep" of its own (the
+// seccomp tier's case: a guest in another process), whose state kbox
+// keeps; descriptors and memory stay the test's. A state change settles
+// the process's children first, reading each of its threads' children
+// from /proc: one thread here, dozens in the test process.
+func (h *harness) separateGuest() {
+	h.t.Helper()
+	h.proc = h.e.Procs.AddInitial(startSleep(h.t).Process.Pid)
+}
+
+// resetCreds gives the guest process the run's initial credentials.
+func (h *harness) resetCreds() {
+	h.proc.mu.Lock()
+	h.proc.creds = h.e.cfg.Identity.Initial()
+	h.proc.mu.Unlock()
+}
+
 // req makes a request of the guest process.
 func (h *harness) req(name string, args ...uint64) *Request {
-	r := &Request{Nr: h.e.arch.MustNr(name), Tid: os.Getpid(), Tgid: os.Getpid(), Mem: h.mem, FDs: selfFDs{}, Proc: h.proc}
+	r := &Request{Nr: h.e.arch.MustNr(name), Tid: h.proc.Tgid, Tgid: h.proc.Tgid, Mem: h.mem, FDs: selfFDs{}, Proc: h.proc}
 	copy(r.Args[:], args)
 	return r
 }

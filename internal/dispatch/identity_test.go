@@ -184,6 +184,7 @@ var (
 // same full credential set.
 func TestIdentityTransitions(t *testing.T) {
 	h := newHarness(t, virtualID(identity.Config{UID: 0}))
+	h.separateGuest()
 	oracle := os.Geteuid() == 0
 	const uidSide, gidSide = 0, 1
 	for _, c := range []struct {
@@ -250,7 +251,7 @@ func TestIdentityTransitions(t *testing.T) {
 	} {
 		what := c.start + ": " + c.call.String()
 		st := idStartTab[c.start]
-		h.proc = h.e.Procs.AddInitial(os.Getpid()) // a fresh virtual root
+		h.resetCreds() // a fresh virtual root
 		if err := enter(st, h.guestCall); err != nil {
 			t.Fatalf("%s: entering the start state: %v", what, err)
 		}
@@ -295,6 +296,7 @@ func TestIdentityTransitions(t *testing.T) {
 // NGROUPS_MAX is EINVAL; bad pointers EFAULT).
 func TestIdentityArgs(t *testing.T) {
 	h := newHarness(t, virtualID(identity.Config{UID: 0}))
+	h.separateGuest()
 	expect(t, "setgroups [1 2 3]", h.guestCall(idCall{name: "setgroups", groups: []uint32{3, 1, 2}}), Ok(0))
 	buf := h.alloc(64)
 	for _, c := range []struct {
@@ -342,6 +344,7 @@ func TestIdentityArgs(t *testing.T) {
 // them.
 func TestIdentityCopies(t *testing.T) {
 	h := newHarness(t, virtualID(identity.Config{UID: 0}))
+	h.separateGuest()
 	expect(t, "setgroups", h.guestCall(idCall{name: "setgroups", groups: []uint32{4, 5}}), Ok(0))
 	snap := h.proc.Creds()
 	expect(t, "setgroups again", h.guestCall(idCall{name: "setgroups", groups: []uint32{9}}), Ok(0))

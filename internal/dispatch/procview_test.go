@@ -138,7 +138,11 @@ func TestGetdentsProc(t *testing.T) {
 		t.Skip("no process outside the test's own in /proc: nothing to hide")
 	}
 	for _, call := range getdentsCalls() {
-		for _, count := range []int{1 << 16, 4096, 64} {
+		counts := []int{1 << 16, 512}
+		if call == "getdents64" {
+			counts = append(counts, 64) // one entry a call, mostly of other processes
+		}
+		for _, count := range counts {
 			fd := h.open("/proc", unix.O_RDONLY|unix.O_DIRECTORY)
 			var pids, names []string
 			for _, d := range h.listGuest(call, fd, count) {
