@@ -286,17 +286,6 @@ func (h *harness) call(name string, args ...uint64) Result {
 	return h.e.Dispatch(h.req(name, args...))
 }
 
-// host returns the host path of a guest path (by its mount).
-func (h *harness) host(guest string) string {
-	best := "/"
-	for mp := range h.hosts {
-		if (guest == mp || strings.HasPrefix(guest, mp+"/")) && len(mp) > len(best) {
-			best = mp
-		}
-	}
-	return filepath.Join(h.hosts[best], strings.TrimPrefix(guest, best))
-}
-
 // alloc returns the guest address of n fresh zero bytes (8-aligned).
 func (h *harness) alloc(n int) uint64 {
 	h.t.Helper()
