@@ -233,3 +233,68 @@ func TestXattrRules(t *testing.T) {
 		}
 	}
 }
+
+// TestInotifyAddWatch: the watched path is resolved in the guest; the
+// answers are the native ones for a tree laid out alike (the watch
+// descriptor numbers included: each inotify instance counts from 1).
+func TestInotifyAddWatch(t *testing.T) {
+	h := newHarness(t)
+	native := t.TempDir()
+	populate(t, native)
+	for _, dir := range []string{h.root, native} {
+		if err := os.Symlink("f", filepath.Join(dir, "l")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nin, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(nin)
+	gin, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(gin)
+	for _, c := range []struct {
+		path string
+		mask uint32
+	}{
+		{"/f", unix.IN_MODIFY},
+		{"/d", unix.IN_CREATE},
+		{"/f", unix.IN_ATTRIB}, // the same file again: the same watch
+		{"/l", unix.IN_MODIFY},
+		{"/l", unix.IN_MODIFY | unix.IN_DONT_FOLLOW},
+		{"/f", unix.IN_MODIFY | unix.IN_ONLYDIR},
+		{"/l", unix.IN_MODIFY | unix.IN_ONLYDIR},
+		{"/nope", unix.IN_MODIFY},
+		{"/f/x", unix.IN_MODIFY},
+		{"/d", 0},
+	} {
+		wd, err := unix.InotifyAddWatch(nin, native+c.path, c.mask)
+		want := ret(int64(wd), err)
+		expect(t, "inotify_add_watch "+c.path, h.call("inotify_add_watch", uint64(gin), h.str(c.path), uint64(c.mask)), want)
+	}
+	// On the read-only bind: watching changes nothing.
+	if res := h.call("inotify_add_watch", uint64(gin), h.str("/ro/f"), unix.IN_MODIFY); res.Kind != Value {
+		t.Errorf("inotify_add_watch /ro/f: %s", resultString(res))
+	}
+	// The kernel's order: the mask, the descriptor, then the path.
+	file := h.open(h.root+"/f", unix.O_RDONLY)
+	for _, c := range []struct {
+		what string
+		fd   int
+		path string
+		mask uint32
+	}{
+		{"bad descriptor", -1, "/f", unix.IN_MODIFY},
+		{"bad descriptor, missing path", -1, "/nope", unix.IN_MODIFY},
+		{"not an inotify descriptor, missing path", file, "/nope", unix.IN_MODIFY},
+		{"no valid bit, bad descriptor", -1, "/nope", 0x800000},
+		{"IN_MASK_ADD with IN_MASK_CREATE", gin, "/f", unix.IN_MODIFY | unix.IN_MASK_ADD | unix.IN_MASK_CREATE},
+	} {
+		_, err := unix.InotifyAddWatch(c.fd, native+c.path, c.mask)
+		expect(t, "inotify_add_watch "+c.what, h.call("inotify_add_watch", g64(c.fd), h.str(c.path), uint64(c.mask)), Fail(err))
+	}
+	expect(t, "inotify_add_watch bad path", h.call("inotify_add_watch", uint64(gin), badAddr, unix.IN_MODIFY), Fail(unix.EFAULT))
+}
