@@ -4,8 +4,8 @@
 # integration tests (which also run guests as an unprivileged uid when
 # started as root) and a short fuzz run of the parsers.
 #
-# Usage: scripts/test.sh [--quick]   (--quick: under two minutes here; skips
-# staticcheck, fuzzing and the benchmark smoke run, and runs the
+# Usage: scripts/test.sh [--quick]   (--quick: about two minutes here; skips
+# staticcheck, -race, fuzzing and the benchmark smoke run, and runs the
 # integration suite in -short form)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +51,9 @@ if [ $quick -eq 1 ]; then
 	go test -count=1 -timeout 30m -short ./...
 else
 	go test -count=1 -timeout 45m ./...
+	echo "== go test -race (the packages with concurrency; not the integration suite, which runs kbox binaries)"
+	go test -race -count=1 ./internal/abi ./internal/dispatch ./internal/fdtable ./internal/inproc ./internal/launch \
+		./internal/sandbox ./internal/tier/... ./internal/vfs ./internal/trace
 	echo "== benchmark smoke run (no timing assertions)"
 	go run ./bench --quick --no-install >/dev/null
 fi

@@ -1,121 +1,15 @@
 package dispatch
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/abi"
-	"github.com/kbox-go/kbox/internal/vfs"
 )
-
-// fakeMem is guest memory for unit tests: one buffer at base; every other
-// address is EFAULT, as an unmapped page would be.
-type fakeMem struct {
-	base uint64
-	b    []byte
-}
-
-func (m *fakeMem) slice(addr uint64, n int) ([]byte, bool) {
-	if addr < m.base || !within(addr-m.base, uint64(n), uint64(len(m.b))) {
-		return nil, false
-	}
-	off := addr - m.base
-	return m.b[off : off+uint64(n)], true
-}
-
-func (m *fakeMem) Read(addr uint64, p []byte) error {
-	s, ok := m.slice(addr, len(p))
-	if !ok {
-		return unix.EFAULT
-	}
-	copy(p, s)
-	return nil
-}
-
-func (m *fakeMem) Write(addr uint64, p []byte) error {
-	s, ok := m.slice(addr, len(p))
-	if !ok {
-		return unix.EFAULT
-	}
-	copy(s, p)
-	return nil
-}
-
-func (m *fakeMem) ReadString(addr uint64, max int) (string, error) {
-	for n := 0; n <= max; n++ {
-		s, ok := m.slice(addr+uint64(n), 1)
-		if !ok {
-			return "", unix.EFAULT
-		}
-		if s[0] == 0 {
-			b, _ := m.slice(addr, n)
-			return string(b), nil
-		}
-	}
-	return "", unix.ENAMETOOLONG
-}
-
-// put stores b at offset off and returns its guest address.
-func (m *fakeMem) put(off int, b []byte) uint64 {
-	copy(m.b[off:], b)
-	return m.base + uint64(off)
-}
-
-// selfFDs gives the test process's own descriptors as the guest's.
-type selfFDs struct{}
-
-func (selfFDs) DupFD(fd int) (int, error) {
-	if fd < 0 {
-		return -1, unix.EBADF
-	}
-	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-}
-func (selfFDs) InjectFD(hostFD int, cloexec bool, target int) (int, error) {
-	return unix.FcntlInt(uintptr(hostFD), unix.F_DUPFD_CLOEXEC, 0)
-}
-func (selfFDs) StackPointer() (uint64, error) { return 0, unix.EFAULT }
-func (selfFDs) InstallsOPath() bool           { return true }
-
-// testEngine returns an engine whose guest root is a fresh temporary
-// directory holding a file "f", and a request maker.
-func testEngine(t *testing.T) (*Engine, *bytes.Buffer, func(name string, args ...uint64) *Request) {
-	t.Helper()
-	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
-		t.Skip("no syscall table for " + runtime.GOARCH)
-	}
-	root := t.TempDir()
-	if err := os.WriteFile(filepath.Join(root, "f"), []byte("hello\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ns := vfs.NewNamespace()
-	if err := ns.Add("/", root, false, vfs.KindBind); err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	e, err := New(Config{Arch: abi.Host(), NS: ns, Log: &log, ExecDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	proc := e.Procs.AddInitial(os.Getpid())
-	mem := &fakeMem{base: 0x10000, b: make([]byte, 1<<16)}
-	return e, &log, func(name string, args ...uint64) *Request {
-		r := &Request{Nr: e.arch.MustNr(name), Tid: os.Getpid(), Tgid: os.Getpid(), Mem: mem, FDs: selfFDs{}, Proc: proc}
-		copy(r.Args[:], args)
-		return r
-	}
-}
-
-// same compares results by what the guest sees.
-func same(a, b Result) bool { return a.Kind == b.Kind && a.Val == b.Val && a.Err == b.Err }
 
 func TestClampSize(t *testing.T) {
 	for _, c := range []struct {

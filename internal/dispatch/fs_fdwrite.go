@@ -85,14 +85,25 @@ func (e *Engine) dupForChange(r *Request, fd int, what string) (h int, res Resul
 	if err != nil {
 		return -1, Fail(err), false
 	}
-	if en, why := e.fdChangeCheck(e.ctx(r), h); en != 0 {
+	if res, ok := e.changeCheck(r, h, fd, what); !ok {
 		unix.Close(h)
+		return -1, res, false
+	}
+	return h, Result{}, true
+}
+
+// changeCheck is fdChangeCheck of h, kbox's duplicate of guest descriptor
+// fd, for a caller that duplicated it itself (to fail with EBADF before
+// it reads the call's argument, as the kernel does). ok=false: res is the
+// answer (logged for -v, prefixed with what when set).
+func (e *Engine) changeCheck(r *Request, h, fd int, what string) (res Result, ok bool) {
+	if en, why := e.fdChangeCheck(e.ctx(r), h); en != 0 {
 		if what != "" {
 			what += " "
 		}
-		return -1, e.denied(r, en, what+"on descriptor "+strconv.Itoa(fd)+": "+why), false
+		return e.denied(r, en, what+"on descriptor "+strconv.Itoa(fd)+": "+why), false
 	}
-	return h, Result{}, true
+	return Result{}, true
 }
 
 // mountAttached reports whether the mount host descriptor h lives on is in

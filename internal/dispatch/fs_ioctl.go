@@ -107,60 +107,15 @@ func (e *Engine) fsIoctl(r *Request, req uint32) Result {
 		return e.denied(r, unix.EPERM, ioctlName(req)+" acts on the host's file system")
 	}
 	switch req {
-	case fsIocSetflags, fsIoc32Setflags, fsIocSetversion, fsIoc32Setversion:
-		// The kernel reads an int whatever the request's declared size.
-		var b [4]byte
-		if err := r.Mem.Read(r.Ptr(2), b[:]); err != nil {
-			return Fail(err)
-		}
-		v := int32(binary.LittleEndian.Uint32(b[:]))
-		h, res, ok := e.dupForChange(r, fd, ioctlName(req))
-		if !ok {
-			return res
-		}
-		defer unix.Close(h)
-		return errOf(ioctlIntPtr(h, uint(req), &v))
-	case fsIocFssetxattr:
-		b := make([]byte, fsxattrSize)
-		if err := r.Mem.Read(r.Ptr(2), b); err != nil {
-			return Fail(err)
-		}
-		h, res, ok := e.dupForChange(r, fd, ioctlName(req))
-		if !ok {
-			return res
-		}
-		defer unix.Close(h)
-		return errOf(ioctlBuf(h, uint(req), b))
-	case unix.FICLONE:
-		src, err := r.FDs.DupFD(r.Int(2))
+	case fsIocSetflags, fsIoc32Setflags, fsIocSetversion, fsIoc32Setversion, fsIocFssetxattr, unix.FICLONE, unix.FICLONERANGE:
+		// The kernel looks the descriptor up (EBADF) before it reads
+		// the argument (EFAULT), and checks the mount after that.
+		h, err := r.FDs.DupFD(fd)
 		if err != nil {
 			return Fail(err)
 		}
-		defer unix.Close(src)
-		h, res, ok := e.dupForChange(r, fd, ioctlName(req))
-		if !ok {
-			return res
-		}
 		defer unix.Close(h)
-		return errOf(unix.IoctlFileClone(h, src))
-	case unix.FICLONERANGE:
-		b := make([]byte, fileCloneRangeSize)
-		if err := r.Mem.Read(r.Ptr(2), b); err != nil {
-			return Fail(err)
-		}
-		src, err := r.FDs.DupFD(int(int32(binary.LittleEndian.Uint64(b))))
-		if err != nil {
-			return Fail(err)
-		}
-		defer unix.Close(src)
-		h, res, ok := e.dupForChange(r, fd, ioctlName(req))
-		if !ok {
-			return res
-		}
-		defer unix.Close(h)
-		return errOf(unix.IoctlFileCloneRange(h, &unix.FileCloneRange{Src_fd: int64(src),
-			Src_offset: binary.LittleEndian.Uint64(b[8:]), Src_length: binary.LittleEndian.Uint64(b[16:]),
-			Dest_offset: binary.LittleEndian.Uint64(b[24:])}))
+		return e.changeIoctl(r, req, h, fd)
 	case unix.FIDEDUPERANGE:
 		return e.dedupeRange(r, fd)
 	}
@@ -189,10 +144,69 @@ func (e *Engine) fsIoctl(r *Request, req uint32) Result {
 	return Cont()
 }
 
+// changeIoctl runs an inode-changing request kbox knows on h, its
+// duplicate of guest descriptor fd, with kbox's copy of the argument.
+func (e *Engine) changeIoctl(r *Request, req uint32, h, fd int) Result {
+	switch req {
+	case fsIocSetflags, fsIoc32Setflags, fsIocSetversion, fsIoc32Setversion:
+		// The kernel reads an int whatever the request's declared size.
+		var b [4]byte
+		if err := r.Mem.Read(r.Ptr(2), b[:]); err != nil {
+			return Fail(err)
+		}
+		v := int32(binary.LittleEndian.Uint32(b[:]))
+		if res, ok := e.changeCheck(r, h, fd, ioctlName(req)); !ok {
+			return res
+		}
+		return errOf(ioctlIntPtr(h, uint(req), &v))
+	case fsIocFssetxattr:
+		b := make([]byte, fsxattrSize)
+		if err := r.Mem.Read(r.Ptr(2), b); err != nil {
+			return Fail(err)
+		}
+		if res, ok := e.changeCheck(r, h, fd, ioctlName(req)); !ok {
+			return res
+		}
+		return errOf(ioctlBuf(h, uint(req), b))
+	case unix.FICLONE:
+		src, err := r.FDs.DupFD(r.Int(2))
+		if err != nil {
+			return Fail(err)
+		}
+		defer unix.Close(src)
+		if res, ok := e.changeCheck(r, h, fd, ioctlName(req)); !ok {
+			return res
+		}
+		return errOf(unix.IoctlFileClone(h, src))
+	}
+	// FICLONERANGE
+	b := make([]byte, fileCloneRangeSize)
+	if err := r.Mem.Read(r.Ptr(2), b); err != nil {
+		return Fail(err)
+	}
+	src, err := r.FDs.DupFD(int(int32(binary.LittleEndian.Uint64(b))))
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(src)
+	if res, ok := e.changeCheck(r, h, fd, ioctlName(req)); !ok {
+		return res
+	}
+	return errOf(unix.IoctlFileCloneRange(h, &unix.FileCloneRange{Src_fd: int64(src),
+		Src_offset: binary.LittleEndian.Uint64(b[8:]), Src_length: binary.LittleEndian.Uint64(b[16:]),
+		Dest_offset: binary.LittleEndian.Uint64(b[24:])}))
+}
+
 // dedupeRange serves FIDEDUPERANGE: fd is the source (read), the
 // destinations in the argument's info[] are changed, each checked. kbox
 // runs the request with its own duplicates and copies the results back.
 func (e *Engine) dedupeRange(r *Request, fd int) Result {
+	// The source first (EBADF), then the argument, as the kernel.
+	src, err := r.FDs.DupFD(fd)
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(src)
 	hdr := make([]byte, dedupeHeaderSize)
 	if err := r.Mem.Read(r.Ptr(2), hdr); err != nil {
 		return Fail(err)
@@ -207,11 +221,6 @@ func (e *Engine) dedupeRange(r *Request, fd int) Result {
 			return Fail(err)
 		}
 	}
-	src, err := r.FDs.DupFD(fd)
-	if err != nil {
-		return Fail(err)
-	}
-	defer unix.Close(src)
 	arg := unix.FileDedupeRange{Src_offset: binary.LittleEndian.Uint64(hdr), Src_length: binary.LittleEndian.Uint64(hdr[8:]),
 		Reserved1: binary.LittleEndian.Uint16(hdr[18:]), Reserved2: binary.LittleEndian.Uint32(hdr[20:])}
 	refused := make([]unix.Errno, count)

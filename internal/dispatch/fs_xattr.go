@@ -289,8 +289,27 @@ func sysFremovexattr(e *Engine, r *Request) Result {
 	return errOf(unix.Fremovexattr(h, name))
 }
 
+// inotifyAllBits is the kernel's ALL_INOTIFY_BITS.
+const inotifyAllBits = unix.IN_ALL_EVENTS | unix.IN_UNMOUNT | unix.IN_Q_OVERFLOW | unix.IN_IGNORED | unix.IN_ONLYDIR |
+	unix.IN_DONT_FOLLOW | unix.IN_EXCL_UNLINK | unix.IN_MASK_CREATE | unix.IN_MASK_ADD | unix.IN_ISDIR | unix.IN_ONESHOT
+
+// sysInotifyAddWatch resolves the path in the guest and adds the watch
+// on kbox's duplicate of the inotify descriptor, in the kernel's order:
+// the mask (EINVAL), the descriptor (EBADF; not an inotify instance:
+// EINVAL), then the path.
 func sysInotifyAddWatch(e *Engine, r *Request) Result {
 	mask := r.Uint(2)
+	if mask&unix.IN_MASK_ADD != 0 && mask&unix.IN_MASK_CREATE != 0 || mask&inotifyAllBits == 0 {
+		return Fail(unix.EINVAL)
+	}
+	ifd, err := r.FDs.DupFD(r.Int(0))
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(ifd)
+	if target, err := readlinkProcFD(ifd); err != nil || target != "anon_inode:inotify" {
+		return Fail(unix.EINVAL)
+	}
 	follow := mask&unix.IN_DONT_FOLLOW == 0
 	l, err := e.resolveArg(r, atFDCWD, 1, followIf(follow))
 	if err != nil {
@@ -306,11 +325,6 @@ func sysInotifyAddWatch(e *Engine, r *Request) Result {
 	if mask&unix.IN_ONLYDIR != 0 && !l.IsDir() {
 		return Fail(unix.ENOTDIR)
 	}
-	ifd, err := r.FDs.DupFD(r.Int(0))
-	if err != nil {
-		return Fail(err)
-	}
-	defer unix.Close(ifd)
 	hostMask := mask
 	if l.Type() == unix.S_IFLNK {
 		hostMask |= unix.IN_DONT_FOLLOW

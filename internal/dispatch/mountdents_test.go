@@ -13,8 +13,8 @@ import (
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
-// parseDirents decodes records: name=type@d_off.
-func parseDirents(t *testing.T, b []byte, is64 bool) []string {
+// direntStrings decodes records: name=type@d_off.
+func direntStrings(t *testing.T, b []byte, is64 bool) []string {
 	t.Helper()
 	nameOff := 19
 	if !is64 {
@@ -45,11 +45,11 @@ func TestAppendAndEditDirents(t *testing.T) {
 			{Name: "seven77", Type: unix.S_IFCHR, Ino: 7}} {
 			b = appendDirent(b, d, is64)
 		}
-		if got := strings.Join(parseDirents(t, b, is64), " "); got != "a=4 longer-name=8 seven77=2" {
+		if got := strings.Join(direntStrings(t, b, is64), " "); got != "a=4 longer-name=8 seven77=2" {
 			t.Errorf("is64 %v: records %q", is64, got)
 		}
 		out, _ := editDirents(b, is64, map[string]bool{"longer-name": true}, map[string]uint32{"seven77": unix.S_IFBLK})
-		if got := strings.Join(parseDirents(t, out, is64), " "); got != "a=4 seven77=6" {
+		if got := strings.Join(direntStrings(t, out, is64), " "); got != "a=4 seven77=6" {
 			t.Errorf("is64 %v: edited %q", is64, got)
 		}
 	}
@@ -90,7 +90,7 @@ func TestMountPointDentsReal(t *testing.T) {
 			if len(b) == 0 {
 				break
 			}
-			got = append(got, parseDirents(t, b, true)...)
+			got = append(got, direntStrings(t, b, true)...)
 		}
 		f.Close()
 		sort.Strings(got)

@@ -28,20 +28,27 @@ func init() {
 	register(sysGetpeername, "getpeername")
 }
 
-// unixNames remembers the guest paths of AF_UNIX addresses kbox bound or
+// unixNames remembers the guest's names of AF_UNIX addresses kbox bound or
 // connected to, because the kernel reports the name kbox gave it (a bare
 // name, see bindThread) and getsockname/getpeername must answer with the
-// guest's path. Keyed by socket inode; by host name as a fallback (an
+// guest's: the sun_path the guest bound, as given (Linux reports a relative
+// name as relative). Keyed by socket inode; by host name as a fallback (an
 // accepted socket reports its listener's name).
 type unixNames struct {
 	mu     sync.Mutex
-	bound  map[uint64]string // socket inode -> guest path it is bound to
-	peer   map[uint64]string // socket inode -> guest path it connected to
-	byName map[string]string // name given to the kernel -> guest path (last wins)
+	bound  map[uint64]string    // socket inode -> name it is bound to
+	peer   map[uint64]string    // socket inode -> name of the socket it connected to
+	byName map[string]string    // name given to the kernel -> guest name (last wins)
+	files  map[[2]uint64]string // socket file (fileKey) -> name it was bound with
 }
 
+// fileKey identifies a socket file by device and inode, the inode cut to
+// 32 bits as sock_diag reports it (boundFile).
+func fileKey(dev, ino uint64) [2]uint64 { return [2]uint64{dev, uint64(uint32(ino))} }
+
 func newUnixNames() *unixNames {
-	return &unixNames{bound: map[uint64]string{}, peer: map[uint64]string{}, byName: map[string]string{}}
+	return &unixNames{bound: map[uint64]string{}, peer: map[uint64]string{}, byName: map[string]string{},
+		files: map[[2]uint64]string{}}
 }
 
 func sockIno(fd int) uint64 {
@@ -54,6 +61,7 @@ func sockIno(fd int) uint64 {
 
 const (
 	sockaddrMax   = 128 // sizeof(struct sockaddr_storage)
+	sockaddrUnMax = 110 // sizeof(struct sockaddr_un)
 	sunPathMax    = 108
 	sendChunkMax  = 1 << 20
 	iovMax        = 1024
@@ -68,7 +76,8 @@ type sockAddr struct {
 	raw     []byte
 	release func()
 	dirfd   int
-	guest   string // AF_UNIX: the guest path the address names
+	guest   string    // AF_UNIX: the guest's name of the address
+	file    [2]uint64 // AF_UNIX connect: the socket file's (dev, ino)
 }
 
 func (a *sockAddr) free() {
@@ -77,8 +86,9 @@ func (a *sockAddr) free() {
 	}
 }
 
-// readSockaddr reads a guest sockaddr and translates an AF_UNIX path.
-func (e *Engine) readSockaddr(r *Request, addr uint64, length uint32, create bool) (*sockAddr, error) {
+// readRawSockaddr copies a guest sockaddr (move_addr_to_kernel: longer
+// than sockaddr_storage is EINVAL).
+func readRawSockaddr(r *Request, addr uint64, length uint32) ([]byte, error) {
 	if length > sockaddrMax {
 		return nil, unix.EINVAL
 	}
@@ -86,8 +96,41 @@ func (e *Engine) readSockaddr(r *Request, addr uint64, length uint32, create boo
 	if err := r.Mem.Read(addr, raw); err != nil {
 		return nil, err
 	}
-	if length < 2 || binary.LittleEndian.Uint16(raw) != unix.AF_UNIX || length == abi.SockaddrUnPath || raw[abi.SockaddrUnPath] == 0 {
-		return &sockAddr{raw: raw, dirfd: -1}, nil // not a path: abstract, unnamed, or another family
+	return raw, nil
+}
+
+// sockDomain returns the address family of host socket s (ENOTSOCK for
+// another descriptor).
+func sockDomain(s int) (int, error) {
+	return unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_DOMAIN)
+}
+
+// readSockaddr reads a guest sockaddr for a call on host socket s and
+// translates an AF_UNIX path.
+func (e *Engine) readSockaddr(r *Request, s int, addr uint64, length uint32, create bool) (*sockAddr, error) {
+	raw, err := readRawSockaddr(r, addr, length)
+	if err != nil {
+		return nil, err
+	}
+	return e.translateSockaddr(r, s, raw, create)
+}
+
+// translateSockaddr translates the AF_UNIX path in raw, an address for
+// host socket s. Only an AF_UNIX socket's address is a path: for another
+// family the kernel reads no path, and answers itself.
+func (e *Engine) translateSockaddr(r *Request, s int, raw []byte, create bool) (*sockAddr, error) {
+	length := len(raw)
+	if length < 2 || binary.LittleEndian.Uint16(raw) != unix.AF_UNIX {
+		return &sockAddr{raw: raw, dirfd: -1}, nil // another family
+	}
+	if d, err := sockDomain(s); err != nil || d != unix.AF_UNIX {
+		return &sockAddr{raw: raw, dirfd: -1}, nil // the kernel refuses it
+	}
+	if length > sockaddrUnMax {
+		return nil, unix.EINVAL // unix_validate_addr
+	}
+	if length == abi.SockaddrUnPath || raw[abi.SockaddrUnPath] == 0 {
+		return &sockAddr{raw: raw, dirfd: -1}, nil // not a path: abstract or unnamed
 	}
 	p := raw[abi.SockaddrUnPath:]
 	if i := bytes.IndexByte(p, 0); i >= 0 {
@@ -112,7 +155,7 @@ func (e *Engine) readSockaddr(r *Request, addr uint64, length uint32, create boo
 		a, err := unixAddr(l.Name, l)
 		if err == nil {
 			a.dirfd = l.Parent.FD()
-			a.guest = l.Path
+			a.guest = string(p)
 		}
 		return a, err
 	}
@@ -130,7 +173,13 @@ func (e *Engine) readSockaddr(r *Request, addr uint64, length uint32, create boo
 	}
 	a, err := unixAddr(procFD(l.Obj.FD()), l)
 	if err == nil {
+		st, serr := l.Stat()
+		if serr != nil {
+			a.free()
+			return nil, serr
+		}
 		a.guest = l.Path
+		a.file = fileKey(st.Dev, st.Ino)
 	}
 	return a, err
 }
@@ -159,17 +208,32 @@ func rawAddrCall(nr uintptr, fd int, a *sockAddr) error {
 	return nil
 }
 
+// addrCall serves bind (create) and connect on kbox's duplicate of the
+// socket, in the kernel's order: the descriptor is looked up first
+// (EBADF); bind then needs a socket (ENOTSOCK) before it copies the
+// address, connect copies it first.
 func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
-	a, err := e.readSockaddr(r, r.Ptr(1), r.Uint(2), create)
-	if err != nil {
-		return Fail(err)
-	}
-	defer a.free()
 	s, err := r.FDs.DupFD(r.Int(0))
 	if err != nil {
 		return Fail(err)
 	}
 	defer unix.Close(s)
+	_, notSock := sockDomain(s)
+	if notSock == unix.ENOTSOCK && create {
+		return Fail(unix.ENOTSOCK)
+	}
+	raw, err := readRawSockaddr(r, r.Ptr(1), r.Uint(2))
+	if err != nil {
+		return Fail(err)
+	}
+	if notSock == unix.ENOTSOCK {
+		return Fail(unix.ENOTSOCK)
+	}
+	a, err := e.translateSockaddr(r, s, raw, create)
+	if err != nil {
+		return Fail(err)
+	}
+	defer a.free()
 	if nr == unix.SYS_CONNECT && sockMayBlock(s, 0) {
 		if err := r.MayBlock(); err != nil {
 			return Fail(err)
@@ -188,8 +252,16 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 		ino := sockIno(s)
 		e.names.mu.Lock()
 		if nr == unix.SYS_BIND {
+			name := string(bytes.TrimRight(a.raw[abi.SockaddrUnPath:], "\x00"))
 			e.names.bound[ino] = a.guest
-			e.names.byName[string(bytes.TrimRight(a.raw[abi.SockaddrUnPath:], "\x00"))] = a.guest
+			e.names.byName[name] = a.guest
+			var st unix.Stat_t
+			if unix.Fstatat(a.dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+				e.names.files[fileKey(st.Dev, st.Ino)] = a.guest
+			}
+		} else if g, ok := e.names.files[a.file]; ok {
+			// The peer's name is the one its socket was bound with.
+			e.names.peer[ino] = g
 		} else {
 			e.names.peer[ino] = a.guest
 		}
@@ -200,15 +272,11 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 
 // nameCall serves getsockname (peer=false) and getpeername on kbox's
 // duplicate, translating an AF_UNIX path kbox chose back to the guest's.
+//
+// The kernel's order: the descriptor (EBADF, ENOTSOCK), the name (ENOTCONN),
+// then the caller's length (EFAULT; negative: EINVAL) and buffer (a length
+// of 0 leaves the buffer alone).
 func (e *Engine) nameCall(r *Request, peer bool) Result {
-	var lenBuf [4]byte
-	if err := r.Mem.Read(r.Ptr(2), lenBuf[:]); err != nil {
-		return Fail(err)
-	}
-	want := int(int32(binary.LittleEndian.Uint32(lenBuf[:])))
-	if want < 0 {
-		return Fail(unix.EINVAL)
-	}
 	s, err := r.FDs.DupFD(r.Int(0))
 	if err != nil {
 		return Fail(err)
@@ -225,6 +293,14 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 	if en != 0 {
 		return Fail(en)
 	}
+	var lenBuf [4]byte
+	if err := r.Mem.Read(r.Ptr(2), lenBuf[:]); err != nil {
+		return Fail(err)
+	}
+	want := int(int32(binary.LittleEndian.Uint32(lenBuf[:])))
+	if want < 0 {
+		return Fail(unix.EINVAL)
+	}
 	out := buf[:n]
 	if n > abi.SockaddrUnPath && binary.LittleEndian.Uint16(buf) == unix.AF_UNIX && buf[abi.SockaddrUnPath] != 0 {
 		host := bytes.TrimRight(buf[abi.SockaddrUnPath:n], "\x00")
@@ -234,10 +310,21 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 		if peer {
 			g, ok = e.names.peer[ino]
 		}
-		if !ok {
-			g, ok = e.names.byName[string(host)]
-		}
 		e.names.mu.Unlock()
+		if !ok && !peer {
+			// An accepted socket has its listener's address, and the
+			// listener's socket file: the bare name may be another's.
+			if k, found := boundFile(s); found {
+				e.names.mu.Lock()
+				g, ok = e.names.files[k]
+				e.names.mu.Unlock()
+			}
+		}
+		if !ok {
+			e.names.mu.Lock()
+			g, ok = e.names.byName[string(host)]
+			e.names.mu.Unlock()
+		}
 		if ok {
 			out = make([]byte, 2+len(g)+1)
 			binary.LittleEndian.PutUint16(out, unix.AF_UNIX)
@@ -248,8 +335,10 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 	if copyLen > want {
 		copyLen = want
 	}
-	if err := r.Mem.Write(r.Ptr(1), out[:copyLen]); err != nil {
-		return Fail(err)
+	if copyLen > 0 {
+		if err := r.Mem.Write(r.Ptr(1), out[:copyLen]); err != nil {
+			return Fail(err)
+		}
 	}
 	binary.LittleEndian.PutUint32(lenBuf[:], uint32(len(out)))
 	if err := r.Mem.Write(r.Ptr(2), lenBuf[:]); err != nil {
@@ -293,7 +382,7 @@ func sysSendto(e *Engine, r *Request) Result {
 	defer unix.Close(s)
 	var a *sockAddr
 	if r.Ptr(4) != 0 {
-		if a, err = e.readSockaddr(r, r.Ptr(4), r.Uint(5), false); err != nil {
+		if a, err = e.readSockaddr(r, s, r.Ptr(4), r.Uint(5), false); err != nil {
 			return Fail(err)
 		}
 		defer a.free()
@@ -326,7 +415,8 @@ func (m *guestMsg) free() {
 	}
 }
 
-func (e *Engine) readMsghdr(r *Request, addr uint64) (*guestMsg, error) {
+// readMsghdr copies the guest msghdr at addr for a send on host socket s.
+func (e *Engine) readMsghdr(r *Request, s int, addr uint64) (*guestMsg, error) {
 	var h [abi.SizeofMsghdr]byte
 	if err := r.Mem.Read(addr, h[:]); err != nil {
 		return nil, err
@@ -337,7 +427,7 @@ func (e *Engine) readMsghdr(r *Request, addr uint64) (*guestMsg, error) {
 	ctl, ctllen := mh.Control, mh.Controllen
 	m := &guestMsg{addr: &sockAddr{dirfd: -1}}
 	if name != 0 && namelen > 0 {
-		a, err := e.readSockaddr(r, name, namelen, false)
+		a, err := e.readSockaddr(r, s, name, namelen, false)
 		if err != nil {
 			return nil, err
 		}
@@ -459,7 +549,7 @@ func sysSendmsg(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	m, err := e.readMsghdr(r, r.Ptr(1))
+	m, err := e.readMsghdr(r, s, r.Ptr(1))
 	if err != nil {
 		return Fail(err)
 	}
@@ -485,7 +575,7 @@ func sysSendmmsg(e *Engine, r *Request) Result {
 	sent := 0
 	for i := uint32(0); i < vlen; i++ {
 		entry := r.Ptr(1) + uint64(i)*mmsghdrSize
-		m, err := e.readMsghdr(r, entry)
+		m, err := e.readMsghdr(r, s, entry)
 		if err != nil {
 			if sent > 0 {
 				break
@@ -552,4 +642,66 @@ func (t *bindThread) bindAt(sock int, a *sockAddr, umask int) error {
 	}
 	<-done
 	return err
+}
+
+// boundFile asks the kernel (sock_diag, UDIAG_SHOW_VFS) for the socket
+// file AF_UNIX socket s is bound to, which for an accepted socket is its
+// listener's; found=false when it does not tell (no sock_diag, an
+// unbound socket).
+func boundFile(s int) (key [2]uint64, found bool) {
+	ino := sockIno(s)
+	nl, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return key, false
+	}
+	defer unix.Close(nl)
+	const (
+		nlmsgHdrLen    = 16
+		unixDiagReqLen = 24
+		unixDiagMsgLen = 16
+		udiagShowVFS   = 0x2
+		unixDiagVFS    = 1
+	)
+	le := binary.LittleEndian
+	req := make([]byte, nlmsgHdrLen+unixDiagReqLen)
+	le.PutUint32(req[0:], uint32(len(req)))
+	le.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	le.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	le.PutUint32(req[8:], 1) // sequence
+	d := req[nlmsgHdrLen:]
+	d[0] = unix.AF_UNIX
+	le.PutUint32(d[4:], ^uint32(0)) // every state
+	le.PutUint32(d[8:], uint32(ino))
+	le.PutUint32(d[12:], udiagShowVFS)
+	le.PutUint32(d[16:], ^uint32(0)) // no cookie
+	le.PutUint32(d[20:], ^uint32(0))
+	if err := unix.Sendto(nl, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return key, false
+	}
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(nl, buf, 0)
+	if err != nil || n < nlmsgHdrLen+unixDiagMsgLen {
+		return key, false
+	}
+	msgLen := int(le.Uint32(buf))
+	if le.Uint16(buf[4:]) != unix.SOCK_DIAG_BY_FAMILY || msgLen > n || msgLen < nlmsgHdrLen+unixDiagMsgLen ||
+		le.Uint32(buf[nlmsgHdrLen+4:]) != uint32(ino) {
+		return key, false
+	}
+	// Attributes (struct rtattr: len, type; 4-byte aligned) follow the
+	// unix_diag_msg.
+	for off := nlmsgHdrLen + unixDiagMsgLen; off+4 <= msgLen; {
+		alen, atype := int(le.Uint16(buf[off:])), le.Uint16(buf[off+2:])
+		if alen < 4 || off+alen > msgLen {
+			break
+		}
+		if atype == unixDiagVFS && alen >= 4+8 {
+			// struct unix_diag_vfs: the inode, then the device in the
+			// kernel's internal form (major << 20 | minor).
+			vino, kdev := le.Uint32(buf[off+4:]), le.Uint32(buf[off+8:])
+			return fileKey(unix.Mkdev(kdev>>20, kdev&0xfffff), uint64(vino)), true
+		}
+		off += (alen + 3) &^ 3
+	}
+	return key, false
 }

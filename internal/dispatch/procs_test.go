@@ -330,6 +330,14 @@ func TestProcTableFullDescriptorTable(t *testing.T) {
 	defer unix.Setrlimit(unix.RLIMIT_NOFILE, &lim) //nolint:errcheck
 	low := lim
 	low.Cur = 256
+	// The reserve must lie below the limit to be usable: descriptors
+	// other tests of the package left open (a repeated run: -count=N)
+	// push its numbers up.
+	pt.resMu.Lock()
+	for _, fd := range pt.reserve {
+		low.Cur = max(low.Cur, uint64(fd)+1)
+	}
+	pt.resMu.Unlock()
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
 		t.Fatal(err)
 	}

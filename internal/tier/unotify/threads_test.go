@@ -80,12 +80,14 @@ func TestSlotPool(t *testing.T) {
 	}
 	order := make(chan int, 3)
 	for i := 0; i < 3; i++ {
-		go func() {
+		// p is passed: the last waiter releases after the test has
+		// read its number and moved on to a new pool.
+		go func(p *slotPool) {
 			if p.acquire(always) == nil {
 				order <- i
 				p.release()
 			}
-		}()
+		}(p)
 		waitQueue(p, i+1)
 	}
 	p.release()
