@@ -225,8 +225,8 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	var held Held
 	if len(sharers) > 0 {
 		oldExe, _ = os.Readlink("/proc/" + strconv.Itoa(r.Tid) + "/exe")
-		pm, ok := r.Mem.(processMemory)
-		if !ok {
+		pm := r.ProcessAccess
+		if pm == nil {
 			return e.denied(r, unix.EPERM, "exec by a process sharing its memory (vfork): this tier cannot restore that memory")
 		}
 		// The address space the caller shares now; after the exec only
@@ -243,7 +243,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 	}
 	patches, err := e.rewriteExecPath(r, pathAddr, p, name, argvAddr, envpAddr)
 	if err != nil {
-		undoPatches(r.Mem, patches)
+		undoPatches(r.Mem, forceWriter(r), patches)
 		if held != nil {
 			sharedMem.Close()
 			held.Release()
@@ -261,7 +261,7 @@ func (e *Engine) execCommon(r *Request, dirfd, pathArg int, argvAddr, envpAddr u
 		// pid names the new program's memory.
 		tid := r.Tid
 		finish := e.exec.addPending(tid, func() {
-			undoPatches(sharedMem, patches)
+			undoPatches(sharedMem, nil, patches) // a memory file: writes read-only pages too
 			sharedMem.Close()
 			held.Release()
 		})
@@ -749,13 +749,10 @@ func (e *Engine) rewriteExecPath(r *Request, pathAddr uint64, orig, name string,
 	if err := r.Mem.Write(pathAddr, newText); err != nil {
 		// Paths in read-only memory (string literals): write through the
 		// process's memory file, as a debugger would.
-		fw, ok := r.Mem.(interface {
-			WriteForce(addr uint64, p []byte) error
-		})
-		if !ok {
+		if r.ProcessAccess == nil {
 			return patches, unix.EFAULT
 		}
-		if err := fw.WriteForce(pathAddr, newText); err != nil {
+		if err := r.ProcessAccess.WriteForce(pathAddr, newText); err != nil {
 			return patches, err
 		}
 	}
@@ -763,15 +760,12 @@ func (e *Engine) rewriteExecPath(r *Request, pathAddr uint64, orig, name string,
 }
 
 // undoPatches restores guest memory kbox changed, newest first, through
-// mem.
-func undoPatches(mem Memory, patches []memPatch) {
-	fw, _ := mem.(interface {
-		WriteForce(addr uint64, p []byte) error
-	})
+// mem (force, when not nil, where mem cannot write).
+func undoPatches(mem Memory, force func(addr uint64, p []byte) error, patches []memPatch) {
 	for i := len(patches) - 1; i >= 0; i-- {
 		p := patches[i]
-		if mem.Write(p.addr, p.old) != nil && fw != nil {
-			fw.WriteForce(p.addr, p.old)
+		if mem.Write(p.addr, p.old) != nil && force != nil {
+			force(p.addr, p.old)
 		}
 	}
 }
@@ -796,13 +790,26 @@ type Holder interface {
 	HoldProcesses(pids []int) (Held, error)
 }
 
-// processMemory is implemented by tiers that can hold the caller's address
-// space past the request, and the processes sharing it (a vfork child's
-// memory is its parent's: restored after the child's exec, before the
-// parent runs again).
-type processMemory interface {
+// forceWriter is r's ProcessAccess.WriteForce, or nil.
+func forceWriter(r *Request) func(addr uint64, p []byte) error {
+	if r.ProcessAccess == nil {
+		return nil
+	}
+	return r.ProcessAccess.WriteForce
+}
+
+// ProcessAccess is what a tier whose guest runs in separate host
+// processes (the seccomp tier) can do beyond Memory: hold the caller's
+// address space past the request and the processes sharing it (a vfork
+// child's memory is its parent's: restored after the child's exec, before
+// the parent runs again), and write memory the guest mapped read-only (a
+// path in a string literal), as a debugger does. The in-process tiers
+// leave Request.ProcessAccess nil: their guest is one thread of kbox's
+// own process.
+type ProcessAccess interface {
 	PinMemory() (PinnedMemory, error)
 	Holder
+	WriteForce(addr uint64, p []byte) error
 }
 
 // maxVforkChain bounds the walk up a chain of vfork parents.

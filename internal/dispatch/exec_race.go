@@ -219,7 +219,7 @@ func inSharedMapping(pid int, addr, n uint64) (bool, error) {
 // in the kernel, which looks the number up again (see the top of this
 // file for why that holds). ok=false comes with the reason.
 func (e *Engine) fdTableStable(r *Request) (bool, string) {
-	if _, separate := r.Mem.(processMemory); !separate {
+	if r.ProcessAccess == nil {
 		return true, "" // an in-process tier: the guest is one thread
 	}
 	if n := readStatus(r.Tgid).threads; n != 1 {

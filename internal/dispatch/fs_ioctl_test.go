@@ -9,13 +9,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// separateMem is fakeMem presented as a separate guest process's memory
-// (the seccomp tier): kbox then cannot assume the guest's descriptor
+// separateMem is fakeMem as a separate guest process's (the seccomp
+// tier's ProcessAccess): kbox then cannot assume the guest's descriptor
 // table stays as it is while it checks a descriptor (fdTableStable).
 type separateMem struct{ *fakeMem }
 
 func (separateMem) PinMemory() (PinnedMemory, error)       { return nil, unix.ENOSYS }
 func (separateMem) HoldProcesses(pids []int) (Held, error) { return nil, unix.ENOSYS }
+func (separateMem) WriteForce(addr uint64, p []byte) error { return unix.EFAULT }
 
 // nativeIoctlInt is ioctl(fd, req, &v).
 func nativeIoctlInt(fd int, req uint32, v int32) Result {
@@ -118,14 +119,14 @@ func TestIoctlUnparsedSeparate(t *testing.T) {
 	h := newHarness(t)
 	gf := h.open(h.root+"/f", unix.O_RDONLY)
 	r := h.req("ioctl", uint64(gf), uint64(unix.FS_IOC_ADD_ENCRYPTION_KEY), h.alloc(64))
-	r.Mem = separateMem{h.mem}
+	r.ProcessAccess = separateMem{h.mem}
 	expect(t, "unparsed request, separate multi-threaded guest", h.e.Dispatch(r), Fail(unix.EPERM))
 	if !h.logged("cannot be checked safely") {
 		t.Errorf("the refusal is not logged:\n%s", h.log)
 	}
 	// A known request needs no such care: kbox runs it itself.
 	r = h.req("ioctl", uint64(gf), fsIocGetflags, h.alloc(8))
-	r.Mem = separateMem{h.mem}
+	r.ProcessAccess = separateMem{h.mem}
 	expect(t, "FS_IOC_GETFLAGS, separate guest", h.e.Dispatch(r), Cont())
 }
 

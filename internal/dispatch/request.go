@@ -55,6 +55,9 @@ type Request struct {
 	Mem  Memory
 	FDs  Guest
 	Proc *Process
+	// ProcessAccess is the seccomp tier's reach into a guest process
+	// beyond Memory (nil in the in-process tiers).
+	ProcessAccess ProcessAccess
 	// Blocking, when set, is called by a handler before a host operation
 	// that may wait indefinitely (a FIFO open, a connect, a send on a full
 	// socket): the tier makes sure other notifications are still received

@@ -263,6 +263,8 @@ func (s *server) answer(n *seccomp.Notif, c *call) {
 		FDs:  &guestFDs{tid: tid, proc: proc, id: n.ID, listener: listener},
 		Proc: proc,
 
+		ProcessAccess: mem,
+
 		Blocking: c.blocking,
 		Waiting:  c.waiting,
 		Pending:  c.pending,
