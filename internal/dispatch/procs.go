@@ -152,10 +152,21 @@ type ProcTable struct {
 	// when kbox's descriptor table is full (see openPidfd).
 	resMu   sync.Mutex
 	reserve []int
-	// fdMap, when set, maps a guest descriptor number of process pid to
-	// the host descriptor (in-process tiers; see SetFDMap).
-	fdMap  func(pid, fd int) (int, bool)
-	fdList func(pid int) []int
+	// fdView, when set, is an in-process tier's descriptor table
+	// (SetFDView).
+	fdView FDView
+}
+
+// FDView is an in-process tier's descriptor table as /proc/<pid>/fd shows
+// it: guest numbers mapped to host descriptors (the links) and listed
+// (the directory). The seccomp tier has none: its guest's descriptors are
+// the kernel's.
+type FDView interface {
+	// HostFD maps guest descriptor fd of process pid to the host
+	// descriptor; false when pid has no such descriptor.
+	HostFD(pid, fd int) (int, bool)
+	// GuestFDs lists process pid's descriptor numbers, ascending.
+	GuestFDs(pid int) []int
 }
 
 // reserveFDs is how many descriptors the table keeps in reserve.
@@ -168,17 +179,15 @@ const maxAncestry = 128
 // table, for /proc/<pid>/fd: mapping guest numbers to host descriptors
 // (the links) and listing the guest's numbers (the directory). Call before
 // the guest runs.
-func (t *ProcTable) SetFDView(mapFD func(pid, fd int) (int, bool), list func(pid int) []int) {
-	t.fdMap, t.fdList = mapFD, list
-}
+func (t *ProcTable) SetFDView(v FDView) { t.fdView = v }
 
 // HostFD maps guest descriptor fd of process pid to a host descriptor
 // number as /proc/<pid>/fd names it.
 func (t *ProcTable) HostFD(pid, fd int) (int, bool) {
-	if t.fdMap == nil {
+	if t.fdView == nil {
 		return fd, true
 	}
-	return t.fdMap(pid, fd)
+	return t.fdView.HostFD(pid, fd)
 }
 
 func newProcTable(e *Engine) *ProcTable {

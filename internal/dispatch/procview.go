@@ -70,7 +70,7 @@ func (e *Engine) getdents(r *Request, is64 bool) Result {
 		})
 	}
 	if st.Ino != procRootIno {
-		if e.Procs.fdList != nil {
+		if e.Procs.fdView != nil {
 			if pid, ok := procFDDirPid(h); ok && pid == e.Procs.self {
 				return e.listGuestFDs(r, h, count, is64)
 			}
@@ -235,7 +235,7 @@ func (e *Engine) listGuestFDs(r *Request, h, count int, is64 bool) Result {
 		return Ok(0)
 	}
 	names := []string{".", ".."}
-	for _, fd := range e.Procs.fdList(e.Procs.self) {
+	for _, fd := range e.Procs.fdView.GuestFDs(e.Procs.self) {
 		names = append(names, strconv.Itoa(fd))
 	}
 	var out []byte

@@ -137,22 +137,7 @@ func Run(cfg Config) (int, error) {
 		nr, _ := t.eng.Arch().Nr("fstat")
 		setFastIdentity(t.pid, t.pol.Disposition(nr) == policy.Allow)
 	}
-	t.eng.Procs.SetFDView(func(pid, fd int) (int, bool) {
-		if pid != t.pid {
-			return -1, false
-		}
-		e, ok := t.fds.Get(fd)
-		return e.HostFD, ok
-	}, func(pid int) []int {
-		var out []int
-		for fd, n := 0, t.fds.Len(); n > 0 && fd < t.fds.Limit(); fd++ {
-			if _, ok := t.fds.Get(fd); ok {
-				out = append(out, fd)
-				n--
-			}
-		}
-		return out
-	})
+	t.eng.Procs.SetFDView(guestFDView{t})
 
 	sigs := t.sig.catch()
 	code, err := t.start(cfg)
@@ -496,6 +481,32 @@ func (t *tier) InjectFD(hostFD int, cloexec bool, target int) (int, error) {
 }
 
 // StackPointer returns the guest's stack pointer at the call.
+// guestFDView is the guest's descriptor table for /proc/<pid>/fd
+// (dispatch.FDView).
+type guestFDView struct{ t *tier }
+
+func (v guestFDView) HostFD(pid, fd int) (int, bool) {
+	if pid != v.t.pid {
+		return -1, false
+	}
+	e, ok := v.t.fds.Get(fd)
+	return e.HostFD, ok
+}
+
+func (v guestFDView) GuestFDs(pid int) []int {
+	var out []int
+	if pid != v.t.pid {
+		return nil
+	}
+	for fd, n := 0, v.t.fds.Len(); n > 0 && fd < v.t.fds.Limit(); fd++ {
+		if _, ok := v.t.fds.Get(fd); ok {
+			out = append(out, fd)
+			n--
+		}
+	}
+	return out
+}
+
 // InstallsOPath: the guest's descriptor table is kbox's own.
 func (t *tier) InstallsOPath() bool { return true }
 
