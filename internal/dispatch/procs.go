@@ -608,15 +608,67 @@ func (t *ProcTable) registerOnce(tid int, valid func() bool, pr *probe) (*Proces
 	if parent != nil {
 		p = parent.snapshot()
 	} else {
-		p = &Process{cwd: t.e.cfg.InitialCwd, root: "/", creds: t.e.cfg.Identity.Initial(), pidfd: -1}
-		if ppid != t.subreaperPid() {
-			t.e.Verbosef("pid %d: parent %d unknown; starting from the initial state", tgid, ppid)
-		}
+		p = t.orphanState(tgid, ppid)
 	}
 	p.Tgid, p.ppid = tgid, ppid
 	p = t.insert(p, fd)
 	t.bindThread(tid, p)
 	return p, tgid, nil
+}
+
+// orphanState is the state of a process kbox sees first after its parent
+// died (it was re-parented to the reaper) or whose parent it cannot know.
+// Every call that changes what kbox keeps per process (cwd, root,
+// identity) is notified, so a process kbox never saw has exactly the
+// state of its nearest ancestor kbox saw, as it was at the fork; that
+// ancestor is gone from the process's ppid once the parent in between
+// died. The closest live guest process kbox can still name is the
+// leader of the orphan's process group, then of its session (a shell
+// without job control keeps its children in its own group: `(cmd &)`
+// leaves cmd an orphan in it). Only when neither is a known guest
+// process does the orphan start from the initial state, with a -v line.
+// The leader may have changed its state since the fork, or the dead
+// parent before it: docs/architecture.md ("Processes kbox sees late").
+func (t *ProcTable) orphanState(pid, ppid int) *Process {
+	if pgrp, sid, ok := readGroupSession(pid); ok {
+		for _, leader := range []int{pgrp, sid} {
+			if leader == pid || leader <= 0 {
+				continue
+			}
+			if p := t.entry(leader); p != nil {
+				if ppid != t.subreaperPid() {
+					t.e.Verbosef("pid %d: parent %d unknown; state of its group or session leader %d", pid, ppid, leader)
+				}
+				return p.snapshot()
+			}
+		}
+	}
+	t.e.Verbosef("pid %d: parent %d unknown and no known group or session leader; starting from the initial state", pid, ppid)
+	return &Process{cwd: t.e.cfg.InitialCwd, root: "/", creds: t.e.cfg.Identity.Initial(), pidfd: -1}
+}
+
+// readGroupSession reads the process group and session of pid from
+// /proc/<pid>/stat (fields 5 and 6, after the parenthesized name).
+func readGroupSession(pid int) (pgrp, sid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	return parseGroupSession(b)
+}
+
+func parseGroupSession(b []byte) (pgrp, sid int, ok bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 4 {
+		return 0, 0, false
+	}
+	pgrp, err1 := strconv.Atoi(f[2])
+	sid, err2 := strconv.Atoi(f[3])
+	return pgrp, sid, err1 == nil && err2 == nil
 }
 
 // settleChildren gives every not-yet-seen child of p p's current state;
@@ -757,8 +809,7 @@ func (t *ProcTable) judgeProbe(id, depth int, pr *probe) *Process {
 	if parent != nil {
 		p = parent.snapshot()
 	} else {
-		p = &Process{cwd: t.e.cfg.InitialCwd, root: "/", creds: t.e.cfg.Identity.Initial(), pidfd: -1}
-		t.e.Verbosef("pid %d: orphan seen first from another process; starting from the initial state", id)
+		p = t.orphanState(id, ts.ppid)
 	}
 	p.Tgid, p.ppid = id, ts.ppid
 	return t.insert(p, fd)

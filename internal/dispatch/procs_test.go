@@ -374,3 +374,27 @@ func TestProcTableFullDescriptorTable(t *testing.T) {
 		t.Errorf("size %d, want 1", pt.Size())
 	}
 }
+
+// TestParseGroupSession reads the process group and session from
+// /proc/<pid>/stat, whatever the process's name holds.
+func TestParseGroupSession(t *testing.T) {
+	for _, c := range []struct {
+		in        string
+		pgrp, sid int
+		ok        bool
+	}{
+		{"1234 (sh) S 1 1234 1200 0 -1 4194560", 1234, 1200, true},
+		{"77 (a) b (c)) R 5 66 55 0", 66, 55, true},
+		{"77 (noclose R 5 66 55", 0, 0, false},
+		{"77 (x) R 5", 0, 0, false},
+	} {
+		pgrp, sid, ok := parseGroupSession([]byte(c.in))
+		if pgrp != c.pgrp || sid != c.sid || ok != c.ok {
+			t.Errorf("parseGroupSession(%q) = %d, %d, %v; want %d, %d, %v", c.in, pgrp, sid, ok, c.pgrp, c.sid, c.ok)
+		}
+	}
+	pgrp, sid, ok := readGroupSession(os.Getpid())
+	if !ok || pgrp != unix.Getpgrp() {
+		t.Errorf("readGroupSession(self) = %d, %d, %v; want pgrp %d", pgrp, sid, ok, unix.Getpgrp())
+	}
+}

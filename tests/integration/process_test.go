@@ -685,3 +685,21 @@ func runSignalled(t *testing.T, unpriv bool, args []string, sig syscall.Signal) 
 	}
 	return so.String(), se.String(), code, cmdStr
 }
+
+// TestOrphanInheritsState: a process kbox first sees after its parent
+// died (`(cmd &)` leaves cmd an orphan, re-parented to kbox's reaper) has
+// its ancestors' working directory, not the initial one: its relative
+// paths land where natively they would. Before, the orphan's `> rel`
+// created /rel in the guest root, and a FIFO reader waited forever.
+func TestOrphanInheritsState(t *testing.T) {
+	t.Parallel()
+	forEachProcVariant(t, func(t *testing.T, mode string, v variant, root string) {
+		script := `cd /tmp && (sh -c "sleep 0.3; echo orphan > rel" &); sleep 1; cat /tmp/rel; ls /rel 2>&1 | head -1;` +
+			` mkfifo /tmp/p && (echo through-fifo > p &); cat p`
+		opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", script}, Tout: 20 * time.Second}
+		out, errOut, code := runKbox(t, opts)
+		if code != 0 || !strings.HasPrefix(out, "orphan\n") || !strings.HasSuffix(out, "through-fifo\n") || strings.Contains(out, "\n/rel\n") {
+			t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, errOut)
+		}
+	})
+}
