@@ -1,0 +1,184 @@
+package dispatch
+
+// A native oracle for path calls: the same raw system call, with the same
+// arguments, made by the guest through the engine and natively on a
+// directory laid out alike (absolute paths rebased onto it, relative ones
+// from it).
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Argument kinds of oracle calls.
+type (
+	gpath string // a path: natively rebased onto the native root when absolute
+	gtext string // a string passed unchanged (a symlink's target)
+	gbuf  int    // an output buffer of this many bytes
+	gdata []byte // input bytes (a struct the call reads)
+)
+
+// gbad is an unmapped address: EFAULT both ways.
+type gbad struct{}
+
+// opened marks a call that returned a new descriptor (its number differs).
+const opened = -1000
+
+// oracleResult is one call's outcome in the guest and natively.
+type oracleResult struct {
+	got, want       Result
+	gotFD, wantFD   int      // descriptors when opened, else -1
+	gotBuf, wantBuf [][]byte // the output buffers, in argument order
+}
+
+// oracle makes call name with args in the guest and natively (from
+// directory native), and returns both outcomes; descriptors opened are
+// closed at the end of the test.
+func (h *harness) oracle(native, name string, args ...any) oracleResult {
+	h.t.Helper()
+	o := oracleResult{gotFD: -1, wantFD: -1}
+	var gargs []uint64
+	var bufs []uint64
+	for _, a := range args {
+		switch v := a.(type) {
+		case gpath:
+			gargs = append(gargs, h.str(string(v)))
+		case gtext:
+			gargs = append(gargs, h.str(string(v)))
+		case gbuf:
+			b := h.alloc(int(v))
+			bufs = append(bufs, b)
+			gargs = append(gargs, b)
+		case gdata:
+			gargs = append(gargs, h.bytes(v))
+		case gbad:
+			gargs = append(gargs, badAddr)
+		case int:
+			gargs = append(gargs, g64(v))
+		case uint64:
+			gargs = append(gargs, v)
+		default:
+			h.t.Fatalf("oracle: argument %T", a)
+		}
+	}
+	o.got = h.call(name, gargs...)
+	if o.got.Kind == Inject {
+		o.gotFD = o.got.FD
+		h.t.Cleanup(func() { unix.Close(o.gotFD) })
+		o.got = Ok(opened)
+	}
+	for i, b := range bufs {
+		n := int(args[bufIndex(args, i)].(gbuf))
+		o.gotBuf = append(o.gotBuf, h.read(b, n))
+	}
+
+	nr := h.e.arch.MustNr(name)
+	inDir(h.t, native, func() {
+		var keep [][]byte
+		var nargs [6]uintptr
+		for i, a := range args {
+			switch v := a.(type) {
+			case gpath:
+				s := string(v)
+				if len(s) > 0 && s[0] == '/' {
+					s = native + s
+				}
+				b := append([]byte(s), 0)
+				keep = append(keep, b)
+				nargs[i] = ptrOf(b)
+			case gtext:
+				b := append([]byte(string(v)), 0)
+				keep = append(keep, b)
+				nargs[i] = ptrOf(b)
+			case gbuf:
+				b := make([]byte, max(int(v), 1))
+				keep = append(keep, b)
+				o.wantBuf = append(o.wantBuf, b[:v])
+				nargs[i] = ptrOf(b)
+			case gdata:
+				b := append([]byte(nil), v...)
+				b = append(b, 0)
+				keep = append(keep, b)
+				nargs[i] = ptrOf(b)
+			case gbad:
+				nargs[i] = badAddr
+			case int:
+				nargs[i] = uintptr(v)
+			case uint64:
+				nargs[i] = uintptr(v)
+			}
+		}
+		r, _, en := unix.Syscall6(uintptr(nr), nargs[0], nargs[1], nargs[2], nargs[3], nargs[4], nargs[5])
+		runtime.KeepAlive(keep)
+		if en != 0 {
+			o.want = Fail(en)
+		} else {
+			o.want = Ok(int64(r))
+		}
+	})
+	if o.want.Kind == Value && isOpenCall(name) {
+		o.wantFD = int(o.want.Val)
+		h.t.Cleanup(func() { unix.Close(o.wantFD) })
+		o.want = Ok(opened)
+	}
+	return o
+}
+
+func isOpenCall(name string) bool {
+	switch name {
+	case "open", "openat", "openat2", "creat":
+		return true
+	}
+	return false
+}
+
+// bufIndex returns the index in args of the i-th gbuf.
+func bufIndex(args []any, i int) int {
+	for j, a := range args {
+		if _, ok := a.(gbuf); ok {
+			if i == 0 {
+				return j
+			}
+			i--
+		}
+	}
+	return -1
+}
+
+// check compares the guest's answer with the native one.
+func (o oracleResult) check(t *testing.T, what string) bool {
+	t.Helper()
+	if !same(o.got, o.want) {
+		t.Errorf("%s: got %s, natively %s", what, resultString(o.got), resultString(o.want))
+		return false
+	}
+	return true
+}
+
+// nativeTree returns a native directory laid out as the harness's guest
+// tree (the mounts as plain directories), with links made by links (name
+// -> target) in both.
+func (h *harness) nativeTree(links map[string]string) string {
+	h.t.Helper()
+	native := h.t.TempDir()
+	populate(h.t, native)
+	for _, mp := range []string{"mnt", "ro", "proc"} {
+		if err := os.Mkdir(filepath.Join(native, mp), 0o755); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	populate(h.t, native+"/mnt")
+	populate(h.t, native+"/ro")
+	for name, target := range links {
+		for _, dir := range []string{h.root, native} {
+			if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+				h.t.Fatal(err)
+			}
+		}
+	}
+	return native
+}
