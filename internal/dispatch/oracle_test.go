@@ -22,6 +22,9 @@ type (
 	gdata []byte // input bytes (a struct the call reads)
 )
 
+// gfd is a descriptor: the guest's and the native one.
+type gfd struct{ g, n int }
+
 // gbad is an unmapped address: EFAULT both ways.
 type gbad struct{}
 
@@ -57,6 +60,8 @@ func (h *harness) oracle(native, name string, args ...any) oracleResult {
 			gargs = append(gargs, h.bytes(v))
 		case gbad:
 			gargs = append(gargs, badAddr)
+		case gfd:
+			gargs = append(gargs, g64(v.g))
 		case int:
 			gargs = append(gargs, g64(v))
 		case uint64:
@@ -106,6 +111,8 @@ func (h *harness) oracle(native, name string, args ...any) oracleResult {
 				nargs[i] = ptrOf(b)
 			case gbad:
 				nargs[i] = badAddr
+			case gfd:
+				nargs[i] = uintptr(v.n)
 			case int:
 				nargs[i] = uintptr(v)
 			case uint64:
