@@ -43,6 +43,13 @@ type oracleResult struct {
 // closed at the end of the test.
 func (h *harness) oracle(native, name string, args ...any) oracleResult {
 	h.t.Helper()
+	return h.oracleAs(native, nil, name, args...)
+}
+
+// oracleAs is oracle with prep run natively first, on the thread that
+// makes the native call (to take other credentials, which end with it).
+func (h *harness) oracleAs(native string, prep func() error, name string, args ...any) oracleResult {
+	h.t.Helper()
 	o := oracleResult{gotFD: -1, wantFD: -1}
 	var gargs []uint64
 	var bufs []uint64
@@ -82,6 +89,7 @@ func (h *harness) oracle(native, name string, args ...any) oracleResult {
 	}
 
 	nr := h.e.arch.MustNr(name)
+	var prepErr error
 	inDir(h.t, native, func() {
 		var keep [][]byte
 		var nargs [6]uintptr
@@ -119,6 +127,11 @@ func (h *harness) oracle(native, name string, args ...any) oracleResult {
 				nargs[i] = uintptr(v)
 			}
 		}
+		if prep != nil {
+			if prepErr = prep(); prepErr != nil {
+				return
+			}
+		}
 		r, _, en := unix.Syscall6(uintptr(nr), nargs[0], nargs[1], nargs[2], nargs[3], nargs[4], nargs[5])
 		runtime.KeepAlive(keep)
 		if en != 0 {
@@ -127,6 +140,9 @@ func (h *harness) oracle(native, name string, args ...any) oracleResult {
 			o.want = Ok(int64(r))
 		}
 	})
+	if prepErr != nil {
+		h.t.Fatalf("oracle: native preparation: %v", prepErr)
+	}
 	if o.want.Kind == Value && isOpenCall(name) {
 		o.wantFD = int(o.want.Val)
 		h.t.Cleanup(func() { unix.Close(o.wantFD) })
