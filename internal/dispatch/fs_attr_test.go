@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -235,23 +234,6 @@ func TestAttrRules(t *testing.T) {
 	if err := unix.Stat(h.hosts["/ro"]+"/f", &st); err != nil || st.Mode&0o7777 != 0o644 || st.Size != 6 {
 		t.Errorf("the read-only bind's file changed: %v %o %d", err, st.Mode, st.Size)
 	}
-}
-
-// asUser1000 gives the calling thread uid and gid 1000 with no other
-// group, as the guest of TestAttrVirtualUser has (raw calls: the
-// thread's own credentials, which end with it; see onThread).
-func asUser1000() error {
-	groups := []uint32{1000}
-	if _, _, en := unix.RawSyscall(unix.SYS_SETGROUPS, 1, uintptr(unsafe.Pointer(&groups[0])), 0); en != 0 {
-		return en
-	}
-	if _, _, en := unix.RawSyscall(unix.SYS_SETRESGID, 1000, 1000, 1000); en != 0 {
-		return en
-	}
-	if _, _, en := unix.RawSyscall(unix.SYS_SETRESUID, 1000, 1000, 1000); en != 0 {
-		return en
-	}
-	return nil
 }
 
 // TestAttrVirtualUser: a virtual identity's chown is recorded, not

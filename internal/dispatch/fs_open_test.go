@@ -318,3 +318,35 @@ func TestOpenRules(t *testing.T) {
 		expect(t, c.name+": create in a mode-555 directory", res, c.want)
 	}
 }
+
+// TestOpenVirtualUser: a virtual user 1000's opens answer as a host
+// thread of uid 1000 does on a tree owned alike (path_resolution(7):
+// search permission on each directory, then the access mode on the
+// object; open(2) EACCES, EPERM for O_NOATIME by another, the
+// fs.protected_* sysctls where they apply).
+func TestOpenVirtualUser(t *testing.T) {
+	v, native := virtualUser(t, userTree)
+	const (
+		rd, wr, rw = unix.O_RDONLY, unix.O_WRONLY, unix.O_RDWR
+		cr, ex     = unix.O_CREAT, unix.O_EXCL
+	)
+	for _, c := range []struct {
+		path  string
+		flags int
+	}{
+		{"/g", rd}, {"/g", wr}, {"/g", rw}, {"/g", rd | unix.O_TRUNC}, {"/g", rd | cr},
+		{"/w", rw}, {"/n", rw}, {"/z", rd}, {"/z", wr}, {"/z", unix.O_PATH},
+		{"/gx", rd}, {"/gx", wr},
+		{"/dd/f", rw}, {"/dd/new", wr | cr}, {"/dd/f", rw | cr}, {"/dd", unix.O_TMPFILE | rw},
+		{"/dw/new", wr | cr | ex}, {"/dw", unix.O_TMPFILE | rw},
+		{"/dx/f", rd}, {"/dx", rd}, {"/dx", unix.O_PATH}, {"/dx/nope", rd},
+		{"/dn", unix.O_PATH}, {"/dn/nope", wr | cr}, // /dn/f: TestVirtualUserSearch
+		{"/dm/f", rd}, {"/dm/f", wr}, {"/dm/new", wr | cr},
+		{"/dt/f", rw}, {"/dt/f", rw | cr}, {"/dt/mine", rw | cr}, {"/dt/new", rw | cr},
+		{"/lg", rd}, {"/lg", wr}, {"/lg", unix.O_PATH | unix.O_NOFOLLOW},
+		{"/n", rd | unix.O_NOATIME}, {"/g", rd | unix.O_NOATIME},
+	} {
+		o := v.oracleAs(native, asUser1000, "open", gpath(c.path), c.flags, 0o644)
+		o.check(t, "open "+c.path+openFlagNames(c.flags))
+	}
+}

@@ -10,8 +10,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/identity"
 )
 
 // Argument kinds of oracle calls.
@@ -204,4 +207,115 @@ func (h *harness) nativeTree(links map[string]string) string {
 		}
 	}
 	return native
+}
+
+// ownedEntry is one object of an owned tree: a file, a directory (dir)
+// or a symlink (target), with its mode and owners.
+type ownedEntry struct {
+	name     string
+	dir      bool
+	target   string
+	mode     uint32
+	uid, gid int
+}
+
+// userTree is the tree of the virtual-user tests: other users' files and
+// directories, writable or not, sticky or not, and the user's own.
+var userTree = []ownedEntry{
+	{name: "g", mode: 0o644, uid: 2000, gid: 2000},
+	{name: "w", mode: 0o666, uid: 2000, gid: 2000},
+	{name: "n", mode: 0o600, uid: 1000, gid: 1000},
+	{name: "z", mode: 0o000, uid: 1000, gid: 1000},
+	{name: "gx", mode: 0o750, uid: 2000, gid: 1000},
+	{name: "dd", dir: true, mode: 0o755, uid: 2000, gid: 2000},
+	{name: "dd/f", mode: 0o666, uid: 2000, gid: 2000},
+	{name: "dw", dir: true, mode: 0o777, uid: 2000, gid: 2000},
+	{name: "dw/f", mode: 0o644, uid: 2000, gid: 2000},
+	{name: "dw/mine", mode: 0o644, uid: 1000, gid: 1000},
+	{name: "dw/sub", dir: true, mode: 0o755, uid: 2000, gid: 2000},
+	{name: "dt", dir: true, mode: 0o1777, uid: 2000, gid: 2000},
+	{name: "dt/f", mode: 0o666, uid: 2000, gid: 2000},
+	{name: "dt/mine", mode: 0o644, uid: 1000, gid: 1000},
+	{name: "dx", dir: true, mode: 0o711, uid: 2000, gid: 2000},
+	{name: "dx/f", mode: 0o644, uid: 2000, gid: 2000},
+	{name: "dn", dir: true, mode: 0o700, uid: 2000, gid: 2000},
+	{name: "dn/f", mode: 0o644, uid: 2000, gid: 2000},
+	{name: "dm", dir: true, mode: 0o755, uid: 1000, gid: 1000},
+	{name: "dm/f", mode: 0o644, uid: 2000, gid: 2000},
+	{name: "lg", target: "g", uid: 2000, gid: 2000},
+}
+
+// virtualUser makes a harness whose guest is a virtual user 1000 (groups
+// {1000}) over the entries, recorded by a virtual root first, and a
+// native tree owned alike; the native half of an oracleAs call runs
+// with asUser1000.
+func virtualUser(t *testing.T, entries []ownedEntry) (*harness, string) {
+	t.Helper()
+	if unix.Geteuid() != 0 {
+		t.Skip("the native oracle needs root to own files as other users")
+	}
+	v := newHarness(t, virtualID(identity.Config{UID: 0}))
+	native := t.TempDir()
+	populate(t, native)
+	// The test's temporary directories are 0700: uid 1000 must reach it.
+	for _, d := range []string{native, filepath.Dir(native)} {
+		if err := unix.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range entries {
+		p := v.str("/" + e.name)
+		np := native + "/" + e.name
+		var err error
+		switch {
+		case e.target != "":
+			expect(t, "symlink "+e.name, v.call("symlink", v.str(e.target), p), Ok(0))
+			expect(t, "lchown "+e.name, v.call("lchown", p, uint64(e.uid), uint64(e.gid)), Ok(0))
+			if err = unix.Symlink(e.target, np); err == nil {
+				err = unix.Lchown(np, e.uid, e.gid)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			continue
+		case e.dir:
+			expect(t, "mkdir "+e.name, v.call("mkdir", p, 0o700), Ok(0))
+			err = unix.Mkdir(np, 0o700)
+		default:
+			expect(t, "mknod "+e.name, v.call("mknod", p, unix.S_IFREG|0o600, 0), Ok(0))
+			err = unix.Mknod(np, unix.S_IFREG|0o600, 0)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, "chown "+e.name, v.call("chown", p, uint64(e.uid), uint64(e.gid)), Ok(0))
+		expect(t, "chmod "+e.name, v.call("chmod", p, uint64(e.mode)), Ok(0))
+		if err := unix.Chown(np, e.uid, e.gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Chmod(np, e.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect(t, "setgroups 1000", v.call("setgroups", 1, v.u32(1000)), Ok(0))
+	expect(t, "setresgid 1000", v.call("setresgid", 1000, 1000, 1000), Ok(0))
+	expect(t, "setresuid 1000", v.call("setresuid", 1000, 1000, 1000), Ok(0))
+	return v, native
+}
+
+// asUser1000 gives the calling thread uid and gid 1000 with no other
+// group, as virtualUser's guest has (raw calls: the thread's own
+// credentials, which end with it; see onThread).
+func asUser1000() error {
+	groups := []uint32{1000}
+	if _, _, en := unix.RawSyscall(unix.SYS_SETGROUPS, 1, uintptr(unsafe.Pointer(&groups[0])), 0); en != 0 {
+		return en
+	}
+	if _, _, en := unix.RawSyscall(unix.SYS_SETRESGID, 1000, 1000, 1000); en != 0 {
+		return en
+	}
+	if _, _, en := unix.RawSyscall(unix.SYS_SETRESUID, 1000, 1000, 1000); en != 0 {
+		return en
+	}
+	return nil
 }
