@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"encoding/binary"
+	"os"
 	"strings"
 	"testing"
 
@@ -222,6 +223,8 @@ func TestOpenat2Native(t *testing.T) {
 		{"NO_XDEV, same mount", "d/../f", openHow(unix.O_RDONLY, 0, unix.RESOLVE_NO_XDEV), 0},
 		{"O_DIRECTORY on a file", "/f", openHow(unix.O_RDONLY|unix.O_DIRECTORY, 0, 0), 0},
 		{"missing", "/nope", openHow(unix.O_RDONLY, 0, 0), 0},
+		{"IN_ROOT, relative", "d/../f", openHow(unix.O_RDONLY, 0, unix.RESOLVE_IN_ROOT), 0},
+		{"NO_SYMLINKS|BENEATH, O_CREAT through a dangling symlink", "dangling", openHow(unix.O_CREAT|unix.O_WRONLY, 0o600, unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_BENEATH), 0},
 	} {
 		size := c.size
 		if size == 0 {
@@ -233,6 +236,33 @@ func TestOpenat2Native(t *testing.T) {
 		}
 		o := h.oracle(native, "openat2", unix.AT_FDCWD, gpath(c.path), how, size)
 		if o.check(t, "openat2 "+c.what) && o.gotFD >= 0 && c.what != "NO_SYMLINKS with O_PATH|O_NOFOLLOW" {
+			sameOpened(t, c.what, o.gotFD, o.wantFD)
+		}
+	}
+	// From a directory descriptor: RESOLVE_IN_ROOT makes it the root
+	// ("/" and ".." stay in it), RESOLVE_BENEATH refuses to leave it.
+	gd := h.open(h.root+"/d", unix.O_RDONLY|unix.O_DIRECTORY)
+	nd := h.open(native+"/d", unix.O_RDONLY|unix.O_DIRECTORY)
+	if err := os.WriteFile(native+"/d/in", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.root+"/d/in", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what, path string
+		resolve    uint64
+	}{
+		{"IN_ROOT, absolute", "/in", unix.RESOLVE_IN_ROOT},
+		{"IN_ROOT, dot-dot above", "../../in", unix.RESOLVE_IN_ROOT},
+		{"IN_ROOT, the outer file", "/f", unix.RESOLVE_IN_ROOT},
+		{"BENEATH, inside", "in", unix.RESOLVE_BENEATH},
+		{"BENEATH, dot-dot out", "../f", unix.RESOLVE_BENEATH},
+		{"BENEATH, absolute", "/f", unix.RESOLVE_BENEATH},
+		{"NO_XDEV, dot-dot within the mount", "../f", unix.RESOLVE_NO_XDEV},
+	} {
+		o := h.oracle(native, "openat2", gfd{gd, nd}, gtext(c.path), openHow(unix.O_RDONLY, 0, c.resolve), 24)
+		if o.check(t, "openat2 from /d, "+c.what) && o.gotFD >= 0 {
 			sameOpened(t, c.what, o.gotFD, o.wantFD)
 		}
 	}
@@ -278,6 +308,31 @@ func TestOpenRules(t *testing.T) {
 		{"/mnt/null", unix.O_WRONLY, Ok(opened)},
 	} {
 		expect(t, "open "+c.path+openFlagNames(c.flags), open(c.path, c.flags), c.want)
+	}
+	// O_PATH|O_NOFOLLOW on a symlink gives a descriptor of the symlink
+	// itself (open(2)): fstatat(AT_EMPTY_PATH) shows a symlink, and
+	// readlinkat(fd, "") reads it.
+	if err := os.Symlink("f", h.root+"/l"); err != nil {
+		t.Fatal(err)
+	}
+	if res := h.call("open", h.str("/l"), unix.O_PATH|unix.O_NOFOLLOW, 0); res.Kind != Inject {
+		t.Errorf("open /l O_PATH|O_NOFOLLOW: %s", resultString(res))
+	} else {
+		defer unix.Close(res.FD)
+		fd, err := unix.FcntlInt(uintptr(res.FD), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		buf := h.alloc(statSize)
+		expect(t, "fstatat of the O_PATH symlink", h.call("newfstatat", uint64(fd), h.str(""), buf, unix.AT_EMPTY_PATH), Ok(0))
+		if st := statOf(h.read(buf, statSize)); st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			t.Errorf("fstatat of the O_PATH symlink: mode %o", st.Mode)
+		}
+		expect(t, "readlinkat of the O_PATH symlink", h.call("readlinkat", uint64(fd), h.str(""), buf, 16), Ok(1))
+		if got := string(h.read(buf, 1)); got != "f" {
+			t.Errorf("readlinkat of the O_PATH symlink read %q", got)
+		}
 	}
 	// A path longer than PATH_MAX (with its NUL): ENAMETOOLONG (getname).
 	expect(t, "open of a 4096-byte path", open("/"+strings.Repeat("a", 4095), unix.O_RDONLY), Fail(unix.ENAMETOOLONG))
