@@ -27,7 +27,17 @@ func init() {
 
 // existing resolves an existing object and checks the mount is writable.
 func (e *Engine) existing(r *Request, dirfd, pathArg int, follow bool) (*vfs.Lookup, error) {
-	l, err := e.resolveArg(r, dirfd, pathArg, followIf(follow))
+	p, err := r.Path(pathArg)
+	if err != nil {
+		return nil, err
+	}
+	return e.existingAt(r, dirfd, p, follow)
+}
+
+// existingAt is existing for path p ("." for AT_FDCWD with an empty
+// path and AT_EMPTY_PATH: the working directory).
+func (e *Engine) existingAt(r *Request, dirfd int, p string, follow bool) (*vfs.Lookup, error) {
+	l, err := e.resolveAt(r, dirfd, p, followIf(follow))
 	if err != nil {
 		return nil, err
 	}
@@ -50,12 +60,17 @@ func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags 
 	if flags&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
 		return Fail(unix.EINVAL)
 	}
-	if flags&unix.AT_EMPTY_PATH != 0 && dirfd != atFDCWD {
-		if p, err := r.Path(pathArg); err == nil && p == "" {
+	p, err := r.Path(pathArg)
+	if err != nil {
+		return Fail(err)
+	}
+	if flags&unix.AT_EMPTY_PATH != 0 && p == "" {
+		if dirfd != atFDCWD {
 			return e.fdChmod(r, dirfd, mode, false)
 		}
+		p = "." // the working directory
 	}
-	l, err := e.existing(r, dirfd, pathArg, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	l, err := e.existingAt(r, dirfd, p, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
 	if err != nil {
 		return Fail(err)
 	}
@@ -188,11 +203,14 @@ func (e *Engine) chownCommon(r *Request, dirfd, pathArg int, uid, gid uint32, fl
 	if err != nil {
 		return Fail(err)
 	}
-	if p == "" && flags&unix.AT_EMPTY_PATH != 0 && dirfd != atFDCWD {
-		return e.fdChown(r, dirfd, uid, gid, false)
+	if p == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		if dirfd != atFDCWD {
+			return e.fdChown(r, dirfd, uid, gid, false)
+		}
+		p = "." // the working directory
 	}
 	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
-	l, err := e.existing(r, dirfd, pathArg, follow)
+	l, err := e.existingAt(r, dirfd, p, follow)
 	if err != nil {
 		return Fail(err)
 	}
@@ -221,7 +239,16 @@ func sysFchownat(e *Engine, r *Request) Result {
 // setTimes applies timespecs (nil: now) to an object. Symlinks themselves
 // (follow=false) are reached as one name inside their resolved parent.
 func (e *Engine) setTimes(r *Request, dirfd, pathArg int, ts []unix.Timespec, follow bool) Result {
-	l, err := e.existing(r, dirfd, pathArg, follow)
+	p, err := r.Path(pathArg)
+	if err != nil {
+		return Fail(err)
+	}
+	return e.setTimesAt(r, dirfd, p, ts, follow)
+}
+
+// setTimesAt is setTimes for path p.
+func (e *Engine) setTimesAt(r *Request, dirfd int, p string, ts []unix.Timespec, follow bool) Result {
+	l, err := e.existingAt(r, dirfd, p, follow)
 	if err != nil {
 		return Fail(err)
 	}
@@ -357,6 +384,7 @@ func sysUtimensat(e *Engine, r *Request) Result {
 		}
 	}
 	fdCase := r.Ptr(1) == 0
+	cwdCase := false
 	if !fdCase {
 		p, err := r.Path(1)
 		if err != nil {
@@ -365,7 +393,8 @@ func sysUtimensat(e *Engine, r *Request) Result {
 		if p == "" && flags&unix.AT_EMPTY_PATH == 0 {
 			return Fail(unix.ENOENT)
 		}
-		fdCase = p == ""
+		fdCase = p == "" && r.Int(0) != atFDCWD
+		cwdCase = p == "" && r.Int(0) == atFDCWD
 	}
 	if fdCase {
 		if bad && r.Int(0) != atFDCWD {
@@ -377,6 +406,12 @@ func sysUtimensat(e *Engine, r *Request) Result {
 			return Fail(unix.EINVAL)
 		}
 		return e.fdTimes(r, r.Int(0), ts)
+	}
+	if cwdCase {
+		if bad {
+			return Fail(unix.EINVAL)
+		}
+		return e.setTimesAt(r, atFDCWD, ".", ts, true) // the working directory
 	}
 	if bad {
 		l, err := e.resolveArg(r, r.Int(0), 1, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
