@@ -378,3 +378,51 @@ func TestAttrTruncateKillsSetID(t *testing.T) {
 		t.Errorf("mode %o after truncate, want 755", st.Mode&0o7777)
 	}
 }
+
+// TestAttrVirtualUserTree: a virtual user 1000's chmod, chown, utimensat
+// and truncate over the whole virtual-user tree (directories, sticky,
+// search-only, its own and others') answer as a host thread of uid 1000
+// does on the tree owned alike.
+func TestAttrVirtualUserTree(t *testing.T) {
+	v, native := virtualUser(t, userTree)
+	const cwd = unix.AT_FDCWD
+	for _, e := range userTree {
+		if strings.HasPrefix(e.name, "dn/") {
+			continue // TestVirtualUserSearch
+		}
+		p := gpath("/" + e.name)
+		for _, c := range []struct {
+			call string
+			args []any
+		}{
+			{"utimensat", []any{cwd, p, uint64(0), 0}},
+			{"utimensat", []any{cwd, p, timespecs(1, 2, 3, 4), 0}},
+			{"utimensat", []any{cwd, p, timespecs(0, unix.UTIME_NOW, 0, unix.UTIME_NOW), unix.AT_SYMLINK_NOFOLLOW}},
+			{"utimensat", []any{cwd, p, timespecs(5, 6, 7, 8), unix.AT_SYMLINK_NOFOLLOW}},
+			{"truncate", []any{p, 0}},
+			{"chown", []any{p, -1, 1000}},
+			{"lchown", []any{p, -1, 1000}},
+			{"chown", []any{p, 1000, -1}},
+			{"chmod", []any{p, int(e.mode) | 0o4000}},
+			{"fchmodat2", []any{cwd, p, int(e.mode), unix.AT_SYMLINK_NOFOLLOW}},
+		} {
+			what := c.call + " " + e.name + " " + fmt.Sprint(c.args[len(c.args)-1])
+			v.oracleAs(native, asUser1000, c.call, c.args...).check(t, what)
+		}
+	}
+	for _, e := range userTree {
+		if strings.HasPrefix(e.name, "dn/") {
+			continue
+		}
+		buf := v.alloc(statSize)
+		expect(t, "lstat "+e.name, v.call("lstat", v.str("/"+e.name), buf), Ok(0))
+		g := statOf(v.read(buf, statSize))
+		var n unix.Stat_t
+		if err := unix.Lstat(native+"/"+e.name, &n); err != nil {
+			t.Fatal(err)
+		}
+		if g.Mode != n.Mode || g.Uid != n.Uid || g.Gid != n.Gid {
+			t.Errorf("%s: the guest sees %o %d:%d, natively %o %d:%d", e.name, g.Mode, g.Uid, g.Gid, n.Mode, n.Uid, n.Gid)
+		}
+	}
+}
