@@ -27,7 +27,17 @@ func init() {
 
 // existing resolves an existing object and checks the mount is writable.
 func (e *Engine) existing(r *Request, dirfd, pathArg int, follow bool) (*vfs.Lookup, error) {
-	l, err := e.resolveArg(r, dirfd, pathArg, followIf(follow))
+	p, err := r.Path(pathArg)
+	if err != nil {
+		return nil, err
+	}
+	return e.existingAt(r, dirfd, p, follow)
+}
+
+// existingAt is existing for path p ("." for AT_FDCWD with an empty
+// path and AT_EMPTY_PATH: the working directory).
+func (e *Engine) existingAt(r *Request, dirfd int, p string, follow bool) (*vfs.Lookup, error) {
+	l, err := e.resolveAt(r, dirfd, p, followIf(follow))
 	if err != nil {
 		return nil, err
 	}
@@ -50,12 +60,17 @@ func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags 
 	if flags&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
 		return Fail(unix.EINVAL)
 	}
-	if flags&unix.AT_EMPTY_PATH != 0 && dirfd != atFDCWD {
-		if p, err := r.Path(pathArg); err == nil && p == "" {
+	p, err := r.Path(pathArg)
+	if err != nil {
+		return Fail(err)
+	}
+	if flags&unix.AT_EMPTY_PATH != 0 && p == "" {
+		if dirfd != atFDCWD {
 			return e.fdChmod(r, dirfd, mode, false)
 		}
+		p = "." // the working directory
 	}
-	l, err := e.existing(r, dirfd, pathArg, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	l, err := e.existingAt(r, dirfd, p, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
 	if err != nil {
 		return Fail(err)
 	}
@@ -188,11 +203,14 @@ func (e *Engine) chownCommon(r *Request, dirfd, pathArg int, uid, gid uint32, fl
 	if err != nil {
 		return Fail(err)
 	}
-	if p == "" && flags&unix.AT_EMPTY_PATH != 0 && dirfd != atFDCWD {
-		return e.fdChown(r, dirfd, uid, gid, false)
+	if p == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		if dirfd != atFDCWD {
+			return e.fdChown(r, dirfd, uid, gid, false)
+		}
+		p = "." // the working directory
 	}
 	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
-	l, err := e.existing(r, dirfd, pathArg, follow)
+	l, err := e.existingAt(r, dirfd, p, follow)
 	if err != nil {
 		return Fail(err)
 	}
@@ -221,11 +239,23 @@ func sysFchownat(e *Engine, r *Request) Result {
 // setTimes applies timespecs (nil: now) to an object. Symlinks themselves
 // (follow=false) are reached as one name inside their resolved parent.
 func (e *Engine) setTimes(r *Request, dirfd, pathArg int, ts []unix.Timespec, follow bool) Result {
-	l, err := e.existing(r, dirfd, pathArg, follow)
+	p, err := r.Path(pathArg)
+	if err != nil {
+		return Fail(err)
+	}
+	return e.setTimesAt(r, dirfd, p, ts, follow)
+}
+
+// setTimesAt is setTimes for path p.
+func (e *Engine) setTimesAt(r *Request, dirfd int, p string, ts []unix.Timespec, follow bool) Result {
+	l, err := e.existingAt(r, dirfd, p, follow)
 	if err != nil {
 		return Fail(err)
 	}
 	defer l.Release()
+	if err := e.mayTouch(r, l.Obj.FD(), ts); err != nil {
+		return Fail(err)
+	}
 	if l.Type() == unix.S_IFLNK && l.Parent != nil {
 		return errOf(utimensatRaw(l.Parent.FD(), l.Name, ts, unix.AT_SYMLINK_NOFOLLOW))
 	}
@@ -294,14 +324,42 @@ func (e *Engine) fdTimes(r *Request, fd int, ts []unix.Timespec) Result {
 		return res
 	}
 	defer unix.Close(h)
+	if err := e.mayTouch(r, h, ts); err != nil {
+		return Fail(err)
+	}
 	return errOf(utimensatRaw(h, "", ts, 0))
 }
 
-func sysUtimensat(e *Engine, r *Request) Result {
-	flags := r.Int(3)
-	if flags&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
-		return Fail(unix.EINVAL)
+// mayTouch checks a virtual identity's change of the times of the object
+// fd names by the guest's owner, as the kernel's may_setattr and
+// setattr_prepare do: times other than two UTIME_NOW (ATTR_TIMES_SET)
+// need the owner or CAP_FOWNER (EPERM); the present time (ATTR_TOUCH)
+// needs the owner, CAP_FOWNER or write permission (EACCES).
+func (e *Engine) mayTouch(r *Request, fd int, ts []unix.Timespec) error {
+	c := r.Proc.Creds()
+	if !e.cfg.Identity.Virtual || c.Has(identity.CapFowner) {
+		return nil
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	ov := e.currentOwner("", fd, &st)
+	if ov.uid == c.FSUID {
+		return nil
+	}
+	if ts != nil && !(ts[0].Nsec == unix.UTIME_NOW && ts[1].Nsec == unix.UTIME_NOW) {
+		return e.refuse(r, unix.EPERM, "setting times of an object owned by %d", ov.uid)
+	}
+	return e.permittedObj(r, "", fd, &st, permWrite, false)
+}
+
+func sysUtimensat(e *Engine, r *Request) Result {
+	// The kernel's order (fs/utimes.c): the times are read, two
+	// UTIME_OMIT succeed at once ("we must not even check the path"),
+	// then the flags are checked, the object is found, and only then
+	// are the nanoseconds checked (vfs_utimes).
+	flags := r.Int(3)
 	var ts []unix.Timespec
 	if r.Ptr(2) != 0 {
 		var b [32]byte
@@ -311,23 +369,60 @@ func sysUtimensat(e *Engine, r *Request) Result {
 		ts = make([]unix.Timespec, 2)
 		for i := 0; i < 2; i++ {
 			ts[i] = unix.Timespec{Sec: int64(binary.LittleEndian.Uint64(b[16*i:])), Nsec: int64(binary.LittleEndian.Uint64(b[16*i+8:]))}
-			if ts[i].Nsec != unix.UTIME_NOW && ts[i].Nsec != unix.UTIME_OMIT && (ts[i].Nsec < 0 || ts[i].Nsec >= 1e9) {
-				return Fail(unix.EINVAL)
-			}
+		}
+		if ts[0].Nsec == unix.UTIME_OMIT && ts[1].Nsec == unix.UTIME_OMIT {
+			return Ok(0)
 		}
 	}
-	if r.Ptr(1) == 0 {
-		return e.fdTimes(r, r.Int(0), ts)
+	if flags&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
+		return Fail(unix.EINVAL)
 	}
-	p, err := r.Path(1)
-	if err != nil {
-		return Fail(err)
+	bad := false
+	for _, t := range ts {
+		if t.Nsec != unix.UTIME_NOW && t.Nsec != unix.UTIME_OMIT && (t.Nsec < 0 || t.Nsec >= 1e9) {
+			bad = true
+		}
 	}
-	if p == "" {
-		if flags&unix.AT_EMPTY_PATH == 0 {
+	fdCase := r.Ptr(1) == 0
+	cwdCase := false
+	if !fdCase {
+		p, err := r.Path(1)
+		if err != nil {
+			return Fail(err)
+		}
+		if p == "" && flags&unix.AT_EMPTY_PATH == 0 {
 			return Fail(unix.ENOENT)
 		}
+		fdCase = p == "" && r.Int(0) != atFDCWD
+		cwdCase = p == "" && r.Int(0) == atFDCWD
+	}
+	if fdCase {
+		if bad && r.Int(0) != atFDCWD {
+			h, err := e.dupObject(r, r.Int(0))
+			if err != nil {
+				return Fail(err)
+			}
+			unix.Close(h)
+			return Fail(unix.EINVAL)
+		}
 		return e.fdTimes(r, r.Int(0), ts)
+	}
+	if cwdCase {
+		if bad {
+			return Fail(unix.EINVAL)
+		}
+		return e.setTimesAt(r, atFDCWD, ".", ts, true) // the working directory
+	}
+	if bad {
+		l, err := e.resolveArg(r, r.Int(0), 1, followIf(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
+		if err != nil {
+			return Fail(err)
+		}
+		defer l.Release()
+		if !l.Exists() {
+			return Fail(unix.ENOENT)
+		}
+		return Fail(unix.EINVAL)
 	}
 	return e.setTimes(r, r.Int(0), 1, ts, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
 }

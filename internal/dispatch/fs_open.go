@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/identity"
 
 	"github.com/kbox-go/kbox/internal/vfs"
 )
@@ -257,8 +258,23 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		}
 	}
 	if emulate || e.adopts(&creds) {
-		if err := e.permitted(r, l, openMask(flags), false); err != nil {
+		mask := openMask(flags)
+		if flags&unix.O_PATH != 0 && emulate {
+			mask = 0 // O_PATH needs no permission on the object itself (open(2))
+		}
+		if err := e.permitted(r, l, mask, false); err != nil {
 			return Fail(err), false
+		}
+	}
+	if emulate && flags&unix.O_NOATIME != 0 && flags&unix.O_PATH == 0 && !creds.Has(identity.CapFowner) &&
+		(l.Mount == nil || l.Mount.Kind != vfs.KindProc) {
+		// may_open: O_NOATIME by the owner or CAP_FOWNER only (EPERM).
+		var st unix.Stat_t
+		if err := unix.Fstat(l.Obj.FD(), &st); err != nil {
+			return Fail(err), false
+		}
+		if ov := e.currentOwner(hostPath(l, false), -1, &st); ov.uid != creds.FSUID {
+			return e.denied(r, unix.EPERM, "O_NOATIME open of "+l.Path+", owned by another"), false
 		}
 	}
 	var fd int

@@ -68,10 +68,12 @@ func sysMkdir(e *Engine, r *Request) Result   { return e.mkdirCommon(r, atFDCWD,
 func sysMkdirat(e *Engine, r *Request) Result { return e.mkdirCommon(r, r.Int(0), 1, r.Uint(2)) }
 
 func (e *Engine) mknodCommon(r *Request, dirfd, pathArg int, mode uint32, dev uint64) Result {
+	// may_mknod (fs/namei.c), before the lookup: a directory is EPERM,
+	// an unknown type EINVAL.
 	switch mode & unix.S_IFMT {
-	case 0, unix.S_IFREG, unix.S_IFIFO, unix.S_IFSOCK:
-	case unix.S_IFCHR, unix.S_IFBLK:
-		return e.denied(r, unix.EPERM, "device nodes cannot be created in the guest")
+	case 0, unix.S_IFREG, unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR, unix.S_IFBLK:
+	case unix.S_IFDIR:
+		return Fail(unix.EPERM)
 	default:
 		return Fail(unix.EINVAL)
 	}
@@ -80,6 +82,11 @@ func (e *Engine) mknodCommon(r *Request, dirfd, pathArg int, mode uint32, dev ui
 		return Fail(err)
 	}
 	defer l.Release()
+	if t := mode & unix.S_IFMT; t == unix.S_IFCHR || t == unix.S_IFBLK {
+		// After the name's and the directory's checks, as vfs_mknod's
+		// CAP_MKNOD check.
+		return e.denied(r, unix.EPERM, "device nodes cannot be created in the guest")
+	}
 	if l.Trailing {
 		return Fail(unix.ENOENT)
 	}
