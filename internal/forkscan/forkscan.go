@@ -38,7 +38,6 @@ import (
 	"io"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/loader"
@@ -386,23 +385,9 @@ func (r *Report) CreatesProcesses() (bool, string) {
 		}
 		return true, reason
 	}
-	var named, execs []string
-	wrapper := false
-	for _, name := range r.Imports {
-		switch {
-		case name == "syscall":
-			wrapper = true
-		case strings.HasPrefix(name, "exec") || name == "fexecve":
-			execs = append(execs, name)
-		default:
-			named = append(named, name)
-		}
-	}
-	if len(named) > 0 {
-		return true, "imports " + strings.Join(named, ", ")
-	}
-	if len(execs) > 0 {
-		return true, "imports " + strings.Join(execs, ", ") + " (the program it runs may fork)"
+	named, execs, wrapper := splitImports(r.Imports)
+	if len(named) > 0 || len(execs) > 0 {
+		return true, importReason(r.Imports)
 	}
 	if wrapper {
 		return true, "dynamic: libc's syscall() wrapper imported"

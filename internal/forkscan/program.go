@@ -388,10 +388,10 @@ func (st *state) checkCode(o *object, main bool) error {
 	return nil
 }
 
-// importReason words Report.Imports as CreatesProcesses does.
-func importReason(imports []string) string {
-	var named, execs []string
-	wrapper := false
+// splitImports sorts process-related imports into those that create a
+// process or thread, the exec family (the program run may fork), and
+// libc's generic syscall() wrapper.
+func splitImports(imports []string) (named, execs []string, wrapper bool) {
 	for _, name := range imports {
 		switch {
 		case name == "syscall":
@@ -402,6 +402,12 @@ func importReason(imports []string) string {
 			named = append(named, name)
 		}
 	}
+	return named, execs, wrapper
+}
+
+// importReason words Report.Imports (CreatesProcesses uses it too).
+func importReason(imports []string) string {
+	named, execs, wrapper := splitImports(imports)
 	switch {
 	case len(named) > 0:
 		return "imports " + strings.Join(named, ", ")
