@@ -112,17 +112,6 @@ func sysCapset(e *Engine, r *Request) Result {
 	}))
 }
 
-// prctl options the policy sends here when the identity is virtual.
-const (
-	prGetKeepcaps   = 7
-	prSetKeepcaps   = 8
-	prCapbsetRead   = 23
-	prCapbsetDrop   = 24
-	prGetSecurebits = 27
-	prSetSecurebits = 28
-	prCapAmbient    = 47
-)
-
 func sysPrctl(e *Engine, r *Request) Result {
 	if !e.cfg.Identity.Virtual {
 		return Cont()
@@ -135,28 +124,28 @@ func sysPrctl(e *Engine, r *Request) Result {
 		return err
 	}
 	switch a[0] {
-	case prGetKeepcaps:
+	case unix.PR_GET_KEEPCAPS:
 		c := r.Proc.Creds()
 		if c.Caps.Securebits&identity.SecbitKeepCaps != 0 {
 			return Ok(1)
 		}
 		return Ok(0)
-	case prSetKeepcaps:
+	case unix.PR_SET_KEEPCAPS:
 		return errOf(refused(e.Procs.update(r.Proc, func(p *Process) error { return p.creds.SetKeepCaps(a[1]) })))
-	case prGetSecurebits:
+	case unix.PR_GET_SECUREBITS:
 		c := r.Proc.Creds()
 		return Ok(int64(c.Caps.Securebits))
-	case prSetSecurebits:
+	case unix.PR_SET_SECUREBITS:
 		return errOf(refused(e.Procs.update(r.Proc, func(p *Process) error { return p.creds.SetSecurebits(a[1]) })))
-	case prCapbsetRead:
+	case unix.PR_CAPBSET_READ:
 		if !identity.ValidCap(a[1]) {
 			return Fail(unix.EINVAL)
 		}
 		c := r.Proc.Creds()
 		return Ok(int64(c.Caps.Bnd >> a[1] & 1))
-	case prCapbsetDrop:
+	case unix.PR_CAPBSET_DROP:
 		return errOf(refused(e.Procs.update(r.Proc, func(p *Process) error { return p.creds.DropBound(a[1]) })))
-	case prCapAmbient:
+	case unix.PR_CAP_AMBIENT:
 		var v int64
 		err := e.Procs.update(r.Proc, func(p *Process) error {
 			var err error

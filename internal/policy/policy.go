@@ -244,7 +244,8 @@ func buildTable() []Entry {
 	t = append(t, Entry{Name: "capset", Disp: Deny, Family: "identity", Why: "changes the guest's virtual capabilities only",
 		Conds: []Cond{{Arg: 0, Mask: 0, Value: 0, Disp: Notify}}})
 	var prctlConds []Cond
-	for _, op := range []uint64{7, 8, 23, 24, 27, 28, 47} { // KEEPCAPS, CAPBSET, SECUREBITS, CAP_AMBIENT
+	for _, op := range []uint64{unix.PR_GET_KEEPCAPS, unix.PR_SET_KEEPCAPS, unix.PR_CAPBSET_READ, unix.PR_CAPBSET_DROP,
+		unix.PR_GET_SECUREBITS, unix.PR_SET_SECUREBITS, unix.PR_CAP_AMBIENT} {
 		prctlConds = append(prctlConds, Cond{Arg: 0, Mask: 0xffffffff, Value: op, Int: true, Disp: Identity})
 	}
 	t = append(t, Entry{Name: "prctl", Disp: Allow, Family: "process", Why: "capability options act on the virtual capabilities", Conds: prctlConds})
