@@ -163,6 +163,19 @@ func setFastIdentity(pid int, fstat bool) {
 	}
 }
 
+// enableDirect turns on direct entry: calls from patched sites that the
+// fast path does not serve reach kbox without a signal (guest_amd64.c).
+func enableDirect() error {
+	if en := C.kbox_direct_init(); en != 0 {
+		return errnoErr(int(en))
+	}
+	C.kbox_direct_on = 1
+	return nil
+}
+
+// directCalls counts the calls served by direct entry.
+func directCalls() uint64 { return uint64(C.kbox_direct_calls) }
+
 func fastCounts() (hits, misses uint64) {
 	return uint64(C.kbox_fast_hits), uint64(C.kbox_fast_misses)
 }

@@ -11,8 +11,10 @@
 // before the guest starts. Descriptor-local calls (FAST_FD, FAST_FSTAT) on
 // regular files and directories run on the host descriptor kbox_fdmap
 // names; FAST_PID answers the guest's pid; FAST_NATIVE runs unchanged.
-// Everything else returns to the trampoline's `syscall`, which traps like
-// any guest syscall (the trap tier serves it). The `syscall` below is in
+// Everything else goes to direct entry (guest_amd64.c), which serves it
+// through the trap tier's Go entry without a signal; before direct entry
+// is on (or where it cannot be), it returns to the trampoline's `syscall`,
+// which traps like any guest syscall. The `syscall` below is in
 // kbox's code, so the interception filter lets it through for the FAST_FD
 // and FAST_FSTAT numbers only (from the same column); any other number
 // there, and the FAST_NATIVE syscall, go to the backstop filter like any
@@ -89,6 +91,8 @@ __asm__(".text\n"
 	"	pop %rcx\n"
 	"	lea 128(%rsp), %rsp\n"
 	"90:	incq kbox_fast_misses(%rip)\n"
+	"	cmpb $0, kbox_direct_on(%rip)\n"
+	"	jne kbox_direct_entry\n" // served without a signal (guest_amd64.c)
 	"	sub $2, %rcx\n" // the trampoline's own syscall: traps
 	"	jmp *%rcx\n"
 	".size kbox_fast_any, .-kbox_fast_any\n");

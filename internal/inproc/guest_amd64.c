@@ -14,6 +14,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -69,6 +70,18 @@ static inline void set_fs(uint64_t v) {
 		return;
 	}
 	raw6(SYS_arch_prctl, ARCH_SET_FS, (long)v, 0, 0, 0, 0);
+}
+
+// save_guest_fs records the guest's FS base on entry to kbox code. Without
+// FSGSBASE the guest can change its FS base only through arch_prctl, which
+// kbox serves itself (sysArchPrctl keeps kbox_gs.guest_fs), so reading it
+// back would be an arch_prctl (a read of the MSR: on a paravirtualized
+// machine, a third of the trap's cost) for nothing. A guest that loads a
+// segment selector into %fs to zero its base gets its old base back at
+// the next entry; kbox's own FS base is set unconditionally either way.
+static inline void save_guest_fs(void) {
+	if (kbox_gs.fsgsbase)
+		kbox_gs.guest_fs = get_fs();
 }
 
 static inline int on_guest_thread(void) {
@@ -127,10 +140,13 @@ __asm__(".text\n"
 	".size kbox_bs_asm, .-kbox_bs_asm\n");
 
 long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5) {
-	uint64_t set = 1ULL << (SIGSYS - 1);
-	raw6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, 0, 8, 0, 0);
+	// The mask is put back as it was, not SIGSYS blocked: a call served
+	// by direct entry (below) runs with SIGSYS unblocked, and the guest
+	// must never run with it blocked (a seccomp trap would then kill it).
+	uint64_t set = 1ULL << (SIGSYS - 1), old = 0;
+	raw6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, (long)&old, 8, 0, 0);
 	long r = kbox_bs_asm(nr, a0, a1, a2, a3, a4, a5);
-	raw6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, 0, 8, 0, 0);
+	raw6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
 	kbox_kicked = 0;
 	return r;
 }
@@ -143,6 +159,7 @@ long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4,
 // the alternate stack. A is disarmed by then (SS_AUTODISARM), which is what
 // allows the change, and the trap's sigreturn restores A.
 static stack_t fault_stack;
+static stack_t trap_stack; // A, as armed: a direct entry's sigreturn re-arms it
 volatile int kbox_fault_stack_armed; // read by Go too: no cgo call once armed
 
 void kbox_arm_fault_stack(void) {
@@ -167,7 +184,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv) {
 			uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)kbox_bs_eintr;
 		return;
 	}
-	kbox_gs.guest_fs = get_fs();
+	save_guest_fs();
 	set_fs(kbox_gs.host_fs);
 	kbox_gs.in_guest = 0;
 	kbox_fault_stack_armed = 0;
@@ -186,7 +203,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
 		chain(old, sig, si, ucv);
 		return;
 	}
-	kbox_gs.guest_fs = get_fs();
+	save_guest_fs();
 	set_fs(kbox_gs.host_fs);
 	kbox_gs.in_guest = 0;
 	kbox_fault_stack_armed = 0;
@@ -240,14 +257,17 @@ static struct kbox_start start_args;
 static void *guest_thread(void *unused) {
 	(void)unused;
 	size_t alt_size = KBOX_ALTSTACK_SIZE;
-	char *alt = __builtin_alloca(2 * alt_size);
+	// Above the two alternate-stack halves: the direct-entry stack D.
+	char *alt = __builtin_alloca(2 * alt_size + KBOX_DIRECT_STACK);
 	memset(alt, 0, 4096);
+	kbox_direct_stack = ((uintptr_t)alt + 2 * alt_size + KBOX_DIRECT_STACK) & ~(uintptr_t)15;
 	// Two halves: the upper one (A) takes the guest's traps and is
 	// disarmed while a handler runs (SS_AUTODISARM; sigreturn re-arms
 	// it); the lower one (B) is armed before kbox code may fault, so a
 	// nested fault never lands on A's live frame (see on_sigsys).
 	fault_stack = (stack_t){.ss_sp = alt, .ss_size = alt_size, .ss_flags = 0};
 	stack_t ss = {.ss_sp = alt + alt_size, .ss_size = alt_size, .ss_flags = SS_AUTODISARM};
+	trap_stack = ss;
 	kbox_gs.alt_lo = (uintptr_t)alt;
 	kbox_gs.alt_hi = (uintptr_t)alt + 2 * alt_size;
 	if (sigaltstack(&ss, NULL) != 0) {
@@ -347,3 +367,217 @@ void kbox_enter(uint64_t entry, uint64_t sp, uint64_t fs) {
 }
 
 int kbox_guest_tid(void) { return kbox_gs.tid; }
+
+// Direct entry: the rewrite tier's signal-free path into kbox. A patched
+// site's trampoline enters the fast path (fastpath_amd64.c); a call the
+// fast path does not serve comes here instead of trapping. The guest's
+// registers are saved into a frame laid out as the kernel's signal frame
+// (kbox_dframe: the rt_sigframe's return-address slot, then the ucontext),
+// its FPU/SSE/AVX state into kbox_xarea with xsave (the kernel's signal
+// frame format, sw_reserved filled in by kbox_direct_init), and the call is
+// served by the same Go entry as a trap (kboxTrap), on stack D (carved from
+// this thread's stack, so Go's view of the C stack holds). The syscall
+// instruction's own effects are kept: rcx holds the return address and r11
+// the flags, and the condition flags are not preserved (the fast path
+// already compares).
+//
+// Two ways back. When the call left every register but rax as it was, the
+// registers are reloaded and `jmp *%rcx` returns. When it set registers
+// (a guest signal handler entered, rt_sigreturn, execve, a restarted call)
+// or was rt_sigreturn (whose FPU state came from guest memory and must be
+// checked by the kernel, not loaded by xrstor here), SIGSYS is blocked and
+// the kernel's rt_sigreturn loads the frame: every register, the FPU state,
+// the signal mask (SIGSYS unblocked again) and the alternate stack A.
+//
+// Kicks (SIGSYS sent to deliver a guest signal) are handled as on the trap
+// path: while kbox_gs.in_guest is 0 a kick only sets kbox_kicked; kbox_direct
+// serves the flagged ones before returning, and the last instructions of
+// the fast way back, which run with in_guest set again, re-enter with a
+// kick when one landed in between. Only one guest thread exists and guest
+// code never runs while the frame or D is live, so neither needs to be
+// reentrant: a kick taken as a guest interruption happens either before
+// the frame is written or after every register is back.
+
+#define KBOX_DF_GREGS 48 // offsetof(struct kbox_dframe, uc.uc_mcontext.gregs)
+#define KBOX_GS_IN_GUEST 32
+
+struct kbox_dframe {
+	uint64_t pretcode; // the slot rt_sigreturn expects below the ucontext
+	ucontext_t uc;	   // the kernel's struct ucontext is its first 304 bytes
+};
+_Static_assert(offsetof(struct kbox_dframe, uc.uc_mcontext.gregs) == KBOX_DF_GREGS, "gregs offset");
+_Static_assert(offsetof(struct kbox_guest_state, in_guest) == KBOX_GS_IN_GUEST, "in_guest offset");
+_Static_assert(offsetof(ucontext_t, uc_sigmask) == 296, "uc_sigmask offset");
+
+struct kbox_dframe kbox_dframe __attribute__((aligned(64)));
+static uint8_t kbox_xarea[KBOX_XAREA_MAX] __attribute__((aligned(64)));
+uintptr_t kbox_direct_stack;
+volatile char kbox_direct_on;
+volatile char kbox_direct_kick;
+char kbox_direct_xsave;
+uint64_t kbox_direct_calls;
+
+// The kernel's software-reserved bytes of an extended FPU frame
+// (asm/sigcontext.h struct _fpx_sw_bytes), at offset 464 of the legacy area.
+#define FP_XSTATE_MAGIC1 0x46505853U
+#define FP_XSTATE_MAGIC2 0x46505845U
+struct fpx_sw_bytes {
+	uint32_t magic1, extended_size;
+	uint64_t xfeatures;
+	uint32_t xstate_size, padding[7];
+};
+
+// kbox_direct_init prepares the FPU frame; it returns an errno when direct
+// entry cannot be used (the tier then traps as before).
+int kbox_direct_init(void) {
+	unsigned a, b, c, d;
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+	if (!(c & (1U << 27))) { // OSXSAVE: fxsave's 512 bytes only
+		kbox_direct_xsave = 0;
+		return 0;
+	}
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(0));
+	uint32_t size = b; // for the features enabled in XCR0
+	uint32_t lo, hi;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	if (size < 576 || size + 4 > sizeof kbox_xarea)
+		return EOVERFLOW;
+	struct fpx_sw_bytes sw = {.magic1 = FP_XSTATE_MAGIC1, .extended_size = size + 4,
+				  .xfeatures = (uint64_t)hi << 32 | lo, .xstate_size = size};
+	memcpy(kbox_xarea + 464, &sw, sizeof sw);
+	uint32_t m2 = FP_XSTATE_MAGIC2;
+	memcpy(kbox_xarea + size, &m2, 4);
+	kbox_direct_xsave = 1;
+	return 0;
+}
+
+// kbox_direct serves the call saved in kbox_dframe; it runs on stack D and
+// is entered with the guest's FS base. It returns 1 when the frame must be
+// loaded by rt_sigreturn (SIGSYS is then blocked), 0 for the fast way back.
+int kbox_direct(void) {
+	set_fs(kbox_gs.host_fs);
+	// A stays armed and idle during a direct call: a fault in Go code is
+	// delivered there, on no live frame (see kbox_arm_fault_stack).
+	kbox_fault_stack_armed = 1;
+	ucontext_t *uc = &kbox_dframe.uc;
+	greg_t *g = uc->uc_mcontext.gregs;
+	g[REG_CSGSFS] = 0x002b000000000033; // cs __USER_CS, ss __USER_DS
+	g[REG_ERR] = g[REG_TRAPNO] = g[REG_OLDMASK] = g[REG_CR2] = 0;
+	uc->uc_mcontext.fpregs = (fpregset_t)kbox_xarea;
+	int kick = kbox_direct_kick;
+	kbox_direct_kick = 0;
+	long nr = g[REG_RAX];
+	greg_t before[NGREG];
+	memcpy(before, g, sizeof before);
+	int slow = 0;
+	if (kick) {
+		kboxTrap(uc, 0, 1);
+	} else {
+		kbox_direct_calls++;
+		kboxTrap(uc, (int)nr, 0);
+		slow = nr == SYS_rt_sigreturn;
+	}
+	for (;;) {
+		while (kbox_kicked) {
+			kbox_kicked = 0;
+			kboxTrap(uc, 0, 1);
+		}
+		for (int i = 0; i < NGREG && !slow; i++)
+			slow = i != REG_RAX && g[i] != before[i];
+		if (!slow)
+			break;
+		uint64_t set = 1ULL << (SIGSYS - 1), old = 0;
+		raw6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, (long)&old, 8, 0, 0);
+		if (kbox_kicked) {
+			raw6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
+			continue;
+		}
+		uc->uc_flags = 0;
+		uc->uc_link = 0;
+		uc->uc_stack = trap_stack;
+		memcpy(&uc->uc_sigmask, &old, 8); // the kernel's sigset: SIGSYS unblocked
+		break;
+	}
+	set_fs(kbox_gs.guest_fs);
+	return slow;
+}
+
+#define DG(i) "kbox_dframe+" KBOX_STR(KBOX_DF_GREGS) "+8*" #i "(%rip)"
+#define IN_GUEST "kbox_gs+" KBOX_STR(KBOX_GS_IN_GUEST) "(%rip)"
+// Register indexes in gregs: r8..r15 0-7, rdi 8, rsi 9, rbp 10, rbx 11,
+// rdx 12, rax 13, rcx 14, rsp 15, rip 16, eflags 17.
+__asm__(".text\n"
+	".globl kbox_direct_entry\n"
+	".type kbox_direct_entry,@function\n"
+	"kbox_direct_entry:\n"
+	"	movl $0, " IN_GUEST "\n"
+	"kbox_direct_save:\n"
+	"	mov %r8, " DG(0) "\n"
+	"	mov %r9, " DG(1) "\n"
+	"	mov %r10, " DG(2) "\n"
+	"	mov %r12, " DG(4) "\n"
+	"	mov %r13, " DG(5) "\n"
+	"	mov %r14, " DG(6) "\n"
+	"	mov %r15, " DG(7) "\n"
+	"	mov %rdi, " DG(8) "\n"
+	"	mov %rsi, " DG(9) "\n"
+	"	mov %rbp, " DG(10) "\n"
+	"	mov %rbx, " DG(11) "\n"
+	"	mov %rdx, " DG(12) "\n"
+	"	mov %rax, " DG(13) "\n"
+	"	mov %rcx, " DG(14) "\n"
+	"	mov %rsp, " DG(15) "\n"
+	"	mov %rcx, " DG(16) "\n"
+	"	mov kbox_direct_stack(%rip), %rsp\n"
+	"	pushfq\n"
+	"	pop %r11\n"
+	"	mov %r11, " DG(17) "\n"
+	"	mov %r11, " DG(3) "\n"
+	"	mov $-1, %eax\n"
+	"	mov $-1, %edx\n"
+	"	lea kbox_xarea(%rip), %rbx\n"
+	"	cmpb $0, kbox_direct_xsave(%rip)\n"
+	"	je 1f\n"
+	"	xsave64 (%rbx)\n"
+	"	jmp 2f\n"
+	"1:	fxsave64 (%rbx)\n"
+	"2:	call kbox_direct\n"
+	"	test %eax, %eax\n"
+	"	jnz 5f\n"
+	"	lea kbox_xarea(%rip), %rbx\n"
+	"	mov $-1, %eax\n"
+	"	mov $-1, %edx\n"
+	"	cmpb $0, kbox_direct_xsave(%rip)\n"
+	"	je 3f\n"
+	"	xrstor64 (%rbx)\n"
+	"	jmp 4f\n"
+	"3:	fxrstor64 (%rbx)\n"
+	"4:	mov " DG(0) ", %r8\n"
+	"	mov " DG(1) ", %r9\n"
+	"	mov " DG(2) ", %r10\n"
+	"	mov " DG(3) ", %r11\n"
+	"	mov " DG(4) ", %r12\n"
+	"	mov " DG(5) ", %r13\n"
+	"	mov " DG(6) ", %r14\n"
+	"	mov " DG(7) ", %r15\n"
+	"	mov " DG(8) ", %rdi\n"
+	"	mov " DG(9) ", %rsi\n"
+	"	mov " DG(10) ", %rbp\n"
+	"	mov " DG(11) ", %rbx\n"
+	"	mov " DG(12) ", %rdx\n"
+	"	mov " DG(13) ", %rax\n"
+	"	mov " DG(16) ", %rcx\n"
+	"	mov " DG(15) ", %rsp\n"
+	"	movl $1, " IN_GUEST "\n"
+	"	cmpb $0, kbox_kicked(%rip)\n"
+	"	jne 6f\n"
+	"	jmp *%rcx\n"
+	"5:	lea kbox_dframe+8(%rip), %rsp\n" // rt_sigreturn reads the ucontext at rsp
+	"	movl $1, " IN_GUEST "\n"	     // SIGSYS is blocked until it returns
+	"	mov $" KBOX_STR(SYS_rt_sigreturn) ", %eax\n"
+	"	syscall\n"
+	"	ud2\n"
+	"6:	movl $0, " IN_GUEST "\n" // a kick landed on the way back
+	"	movb $1, kbox_direct_kick(%rip)\n"
+	"	jmp kbox_direct_save\n"
+	".size kbox_direct_entry, .-kbox_direct_entry\n");

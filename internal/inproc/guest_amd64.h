@@ -5,6 +5,8 @@
 
 #define KBOX_ALTSTACK_SIZE (256 * 1024)
 #define KBOX_THREAD_STACK (8 * 1024 * 1024)
+#define KBOX_DIRECT_STACK (128 * 1024)
+#define KBOX_XAREA_MAX (16 * 1024)
 #define KBOX_FDMAP_SIZE 65536
 // The fast path's table: kbox_fast_kind[nr] is policy.FastKind of nr (the
 // values below are that type's; TestFastKindsMatchPolicy checks them).
@@ -54,6 +56,10 @@ extern int32_t kbox_fast_pid, kbox_fast_fstat;
 extern uint8_t kbox_fast_kind[KBOX_FAST_NR];
 extern uint64_t kbox_fast_hits, kbox_fast_misses;
 uint64_t kbox_fast_any_addr(void);
+extern uintptr_t kbox_direct_stack;
+extern volatile char kbox_direct_on;
+extern uint64_t kbox_direct_calls;
+int kbox_direct_init(void);
 uint64_t kbox_fast_syscall_ip(void);
 long kbox_test_call3(void *fn, long a, long b, long c);
 #endif

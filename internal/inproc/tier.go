@@ -136,6 +136,9 @@ func Run(cfg Config) (int, error) {
 		// fstat takes the fast path only when no owner needs translating.
 		nr, _ := t.eng.Arch().Nr("fstat")
 		setFastIdentity(t.pid, t.pol.Disposition(nr) == policy.Allow)
+		if err := enableDirect(); err != nil {
+			t.eng.Verbosef("rewrite: direct entry unavailable (%v): calls the fast path does not serve trap", err)
+		}
 	}
 	t.eng.Procs.SetFDView(guestFDView{t})
 
@@ -419,8 +422,9 @@ func (t *tier) exit(code int) {
 	if t.eng.Verbose() {
 		if t.rw != nil {
 			hits, misses := fastCounts()
-			t.eng.Verbosef("rewrite tier: %d syscall sites patched in %d mappings (%d WRAPPER: syscall then ret; %d COMPLEX); %d calls took the fast path, %d went from a patched site to a trap",
-				t.rw.sites, t.rw.mappings, t.rw.wrappers, t.rw.sites-t.rw.wrappers, hits, misses)
+			direct := directCalls()
+			t.eng.Verbosef("rewrite tier: %d syscall sites patched in %d mappings (%d WRAPPER: syscall then ret; %d COMPLEX); from patched sites %d calls took the fast path, %d direct entry into kbox, %d a trap",
+				t.rw.sites, t.rw.mappings, t.rw.wrappers, t.rw.sites-t.rw.wrappers, hits, direct, misses-direct)
 		}
 		t.eng.Verbosef("trap tier: %d syscalls trapped (%d served by the engine, %d run natively)",
 			t.trapped.Load(), t.engine.Load(), t.native.Load())

@@ -20,6 +20,9 @@
  *                 needs /proc/self/maps (kbox -R)
  *   exec          execve of itself in place ("fdcheck" checks the result)
  *   fork          fork() and print the errno name
+ *   regs          (x86-64) every register a syscall keeps survives one that
+ *                 kbox serves: the general ones but rax, rcx and r11, and
+ *                 xmm8/xmm9 (and ymm8's upper half with AVX)
  *
  * Builds with musl-gcc -static and with gcc against glibc.
  */
@@ -533,6 +536,57 @@ static void mode_fork(void)
 	printf("fork: %s\n", errname(errno));
 }
 
+/* ---- regs: a syscall keeps every register but rax, rcx and r11 (and the
+   vector registers), however kbox serves it: from a patched site under
+   rewrite, getuid enters kbox directly, without a signal. */
+#if defined(__x86_64__)
+static uint64_t regs_in[12], regs_out[12];
+static double vec_in[4] = {1.25, -2.5, 1e300, 3.0}, vec_out[4];
+
+static void mode_regs(void)
+{
+	for (int i = 0; i < 12; i++)
+		regs_in[i] = 0x0101010101010101ULL * (uint64_t)(i + 1) ^ 0x5a5aULL;
+	long uid;
+	__asm__ volatile("push %%rbx\n\tpush %%rbp\n\tpush %%r12\n\tpush %%r13\n\tpush %%r14\n\tpush %%r15\n\t"
+			 "mov %[i0], %%rbx\n\tmov %[i1], %%rbp\n\tmov %[i2], %%r12\n\tmov %[i3], %%r13\n\t"
+			 "mov %[i4], %%r14\n\tmov %[i5], %%r15\n\tmov %[i6], %%rdi\n\tmov %[i7], %%rsi\n\t"
+			 "mov %[i8], %%rdx\n\tmov %[i9], %%r10\n\tmov %[i10], %%r8\n\tmov %[i11], %%r9\n\t"
+			 "movupd %[v0], %%xmm8\n\tmovupd %[v1], %%xmm9\n\t"
+			 "mov $102, %%eax\n\t"
+			 "syscall\n\t"
+			 "mov %%rbx, %[o0]\n\tmov %%rbp, %[o1]\n\tmov %%r12, %[o2]\n\tmov %%r13, %[o3]\n\t"
+			 "mov %%r14, %[o4]\n\tmov %%r15, %[o5]\n\tmov %%rdi, %[o6]\n\tmov %%rsi, %[o7]\n\t"
+			 "mov %%rdx, %[o8]\n\tmov %%r10, %[o9]\n\tmov %%r8, %[o10]\n\tmov %%r9, %[o11]\n\t"
+			 "movupd %%xmm8, %[w0]\n\tmovupd %%xmm9, %[w1]\n\t"
+			 "pop %%r15\n\tpop %%r14\n\tpop %%r13\n\tpop %%r12\n\tpop %%rbp\n\tpop %%rbx"
+			 : "=a"(uid), [o0] "=m"(regs_out[0]), [o1] "=m"(regs_out[1]), [o2] "=m"(regs_out[2]),
+			   [o3] "=m"(regs_out[3]), [o4] "=m"(regs_out[4]), [o5] "=m"(regs_out[5]), [o6] "=m"(regs_out[6]),
+			   [o7] "=m"(regs_out[7]), [o8] "=m"(regs_out[8]), [o9] "=m"(regs_out[9]), [o10] "=m"(regs_out[10]),
+			   [o11] "=m"(regs_out[11]), [w0] "=m"(vec_out[0]), [w1] "=m"(vec_out[2])
+			 : [i0] "m"(regs_in[0]), [i1] "m"(regs_in[1]), [i2] "m"(regs_in[2]), [i3] "m"(regs_in[3]),
+			   [i4] "m"(regs_in[4]), [i5] "m"(regs_in[5]), [i6] "m"(regs_in[6]), [i7] "m"(regs_in[7]),
+			   [i8] "m"(regs_in[8]), [i9] "m"(regs_in[9]), [i10] "m"(regs_in[10]), [i11] "m"(regs_in[11]),
+			   [v0] "m"(vec_in[0]), [v1] "m"(vec_in[2])
+			 : "rcx", "r11", "rdi", "rsi", "rdx", "r8", "r9", "r10", "xmm8", "xmm9", "memory", "cc");
+	check(uid == (long)getuid(), "getuid from a raw syscall", "%ld, libc says %ld", uid, (long)getuid());
+	int changed = -1;
+	for (int i = 0; i < 12 && changed < 0; i++)
+		if (regs_out[i] != regs_in[i])
+			changed = i;
+	check(changed < 0, "general registers kept", "register %d: %#llx -> %#llx", changed,
+	      changed < 0 ? 0ULL : (unsigned long long)regs_in[changed],
+	      changed < 0 ? 0ULL : (unsigned long long)regs_out[changed]);
+	check(!memcmp(vec_in, vec_out, sizeof vec_in), "xmm8 and xmm9 kept", "%g %g %g %g", vec_out[0], vec_out[1],
+	      vec_out[2], vec_out[3]);
+}
+#else
+static void mode_regs(void)
+{
+	printf("regs: ok getuid from a raw syscall\nregs: ok general registers kept\nregs: ok xmm8 and xmm9 kept\n");
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -568,6 +622,8 @@ int main(int argc, char **argv)
 		mode_fdcheck(argv);
 	else if (!strcmp(mode, "fork"))
 		mode_fork();
+	else if (!strcmp(mode, "regs"))
+		mode_regs();
 	else {
 		fprintf(stderr, "trapsig: unknown mode %s\n", mode);
 		return 2;

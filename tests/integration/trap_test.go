@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,6 +99,33 @@ func TestTrapSignals(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestRewriteDirectEntry: a syscall kbox serves keeps every register the
+// kernel keeps (all but rax, rcx and r11, and the vector registers), in
+// both in-process tiers; under rewrite the call enters kbox from its
+// patched site without a signal (direct entry), which -v counts.
+func TestRewriteDirectEntry(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	eachTrapRun(t, func(t *testing.T, tier, prog string, v variant) {
+		opts := runOpts{Args: append([]string{"-v"}, trapArgs(tier, "-r", root, prog, "regs")...), Unpriv: v.unpriv}
+		out, errOut := checkRun(t, opts, 0)
+		checkTrapOutput(t, opts, out, "regs: ok getuid from a raw syscall\nregs: ok general registers kept\nregs: ok xmm8 and xmm9 kept\n", errOut)
+		if tier != "rewrite" || runtime.GOARCH != "amd64" {
+			return
+		}
+		m := regexp.MustCompile(`from patched sites (\d+) calls took the fast path, (\d+) direct entry into kbox, (\d+) a trap`).FindStringSubmatch(errOut)
+		if m == nil {
+			t.Fatalf("%s: no rewrite counters in -v output:\n%s", cmdline(opts), errOut)
+		}
+		if direct, _ := strconv.Atoi(m[2]); direct == 0 {
+			t.Errorf("%s: no call entered kbox directly:\n%s", cmdline(opts), m[0])
+		}
+		if trapped, _ := strconv.Atoi(m[3]); trapped != 0 {
+			t.Errorf("%s: %d calls from patched sites trapped, want 0 (direct entry):\n%s", cmdline(opts), trapped, m[0])
+		}
+	})
 }
 
 // TestTrapSARestart: a read interrupted by a handler installed with
