@@ -153,7 +153,7 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 	// terminal's foreground: Ctrl-C, Ctrl-Z and ^\ go to the guest only.
 	// The reaper between kbox and the launcher (reaper.go) sees that no
 	// guest process outlives kbox.
-	rp, pid, err := startReaper(self, l.Env, [3]*os.File{stdin, stdout, stderr}, cfgR, stW, supervise.ForegroundTTY(stdin))
+	rp, pid, err := startReaper(self, [3]*os.File{stdin, stdout, stderr}, cfgR, stW, supervise.ForegroundTTY(stdin))
 	cfgR.Close()
 	stW.Close()
 	if err != nil {

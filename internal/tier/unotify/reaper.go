@@ -34,6 +34,16 @@ import (
 // Only both killed at once (two SIGKILLs to two process groups) leaves
 // guest processes behind; docs/security.md says so.
 
+// helperEnv is the environment of the reaper and the launcher, kbox's own
+// processes (the guest's environment reaches the guest through the launch
+// config, never through theirs, so a GODEBUG or GOGC meant for the guest
+// does not change them). Without asynchronous preemption the launcher's Go
+// runtime sends no SIGURG to its own thread while that thread's execve
+// waits for the supervisor: each such signal restarted the execve, and the
+// supervisor served it again from the start (seven times in one traced
+// start of /bin/true).
+var helperEnv = []string{"GODEBUG=asyncpreemptoff=1", "GOMAXPROCS=1"}
+
 // ReaperArg marks the re-executed reaper (os.Args[1]).
 const ReaperArg = "__kbox_reaper__"
 
@@ -81,9 +91,9 @@ func ReaperMain() {
 		sys.Foreground, sys.Ctty = true, 0
 	}
 	cfg, status := os.NewFile(3, "config"), os.NewFile(4, "status")
-	// The launcher's environment is the guest's, which kbox passed on.
+	// The guest's environment reaches it through the launch config.
 	proc, err := os.StartProcess(self, []string{"kbox-init", InitArg}, &os.ProcAttr{
-		Env: os.Environ(), Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, cfg, status}, Sys: sys})
+		Env: helperEnv, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, cfg, status}, Sys: sys})
 	cfg.Close()
 	status.Close()
 	if err != nil {
@@ -126,7 +136,7 @@ type reaper struct {
 
 // startReaper starts the reaper with the launcher's config and status
 // pipes and returns once it reported the launcher's pid.
-func startReaper(self string, env []string, stdio [3]*os.File, cfgR, stW *os.File, foreground bool) (*reaper, int, error) {
+func startReaper(self string, stdio [3]*os.File, cfgR, stW *os.File, foreground bool) (*reaper, int, error) {
 	lifeR, lifeW, err := os.Pipe()
 	if err != nil {
 		return nil, 0, err
@@ -142,7 +152,7 @@ func startReaper(self string, env []string, stdio [3]*os.File, cfgR, stW *os.Fil
 		arg = "foreground"
 	}
 	proc, err := os.StartProcess(self, []string{"kbox-reaper", ReaperArg, arg}, &os.ProcAttr{
-		Env:   env,
+		Env:   helperEnv,
 		Files: []*os.File{stdio[0], stdio[1], stdio[2], cfgR, stW, lifeR, repW},
 		// A group of its own: a signal to kbox's job does not reach it.
 		Sys: &syscall.SysProcAttr{Setpgid: true},
