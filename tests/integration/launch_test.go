@@ -379,3 +379,53 @@ func TestBindSourceLink(t *testing.T) {
 		}
 	}
 }
+
+// TestLaunchers: the seccomp tier starts the guest through the embedded
+// kbox-init, or, when that cannot run (KBOX_INIT=self forces it here), by
+// re-executing kbox; both give the guest the same start: its arguments,
+// environment, working directory, exit status and stdio, no descriptor of
+// kbox's, no capabilities, no_new_privs, and its own process group.
+func TestLaunchers(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	script := `echo "args:$#:$1:$2"; echo "env:$KBOX_LAUNCH_TEST"; pwd; ls /proc/self/fd | tr '\n' ' '; echo; ` +
+		`grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status | tr -s '\t ' ' '; ` +
+		`ps -o pid,pgid,comm | awk 'NR>1 && $3=="sh" {print ($1==$2) ? "own group" : "shared group"}'; exit 7`
+	for _, via := range []string{"kbox-init", "self"} {
+		forEachVariant(t, via+"/", func(t *testing.T, v variant) {
+			env := []string{"KBOX_LAUNCH_TEST=value with spaces"}
+			if via == "self" {
+				env = append(env, "KBOX_INIT=self")
+			}
+			opts := runOpts{Args: []string{"-v", "--syscall-mode=seccomp", "-R", root, "-w", "/tmp", "--", "/bin/sh", "-c", script, "sh", "a b", ""},
+				Env: env, Unpriv: v.unpriv}
+			out, errOut := checkRun(t, opts, 7)
+			// ls's own directory descriptor is 3.
+			want := "args:2:a b:\nenv:value with spaces\n/tmp\n0 1 2 3 \nCapEff: 0000000000000000\nCapBnd: 0000000000000000\nNoNewPrivs: 1\nown group\n"
+			if v.unpriv {
+				want = strings.Replace(want, "CapBnd: 0000000000000000\n", "", 1)
+			}
+			got := out
+			if v.unpriv {
+				// An unprivileged kbox leaves the bounding set as it found it.
+				var keep []string
+				for _, l := range strings.SplitAfter(out, "\n") {
+					if !strings.HasPrefix(l, "CapBnd:") {
+						keep = append(keep, l)
+					}
+				}
+				got = strings.Join(keep, "")
+			}
+			if got != want {
+				t.Errorf("%s\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", cmdline(opts), out, want, errOut)
+			}
+			wantVia := "guest started by kbox-init"
+			if via == "self" {
+				wantVia = "guest started by kbox re-executed (kbox-init: KBOX_INIT=self)"
+			}
+			if !strings.Contains(errOut, wantVia) {
+				t.Errorf("%s: -v does not say %q:\n%s", cmdline(opts), wantVia, errOut)
+			}
+		})
+	}
+}

@@ -129,22 +129,13 @@ type started struct {
 	status    *os.File // remaining status messages (launch errors)
 	launchErr string
 	reaper    *reaper
+	via       string // what started it: kbox-init, or kbox re-executed and why
 }
 
 // start launches the child and takes its listener.
 func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding the kbox binary: %w", err)
-	}
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
 	stR, stW, err := os.Pipe()
 	if err != nil {
-		cfgR.Close()
-		cfgW.Close()
 		return nil, err
 	}
 	// The guest gets a process group of its own, so that a signal to a
@@ -153,22 +144,34 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 	// terminal's foreground: Ctrl-C, Ctrl-Z and ^\ go to the guest only.
 	// The reaper between kbox and the launcher (reaper.go) sees that no
 	// guest process outlives kbox.
-	rp, pid, err := startReaper(self, [3]*os.File{stdin, stdout, stderr}, cfgR, stW, supervise.ForegroundTTY(stdin))
-	cfgR.Close()
+	stdio := [3]*os.File{stdin, stdout, stderr}
+	fg := supervise.ForegroundTTY(stdin)
+	var rp *reaper
+	var pid int
+	via := "kbox-init"
+	prog, why := initProgramPath()
+	var cfg []byte
+	if why == nil && os.Getenv("KBOX_INIT") == "self" {
+		why = fmt.Errorf("KBOX_INIT=self")
+	}
+	if why == nil {
+		cfg, why = launchConfig(l)
+	}
+	if why == nil {
+		// On failure the re-executed kbox below does the same, and
+		// says why if it fails too.
+		rp, pid, why = startInit(prog, l, cfg, stdio, stW, fg)
+	}
+	if rp == nil {
+		via = fmt.Sprintf("kbox re-executed (kbox-init: %v)", why)
+		rp, pid, err = startSelf(l, stdio, stW, fg)
+	}
 	stW.Close()
 	if err != nil {
-		cfgW.Close()
 		stR.Close()
 		return nil, fmt.Errorf("starting the launcher: %w", err)
 	}
 	proc := &os.Process{Pid: pid}
-	if err := json.NewEncoder(cfgW).Encode(l); err != nil {
-		cfgW.Close()
-		stR.Close()
-		rp.close()
-		return nil, err
-	}
-	cfgW.Close()
 	var b [4]byte
 	if _, err := io.ReadFull(stR, b[:1]); err != nil {
 		stR.Close()
@@ -197,7 +200,33 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 		rp.close()
 		return nil, fmt.Errorf("taking the seccomp listener (pidfd_getfd): %w", err)
 	}
-	return &started{pid: proc.Pid, listener: listener, status: stR, reaper: rp}, nil
+	return &started{pid: proc.Pid, listener: listener, status: stR, reaper: rp, via: via}, nil
+}
+
+// startSelf starts kbox re-executed as the reaper, which re-executes it as
+// the launcher, and writes the launch config.
+func startSelf(l Launch, stdio [3]*os.File, stW *os.File, fg bool) (*reaper, int, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, 0, fmt.Errorf("finding the kbox binary: %w", err)
+	}
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, 0, err
+	}
+	rp, pid, err := startReaper(self, stdio, cfgR, stW, fg)
+	cfgR.Close()
+	if err != nil {
+		cfgW.Close()
+		return nil, 0, err
+	}
+	err = json.NewEncoder(cfgW).Encode(l)
+	cfgW.Close()
+	if err != nil {
+		rp.close()
+		return nil, 0, err
+	}
+	return rp, pid, nil
 }
 
 // readLaunchError returns the launcher's error message, if it sent one.

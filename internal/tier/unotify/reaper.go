@@ -134,52 +134,42 @@ type reaper struct {
 	file     *os.File
 }
 
-// startReaper starts the reaper with the launcher's config and status
-// pipes and returns once it reported the launcher's pid.
+// startReaper starts kbox re-executed as the reaper with the launcher's
+// config and status pipes and returns once it reported the launcher's pid.
 func startReaper(self string, stdio [3]*os.File, cfgR, stW *os.File, foreground bool) (*reaper, int, error) {
-	lifeR, lifeW, err := os.Pipe()
-	if err != nil {
-		return nil, 0, err
-	}
-	repR, repW, err := os.Pipe()
-	if err != nil {
-		lifeR.Close()
-		lifeW.Close()
-		return nil, 0, err
-	}
 	arg := "background"
 	if foreground {
 		arg = "foreground"
 	}
-	proc, err := os.StartProcess(self, []string{"kbox-reaper", ReaperArg, arg}, &os.ProcAttr{
-		Env:   helperEnv,
-		Files: []*os.File{stdio[0], stdio[1], stdio[2], cfgR, stW, lifeR, repW},
-		// A group of its own: a signal to kbox's job does not reach it.
-		Sys: &syscall.SysProcAttr{Setpgid: true},
-	})
-	lifeR.Close()
-	repW.Close()
+	r, err := spawnReaper(self, []string{"kbox-reaper", ReaperArg, arg}, []*os.File{stdio[0], stdio[1], stdio[2], cfgR, stW}, nil)
 	if err != nil {
-		lifeW.Close()
-		repR.Close()
-		return nil, 0, fmt.Errorf("starting the reaper: %w", err)
+		return nil, 0, err
 	}
-	r := &reaper{pid: proc.Pid, lifeline: lifeW, report: bufio.NewReader(repR), file: repR}
-	proc.Release()
+	pid, err := r.launcherPid()
+	return r, pid, err
+}
+
+func newReaper(pid int, lifeline, report *os.File) *reaper {
+	return &reaper{pid: pid, lifeline: lifeline, report: bufio.NewReader(report), file: report}
+}
+
+// launcherPid reads the reaper's first report, the launcher's pid; on an
+// error the reaper is closed.
+func (r *reaper) launcherPid() (int, error) {
 	kind, val, err := r.next()
 	if err != nil || kind != "P" {
 		r.close()
 		if kind == "X" {
-			return nil, 0, fmt.Errorf("%s", val)
+			return 0, fmt.Errorf("%s", val)
 		}
-		return nil, 0, fmt.Errorf("the reaper did not start the launcher (%v)", err)
+		return 0, fmt.Errorf("the reaper did not start the launcher (%v)", err)
 	}
 	pid, err := strconv.Atoi(val)
 	if err != nil {
 		r.close()
-		return nil, 0, fmt.Errorf("the reaper's report %q", val)
+		return 0, fmt.Errorf("the reaper's report %q", val)
 	}
-	return r, pid, nil
+	return pid, nil
 }
 
 // next reads one report line: its kind (P, W, X) and value.

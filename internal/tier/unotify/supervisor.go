@@ -70,6 +70,9 @@ func Run(e *dispatch.Engine, l Launch) (Result, error) {
 	// kbox is now a background group on the terminal: its -v lines must
 	// not stop it (TOSTOP).
 	signal.Ignore(syscall.SIGTTOU, syscall.SIGTTIN)
+	if s.via != "" {
+		e.Verbosef("tier seccomp: guest started by %s", s.via)
+	}
 	if s.listener >= 0 {
 		e.Procs.AddInitial(s.pid)
 		if err := seccomp.SetSyncWakeup(s.listener); err != nil {

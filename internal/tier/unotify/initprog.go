@@ -1,0 +1,192 @@
+package unotify
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/internal/landlock"
+)
+
+//go:generate sh initprog/build.sh
+
+// The guest's first process starts from kbox-init (initprog/init.c), a
+// static program of a few KB embedded per architecture, which is the reaper
+// and forks the launcher (reaper.go and launch.go say what each does):
+// one exec of a program with no runtime, instead of kbox re-executed twice
+// (the reaper, then the launcher). Where it cannot run (no program for
+// this architecture, memfd_create or its exec refused, a config beyond
+// its limit), kbox falls back to re-executing itself.
+
+// initConfigMax is kbox-init's config limit (maxConfig in init.c).
+const initConfigMax = 4 << 20
+
+// initProgram is kbox-init for this architecture (nil: none).
+var initProgram []byte
+
+var initProg struct {
+	once sync.Once
+	path string // /proc/self/fd/N of a sealed memfd holding it
+	err  error
+}
+
+// initProgramPath returns a path kbox can exec kbox-init by.
+func initProgramPath() (string, error) {
+	initProg.once.Do(func() {
+		if len(initProgram) == 0 {
+			initProg.err = fmt.Errorf("no kbox-init for this architecture")
+			return
+		}
+		fd, err := unix.MemfdCreate("kbox-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
+		if err == unix.EINVAL { // before Linux 6.3: no MFD_EXEC
+			fd, err = unix.MemfdCreate("kbox-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		}
+		if err != nil {
+			initProg.err = fmt.Errorf("memfd_create: %w", err)
+			return
+		}
+		if _, err := unix.Write(fd, initProgram); err != nil {
+			unix.Close(fd)
+			initProg.err = fmt.Errorf("writing kbox-init: %w", err)
+			return
+		}
+		seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+			unix.Close(fd)
+			initProg.err = fmt.Errorf("sealing kbox-init: %w", err)
+			return
+		}
+		initProg.path = "/proc/self/fd/" + strconv.Itoa(fd) // kept open for the process's life
+	})
+	return initProg.path, initProg.err
+}
+
+// launchConfig encodes l for kbox-init (the format is in init.c).
+func launchConfig(l Launch) ([]byte, error) {
+	var b bytes.Buffer
+	u32 := func(v uint32) { binary.Write(&b, binary.LittleEndian, v) }
+	str := func(s string) { u32(uint32(len(s))); b.WriteString(s) }
+	strs := func(ss []string) {
+		u32(uint32(len(ss)))
+		for _, s := range ss {
+			str(s)
+		}
+	}
+	b.WriteString("KBI1")
+	var flags uint32
+	if l.KeepCaps {
+		flags |= 1
+	}
+	if l.Landlock > 0 {
+		flags |= 2
+	}
+	u32(flags)
+	binary.Write(&b, binary.LittleEndian, l.GuestNproc)
+	str(l.ExecDir)
+	u32(uint32(len(l.Filter) * 8))
+	for _, f := range l.Filter {
+		binary.Write(&b, binary.LittleEndian, f)
+	}
+	str(l.Path)
+	strs(l.Argv)
+	strs(l.Env)
+	// init.c copies every string into an arena half again the config's
+	// size, with 16-byte rounding and a pointer per string.
+	if n := len(l.Argv) + len(l.Env); n > initConfigMax/64 {
+		return nil, fmt.Errorf("%d arguments and environment strings, beyond kbox-init's %d", n, initConfigMax/64)
+	}
+	if b.Len() > initConfigMax {
+		return nil, fmt.Errorf("launch config of %d bytes beyond kbox-init's %d", b.Len(), initConfigMax)
+	}
+	return b.Bytes(), nil
+}
+
+// startInit starts kbox-init as the reaper, with the launch config already
+// written (it reads all of it before it forks the launcher), and returns
+// once it reported the launcher's pid.
+func startInit(prog string, l Launch, cfg []byte, stdio [3]*os.File, stW *os.File, foreground bool) (*reaper, int, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer cfgR.Close()
+	var ruleset *os.File
+	if l.Landlock > 0 {
+		rules := make([]landlock.Rule, len(l.ExecRoots))
+		for i, root := range l.ExecRoots {
+			rules[i] = landlock.Rule{Path: root, Access: unix.LANDLOCK_ACCESS_FS_EXECUTE}
+		}
+		fd, err := landlock.Ruleset(l.Landlock, unix.LANDLOCK_ACCESS_FS_EXECUTE, landlock.ScopeSignal, rules)
+		if err != nil {
+			cfgW.Close()
+			return nil, 0, fmt.Errorf("landlock: %w", err)
+		}
+		ruleset = os.NewFile(uintptr(fd), "landlock-ruleset")
+		defer ruleset.Close()
+	}
+	// The write goes on while the program starts; it reads to the end.
+	written := make(chan error, 1)
+	go func() {
+		_, err := cfgW.Write(cfg)
+		cfgW.Close()
+		written <- err
+	}()
+	arg := "background"
+	if foreground {
+		arg = "foreground"
+	}
+	rp, err := spawnReaper(prog, []string{"kbox-init", arg}, []*os.File{stdio[0], stdio[1], stdio[2], cfgR, stW}, ruleset)
+	if err != nil {
+		cfgR.Close() // ends the writer
+		<-written
+		return nil, 0, err
+	}
+	if err := <-written; err != nil {
+		rp.close()
+		return nil, 0, fmt.Errorf("writing the launch config: %w", err)
+	}
+	pid, err := rp.launcherPid()
+	return rp, pid, err
+}
+
+// spawnReaper starts a reaper program (kbox-init, or kbox re-executed)
+// with files as descriptors 0-4, then the lifeline and the report pipe (5,
+// 6) and extra (7) when given.
+func spawnReaper(prog string, argv []string, files []*os.File, extra *os.File) (*reaper, error) {
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		lifeR.Close()
+		lifeW.Close()
+		return nil, err
+	}
+	fds := append(append([]*os.File{}, files...), lifeR, repW)
+	if extra != nil {
+		fds = append(fds, extra)
+	}
+	proc, err := os.StartProcess(prog, argv, &os.ProcAttr{
+		Env:   helperEnv,
+		Files: fds,
+		// A group of its own: a signal to kbox's job does not reach it.
+		Sys: &syscall.SysProcAttr{Setpgid: true},
+	})
+	lifeR.Close()
+	repW.Close()
+	if err != nil {
+		lifeW.Close()
+		repR.Close()
+		return nil, fmt.Errorf("starting the reaper: %w", err)
+	}
+	r := newReaper(proc.Pid, lifeW, repR)
+	proc.Release()
+	return r, nil
+}
