@@ -34,11 +34,24 @@ type Plan struct {
 	KeepCaps bool
 	// Trace: --trace, --trace-format, --trace-filter and --summary.
 	Trace trace.Options
+	// stale delivers what the removal of earlier runs' leftovers removed:
+	// it reads the whole temporary directory, so it runs beside the start
+	// instead of before it, and Close waits for it.
+	stale chan []string
 }
 
 // Close releases the namespace and removes its private directories.
 func (p *Plan) Close() {
-	if p == nil || p.NS == nil {
+	if p == nil {
+		return
+	}
+	if p.stale != nil {
+		for _, d := range <-p.stale {
+			p.verbosef("removed %s, left behind by a kbox that did not end normally", d)
+		}
+		p.stale = nil
+	}
+	if p.NS == nil {
 		return
 	}
 	p.NS.RemovePrivate()
@@ -67,9 +80,8 @@ func Prepare(o Options) (*Plan, error) {
 	}
 	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace}
 	// What earlier runs killed before their cleanup left behind.
-	for _, d := range tmpdirs.CleanStale() {
-		p.verbosef("removed %s, left behind by a kbox that did not end normally", d)
-	}
+	p.stale = make(chan []string, 1)
+	go func() { p.stale <- tmpdirs.CleanStale() }()
 	if p.NS, err = buildNamespace(s); err != nil {
 		return nil, err
 	}
