@@ -61,11 +61,20 @@ func runSeccomp(p *Plan, pol *policy.Resolved) (int, error) {
 		return ExitFailure, fmt.Errorf("creating the exec directory: %w", err)
 	}
 	defer execTmp.Remove()
+	llABI := landlock.ABI()
+	if llABI > 0 {
+		// The launcher puts the guest in a Landlock domain of its own:
+		// the rows the kernel then confines to it are served.
+		opts := pol.Options()
+		opts.GuestDomain = true
+		if pol, err = policy.Resolve(pol.Arch, opts); err != nil {
+			return ExitFailure, err
+		}
+	}
 	prog, err := seccomp.Compile(pol.Program())
 	if err != nil {
 		return ExitFailure, fmt.Errorf("compiling the seccomp filter: %w", err)
 	}
-	llABI := landlock.ABI()
 	var execRoots []string
 	for _, m := range p.NS.Mounts() {
 		execRoots = append(execRoots, m.Host)

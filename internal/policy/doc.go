@@ -93,6 +93,9 @@ func dispWord(d Disposition) string {
 
 func seccompCell(e Entry) string {
 	s := dispWord(e.Disp)
+	if e.InDomain {
+		s += "; notify with Landlock (the guest's own processes)"
+	}
 	for _, c := range e.Conds {
 		if c.Mask == ^uint64(0) || (c.Int && c.Mask == 0xffffffff) {
 			s += fmt.Sprintf("; arg%d = %#x: %s", c.Arg, c.Value, dispWord(c.Disp))

@@ -66,6 +66,12 @@ type Entry struct {
 	// Conds refine Disp by argument (first match wins), so that the common
 	// harmless form of a call stays in BPF.
 	Conds []Cond
+	// InDomain: a denied row that is notified and served instead when the
+	// kernel confines the guest's processes to a Landlock domain of their
+	// own (Options.GuestDomain): ptrace, which Landlock limits to
+	// processes of the same domain, so the guest can trace its own
+	// processes (LeakSanitizer, debuggers) and never another.
+	InDomain bool
 
 	// The in-process columns (serve.go).
 	InProc      InProc
@@ -259,9 +265,14 @@ func buildTable() []Entry {
 	add(rows(Notify, "cwd", "", "chdir", "fchdir", "getcwd", "chroot"))
 	add(rows(Notify, "dir", "a procfs root lists only the guest's processes, a devpts root only its terminals", "getdents", "getdents64"))
 	add(rows(Notify, "exec", "", "execve", "execveat"))
+	// ptrace is in the dangerous set, but served, within the guest's own
+	// processes, where the kernel confines it to the guest's Landlock
+	// domain (the seccomp tier with Landlock).
+	add([]Entry{{Name: "ptrace", Disp: Deny, Family: "denied", InDomain: true,
+		Why: "would let the guest leave or alter the sandbox or the host; served between the guest's own processes when Landlock confines them to their domain"}})
 	// The dangerous set.
 	add(rows(Deny, "denied", "would let the guest leave or alter the sandbox or the host",
-		"seccomp", "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "process_mrelease",
+		"seccomp", "process_vm_readv", "process_vm_writev", "process_madvise", "process_mrelease",
 		"bpf", "perf_event_open", "kexec_load", "kexec_file_load", "init_module", "finit_module",
 		"delete_module", "reboot", "swapon", "swapoff", "acct", "sethostname", "setdomainname", "unshare",
 		"setns", "keyctl", "add_key", "request_key", "io_uring_setup", "io_uring_enter", "io_uring_register",
@@ -287,6 +298,11 @@ type Options struct {
 	// refusal; it answers them EPERM (dispatch.Config.Denied, Denied).
 	// Argument forms denied in BPF (namespace clones, TIOCSTI) stay there.
 	NotifyDenied bool
+	// GuestDomain: the seccomp tier's guest runs in a Landlock domain of
+	// its own (the launcher's ruleset), so the InDomain rows are served.
+	// Never set for the in-process tiers, whose guest shares kbox's
+	// process.
+	GuestDomain bool
 }
 
 // Resolved is the table applied to one architecture and run.
@@ -297,6 +313,9 @@ type Resolved struct {
 	Default Disposition
 	opts    Options
 }
+
+// Options returns the options r was resolved with.
+func (r *Resolved) Options() Options { return r.opts }
 
 // Resolve applies the table to arch with opts.
 func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
@@ -311,6 +330,9 @@ func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
 		}
 		r.ByNr[nr] = e
 		r.Effect[nr] = r.effect(e.Disp)
+		if e.InDomain && opts.GuestDomain {
+			r.Effect[nr] = Notify
+		}
 	}
 	return r, nil
 }
@@ -336,6 +358,9 @@ func (r *Resolved) Expect(nr int, args [6]uint64) Disposition {
 
 // Notified reports whether the row can reach the supervisor.
 func (e Entry) Notified() bool {
+	if e.InDomain {
+		return true
+	}
 	switch e.Disp {
 	case Notify, Identity, Ownership:
 		return true
@@ -426,7 +451,7 @@ func (r *Resolved) Denied() map[string]string {
 	}
 	out := map[string]string{}
 	for _, e := range r.ByNr {
-		if e.Disp == Deny {
+		if e.Disp == Deny && !(e.InDomain && r.opts.GuestDomain) {
 			out[e.Name] = "in the dangerous set: " + e.Why
 		}
 	}

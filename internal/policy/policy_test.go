@@ -137,6 +137,43 @@ func TestDangerousSetDenied(t *testing.T) {
 	}
 }
 
+// TestPtraceInDomain: ptrace is denied unless the guest runs in a Landlock
+// domain of its own (the seccomp tier with Landlock), where it is notified
+// (and served between guest processes); never in the in-process filter.
+func TestPtraceInDomain(t *testing.T) {
+	for _, arch := range []*abi.Arch{abi.AMD64, abi.ARM64} {
+		nr, _ := arch.Nr("ptrace")
+		for _, c := range []struct {
+			opts policy.Options
+			want policy.Disposition
+		}{
+			{policy.Options{}, policy.Deny},
+			{policy.Options{NotifyDenied: true}, policy.Notify},
+			{policy.Options{GuestDomain: true}, policy.Notify},
+		} {
+			r, err := policy.Resolve(arch, c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := r.Disposition(nr); d != c.want {
+				t.Errorf("%s %+v: ptrace %s, want %s", arch.Name, c.opts, d, c.want)
+			}
+			_, denied := r.Denied()["ptrace"]
+			if want := c.opts.NotifyDenied && !c.opts.GuestDomain; denied != want {
+				t.Errorf("%s %+v: ptrace in Denied() %v, want %v", arch.Name, c.opts, denied, want)
+			}
+			prog, err := seccomp.Compile(r.Program())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := seccomp.Simulate(prog, seccomp.Data{Nr: int32(nr), Arch: arch.AuditArch})
+			if wantNotify := c.want == policy.Notify; (got == retNotify) != wantNotify {
+				t.Errorf("%s %+v: filter returns %#x for ptrace", arch.Name, c.opts, got)
+			}
+		}
+	}
+}
+
 // TestNotifiedCallsHaveHandlers: every call the table notifies by name has a
 // handler, and every handler serves a notified call.
 func TestNotifiedCallsHaveHandlers(t *testing.T) {

@@ -9,6 +9,9 @@
  * Ops whose legacy syscall does not exist on this architecture print
  * "<op>: err ENOSYS-NOTBUILT".  Exit status is 0 unless usage is wrong (2).
  *
+ * ptrace_attach PID attaches, waits, detaches (0); ptrace_child forks a child
+ * that asks to be traced and stops, continues it and returns its status (42).
+ *
  * Argument conventions:
  *   FD/DIRFD  "@N" = descriptor returned by op number N (1-based), "cwd" =
  *             AT_FDCWD, otherwise a decimal (or 0x hex) integer.
@@ -880,6 +883,53 @@ OP(op_fallocate) { return SC(SYS_fallocate, I(a[0]), 0L, 0L, I(a[1])); }
 OP(op_setpgid) { return SC(SYS_setpgid, I(a[0]), I(a[1])); }
 OP(op_getpgid) { return SC(SYS_getpgid, I(a[0])); }
 OP(op_kill) { return SC(SYS_kill, I(a[0]), I(a[1])); }
+/* ptrace_attach PID: PTRACE_ATTACH, wait for the stop, detach; returns 0 */
+OP(op_ptrace_attach)
+{
+	long pid = I(a[0]);
+	long rc = SC(SYS_ptrace, 16L /* PTRACE_ATTACH */, pid, 0L, 0L);
+	if (rc < 0)
+		return rc;
+	int st;
+	waitpid((pid_t)pid, &st, __WALL);
+	return SC(SYS_ptrace, 17L /* PTRACE_DETACH */, pid, 0L, 0L);
+}
+/* ptrace_child: a child asks to be traced and stops; the parent sees the
+ * stop, reads the child's pid from its registers' view (PEEKUSER of offset
+ * 0 must work), continues it and reaps it; returns the child's exit code */
+OP(op_ptrace_child)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		if (syscall(SYS_ptrace, 0L /* PTRACE_TRACEME */, 0L, 0L, 0L) < 0)
+			_exit(10);
+		raise(SIGSTOP);
+		_exit(42);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid || !WIFSTOPPED(st) || WSTOPSIG(st) != SIGSTOP) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		errno = EPROTO;
+		return -1;
+	}
+	long word = 0;
+	if (SC(SYS_ptrace, 3L /* PTRACE_PEEKUSER */, (long)pid, 0L, &word) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		return -1;
+	}
+	if (SC(SYS_ptrace, 7L /* PTRACE_CONT */, (long)pid, 0L, 0L) < 0)
+		return -1;
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+		errno = EPROTO;
+		return -1;
+	}
+	return WEXITSTATUS(st);
+}
 /* capget [PID]: prints eff= prm= inh= (64-bit hex, version 3 header);
  * capset EFF PRM INH (hex) on the caller */
 struct capdata { unsigned int eff, prm, inh; };
@@ -1390,6 +1440,7 @@ static const struct op ops[] = {
 	{ "fsxattr", op_fsxattr, 2, 2 },     { "ioctl_int", op_ioctl_int, 3, 3 },
 	{ "fallocate", op_fallocate, 2, 2 }, { "setpgid", op_setpgid, 2, 2 },
 	{ "getpgid", op_getpgid, 1, 1 },     { "kill", op_kill, 2, 2 },
+	{ "ptrace_attach", op_ptrace_attach, 1, 1 }, { "ptrace_child", op_ptrace_child, 0, 0 },
 	{ "capget", op_capget, 0, 1 },       { "capset", op_capset, 3, 3 },
 	{ "readline", op_readline, 2, 2 },
 	{ "umask", op_umask, 1, 1 },
