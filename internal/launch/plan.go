@@ -13,6 +13,7 @@ import (
 	"github.com/kbox-go/kbox/internal/inproc"
 	"github.com/kbox-go/kbox/internal/tmpdirs"
 	"github.com/kbox-go/kbox/internal/trace"
+	"github.com/kbox-go/kbox/internal/web"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -34,6 +35,8 @@ type Plan struct {
 	KeepCaps bool
 	// Trace: --trace, --trace-format, --trace-filter and --summary.
 	Trace trace.Options
+	// Web: --web and its companions.
+	Web web.Options
 }
 
 // Close releases the namespace and removes its private directories.
@@ -65,7 +68,7 @@ func Prepare(o Options) (*Plan, error) {
 			return nil, usagef("--syscall-mode=%s: %v", s.mode, err)
 		}
 	}
-	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace}
+	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace, Web: s.web}
 	// What earlier runs killed before their cleanup left behind.
 	for _, d := range tmpdirs.CleanStale() {
 		p.verbosef("removed %s, left behind by a kbox that did not end normally", d)
