@@ -13,8 +13,8 @@ import (
 	"github.com/kbox-go/kbox/internal/inproc"
 	"github.com/kbox-go/kbox/internal/tmpdirs"
 	"github.com/kbox-go/kbox/internal/trace"
-	"github.com/kbox-go/kbox/internal/web"
 	"github.com/kbox-go/kbox/internal/vfs"
+	"github.com/kbox-go/kbox/internal/web"
 )
 
 // Plan is a run ready to start: everything Options asked for, checked
