@@ -241,7 +241,7 @@ func (h *Hub) Ingest(r *trace.Record) {
 		fam = "other"
 	}
 	h.families[fam] = true
-	sec := int64(now.Sub(h.start) / time.Second)
+	sec := max(int64(now.Sub(h.start)/time.Second), 0)
 	i := sec % int64(len(h.secs))
 	if h.secNo[i] != sec || h.secs[i] == nil {
 		h.secs[i] = map[string]uint64{}

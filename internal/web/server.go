@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/kbox-go/kbox/internal/trace"
@@ -82,6 +83,7 @@ type Server struct {
 	ln   net.Listener
 	srv  *http.Server
 	stop chan struct{}
+	once sync.Once
 }
 
 // Listen opens the listening socket (before the guest starts, so that a
@@ -107,12 +109,14 @@ func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + "/" }
 // Close stops the server: SSE streams end, other requests get a second
 // to finish.
 func (s *Server) Close() {
-	close(s.stop)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if s.srv.Shutdown(ctx) != nil {
-		s.srv.Close()
-	}
+	s.once.Do(func() {
+		close(s.stop)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if s.srv.Shutdown(ctx) != nil {
+			s.srv.Close()
+		}
+	})
 }
 
 // Handler is the server's routes (tests use it with httptest).
@@ -344,7 +348,7 @@ func (h *Hub) Snapshot() *Snapshot {
 	if s.Rate.Families == nil {
 		s.Rate.Families = []string{}
 	}
-	cur := int64(now.Sub(h.start) / time.Second)
+	cur := max(int64(now.Sub(h.start)/time.Second), 0)
 	for sec := max(cur-rateSeconds+1, 0); sec <= cur; sec++ {
 		i := sec % int64(len(h.secs))
 		m := map[string]uint64{}
