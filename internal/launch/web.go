@@ -38,6 +38,9 @@ func startWeb(p *Plan) (*observer, error) {
 		return nil, failf(ExitFailure, "%v", err)
 	}
 	p.verbosef("web: dashboard at %s", srv.URL())
+	if p.Web.BindAny {
+		p.verbosef("web: listening on %s (--web-bind-any)", srv.Addr())
+	}
 	return &observer{hub: hub, srv: srv, linger: p.Web.Linger}, nil
 }
 

@@ -164,6 +164,7 @@ type Hub struct {
 	running         bool
 	exit            *trace.Exit
 
+	agg   *trace.Aggregator // the summary from the records the hub saw
 	procs *procReader
 	done  chan struct{}
 }
@@ -174,7 +175,7 @@ func NewHub(tier, reason string, root int) *Hub {
 	h := &Hub{start: time.Now(), now: time.Now, tier: tier, reason: reason, root: root,
 		lat: map[string]*hist{}, enosys: map[string]uint64{}, eperm: map[string]uint64{}, families: map[string]bool{},
 		imp: newRing(importantCap), routine: newRing(routineCap), clients: map[*client]bool{}, running: true,
-		procs: newProcReader(), done: make(chan struct{})}
+		agg: trace.NewAggregator(), procs: newProcReader(), done: make(chan struct{})}
 	return h
 }
 
@@ -229,6 +230,7 @@ func important(r *trace.Record) bool {
 // feeder); it never blocks: a slow SSE client loses the event.
 func (h *Hub) Ingest(r *trace.Record) {
 	now := h.now()
+	h.agg.Add(r)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.total++
@@ -322,9 +324,16 @@ func (h *Hub) Finish(exit trace.Exit, final *trace.Summary) {
 	}
 	h.running = false
 	h.exit = &exit
-	if final != nil {
+	switch {
+	case final != nil:
 		h.summary = final
-	} else if h.summaryFn != nil {
+	case h.summary != nil:
+		// The last live summary the stream gave: the guest ended
+		// without a final one (killed).
+		c := *h.summary
+		c.Exit = exitDoc(exit)
+		h.summary = &c
+	case h.summaryFn != nil:
 		h.summary = h.summaryFn()
 		if h.summary != nil {
 			h.summary.Exit = exitDoc(exit)

@@ -146,6 +146,9 @@ func (pr *procReader) tree(root int) []Proc {
 			}
 			if b, err := os.ReadFile(base + "/status"); err == nil {
 				p.VolCS, p.InvolCS = statusField(b, "voluntary_ctxt_switches:"), statusField(b, "nonvoluntary_ctxt_switches:")
+				if kb := statusField(b, "VmRSS:"); kb > 0 {
+					p.RSSKB = int64(kb)
+				}
 			}
 			out = append(out, p)
 			walk(k, depth+1)
@@ -159,7 +162,7 @@ func (pr *procReader) tree(root int) []Proc {
 func statusField(b []byte, key string) uint64 {
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, key); ok {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			n, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return n
 		}
 	}

@@ -103,8 +103,19 @@ func Listen(o Options, hub *Hub) (*Server, error) {
 	return s, nil
 }
 
-// URL is the dashboard's address.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + "/" }
+// URL is the dashboard's address (on the loopback interface when the
+// server listens on every address).
+func (s *Server) URL() string {
+	a := s.ln.Addr().(*net.TCPAddr)
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(a.Port)) + "/"
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Close stops the server: SSE streams end, other requests get a second
 // to finish.
@@ -402,17 +413,27 @@ func (h *Hub) ENOSYS() []ENOSYSDoc {
 }
 
 // Summary returns the run's summary: live while the guest runs (its
-// exit null), final after.
+// exit null), final after. It is the tracer's (which counts every call
+// kbox sees), or, when the tracer could not give one (an in-process
+// guest killed before its first live summary), the hub's own from the
+// records it received: then extra.source says "dashboard".
 func (h *Hub) Summary() *trace.Summary {
 	h.mu.Lock()
-	fn, running := h.summaryFn, h.running
+	fn, running, exit := h.summaryFn, h.running, h.exit
 	s := h.summary
+	tier, reason := h.tier, h.reason
 	h.mu.Unlock()
 	if fn != nil {
 		s = fn()
 	}
 	if s == nil {
-		return nil
+		e := trace.Exit{}
+		if exit != nil {
+			e = *exit
+		}
+		s = h.agg.Summary(e, h.now().Sub(h.start), false)
+		s.Tier, s.Reason = tier, reason
+		s.Extra = map[string]any{"source": "dashboard"}
 	}
 	if running {
 		c := *s

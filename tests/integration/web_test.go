@@ -1,0 +1,400 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// webKbox is a kbox started with --web in the background.
+type webKbox struct {
+	cmd    *exec.Cmd
+	url    string
+	mu     sync.Mutex
+	stderr strings.Builder
+	done   chan struct{}
+	code   int
+}
+
+func (k *webKbox) errText() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.stderr.String()
+}
+
+var webURL = regexp.MustCompile(`kbox: web: dashboard at (http://127\.0\.0\.1:[0-9]+/)`)
+
+// startWebKbox starts kbox with args (which include --web and -v) and
+// waits for the dashboard's URL on its stderr. The guest is killed and
+// kbox stopped at the end of the test.
+func startWebKbox(t *testing.T, unpriv bool, args ...string) *webKbox {
+	t.Helper()
+	argv := append([]string{kboxBin}, args...)
+	if unpriv && isRoot() {
+		sp := findSetpriv()
+		if sp == "" {
+			t.Skip("unprivileged variant skipped: setpriv(1) is not installed")
+		}
+		argv = append([]string{sp, fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+	}
+	k := &webKbox{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
+	k.cmd.Env = baseEnv()
+	k.cmd.Dir = "/"
+	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, err := k.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urlc := make(chan string, 1)
+	go func() {
+		br := bufio.NewReader(pr)
+		for {
+			line, err := br.ReadString('\n')
+			k.mu.Lock()
+			k.stderr.WriteString(line)
+			k.mu.Unlock()
+			if m := webURL.FindStringSubmatch(line); m != nil {
+				urlc <- m[1]
+			}
+			if err != nil {
+				break
+			}
+		}
+		err := k.cmd.Wait()
+		k.code = 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			k.code = ee.ExitCode()
+		}
+		close(k.done)
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+		<-k.done
+	})
+	select {
+	case k.url = <-urlc:
+	case <-k.done:
+		t.Fatalf("kbox %s ended before serving: exit %d\n%s", shellQuote(args), k.code, k.errText())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("kbox %s: no dashboard URL on stderr after 30 s\n%s", shellQuote(args), k.errText())
+	}
+	return k
+}
+
+// webSnapshot is the part of /api/snapshot the tests read.
+type webSnapshot struct {
+	Tier    string `json:"tier"`
+	Running bool   `json:"running"`
+	Exit    *struct {
+		Code   *int    `json:"code"`
+		Signal *string `json:"signal"`
+	} `json:"exit"`
+	Calls uint64 `json:"calls"`
+	Rate  struct {
+		Families []string            `json:"families"`
+		Series   []map[string]uint64 `json:"by_family"`
+	} `json:"rate"`
+	Latency []struct {
+		Name  string `json:"name"`
+		Calls uint64 `json:"calls"`
+		P50   int64  `json:"p50_ns"`
+		P99   int64  `json:"p99_ns"`
+	} `json:"latency"`
+	ENOSYS    map[string]uint64 `json:"enosys"`
+	Processes []struct {
+		Pid   int      `json:"pid"`
+		PPid  int      `json:"ppid"`
+		Comm  string   `json:"comm"`
+		Argv  []string `json:"argv"`
+		RSSKB int64    `json:"rss_kb"`
+		UserS float64  `json:"cpu_user_s"`
+		SysS  float64  `json:"cpu_sys_s"`
+	} `json:"processes"`
+	Events struct {
+		LastSeq         uint64 `json:"last_seq"`
+		ClientDropped   uint64 `json:"client_dropped"`
+		UpstreamDropped uint64 `json:"upstream_dropped"`
+		Sampled         uint64 `json:"sampled_out"`
+	} `json:"events"`
+}
+
+func getJSONURL(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s %s", url, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// waitSnapshot polls /api/snapshot until ok accepts it.
+func waitSnapshot(t *testing.T, k *webKbox, what string, ok func(*webSnapshot) bool) *webSnapshot {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var s webSnapshot
+		getJSONURL(t, k.url+"api/snapshot", &s)
+		if ok(&s) {
+			return &s
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.Marshal(s)
+			t.Fatalf("no snapshot with %s after 60 s; last %s\nstderr:\n%s", what, b, k.errText())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// sseRead reads n "syscall" events (and any others seen before) from an
+// /api/events stream.
+type sseMsg struct{ id, event, data string }
+
+func sseRead(t *testing.T, br *bufio.Reader, n int, until string) []sseMsg {
+	t.Helper()
+	var out []sseMsg
+	var cur sseMsg
+	got := 0
+	for got < n {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading events: %v (after %d)", err, len(out))
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			if cur.event != "" {
+				out = append(out, cur)
+				if cur.event == "syscall" {
+					got++
+				}
+				if cur.event == until {
+					return out
+				}
+			}
+			cur = sseMsg{}
+		case strings.HasPrefix(line, "id: "):
+			cur.id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			cur.event = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			cur.data = line[6:]
+		}
+	}
+	return out
+}
+
+func openEvents(t *testing.T, url, lastID string) (*http.Response, *bufio.Reader) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", url+"api/events", nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp, bufio.NewReader(resp.Body)
+}
+
+// guestPids are the processes the snapshot shows running prog.
+func guestPids(s *webSnapshot, comm string) []int {
+	var out []int
+	for _, p := range s.Processes {
+		if p.Comm == comm {
+			out = append(out, p.Pid)
+		}
+	}
+	return out
+}
+
+// webGuest is the guest the web tests run: a stat loop, two processes
+// in the seccomp tier (a shell and a background bench, then bench), one
+// in the in-process tiers (which run single-process programs).
+func webGuest(tier string, n int) []string {
+	bench := []string{"/bin/bench", "-n", strconv.Itoa(n), "stat"}
+	if tier == "seccomp" {
+		return []string{"/bin/sh", "-c", fmt.Sprintf("/bin/bench -n %d stat & /bin/bench -n %d stat; wait", n, n)}
+	}
+	return bench
+}
+
+// TestWebEveryTier: --web serves, in every tier and as root and
+// unprivileged, a snapshot whose rates, latencies and process tree show
+// the running guest (a stat loop: read from the host's /proc), an event
+// stream of its records that resumes after Last-Event-ID, and after the
+// guest ends its exit, in the snapshot, the stream's end event and the
+// summary.
+func TestWebEveryTier(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	for _, tier := range allTiers {
+		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
+			args := append([]string{"--syscall-mode=" + tier, "-R", root, "-v", "--web=127.0.0.1:0", "--web-linger=2m", "--"},
+				webGuest(tier, 100_000_000)...)
+			k := startWebKbox(t, v.unpriv, args...)
+			s := waitSnapshot(t, k, "bench running and its stat calls counted", func(s *webSnapshot) bool {
+				lat := false
+				for _, l := range s.Latency {
+					lat = lat || (l.Name == "newfstatat" && l.Calls > 100 && l.P50 > 0 && l.P99 >= l.P50)
+				}
+				rate := false
+				for _, m := range s.Rate.Series {
+					rate = rate || m["path"] > 0
+				}
+				return s.Running && lat && rate && len(guestPids(s, "bench")) >= 1
+			})
+			if s.Tier != tier {
+				t.Errorf("snapshot tier %q, want %q", s.Tier, tier)
+			}
+			if tier == "seccomp" {
+				s = waitSnapshot(t, k, "two bench processes under the shell", func(s *webSnapshot) bool {
+					return len(guestPids(s, "bench")) == 2
+				})
+				var sh int
+				for _, p := range s.Processes {
+					if p.Comm == "sh" {
+						sh = p.Pid
+					}
+				}
+				for _, p := range s.Processes {
+					if p.Comm == "bench" && p.PPid != sh {
+						t.Errorf("bench %d: parent %d, want the shell %d", p.Pid, p.PPid, sh)
+					}
+				}
+			}
+			for _, p := range s.Processes {
+				if p.Comm == "bench" && (p.RSSKB <= 0 || len(p.Argv) == 0) {
+					t.Errorf("process %+v: no RSS or argv", p)
+				}
+			}
+			// The events: the guest's stat calls, JSON v1 records.
+			_, br := openEvents(t, k.url, "")
+			msgs := sseRead(t, br, 50, "")
+			var last uint64
+			stats := 0
+			for _, m := range msgs {
+				if m.event != "syscall" {
+					continue
+				}
+				var r struct {
+					V     int    `json:"v"`
+					Seq   uint64 `json:"seq"`
+					Name  string `json:"name"`
+					Paths []struct {
+						Guest string `json:"guest"`
+					} `json:"paths"`
+				}
+				if err := json.Unmarshal([]byte(m.data), &r); err != nil || r.V != 1 || strconv.FormatUint(r.Seq, 10) != m.id {
+					t.Fatalf("event %+v: %v", m, err)
+				}
+				if r.Seq <= last {
+					t.Errorf("seq %d after %d", r.Seq, last)
+				}
+				last = r.Seq
+				if r.Name == "newfstatat" && len(r.Paths) == 1 && r.Paths[0].Guest == "/etc/hostname" {
+					stats++
+				}
+			}
+			if stats == 0 {
+				t.Errorf("no newfstatat(\"/etc/hostname\") among %d events: %+v", len(msgs), msgs[:min(len(msgs), 5)])
+			}
+			// Resumed after the last one read: only later events.
+			_, br2 := openEvents(t, k.url, strconv.FormatUint(last, 10))
+			for _, m := range sseRead(t, br2, 5, "") {
+				if m.event == "syscall" {
+					if id, _ := strconv.ParseUint(m.id, 10, 64); id <= last {
+						t.Errorf("resumed after %d: got %d", last, id)
+					}
+				}
+			}
+			// The guest ends (killed: it would loop for minutes).
+			for _, pid := range guestPids(s, "bench") {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			end := sseRead(t, br2, 1<<30, "end")
+			if e := end[len(end)-1]; e.event != "end" || !strings.Contains(e.data, `"exit":{`) {
+				t.Errorf("stream end %+v", e)
+			}
+			s = waitSnapshot(t, k, "the guest ended", func(s *webSnapshot) bool { return !s.Running })
+			if s.Exit == nil || (s.Exit.Code == nil && s.Exit.Signal == nil) {
+				t.Errorf("ended without an exit: %+v", s.Exit)
+			}
+			var sum struct {
+				Type     string `json:"type"`
+				Tier     string `json:"tier"`
+				Syscalls struct {
+					ByName map[string]struct {
+						Calls uint64 `json:"calls"`
+					} `json:"by_name"`
+				} `json:"syscalls"`
+			}
+			getJSONURL(t, k.url+"api/summary", &sum)
+			if sum.Type != "summary" || sum.Tier != tier || sum.Syscalls.ByName["newfstatat"].Calls < 100 {
+				t.Errorf("summary %+v", sum)
+			}
+			var enosys []any
+			getJSONURL(t, k.url+"api/enosys", &enosys)
+			// --web-linger keeps serving until SIGTERM.
+			select {
+			case <-k.done:
+				t.Fatalf("kbox ended during --web-linger\n%s", k.errText())
+			case <-time.After(300 * time.Millisecond):
+			}
+			k.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-k.done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("kbox did not end at SIGTERM during --web-linger\n%s", k.errText())
+			}
+		})
+	}
+}
+
+// TestWebRefusesNonLoopback: --web on every address needs
+// --web-bind-any; a bad address is a usage error (125) before anything
+// runs.
+func TestWebRefusesNonLoopback(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--web=0.0.0.0:0"}, "not a loopback address"},
+		{[]string{"--web=:0"}, "not a loopback address"},
+		{[]string{"--web=127.0.0.1:x"}, "bad port"},
+		{[]string{"--web-bind-any"}, "need --web"},
+		{[]string{"--web-linger=1s"}, "need --web"},
+	} {
+		_, errOut, code := runKbox(t, runOpts{Args: append(c.args, "--", "/bin/true")})
+		if code != 125 || !strings.Contains(errOut, c.want) {
+			t.Errorf("kbox %s: exit %d, stderr %q; want 125 and %q", shellQuote(c.args), code, errOut, c.want)
+		}
+	}
+	// With --web-bind-any it serves (on every address: port 0).
+	out, errOut, code := runKbox(t, runOpts{Args: []string{"-v", "--web=0.0.0.0:0", "--web-bind-any", "--", "/bin/echo", "hi"}})
+	if code != 0 || out != "hi\n" || !strings.Contains(errOut, "kbox: web: dashboard at http://127.0.0.1:") || !regexp.MustCompile(`web: listening on (0\.0\.0\.0|\[::\]):[0-9]+ \(--web-bind-any\)`).MatchString(errOut) {
+		t.Errorf("--web-bind-any: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
