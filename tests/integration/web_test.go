@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // webKbox is a kbox started with --web in the background.
@@ -397,4 +400,108 @@ func TestWebRefusesNonLoopback(t *testing.T) {
 	if code != 0 || out != "hi\n" || !strings.Contains(errOut, "kbox: web: dashboard at http://127.0.0.1:") || !regexp.MustCompile(`web: listening on (0\.0\.0\.0|\[::\]):[0-9]+ \(--web-bind-any\)`).MatchString(errOut) {
 		t.Errorf("--web-bind-any: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+}
+
+// chromiumPath is Debian's chromium, or "" when it is not installed.
+func chromiumPath() string {
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestWebDashboardBrowser drives the dashboard in a real browser
+// (Debian's chromium, headless, every request outside loopback sent to a
+// dead proxy: chromium reaches loopback directly) while a guest runs: the page loads from kbox alone, the
+// rate and latency charts draw, the process tree shows the guest's
+// processes, the feed fills and its filter works, and all of it updates
+// while the guest runs; then the page shows the guest's end.
+// KBOX_WEB_SCREENSHOT=FILE saves a screenshot (docs/dashboard.png).
+func TestWebDashboardBrowser(t *testing.T) {
+	t.Parallel()
+	chrome := chromiumPath()
+	if chrome == "" {
+		t.Skip("SKIPPED: the dashboard's browser test needs Debian's chromium (apt-get install chromium; scripts/test.sh installs it)")
+	}
+	root := fixtureRoot(t)
+	k := startWebKbox(t, isRoot(), "--syscall-mode=seccomp", "-R", root, "-v", "--web=127.0.0.1:0", "--web-linger=2m", "--",
+		"/bin/sh", "-c", "/bin/bench -n 100000000 stat & /bin/bench -n 100000000 stat; wait")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.WindowSize(1280, 1150),
+		chromedp.Flag("proxy-server", "127.0.0.1:9"))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(k.url)); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	step := func(what string, a chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, 90*time.Second)
+		defer cancel()
+		if err := chromedp.Do(c, a); err != nil {
+			html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+			t.Fatalf("%s: %v\npage:\n%s\nkbox stderr:\n%s", what, err, html, k.errText())
+		}
+	}
+	eval := func(expr string) float64 {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](expr))
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		return v
+	}
+	step("the charts, the process tree and the feed", chromedp.Steps(
+		chromedp.Poll[chromedp.Void](`(+document.body.dataset.snapshots >= 2) && +document.getElementById("rate").dataset.lines > 0 &&
+			+document.getElementById("latency").dataset.rows > 0 &&
+			document.querySelectorAll('#procs tr[data-comm="bench"]').length == 2 &&
+			document.querySelectorAll('#procs tr[data-comm="sh"]').length == 1 &&
+			document.querySelectorAll("#feed li").length > 10`, chromedp.WithPollingTimeout(80*time.Second))))
+	calls0 := eval(`+document.getElementById("calls").textContent`)
+	seq0 := eval(`+document.querySelector("#feed li").dataset.seq`)
+	snaps0 := eval(`+document.body.dataset.snapshots`)
+	step("updates while the guest runs", chromedp.Poll[chromedp.Void](fmt.Sprintf(`+document.getElementById("calls").textContent > %v &&
+		+document.querySelector("#feed li").dataset.seq > %v && +document.body.dataset.snapshots > %v + 1`, calls0, seq0, snaps0),
+		chromedp.WithPollingTimeout(30*time.Second)))
+	// The filter: every visible line names the call; a word nothing has
+	// hides every line.
+	vis := `[...document.querySelectorAll("#feed li")].filter(li => !li.hidden)`
+	setFilter := func(s string) {
+		eval(fmt.Sprintf(`(() => { const f = document.getElementById("filter"); f.value = %q; f.dispatchEvent(new Event("input")); return 0 })()`, s))
+	}
+	setFilter("newfstatat hostname")
+	if n, bad := eval(vis+`.length`), eval(vis+`.filter(li => !li.textContent.includes("newfstatat")).length`); n == 0 || bad != 0 {
+		t.Errorf("filter newfstatat: %v lines shown, %v of them other calls", n, bad)
+	}
+	setFilter("no-such-call-anywhere")
+	if n := eval(vis + `.length`); n != 0 {
+		t.Errorf("filter matching nothing: %v lines shown", n)
+	}
+	setFilter("")
+	// Nothing came from anywhere but kbox.
+	if n := eval(`performance.getEntriesByType("resource").filter(e => !e.name.startsWith(location.origin)).length`); n != 0 {
+		t.Errorf("%v resources from outside the dashboard's origin", n)
+	}
+	if f := os.Getenv("KBOX_WEB_SCREENSHOT"); f != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The guest ends: the page says so.
+	var s webSnapshot
+	getJSONURL(t, k.url+"api/snapshot", &s)
+	for _, pid := range guestPids(&s, "bench") {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	step("the guest's end", chromedp.Poll[chromedp.Void](`document.getElementById("status").textContent.startsWith("ended") &&
+		document.querySelectorAll('#procs tr[data-comm="bench"]').length == 0 &&
+		document.getElementById("feedinfo").textContent.includes("guest ended")`, chromedp.WithPollingTimeout(60*time.Second)))
 }

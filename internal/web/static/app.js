@@ -12,6 +12,8 @@ function colorOf(f) {
 function drawRate(rate) {
   const cv = $("rate"), g = cv.getContext("2d"), W = cv.width, H = cv.height, pad = 36;
   g.clearRect(0, 0, W, H);
+  // Complete seconds only: the last one is still counting.
+  rate = { families: rate.families, seconds: rate.seconds.slice(0, -1), by_family: rate.by_family.slice(0, -1) };
   const n = rate.seconds.length;
   let top = 1;
   for (const m of rate.by_family) for (const f of rate.families) top = Math.max(top, m[f] || 0);
@@ -32,7 +34,7 @@ function drawRate(rate) {
   cv.dataset.lines = lines;
   cv.dataset.points = n;
   $("legend").innerHTML = rate.families.map((f) => {
-    const last = rate.by_family.length > 1 ? (rate.by_family[rate.by_family.length - 2][f] || 0) : 0;
+    const last = n ? (rate.by_family[n - 1][f] || 0) : 0;
     return `<span><i style="background:${colorOf(f)}"></i>${esc(f)} ${last}/s</span>`;
   }).join("");
 }
@@ -43,16 +45,16 @@ function drawLatency(lat) {
   const rows = lat.slice(0, 14), left = 110, rowH = Math.floor((H - 20) / 14);
   let hi = 1000;
   for (const r of rows) hi = Math.max(hi, r.p99_ns);
-  const lo = 100, lx = (ns) => left + (W - left - 10) * (Math.log10(Math.max(ns, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo) || 1);
+  const lo = 100, right = 120, lx = (ns) => left + (W - left - right) * (Math.log10(Math.max(ns, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo) || 1);
   g.font = "11px sans-serif";
   rows.forEach((r, i) => {
     const yy = 4 + i * rowH;
     g.fillStyle = "#333"; g.fillText(r.name, 2, yy + rowH - 6);
     g.fillStyle = "#bee3f8"; g.fillRect(left, yy + 2, lx(r.p99_ns) - left, rowH - 4);
     g.fillStyle = "#2b6cb0"; g.fillRect(left, yy + 2, lx(r.p50_ns) - left, rowH - 4);
-    g.fillStyle = "#333"; g.fillText(fmtNs(r.p50_ns) + " / " + fmtNs(r.p99_ns), lx(r.p99_ns) + 4 > W - 90 ? W - 90 : lx(r.p99_ns) + 4, yy + rowH - 6);
+    g.fillStyle = "#333"; g.fillText(fmtNs(r.p50_ns) + " / " + fmtNs(r.p99_ns), W - right + 6, yy + rowH - 6);
   });
-  g.fillStyle = "#666"; g.fillText(fmtNs(lo), left, H - 4); g.fillText(fmtNs(hi), W - 50, H - 4);
+  g.fillStyle = "#666"; g.fillText(fmtNs(lo), left, H - 4); g.fillText(fmtNs(hi), W - right - 40, H - 4);
   cv.dataset.rows = rows.length;
 }
 
@@ -89,8 +91,9 @@ async function poll() {
     $("tier").textContent = s.tier + (s.tier_reason ? " (" + s.tier_reason + ")" : "");
     $("calls").textContent = s.calls;
     $("errors").textContent = s.errors;
-    lostSnap = s.events.upstream_dropped + s.events.sampled_out;
-    $("lost").textContent = (lostSnap + lostSSE) + (s.events.sampled_out ? " (sampled " + s.events.sampled_out + ")" : "");
+    lostSnap = s.events.upstream_dropped;
+    $("lost").textContent = (lostSnap + lostSSE);
+    $("sampled").textContent = s.events.sampled_out;
     $("fast").textContent = s.fast_path.calls;
     const st = $("status");
     if (s.running) { st.textContent = "running"; st.className = "pill running"; }
