@@ -102,6 +102,7 @@ func newFlagSet(f *flags) *pflag.FlagSet {
 	fs.StringVar(&o.Trace.Filter, "trace-filter", "", "which calls --trace records, as strace's -e trace=: classes (file, process, network, signal, ipc, desc, memory), names, ! to negate, comma-separated (`SPEC`)")
 	fs.StringVar(&o.Trace.Summary, "summary", "", "at exit, a summary of the run: a JSON document to `FILE`, or with - (or no value) an strace -c style table on stderr")
 	fs.Lookup("summary").NoOptDefVal = "-"
+	fs.BoolVar(&o.Trace.Fast, "trace-fast", false, "with --trace or --web in the rewrite tier, also record the calls its fast path would serve without a trap: the fast path is left off, so each costs a trap (docs/observability.md)")
 	fs.StringVar(&o.Web.Addr, "web", "", "serve a live dashboard of the run at `ADDR` (HOST:PORT or PORT; default "+web.DefaultAddr+", loopback only): rates, latencies, the guest's processes, the events (docs/observability.md); -v prints the URL")
 	fs.Lookup("web").NoOptDefVal = web.DefaultAddr
 	fs.BoolVar(&o.Web.BindAny, "web-bind-any", false, "let --web listen on a non-loopback address (the dashboard shows the guest's paths and arguments to whoever connects)")

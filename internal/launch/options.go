@@ -229,6 +229,9 @@ func checkTrace(t trace.Options, cwd string, web bool) (trace.Options, error) {
 	if t.Filter != "" && t.Path == "" && !web {
 		return t, usagef("--trace-filter needs --trace or --web")
 	}
+	if t.Fast && t.Path == "" && !web {
+		return t, usagef("--trace-fast needs --trace or --web")
+	}
 	for _, f := range []struct {
 		flag string
 		p    *string

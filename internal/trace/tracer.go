@@ -35,8 +35,9 @@ type Options struct {
 	// is SummaryFormat ("json" or "table").
 	SummaryFile   *os.File
 	SummaryFormat string
-	// Fast: record the rewrite tier's fast-path calls too (--trace-fast).
-	// Not implemented yet: the fast path only counts them.
+	// Fast: record the rewrite tier's fast-path calls too (--trace-fast):
+	// the rewrite tier then leaves its fast path off, so that those calls
+	// trap and are traced like the others (RecordFast).
 	Fast bool
 	// Live: keep the summary in memory for a live consumer (--web) even
 	// without --summary; Tracer.Summary reads it while the guest runs.
@@ -74,6 +75,7 @@ type Tracer struct {
 	subs    atomic.Pointer[[]*Subscription]
 	subMu   sync.Mutex
 	log     io.Writer
+	recFast bool
 
 	mu        sync.Mutex
 	tier      string
@@ -91,7 +93,7 @@ type Tracer struct {
 // process must be able to: an in-process child passes File and
 // SummaryFile instead).
 func Open(o Options) (*Tracer, error) {
-	t := &Tracer{arch: o.Arch, start: time.Now(), filter: o.Filter, log: o.Log}
+	t := &Tracer{arch: o.Arch, start: time.Now(), filter: o.Filter, log: o.Log, recFast: o.Fast}
 	if t.arch == nil {
 		t.arch = abi.Host()
 	}
@@ -170,6 +172,10 @@ func (t *Tracer) subscribed() bool {
 	s := t.subs.Load()
 	return s != nil && len(*s) > 0
 }
+
+// RecordFast reports whether --trace-fast asks for the rewrite tier's
+// fast-path calls to be recorded.
+func (t *Tracer) RecordFast() bool { return t != nil && t.recFast }
 
 // Arch returns the tracer's syscall ABI.
 func (t *Tracer) Arch() *abi.Arch { return t.arch }

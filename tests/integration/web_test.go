@@ -505,3 +505,48 @@ func TestWebDashboardBrowser(t *testing.T) {
 		document.querySelectorAll('#procs tr[data-comm="bench"]').length == 0 &&
 		document.getElementById("feedinfo").textContent.includes("guest ended")`, chromedp.WithPollingTimeout(60*time.Second)))
 }
+
+// TestTraceFast: in the rewrite tier the fast path's calls are counted,
+// not traced; with --trace-fast the fast path is off and each of them is
+// a traced trap.
+func TestTraceFast(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		for _, fast := range []bool{false, true} {
+			dir := traceDir(t)
+			tf, sf := dir+"/trace.json", dir+"/summary.json"
+			args := []string{"--syscall-mode=rewrite", "-R", root, "--trace=" + tf, "--trace-format=json", "--trace-filter=lseek",
+				"--summary=" + sf}
+			if fast {
+				args = append(args, "--trace-fast")
+			}
+			opts := runOpts{Unpriv: v.unpriv, Args: append(args, "--", "/bin/bench", "-n", "1000", "lseek_read")}
+			out, errOut, code := runKbox(t, opts)
+			if code != 0 || !strings.HasPrefix(out, "lseek_read ") {
+				t.Fatalf("%s: exit %d, stdout %q\n%s", cmdline(opts), code, out, errOut)
+			}
+			b, err := os.ReadFile(tf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lseeks := strings.Count(string(b), `"name":"lseek"`)
+			var sum struct {
+				Fast struct {
+					Calls uint64 `json:"calls"`
+				} `json:"fast_path"`
+				Unseen string `json:"unseen"`
+			}
+			sb, _ := os.ReadFile(sf)
+			if err := json.Unmarshal(sb, &sum); err != nil {
+				t.Fatalf("summary %q: %v", sb, err)
+			}
+			if fast && (lseeks < 1000 || sum.Fast.Calls != 0 || sum.Unseen != "") {
+				t.Errorf("--trace-fast: %d lseek records (want >= 1000), %d fast-path calls (want 0), unseen %q", lseeks, sum.Fast.Calls, sum.Unseen)
+			}
+			if !fast && (lseeks != 0 || sum.Fast.Calls < 2000 || !strings.Contains(sum.Unseen, "fast path")) {
+				t.Errorf("without --trace-fast: %d lseek records (want 0), %d fast-path calls (want >= 2000), unseen %q", lseeks, sum.Fast.Calls, sum.Unseen)
+			}
+		}
+	})
+}
