@@ -87,7 +87,7 @@ func (o *observer) seccomp(tr *trace.Tracer, why string) {
 		return
 	}
 	o.hub.SetTier("seccomp", why)
-	sub := tr.Subscribe(1 << 16)
+	sub := tr.Subscribe(1 << 14)
 	o.hub.SetUpstreamDropped(sub.Dropped)
 	o.hub.SetSummarySource(func() *trace.Summary { return tr.Summary(trace.Exit{}) })
 	stop, done := make(chan struct{}), make(chan struct{})

@@ -60,16 +60,30 @@ func (st *streamer) run() {
 	sum := time.NewTicker(streamSummaryEvery)
 	defer sum.Stop()
 	for {
+		// The records are taken every streamFlushEvery, not as they
+		// come: waking this goroutine for each would cost the guest a
+		// futex wake-up and a context switch per call.
 		select {
-		case r := <-st.sub.C:
-			st.record(&r)
 		case <-flush.C:
+			st.drain()
 			st.flush()
 		case <-sum.C:
+			st.drain()
 			s := st.t.Summary(Exit{})
 			st.summary(s, false)
 			st.flush()
 		case <-st.stop:
+			return
+		}
+	}
+}
+
+func (st *streamer) drain() {
+	for {
+		select {
+		case r := <-st.sub.C:
+			st.record(&r)
+		default:
 			return
 		}
 	}
@@ -108,15 +122,7 @@ func (st *streamer) flush() {
 func (st *streamer) finish(_ Exit, s *Summary) {
 	close(st.stop)
 	<-st.done
-	for {
-		select {
-		case r := <-st.sub.C:
-			st.record(&r)
-			continue
-		default:
-		}
-		break
-	}
+	st.drain()
 	st.sub.Close()
 	st.summary(s, true)
 	st.flush()

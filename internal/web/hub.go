@@ -294,22 +294,33 @@ func (h *Hub) Ingest(r *trace.Record) {
 	}
 }
 
+// consumeEvery is how often Consume takes what the subscription holds:
+// waking the consumer for each record would cost the supervisor a
+// futex wake-up and a context switch per call.
+const consumeEvery = 20 * time.Millisecond
+
 // Consume feeds the hub from a tracer subscription until stop is closed,
 // then takes what the subscription still holds.
 func (h *Hub) Consume(sub *trace.Subscription, stop <-chan struct{}) {
+	tick := time.NewTicker(consumeEvery)
+	defer tick.Stop()
+	drain := func() {
+		for {
+			select {
+			case r := <-sub.C:
+				h.Ingest(&r)
+			default:
+				return
+			}
+		}
+	}
 	for {
 		select {
-		case r := <-sub.C:
-			h.Ingest(&r)
+		case <-tick.C:
+			drain()
 		case <-stop:
-			for {
-				select {
-				case r := <-sub.C:
-					h.Ingest(&r)
-				default:
-					return
-				}
-			}
+			drain()
+			return
 		}
 	}
 }
