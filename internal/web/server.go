@@ -79,7 +79,8 @@ var static embed.FS
 
 // Server serves a hub.
 type Server struct {
-	hub  *Hub
+	hub     *Hub
+	anyHost bool // --web-bind-any: any Host header
 	ln   net.Listener
 	srv  *http.Server
 	stop chan struct{}
@@ -97,7 +98,7 @@ func Listen(o Options, hub *Hub) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--web: %w", err)
 	}
-	s := &Server{hub: hub, ln: ln, stop: make(chan struct{})}
+	s := &Server{hub: hub, ln: ln, stop: make(chan struct{}), anyHost: o.BindAny}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
@@ -150,7 +151,24 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, sum)
 	})
 	mux.HandleFunc("GET /api/events", s.events)
-	return mux
+	if s.anyHost {
+		return mux
+	}
+	// On loopback, only requests naming a loopback host: a web page the
+	// user visits cannot read the dashboard through DNS rebinding (a
+	// name of its own resolving to 127.0.0.1).
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			http.Error(w, "kbox dashboard: the Host header must be a loopback address or localhost", http.StatusForbidden)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -418,8 +418,16 @@ func TestSummaryAndListen(t *testing.T) {
 			t.Errorf("%s: %d", f, c)
 		}
 	}
+	// A request naming another host (DNS rebinding) is refused.
+	req, _ := http.NewRequest("GET", s.URL()+"api/snapshot", nil)
+	req.Host = "attacker.example:8080"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign Host: %v %v", resp.StatusCode, err)
+	} else {
+		resp.Body.Close()
+	}
 	// Close ends a stream that is open.
-	req, _ := http.NewRequestWithContext(context.Background(), "GET", s.URL()+"api/events", nil)
+	req, _ = http.NewRequestWithContext(context.Background(), "GET", s.URL()+"api/events", nil)
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

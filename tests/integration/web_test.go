@@ -26,6 +26,7 @@ type webKbox struct {
 	url    string
 	mu     sync.Mutex
 	stderr strings.Builder
+	stdout strings.Builder // read it once done is closed
 	done   chan struct{}
 	code   int
 }
@@ -55,6 +56,7 @@ func startWebKbox(t *testing.T, unpriv bool, args ...string) *webKbox {
 	k.cmd.Env = baseEnv()
 	k.cmd.Dir = "/"
 	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	k.cmd.Stdout = &k.stdout
 	pr, err := k.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -549,4 +551,88 @@ func TestTraceFast(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestWebLoad: a guest making a million traced calls (stat, in the
+// seccomp tier, where the dashboard shares kbox's process with the
+// supervisor) with a slow SSE client attached that reads 1 KiB every
+// 100 ms: the guest never waits for the client (a blocking server would
+// need hours to send a million events at that pace), the client's lost
+// events are counted, kbox's memory stays bounded (its RSS in the second
+// half of the run no larger than in the first quarter, plus slack), and
+// the guest's time per call stays within a few times its time without
+// --web.
+func TestWebLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a million syscalls: not with -short")
+	}
+	t.Parallel()
+	root := fixtureRoot(t)
+	const n = 1_000_000
+	// The baseline: the same calls without --web (fewer of them).
+	opts := runOpts{Args: []string{"--syscall-mode=seccomp", "-R", root, "--", "/bin/bench", "-n", "100000", "stat"}, Tout: 5 * time.Minute}
+	out, errOut, code := runKbox(t, opts)
+	var baseNS float64
+	if _, err := fmt.Sscanf(out, "stat %g", &baseNS); err != nil || code != 0 {
+		t.Fatalf("%s: exit %d, %q %v\n%s", cmdline(opts), code, out, err, errOut)
+	}
+	k := startWebKbox(t, false, "--syscall-mode=seccomp", "-R", root, "-v", "--web=127.0.0.1:0", "--web-linger=5m", "--",
+		"/bin/bench", "-n", strconv.Itoa(n), "stat")
+	resp, br := openEvents(t, k.url, "")
+	go func() {
+		buf := make([]byte, 1024)
+		for {
+			if _, err := br.Read(buf); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	defer resp.Body.Close()
+	pid := k.cmd.Process.Pid
+	var early, late, peak int
+	deadline := time.Now().Add(15 * time.Minute)
+	var s webSnapshot
+	for {
+		getJSONURL(t, k.url+"api/snapshot", &s)
+		rss := vmRSS(pid)
+		peak = max(peak, rss)
+		switch {
+		case s.Calls < n/4:
+			early = max(early, rss)
+		case s.Calls > n/2:
+			late = max(late, rss)
+		}
+		if !s.Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest still runs after 15 minutes: %d calls\n%s", s.Calls, k.errText())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("kbox RSS: first quarter %d KiB, second half %d KiB, peak %d KiB; %d calls, events kept %d, sampled out %d, slow client lost %d, upstream dropped %d",
+		early, late, peak, s.Calls, s.Events.LastSeq, s.Events.Sampled, s.Events.ClientDropped, s.Events.UpstreamDropped)
+	if s.Calls < n {
+		t.Errorf("%d calls seen, want at least %d", s.Calls, n)
+	}
+	if s.Events.ClientDropped == 0 {
+		t.Error("the slow client lost no events: it was not slow, the test proves nothing")
+	}
+	if late > early+early/2+16<<10 || peak > 200<<10 {
+		t.Errorf("kbox's memory grows with the calls: first quarter %d KiB, second half %d KiB, peak %d KiB", early, late, peak)
+	}
+	// The guest's own measure, printed at its end.
+	k.cmd.Process.Signal(syscall.SIGTERM)
+	<-k.done
+	var webNS float64
+	if _, err := fmt.Sscanf(k.stdout.String(), "stat %g", &webNS); err != nil {
+		t.Fatalf("guest output %q: %v", k.stdout.String(), err)
+	}
+	t.Logf("guest: %.0f ns per stat without --web, %.0f with --web and a slow client", baseNS, webNS)
+	// docs/observability.md: --web costs what --trace does, about 1.3x
+	// the CPU of an untraced run; 4x leaves room for a loaded machine.
+	if webNS > 4*baseNS {
+		t.Errorf("the guest's stat took %.0f ns with --web, %.0f without: more than 4x", webNS, baseNS)
+	}
 }
