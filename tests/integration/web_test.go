@@ -611,7 +611,7 @@ func TestWebLoad(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Logf("kbox RSS: first quarter %d KiB, second half %d KiB, peak %d KiB; %d calls, events kept %d, sampled out %d, slow client lost %d, upstream dropped %d",
+	t.Logf("kbox RSS: first quarter %d KiB, second half %d KiB, peak %d KiB; %d calls, last seq %d, sampled out %d, slow client lost %d, upstream dropped %d",
 		early, late, peak, s.Calls, s.Events.LastSeq, s.Events.Sampled, s.Events.ClientDropped, s.Events.UpstreamDropped)
 	if s.Calls < n {
 		t.Errorf("%d calls seen, want at least %d", s.Calls, n)
