@@ -431,7 +431,7 @@ func TestWebDashboardBrowser(t *testing.T) {
 	k := startWebKbox(t, isRoot(), "--syscall-mode=seccomp", "-R", root, "-v", "--web=127.0.0.1:0", "--web-linger=2m", "--",
 		"/bin/sh", "-c", "/bin/bench -n 100000000 stat & /bin/bench -n 100000000 stat; wait")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.WindowSize(1280, 1150),
+		chromedp.DisableGPU, chromedp.WindowSize(1280, 1400),
 		chromedp.Flag("proxy-server", "127.0.0.1:9"))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelA()

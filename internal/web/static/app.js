@@ -42,7 +42,7 @@ function drawRate(rate) {
 function drawLatency(lat) {
   const cv = $("latency"), g = cv.getContext("2d"), W = cv.width, H = cv.height;
   g.clearRect(0, 0, W, H);
-  const rows = lat.slice(0, 14), left = 110, rowH = Math.floor((H - 20) / 14);
+  const rows = lat.slice(0, 10), left = 110, rowH = Math.floor((H - 20) / 10);
   let hi = 1000;
   for (const r of rows) hi = Math.max(hi, r.p99_ns);
   const lo = 100, right = 120, lx = (ns) => left + (W - left - right) * (Math.log10(Math.max(ns, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo) || 1);
