@@ -81,10 +81,10 @@ var static embed.FS
 type Server struct {
 	hub     *Hub
 	anyHost bool // --web-bind-any: any Host header
-	ln   net.Listener
-	srv  *http.Server
-	stop chan struct{}
-	once sync.Once
+	ln      net.Listener
+	srv     *http.Server
+	stop    chan struct{}
+	once    sync.Once
 }
 
 // Listen opens the listening socket (before the guest starts, so that a
