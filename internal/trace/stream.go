@@ -232,6 +232,14 @@ type jsonRecord struct {
 // come back as the bytes they were (AppendJSON escapes each byte outside
 // printable ASCII as one code point).
 func ParseJSON(line []byte) (Record, error) {
+	if r, ok := parseFast(line); ok {
+		return r, nil
+	}
+	return parseSlow(line)
+}
+
+// parseSlow is ParseJSON through encoding/json.
+func parseSlow(line []byte) (Record, error) {
 	var j jsonRecord
 	if err := json.Unmarshal(line, &j); err != nil {
 		return Record{}, err
@@ -242,7 +250,7 @@ func ParseJSON(line []byte) (Record, error) {
 	if len(j.Raw) != 6 {
 		return Record{}, errors.New("raw: want 6 registers")
 	}
-	r := Record{Seq: j.Seq, TimeNS: j.TS, Pid: j.Pid, Tid: j.Tid, Nr: j.Nr, Name: unbyte(j.Name), Family: j.Family,
+	r := Record{Seq: j.Seq, TimeNS: j.TS, Pid: j.Pid, Tid: j.Tid, Nr: j.Nr, Name: unbyte(j.Name), Family: unbyte(j.Family),
 		Args: j.Args, LatNS: j.Lat, Paths: j.Paths}
 	for i, a := range j.Args {
 		r.Args[i] = unbyte(a)

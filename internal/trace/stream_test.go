@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"math/rand/v2"
 	"os"
 	"reflect"
 	"testing"
@@ -95,5 +96,75 @@ func TestStream(t *testing.T) {
 	}
 	if sums[0].Syscalls.Total >= 1000 || sums[0].Syscalls.Total == 0 {
 		t.Errorf("live summary counted %d", sums[0].Syscalls.Total)
+	}
+}
+
+// TestParseFast: the stream's own parser reads what AppendJSON writes as
+// encoding/json does, for records with every byte value in their strings;
+// what it does not recognise goes to encoding/json.
+func TestParseFast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	rs := func() string {
+		b := make([]byte, rng.IntN(12))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		return string(b)
+	}
+	for i := 0; i < 2000; i++ {
+		r := Record{Seq: rng.Uint64(), TimeNS: rng.Int64(), Pid: rng.IntN(1 << 22), Tid: rng.IntN(1 << 22), Nr: rng.IntN(500),
+			Name: rs(), Family: rs(), Args: []string{}, Disp: Disposition(rng.IntN(len(dispNames))), LatNS: rng.Int64N(1e9),
+			Paths: []PathInfo{}}
+		for j := range r.Raw {
+			r.Raw[j] = rng.Uint64()
+		}
+		for j := rng.IntN(4); j > 0; j-- {
+			r.Args = append(r.Args, rs())
+		}
+		for j := rng.IntN(3); j > 0; j-- {
+			r.Paths = append(r.Paths, PathInfo{Guest: rs(), Host: rs(), Existed: rng.IntN(2) == 0})
+		}
+		if rng.IntN(2) == 0 {
+			r.Ret, r.Known = rng.Int64N(8192)-4096, true
+		}
+		line := r.AppendJSON(nil)
+		fast, ok := parseFast(line)
+		if !ok {
+			t.Fatalf("parseFast refused %s", line)
+		}
+		slow, err := parseSlow(line)
+		if err != nil {
+			t.Fatalf("parseSlow: %v: %s", err, line)
+		}
+		if !reflect.DeepEqual(fast, slow) || !reflect.DeepEqual(fast, r) {
+			t.Fatalf("%s:\nfast %+v\nslow %+v\nwant %+v", line, fast, slow, r)
+		}
+		// Cut or reordered: refused (encoding/json's turn).
+		if _, ok := parseFast(line[:rng.IntN(len(line)-2)]); ok {
+			t.Fatalf("parseFast accepted a cut line")
+		}
+	}
+	if _, ok := parseFast([]byte(`{"type":"syscall","v":1}`)); ok {
+		t.Error("parseFast accepted another field order")
+	}
+}
+
+func BenchmarkParseJSON(b *testing.B) {
+	r := Record{Seq: 7, TimeNS: 12345, Pid: 3, Tid: 4, Nr: 262, Name: "newfstatat", Family: "path",
+		Args: []string{"AT_FDCWD", "\"/etc/hostname\"", "0x7ffc52a85160", "0"}, Raw: [6]uint64{1, 2, 3, 4, 5, 6},
+		Disp: Kbox, Known: true, LatNS: 999, Paths: []PathInfo{{Guest: "/etc/hostname", Host: "/srv/root/etc/hostname", Existed: true}}}
+	line := r.AppendJSON(nil)
+	for _, c := range []struct {
+		name string
+		f    func([]byte) (Record, error)
+	}{{"fast", ParseJSON}, {"encoding_json", parseSlow}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.f(line); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
