@@ -53,7 +53,7 @@ else
 	go test -count=1 -timeout 45m ./...
 	echo "== go test -race (the packages with concurrency; not the integration suite, which runs kbox binaries)"
 	go test -race -count=1 ./internal/abi ./internal/dispatch ./internal/fdtable ./internal/inproc ./internal/launch \
-		./internal/sandbox ./internal/tier/... ./internal/vfs ./internal/trace
+		./internal/sandbox ./internal/tier/... ./internal/vfs ./internal/trace ./internal/web
 	echo "== benchmark smoke run (no timing assertions)"
 	go run ./bench --quick --no-install >/dev/null
 fi
