@@ -17,6 +17,7 @@ import (
 	"github.com/kbox-go/kbox/internal/launch"
 	"github.com/kbox-go/kbox/internal/sandbox"
 	"github.com/kbox-go/kbox/internal/tier/unotify"
+	"github.com/kbox-go/kbox/internal/web"
 )
 
 // Version is the kbox release.
@@ -101,6 +102,11 @@ func newFlagSet(f *flags) *pflag.FlagSet {
 	fs.StringVar(&o.Trace.Filter, "trace-filter", "", "which calls --trace records, as strace's -e trace=: classes (file, process, network, signal, ipc, desc, memory), names, ! to negate, comma-separated (`SPEC`)")
 	fs.StringVar(&o.Trace.Summary, "summary", "", "at exit, a summary of the run: a JSON document to `FILE`, or with - (or no value) an strace -c style table on stderr")
 	fs.Lookup("summary").NoOptDefVal = "-"
+	fs.BoolVar(&o.Trace.Fast, "trace-fast", false, "with --trace or --web in the rewrite tier, also record the calls its fast path would serve without a trap: the fast path is left off, so each costs a trap (docs/observability.md)")
+	fs.StringVar(&o.Web.Addr, "web", "", "serve a live dashboard of the run at `ADDR` (HOST:PORT or PORT; default "+web.DefaultAddr+", loopback only): rates, latencies, the guest's processes, the events (docs/observability.md); -v prints the URL")
+	fs.Lookup("web").NoOptDefVal = web.DefaultAddr
+	fs.BoolVar(&o.Web.BindAny, "web-bind-any", false, "let --web listen on a non-loopback address (the dashboard shows the guest's paths and arguments to whoever connects)")
+	fs.DurationVar(&o.Web.Linger, "web-linger", 0, "keep the --web dashboard serving for `DURATION` (e.g. 30s) after the guest ends")
 	fs.BoolVarP(&f.help, "help", "h", false, "show this help")
 	fs.BoolVar(&f.version, "version", false, "print the version and the tiers this build has")
 	fs.Usage = func() {}
@@ -125,6 +131,7 @@ Examples:
   kbox --clearenv --setenv PATH=/bin -- env
   kbox -S ./debian --trace=- --trace-filter=file -- ls /etc
   kbox -S ./debian --summary=run.json -- make
+  kbox -S ./debian --web -v --web-linger=1m -- make
 
 Exit status: the guest's own (128+N when it is killed by signal N);
 125 kbox itself failed (bad usage, an unusable root or bind, a start-up

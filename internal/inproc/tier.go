@@ -121,15 +121,22 @@ func Run(cfg Config) (int, error) {
 		return 125, err
 	}
 	t.ruleSet = rs
+	// --trace-fast: the fast path is left off, so that the calls it
+	// would serve trap and are traced like any other (at a trap's cost).
+	traceFast := false
 	if t.tr = t.eng.Tracer(); t.tr != nil {
 		unseen := ""
 		if t.rw != nil {
 			unseen = "calls the rewrite tier's fast path serves (descriptor calls on regular files and directories from patched sites) are counted, not traced"
+			if traceFast = t.tr.RecordFast(); traceFast {
+				unseen = ""
+				t.eng.Verbosef("rewrite tier: --trace-fast: the fast path is off, every call traps and is traced")
+			}
 			t.tr.SetFastCounts(fastCounts)
 		}
 		t.tr.SetTier(t.tierName(), unseen, true)
 	}
-	if t.rw != nil {
+	if t.rw != nil && !traceFast {
 		if err := setFastKinds(t.pol); err != nil {
 			return 125, err
 		}

@@ -62,6 +62,8 @@ type InProcess struct {
 	// SummaryFD are their inherited sinks (0: none).
 	Trace              trace.ChildSpec
 	TraceFD, SummaryFD int
+	// StreamFD: the live stream to the parent's dashboard (--web), 0: none.
+	StreamFD int
 }
 
 // EngineConfig is the dispatch configuration of a run.
@@ -204,6 +206,10 @@ func RunInProcess(spec InProcess, ns *vfs.Namespace, pol *policy.Resolved, tr tr
 			spec.SummaryFD = sandbox.ExtraFD + len(plan.Extra)
 			plan.Extra = append(plan.Extra, sinks.Summary)
 		}
+		if sinks.Stream != nil {
+			spec.StreamFD = sandbox.ExtraFD + len(plan.Extra)
+			plan.Extra = append(plan.Extra, sinks.Stream)
+		}
 	}
 	if spec.Tier == "rewrite" {
 		// The child reads the plan cache but never writes it: plans are
@@ -321,7 +327,11 @@ func InProcessChild() int {
 	if spec.SummaryFD != 0 {
 		summaryFile = os.NewFile(uintptr(spec.SummaryFD), "summary")
 	}
-	tr, err := trace.OpenChild(spec.Trace, traceFile, summaryFile)
+	var streamFile *os.File
+	if spec.StreamFD != 0 {
+		streamFile = os.NewFile(uintptr(spec.StreamFD), "stream")
+	}
+	tr, err := trace.OpenChildStream(spec.Trace, traceFile, summaryFile, streamFile)
 	if err != nil {
 		return fail(125, err)
 	}

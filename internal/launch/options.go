@@ -8,6 +8,7 @@ import (
 
 	"github.com/kbox-go/kbox/internal/identity"
 	"github.com/kbox-go/kbox/internal/trace"
+	"github.com/kbox-go/kbox/internal/web"
 )
 
 // Exit statuses of kbox itself, as container runtimes (docker, podman,
@@ -112,6 +113,8 @@ type Options struct {
 	// Trace: --trace, --trace-format, --trace-filter and --summary (host
 	// paths; relative ones are taken from Cwd).
 	Trace trace.Options
+	// Web: --web, --web-bind-any, --web-linger.
+	Web web.Options
 }
 
 // bind is one parsed bind flag.
@@ -134,6 +137,7 @@ type spec struct {
 	keepCaps bool
 	cwd      string
 	trace    trace.Options
+	web      web.Options
 }
 
 // check validates o and makes every path absolute: the part of
@@ -194,15 +198,26 @@ func check(o Options) (spec, error) {
 		return s, err
 	}
 	s.env = env
-	if s.trace, err = checkTrace(o.Trace, o.Cwd); err != nil {
+	if s.trace, err = checkTrace(o.Trace, o.Cwd, o.Web.Enabled()); err != nil {
 		return s, err
 	}
+	if o.Web.Enabled() {
+		if _, err := web.NormalizeAddr(o.Web.Addr, o.Web.BindAny); err != nil {
+			return s, usagef("%v", err)
+		}
+	} else if o.Web.BindAny || o.Web.Linger != 0 {
+		return s, usagef("--web-bind-any and --web-linger need --web")
+	}
+	if o.Web.Linger < 0 {
+		return s, usagef("--web-linger: negative duration %v", o.Web.Linger)
+	}
+	s.web = o.Web
 	return s, nil
 }
 
 // checkTrace validates the trace flags before anything runs: the format,
 // the filter, and the sink paths made absolute ("-" is stderr).
-func checkTrace(t trace.Options, cwd string) (trace.Options, error) {
+func checkTrace(t trace.Options, cwd string, web bool) (trace.Options, error) {
 	switch t.Format {
 	case "", "text", "json":
 	default:
@@ -211,8 +226,11 @@ func checkTrace(t trace.Options, cwd string) (trace.Options, error) {
 	if _, err := trace.ParseFilter(t.Filter); err != nil {
 		return t, usagef("--trace-filter: %v", err)
 	}
-	if t.Filter != "" && t.Path == "" {
-		return t, usagef("--trace-filter needs --trace")
+	if t.Filter != "" && t.Path == "" && !web {
+		return t, usagef("--trace-filter needs --trace or --web")
+	}
+	if t.Fast && t.Path == "" && !web {
+		return t, usagef("--trace-fast needs --trace or --web")
 	}
 	for _, f := range []struct {
 		flag string

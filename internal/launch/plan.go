@@ -14,6 +14,7 @@ import (
 	"github.com/kbox-go/kbox/internal/tmpdirs"
 	"github.com/kbox-go/kbox/internal/trace"
 	"github.com/kbox-go/kbox/internal/vfs"
+	"github.com/kbox-go/kbox/internal/web"
 )
 
 // Plan is a run ready to start: everything Options asked for, checked
@@ -38,6 +39,8 @@ type Plan struct {
 	// it reads the whole temporary directory, so it runs beside the start
 	// instead of before it, and Close waits for it.
 	stale chan []string
+	// Web: --web and its companions.
+	Web web.Options
 }
 
 // Close releases the namespace and removes its private directories.
@@ -78,7 +81,7 @@ func Prepare(o Options) (*Plan, error) {
 			return nil, usagef("--syscall-mode=%s: %v", s.mode, err)
 		}
 	}
-	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace}
+	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace, Web: s.web}
 	// What earlier runs killed before their cleanup left behind.
 	p.stale = make(chan []string, 1)
 	go func() { p.stale <- tmpdirs.CleanStale() }()

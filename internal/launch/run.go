@@ -32,10 +32,26 @@ func Run(p *Plan) (int, error) {
 	for _, w := range p.Warnings {
 		fmt.Fprintf(os.Stderr, "kbox: warning: %s\n", w)
 	}
+	obs, err := startWeb(p)
+	if err != nil {
+		return ExitFailure, err
+	}
+	code, err := run(p, pol, obs)
+	obs.close(code)
+	return code, err
+}
+
+// run runs the guest in the plan's tier, --web's observer watching.
+func run(p *Plan, pol *policy.Resolved, obs *observer) (int, error) {
 	if p.Tier == "trap" || p.Tier == "rewrite" {
 		p.verbosef("tier: %s (%s)", p.Tier, p.Why)
+		tr, err := obs.inProcess(p.Trace)
+		if err != nil {
+			return ExitFailure, err
+		}
 		code, started, err := RunInProcess(InProcess{Tier: p.Tier, Why: p.Why, Identity: p.Identity, WorkDir: p.WorkDir,
-			Path: p.Path, Argv: p.Argv, Env: p.Env, Verbose: p.Verbose, KeepCaps: p.KeepCaps}, p.NS, pol, p.Trace, p.verbosef)
+			Path: p.Path, Argv: p.Argv, Env: p.Env, Verbose: p.Verbose, KeepCaps: p.KeepCaps}, p.NS, pol, tr, p.verbosef)
+		obs.inProcessDone(code, started)
 		if started || p.Mode != "auto" {
 			return code, err
 		}
@@ -43,12 +59,12 @@ func Run(p *Plan) (int, error) {
 		p.verbosef("tier %s failed to start (%v): falling back to seccomp", p.Tier, err)
 		p.Tier, p.Why = "seccomp", "auto: fallback"
 	}
-	return runSeccomp(p, pol)
+	return runSeccomp(p, pol, obs)
 }
 
 // runSeccomp runs the guest in the seccomp tier: a child process whose
 // calls the supervisor answers (internal/tier/unotify).
-func runSeccomp(p *Plan, pol *policy.Resolved) (int, error) {
+func runSeccomp(p *Plan, pol *policy.Resolved, obs *observer) (int, error) {
 	if pf := os.Getenv("KBOX_CPUPROFILE"); pf != "" {
 		// Profiling hook for docs/benchmarks.md; not a user feature.
 		if f, err := os.Create(pf); err == nil {
@@ -84,6 +100,9 @@ func runSeccomp(p *Plan, pol *policy.Resolved) (int, error) {
 		return ExitFailure, err
 	}
 	defer eng.Close()
+	if obs != nil {
+		p.Trace.Live = true
+	}
 	if p.Trace.Enabled() {
 		tr, err := trace.Open(p.Trace)
 		if err != nil {
@@ -91,6 +110,7 @@ func runSeccomp(p *Plan, pol *policy.Resolved) (int, error) {
 		}
 		tr.SetReason(p.Why)
 		eng.SetTracer(tr)
+		obs.seccomp(tr, p.Why)
 	}
 	eng.Verbosef("tier: seccomp (%s)", p.Why)
 	eng.Verbosef("seccomp filter: %d instructions", len(prog))

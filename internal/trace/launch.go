@@ -16,6 +16,7 @@ import (
 type Sinks struct {
 	Trace   *os.File // nil: no records
 	Summary *os.File // nil: no summary
+	Stream  *os.File // nil: no live stream (Options.Stream, not owned)
 	own     []*os.File
 }
 
@@ -34,6 +35,7 @@ func (o Options) OpenSinks() (*Sinks, error) {
 		s.own = append(s.own, f)
 		return f, nil
 	}
+	s.Stream = o.Stream
 	var err error
 	if o.Path != "" {
 		if s.Trace, err = open(o.Path); err != nil {
@@ -66,6 +68,7 @@ type ChildSpec struct {
 	Summary       bool   `json:"summary"`        // a summary descriptor is passed
 	SummaryFormat string `json:"summary_format"` // "table" for --summary=-, else "json"
 	Fast          bool   `json:"fast"`
+	Stream        bool   `json:"stream"` // a live stream descriptor is passed (--web)
 	Reason        string `json:"reason"` // why the tier was chosen
 }
 
@@ -76,16 +79,26 @@ func (o Options) Child(reason string) ChildSpec {
 		f = "table"
 	}
 	return ChildSpec{Format: o.Format, Filter: o.Filter, Trace: o.Path != "", Summary: o.Summary != "",
-		SummaryFormat: f, Fast: o.Fast, Reason: reason}
+		SummaryFormat: f, Fast: o.Fast, Stream: o.Stream != nil, Reason: reason}
 }
 
 // OpenChild makes the child's tracer writing to the inherited sinks
 // (nil when the spec has neither).
 func OpenChild(spec ChildSpec, traceFile, summaryFile *os.File) (*Tracer, error) {
-	if !spec.Trace && !spec.Summary {
+	return OpenChildStream(spec, traceFile, summaryFile, nil)
+}
+
+// OpenChildStream is OpenChild with the live stream's descriptor too:
+// the tracer keeps a live summary and streams its records and summaries
+// to streamFile (StreamTo) for the parent's dashboard.
+func OpenChildStream(spec ChildSpec, traceFile, summaryFile, streamFile *os.File) (*Tracer, error) {
+	if !spec.Trace && !spec.Summary && !spec.Stream {
 		return nil, nil
 	}
-	o := Options{Format: spec.Format, Filter: spec.Filter, Fast: spec.Fast, SummaryFormat: spec.SummaryFormat}
+	o := Options{Format: spec.Format, Filter: spec.Filter, Fast: spec.Fast, SummaryFormat: spec.SummaryFormat, Live: spec.Stream}
+	if spec.Stream && streamFile == nil {
+		return nil, fmt.Errorf("trace: no descriptor for the live stream")
+	}
 	if spec.Trace {
 		if traceFile == nil {
 			return nil, fmt.Errorf("trace: no descriptor for the trace")
@@ -103,5 +116,8 @@ func OpenChild(spec ChildSpec, traceFile, summaryFile *os.File) (*Tracer, error)
 		return nil, err
 	}
 	t.SetReason(spec.Reason)
+	if spec.Stream {
+		t.StreamTo(streamFile)
+	}
 	return t, nil
 }

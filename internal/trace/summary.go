@@ -248,6 +248,23 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+// Aggregator builds a summary from records outside a tracer (the
+// dashboard's own, when the tracer's summary is not available: a guest
+// killed before its in-process tracer could write it).
+type Aggregator struct{ a *aggregator }
+
+// NewAggregator makes an empty Aggregator.
+func NewAggregator() *Aggregator { return &Aggregator{newAggregator()} }
+
+// Add counts one record (an exec's argv is not in a record: its
+// processes entry has the guest path only).
+func (g *Aggregator) Add(r *Record) { g.a.add(r, nil) }
+
+// Summary returns the document so far; wall is the run's wall time.
+func (g *Aggregator) Summary(exit Exit, wall time.Duration, inProcess bool) *Summary {
+	return g.a.finish(exit, wall, inProcess)
+}
+
 // finish completes the document.
 func (a *aggregator) finish(exit Exit, wall time.Duration, inProcess bool) *Summary {
 	a.mu.Lock()

@@ -35,9 +35,17 @@ type Options struct {
 	// is SummaryFormat ("json" or "table").
 	SummaryFile   *os.File
 	SummaryFormat string
-	// Fast: record the rewrite tier's fast-path calls too (--trace-fast).
-	// Not implemented yet: the fast path only counts them.
+	// Fast: record the rewrite tier's fast-path calls too (--trace-fast):
+	// the rewrite tier then leaves its fast path off, so that those calls
+	// trap and are traced like the others (RecordFast).
 	Fast bool
+	// Live: keep the summary in memory for a live consumer (--web) even
+	// without --summary; Tracer.Summary reads it while the guest runs.
+	Live bool
+	// Stream, in the parent of an in-process child: the write end of the
+	// pipe the child streams its records and summaries to (--web); the
+	// parent reads the other end with ReadStream.
+	Stream *os.File
 	// Arch is the guest's syscall ABI (abi.Host() when nil).
 	Arch *abi.Arch
 	// Log receives the one warning a failing sink gives (stderr when nil).
@@ -46,7 +54,7 @@ type Options struct {
 
 // Enabled reports whether the options ask for a tracer at all.
 func (o Options) Enabled() bool {
-	return o.Path != "" || o.File != nil || o.Summary != "" || o.SummaryFile != nil
+	return o.Path != "" || o.File != nil || o.Summary != "" || o.SummaryFile != nil || o.Live || o.Stream != nil
 }
 
 // Tracer records the guest's calls. Its methods are safe for concurrent
@@ -67,6 +75,7 @@ type Tracer struct {
 	subs    atomic.Pointer[[]*Subscription]
 	subMu   sync.Mutex
 	log     io.Writer
+	recFast bool
 
 	mu        sync.Mutex
 	tier      string
@@ -75,6 +84,7 @@ type Tracer struct {
 	inProcess bool
 	fast      func() (hits, misses uint64)
 	finished  bool
+	atFinish  []func(Exit, *Summary)
 
 	headerOnce sync.Once
 }
@@ -83,7 +93,7 @@ type Tracer struct {
 // process must be able to: an in-process child passes File and
 // SummaryFile instead).
 func Open(o Options) (*Tracer, error) {
-	t := &Tracer{arch: o.Arch, start: time.Now(), filter: o.Filter, log: o.Log}
+	t := &Tracer{arch: o.Arch, start: time.Now(), filter: o.Filter, log: o.Log, recFast: o.Fast}
 	if t.arch == nil {
 		t.arch = abi.Host()
 	}
@@ -130,7 +140,7 @@ func Open(o Options) (*Tracer, error) {
 		}
 		t.sumFile, t.sumFmt, t.sumOwn = fh, "json", true
 	}
-	if t.sumFile != nil {
+	if t.sumFile != nil || o.Live {
 		if t.sumFmt == "" {
 			t.sumFmt = "json"
 		}
@@ -162,6 +172,10 @@ func (t *Tracer) subscribed() bool {
 	s := t.subs.Load()
 	return s != nil && len(*s) > 0
 }
+
+// RecordFast reports whether --trace-fast asks for the rewrite tier's
+// fast-path calls to be recorded.
+func (t *Tracer) RecordFast() bool { return t != nil && t.recFast }
 
 // Arch returns the tracer's syscall ABI.
 func (t *Tracer) Arch() *abi.Arch { return t.arch }
@@ -353,7 +367,8 @@ func (t *Tracer) Finish(exit Exit) error {
 		t.out.flush()
 	}
 	var err error
-	if s := t.Summary(exit); s != nil {
+	s := t.Summary(exit)
+	if s != nil && t.sumFile != nil {
 		if t.sumFmt == "table" {
 			err = s.WriteTable(t.sumFile)
 		} else {
@@ -368,7 +383,35 @@ func (t *Tracer) Finish(exit Exit) error {
 	if t.out != nil {
 		t.out.close()
 	}
+	t.mu.Lock()
+	fns := t.atFinish
+	t.mu.Unlock()
+	for _, f := range fns {
+		f(exit, s)
+	}
 	return err
+}
+
+// AtFinish registers f to run at the end of Finish, with the guest's
+// exit and the final summary (nil without --summary or Live): a live
+// consumer's last word.
+func (t *Tracer) AtFinish(f func(Exit, *Summary)) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.atFinish = append(t.atFinish, f)
+	t.mu.Unlock()
+}
+
+// Finished reports whether Finish has run.
+func (t *Tracer) Finished() bool {
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.finished
 }
 
 // Subscription receives the records a tracer emits (those its filter
