@@ -42,6 +42,15 @@ func main() {
 		unotify.ChildMain()
 		return
 	}
+	run := run
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "image":
+			run, os.Args = imageCommand, os.Args[1:]
+		case "run":
+			run, os.Args = runImage, os.Args[1:]
+		}
+	}
 	code, err := run(os.Args[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kbox: %v\n", err)
@@ -125,6 +134,11 @@ Examples:
   kbox --clearenv --setenv PATH=/bin -- env
   kbox -S ./debian --trace=- --trace-filter=file -- ls /etc
   kbox -S ./debian --summary=run.json -- make
+  kbox image pull docker.io/library/alpine:3.21 ./alpine
+  kbox run ./alpine -- sh             the image's user, environment, command
+
+Subcommands: kbox image pull|unpack|prune (images), kbox run (a pulled
+image's configuration applied); kbox image --help, kbox run --help.
 
 Exit status: the guest's own (128+N when it is killed by signal N);
 125 kbox itself failed (bad usage, an unusable root or bind, a start-up
@@ -154,6 +168,11 @@ func run(args []string) (int, error) {
 		fmt.Printf("kbox %s (%s, %s/%s; tiers: %s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, tiers())
 		return 0, nil
 	}
+	return start(options(f, fs))
+}
+
+// options is the launch options the parsed flags say.
+func options(f flags, fs *pflag.FlagSet) launch.Options {
 	o := f.o
 	for _, r := range []struct {
 		name string
@@ -173,6 +192,11 @@ func run(args []string) (int, error) {
 	if wd, err := os.Getwd(); err == nil && strings.HasPrefix(wd, "/") {
 		o.Cwd = wd
 	}
+	return o
+}
+
+// start prepares and runs the guest.
+func start(o launch.Options) (int, error) {
 	p, err := launch.Prepare(o)
 	if err != nil {
 		return launch.ExitCode(err), err

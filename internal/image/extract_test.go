@@ -24,10 +24,14 @@ type ent struct {
 	major, minor     int64
 }
 
-func file(name, body string) ent       { return ent{name: name, body: body, typ: tar.TypeReg, mode: 0o644} }
-func dir(name string) ent              { return ent{name: name, typ: tar.TypeDir, mode: 0o755} }
-func symlink(name, target string) ent  { return ent{name: name, link: target, typ: tar.TypeSymlink, mode: 0o777} }
-func hardlink(name, target string) ent { return ent{name: name, link: target, typ: tar.TypeLink, mode: 0o644} }
+func file(name, body string) ent { return ent{name: name, body: body, typ: tar.TypeReg, mode: 0o644} }
+func dir(name string) ent        { return ent{name: name, typ: tar.TypeDir, mode: 0o755} }
+func symlink(name, target string) ent {
+	return ent{name: name, link: target, typ: tar.TypeSymlink, mode: 0o777}
+}
+func hardlink(name, target string) ent {
+	return ent{name: name, link: target, typ: tar.TypeLink, mode: 0o644}
+}
 
 func mkTar(t testing.TB, ents ...ent) []byte {
 	t.Helper()

@@ -201,12 +201,16 @@ func pullLayers(ctx context.Context, layers []v1.Layer, c *cache, x *extractor, 
 		}
 		in = j.bar.Reader(in)
 		err := applyCompressed(x, in)
-		if err == nil && dr != nil {
-			// The rest of the blob (tar padding) still counts.
-			_, err = io.Copy(io.Discard, dr)
-			if err == nil && dr.digest() != j.digest {
+		if dr != nil {
+			// The rest of the blob (tar padding) still counts; a blob
+			// that failed to apply is checked too, so that a damaged
+			// one goes.
+			_, cerr := io.Copy(io.Discard, dr)
+			if cerr == nil && dr.digest() != j.digest {
 				c.remove(j.digest)
 				err = fmt.Errorf("the cached blob is damaged (digest %s); it was removed, pull again", dr.digest())
+			} else if err == nil {
+				err = cerr
 			}
 		}
 		r.Close()
