@@ -3,11 +3,14 @@ module github.com/kbox-go/kbox
 go 1.26.0
 
 require (
+	github.com/diskfs/go-diskfs v1.9.4
 	github.com/klauspost/compress v1.19.2
 	github.com/spf13/pflag v1.0.10
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.50.0
 )
+
+require github.com/google/uuid v1.6.0 // indirect
 
 require (
 	github.com/docker/cli v29.7.2+incompatible // indirect

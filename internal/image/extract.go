@@ -174,7 +174,7 @@ func hostMode(typ byte, m uint32) uint32 {
 	p := m & 0o777
 	switch typ {
 	case tar.TypeDir:
-		return p | 0o700
+		return m&0o1000 | p | 0o700
 	case tar.TypeReg, tar.TypeChar, tar.TypeBlock:
 		if m&0o111 != 0 && typ == tar.TypeReg {
 			return p | 0o700

@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 )
 
 // treeTar is a tar of the host directory dir with every owner 0:0, as an
@@ -244,3 +246,61 @@ func TestImagePullRun(t *testing.T) {
 }
 
 func hostArch() string { return runtime.GOARCH }
+
+// TestImageUnpackExt4: an ext4 image of the fixture root (made by mke2fs
+// -d, with a set-uid file, a user's directory and a device node when the
+// tests run as root) unpacked by kbox image unpack and run with -S and
+// kbox run.
+func TestImageUnpackExt4(t *testing.T) {
+	mke2fs, err := exec.LookPath("mke2fs")
+	if err != nil {
+		t.Skip("mke2fs (e2fsprogs) not installed")
+	}
+	base := mkTempDir(t, "kbox-it-ext4-")
+	stage := filepath.Join(base, "stage")
+	if out, err := exec.Command("cp", "-a", fixtureRoot(t), stage).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	want := "-rwxr-xr-x 0 0 /bin/busybox\n"
+	if isRoot() {
+		os.MkdirAll(filepath.Join(stage, "opt"), 0o755)
+		writeFile(t, filepath.Join(stage, "opt/tool"), "#!/bin/sh\n", 0o755)
+		unix.Chmod(filepath.Join(stage, "opt/tool"), 0o4755)
+		os.MkdirAll(filepath.Join(stage, "home/user"), 0o750)
+		os.Chmod(filepath.Join(stage, "home/user"), 0o750)
+		os.Chown(filepath.Join(stage, "home/user"), 1000, 1000)
+		unix.Mknod(filepath.Join(stage, "opt/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3)))
+		unix.Chmod(filepath.Join(stage, "opt/null"), 0o666)
+		want += "-rwsr-xr-x 0 0 /opt/tool\ndrwxr-x--- 1000 1000 /home/user\ncrw-rw-rw- 0 0 /opt/null\n"
+	} else {
+		want = strings.Repeat(want, 4)
+	}
+	img := filepath.Join(base, "root.ext4")
+	if out, err := exec.Command(mke2fs, "-q", "-t", "ext4", "-d", stage, "-b", "4096", img, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v\n%s", err, out)
+	}
+	os.Chmod(img, 0o644)
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		d := mkTempDir(t, "kbox-it-ext4-out-")
+		chownTree(t, d, v.uid())
+		dir := filepath.Join(d, "root")
+		t0 := time.Now()
+		out, errOut, code := runKbox(t, runOpts{Args: []string{"image", "unpack", img, dir}, Unpriv: v.unpriv})
+		if code != 0 {
+			t.Fatalf("unpack: status %d\n%s%s", code, out, errOut)
+		}
+		t.Logf("unpack took %v: %s", time.Since(t0), strings.TrimSpace(errOut))
+		args := []string{"-S", dir, "--", "stat", "-c", "%A %u %g %n", "/bin/busybox", "/opt/tool", "/home/user", "/opt/null"}
+		if !isRoot() {
+			args = []string{"-S", dir, "--", "stat", "-c", "%A %u %g %n", "/bin/busybox", "/bin/busybox", "/bin/busybox", "/bin/busybox"}
+		}
+		out, errOut, code = runKbox(t, runOpts{Unpriv: v.unpriv, Args: args})
+		if code != 0 || out != want {
+			t.Errorf("kbox -S: status %d, got\n%swant\n%sstderr %s", code, out, want, errOut)
+		}
+		out, errOut, code = runKbox(t, runOpts{Unpriv: v.unpriv, Args: []string{"run", dir, "--", "/bin/sh", "-c", "id -u; pwd"}})
+		if code != 0 || out != "0\n/\n" {
+			t.Errorf("kbox run: status %d, got %q, stderr %s", code, out, errOut)
+		}
+	})
+}
