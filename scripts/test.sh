@@ -14,7 +14,7 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
 need=()
-for pkg in musl-tools busybox-static binutils binutils-aarch64-linux-gnu gcc libc6-dev util-linux tmux procps; do
+for pkg in musl-tools busybox-static binutils binutils-aarch64-linux-gnu gcc libc6-dev util-linux tmux procps e2fsprogs; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
