@@ -180,3 +180,25 @@ func runImage(args []string) (int, error) {
 	}
 	return start(o)
 }
+
+// ext4Roots replaces a root flag's value that names a regular file (an
+// ext4 image) with the image unpacked into the cache.
+func ext4Roots(o *launch.Options) error {
+	for i, r := range o.Roots {
+		fi, err := os.Stat(r.Dir)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		dir, unpacked, err := image.CachedExt4Root(r.Dir, func(format string, a ...any) {
+			fmt.Fprintf(os.Stderr, "kbox: warning: "+format+"\n", a...)
+		})
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", r.Kind.Flag(), r.Dir, err)
+		}
+		if unpacked {
+			fmt.Fprintf(os.Stderr, "kbox: unpacked %s into %s\n", r.Dir, dir)
+		}
+		o.Roots[i].Dir = dir
+	}
+	return nil
+}

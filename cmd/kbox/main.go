@@ -123,6 +123,8 @@ Run COMMAND (default /bin/sh) inside a guest root filesystem, rootless.
 Every path the program names is resolved inside the guest's mount table;
 it cannot reach host files outside it. With no root flag the guest's / is
 the host's / read-only, and the guest starts in your working directory.
+A root flag may name an ext4 image instead of a directory: it is unpacked
+once into $XDG_CACHE_HOME/kbox/roots (docs/images.md).
 The guest's environment is yours, changed only by the environment flags.
 
 Flags:
@@ -168,7 +170,11 @@ func run(args []string) (int, error) {
 		fmt.Printf("kbox %s (%s, %s/%s; tiers: %s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, tiers())
 		return 0, nil
 	}
-	return start(options(f, fs))
+	o := options(f, fs)
+	if err := ext4Roots(&o); err != nil {
+		return launch.ExitFailure, err
+	}
+	return start(o)
 }
 
 // options is the launch options the parsed flags say.

@@ -250,3 +250,43 @@ func modeBits(m iofs.FileMode) int64 {
 	}
 	return b
 }
+
+// CachedExt4Root is the root a root flag naming an ext4 image runs on:
+// the image unpacked (once) into the cache directory
+// $XDG_CACHE_HOME/kbox/roots/HEX, HEX from the image's identity (so a
+// changed image is unpacked again). unpacked says whether this call did
+// it. The cached root is shared by the runs of the same image: what a
+// guest writes there stays for the next run (not in the image file).
+func CachedExt4Root(img string, warn func(string, ...any)) (dir string, unpacked bool, err error) {
+	f, err := os.Open(img)
+	if err != nil {
+		return "", false, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return "", false, err
+	}
+	id := ext4Identity(f, fi)
+	f.Close()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", false, fmt.Errorf("%s: no cache directory to unpack the image into: %w", img, err)
+	}
+	base := filepath.Join(cache, "kbox", "roots")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", false, err
+	}
+	dir = filepath.Join(base, strings.TrimPrefix(id, "ext4-sha256:"))
+	if m, err := ReadMeta(dir); err == nil && m.Digest == id {
+		return dir, false, nil
+	}
+	if _, err := UnpackExt4(img, dir, warn); err != nil {
+		// Another kbox may have unpacked it meanwhile.
+		if m, merr := ReadMeta(dir); merr == nil && m.Digest == id {
+			return dir, false, nil
+		}
+		return "", false, err
+	}
+	return dir, true, nil
+}

@@ -356,7 +356,7 @@ func (x *extractor) entry(h *tar.Header, r io.Reader, buf []byte) error {
 			x.dirTimes = append(x.dirTimes, dirTime{rel, h.ModTime})
 		}
 		return unix.Fchmod(fd, hostMode(tar.TypeDir, mode))
-	case tar.TypeReg, tar.TypeRegA, tar.TypeChar, tar.TypeBlock:
+	case tar.TypeReg, tar.TypeChar, tar.TypeBlock: // archive/tar reads TypeRegA as TypeReg
 		if err := removeAll(pfd, name); err != nil {
 			return err
 		}
@@ -365,9 +365,6 @@ func (x *extractor) entry(h *tar.Header, r io.Reader, buf []byte) error {
 			return err
 		}
 		typ := h.Typeflag
-		if typ == tar.TypeRegA {
-			typ = tar.TypeReg
-		}
 		rec.Type = "file"
 		if typ == tar.TypeReg {
 			n, err := copyTo(fd, r, buf)

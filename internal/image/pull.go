@@ -151,12 +151,14 @@ func pullLayers(ctx context.Context, layers []v1.Layer, c *cache, x *extractor, 
 		jobs[i] = &job{digest: h.String(), size: size, ready: make(chan error, 1)}
 		jobs[i].bar = pr.Add(fmt.Sprintf("layer %d/%d %s", i+1, len(layers), short(h.String())), size)
 	}
+	// On an error the downloads still running are cancelled, then waited
+	// for (deferred calls run last first).
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if c != nil {
 		sem := make(chan struct{}, 3)
-		var wg sync.WaitGroup
-		defer wg.Wait()
 		for i, j := range jobs {
 			wg.Add(1)
 			go func() {
@@ -195,9 +197,9 @@ func pullLayers(ctx context.Context, layers []v1.Layer, c *cache, x *extractor, 
 			r = rc
 			j.bar.Extracting()
 		}
-		var in io.Reader = r
+		var in io.Reader = ctxReader{ctx, r}
 		if dr != nil {
-			in = dr
+			in = ctxReader{ctx, dr}
 		}
 		in = j.bar.Reader(in)
 		err := applyCompressed(x, in)

@@ -302,5 +302,14 @@ func TestImageUnpackExt4(t *testing.T) {
 		if code != 0 || out != "0\n/\n" {
 			t.Errorf("kbox run: status %d, got %q, stderr %s", code, out, errOut)
 		}
+		// -S IMAGE.ext4: unpacked into the cache once, the same view.
+		env := []string{"XDG_CACHE_HOME=" + filepath.Join(d, "cache")}
+		args[1] = img
+		for i := range 2 {
+			out, errOut, code = runKbox(t, runOpts{Unpriv: v.unpriv, Args: args, Env: env})
+			if code != 0 || out != want || strings.Contains(errOut, "unpacked") != (i == 0) {
+				t.Errorf("kbox -S %s (run %d): status %d, got\n%swant\n%sstderr %s", img, i+1, code, out, want, errOut)
+			}
+		}
 	})
 }
