@@ -53,13 +53,14 @@ else
 	go test -count=1 -timeout 45m ./...
 	echo "== go test -race (the packages with concurrency; not the integration suite, which runs kbox binaries)"
 	go test -race -count=1 ./internal/abi ./internal/dispatch ./internal/fdtable ./internal/inproc ./internal/launch \
-		./internal/sandbox ./internal/tier/... ./internal/vfs ./internal/trace
+		./internal/sandbox ./internal/tier/... ./internal/vfs ./internal/trace ./internal/image
 	echo "== benchmark smoke run (no timing assertions)"
 	go run ./bench --quick --no-install >/dev/null
 fi
 if [ $quick -eq 0 ]; then
 	echo "== fuzz (short)"
 	go test -run=^$ -fuzz=FuzzResolve -fuzztime=400000x -fuzzminimizetime=0s ./internal/vfs/
+	go test -run=^$ -fuzz=FuzzApply -fuzztime=3000x -fuzzminimizetime=0s ./internal/image/
 	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=150000x -fuzzminimizetime=0s ./internal/seccomp/
 	go test -run=^$ -fuzz=FuzzParse -fuzztime=200000x -fuzzminimizetime=0s ./internal/loader/
 	go test -run=^$ -fuzz=FuzzScript -fuzztime=200000x -fuzzminimizetime=0s ./internal/loader/
