@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -38,6 +39,10 @@ func imageCommand(args []string) (int, error) {
 	fs := pflag.NewFlagSet("kbox image "+args[0], pflag.ContinueOnError)
 	fs.Usage = func() {}
 	usage := func(err error) (int, error) {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Print(imageUsage + "\nFlags of kbox image " + args[0] + ":\n" + fs.FlagUsagesWrapped(80))
+			return 0, nil
+		}
 		return launch.ExitFailure, fmt.Errorf("image %s: %v (see kbox image --help)", args[0], err)
 	}
 	switch args[0] {
@@ -181,12 +186,13 @@ func runImage(args []string) (int, error) {
 	return start(o)
 }
 
-// ext4Roots replaces a root flag's value that names a regular file (an
-// ext4 image) with the image unpacked into the cache.
+// ext4Roots replaces a root flag's value that names an ext4 image with
+// the image unpacked into the cache (any other file is left for launch to
+// refuse).
 func ext4Roots(o *launch.Options) error {
 	for i, r := range o.Roots {
 		fi, err := os.Stat(r.Dir)
-		if err != nil || !fi.Mode().IsRegular() {
+		if err != nil || !fi.Mode().IsRegular() || !image.IsExt4(r.Dir) {
 			continue
 		}
 		dir, unpacked, err := image.CachedExt4Root(r.Dir, func(format string, a ...any) {

@@ -290,3 +290,16 @@ func CachedExt4Root(img string, warn func(string, ...any)) (dir string, unpacked
 	}
 	return dir, true, nil
 }
+
+// IsExt4 reports whether the file at p carries an ext2/3/4 superblock
+// magic number.
+func IsExt4(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 2)
+	n, _ := f.ReadAt(b, 1024+0x38)
+	return n == 2 && b[0] == 0x53 && b[1] == 0xef
+}

@@ -237,6 +237,11 @@ func TestImagePullRun(t *testing.T) {
 				t.Errorf("kbox %s: status %d, got\n%swant\n%sstderr: %s", strings.Join(c.args, " "), code, out, c.want, errOut)
 			}
 		}
+		// The cache: three layers, emptied by prune.
+		out, errOut, code = runKbox(t, runOpts{Unpriv: v.unpriv, Args: []string{"image", "prune"}, Env: env})
+		if code != 0 || !strings.HasPrefix(out, "removed 3 layers") {
+			t.Errorf("kbox image prune: status %d, %q %s", code, out, errOut)
+		}
 		// The user cannot read what the image keeps from it.
 		out, _, code = runKbox(t, runOpts{Unpriv: v.unpriv, Args: []string{"run", "--change-id", "65534:65534", dir, "--", "cat /home/user/notes"}})
 		if code == 0 {
@@ -312,4 +317,34 @@ func TestImageUnpackExt4(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestImageCLIErrors: usage errors end with status 125 and say why.
+func TestImageCLIErrors(t *testing.T) {
+	dir := mkTempDir(t, "kbox-it-image-cli-")
+	writeFile(t, filepath.Join(dir, "notempty", "f"), "x", 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"image"}, 0, ""},
+		{[]string{"image", "pull"}, 125, "want REF DIR"},
+		{[]string{"image", "pull", "oci:" + dir + "/none", dir + "/out"}, 125, "none"},
+		{[]string{"image", "pull", "docker-archive:" + dir + "/none.tar", dir + "/notempty"}, 125, "is not empty"},
+		{[]string{"image", "pull", "--platform", "linux", "oci:x", dir + "/out"}, 125, "OS/ARCH"},
+		{[]string{"image", "unpack", dir + "/notempty/f", dir + "/out"}, 125, "not a readable ext4 image"},
+		{[]string{"image", "frob"}, 125, "unknown subcommand"},
+		{[]string{"run"}, 125, "want DIR"},
+		{[]string{"run", "-S", dir, dir}, 125, "--system-root cannot be used with kbox run"},
+		{[]string{"run", dir}, 125, "no image configuration"},
+	} {
+		_, errOut, code := runKbox(t, runOpts{Args: c.args})
+		if code != c.code || !strings.Contains(errOut, c.msg) {
+			t.Errorf("kbox %s: status %d, stderr %q; want %d and %q", strings.Join(c.args, " "), code, errOut, c.code, c.msg)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Errorf("a failed pull left %s/out", dir)
+	}
 }
