@@ -14,7 +14,7 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
 need=()
-for pkg in musl-tools busybox-static binutils binutils-aarch64-linux-gnu gcc gcc-aarch64-linux-gnu libc6-dev util-linux tmux procps chromium; do
+for pkg in musl-tools busybox-static binutils binutils-aarch64-linux-gnu gcc gcc-aarch64-linux-gnu libc6-dev util-linux tmux procps chromium e2fsprogs; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -53,13 +53,14 @@ else
 	go test -count=1 -timeout 45m ./...
 	echo "== go test -race (the packages with concurrency; not the integration suite, which runs kbox binaries)"
 	go test -race -count=1 ./internal/abi ./internal/dispatch ./internal/fdtable ./internal/inproc ./internal/launch \
-		./internal/sandbox ./internal/tier/... ./internal/vfs ./internal/trace ./internal/web
+		./internal/sandbox ./internal/tier/... ./internal/vfs ./internal/trace ./internal/web ./internal/image
 	echo "== benchmark smoke run (no timing assertions)"
 	go run ./bench --quick --no-install >/dev/null
 fi
 if [ $quick -eq 0 ]; then
 	echo "== fuzz (short)"
 	go test -run=^$ -fuzz=FuzzResolve -fuzztime=400000x -fuzzminimizetime=0s ./internal/vfs/
+	go test -run=^$ -fuzz=FuzzApply -fuzztime=3000x -fuzzminimizetime=0s ./internal/image/
 	go test -run=^$ -fuzz=FuzzCompileSimulate -fuzztime=150000x -fuzzminimizetime=0s ./internal/seccomp/
 	go test -run=^$ -fuzz=FuzzParse -fuzztime=200000x -fuzzminimizetime=0s ./internal/loader/
 	go test -run=^$ -fuzz=FuzzScript -fuzztime=200000x -fuzzminimizetime=0s ./internal/loader/

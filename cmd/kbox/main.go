@@ -43,6 +43,15 @@ func main() {
 		unotify.ChildMain()
 		return
 	}
+	run := run
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "image":
+			run, os.Args = imageCommand, os.Args[1:]
+		case "run":
+			run, os.Args = runImage, os.Args[1:]
+		}
+	}
 	code, err := run(os.Args[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kbox: %v\n", err)
@@ -120,6 +129,8 @@ Run COMMAND (default /bin/sh) inside a guest root filesystem, rootless.
 Every path the program names is resolved inside the guest's mount table;
 it cannot reach host files outside it. With no root flag the guest's / is
 the host's / read-only, and the guest starts in your working directory.
+A root flag may name an ext4 image instead of a directory: it is unpacked
+once into $XDG_CACHE_HOME/kbox/roots (docs/images.md).
 The guest's environment is yours, changed only by the environment flags.
 
 Flags:
@@ -132,6 +143,11 @@ Examples:
   kbox -S ./debian --trace=- --trace-filter=file -- ls /etc
   kbox -S ./debian --summary=run.json -- make
   kbox -S ./debian --web -v --web-linger=1m -- make
+  kbox image pull docker.io/library/alpine:3.21 ./alpine
+  kbox run ./alpine -- sh             the image's user, environment, command
+
+Subcommands: kbox image pull|unpack|prune (images), kbox run (a pulled
+image's configuration applied); kbox image --help, kbox run --help.
 
 Exit status: the guest's own (128+N when it is killed by signal N);
 125 kbox itself failed (bad usage, an unusable root or bind, a start-up
@@ -161,6 +177,15 @@ func run(args []string) (int, error) {
 		fmt.Printf("kbox %s (%s, %s/%s; tiers: %s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, tiers())
 		return 0, nil
 	}
+	o := options(f, fs)
+	if err := ext4Roots(&o); err != nil {
+		return launch.ExitFailure, err
+	}
+	return start(o)
+}
+
+// options is the launch options the parsed flags say.
+func options(f flags, fs *pflag.FlagSet) launch.Options {
 	o := f.o
 	for _, r := range []struct {
 		name string
@@ -180,6 +205,11 @@ func run(args []string) (int, error) {
 	if wd, err := os.Getwd(); err == nil && strings.HasPrefix(wd, "/") {
 		o.Cwd = wd
 	}
+	return o
+}
+
+// start prepares and runs the guest.
+func start(o launch.Options) (int, error) {
 	p, err := launch.Prepare(o)
 	if err != nil {
 		return launch.ExitCode(err), err

@@ -212,6 +212,9 @@ func (e *Engine) statxOverride(p string, fd int, stx *unix.Statx_t) bool {
 		return false
 	}
 	stx.Uid, stx.Gid, stx.Mode = st.Uid, st.Gid, uint16(st.Mode)
+	if st.Rdev != 0 { // a device node's placeholder
+		stx.Rdev_major, stx.Rdev_minor, stx.Size, stx.Blocks = unix.Major(st.Rdev), unix.Minor(st.Rdev), 0, 0
+	}
 	return true
 }
 

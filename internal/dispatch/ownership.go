@@ -44,6 +44,10 @@ const overrideXattr = "user.containers.override_stat"
 
 type override struct {
 	uid, gid, mode uint32 // mode: permission and set-id bits only
+	// dev is the record's type when it names a device node
+	// ("char-MAJOR-MINOR", "block-MAJOR-MINOR"): a regular file kept as
+	// the placeholder of one (kbox image pull, docs/images.md).
+	dev string
 }
 
 // inodeKey names an object in the in-memory store; the type keeps a
@@ -105,7 +109,13 @@ func parseOverride(v string) (override, bool) {
 	if err1 != nil || err2 != nil || err3 != nil {
 		return override{}, false
 	}
-	return override{uid: uint32(u), gid: uint32(g), mode: uint32(m) & 0o7777}, true
+	ov := override{uid: uint32(u), gid: uint32(g), mode: uint32(m) & 0o7777}
+	if len(f) > 3 {
+		if _, _, _, ok := (identity.Record{Type: f[3]}).Device(); ok {
+			ov.dev = f[3]
+		}
+	}
+	return ov, true
 }
 
 // hostNeeds is the owner permission kbox needs on an object it keeps a
@@ -172,7 +182,11 @@ func (e *Engine) readOverride(p string, fd int, st *unix.Stat_t) (override, bool
 // writeOverride records ov for the object.
 func (e *Engine) writeOverride(p string, fd int, st *unix.Stat_t, ov override) error {
 	if xattrCapable(st.Mode) {
-		val := []byte(fmt.Sprintf("%d:%d:%04o:%s", ov.uid, ov.gid, ov.mode, fileTypeName(st.Mode)))
+		typ := fileTypeName(st.Mode)
+		if ov.dev != "" && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			typ = ov.dev
+		}
+		val := []byte(fmt.Sprintf("%d:%d:%04o:%s", ov.uid, ov.gid, ov.mode, typ))
 		var err error
 		if fd >= 0 {
 			err = unix.Fsetxattr(fd, overrideXattr, val, 0)
@@ -409,6 +423,15 @@ func (e *Engine) applyOverride(p string, fd int, st *unix.Stat_t) bool {
 	}
 	st.Uid, st.Gid = ov.uid, ov.gid
 	st.Mode = st.Mode&unix.S_IFMT | ov.mode
+	if ov.dev != "" && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		// A device node's placeholder shows as the node.
+		char, major, minor, _ := (identity.Record{Type: ov.dev}).Device()
+		st.Mode = unix.S_IFBLK | ov.mode
+		if char {
+			st.Mode = unix.S_IFCHR | ov.mode
+		}
+		st.Rdev, st.Size, st.Blocks = unix.Mkdev(major, minor), 0, 0
+	}
 	return true
 }
 

@@ -22,15 +22,15 @@ func TestMayAccess(t *testing.T) {
 		mask  uint32
 		want  error
 	}{
-		{"root reads 000", root, override{5, 5, 0}, reg, permRead | permWrite, nil},
-		{"root exec no x", root, override{5, 5, 0o644}, reg, permExec, unix.EACCES},
-		{"root exec other x", root, override{5, 5, 0o001}, reg, permExec, nil},
-		{"root searches 000 dir", root, override{5, 5, 0}, dir, permExec | permWrite, nil},
-		{"owner bits only", user, override{1000, 50, 0o070}, reg, permRead, unix.EACCES},
-		{"supplementary group", user, override{1, 50, 0o040}, reg, permRead, nil},
-		{"other", user, override{1, 2, 0o604}, reg, permRead, nil},
-		{"other write", user, override{1, 2, 0o604}, reg, permWrite, unix.EACCES},
-		{"owner rw", user, override{1000, 2, 0o600}, reg, permRead | permWrite, nil},
+		{"root reads 000", root, override{5, 5, 0, ""}, reg, permRead | permWrite, nil},
+		{"root exec no x", root, override{5, 5, 0o644, ""}, reg, permExec, unix.EACCES},
+		{"root exec other x", root, override{5, 5, 0o001, ""}, reg, permExec, nil},
+		{"root searches 000 dir", root, override{5, 5, 0, ""}, dir, permExec | permWrite, nil},
+		{"owner bits only", user, override{1000, 50, 0o070, ""}, reg, permRead, unix.EACCES},
+		{"supplementary group", user, override{1, 50, 0o040, ""}, reg, permRead, nil},
+		{"other", user, override{1, 2, 0o604, ""}, reg, permRead, nil},
+		{"other write", user, override{1, 2, 0o604, ""}, reg, permWrite, unix.EACCES},
+		{"owner rw", user, override{1000, 2, 0o600, ""}, reg, permRead | permWrite, nil},
 	} {
 		if got := mayAccess(&c.c, c.ov, c.ftype, c.mask, false); got != c.want {
 			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
@@ -41,10 +41,10 @@ func TestMayAccess(t *testing.T) {
 	if err := half.SetRESUID(identity.Keep, 1000, identity.Keep); err != nil {
 		t.Fatal(err)
 	}
-	if err := mayAccess(&half, override{5, 5, 0}, reg, permRead, false); err != unix.EACCES {
+	if err := mayAccess(&half, override{5, 5, 0, ""}, reg, permRead, false); err != unix.EACCES {
 		t.Errorf("euid 1000 effective check: %v", err)
 	}
-	if err := mayAccess(&half, override{5, 5, 0}, reg, permRead, true); err != nil {
+	if err := mayAccess(&half, override{5, 5, 0, ""}, reg, permRead, true); err != nil {
 		t.Errorf("ruid 0 real check: %v", err)
 	}
 }
@@ -77,7 +77,7 @@ func TestVirtualStatus(t *testing.T) {
 }
 
 func TestParseOverride(t *testing.T) {
-	if ov, ok := parseOverride("1000:7:4755:file"); !ok || ov != (override{1000, 7, 0o4755}) {
+	if ov, ok := parseOverride("1000:7:4755:file"); !ok || ov != (override{1000, 7, 0o4755, ""}) {
 		t.Fatalf("got %+v %v", ov, ok)
 	}
 	for _, bad := range []string{"", "1:2", "x:2:0644", "1:2:99"} {
