@@ -106,6 +106,9 @@ type Engine struct {
 	// tracer, when set, records the calls the engine serves (SetTracer);
 	// nil costs Dispatch one check.
 	tracer *trace.Tracer
+
+	// abstract tags the guest's abstract AF_UNIX names (net_abstract.go).
+	abstract *abstractNS
 }
 
 // New builds an engine.
@@ -138,6 +141,7 @@ func New(cfg Config) (*Engine, error) {
 	e.bindThread = newBindThread()
 	startUmaskThreads()
 	e.names = newUnixNames()
+	e.abstract = newAbstractNS()
 	e.owners = newOwnershipStore()
 	e.ipc = newIPCTable()
 	e.fileBinds = cfg.NS.FileBindTypes()
