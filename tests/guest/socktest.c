@@ -20,6 +20,14 @@
  *   socktest relative          chdir /tmp, bind "rel.sock", stat
  *                              /tmp/rel.sock, sendto "rel.sock"
  *   socktest sendto PATH TEXT  send one datagram to PATH
+ *   socktest abshost NAME      stream connect to abstract NAME, and send a
+ *                              datagram to abstract NAME-d (a host
+ *                              listener's names: both must fail)
+ *   socktest abspair NAME      a parent listens on abstract NAME (stream)
+ *                              and NAME-d (dgram); a child connects and
+ *                              writes, then autobinds a datagram socket and
+ *                              sends to NAME-d; the parent replies to the
+ *                              address recvfrom gave it; names printed
  *
  * Every step prints one line, "<step>: ok [value]" or "<step>: err ENAME".
  * Data is printed with bytes outside 0x21..0x7e escaped as \xNN.  The exit
@@ -555,10 +563,117 @@ static int cmd_sendto(const char *path, const char *text)
 	return 0;
 }
 
+static socklen_t absaddr(struct sockaddr_un *sa, const char *name)
+{
+	size_t n = strlen(name);
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	if (n + 1 > sizeof sa->sun_path) {
+		fprintf(stderr, "socktest: name too long\n");
+		exit(2);
+	}
+	memcpy(sa->sun_path + 1, name, n);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+static int cmd_abshost(const char *name)
+{
+	struct sockaddr_un sa;
+	socklen_t len = absaddr(&sa, name);
+	char dname[128];
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	long rc = connect(s, (struct sockaddr *)&sa, len);
+	report("connect", rc, NULL);
+	snprintf(dname, sizeof dname, "%s-d", name);
+	len = absaddr(&sa, dname);
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	rc = sendto(s, "leak", 4, 0, (struct sockaddr *)&sa, len);
+	report("sendto", rc, "%ld", rc);
+	return 0;
+}
+
+/* name of a socket: getsockname (peer 0) or getpeername */
+static const char *sockname(int fd, int peer)
+{
+	struct sockaddr_un got;
+	socklen_t gl = sizeof got;
+	int rc = peer ? getpeername(fd, (struct sockaddr *)&got, &gl) : getsockname(fd, (struct sockaddr *)&got, &gl);
+	if (rc < 0)
+		return errname(errno);
+	return addrname(&got, gl);
+}
+
+static int cmd_abspair(const char *name)
+{
+	struct sockaddr_un sa, sd, from;
+	socklen_t len = absaddr(&sa, name), dlen, fl;
+	char dname[128], buf[64];
+	int l, d, c, status;
+	long rc;
+	pid_t pid;
+
+	snprintf(dname, sizeof dname, "%s-d", name);
+	dlen = absaddr(&sd, dname);
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	rc = bind(l, (struct sockaddr *)&sa, len);
+	report("bind", rc, NULL);
+	if (rc < 0 || listen(l, 4) < 0)
+		return 0;
+	d = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	set_rcvtimeo(d);
+	rc = bind(d, (struct sockaddr *)&sd, dlen);
+	report("bind-dgram", rc, NULL);
+	printf("getsockname: ok %s\n", sockname(l, 0));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		static const struct sockaddr_un fam = { .sun_family = AF_UNIX };
+		rc = connect(s, (struct sockaddr *)&sa, len);
+		report("child-connect", rc, NULL);
+		printf("child-getpeername: ok %s\n", sockname(s, 1));
+		rc = write(s, "hello", 5);
+		report("child-write", rc, "%ld", rc);
+		close(s);
+		s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		set_rcvtimeo(s);
+		rc = bind(s, (const struct sockaddr *)&fam, sizeof fam.sun_family);
+		report("child-autobind", rc, NULL);
+		{
+			const char *n = sockname(s, 0);
+			int form = strlen(n) == 6 && n[0] == '@' && strspn(n + 1, "0123456789abcdef") == 5;
+			printf("child-autobind-name: ok %s\n", form ? "@xxxxx" : n);
+		}
+		rc = sendto(s, "ping", 4, 0, (struct sockaddr *)&sd, dlen);
+		report("child-sendto", rc, "%ld", rc);
+		rc = recv(s, buf, sizeof buf, 0);
+		report("child-reply", rc, "%s", rc > 0 ? esc(buf, (size_t)rc) : "");
+		fflush(stdout);
+		_exit(0);
+	}
+	c = accept(l, NULL, NULL);
+	report("accept", c, NULL);
+	if (c >= 0) {
+		printf("getsockname-accepted: ok %s\n", sockname(c, 0));
+		rc = read(c, buf, sizeof buf);
+		report("read", rc, "%s", rc > 0 ? esc(buf, (size_t)rc) : "");
+	}
+	fl = sizeof from;
+	rc = recvfrom(d, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+	report("recvfrom", rc, "%s", rc > 0 ? esc(buf, (size_t)rc) : "");
+	if (rc > 0) {
+		rc = sendto(d, "pong", 4, 0, (struct sockaddr *)&from, fl);
+		report("reply", rc, "%ld", rc);
+	}
+	fflush(stdout);
+	waitpid(pid, &status, 0);
+	return 0;
+}
+
 static void usage(void)
 {
 	fputs("usage: socktest dgram PATH | stream PATH | names PATH | peercred PATH | rights PATH |\n"
-	      "       abstract | relative | sendto PATH TEXT\n",
+	      "       abstract | relative | sendto PATH TEXT | abshost NAME | abspair NAME\n",
 	      stderr);
 	exit(2);
 }
@@ -581,6 +696,10 @@ int main(int argc, char **argv)
 		return cmd_abstract();
 	if (strcmp(argv[1], "relative") == 0 && argc == 2)
 		return cmd_relative();
+	if (strcmp(argv[1], "abshost") == 0 && argc == 3)
+		return cmd_abshost(argv[2]);
+	if (strcmp(argv[1], "abspair") == 0 && argc == 3)
+		return cmd_abspair(argv[2]);
 	if (strcmp(argv[1], "sendto") == 0 && argc == 4)
 		return cmd_sendto(argv[2], argv[3]);
 	usage();
