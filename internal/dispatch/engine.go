@@ -67,6 +67,10 @@ type Config struct {
 	// (the dangerous set under -v: policy.Options.NotifyDenied), by name,
 	// with the reason: the engine answers EPERM and counts them.
 	Denied map[string]string
+	// NetRefused are calls the filter sends to the engine only to refuse
+	// them with EAFNOSUPPORT (--net=none under -v:
+	// policy.Resolved.NetRefused), by name, with the reason.
+	NetRefused map[string]string
 }
 
 // Engine is the dispatcher shared by all tiers.
@@ -130,6 +134,11 @@ func New(cfg Config) (*Engine, error) {
 	for name, why := range cfg.Denied {
 		if nr, ok := cfg.Arch.Nr(name); ok && e.handlers[nr] == nil {
 			e.handlers[nr] = func(e *Engine, r *Request) Result { return e.denied(r, unix.EPERM, why) }
+		}
+	}
+	for name, why := range cfg.NetRefused {
+		if nr, ok := cfg.Arch.Nr(name); ok && e.handlers[nr] == nil {
+			e.handlers[nr] = func(e *Engine, r *Request) Result { return e.denied(r, unix.EAFNOSUPPORT, why) }
 		}
 	}
 	e.Procs = newProcTable(e)

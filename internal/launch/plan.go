@@ -32,6 +32,8 @@ type Plan struct {
 	WorkDir  string
 	Verbose  bool
 	KeepCaps bool
+	// Net is --net (checkNet): "host" or "none".
+	Net string
 	// Trace: --trace, --trace-format, --trace-filter and --summary.
 	Trace trace.Options
 }
@@ -65,7 +67,7 @@ func Prepare(o Options) (*Plan, error) {
 			return nil, usagef("--syscall-mode=%s: %v", s.mode, err)
 		}
 	}
-	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace}
+	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace, Net: s.net}
 	// What earlier runs killed before their cleanup left behind.
 	for _, d := range tmpdirs.CleanStale() {
 		p.verbosef("removed %s, left behind by a kbox that did not end normally", d)

@@ -20,6 +20,9 @@
  *   socktest relative          chdir /tmp, bind "rel.sock", stat
  *                              /tmp/rel.sock, sendto "rel.sock"
  *   socktest sendto PATH TEXT  send one datagram to PATH
+ *   socktest families          socket() of AF_UNIX, AF_INET, AF_INET6,
+ *                              AF_NETLINK (NETLINK_ROUTE), AF_PACKET,
+ *                              AF_VSOCK; socketpair() of AF_UNIX, AF_INET
  *   socktest abshost NAME      stream connect to abstract NAME, and send a
  *                              datagram to abstract NAME-d (a host
  *                              listener's names: both must fail)
@@ -670,10 +673,45 @@ static int cmd_abspair(const char *name)
 	return 0;
 }
 
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+
+static int cmd_families(void)
+{
+	static const struct {
+		int fam, type, proto;
+		const char *name;
+	} f[] = {
+		{ AF_UNIX, SOCK_STREAM, 0, "AF_UNIX" },
+		{ AF_INET, SOCK_STREAM, 0, "AF_INET" },
+		{ AF_INET6, SOCK_DGRAM, 0, "AF_INET6" },
+		{ AF_NETLINK, SOCK_RAW, 0, "AF_NETLINK" },
+		{ AF_PACKET, SOCK_DGRAM, 0, "AF_PACKET" },
+		{ AF_VSOCK, SOCK_STREAM, 0, "AF_VSOCK" },
+	};
+	char step[64];
+	int sv[2];
+	size_t i;
+	long rc;
+	for (i = 0; i < sizeof f / sizeof f[0]; i++) {
+		snprintf(step, sizeof step, "socket %s", f[i].name);
+		rc = socket(f[i].fam, f[i].type | SOCK_CLOEXEC, f[i].proto);
+		report(step, rc, NULL);
+		if (rc >= 0)
+			close((int)rc);
+	}
+	rc = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	report("socketpair AF_UNIX", rc, NULL);
+	rc = socketpair(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	report("socketpair AF_INET", rc, NULL);
+	return 0;
+}
+
 static void usage(void)
 {
 	fputs("usage: socktest dgram PATH | stream PATH | names PATH | peercred PATH | rights PATH |\n"
-	      "       abstract | relative | sendto PATH TEXT | abshost NAME | abspair NAME\n",
+	      "       abstract | relative | sendto PATH TEXT | families | abshost NAME | abspair NAME\n",
 	      stderr);
 	exit(2);
 }
@@ -696,6 +734,8 @@ int main(int argc, char **argv)
 		return cmd_abstract();
 	if (strcmp(argv[1], "relative") == 0 && argc == 2)
 		return cmd_relative();
+	if (strcmp(argv[1], "families") == 0 && argc == 2)
+		return cmd_families();
 	if (strcmp(argv[1], "abshost") == 0 && argc == 3)
 		return cmd_abshost(argv[2]);
 	if (strcmp(argv[1], "abspair") == 0 && argc == 3)
