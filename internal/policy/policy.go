@@ -172,8 +172,20 @@ func buildTable() []Entry {
 		"timerfd_gettime", "signalfd", "signalfd4", "inotify_init", "inotify_init1", "memfd_create",
 		"poll", "ppoll", "select", "pselect6"))
 	// Networking: sockets without path addresses.
-	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "accept", "accept4", "getsockopt",
-		"setsockopt", "shutdown", "recvfrom", "recvmsg", "recvmmsg"))
+	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "getsockopt",
+		"setsockopt", "shutdown", "recvmmsg"))
+	// The calls that report a peer's address: an AF_UNIX peer's name is
+	// given back as the guest knows it (abstract names without the run's
+	// tag); for other families kbox lets the kernel run them. Without an
+	// address buffer they stay in BPF.
+	for _, c := range []struct {
+		name string
+		arg  int
+	}{{"recvfrom", 4}, {"accept", 1}, {"accept4", 1}} {
+		t = append(t, Entry{Name: c.name, Disp: Notify, Family: "net", Why: "AF_UNIX peer names are reported as the guest knows them",
+			Conds: []Cond{{Arg: c.arg, Mask: ^uint64(0), Value: 0, Disp: Allow}}})
+	}
+	add(rows(Notify, "net", "AF_UNIX peer names are reported as the guest knows them", "recvmsg"))
 	add(rows(Notify, "net", "AF_UNIX path addresses are resolved in the guest", "bind", "connect",
 		"sendmsg", "sendmmsg", "getsockname", "getpeername"))
 	// Without a destination address sendto resolves nothing.

@@ -23,6 +23,11 @@
  *   socktest families          socket() of AF_UNIX, AF_INET, AF_INET6,
  *                              AF_NETLINK (NETLINK_ROUTE), AF_PACKET,
  *                              AF_VSOCK; socketpair() of AF_UNIX, AF_INET
+ *   socktest bench KIND N      N round trips of one byte, timed (ns/op):
+ *                              udp-addr (recvfrom with an address on UDP
+ *                              loopback), udp-noaddr (without), udp-msg
+ *                              (recvmsg), unix-addr (AF_UNIX datagrams,
+ *                              recvfrom with an address)
  *   socktest abshost NAME      stream connect to abstract NAME, and send a
  *                              datagram to abstract NAME-d (a host
  *                              listener's names: both must fail)
@@ -632,6 +637,11 @@ static int cmd_abspair(const char *name)
 	if (pid == 0) {
 		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		static const struct sockaddr_un fam = { .sun_family = AF_UNIX };
+		struct sockaddr_un sc;
+		char cname[128];
+		snprintf(cname, sizeof cname, "%s-c", name);
+		rc = bind(s, (struct sockaddr *)&sc, absaddr(&sc, cname));
+		report("child-bind", rc, NULL);
 		rc = connect(s, (struct sockaddr *)&sa, len);
 		report("child-connect", rc, NULL);
 		printf("child-getpeername: ok %s\n", sockname(s, 1));
@@ -642,20 +652,19 @@ static int cmd_abspair(const char *name)
 		set_rcvtimeo(s);
 		rc = bind(s, (const struct sockaddr *)&fam, sizeof fam.sun_family);
 		report("child-autobind", rc, NULL);
-		{
-			const char *n = sockname(s, 0);
-			int form = strlen(n) == 6 && n[0] == '@' && strspn(n + 1, "0123456789abcdef") == 5;
-			printf("child-autobind-name: ok %s\n", form ? "@xxxxx" : n);
-		}
+		printf("child-autobind-name: ok %s\n", sockname(s, 0));
 		rc = sendto(s, "ping", 4, 0, (struct sockaddr *)&sd, dlen);
+		report("child-sendto", rc, "%ld", rc);
+		rc = sendto(s, "ping2", 5, 0, (struct sockaddr *)&sd, dlen);
 		report("child-sendto", rc, "%ld", rc);
 		rc = recv(s, buf, sizeof buf, 0);
 		report("child-reply", rc, "%s", rc > 0 ? esc(buf, (size_t)rc) : "");
 		fflush(stdout);
 		_exit(0);
 	}
-	c = accept(l, NULL, NULL);
-	report("accept", c, NULL);
+	fl = sizeof from;
+	c = accept(l, (struct sockaddr *)&from, &fl);
+	report("accept", c, "%s", addrname(&from, fl));
 	if (c >= 0) {
 		printf("getsockname-accepted: ok %s\n", sockname(c, 0));
 		rc = read(c, buf, sizeof buf);
@@ -663,8 +672,20 @@ static int cmd_abspair(const char *name)
 	}
 	fl = sizeof from;
 	rc = recvfrom(d, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
-	report("recvfrom", rc, "%s", rc > 0 ? esc(buf, (size_t)rc) : "");
-	if (rc > 0) {
+	report("recvfrom", rc, "%s from %s", rc > 0 ? esc(buf, (size_t)rc) : "", addrname(&from, fl));
+	{
+		struct sockaddr_un from2;
+		struct iovec iov = { buf, sizeof buf };
+		struct msghdr mh;
+		memset(&mh, 0, sizeof mh);
+		mh.msg_name = &from2;
+		mh.msg_namelen = sizeof from2;
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		rc = recvmsg(d, &mh, 0);
+		report("recvmsg", rc, "%s from %s", rc > 0 ? esc(buf, (size_t)rc) : "", addrname(&from2, mh.msg_namelen));
+	}
+	if (fl > 0) {
 		rc = sendto(d, "pong", 4, 0, (struct sockaddr *)&from, fl);
 		report("reply", rc, "%ld", rc);
 	}
@@ -708,10 +729,64 @@ static int cmd_families(void)
 	return 0;
 }
 
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+static int cmd_bench(const char *kind, int n)
+{
+	int a, b, i, sv[2];
+	struct sockaddr_storage from;
+	socklen_t fl;
+	struct timespec t0, t1;
+	char c = 'x';
+	if (strncmp(kind, "unix", 4) == 0) {
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0)
+			return 1;
+		a = sv[0];
+		b = sv[1];
+	} else {
+		struct sockaddr_in sa;
+		socklen_t sl = sizeof sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sin_family = AF_INET;
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a = socket(AF_INET, SOCK_DGRAM, 0);
+		b = socket(AF_INET, SOCK_DGRAM, 0);
+		if (a < 0 || b < 0 || bind(a, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+		    getsockname(a, (struct sockaddr *)&sa, &sl) < 0 || connect(b, (struct sockaddr *)&sa, sizeof sa) < 0)
+			return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < n; i++) {
+		if (send(b, &c, 1, 0) != 1)
+			return 1;
+		fl = sizeof from;
+		if (strcmp(kind, "udp-noaddr") == 0) {
+			if (recvfrom(a, &c, 1, 0, NULL, NULL) != 1)
+				return 1;
+		} else if (strcmp(kind, "udp-msg") == 0) {
+			struct iovec iov = { &c, 1 };
+			struct msghdr mh;
+			memset(&mh, 0, sizeof mh);
+			mh.msg_name = &from;
+			mh.msg_namelen = fl;
+			mh.msg_iov = &iov;
+			mh.msg_iovlen = 1;
+			if (recvmsg(a, &mh, 0) != 1)
+				return 1;
+		} else if (recvfrom(a, &c, 1, 0, (struct sockaddr *)&from, &fl) != 1)
+			return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("bench %s: %.0f ns/op\n", kind,
+	       ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / n);
+	return 0;
+}
+
 static void usage(void)
 {
 	fputs("usage: socktest dgram PATH | stream PATH | names PATH | peercred PATH | rights PATH |\n"
-	      "       abstract | relative | sendto PATH TEXT | families | abshost NAME | abspair NAME\n",
+	      "       abstract | relative | sendto PATH TEXT | families | bench KIND N | abshost NAME | abspair NAME\n",
 	      stderr);
 	exit(2);
 }
@@ -734,6 +809,8 @@ int main(int argc, char **argv)
 		return cmd_abstract();
 	if (strcmp(argv[1], "relative") == 0 && argc == 2)
 		return cmd_relative();
+	if (strcmp(argv[1], "bench") == 0 && argc == 4)
+		return cmd_bench(argv[2], atoi(argv[3]));
 	if (strcmp(argv[1], "families") == 0 && argc == 2)
 		return cmd_families();
 	if (strcmp(argv[1], "abshost") == 0 && argc == 3)

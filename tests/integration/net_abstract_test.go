@@ -5,7 +5,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,7 +63,8 @@ func reached(t *testing.T, l *net.UnixListener, d *net.UnixConn) []string {
 
 // TestNetAbstractHostUnreachable: a host listener on an abstract name is
 // out of the guest's reach in every tier, root flag and privilege; the
-// same program run natively reaches it (the control).
+// same program run natively reaches it (the control). Under --net=host
+// (the default) and --net=none alike.
 func TestNetAbstractHostUnreachable(t *testing.T) {
 	t.Parallel()
 	t.Run("native-control", func(t *testing.T) {
@@ -78,43 +81,50 @@ func TestNetAbstractHostUnreachable(t *testing.T) {
 	})
 	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
 		root := freshRoot(t, v.uid())
-		name := "kbit-abs-" + randomHex(t, 6)
-		l, d := hostAbstract(t, name)
-		opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, mode, root, "--", "/bin/socktest", "abshost", name}}
-		out, errOut, code := runKbox(t, opts)
-		want := []string{"connect: err ECONNREFUSED", "sendto: err ECONNREFUSED"}
-		if code != 0 {
-			t.Errorf("%s\nexit status %d, want 0\nstderr:\n%s", cmdline(opts), code, errOut)
-		}
-		if diff := compareLines(want, lines(out)); diff != "" {
-			t.Errorf("%s\noutput mismatch:\n%sstderr:\n%s", cmdline(opts), diff, errOut)
-		}
-		if got := reached(t, l, d); len(got) > 0 {
-			t.Errorf("%s: the host's abstract sockets were reached: %q", cmdline(opts), got)
+		for _, netMode := range []string{"host", "none"} {
+			name := "kbit-abs-" + randomHex(t, 6)
+			l, d := hostAbstract(t, name)
+			opts := runOpts{Unpriv: v.unpriv, Args: []string{"--net=" + netMode, "--syscall-mode=" + tier, mode, root, "--", "/bin/socktest", "abshost", name}}
+			out, errOut, code := runKbox(t, opts)
+			want := []string{"connect: err ECONNREFUSED", "sendto: err ECONNREFUSED"}
+			if code != 0 {
+				t.Errorf("%s\nexit status %d, want 0\nstderr:\n%s", cmdline(opts), code, errOut)
+			}
+			if diff := compareLines(want, lines(out)); diff != "" {
+				t.Errorf("%s\noutput mismatch:\n%sstderr:\n%s", cmdline(opts), diff, errOut)
+			}
+			if got := reached(t, l, d); len(got) > 0 {
+				t.Errorf("%s: the host's abstract sockets were reached: %q", cmdline(opts), got)
+			}
 		}
 	})
 }
 
-// TestNetAbstractPair: two guest processes talk over abstract names,
-// see their own names, and a datagram reply to an autobound sender
+// TestNetAbstractPair: two guest processes talk over abstract names and
+// see their own names (getsockname, getpeername, accept's, recvfrom's and
+// recvmsg's peer addresses), and a datagram reply to an autobound sender
 // arrives. The seccomp tier (the in-process tiers run one process).
 func TestNetAbstractPair(t *testing.T) {
 	t.Parallel()
-	want := []string{"bind: ok", "bind-dgram: ok", "getsockname: ok @NAME", "child-connect: ok",
-		"child-getpeername: ok @NAME", "child-write: ok 5", "accept: ok", "getsockname-accepted: ok @NAME",
-		"read: ok hello", "child-autobind: ok", "child-autobind-name: ok @xxxxx", "child-sendto: ok 4",
-		"recvfrom: ok ping", "reply: ok 4", "child-reply: ok pong"}
+	want := []string{"bind: ok", "bind-dgram: ok", "getsockname: ok @NAME", "child-bind: ok", "child-connect: ok",
+		"child-getpeername: ok @NAME", "child-write: ok 5", "accept: ok @NAME-c", "getsockname-accepted: ok @NAME",
+		"read: ok hello", "child-autobind: ok", "child-autobind-name: ok @AUTO", "child-sendto: ok 4", "child-sendto: ok 5",
+		"recvfrom: ok ping from @AUTO", "recvmsg: ok ping2 from @AUTO", "reply: ok 4", "child-reply: ok pong"}
+	autoName := regexp.MustCompile(`^child-autobind-name: ok @([0-9a-f]{5})$`)
 	check := func(t *testing.T, opts runOpts, name string) {
 		t.Helper()
 		out, errOut, code := runKbox(t, opts)
+		got := lines(out)
+		auto := "(none)"
+		for _, l := range got {
+			if m := autoName.FindStringSubmatch(l); m != nil {
+				auto = m[1]
+			}
+		}
 		w := make([]string, len(want))
 		for i, s := range want {
-			if len(s) > 5 && s[len(s)-5:] == "@NAME" {
-				s = s[:len(s)-4] + name
-			}
-			w[i] = s
+			w[i] = strings.NewReplacer("@NAME", "@"+name, "@AUTO", "@"+auto).Replace(s)
 		}
-		got := lines(out)
 		sort.Strings(w)
 		sort.Strings(got)
 		if code != 0 {
