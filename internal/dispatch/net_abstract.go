@@ -156,20 +156,51 @@ func unbound(s int) bool {
 	return en == 0 && n <= abi.SockaddrUnPath
 }
 
-// soPassPidfd is SO_PASSPIDFD (Linux 6.5), which autobinds as
-// SO_PASSCRED does.
-const soPassPidfd = 76
-
 // passesCreds reports whether socket s asks for its credentials to be
 // passed (SO_PASSCRED, SO_PASSPIDFD): the kernel then binds an unbound
 // socket when it connects or sends.
 func passesCreds(s int) bool {
-	for _, opt := range []int{unix.SO_PASSCRED, soPassPidfd} {
+	for _, opt := range []int{unix.SO_PASSCRED, unix.SO_PASSPIDFD} {
 		if v, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, opt); err == nil && v != 0 {
 			return true
 		}
 	}
 	return false
+}
+
+func init() { register(sysSetsockopt, "setsockopt") }
+
+// sysSetsockopt sees SO_PASSCRED and SO_PASSPIDFD (the filter lets every
+// other option through): turned on for a connected, unbound AF_UNIX
+// socket, the kernel would bind it at its next datagram send (a write(2)
+// too, which kbox never sees), outside the tag space; kbox binds it
+// first, inside. The option itself is the kernel's to set.
+func sysSetsockopt(e *Engine, r *Request) Result {
+	if r.Int(1) != unix.SOL_SOCKET || r.Ptr(3) == 0 || r.Int(4) < 4 {
+		return Cont()
+	}
+	var v [4]byte
+	if r.Mem.Read(r.Ptr(3), v[:]) != nil || binary.LittleEndian.Uint32(v[:]) == 0 {
+		return Cont()
+	}
+	s, err := r.FDs.DupFD(r.Int(0))
+	if err != nil {
+		return Cont()
+	}
+	defer unix.Close(s)
+	if d, err := sockDomain(s); err != nil || d != unix.AF_UNIX {
+		return Cont()
+	}
+	if t, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || t == unix.SOCK_STREAM {
+		return Cont() // a stream send never binds
+	}
+	if _, err := unix.Getpeername(s); err != nil || !unbound(s) {
+		return Cont() // unconnected: connect and sendto bind (bindBeforeSend)
+	}
+	if err := e.abstract.autobind(s); err != nil && err != unix.EINVAL {
+		return Fail(err)
+	}
+	return Cont()
 }
 
 // bindBeforeSend does, inside the tag space, the autobind the kernel

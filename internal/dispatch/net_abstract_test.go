@@ -171,3 +171,42 @@ func TestNetAbstractAutobind(t *testing.T) {
 		}
 	}
 }
+
+// TestNetAbstractPasscredConnected: SO_PASSCRED on a connected datagram
+// socket (a socketpair) makes the kernel bind it at its next send, a
+// write(2) kbox never sees: kbox binds it inside the tag space when the
+// option is set.
+func TestNetAbstractPasscredConnected(t *testing.T) {
+	h := newHarness(t)
+	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	one := h.u32(1)
+	if res := h.call("setsockopt", uint64(p[1]), unix.SOL_SOCKET, unix.SO_PASSCRED, one, 4); res.Kind != Continue {
+		t.Fatalf("setsockopt: %s, want the kernel to set it", resultString(res))
+	}
+	if err := unix.SetsockoptInt(p[1], unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.Write(p[1], []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	host := hostName(t, unix.SYS_GETSOCKNAME, p[1])
+	if !isAbstract(host) || !strings.HasPrefix(string(host[3:]), string(h.e.abstract.tag)) {
+		t.Errorf("after SO_PASSCRED and a write the socket's name is %q, want one in the tag space", host)
+	}
+	// A stream socketpair never binds at a send: left alone.
+	q, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(q[0])
+	defer unix.Close(q[1])
+	h.call("setsockopt", uint64(q[1]), unix.SOL_SOCKET, unix.SO_PASSCRED, one, 4)
+	if !unbound(q[1]) {
+		t.Errorf("SO_PASSCRED on a stream socketpair bound it")
+	}
+}

@@ -172,8 +172,12 @@ func buildTable() []Entry {
 		"timerfd_gettime", "signalfd", "signalfd4", "inotify_init", "inotify_init1", "memfd_create",
 		"poll", "ppoll", "select", "pselect6"))
 	// Networking: sockets without path addresses.
-	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "getsockopt",
-		"setsockopt", "shutdown", "recvmmsg"))
+	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "getsockopt", "shutdown", "recvmmsg"))
+	// SO_PASSCRED and SO_PASSPIDFD make the kernel bind a socket when it
+	// next sends: on a connected AF_UNIX socket kbox binds it first,
+	// inside the sandbox's abstract namespace (dispatch/net_abstract.go).
+	t = append(t, Entry{Name: "setsockopt", Disp: Allow, Family: "net", Why: "credential passing binds AF_UNIX sockets in the sandbox's abstract namespace",
+		Conds: notifyWhen(2, unix.SO_PASSCRED, unix.SO_PASSPIDFD)})
 	// The calls that report a peer's address: an AF_UNIX peer's name is
 	// given back as the guest knows it (abstract names without the run's
 	// tag); for other families kbox lets the kernel run them. Without an
