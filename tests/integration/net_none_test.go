@@ -91,3 +91,23 @@ func TestNetNone(t *testing.T) {
 		}
 	})
 }
+
+// TestNetFlag: --net takes host or none; user is refused with a message
+// saying it is not there yet, anything else as a usage error.
+func TestNetFlag(t *testing.T) {
+	t.Parallel()
+	root := fixtureRoot(t)
+	for _, c := range []struct {
+		val, msg string
+	}{{"user", "--net=user (a user-mode network of the sandbox's own) is not implemented yet"}, {"bogus", `--net must be host or none, not "bogus"`}} {
+		opts := runOpts{Args: []string{"--net=" + c.val, "-r", root, "--", "/bin/true"}}
+		_, errOut, code := runKbox(t, opts)
+		if code != 125 || !strings.Contains(errOut, c.msg) {
+			t.Errorf("%s: exit %d, stderr %q; want 125 and %q", cmdline(opts), code, errOut, c.msg)
+		}
+	}
+	opts := runOpts{Args: []string{"--net=host", "-r", root, "--", "/bin/true"}}
+	if _, errOut, code := runKbox(t, opts); code != 0 {
+		t.Errorf("%s: exit %d\n%s", cmdline(opts), code, errOut)
+	}
+}
