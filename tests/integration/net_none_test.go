@@ -66,6 +66,9 @@ func TestNetNone(t *testing.T) {
 		}
 		host, port, _ := net.SplitHostPort(addr)
 		out, errOut, code, opts = run("/bin/sh", "-c", `ip addr; echo "ip=$?"; wget -q -O- http://`+addr+`/; echo "wget=$?"; echo x | nc `+host+` `+port+`; echo "nc=$?"`)
+		if code != 0 {
+			t.Errorf("%s: exit %d\n%s%s", cmdline(opts), code, out, errOut)
+		}
 		for _, w := range []string{"ip=1", "wget=1", "nc=1"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("%s: want %s in\n%s%s", cmdline(opts), w, out, errOut)
