@@ -67,6 +67,10 @@ type Config struct {
 	// (the dangerous set under -v: policy.Options.NotifyDenied), by name,
 	// with the reason: the engine answers EPERM and counts them.
 	Denied map[string]string
+	// NetRefused are calls the filter sends to the engine only to refuse
+	// them with EAFNOSUPPORT (--net=none under -v:
+	// policy.Resolved.NetRefused), by name, with the reason.
+	NetRefused map[string]string
 }
 
 // Engine is the dispatcher shared by all tiers.
@@ -106,6 +110,9 @@ type Engine struct {
 	// tracer, when set, records the calls the engine serves (SetTracer);
 	// nil costs Dispatch one check.
 	tracer *trace.Tracer
+
+	// abstract tags the guest's abstract AF_UNIX names (net_abstract.go).
+	abstract *abstractNS
 }
 
 // New builds an engine.
@@ -129,6 +136,11 @@ func New(cfg Config) (*Engine, error) {
 			e.handlers[nr] = func(e *Engine, r *Request) Result { return e.denied(r, unix.EPERM, why) }
 		}
 	}
+	for name, why := range cfg.NetRefused {
+		if nr, ok := cfg.Arch.Nr(name); ok && e.handlers[nr] == nil {
+			e.handlers[nr] = func(e *Engine, r *Request) Result { return e.denied(r, unix.EAFNOSUPPORT, why) }
+		}
+	}
 	e.Procs = newProcTable(e)
 	x, err := newExecSupport(cfg.ExecDir)
 	if err != nil {
@@ -138,6 +150,7 @@ func New(cfg Config) (*Engine, error) {
 	e.bindThread = newBindThread()
 	startUmaskThreads()
 	e.names = newUnixNames()
+	e.abstract = newAbstractNS()
 	e.owners = newOwnershipStore()
 	e.ipc = newIPCTable()
 	e.fileBinds = cfg.NS.FileBindTypes()

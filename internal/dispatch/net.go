@@ -78,6 +78,12 @@ type sockAddr struct {
 	dirfd   int
 	guest   string    // AF_UNIX: the guest's name of the address
 	file    [2]uint64 // AF_UNIX connect: the socket file's (dev, ino)
+	// unixSock: the call is on an AF_UNIX socket with an AF_UNIX address
+	// (an abstract one is tagged: net_abstract.go).
+	unixSock bool
+	// autobind: bind(2) with only sun_family, done by kbox inside the
+	// tag space.
+	autobind bool
 }
 
 func (a *sockAddr) free() {
@@ -126,11 +132,17 @@ func (e *Engine) translateSockaddr(r *Request, s int, raw []byte, create bool) (
 	if d, err := sockDomain(s); err != nil || d != unix.AF_UNIX {
 		return &sockAddr{raw: raw, dirfd: -1}, nil // the kernel refuses it
 	}
+	if create && length == abi.SockaddrUnPath {
+		return &sockAddr{raw: raw, dirfd: -1, unixSock: true, autobind: true}, nil // unix_bind, before unix_validate_addr
+	}
 	if length > sockaddrUnMax {
 		return nil, unix.EINVAL // unix_validate_addr
 	}
-	if length == abi.SockaddrUnPath || raw[abi.SockaddrUnPath] == 0 {
-		return &sockAddr{raw: raw, dirfd: -1}, nil // not a path: abstract or unnamed
+	if length == abi.SockaddrUnPath {
+		return &sockAddr{raw: raw, dirfd: -1, unixSock: true}, nil // unnamed
+	}
+	if raw[abi.SockaddrUnPath] == 0 {
+		return &sockAddr{raw: e.abstract.hostAbstract(raw), dirfd: -1, unixSock: true}, nil
 	}
 	p := raw[abi.SockaddrUnPath:]
 	if i := bytes.IndexByte(p, 0); i >= 0 {
@@ -156,6 +168,7 @@ func (e *Engine) translateSockaddr(r *Request, s int, raw []byte, create bool) (
 		if err == nil {
 			a.dirfd = l.Parent.FD()
 			a.guest = string(p)
+			a.unixSock = true
 		}
 		return a, err
 	}
@@ -180,6 +193,7 @@ func (e *Engine) translateSockaddr(r *Request, s int, raw []byte, create bool) (
 		}
 		a.guest = l.Path
 		a.file = fileKey(st.Dev, st.Ino)
+		a.unixSock = true
 	}
 	return a, err
 }
@@ -239,7 +253,16 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 			return Fail(err)
 		}
 	}
-	if a.dirfd >= 0 {
+	if a.unixSock && !create {
+		if err := e.abstract.bindBeforeSend(s); err != nil {
+			return Fail(err)
+		}
+	}
+	if a.autobind {
+		if unbound(s) {
+			err = e.abstract.autobind(s)
+		}
+	} else if a.dirfd >= 0 {
 		// The socket file's mode honours the guest's umask (fs_umask.go).
 		var mask int
 		if mask, err = guestUmask(r); err == nil {
@@ -302,7 +325,9 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 		return Fail(unix.EINVAL)
 	}
 	out := buf[:n]
-	if n > abi.SockaddrUnPath && binary.LittleEndian.Uint16(buf) == unix.AF_UNIX && buf[abi.SockaddrUnPath] != 0 {
+	if isAbstract(out) {
+		out = e.abstract.guestAbstract(out)
+	} else if n > abi.SockaddrUnPath && binary.LittleEndian.Uint16(buf) == unix.AF_UNIX && buf[abi.SockaddrUnPath] != 0 {
 		host := bytes.TrimRight(buf[abi.SockaddrUnPath:n], "\x00")
 		ino := sockIno(s)
 		e.names.mu.Lock()
@@ -395,6 +420,9 @@ func sysSendto(e *Engine, r *Request) Result {
 	}
 	data := make([]byte, n)
 	if err := r.Mem.Read(r.Ptr(1), data); err != nil {
+		return Fail(err)
+	}
+	if err := e.beforeUnixSend(s, a); err != nil {
 		return Fail(err)
 	}
 	return sendmsgHost(s, data, nil, a.raw, r.Int(3))
@@ -543,6 +571,31 @@ func sendmsgHost(s int, data, oob, to []byte, flags int) Result {
 	return Ok(int64(n))
 }
 
+// beforeUnixSend does the kernel's implicit autobind of an AF_UNIX
+// socket that passes credentials inside the tag space (bindBeforeSend),
+// for a send to address a (no address: to the socket's peer). Only a
+// datagram send binds (unix_dgram_sendmsg, after its ENOTCONN check); a
+// stream send does not.
+func (e *Engine) beforeUnixSend(s int, a *sockAddr) error {
+	if !a.unixSock {
+		if len(a.raw) > 0 {
+			return nil // another family's address
+		}
+		if d, err := sockDomain(s); err != nil || d != unix.AF_UNIX {
+			return nil
+		}
+	}
+	if t, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || t == unix.SOCK_STREAM {
+		return nil
+	}
+	if len(a.raw) == 0 {
+		if _, err := unix.Getpeername(s); err != nil {
+			return nil // ENOTCONN comes first
+		}
+	}
+	return e.abstract.bindBeforeSend(s)
+}
+
 func sysSendmsg(e *Engine, r *Request) Result {
 	s, err := sendSocket(r, 2)
 	if err != nil {
@@ -554,6 +607,9 @@ func sysSendmsg(e *Engine, r *Request) Result {
 		return Fail(err)
 	}
 	defer m.free()
+	if err := e.beforeUnixSend(s, m.addr); err != nil {
+		return Fail(err)
+	}
 	return sendmsgHost(s, m.data, m.oob, m.addr.raw, r.Int(2))
 }
 
@@ -582,7 +638,12 @@ func sysSendmmsg(e *Engine, r *Request) Result {
 			}
 			return Fail(err)
 		}
-		res := sendmsgHost(s, m.data, m.oob, m.addr.raw, r.Int(3))
+		res := Ok(0)
+		if err := e.beforeUnixSend(s, m.addr); err != nil {
+			res = Fail(err)
+		} else {
+			res = sendmsgHost(s, m.data, m.oob, m.addr.raw, r.Int(3))
+		}
 		m.free()
 		if res.Kind == Errno {
 			if sent > 0 {

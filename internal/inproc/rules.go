@@ -86,6 +86,9 @@ func policyRule(pol *policy.Resolved, nr int) rule {
 // run other.
 func byArguments(allowed, other rule) rule {
 	return func(t *tier, c *call) int64 {
+		if t.pol.NoNetworkFor(c.nr, c.args) {
+			return noNetworkRule(t, c)
+		}
 		switch t.pol.Expect(c.nr, c.args) {
 		case policy.Deny:
 			return denyRule(t, c)
@@ -111,6 +114,12 @@ func guarded(pol *policy.Resolved, nr int, r rule) rule {
 func denyRule(t *tier, c *call) int64 {
 	t.verboseOnce("deny:"+t.name(c.nr), "pid %d: %s denied (EPERM): in the dangerous set", t.pid, t.name(c.nr))
 	return -int64(unix.EPERM)
+}
+
+// noNetworkRule refuses a socket family --net=none takes away.
+func noNetworkRule(t *tier, c *call) int64 {
+	t.verboseOnce("nonet:"+t.name(c.nr), "pid %d: %s denied (EAFNOSUPPORT): --net=none: only AF_UNIX sockets", t.pid, t.name(c.nr))
+	return -int64(unix.EAFNOSUPPORT)
 }
 
 // notInProcess answers a call the in-process tiers do not serve: ENOSYS,

@@ -54,6 +54,7 @@ type InProcess struct {
 	Argv, Env []string
 	Verbose   bool
 	KeepCaps  bool
+	Net       string // --net: "host" or "none"
 	// ProfileFD, when nonzero, is a CPU profile to write (an inherited
 	// descriptor: the confined child cannot create files outside the
 	// guest).
@@ -73,6 +74,8 @@ func EngineConfig(ns *vfs.Namespace, pol *policy.Resolved, id identity.Config, w
 		ExecDir: execDir, Verbose: verbose,
 		GuestCaps: os.Geteuid() == 0 && keepCaps,
 		Denied:    pol.Denied(),
+		// --net=none under -v: the refused socket families.
+		NetRefused: pol.NetRefused(),
 		// With Landlock the kernel itself refuses to execute anything
 		// outside the guest's mounts, which makes the exec path rewrite
 		// safe even when another guest thread could race it.
@@ -312,7 +315,8 @@ func InProcessChild() int {
 	ns.Seal()
 	// -v: the dangerous set goes to the engine, which refuses and counts
 	// it (the process's own filters still deny it in BPF).
-	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: spec.Identity.Virtual, NotifyDenied: spec.Verbose})
+	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: spec.Identity.Virtual, NotifyDenied: spec.Verbose,
+		NetNone: spec.Net == "none"})
 	if err != nil {
 		return fail(125, err)
 	}

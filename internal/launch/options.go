@@ -110,6 +110,8 @@ type Options struct {
 	Cwd        string   // kbox's working directory ("" when unknown)
 	Verbose    bool
 	KeepCaps   bool
+	// Net is --net: "host" (the default), "none" or "user".
+	Net string
 	// Trace: --trace, --trace-format, --trace-filter and --summary (host
 	// paths; relative ones are taken from Cwd).
 	Trace trace.Options
@@ -138,12 +140,14 @@ type spec struct {
 	cwd      string
 	trace    trace.Options
 	web      web.Options
+	net      string
 }
 
 // check validates o and makes every path absolute: the part of
 // preparing a run that touches nothing on the host.
 func check(o Options) (spec, error) {
 	s := spec{mode: o.Mode, verbose: o.Verbose, keepCaps: o.KeepCaps, cwd: o.Cwd}
+	var err0 error
 	if s.mode == "" {
 		s.mode = "auto"
 	}
@@ -151,6 +155,9 @@ func check(o Options) (spec, error) {
 	case "auto", "seccomp", "trap", "rewrite":
 	default:
 		return s, usagef("--syscall-mode must be auto, seccomp, trap or rewrite, not %q", o.Mode)
+	}
+	if s.net, err0 = checkNet(o.Net); err0 != nil {
+		return s, err0
 	}
 	switch len(o.Roots) {
 	case 0:

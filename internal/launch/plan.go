@@ -33,6 +33,8 @@ type Plan struct {
 	WorkDir  string
 	Verbose  bool
 	KeepCaps bool
+	// Net is --net (checkNet): "host" or "none".
+	Net string
 	// Trace: --trace, --trace-format, --trace-filter and --summary.
 	Trace trace.Options
 	// stale delivers what the removal of earlier runs' leftovers removed:
@@ -81,7 +83,7 @@ func Prepare(o Options) (*Plan, error) {
 			return nil, usagef("--syscall-mode=%s: %v", s.mode, err)
 		}
 	}
-	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace, Web: s.web}
+	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace, Web: s.web, Net: s.net}
 	// What earlier runs killed before their cleanup left behind.
 	p.stale = make(chan []string, 1)
 	go func() { p.stale <- tmpdirs.CleanStale() }()

@@ -25,7 +25,8 @@ func Run(p *Plan) (int, error) {
 	// each refusal is named and counted (the engine answers EPERM); the
 	// in-process tiers' filters deny it in BPF regardless, and their
 	// guest's calls trap first anyway.
-	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: p.Identity.Virtual, NotifyDenied: p.Verbose})
+	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: p.Identity.Virtual, NotifyDenied: p.Verbose,
+		NetNone: p.Net == "none"})
 	if err != nil {
 		return ExitFailure, err
 	}
@@ -50,7 +51,7 @@ func run(p *Plan, pol *policy.Resolved, obs *observer) (int, error) {
 			return ExitFailure, err
 		}
 		code, started, err := RunInProcess(InProcess{Tier: p.Tier, Why: p.Why, Identity: p.Identity, WorkDir: p.WorkDir,
-			Path: p.Path, Argv: p.Argv, Env: p.Env, Verbose: p.Verbose, KeepCaps: p.KeepCaps}, p.NS, pol, tr, p.verbosef)
+			Path: p.Path, Argv: p.Argv, Env: p.Env, Verbose: p.Verbose, KeepCaps: p.KeepCaps, Net: p.Net}, p.NS, pol, tr, p.verbosef)
 		obs.inProcessDone(code, started)
 		if started || p.Mode != "auto" {
 			return code, err

@@ -37,6 +37,9 @@ const (
 	// Ownership calls (fstat) are allowed unless stat results need their
 	// owner translated.
 	Ownership
+	// NoNetwork fails the call with EAFNOSUPPORT in BPF: a socket family
+	// --net=none takes away (Options.NetNone, NetNoneFamilies).
+	NoNetwork
 )
 
 func (d Disposition) String() string {
@@ -53,6 +56,8 @@ func (d Disposition) String() string {
 		return "identity"
 	case Ownership:
 		return "ownership"
+	case NoNetwork:
+		return "refuse(EAFNOSUPPORT)"
 	}
 	return fmt.Sprintf("disposition(%d)", d)
 }
@@ -173,8 +178,24 @@ func buildTable() []Entry {
 		"timerfd_gettime", "signalfd", "signalfd4", "inotify_init", "inotify_init1", "memfd_create",
 		"poll", "ppoll", "select", "pselect6"))
 	// Networking: sockets without path addresses.
-	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "accept", "accept4", "getsockopt",
-		"setsockopt", "shutdown", "recvfrom", "recvmsg", "recvmmsg"))
+	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "getsockopt", "shutdown", "recvmmsg"))
+	// SO_PASSCRED and SO_PASSPIDFD make the kernel bind a socket when it
+	// next sends: on a connected AF_UNIX socket kbox binds it first,
+	// inside the sandbox's abstract namespace (dispatch/net_abstract.go).
+	t = append(t, Entry{Name: "setsockopt", Disp: Allow, Family: "net", Why: "credential passing binds AF_UNIX sockets in the sandbox's abstract namespace",
+		Conds: notifyWhen(2, unix.SO_PASSCRED, unix.SO_PASSPIDFD)})
+	// The calls that report a peer's address: an AF_UNIX peer's name is
+	// given back as the guest knows it (abstract names without the run's
+	// tag); for other families kbox lets the kernel run them. Without an
+	// address buffer they stay in BPF.
+	for _, c := range []struct {
+		name string
+		arg  int
+	}{{"recvfrom", 4}, {"accept", 1}, {"accept4", 1}} {
+		t = append(t, Entry{Name: c.name, Disp: Notify, Family: "net", Why: "AF_UNIX peer names are reported as the guest knows them",
+			Conds: []Cond{{Arg: c.arg, Mask: ^uint64(0), Value: 0, Disp: Allow}}})
+	}
+	add(rows(Notify, "net", "AF_UNIX peer names are reported as the guest knows them", "recvmsg"))
 	add(rows(Notify, "net", "AF_UNIX path addresses are resolved in the guest", "bind", "connect",
 		"sendmsg", "sendmmsg", "getsockname", "getpeername"))
 	// Without a destination address sendto resolves nothing.
@@ -303,6 +324,30 @@ type Options struct {
 	// Never set for the in-process tiers, whose guest shares kbox's
 	// process.
 	GuestDomain bool
+	// NetNone (--net=none): socket and socketpair create only the
+	// NetNoneFamilies; every other family fails with EAFNOSUPPORT.
+	NetNone bool
+}
+
+// NetNoneFamilies are the socket families --net=none leaves the guest:
+// AF_UNIX (its paths are resolved in the guest's namespace and its
+// abstract names are the sandbox's own). Every other family (AF_INET,
+// AF_INET6, AF_NETLINK, AF_PACKET, AF_VSOCK, ...) fails as it does in a
+// kernel built without it: EAFNOSUPPORT.
+var NetNoneFamilies = []uint64{unix.AF_UNIX}
+
+// netNoneCalls are the calls whose first argument is the family.
+var netNoneCalls = []string{"socket", "socketpair"}
+
+// netNone turns row e into its --net=none form: the NetNoneFamilies as
+// the row allowed them, the rest refused.
+func netNone(e Entry) Entry {
+	e.Disp = NoNetwork
+	e.Conds = nil
+	for _, f := range NetNoneFamilies {
+		e.Conds = append(e.Conds, Cond{Arg: 0, Mask: 0xffffffff, Value: f, Int: true, Disp: Allow})
+	}
+	return e
 }
 
 // Resolved is the table applied to one architecture and run.
@@ -334,7 +379,33 @@ func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
 			r.Effect[nr] = Notify
 		}
 	}
+	if opts.NetNone {
+		for _, name := range netNoneCalls {
+			if nr, ok := arch.Nr(name); ok {
+				if e, listed := r.ByNr[nr]; listed {
+					r.ByNr[nr] = netNone(e)
+					r.Effect[nr] = r.effect(NoNetwork)
+				}
+			}
+		}
+	}
 	return r, nil
+}
+
+// NoNetworkFor reports whether --net=none refuses nr with these
+// arguments (whatever -v makes of the refusal: the in-process tiers
+// refuse it themselves, naming it).
+func (r *Resolved) NoNetworkFor(nr int, args [6]uint64) bool {
+	e, ok := r.ByNr[nr]
+	if !ok || e.Disp != NoNetwork {
+		return false
+	}
+	for _, c := range e.Conds {
+		if args[c.Arg]&c.Mask&0xffffffff == c.Value&0xffffffff {
+			return false
+		}
+	}
+	return true
 }
 
 // Expect is the table's answer for a call with these arguments, evaluated
@@ -403,6 +474,10 @@ func (r *Resolved) effect(d Disposition) Disposition {
 			return Notify
 		}
 		return Allow
+	case NoNetwork:
+		if r.opts.NotifyDenied {
+			return Notify
+		}
 	}
 	return d
 }
@@ -415,6 +490,8 @@ func (r *Resolved) action(d Disposition) seccomp.Action {
 		return seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.EPERM)}
 	case Unsupported:
 		return seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.ENOSYS)}
+	case NoNetwork:
+		return seccomp.Action{Kind: seccomp.ActErrno, Errno: uint16(unix.EAFNOSUPPORT)}
 	}
 	return seccomp.Action{Kind: seccomp.ActNotify}
 }
@@ -458,6 +535,23 @@ func (r *Resolved) Denied() map[string]string {
 	return out
 }
 
+// NetRefused returns the rows whose refused families (--net=none) this
+// resolution notifies so that the engine names and counts each refusal
+// (-v), by name with the reason, for dispatch.Config.NetRefused: the
+// engine answers EAFNOSUPPORT.
+func (r *Resolved) NetRefused() map[string]string {
+	if !r.opts.NetNone || !r.opts.NotifyDenied {
+		return nil
+	}
+	out := map[string]string{}
+	for _, e := range r.ByNr {
+		if e.Disp == NoNetwork {
+			out[e.Name] = "--net=none: only AF_UNIX sockets"
+		}
+	}
+	return out
+}
+
 // Backstop compiles the in-process tiers' second filter: the dangerous set
 // (and the dangerous argument forms: namespace clones, TIOCSTI) fails with
 // EPERM whoever issues it; everything else is allowed. It catches a guest
@@ -480,6 +574,15 @@ func (r *Resolved) Backstop() seccomp.Program {
 		e := r.ByNr[nr]
 		if e.Disp == Deny {
 			p.Rules = append(p.Rules, seccomp.Rule{Nr: nr, Action: deny})
+			continue
+		}
+		if e.Disp == NoNetwork {
+			// --net=none holds for kbox's own code in that process too.
+			rule := seccomp.Rule{Nr: nr, Action: r.action(NoNetwork)}
+			for _, c := range e.Conds {
+				rule.Conds = append(rule.Conds, seccomp.ArgCond{Arg: c.Arg, Mask: c.Mask, Value: c.Value, Width32: c.Int, Action: allow})
+			}
+			p.Rules = append(p.Rules, rule)
 			continue
 		}
 		var conds []seccomp.ArgCond

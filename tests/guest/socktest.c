@@ -20,6 +20,22 @@
  *   socktest relative          chdir /tmp, bind "rel.sock", stat
  *                              /tmp/rel.sock, sendto "rel.sock"
  *   socktest sendto PATH TEXT  send one datagram to PATH
+ *   socktest families          socket() of AF_UNIX, AF_INET, AF_INET6,
+ *                              AF_NETLINK (NETLINK_ROUTE), AF_PACKET,
+ *                              AF_VSOCK; socketpair() of AF_UNIX, AF_INET
+ *   socktest bench KIND N      N round trips of one byte, timed (ns/op):
+ *                              udp-addr (recvfrom with an address on UDP
+ *                              loopback), udp-noaddr (without), udp-msg
+ *                              (recvmsg), unix-addr (AF_UNIX datagrams,
+ *                              recvfrom with an address)
+ *   socktest abshost NAME      stream connect to abstract NAME, and send a
+ *                              datagram to abstract NAME-d (a host
+ *                              listener's names: both must fail)
+ *   socktest abspair NAME      a parent listens on abstract NAME (stream)
+ *                              and NAME-d (dgram); a child connects and
+ *                              writes, then autobinds a datagram socket and
+ *                              sends to NAME-d; the parent replies to the
+ *                              address recvfrom gave it; names printed
  *
  * Every step prints one line, "<step>: ok [value]" or "<step>: err ENAME".
  * Data is printed with bytes outside 0x21..0x7e escaped as \xNN.  The exit
@@ -555,10 +571,222 @@ static int cmd_sendto(const char *path, const char *text)
 	return 0;
 }
 
+static socklen_t absaddr(struct sockaddr_un *sa, const char *name)
+{
+	size_t n = strlen(name);
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	if (n + 1 > sizeof sa->sun_path) {
+		fprintf(stderr, "socktest: name too long\n");
+		exit(2);
+	}
+	memcpy(sa->sun_path + 1, name, n);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+static int cmd_abshost(const char *name)
+{
+	struct sockaddr_un sa;
+	socklen_t len = absaddr(&sa, name);
+	char dname[128];
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	long rc = connect(s, (struct sockaddr *)&sa, len);
+	report("connect", rc, NULL);
+	snprintf(dname, sizeof dname, "%s-d", name);
+	len = absaddr(&sa, dname);
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	rc = sendto(s, "leak", 4, 0, (struct sockaddr *)&sa, len);
+	report("sendto", rc, "%ld", rc);
+	return 0;
+}
+
+/* name of a socket: getsockname (peer 0) or getpeername */
+static const char *sockname(int fd, int peer)
+{
+	struct sockaddr_un got;
+	socklen_t gl = sizeof got;
+	int rc = peer ? getpeername(fd, (struct sockaddr *)&got, &gl) : getsockname(fd, (struct sockaddr *)&got, &gl);
+	if (rc < 0)
+		return errname(errno);
+	return addrname(&got, gl);
+}
+
+static int cmd_abspair(const char *name)
+{
+	struct sockaddr_un sa, sd, from;
+	socklen_t len = absaddr(&sa, name), dlen, fl;
+	char dname[128], buf[64];
+	int l, d, c, status;
+	long rc;
+	pid_t pid;
+
+	snprintf(dname, sizeof dname, "%s-d", name);
+	dlen = absaddr(&sd, dname);
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	rc = bind(l, (struct sockaddr *)&sa, len);
+	report("bind", rc, NULL);
+	if (rc < 0 || listen(l, 4) < 0)
+		return 0;
+	d = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	set_rcvtimeo(d);
+	rc = bind(d, (struct sockaddr *)&sd, dlen);
+	report("bind-dgram", rc, NULL);
+	printf("getsockname: ok %s\n", sockname(l, 0));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		static const struct sockaddr_un fam = { .sun_family = AF_UNIX };
+		struct sockaddr_un sc;
+		char cname[128];
+		snprintf(cname, sizeof cname, "%s-c", name);
+		rc = bind(s, (struct sockaddr *)&sc, absaddr(&sc, cname));
+		report("child-bind", rc, NULL);
+		rc = connect(s, (struct sockaddr *)&sa, len);
+		report("child-connect", rc, NULL);
+		printf("child-getpeername: ok %s\n", sockname(s, 1));
+		rc = write(s, "hello", 5);
+		report("child-write", rc, "%ld", rc);
+		close(s);
+		s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		set_rcvtimeo(s);
+		rc = bind(s, (const struct sockaddr *)&fam, sizeof fam.sun_family);
+		report("child-autobind", rc, NULL);
+		printf("child-autobind-name: ok %s\n", sockname(s, 0));
+		rc = sendto(s, "ping", 4, 0, (struct sockaddr *)&sd, dlen);
+		report("child-sendto", rc, "%ld", rc);
+		rc = sendto(s, "ping2", 5, 0, (struct sockaddr *)&sd, dlen);
+		report("child-sendto", rc, "%ld", rc);
+		rc = recv(s, buf, sizeof buf, 0);
+		report("child-reply", rc, "%s", rc > 0 ? esc(buf, (size_t)rc) : "");
+		fflush(stdout);
+		_exit(0);
+	}
+	fl = sizeof from;
+	c = accept(l, (struct sockaddr *)&from, &fl);
+	report("accept", c, "%s", addrname(&from, fl));
+	if (c >= 0) {
+		printf("getsockname-accepted: ok %s\n", sockname(c, 0));
+		rc = read(c, buf, sizeof buf);
+		report("read", rc, "%s", rc > 0 ? esc(buf, (size_t)rc) : "");
+	}
+	fl = sizeof from;
+	rc = recvfrom(d, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+	report("recvfrom", rc, "%s from %s", rc > 0 ? esc(buf, (size_t)rc) : "", addrname(&from, fl));
+	{
+		struct sockaddr_un from2;
+		struct iovec iov = { buf, sizeof buf };
+		struct msghdr mh;
+		memset(&mh, 0, sizeof mh);
+		mh.msg_name = &from2;
+		mh.msg_namelen = sizeof from2;
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		rc = recvmsg(d, &mh, 0);
+		report("recvmsg", rc, "%s from %s", rc > 0 ? esc(buf, (size_t)rc) : "", addrname(&from2, mh.msg_namelen));
+	}
+	if (fl > 0) {
+		rc = sendto(d, "pong", 4, 0, (struct sockaddr *)&from, fl);
+		report("reply", rc, "%ld", rc);
+	}
+	fflush(stdout);
+	waitpid(pid, &status, 0);
+	return 0;
+}
+
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+
+static int cmd_families(void)
+{
+	static const struct {
+		int fam, type, proto;
+		const char *name;
+	} f[] = {
+		{ AF_UNIX, SOCK_STREAM, 0, "AF_UNIX" },
+		{ AF_INET, SOCK_STREAM, 0, "AF_INET" },
+		{ AF_INET6, SOCK_DGRAM, 0, "AF_INET6" },
+		{ AF_NETLINK, SOCK_RAW, 0, "AF_NETLINK" },
+		{ AF_PACKET, SOCK_DGRAM, 0, "AF_PACKET" },
+		{ AF_VSOCK, SOCK_STREAM, 0, "AF_VSOCK" },
+	};
+	char step[64];
+	int sv[2];
+	size_t i;
+	long rc;
+	for (i = 0; i < sizeof f / sizeof f[0]; i++) {
+		snprintf(step, sizeof step, "socket %s", f[i].name);
+		rc = socket(f[i].fam, f[i].type | SOCK_CLOEXEC, f[i].proto);
+		report(step, rc, NULL);
+		if (rc >= 0)
+			close((int)rc);
+	}
+	rc = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	report("socketpair AF_UNIX", rc, NULL);
+	rc = socketpair(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	report("socketpair AF_INET", rc, NULL);
+	return 0;
+}
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+static int cmd_bench(const char *kind, int n)
+{
+	int a, b, i, sv[2];
+	struct sockaddr_storage from;
+	socklen_t fl;
+	struct timespec t0, t1;
+	char c = 'x';
+	if (strncmp(kind, "unix", 4) == 0) {
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0)
+			return 1;
+		a = sv[0];
+		b = sv[1];
+	} else {
+		struct sockaddr_in sa;
+		socklen_t sl = sizeof sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sin_family = AF_INET;
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a = socket(AF_INET, SOCK_DGRAM, 0);
+		b = socket(AF_INET, SOCK_DGRAM, 0);
+		if (a < 0 || b < 0 || bind(a, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+		    getsockname(a, (struct sockaddr *)&sa, &sl) < 0 || connect(b, (struct sockaddr *)&sa, sizeof sa) < 0)
+			return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < n; i++) {
+		if (send(b, &c, 1, 0) != 1)
+			return 1;
+		fl = sizeof from;
+		if (strcmp(kind, "udp-noaddr") == 0) {
+			if (recvfrom(a, &c, 1, 0, NULL, NULL) != 1)
+				return 1;
+		} else if (strcmp(kind, "udp-msg") == 0) {
+			struct iovec iov = { &c, 1 };
+			struct msghdr mh;
+			memset(&mh, 0, sizeof mh);
+			mh.msg_name = &from;
+			mh.msg_namelen = fl;
+			mh.msg_iov = &iov;
+			mh.msg_iovlen = 1;
+			if (recvmsg(a, &mh, 0) != 1)
+				return 1;
+		} else if (recvfrom(a, &c, 1, 0, (struct sockaddr *)&from, &fl) != 1)
+			return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("bench %s: %.0f ns/op\n", kind,
+	       ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / n);
+	return 0;
+}
+
 static void usage(void)
 {
 	fputs("usage: socktest dgram PATH | stream PATH | names PATH | peercred PATH | rights PATH |\n"
-	      "       abstract | relative | sendto PATH TEXT\n",
+	      "       abstract | relative | sendto PATH TEXT | families | bench KIND N | abshost NAME | abspair NAME\n",
 	      stderr);
 	exit(2);
 }
@@ -581,6 +809,14 @@ int main(int argc, char **argv)
 		return cmd_abstract();
 	if (strcmp(argv[1], "relative") == 0 && argc == 2)
 		return cmd_relative();
+	if (strcmp(argv[1], "bench") == 0 && argc == 4)
+		return cmd_bench(argv[2], atoi(argv[3]));
+	if (strcmp(argv[1], "families") == 0 && argc == 2)
+		return cmd_families();
+	if (strcmp(argv[1], "abshost") == 0 && argc == 3)
+		return cmd_abshost(argv[2]);
+	if (strcmp(argv[1], "abspair") == 0 && argc == 3)
+		return cmd_abspair(argv[2]);
 	if (strcmp(argv[1], "sendto") == 0 && argc == 4)
 		return cmd_sendto(argv[2], argv[3]);
 	usage();
