@@ -24,7 +24,8 @@ import (
 // any branch veneer clobber), so only sites after which both are dead are
 // planned: the syscall's result goes straight back to the caller (WRAPPER:
 // `ret`, or a few straight-line instructions that name neither register
-// and then `ret`, on every path of a following b.cond). Every other site
+// and then `ret`, on every path of a following b.cond), or to a call
+// (`bl`, which may clobber both). Every other site
 // (COMPLEX) keeps its svc and traps. The kernel preserves every register
 // but x0 across svc; the fast path must as well, x16 and x17 aside.
 //
@@ -94,7 +95,10 @@ func bcondTarget(insn uint32) (int, bool) {
 }
 
 // reachesRet reports whether straight-line code from off reaches a ret
-// within n instructions without naming x16 or x17.
+// or a bl within n instructions without naming x16 or x17. A bl ends
+// their lives as a ret does: AAPCS64 lets the callee, or a linker veneer
+// on the way to it, clobber both, so no caller relies on them across a
+// call (musl's syscall(): `svc #0; bl __syscall_ret`).
 func reachesRet(code []byte, off, n int) bool {
 	for i := 0; i < n; i++ {
 		insn, ok := insnAt(code, off+4*i)
@@ -102,6 +106,9 @@ func reachesRet(code []byte, off, n int) bool {
 			return false
 		}
 		if insn == a64RET {
+			return true
+		}
+		if _, ok := blTarget(insn); ok {
 			return true
 		}
 		if isBranchClass(insn) || namesIP(insn) {

@@ -60,6 +60,10 @@ func TestARM64Plan(t *testing.T) {
 		{"ret too far", code(tSVC, tNOP, tNOP, tNOP, tNOP, tRET), nil, 1},
 		{"svc at the end", code(tNOP, tSVC), nil, 1},
 		{"two sites", code(tSVC, tRET, tSVC, tNegX0, tRET), []Site{{0, 0}, {8, 8}}, 2},
+		{"musl syscall(): svc; bl __syscall_ret", code(tSVC, bl(4, 0x40), tLdpFP, tRET), []Site{{0, 0}}, 1},
+		{"a straight-line instruction, then bl", code(tSVC, movReg(1, 0), bl(8, 0x40), tRET), []Site{{0, 0}}, 1},
+		{"x17 read before the bl", code(tSVC, 0xaa1103e0, bl(8, 0x40), tRET), nil, 1}, // mov x0, x17
+		{"b (maybe a local branch) is not a call", code(tSVC, b(4, 0x40), tRET), nil, 1},
 	} {
 		plan, found := ARM64.Plan(c.code)
 		if found != c.found || fmt.Sprint(plan) != fmt.Sprint(c.plan) {
