@@ -1,9 +1,13 @@
-//go:build cgo && linux && amd64
+//go:build cgo && linux && (amd64 || arm64)
 
 // The guest thread and its signal path, in C because these run where Go
-// cannot: on a thread whose FS base is the guest's (so no TLS, no errno, no
-// stack protector: the file is built with -fno-stack-protector and makes
-// its own syscalls in inline assembly).
+// cannot: on a thread whose thread pointer (the FS base on x86-64,
+// TPIDR_EL0 on arm64) is the guest's (so no TLS, no errno, no stack
+// protector: the file is built with -fno-stack-protector and makes its own
+// syscalls through kbox_raw6). The architecture's primitives (raw
+// syscalls, the thread pointer, the instruction pointer of a ucontext, the
+// blocking-syscall stub and the entry into the guest) are in
+// guest_<arch>.c.
 //
 // One guest thread exists. Its signal handlers run on an alternate stack
 // carved from the thread's own pthread stack; a handler knows it is on the
@@ -20,7 +24,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <asm/prctl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
@@ -33,7 +36,8 @@
 #define SYS_SECCOMP 1 // si_code of a seccomp SIGSYS
 #endif
 
-#include "guest_amd64.h"
+#define KBOX_GUEST_INTERNAL
+#include "guest.h"
 #include "_cgo_export.h"
 
 struct kbox_guest_state kbox_gs;
@@ -41,35 +45,7 @@ volatile char kbox_kicked;
 
 static struct sigaction go_sigsegv, go_sigbus, go_sigfpe, go_sigill, go_sigtrap, go_sigsys;
 
-static inline long raw6(long nr, long a, long b, long c, long d, long e, long f) {
-	long ret;
-	register long r10 __asm__("r10") = d;
-	register long r8 __asm__("r8") = e;
-	register long r9 __asm__("r9") = f;
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
-
-static inline uint64_t get_fs(void) {
-	uint64_t v;
-	if (kbox_gs.fsgsbase) {
-		__asm__ volatile("rdfsbase %0" : "=r"(v));
-		return v;
-	}
-	raw6(SYS_arch_prctl, ARCH_GET_FS, (long)&v, 0, 0, 0, 0);
-	return v;
-}
-
-static inline void set_fs(uint64_t v) {
-	if (kbox_gs.fsgsbase) {
-		__asm__ volatile("wrfsbase %0" ::"r"(v) : "memory");
-		return;
-	}
-	raw6(SYS_arch_prctl, ARCH_SET_FS, (long)v, 0, 0, 0, 0);
-}
+#define raw6 kbox_raw6
 
 static inline int on_guest_thread(void) {
 	char here;
@@ -98,34 +74,9 @@ static void chain(struct sigaction *old, int sig, siginfo_t *si, void *uc) {
 // (the kick) unblocked. A kick that lands before the syscall instruction
 // executes moves the thread to kbox_bs_eintr, so it cannot be lost between
 // the unblock and the sleep; one that lands during the call makes it
-// return EINTR (the handler has no SA_RESTART).
-extern char kbox_bs_start[], kbox_bs_syscall[], kbox_bs_eintr[];
-long kbox_bs_asm(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
-__asm__(".text\n"
-	".globl kbox_bs_asm\n"
-	".type kbox_bs_asm,@function\n"
-	"kbox_bs_asm:\n"
-	"	mov %rdi, %rax\n"
-	"	mov %rsi, %rdi\n"
-	"	mov %rdx, %rsi\n"
-	"	mov %rcx, %rdx\n"
-	"	mov %r8, %r10\n"
-	"	mov %r9, %r8\n"
-	"	mov 8(%rsp), %r9\n"
-	".globl kbox_bs_start\n"
-	"kbox_bs_start:\n"
-	"	cmpb $0, kbox_kicked(%rip)\n"
-	"	jne kbox_bs_eintr\n"
-	".globl kbox_bs_syscall\n"
-	"kbox_bs_syscall:\n"
-	"	syscall\n"
-	"	ret\n"
-	".globl kbox_bs_eintr\n"
-	"kbox_bs_eintr:\n"
-	"	mov $-4, %rax\n"
-	"	ret\n"
-	".size kbox_bs_asm, .-kbox_bs_asm\n");
-
+// return EINTR (the handler has no SA_RESTART). kbox_bs_asm is per
+// architecture: kbox_bs_start checks kbox_kicked, kbox_bs_syscall is the
+// syscall instruction, kbox_bs_eintr returns -EINTR.
 long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5) {
 	uint64_t set = 1ULL << (SIGSYS - 1);
 	raw6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, 0, 8, 0, 0);
@@ -161,20 +112,20 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv) {
 	if (!kbox_gs.in_guest) {
 		// A kick while kbox code runs: only the blocking stub unblocks
 		// SIGSYS. Before its syscall instruction, skip the call.
-		uintptr_t ip = uc->uc_mcontext.gregs[REG_RIP];
+		uintptr_t ip = kbox_uc_pc(uc);
 		kbox_kicked = 1;
 		if (ip >= (uintptr_t)kbox_bs_start && ip <= (uintptr_t)kbox_bs_syscall)
-			uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)kbox_bs_eintr;
+			kbox_uc_set_pc(uc, (uintptr_t)kbox_bs_eintr);
 		return;
 	}
-	kbox_gs.guest_fs = get_fs();
-	set_fs(kbox_gs.host_fs);
+	kbox_gs.guest_tp = kbox_get_tp();
+	kbox_set_tp(kbox_gs.host_tp);
 	kbox_gs.in_guest = 0;
 	kbox_fault_stack_armed = 0;
 	int kick = si->si_code != SYS_SECCOMP;
 	kboxTrap(ucv, kick ? 0 : si->si_syscall, kick);
 	kbox_gs.in_guest = 1;
-	set_fs(kbox_gs.guest_fs);
+	kbox_set_tp(kbox_gs.guest_tp);
 }
 
 static void on_fault(int sig, siginfo_t *si, void *ucv) {
@@ -186,13 +137,13 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
 		chain(old, sig, si, ucv);
 		return;
 	}
-	kbox_gs.guest_fs = get_fs();
-	set_fs(kbox_gs.host_fs);
+	kbox_gs.guest_tp = kbox_get_tp();
+	kbox_set_tp(kbox_gs.host_tp);
 	kbox_gs.in_guest = 0;
 	kbox_fault_stack_armed = 0;
 	kboxFault(ucv, sig, si);
 	kbox_gs.in_guest = 1;
-	set_fs(kbox_gs.guest_fs);
+	kbox_set_tp(kbox_gs.guest_tp);
 }
 
 // Signals the guest thread keeps unblocked while the guest runs: the
@@ -256,7 +207,7 @@ static void *guest_thread(void *unused) {
 		return NULL;
 	}
 	kbox_gs.tid = (int)raw6(SYS_gettid, 0, 0, 0, 0, 0, 0);
-	kbox_gs.host_fs = get_fs();
+	kbox_gs.host_tp = kbox_get_tp();
 
 	sigset_t m;
 	guest_mask(&m);
@@ -290,7 +241,7 @@ static void *guest_thread(void *unused) {
 	// The first callback bound a Go M to this thread and set its signal
 	// mask to Go's liking (SIGURG, the preemption signal, unblocked). While
 	// the guest runs, only the guest mask may apply: an asynchronous signal
-	// must never reach Go's handler with the guest's FS base.
+	// must never reach Go's handler with the guest's thread pointer.
 	pthread_sigmask(SIG_SETMASK, &m, NULL);
 	kbox_enter(start_args.entry, start_args.sp, 0);
 	return NULL;
@@ -298,8 +249,7 @@ static void *guest_thread(void *unused) {
 
 int kbox_start_guest(struct kbox_start *a) {
 	start_args = *a;
-	uint64_t hw2 = a->hwcap2;
-	kbox_gs.fsgsbase = (hw2 & 2) != 0; // HWCAP2_FSGSBASE
+	kbox_arch_init(a->hwcap2);
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, KBOX_THREAD_STACK);
@@ -310,40 +260,21 @@ int kbox_start_guest(struct kbox_start *a) {
 }
 
 // kbox_enter starts (or, after an in-place execve, restarts) the guest at
-// entry with the stack pointer sp and FS base fs, every other register
-// zero, as the kernel starts a process.
-__asm__(".text\n"
-	".globl kbox_enter_asm\n"
-	".type kbox_enter_asm,@function\n"
-	"kbox_enter_asm:\n"
-	"	mov %rsi, %rsp\n"
-	"	push %rdi\n"
-	"	xor %eax, %eax\n"
-	"	xor %ebx, %ebx\n"
-	"	xor %ecx, %ecx\n"
-	"	xor %edx, %edx\n"
-	"	xor %esi, %esi\n"
-	"	xor %edi, %edi\n"
-	"	xor %ebp, %ebp\n"
-	"	xor %r8d, %r8d\n"
-	"	xor %r9d, %r9d\n"
-	"	xor %r10d, %r10d\n"
-	"	xor %r11d, %r11d\n"
-	"	xor %r12d, %r12d\n"
-	"	xor %r13d, %r13d\n"
-	"	xor %r14d, %r14d\n"
-	"	xor %r15d, %r15d\n"
-	"	ret\n"
-	".size kbox_enter_asm, .-kbox_enter_asm\n");
-void kbox_enter_asm(uint64_t entry, uint64_t sp);
-
-void kbox_enter(uint64_t entry, uint64_t sp, uint64_t fs) {
-	// The push in kbox_enter_asm writes just below sp, inside the guest's
-	// stack red zone, and the ret pops it: the guest starts with sp intact.
-	kbox_gs.guest_fs = fs;
+// entry with the stack pointer sp and thread pointer tp, every other
+// register zero, as the kernel starts a process (kbox_enter_asm, per
+// architecture).
+void kbox_enter(uint64_t entry, uint64_t sp, uint64_t tp) {
+	kbox_gs.guest_tp = tp;
 	kbox_gs.in_guest = 1;
-	set_fs(fs);
+	kbox_set_tp(tp);
 	kbox_enter_asm(entry, sp);
 }
 
 int kbox_guest_tid(void) { return kbox_gs.tid; }
+
+// kbox_test_call3 calls code at fn with three arguments (the first three
+// syscall argument registers, as the C calling convention puts them):
+// the rewrite tests run patched code through it.
+long kbox_test_call3(void *fn, long a, long b, long c) {
+	return ((long (*)(long, long, long))fn)(a, b, c);
+}
