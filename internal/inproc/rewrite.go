@@ -44,6 +44,11 @@ type rewriter struct {
 	wrappers int // of which WRAPPER sites: the syscall is followed by ret
 	mappings int // mappings with sites
 	cancel   cancelState
+	// slack is the free tail of the executable segment being patched,
+	// where veneers go (arm64; empty elsewhere); bridges is its state.
+	slack   span
+	bridges bridgeState
+	veneers int
 	// origins holds, for every trampoline kbox wrote, the address its
 	// trapping syscall reports (tail+2): a trap from an arena at any other
 	// address did not come from a trampoline, and is fatal.
@@ -108,6 +113,8 @@ func (rw *rewriter) patchSections(t *tier, fd int, fileOff, lo, hi uint64, prot 
 	haveStat := unix.Fstat(fd, &st) == nil
 	size := hi - lo
 	patched, left := 0, 0
+	rw.setSlack(ef, fileOff, lo, hi, prot)
+	defer rw.setSlack(nil, 0, 0, 0, 0)
 	for _, s := range ef.Sections {
 		if s.Flags&elf.SHF_EXECINSTR == 0 || s.Type != elf.SHT_PROGBITS || s.Size == 0 {
 			continue
@@ -203,6 +210,12 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 		}
 		buf := rw.isa.Trampoline(code[p.Start:p.Sys], at, tramp, end, rw.fast)
 		patch := rw.isa.SitePatch(at, end, tramp)
+		if patch == nil {
+			// Out of the jump's reach: through a veneer, if one fits.
+			if v, ok := rw.bridge(at, tramp); ok {
+				patch = rw.isa.SitePatch(at, end, v)
+			}
+		}
 		if len(buf) > rewrite.TrampMax || patch == nil {
 			continue // re-encoded jumps made it too long, or out of reach: leave it to trap
 		}
@@ -215,6 +228,9 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 		done++
 	}
 	rw.patchCancel(code, lo, place, &origins)
+	if err := rw.closeBridges(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := rw.mprotect(pageLo, pageHi-pageLo, prot); err != nil {
 		errs = append(errs, fmt.Errorf("restoring the protection of patched code at %#x: %w", pageLo, err))
 	} else {
@@ -255,7 +271,31 @@ func (rw *rewriter) slot(site uint64) (*arena, uint64, error) {
 			return rw.take(a)
 		}
 	}
+	if rw.slack.hi > rw.slack.lo {
+		// Anywhere: the site reaches it through a veneer in the
+		// segment's slack (bridge).
+		for _, a := range rw.arenas {
+			if a.used+rewrite.TrampMax <= arenaSize {
+				return rw.take(a)
+			}
+		}
+		if base, err := mmapAnywhere(arenaSize, unix.PROT_READ|unix.PROT_WRITE); err == nil {
+			a := &arena{base: base}
+			rw.arenas = append(rw.arenas, a)
+			return rw.take(a)
+		}
+	}
 	return nil, 0, fmt.Errorf("no free space for trampolines within %d MiB of %#x", arenaReach>>20, site)
+}
+
+// mmapAnywhere maps n bytes wherever the kernel places them.
+func mmapAnywhere(n uint64, prot int) (uint64, error) {
+	r, _, en := unix.RawSyscall6(unix.SYS_MMAP, 0, uintptr(n), uintptr(prot),
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uintptr(0), 0)
+	if en != 0 {
+		return 0, en
+	}
+	return uint64(r), nil
 }
 
 func (rw *rewriter) take(a *arena) (*arena, uint64, error) {

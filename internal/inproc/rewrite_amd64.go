@@ -2,7 +2,11 @@
 
 package inproc
 
-import "github.com/kbox-go/kbox/internal/rewrite"
+import (
+	"debug/elf"
+
+	"github.com/kbox-go/kbox/internal/rewrite"
+)
 
 // hostISA plans and encodes the patches.
 var hostISA rewrite.ISA = rewrite.X86_64
@@ -25,3 +29,12 @@ func (rw *rewriter) patchCancel(code []byte, lo uint64, place func(uint64) (uint
 func (rw *rewriter) program(t *tier, p *program) {}
 
 func (rw *rewriter) report(t *tier) {}
+
+// x86-64 needs no veneers: arenas are within a jmp's reach.
+type bridgeState struct{}
+
+func (rw *rewriter) setSlack(ef *elf.File, fileOff, lo, hi uint64, prot int) {}
+
+func (rw *rewriter) bridge(at, tramp uint64) (uint64, bool) { return 0, false }
+
+func (rw *rewriter) closeBridges() error { return nil }

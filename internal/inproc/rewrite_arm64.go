@@ -9,6 +9,9 @@ import "C"
 
 import (
 	"debug/elf"
+	"fmt"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/rewrite"
 )
@@ -111,6 +114,9 @@ func (rw *rewriter) patchCancel(code []byte, lo uint64, place func(uint64) (uint
 }
 
 func (rw *rewriter) report(t *tier) {
+	if rw.veneers > 0 {
+		t.eng.Verbosef("rewrite: %d sites reach their trampolines through veneers", rw.veneers)
+	}
 	c := &rw.cancel
 	t.eng.Verbosef("cancel promotion: %d cancellation calls promoted; %d calls entered the cancel slots", c.sites, fastCancelEntries())
 }
@@ -119,3 +125,76 @@ func (rw *rewriter) report(t *tier) {
 // count (for the tests).
 func fastCancelAddr() uint64    { return uint64(C.kbox_fast_cancel_addr()) }
 func fastCancelEntries() uint64 { return uint64(C.kbox_fast_cancel) }
+
+// Veneers. When no arena can be placed within a b's reach of a site (the
+// kernel packs the libraries a dynamic guest maps next to kbox's own
+// mappings and the Go runtime's reservations), the trampoline goes in an
+// arena anywhere and the site branches to a 16-byte veneer (`ldr x16, #8;
+// br x16; .quad slot`) in its segment's slack: the bytes from the end of
+// the executable segment to the end of its last page, mapped with it and
+// used by nothing. A site for which no veneer fits keeps its svc.
+
+// bridgeState: the slack pages opened for writing during one patchCode,
+// and the protection they get back.
+type bridgeState struct {
+	prot   int
+	opened []uint64
+}
+
+// setSlack finds the slack of the executable segment that the mapping
+// [lo, hi) of file offset fileOff holds (ef nil: none).
+func (rw *rewriter) setSlack(ef *elf.File, fileOff, lo, hi uint64, prot int) {
+	rw.slack, rw.bridges.prot = span{}, prot
+	if ef == nil {
+		return
+	}
+	for _, p := range ef.Progs {
+		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_X == 0 || p.Off < fileOff || p.Off-fileOff >= hi-lo {
+			continue
+		}
+		end := lo + (p.Off - fileOff) + max(p.Filesz, p.Memsz)
+		if end < lo || end >= hi {
+			return
+		}
+		rw.slack = span{(end + 15) &^ 15, min(pageUp(end), hi)}
+		return
+	}
+}
+
+// bridge writes a veneer to tramp in the slack, within reach of at.
+func (rw *rewriter) bridge(at, tramp uint64) (uint64, bool) {
+	v := rw.slack.lo
+	if v+16 > rw.slack.hi || dist(v, at) >= 128<<20-4 {
+		return 0, false
+	}
+	page := v &^ (pageSize - 1)
+	open := false
+	for _, p := range rw.bridges.opened {
+		open = open || p == page
+	}
+	if !open {
+		if rw.mprotect(page, pageSize, unix.PROT_READ|unix.PROT_WRITE) != nil {
+			return 0, false
+		}
+		rw.bridges.opened = append(rw.bridges.opened, page)
+	}
+	copy(guestBytes(v, 16), rewrite.ARM64.Veneer(tramp))
+	rw.slack.lo = v + 16
+	rw.veneers++
+	return v, true
+}
+
+// closeBridges gives the slack pages back their protection and makes
+// the veneers visible to instruction fetch.
+func (rw *rewriter) closeBridges() error {
+	var err error
+	for _, p := range rw.bridges.opened {
+		if e := rw.mprotect(p, pageSize, rw.bridges.prot); e != nil {
+			err = fmt.Errorf("restoring the protection of veneers at %#x: %w", p, e)
+			continue
+		}
+		syncICache(p, p+pageSize)
+	}
+	rw.bridges.opened = nil
+	return err
+}

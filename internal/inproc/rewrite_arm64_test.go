@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/abi"
+	"github.com/kbox-go/kbox/internal/dispatch"
 	"github.com/kbox-go/kbox/internal/policy"
 )
 
@@ -27,6 +28,29 @@ const (
 func aMovz(rd, imm uint32) uint32 { return 0xd2800000 | imm<<5 | rd }
 func aMov(d, m uint32) uint32     { return 0xaa0003e0 | m<<16 | d }
 func aBL(from, to int) uint32     { return 0x94000000 | uint32((to-from)/4)&0x3ffffff }
+
+// lowCode maps code read+exec at a hint in the low address space, away
+// from the top of it, where the kernel packs kbox's libraries, thread
+// stacks and the Go runtime's reservations so densely that no arena may
+// fit within a b's reach (a dynamic guest's libraries then reach theirs
+// through veneers: TestVeneerARM64).
+func lowCode(t *testing.T, code []byte) uint64 {
+	t.Helper()
+	lowCodeNext += 64 << 20
+	r, _, en := unix.RawSyscall6(unix.SYS_MMAP, uintptr(lowCodeNext), pageSize, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uintptr(0), 0)
+	if en != 0 {
+		t.Fatal(en)
+	}
+	t.Cleanup(func() { unix.RawSyscall(unix.SYS_MUNMAP, r, pageSize, 0) })
+	copy(guestBytes(uint64(r), len(code)), code)
+	if err := rawMprotect(uint64(r), pageSize, unix.PROT_READ|unix.PROT_EXEC); err != nil {
+		t.Fatal(err)
+	}
+	return uint64(r)
+}
+
+var lowCodeNext uint64 = 0x2000000000
 
 func words(w ...uint32) []byte {
 	var b []byte
@@ -45,10 +69,10 @@ func TestPatchAndRunARM64(t *testing.T) {
 	defer setPanicOnFault()()
 	rw := newRewriter(false)
 	defer rw.release()
-	tr := &tier{warned: map[string]bool{}}
+	tr := &tier{warned: map[string]bool{}, eng: &dispatch.Engine{}}
 	const exec = unix.PROT_READ | unix.PROT_EXEC
 	patch := func(code []byte, want int) uint64 {
-		addr := codeBuffer(t, code)
+		addr := lowCode(t, code)
 		if done, left, err := rw.patchCode(tr, addr, addr+uint64(len(code)), addr, addr+pageSize, exec, ""); done != want || left != 0 || err != nil {
 			t.Fatalf("patchCode(% x): %d patched, %d left, %v; want %d, 0", code, done, left, err, want)
 		}
@@ -65,7 +89,7 @@ func TestPatchAndRunARM64(t *testing.T) {
 
 	// Run unpatched first, so that stale instructions could be cached.
 	code := words(aMovz(8, unix.SYS_GETPID), aSVC, aRET)
-	addr := codeBuffer(t, code)
+	addr := lowCode(t, code)
 	if got := callCode(addr, 0, 0, 0); got != int64(os.Getpid()) {
 		t.Fatalf("unpatched getpid = %d, want %d", got, os.Getpid())
 	}
@@ -117,7 +141,7 @@ func TestPatchAndRunARM64(t *testing.T) {
 	}
 	// A COMPLEX site (the result used before the return) keeps its svc.
 	complexCode := words(aMovz(8, unix.SYS_GETPID), aSVC, aMov(1, 0), aMov(0, 1), aNOP, aNOP, aRET)
-	caddr := codeBuffer(t, complexCode)
+	caddr := lowCode(t, complexCode)
 	if done, left, _ := rw.patchCode(tr, caddr, caddr+uint64(len(complexCode)), caddr, caddr+pageSize, exec, ""); done != 0 || left != 1 {
 		t.Errorf("COMPLEX site: %d patched, %d left; want 0, 1", done, left)
 	}
@@ -154,14 +178,14 @@ func TestCancelPromotionARM64(t *testing.T) {
 		t.Fatal(err)
 	}
 	setFastIdentity(434343, false)
-	tr := &tier{warned: map[string]bool{}}
+	tr := &tier{warned: map[string]bool{}, eng: &dispatch.Engine{}}
 	const exec = unix.PROT_READ | unix.PROT_EXEC
 	for _, on := range []bool{false, true} {
 		rw := newRewriter(false)
 		rw.cancel.on = on
 		rw.cancel.entry = fastCancelAddr()
 		code := cancelCaller(unix.SYS_GETPID)
-		addr := codeBuffer(t, code)
+		addr := lowCode(t, code)
 		before := fastCancelEntries()
 		done, left, err := rw.patchCode(tr, addr, addr+uint64(len(code)), addr, addr+pageSize, exec, "")
 		if err != nil || done != 1 || left != 0 {
@@ -189,7 +213,7 @@ func TestCancelPromotionARM64(t *testing.T) {
 		// A call the fast path does not serve falls back to the slot's
 		// svc, with the number moved from x6.
 		code = cancelCaller(unix.SYS_GETUID)
-		addr = codeBuffer(t, code)
+		addr = lowCode(t, code)
 		rw.patchCode(tr, addr, addr+uint64(len(code)), addr, addr+pageSize, exec, "")
 		if got := callCode(addr, 0, 0, 0); got != int64(os.Getuid()) {
 			t.Errorf("gate %v: getuid through the cancel wrapper = %d, want %d", on, got, os.Getuid())
@@ -213,12 +237,75 @@ func TestPatchReportsUnsealedCodeARM64(t *testing.T) {
 		}
 		return rawMprotect(addr, n, prot)
 	}
-	tr := &tier{warned: map[string]bool{}}
+	tr := &tier{warned: map[string]bool{}, eng: &dispatch.Engine{}}
 	code := words(aMovz(8, unix.SYS_GETPID), aSVC, aRET)
-	addr := codeBuffer(t, code)
+	addr := lowCode(t, code)
 	_, _, err := rw.patchCode(tr, addr, addr+uint64(len(code)), addr, addr+pageSize, unix.PROT_READ|unix.PROT_EXEC, "")
 	if err == nil || !errors.Is(err, unix.ENOMEM) {
 		t.Fatalf("patchCode with a failing restore: err = %v, want ENOMEM reported", err)
 	}
 	rawMprotect(addr, pageSize, unix.PROT_READ|unix.PROT_EXEC)
+}
+
+// TestVeneerARM64: a site with no free space for an arena within a b's
+// reach (here a 512 MiB reservation around it) reaches a trampoline
+// anywhere through a veneer in its segment's slack, and runs; without
+// slack it keeps its svc.
+func TestVeneerARM64(t *testing.T) {
+	defer setPanicOnFault()()
+	const resSize = 512 << 20
+	res, _, en := unix.RawSyscall6(unix.SYS_MMAP, 0, resSize, unix.PROT_NONE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, ^uintptr(0), 0)
+	if en != 0 {
+		t.Fatal(en)
+	}
+	defer unix.RawSyscall(unix.SYS_MUNMAP, res, resSize, 0)
+	pol, err := policy.Resolve(abi.ARM64, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := setFastKinds(pol); err != nil {
+		t.Fatal(err)
+	}
+	setFastIdentity(454545, false)
+	tr := &tier{warned: map[string]bool{}, eng: &dispatch.Engine{}}
+	const exec = unix.PROT_READ | unix.PROT_EXEC
+	code := words(aMovz(8, unix.SYS_GETPID), aSVC, aRET)
+	for i, slack := range []bool{true, false} {
+		addr := uint64(res) + resSize/2 + uint64(i)*pageSize
+		if _, _, en := unix.RawSyscall6(unix.SYS_MMAP, uintptr(addr), pageSize, unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED, ^uintptr(0), 0); en != 0 {
+			t.Fatal(en)
+		}
+		copy(guestBytes(addr, len(code)), code)
+		rawMprotect(addr, pageSize, exec)
+		rw := newRewriter(false)
+		if slack {
+			rw.slack, rw.bridges.prot = span{addr + 64, addr + pageSize}, exec
+		}
+		done, left, err := rw.patchCode(tr, addr, addr+uint64(len(code)), addr, addr+pageSize, exec, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slack {
+			if done != 0 || left != 1 {
+				t.Errorf("no slack: %d patched, %d left; want 0, 1", done, left)
+			}
+			if got := callCode(addr, 0, 0, 0); got != int64(os.Getpid()) {
+				t.Errorf("unpatched getpid = %d", got)
+			}
+			rw.release()
+			continue
+		}
+		if done != 1 || rw.veneers != 1 || len(rw.arenas) != 1 || dist(rw.arenas[0].base, addr) < 128<<20 {
+			t.Fatalf("slack: %d patched, %d veneers, arenas %v; want 1 site through a veneer to a far arena", done, rw.veneers, rw.arenas)
+		}
+		if got := callCode(addr, 0, 0, 0); got != 454545 {
+			t.Errorf("getpid through a veneer = %d, want the fast path's 454545", got)
+		}
+		if insn := binary.LittleEndian.Uint32(guestBytes(addr+64, 4)); insn != 0x58000050 {
+			t.Errorf("veneer starts with %#08x, want ldr x16, #8", insn)
+		}
+		rw.release()
+	}
 }

@@ -59,17 +59,17 @@ func TestSigRecords(t *testing.T) {
 		t.Errorf("extra_context copied into the guest frame")
 	}
 	// Same layout: copied whole.
-	g[100], g[530] = 9, 8
+	g[100], g[540] = 9, 8 // in fpsimd's registers and esr's body
 	restoreRecords(&k, &g)
-	if k[100] != 9 || k[530] != 8 {
+	if k[100] != 9 || k[540] != 8 {
 		t.Errorf("same-layout records not restored")
 	}
 	// Different layout: fpsimd registers only.
 	var g2 [4096]byte
 	rec(g2[:], 0, recFPSIMD, 528, 7)
 	restoreRecords(&k, &g2)
-	if k[100] != 7 || k[530] != 2 || binary.LittleEndian.Uint32(k[528:]) != 0x45535201 {
-		t.Errorf("fpsimd-only restore: %d %d", k[100], k[530])
+	if k[100] != 7 || k[540] != 8 || binary.LittleEndian.Uint32(k[528:]) != 0x45535201 {
+		t.Errorf("fpsimd-only restore: %d %d", k[100], k[540])
 	}
 	// Malformed guest records change nothing.
 	var bad [4096]byte
