@@ -279,24 +279,32 @@ func blTarget(insn uint32) (int, bool) {
 // isMovReg reports whether insn is mov Xd, Xm (orr Xd, xzr, Xm).
 func isMovReg(insn uint32) bool { return insn&0xffe0ffe0 == 0xaa0003e0 }
 
+// a64MovX8X0 is mov x8, x0: the number taken from the first argument.
+const a64MovX8X0 = 0xaa0003e8
+
 // cancelTarget reports whether the function at off (in code) reaches, by
 // following its first bl at most depth times, an svc #0 right after at
-// least cancelShuffles argument moves: musl's __syscall_cancel chain.
+// least cancelShuffles argument moves: the __syscall_cancel chain. A
+// shuffle that takes the number from x0 (`mov x8, x0`) is musl 1.2's
+// __syscall_cp(nr, a, b, c, d, e, f), whose x6 is the sixth argument,
+// not the number: a `movz x6, #0; bl __syscall_cp` there must not match.
 func cancelTarget(code []byte, off, depth int) bool {
 	moves := 0
+	fromX0 := false
 	for i := 0; i < cancelFuncMax; i++ {
 		insn, ok := insnAt(code, off+4*i)
 		if !ok || insn == a64RET {
 			return false
 		}
 		if insn == a64SVC0 {
-			return moves >= cancelShuffles
+			return moves >= cancelShuffles && !fromX0
 		}
 		if isMovReg(insn) {
 			moves++
+			fromX0 = fromX0 || insn == a64MovX8X0
 			continue
 		}
-		moves = 0
+		moves, fromX0 = 0, false
 		if rel, ok := blTarget(insn); ok {
 			return depth > 0 && cancelTarget(code, off+4*i+rel, depth-1)
 		}

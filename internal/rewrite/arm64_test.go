@@ -166,6 +166,18 @@ func cancelCode(nr uint32, call func(from, to int) uint32, shuffles int, between
 	return code(w...)
 }
 
+// cancelCodeX0 is cancelCode whose target shuffles like musl 1.2's
+// __syscall_cp_c: mov x8, x0; mov x0, x1; ... mov x5, x6; svc.
+func cancelCodeX0(x6 uint32) []byte {
+	c := cancelCode(x6, bl, 0)
+	k := 0x80
+	for _, w := range []uint32{movReg(8, 0), movReg(0, 1), movReg(1, 2), movReg(2, 3), movReg(3, 4), movReg(4, 5), movReg(5, 6), tSVC, tRET} {
+		binary.LittleEndian.PutUint32(c[k:], w)
+		k += 4
+	}
+	return c
+}
+
 // TestARM64PlanCancel: musl's cancellation wrapper calls are found with
 // their number; a tail call, an svc between, a target without the
 // argument shuffle (a 7-argument C call passing a constant in x6) and a
@@ -181,6 +193,7 @@ func TestARM64PlanCancel(t *testing.T) {
 		{"tail call b", cancelCode(57, b, 4), nil},
 		{"svc between", cancelCode(57, bl, 4, tSVC), nil},
 		{"target without the shuffle", cancelCode(57, bl, 3), nil},
+		{"musl 1.2 __syscall_cp: the number from x0, x6 an argument", cancelCodeX0(0), nil},
 		{"bl beyond 32 bytes", cancelCode(57, bl, 4, tNOP, tNOP, tNOP, tNOP, tNOP, tNOP, tNOP, tNOP), nil},
 	} {
 		if got := ARM64.PlanCancel(c.code); fmt.Sprint(got) != fmt.Sprint(c.want) {
