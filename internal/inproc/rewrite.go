@@ -43,12 +43,12 @@ type rewriter struct {
 	sites    int // patched
 	wrappers int // of which WRAPPER sites: the syscall is followed by ret
 	mappings int // mappings with sites
-	cancel   cancelState
 	// slack is the free tail of the executable segment being patched,
-	// where veneers go (arm64; empty elsewhere); bridges is its state.
-	slack   span
-	bridges bridgeState
-	veneers int
+	// where veneers go (arm64; empty elsewhere).
+	slack span
+	// rewriterArch is the architecture's part (arm64: the cancel-wrapper
+	// promotion and the veneers).
+	rewriterArch
 	// origins holds, for every trampoline kbox wrote, the address its
 	// trapping syscall reports (tail+2): a trap from an arena at any other
 	// address did not come from a trampoline, and is fatal.

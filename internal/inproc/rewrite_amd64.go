@@ -19,22 +19,20 @@ const arenaReach = 1 << 30
 // never asks for 5-level paging's upper half).
 const arenaTop = 1 << 47
 
-// cancelState: x86-64 has no cancel slots (musl's x86-64 cancellation
-// wrappers are planned as ordinary syscall sites).
-type cancelState struct{}
+// rewriterArch: x86-64 has no cancel slots (musl's x86-64 cancellation
+// wrappers are planned as ordinary syscall sites) and needs no veneers
+// (arenas are within a jmp's reach); its hooks do nothing.
+type rewriterArch struct{}
 
-func (rw *rewriter) patchCancel(code []byte, lo uint64, place func(uint64) (uint64, bool), origins *[]uint64) {
+func (*rewriterArch) patchCancel(code []byte, lo uint64, place func(uint64) (uint64, bool), origins *[]uint64) {
 }
 
-func (rw *rewriter) program(t *tier, p *program) {}
+func (*rewriterArch) program(t *tier, p *program) {}
 
-func (rw *rewriter) report(t *tier) {}
+func (*rewriterArch) report(t *tier) {}
 
-// x86-64 needs no veneers: arenas are within a jmp's reach.
-type bridgeState struct{}
+func (*rewriterArch) setSlack(ef *elf.File, fileOff, lo, hi uint64, prot int) {}
 
-func (rw *rewriter) setSlack(ef *elf.File, fileOff, lo, hi uint64, prot int) {}
+func (*rewriterArch) bridge(at, tramp uint64) (uint64, bool) { return 0, false }
 
-func (rw *rewriter) bridge(at, tramp uint64) (uint64, bool) { return 0, false }
-
-func (rw *rewriter) closeBridges() error { return nil }
+func (*rewriterArch) closeBridges() error { return nil }

@@ -27,6 +27,14 @@ const arenaReach = 100 << 20
 // 52-bit one is used only by mappings that ask for it).
 const arenaTop = 1 << 48
 
+// rewriterArch is arm64's part of the rewriter: the cancel-wrapper
+// promotion and the veneers.
+type rewriterArch struct {
+	cancel  cancelState
+	bridges bridgeState
+	veneers int
+}
+
 // cancelState is the cancel-wrapper promotion (docs/cancel-wrapper.md):
 // musl's cancellation wrappers call __syscall_cancel(a..f, nr) instead of
 // issuing svc, so their calls never reach a patchable svc and would all

@@ -337,7 +337,7 @@ func sysSigaltstack(t *tier, c *call) int64 {
 			s.altSP, s.altSize, s.altFlags = 0, 0, abi.SSDisable
 		case flags&^uint64(abi.SSOnstack|abi.SSAutodisarm) != 0:
 			return -int64(unix.EINVAL)
-		case size < abi.MinSigstksz:
+		case size < minSigstksz:
 			return -int64(unix.ENOMEM)
 		default:
 			s.altSP, s.altSize, s.altFlags = nsp, size, 0

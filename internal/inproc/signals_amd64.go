@@ -14,9 +14,6 @@ import (
 // (arch/x86/kernel/signal.c), built on the guest's stack and read back by
 // rt_sigreturn.
 
-// archState is the architecture's part of the tier (none on x86-64).
-type archState struct{}
-
 // fpstateSize is the size of the FPU state the kernel saved at p: the
 // extended size from the software-reserved bytes when present, else the
 // 512-byte legacy area.

@@ -25,10 +25,9 @@ import (
 // into the frame the kernel restores from, when they have the same layout
 // (else only the fpsimd_context's registers).
 
-// archState is the architecture's part of the tier.
-type archState struct {
-	sigreturn uint64 // the default restorer stub, mapped on first use
-}
+// sigreturnStub is the default restorer's address, mapped on first use
+// (one guest per process; it outlives an in-place execve).
+var sigreturnStub uint64
 
 const (
 	pstateBTYPE = 3 << 10 // the branch type, cleared at a handler's entry
@@ -121,12 +120,12 @@ func restoreRecords(kernel, guest *[4096]byte) {
 	}
 }
 
-// sigreturnStub returns the address of the default restorer, mapping it
+// defaultRestorer returns the address of the default restorer, mapping it
 // the first time: outside kbox's code ranges (mapped after the filter was
 // built), so its svc traps as the guest's.
-func (t *tier) sigreturnStub() (uint64, error) {
-	if t.arch.sigreturn != 0 {
-		return t.arch.sigreturn, nil
+func defaultRestorer() (uint64, error) {
+	if sigreturnStub != 0 {
+		return sigreturnStub, nil
 	}
 	r, _, en := unix.RawSyscall6(unix.SYS_MMAP, 0, pageSize, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uintptr(0), 0)
@@ -141,8 +140,8 @@ func (t *tier) sigreturnStub() (uint64, error) {
 		return 0, en
 	}
 	syncICache(uint64(r), uint64(r)+8)
-	t.arch.sigreturn = uint64(r)
-	return t.arch.sigreturn, nil
+	sigreturnStub = uint64(r)
+	return sigreturnStub, nil
 }
 
 // pushFrame builds a kernel-style rt_sigframe for sig on the guest's stack
@@ -152,7 +151,7 @@ func (t *tier) pushFrame(uc *ucontext, sig int, act guestAction, info []byte, ol
 	restorer := act.restorer
 	if act.flags&abi.SARestorer == 0 || restorer == 0 {
 		var err error
-		if restorer, err = t.sigreturnStub(); err != nil {
+		if restorer, err = defaultRestorer(); err != nil {
 			return false
 		}
 	}

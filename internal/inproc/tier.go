@@ -55,7 +55,6 @@ type tier struct {
 	commKick chan struct{}
 	atExit   func()
 	rw       *rewriter // nil in the trap tier
-	arch     archState
 	thread   threadState
 
 	trapped, native, engine atomic.Uint64

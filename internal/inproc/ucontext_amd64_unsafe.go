@@ -4,6 +4,8 @@ package inproc
 
 import (
 	"unsafe"
+
+	"github.com/kbox-go/kbox/internal/abi"
 )
 
 // The kernel's signal frame on x86-64 (arch/x86/include/uapi/asm/ucontext.h,
@@ -96,3 +98,7 @@ func (u *ucontext) execReset(entry, sp uint64) {
 
 // platform is AT_PLATFORM, as the kernel gives it.
 const platform = "x86_64"
+
+// minSigstksz is the smallest alternate signal stack sigaltstack accepts
+// (MINSIGSTKSZ).
+const minSigstksz = abi.MinSigstksz

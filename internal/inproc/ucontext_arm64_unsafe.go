@@ -71,3 +71,7 @@ func (u *ucontext) execReset(entry, sp uint64) {
 
 // platform is AT_PLATFORM, as the kernel gives it.
 const platform = "aarch64"
+
+// minSigstksz is the smallest alternate signal stack sigaltstack accepts
+// (arm64's MINSIGSTKSZ: its frames carry the FP/SIMD records).
+const minSigstksz = 5120
