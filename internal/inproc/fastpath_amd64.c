@@ -26,7 +26,7 @@
 
 #include <stdint.h>
 
-#include "guest_amd64.h"
+#include "guest.h"
 
 // kbox_fdmap[g] is 1 + the host descriptor of guest descriptor g when g is
 // a regular file or directory (calls on it cannot sleep), 0 otherwise.
@@ -106,10 +106,3 @@ extern char kbox_fast_syscall_end[];
 // The address the kernel reports for the fast path's syscall (the
 // instruction after it): the filter lets it through first thing.
 uint64_t kbox_fast_syscall_ip(void) { return (uint64_t)(uintptr_t)kbox_fast_syscall_end; }
-
-// kbox_test_call3 calls code at fn with three arguments (the first three
-// syscall argument registers, as the C calling convention puts them):
-// the rewrite tests run patched code through it.
-long kbox_test_call3(void *fn, long a, long b, long c) {
-	return ((long (*)(long, long, long))fn)(a, b, c);
-}

@@ -1,4 +1,4 @@
-//go:build cgo && linux && amd64
+//go:build cgo && linux && (amd64 || arm64)
 
 package inproc
 
@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -108,7 +109,7 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 			f.Close()
 			return nil, err
 		}
-		im, err := loader.Parse(f, st.Size(), "amd64")
+		im, err := loader.Parse(f, st.Size(), runtime.GOARCH)
 		if err != nil {
 			f.Close()
 			if !bytes.HasPrefix(head, []byte("\x7fELF")) {
@@ -132,7 +133,7 @@ func (t *tier) prepare(req *dispatch.Request, dirfd int, path string, flags int,
 		}
 		st, err := f.Stat()
 		if err == nil {
-			p.interpIm, err = loader.Parse(f, st.Size(), "amd64")
+			p.interpIm, err = loader.Parse(f, st.Size(), runtime.GOARCH)
 		}
 		if err != nil {
 			f.Close()
@@ -259,6 +260,9 @@ func (t *tier) load(p *program, env []string) (entry, sp uint64, err error) {
 	if p.im.Type == elf.ET_DYN {
 		hint = dynProgramHint
 	}
+	if t.rw != nil {
+		t.rw.program(t, p)
+	}
 	l, err := t.mapImage(p.file, p.im, hint, p.exe)
 	if err != nil {
 		return 0, 0, err
@@ -293,7 +297,7 @@ func (t *tier) load(p *program, env []string) (entry, sp uint64, err error) {
 
 	creds := t.proc.Creds()
 	sp0 := loader.StackParams{
-		Top: top, Argv: p.argv, Envp: env, ExecFn: p.execfn, Platform: "x86_64",
+		Top: top, Argv: p.argv, Envp: env, ExecFn: p.execfn, Platform: platform,
 		Phdr: l.PhdrAddr, Phent: uint64(p.im.Phentsize), Phnum: uint64(p.im.Phnum), Base: base,
 		Entry: l.Entry, UID: uint64(creds.RUID), EUID: uint64(creds.EUID), GID: uint64(creds.RGID), EGID: uint64(creds.EGID),
 		Hwcap: t.auxv.hwcap, Hwcap2: t.auxv.hwcap2, Clktck: 100, SysinfoEhdr: t.auxv.vdso,

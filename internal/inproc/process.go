@@ -1,4 +1,4 @@
-//go:build cgo && linux && amd64
+//go:build cgo && linux && (amd64 || arm64)
 
 package inproc
 
@@ -21,7 +21,6 @@ import (
 func init() {
 	own(sysExit, "exit", "exit_group")
 	own(sysNoProcesses, "clone", "clone3", "fork", "vfork")
-	own(sysArchPrctl, "arch_prctl")
 	own(sysPrctl, "prctl")
 	own(sysSetTidAddress, "set_tid_address")
 	own(sysSetRobustList, "set_robust_list")
@@ -59,41 +58,6 @@ func sysNoProcesses(t *tier, c *call) int64 {
 	t.warnOnce("clone", "the guest called %s: --syscall-mode=%s runs single-process, single-threaded programs; use --syscall-mode=seccomp for programs that fork or start threads (answered ENOSYS)", t.name(c.nr), t.tierName())
 	return -int64(unix.ENOSYS)
 }
-
-// The guest's FS base is its TLS pointer. kbox's own thread state lives in
-// the host FS base, which the signal path swaps in while kbox code runs.
-func sysArchPrctl(t *tier, c *call) int64 {
-	switch c.int(0) {
-	case abi.ArchSetFS:
-		if c.args[1] >= 1<<47 {
-			return -int64(unix.EPERM)
-		}
-		setGuestFS(c.args[1])
-		return 0
-	case abi.ArchGetFS:
-		var b [8]byte
-		binary.LittleEndian.PutUint64(b[:], guestFS())
-		if (memory{}).Write(c.args[1], b[:]) != nil {
-			return -int64(unix.EFAULT)
-		}
-		return 0
-	case abi.ArchSetGS, abi.ArchGetGS, archGetCPUID, archGetXcompSupp, archGetXcompPerm, archReqXcompPerm,
-		archGetXcompGuestPerm, archReqXcompGuestPerm:
-		return rawSyscall(c.nr, c.args)
-	}
-	t.verboseOnce("arch_prctl", "pid %d: arch_prctl(%#x) refused (EINVAL): it would change kbox's own thread", t.pid, c.args[0])
-	return -int64(unix.EINVAL)
-}
-
-// arch_prctl codes not all in x/sys.
-const (
-	archGetCPUID          = 0x1011
-	archGetXcompSupp      = 0x1021
-	archGetXcompPerm      = 0x1022
-	archReqXcompPerm      = 0x1023
-	archGetXcompGuestPerm = 0x1024
-	archReqXcompGuestPerm = 0x1025
-)
 
 // sysPrctl allows the options that only concern the calling process's own
 // bookkeeping. Options that would change how kbox's thread runs (a second
@@ -256,17 +220,8 @@ func execve(t *tier, c *call, at bool) int64 {
 	t.eng.ProgramStarted(req, p.exe, p.script)
 	t.setComm(path)
 	c.keepRegs = true
-	for i := range c.uc.Gregs {
-		switch i {
-		case regCSGSFS, regERR, regTRAPNO, regOLDMASK, regCR2:
-		default:
-			c.uc.Gregs[i] = 0
-		}
-	}
-	c.uc.Gregs[regRIP] = entry
-	c.uc.Gregs[regRSP] = sp
-	c.uc.Gregs[regEFL] = 0x202
-	setGuestFS(0)
+	c.uc.execReset(entry, sp)
+	setGuestTP(0)
 	return 0
 }
 

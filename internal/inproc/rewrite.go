@@ -1,4 +1,4 @@
-//go:build cgo && linux && amd64
+//go:build cgo && linux && (amd64 || arm64)
 
 package inproc
 
@@ -20,15 +20,16 @@ import (
 // live half: arenas for the trampolines, writing the patches under W^X,
 // and the origin map of trampoline syscalls.
 //
-// Trampolines live in arenas within ±2 GiB of their sites, which kbox
-// maps, writes and then seals read-only and executable (the origin map:
-// only the trampolines kbox wrote exist; the guest cannot change them —
-// they are not guest memory, so its mprotect and munmap are refused).
+// Trampolines live in arenas within a branch's reach of their sites
+// (arenaReach: ±2 GiB on x86-64, ±128 MiB on arm64), which kbox maps,
+// writes and then seals read-only and executable (the origin map: only the
+// trampolines kbox wrote exist; the guest cannot change them — they are
+// not guest memory, so its mprotect and munmap are refused). On arm64 the
+// patched code and the trampolines are then made visible to instruction
+// fetch (syncICache), and musl's cancellation wrapper calls may be
+// promoted too (rewrite_arm64.go).
 
-const (
-	arenaSize  = 256 << 10
-	arenaReach = 1 << 30 // keep arenas within 1 GiB of their sites
-)
+const arenaSize = 256 << 10
 
 type arena struct{ base, used uint64 }
 
@@ -42,6 +43,12 @@ type rewriter struct {
 	sites    int // patched
 	wrappers int // of which WRAPPER sites: the syscall is followed by ret
 	mappings int // mappings with sites
+	// slack is the free tail of the executable segment being patched,
+	// where veneers go (arm64; empty elsewhere).
+	slack span
+	// rewriterArch is the architecture's part (arm64: the cancel-wrapper
+	// promotion and the veneers).
+	rewriterArch
 	// origins holds, for every trampoline kbox wrote, the address its
 	// trapping syscall reports (tail+2): a trap from an arena at any other
 	// address did not come from a trampoline, and is fatal.
@@ -49,7 +56,7 @@ type rewriter struct {
 }
 
 func newRewriter(cacheReadOnly bool) *rewriter {
-	return &rewriter{isa: rewrite.X86_64, fast: fastPathAddr(), cache: rewrite.NewCache(cacheReadOnly), mprotect: rawMprotect}
+	return &rewriter{isa: hostISA, fast: fastPathAddr(), cache: rewrite.NewCache(cacheReadOnly), mprotect: rawMprotect}
 }
 
 // rawMprotect is mprotect(2) on [addr, addr+n).
@@ -106,6 +113,8 @@ func (rw *rewriter) patchSections(t *tier, fd int, fileOff, lo, hi uint64, prot 
 	haveStat := unix.Fstat(fd, &st) == nil
 	size := hi - lo
 	patched, left := 0, 0
+	rw.setSlack(ef, fileOff, lo, hi, prot)
+	defer rw.setSlack(nil, 0, 0, 0, 0)
 	for _, s := range ef.Sections {
 		if s.Flags&elf.SHF_EXECINSTR == 0 || s.Type != elf.SHT_PROGBITS || s.Size == 0 {
 			continue
@@ -168,39 +177,70 @@ func (rw *rewriter) patchCode(t *tier, lo, hi, mapLo, mapHi uint64, prot int, ke
 	done := 0
 	opened := map[*arena]bool{}
 	var origins []uint64
-	for _, p := range plan {
-		at := lo + uint64(p.Start)
-		end := lo + uint64(p.Sys) + 2
+	// place returns a trampoline slot within reach of the site at, its
+	// arena opened for writing; ok is false when none is left (the
+	// remaining sites trap).
+	full := false
+	place := func(at uint64) (uint64, bool) {
+		if full {
+			return 0, false
+		}
 		a, tramp, err := rw.slot(at)
 		if err != nil {
 			t.verboseOnce("arena", "rewrite: %v; the remaining sites trap", err)
-			break
+			full = true
+			return 0, false
 		}
 		if !opened[a] {
 			if err := rw.mprotect(a.base, arenaSize, unix.PROT_READ|unix.PROT_WRITE); err != nil {
 				t.verboseOnce("arena", "rewrite: opening a trampoline arena: %v; the remaining sites trap", err)
-				break
+				full = true
+				return 0, false
 			}
 			opened[a] = true
 		}
+		return tramp, true
+	}
+	for _, p := range plan {
+		at := lo + uint64(p.Start)
+		end := lo + uint64(p.Sys) + syscallInsnLen
+		tramp, ok := place(at)
+		if !ok {
+			break
+		}
 		buf := rw.isa.Trampoline(code[p.Start:p.Sys], at, tramp, end, rw.fast)
-		if len(buf) > rewrite.TrampMax {
-			continue // re-encoded jumps made it too long: leave it to trap
+		patch := rw.isa.SitePatch(at, end, tramp)
+		if patch == nil {
+			// Out of the jump's reach: through a veneer, if one fits.
+			if v, ok := rw.bridge(at, tramp); ok {
+				patch = rw.isa.SitePatch(at, end, v)
+			}
+		}
+		if len(buf) > rewrite.TrampMax || patch == nil {
+			continue // re-encoded jumps made it too long, or out of reach: leave it to trap
 		}
 		copy(guestBytes(tramp, len(buf)), buf)
-		copy(guestBytes(at, int(end-at)), rw.isa.SitePatch(at, end, tramp))
+		copy(guestBytes(at, int(end-at)), patch)
 		origins = append(origins, rw.isa.TrapAddr(buf, tramp))
 		if rw.isa.SyscallReturns(code, p.Sys) {
 			rw.wrappers++
 		}
 		done++
 	}
+	rw.patchCancel(code, lo, place, &origins)
+	if err := rw.closeBridges(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := rw.mprotect(pageLo, pageHi-pageLo, prot); err != nil {
 		errs = append(errs, fmt.Errorf("restoring the protection of patched code at %#x: %w", pageLo, err))
+	} else {
+		syncICache(lo, hi)
 	}
 	for a := range opened {
 		if err := rw.mprotect(a.base, arenaSize, unix.PROT_READ|unix.PROT_EXEC); err != nil {
 			errs = append(errs, fmt.Errorf("sealing the trampoline arena at %#x: %w", a.base, err))
+		} else {
+			syncICache(a.base, a.base+a.used)
 		}
 	}
 	if err := rw.origins.add(origins); err != nil {
@@ -218,9 +258,9 @@ func (rw *rewriter) slot(site uint64) (*arena, uint64, error) {
 			return rw.take(a)
 		}
 	}
-	for k := uint64(1); k <= 60; k++ {
+	for k := uint64(1); k*(16<<20)+(4<<20) <= arenaReach; k++ {
 		for _, cand := range []uint64{(site &^ (2<<20 - 1)) + k*(16<<20), (site &^ (2<<20 - 1)) - k*(16<<20)} {
-			if cand < 1<<20 || cand > 1<<47 {
+			if cand < 1<<20 || cand+arenaSize > arenaTop {
 				continue
 			}
 			if _, err := mmapFixedNoReplace(cand, arenaSize, unix.PROT_READ|unix.PROT_WRITE); err != nil {
@@ -231,7 +271,31 @@ func (rw *rewriter) slot(site uint64) (*arena, uint64, error) {
 			return rw.take(a)
 		}
 	}
-	return nil, 0, fmt.Errorf("no free space for trampolines within 1 GiB of %#x", site)
+	if rw.slack.hi > rw.slack.lo {
+		// Anywhere: the site reaches it through a veneer in the
+		// segment's slack (bridge).
+		for _, a := range rw.arenas {
+			if a.used+rewrite.TrampMax <= arenaSize {
+				return rw.take(a)
+			}
+		}
+		if base, err := mmapAnywhere(arenaSize, unix.PROT_READ|unix.PROT_WRITE); err == nil {
+			a := &arena{base: base}
+			rw.arenas = append(rw.arenas, a)
+			return rw.take(a)
+		}
+	}
+	return nil, 0, fmt.Errorf("no free space for trampolines within %d MiB of %#x", arenaReach>>20, site)
+}
+
+// mmapAnywhere maps n bytes wherever the kernel places them.
+func mmapAnywhere(n uint64, prot int) (uint64, error) {
+	r, _, en := unix.RawSyscall6(unix.SYS_MMAP, 0, uintptr(n), uintptr(prot),
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uintptr(0), 0)
+	if en != 0 {
+		return 0, en
+	}
+	return uint64(r), nil
 }
 
 func (rw *rewriter) take(a *arena) (*arena, uint64, error) {

@@ -1,4 +1,4 @@
-//go:build cgo && linux && amd64
+//go:build cgo && linux && (amd64 || arm64)
 
 package inproc
 
@@ -231,8 +231,7 @@ func (t *tier) syscallRecovering(uc *ucontext, nr int) {
 		if p := recover(); p != nil {
 			t.eng.Warnf("internal error in the %s tier serving %s (%v): the call fails with EIO\n%s",
 				t.tierName(), t.name(nr), p, debug.Stack())
-			eio := -int64(unix.EIO)
-			uc.Gregs[regRAX] = uint64(eio)
+			uc.setResult(-int64(unix.EIO))
 		}
 	}()
 	t.syscall(uc, nr)
@@ -317,9 +316,9 @@ func (t *tier) fdName(fd int) string {
 func (t *tier) serve(uc *ucontext, nr int) (int64, bool) {
 	t.trapped.Add(1)
 	t.uc = uc
-	if t.rw != nil && t.rw.inArena(uc.Gregs[regRIP]) && !t.rw.origins.contains(uc.Gregs[regRIP]) {
+	if t.rw != nil && t.rw.inArena(uc.pc()) && !t.rw.origins.contains(uc.pc()) {
 		// Only a trampoline's own syscall may trap from an arena.
-		t.eng.Warnf("syscall %d from %#x, inside a trampoline arena but from no trampoline: the guest is killed", nr, uc.Gregs[regRIP])
+		t.eng.Warnf("syscall %d from %#x, inside a trampoline arena but from no trampoline: the guest is killed", nr, uc.pc())
 		t.exit(128 + int(unix.SIGSYS))
 	}
 	c := call{nr: nr, args: uc.args(), uc: uc}
@@ -333,16 +332,13 @@ func (t *tier) serve(uc *ucontext, nr int) (int64, bool) {
 		r = -int64(unix.EINTR)
 		if t.sig.restarts() {
 			// Run the call again when the handler returns, as the
-			// kernel does for ERESTARTSYS: back to the syscall
-			// instruction, with the number in rax (the argument
-			// registers are untouched).
-			uc.Gregs[regRIP] -= 2
-			uc.Gregs[regRAX] = uint64(nr)
+			// kernel does for ERESTARTSYS.
+			uc.restart(nr)
 			return 0, false
 		}
 	}
 	if !c.keepRegs {
-		uc.Gregs[regRAX] = uint64(r)
+		uc.setResult(r)
 	}
 	return r, !c.keepRegs
 }
@@ -432,6 +428,7 @@ func (t *tier) exit(code int) {
 			direct := directCalls()
 			t.eng.Verbosef("rewrite tier: %d syscall sites patched in %d mappings (%d WRAPPER: syscall then ret; %d COMPLEX); from patched sites %d calls took the fast path, %d direct entry into kbox, %d a trap",
 				t.rw.sites, t.rw.mappings, t.rw.wrappers, t.rw.sites-t.rw.wrappers, hits, direct, misses-direct)
+			t.rw.report(t)
 		}
 		t.eng.Verbosef("trap tier: %d syscalls trapped (%d served by the engine, %d run natively)",
 			t.trapped.Load(), t.engine.Load(), t.native.Load())
@@ -525,7 +522,7 @@ func (t *tier) StackPointer() (uint64, error) {
 	if t.uc == nil {
 		return 0, unix.EFAULT
 	}
-	return t.uc.Gregs[regRSP], nil
+	return t.uc.sp(), nil
 }
 
 // install records a new host descriptor (owned by the table from now on)

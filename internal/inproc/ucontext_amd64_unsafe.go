@@ -3,10 +3,9 @@
 package inproc
 
 import (
-	"runtime"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/kbox-go/kbox/internal/abi"
 )
 
 // The kernel's signal frame on x86-64 (arch/x86/include/uapi/asm/ucontext.h,
@@ -64,32 +63,42 @@ func (u *ucontext) args() [6]uint64 {
 	return [6]uint64{g[regRDI], g[regRSI], g[regRDX], g[regR10], g[regR8], g[regR9]}
 }
 
-// guestBytes views guest memory [addr, addr+n) as a slice. Only the memory
-// accessor and the loader use it, under SetPanicOnFault (see memory.go).
-func guestBytes(addr uint64, n int) []byte {
-	p := *(*unsafe.Pointer)(unsafe.Pointer(&addr))
-	return unsafe.Slice((*byte)(p), n)
+// The registers the architecture-neutral code reads and writes: the
+// instruction pointer (after the syscall instruction at a trap), the stack
+// pointer, and the syscall result.
+func (u *ucontext) pc() uint64        { return u.Gregs[regRIP] }
+func (u *ucontext) sp() uint64        { return u.Gregs[regRSP] }
+func (u *ucontext) setResult(r int64) { u.Gregs[regRAX] = uint64(r) }
+
+// restart makes the trapped syscall nr run again when the context
+// resumes, as the kernel does for ERESTARTSYS: back to the syscall
+// instruction with the number in rax (the argument registers are intact).
+func (u *ucontext) restart(nr int) {
+	u.Gregs[regRIP] -= syscallInsnLen
+	u.Gregs[regRAX] = uint64(nr)
 }
 
-// bytesAt views the plain-data struct at p as bytes.
-func bytesAt[T any](v *T) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))
-}
+// syscallInsnLen is the length of the syscall instruction.
+const syscallInsnLen = 2
 
-// addrOf returns the address of a Go buffer for a raw syscall argument.
-func addrOf(b []byte) uint64 {
-	if len(b) == 0 {
-		return 0
+// execReset starts a new program in the context: every register zero but
+// the instruction and stack pointers, as the kernel starts a process.
+func (u *ucontext) execReset(entry, sp uint64) {
+	for i := range u.Gregs {
+		switch i {
+		case regCSGSFS, regERR, regTRAPNO, regOLDMASK, regCR2:
+		default:
+			u.Gregs[i] = 0
+		}
 	}
-	return uint64(uintptr(unsafe.Pointer(&b[0])))
+	u.Gregs[regRIP] = entry
+	u.Gregs[regRSP] = sp
+	u.Gregs[regEFL] = 0x202
 }
 
-// keep keeps Go buffers passed to raw syscalls by address alive until the
-// call has returned.
-func keep(bufs ...[]byte) { runtime.KeepAlive(bufs) }
+// platform is AT_PLATFORM, as the kernel gives it.
+const platform = "x86_64"
 
-// setThreadName names the calling thread (prctl PR_SET_NAME).
-func setThreadName(name string) {
-	b := append([]byte(name), 0)
-	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
-}
+// minSigstksz is the smallest alternate signal stack sigaltstack accepts
+// (MINSIGSTKSZ).
+const minSigstksz = abi.MinSigstksz

@@ -24,7 +24,8 @@ import (
 // any branch veneer clobber), so only sites after which both are dead are
 // planned: the syscall's result goes straight back to the caller (WRAPPER:
 // `ret`, or a few straight-line instructions that name neither register
-// and then `ret`, on every path of a following b.cond). Every other site
+// and then `ret`, on every path of a following b.cond), or to a call
+// (`bl`, which may clobber both). Every other site
 // (COMPLEX) keeps its svc and traps. The kernel preserves every register
 // but x0 across svc; the fast path must as well, x16 and x17 aside.
 //
@@ -94,7 +95,10 @@ func bcondTarget(insn uint32) (int, bool) {
 }
 
 // reachesRet reports whether straight-line code from off reaches a ret
-// within n instructions without naming x16 or x17.
+// or a bl within n instructions without naming x16 or x17. A bl ends
+// their lives as a ret does: AAPCS64 lets the callee, or a linker veneer
+// on the way to it, clobber both, so no caller relies on them across a
+// call (musl's syscall(): `svc #0; bl __syscall_ret`).
 func reachesRet(code []byte, off, n int) bool {
 	for i := 0; i < n; i++ {
 		insn, ok := insnAt(code, off+4*i)
@@ -102,6 +106,9 @@ func reachesRet(code []byte, off, n int) bool {
 			return false
 		}
 		if insn == a64RET {
+			return true
+		}
+		if _, ok := blTarget(insn); ok {
 			return true
 		}
 		if isBranchClass(insn) || namesIP(insn) {
@@ -272,24 +279,32 @@ func blTarget(insn uint32) (int, bool) {
 // isMovReg reports whether insn is mov Xd, Xm (orr Xd, xzr, Xm).
 func isMovReg(insn uint32) bool { return insn&0xffe0ffe0 == 0xaa0003e0 }
 
+// a64MovX8X0 is mov x8, x0: the number taken from the first argument.
+const a64MovX8X0 = 0xaa0003e8
+
 // cancelTarget reports whether the function at off (in code) reaches, by
 // following its first bl at most depth times, an svc #0 right after at
-// least cancelShuffles argument moves: musl's __syscall_cancel chain.
+// least cancelShuffles argument moves: the __syscall_cancel chain. A
+// shuffle that takes the number from x0 (`mov x8, x0`) is musl 1.2's
+// __syscall_cp(nr, a, b, c, d, e, f), whose x6 is the sixth argument,
+// not the number: a `movz x6, #0; bl __syscall_cp` there must not match.
 func cancelTarget(code []byte, off, depth int) bool {
 	moves := 0
+	fromX0 := false
 	for i := 0; i < cancelFuncMax; i++ {
 		insn, ok := insnAt(code, off+4*i)
 		if !ok || insn == a64RET {
 			return false
 		}
 		if insn == a64SVC0 {
-			return moves >= cancelShuffles
+			return moves >= cancelShuffles && !fromX0
 		}
 		if isMovReg(insn) {
 			moves++
+			fromX0 = fromX0 || insn == a64MovX8X0
 			continue
 		}
-		moves = 0
+		moves, fromX0 = 0, false
 		if rel, ok := blTarget(insn); ok {
 			return depth > 0 && cancelTarget(code, off+4*i+rel, depth-1)
 		}

@@ -60,6 +60,10 @@ func TestARM64Plan(t *testing.T) {
 		{"ret too far", code(tSVC, tNOP, tNOP, tNOP, tNOP, tRET), nil, 1},
 		{"svc at the end", code(tNOP, tSVC), nil, 1},
 		{"two sites", code(tSVC, tRET, tSVC, tNegX0, tRET), []Site{{0, 0}, {8, 8}}, 2},
+		{"musl syscall(): svc; bl __syscall_ret", code(tSVC, bl(4, 0x40), tLdpFP, tRET), []Site{{0, 0}}, 1},
+		{"a straight-line instruction, then bl", code(tSVC, movReg(1, 0), bl(8, 0x40), tRET), []Site{{0, 0}}, 1},
+		{"x17 read before the bl", code(tSVC, 0xaa1103e0, bl(8, 0x40), tRET), nil, 1}, // mov x0, x17
+		{"b (maybe a local branch) is not a call", code(tSVC, b(4, 0x40), tRET), nil, 1},
 	} {
 		plan, found := ARM64.Plan(c.code)
 		if found != c.found || fmt.Sprint(plan) != fmt.Sprint(c.plan) {
@@ -162,6 +166,18 @@ func cancelCode(nr uint32, call func(from, to int) uint32, shuffles int, between
 	return code(w...)
 }
 
+// cancelCodeX0 is cancelCode whose target shuffles like musl 1.2's
+// __syscall_cp_c: mov x8, x0; mov x0, x1; ... mov x5, x6; svc.
+func cancelCodeX0(x6 uint32) []byte {
+	c := cancelCode(x6, bl, 0)
+	k := 0x80
+	for _, w := range []uint32{movReg(8, 0), movReg(0, 1), movReg(1, 2), movReg(2, 3), movReg(3, 4), movReg(4, 5), movReg(5, 6), tSVC, tRET} {
+		binary.LittleEndian.PutUint32(c[k:], w)
+		k += 4
+	}
+	return c
+}
+
 // TestARM64PlanCancel: musl's cancellation wrapper calls are found with
 // their number; a tail call, an svc between, a target without the
 // argument shuffle (a 7-argument C call passing a constant in x6) and a
@@ -177,6 +193,7 @@ func TestARM64PlanCancel(t *testing.T) {
 		{"tail call b", cancelCode(57, b, 4), nil},
 		{"svc between", cancelCode(57, bl, 4, tSVC), nil},
 		{"target without the shuffle", cancelCode(57, bl, 3), nil},
+		{"musl 1.2 __syscall_cp: the number from x0, x6 an argument", cancelCodeX0(0), nil},
 		{"bl beyond 32 bytes", cancelCode(57, bl, 4, tNOP, tNOP, tNOP, tNOP, tNOP, tNOP, tNOP, tNOP), nil},
 	} {
 		if got := ARM64.PlanCancel(c.code); fmt.Sprint(got) != fmt.Sprint(c.want) {

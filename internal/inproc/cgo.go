@@ -1,11 +1,11 @@
-//go:build cgo && linux && amd64
+//go:build cgo && linux && (amd64 || arm64)
 
 package inproc
 
 /*
 #cgo CFLAGS: -O2 -Wall -fno-stack-protector
 #include <stdlib.h>
-#include "guest_amd64.h"
+#include "guest.h"
 */
 import "C"
 
@@ -22,7 +22,7 @@ import (
 func Available() error { return nil }
 
 // kboxTrap is called by the SIGSYS handler on the guest thread after it has
-// switched to kbox's FS base: a seccomp trap (nr is the syscall) or, with
+// switched to kbox's thread pointer: a seccomp trap (nr is the syscall) or, with
 // kick set, a request to deliver pending guest signals.
 //
 //export kboxTrap
@@ -94,17 +94,18 @@ func startGuest(entry, sp, hwcap2 uint64, filters [][]byte, landlockFD int) erro
 }
 
 // blockingSyscall runs a host syscall that may sleep, interruptible by a
-// kick (see guest_amd64.c). It returns the raw result (-errno on failure).
+// kick (see guest.c). It returns the raw result (-errno on failure).
 func blockingSyscall(nr int, a [6]uint64) int64 {
 	return int64(C.kbox_blocking_syscall(C.long(nr), C.long(a[0]), C.long(a[1]), C.long(a[2]), C.long(a[3]), C.long(a[4]), C.long(a[5])))
 }
 
 func guestTid() int { return int(C.kbox_guest_tid()) }
 
-// setGuestFS sets the FS base the guest resumes with.
-func setGuestFS(v uint64) { C.kbox_gs.guest_fs = C.uint64_t(v) }
+// setGuestTP sets the thread pointer (the FS base, TPIDR_EL0) the guest
+// resumes with.
+func setGuestTP(v uint64) { C.kbox_gs.guest_tp = C.uint64_t(v) }
 
-func guestFS() uint64 { return uint64(C.kbox_gs.guest_fs) }
+func guestTP() uint64 { return uint64(C.kbox_gs.guest_tp) }
 
 // armFaultStack makes a fault in kbox code during this trap safe to take
 // (see kbox_arm_fault_stack); the memory accessor calls it before touching
@@ -117,7 +118,7 @@ func armFaultStack() {
 	}
 }
 
-// The rewrite tier's view of the C fast path (fastpath_amd64.c).
+// The rewrite tier's view of the C fast path (fastpath_<arch>.c).
 
 const fdmapSize = C.KBOX_FDMAP_SIZE
 
@@ -179,6 +180,10 @@ func directCalls() uint64 { return uint64(C.kbox_direct_calls) }
 func fastCounts() (hits, misses uint64) {
 	return uint64(C.kbox_fast_hits), uint64(C.kbox_fast_misses)
 }
+
+// syncICache makes patched code [lo, hi) visible to instruction fetch
+// (arm64: dc cvau, dsb ish, ic ivau, dsb ish, isb; nothing on x86-64).
+func syncICache(lo, hi uint64) { C.kbox_sync_icache(C.uint64_t(lo), C.uint64_t(hi)) }
 
 // callCode runs the code at addr as a C function of three arguments (for
 // the rewrite tests).

@@ -1,11 +1,12 @@
-// Shared between guest_amd64.c and the cgo preamble in cgo_amd64.go.
-#ifndef KBOX_GUEST_AMD64_H
-#define KBOX_GUEST_AMD64_H
+// Shared between guest.c, the per-architecture C files (guest_<arch>.c,
+// fastpath_<arch>.c) and the cgo preamble in cgo.go.
+#ifndef KBOX_GUEST_H
+#define KBOX_GUEST_H
 #include <stdint.h>
 
 #define KBOX_ALTSTACK_SIZE (256 * 1024)
 #define KBOX_THREAD_STACK (8 * 1024 * 1024)
-#define KBOX_DIRECT_STACK (128 * 1024)
+#define KBOX_DIRECT_STACK (128 * 1024) // x86-64 direct entry (guest_amd64.c)
 #define KBOX_XAREA_MAX (16 * 1024)
 #define KBOX_FDMAP_SIZE 65536
 // The fast path's table: kbox_fast_kind[nr] is policy.FastKind of nr (the
@@ -19,11 +20,11 @@
 #define KBOX_STR(x) KBOX_STR2(x)
 
 struct kbox_guest_state {
-	uint64_t host_fs;	// the guest thread's own (glibc) FS base
-	uint64_t guest_fs;	// the guest's FS base while kbox code runs
+	uint64_t host_tp;	// the guest thread's own (glibc) thread pointer
+	uint64_t guest_tp;	// the guest's thread pointer while kbox code runs
 	uintptr_t alt_lo, alt_hi; // the guest thread's alternate signal stack
 	volatile int in_guest;	// the guest thread is running guest code
-	int fsgsbase;		// rdfsbase/wrfsbase are usable
+	int fsgsbase;		// x86-64: rdfsbase/wrfsbase are usable
 	int tid;
 	int start_err;
 };
@@ -45,7 +46,7 @@ extern volatile char kbox_kicked;
 
 int kbox_install_handlers(void);
 int kbox_start_guest(struct kbox_start *a);
-void kbox_enter(uint64_t entry, uint64_t sp, uint64_t fs);
+void kbox_enter(uint64_t entry, uint64_t sp, uint64_t tp);
 long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 int kbox_guest_tid(void);
 void kbox_arm_fault_stack(void);
@@ -55,11 +56,34 @@ extern int32_t kbox_fdmap[KBOX_FDMAP_SIZE];
 extern int32_t kbox_fast_pid, kbox_fast_fstat;
 extern uint8_t kbox_fast_kind[KBOX_FAST_NR];
 extern uint64_t kbox_fast_hits, kbox_fast_misses;
+extern uint64_t kbox_fast_cancel; // arm64: calls entered from a cancel slot
 uint64_t kbox_fast_any_addr(void);
+uint64_t kbox_fast_cancel_addr(void); // arm64
+// Direct entry from patched sites (x86-64; kbox_direct_init says ENOSYS
+// elsewhere).
 extern uintptr_t kbox_direct_stack;
 extern volatile char kbox_direct_on;
 extern uint64_t kbox_direct_calls;
 int kbox_direct_init(void);
 uint64_t kbox_fast_syscall_ip(void);
 long kbox_test_call3(void *fn, long a, long b, long c);
+void kbox_sync_icache(uint64_t lo, uint64_t hi);
+
+// The per-architecture primitives guest.c builds on (guest_<arch>.c):
+// raw syscalls, the thread pointer, the interrupted instruction pointer.
+#ifdef KBOX_GUEST_INTERNAL
+#include <ucontext.h>
+long kbox_raw6(long nr, long a, long b, long c, long d, long e, long f);
+uint64_t kbox_get_tp(void);
+void kbox_set_tp(uint64_t v);
+uintptr_t kbox_uc_pc(ucontext_t *uc);
+void kbox_uc_set_pc(ucontext_t *uc, uintptr_t pc);
+void kbox_arch_init(uint64_t hwcap2);
+void kbox_enter_asm(uint64_t entry, uint64_t sp);
+long kbox_bs_asm(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
+extern char kbox_bs_start[], kbox_bs_syscall[], kbox_bs_eintr[];
+#include <signal.h>
+extern stack_t kbox_trap_stack; // A, as armed (guest.c)
+extern int kbox_tp_tracked;	  // guest_tp is kept by kbox: no read at entry
+#endif
 #endif
