@@ -53,6 +53,10 @@ func (e *Engine) existingAt(r *Request, dirfd int, p string, follow bool) (*vfs.
 		l.Release()
 		return nil, err
 	}
+	if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
+		l.Release()
+		return nil, err
+	}
 	return l, nil
 }
 

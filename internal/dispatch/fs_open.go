@@ -215,6 +215,9 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
 			return Fail(err), false
 		}
+		if err := e.copyUp(r, l, vfs.ChangeEntry); err != nil {
+			return Fail(err), false
+		}
 		fd, err := e.createFile(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
 		switch err {
 		case nil:
@@ -277,6 +280,13 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 			return e.denied(r, unix.EPERM, "O_NOATIME open of "+l.Path+", owned by another"), false
 		}
 	}
+	if accessWrites(flags) && ftype == unix.S_IFREG {
+		// Opening a regular file to write copies it up (overlayfs's
+		// ovl_open_need_copy_up: not a device, FIFO or socket).
+		if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
+			return Fail(err), false
+		}
+	}
 	var fd int
 	reopen := hostFlags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW)
 	if ftype == unix.S_IFDIR {
@@ -307,6 +317,9 @@ func (e *Engine) openTmpfile(r *Request, dirfd int, p string, flags uint64, mode
 		return Fail(err)
 	}
 	if err := e.permittedFD(r, l.Obj.FD(), permWrite|permExec); err != nil {
+		return Fail(err)
+	}
+	if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
 		return Fail(err)
 	}
 	fd := -1

@@ -112,6 +112,12 @@ type Options struct {
 	// Trace: --trace, --trace-format, --trace-filter and --summary (host
 	// paths; relative ones are taken from Cwd).
 	Trace trace.Options
+	// Overlay: --overlay was given; OverlayDir is its upper directory
+	// ("" for a temporary one removed at exit). docs/overlay.md.
+	Overlay    bool
+	OverlayDir string
+	// ReadOnly: --read-only, the root mount is read-only.
+	ReadOnly bool
 }
 
 // bind is one parsed bind flag.
@@ -134,6 +140,9 @@ type spec struct {
 	keepCaps bool
 	cwd      string
 	trace    trace.Options
+	overlay  bool
+	upper    string // absolute --overlay=DIR, "" for a temporary one
+	readOnly bool
 }
 
 // check validates o and makes every path absolute: the part of
@@ -195,6 +204,9 @@ func check(o Options) (spec, error) {
 	}
 	s.env = env
 	if s.trace, err = checkTrace(o.Trace, o.Cwd); err != nil {
+		return s, err
+	}
+	if err := checkOverlay(o, &s); err != nil {
 		return s, err
 	}
 	return s, nil
