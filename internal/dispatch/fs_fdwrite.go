@@ -129,14 +129,23 @@ func (e *Engine) copyUpFD(r *Request, h int) (int, error) {
 		return -1, err
 	}
 	defer l.Release()
-	if l.Obj == nil || unix.Fstat(l.Obj.FD(), &lst) != nil || lst.Dev != hst.Dev || lst.Ino != hst.Ino {
-		// The path names another file now: the descriptor's cannot be
+	switch {
+	case l.Obj == nil || unix.Fstat(l.Obj.FD(), &lst) != nil || lst.Mode&unix.S_IFMT != hst.Mode&unix.S_IFMT:
+		// The path names no such object now: the descriptor's cannot be
 		// copied up (it stays unchanged, as the lower layer always is).
 		e.denied(r, unix.EROFS, "change through a descriptor of "+g+": the overlay's lower file is no longer at that path")
 		return -1, unix.EROFS
-	}
-	if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
-		return -1, err
+	case lst.Dev == hst.Dev && lst.Ino == hst.Ino:
+		if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
+			return -1, err
+		}
+	case !l.Upper():
+		e.denied(r, unix.EROFS, "change through a descriptor of "+g+": another lower file is at that path now")
+		return -1, unix.EROFS
+		// Otherwise the upper layer's object at the path is the copy made
+		// since the descriptor was opened (a directory copied up as the
+		// parent of a change in it): the change goes there, as in
+		// overlayfs, where the descriptor names the copied-up inode.
 	}
 	fl, err := unix.FcntlInt(uintptr(h), unix.F_GETFL, 0)
 	if err != nil {

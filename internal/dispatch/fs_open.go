@@ -252,6 +252,9 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	if flags&unix.O_DIRECTORY != 0 && ftype != unix.S_IFDIR {
 		return Fail(unix.ENOTDIR), false
 	}
+	if flags&unix.O_CREAT != 0 && ftype == unix.S_IFDIR {
+		return Fail(unix.EISDIR), false // open_last_lookups: O_CREAT of a directory
+	}
 	if ftype == unix.S_IFDIR && (flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0) && flags&unix.O_PATH == 0 {
 		return Fail(unix.EISDIR), false
 	}

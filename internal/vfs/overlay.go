@@ -663,6 +663,9 @@ func Rename(oldL, newL *Lookup, flags uint) error {
 	ov.mu.Lock()
 	defer ov.mu.Unlock()
 	exchange := flags&unix.RENAME_EXCHANGE != 0
+	if strings.HasPrefix(newL.Path, oldL.Path+"/") || exchange && strings.HasPrefix(oldL.Path, newL.Path+"/") {
+		return unix.EINVAL // into itself: the VFS's check, before the file system's
+	}
 	if oldL.merged() || exchange && newL.merged() {
 		return unix.EXDEV
 	}

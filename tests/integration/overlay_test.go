@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -425,4 +426,118 @@ func uidProcessesOf(dir string) bool {
 		}
 	}
 	return false
+}
+
+// overlayView maps a host path below lower to where an overlay with
+// upper keeps what the guest sees there: the upper layer's entry, the
+// lower layer's, or (whited out, below an opaque directory) a path that
+// does not exist. The path table's host checks look there.
+func overlayView(lower, upper string) func(string) string {
+	exists := func(p string) bool { _, err := os.Lstat(p); return err == nil }
+	return func(p string) string {
+		rel, err := filepath.Rel(lower, p)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			return p
+		}
+		if rel == "." {
+			return upper
+		}
+		comps := strings.Split(rel, "/")
+		up, lo, lowerVisible := upper, lower, true
+		for i, c := range comps {
+			rest := strings.Join(comps[i+1:], "/")
+			upc, loc := filepath.Join(up, c), filepath.Join(lo, c)
+			if fi, err := os.Lstat(upc); err == nil {
+				if !fi.IsDir() || i == len(comps)-1 {
+					return filepath.Join(upc, rest)
+				}
+				if exists(filepath.Join(up, ".wh."+c)) || exists(filepath.Join(upc, ".wh..wh..opq")) {
+					lowerVisible = false
+				}
+				up, lo = upc, loc
+				continue
+			}
+			if !lowerVisible || exists(filepath.Join(up, ".wh."+c)) {
+				return filepath.Join(upper, ".wh.absent", rel)
+			}
+			return filepath.Join(loc, rest)
+		}
+		return p
+	}
+}
+
+// rootStateOutside is treeState of root without the path table's case
+// directories (/w), which each case checks itself.
+func rootStateOutside(t testing.TB, root string) string {
+	t.Helper()
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		if e.Name() != "w" {
+			b.WriteString(treeState(t, filepath.Join(root, e.Name())))
+		}
+	}
+	return b.String()
+}
+
+// overlayPathCases is the path table as it runs over an overlay: the
+// same but where overlayfs (without redirect_dir) differs by design, a
+// directory of the lower layer cannot be renamed (EXDEV).
+func overlayPathCases() []scCase {
+	cases := pathCases()
+	for i := range cases {
+		if cases[i].name != "rename" {
+			continue
+		}
+		// rename e d, rename d e: lower directories.
+		w := cases[i].want
+		w[11], w[12], w[13], w[14] = "rename: err EXDEV", "rename: err EXDEV", "stat: err ENOENT", "lstat: ok type=dir"
+		cases[i].check = func(t *testing.T, e *caseEnv, _ []string) {
+			hostContent(t, e, "exe", "hello\n")
+			hostContent(t, e, "h", "#!/bin/sh\nexit 0\n")
+			hostContent(t, e, "e/ro2", "ro\n")
+			hostAbsent(t, e, "e/x")
+			hostLink(t, e, "lf2", "f")
+		}
+	}
+	return cases
+}
+
+// TestOverlayPaths runs the path table with the root as the lower layer
+// of an overlay (one upper directory per case): the guest sees what it
+// sees without one (overlayPathCases), the host checks look at the layer
+// that holds the result, and the lower root stays unchanged byte for
+// byte.
+func TestOverlayPaths(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		var once sync.Once
+		t.Run("cases", func(t *testing.T) {
+			tc := t
+			runTable(t, overlayPathCases(), v.uid(), v.gid(), isRoot() && !v.unpriv, func(t *testing.T, c *scCase, e *caseEnv) (string, string, string, int) {
+				once.Do(func() {
+					root, outside := e.root, rootStateOutside(t, e.root)
+					// After every case, before runTable's cleanup removes
+					// the root (cleanups run last registered first).
+					tc.Cleanup(func() {
+						if got := rootStateOutside(tc, root); got != outside {
+							tc.Errorf("the lower root %s changed outside /w", root)
+						}
+					})
+				})
+				before := treeState(t, e.host)
+				upper := filepath.Join(ownedDir(t, v, "kbox-it-upper-"), "upper")
+				args := append([]string{"-r", e.root, "--overlay=" + upper, "-w", e.guest}, c.flags...)
+				args = append(append(args, "--"), guestArgv(c, e, "/bin/sc")...)
+				opts := runOpts{Args: args, Unpriv: v.unpriv}
+				out, errOut, code := runKbox(t, opts)
+				checkUnchanged(t, e.host, before)
+				e.view = overlayView(e.root, upper)
+				return cmdline(opts), out, errOut, code
+			})
+		})
+	})
 }
