@@ -359,6 +359,9 @@ func copyDir(dirfd int, name string, lo int, root bool) error {
 // (when kbox runs as root), mode, times.
 func copyMeta(fd, lo int, st *unix.Stat_t, root bool) error {
 	copyXattrs(procPath(lo), procPath(fd))
+	if !root {
+		keepOwner(fd, st)
+	}
 	if root {
 		if err := unix.Fchownat(fd, "", int(st.Uid), int(st.Gid), unix.AT_EMPTY_PATH); err != nil {
 			return err
@@ -368,6 +371,31 @@ func copyMeta(fd, lo int, st *unix.Stat_t, root bool) error {
 		return err
 	}
 	return unix.UtimesNanoAt(unix.AT_FDCWD, procPath(fd), []unix.Timespec{st.Atim, st.Mtim}, 0)
+}
+
+// ownerRecord is the ownership record of the rootless container tools
+// (dispatch/ownership.go): "uid:gid:mode:type".
+const ownerRecord = "user.containers.override_stat"
+
+// keepOwner records, on a copy kbox could not chown (it runs
+// unprivileged), the owner of the lower object it copies when that is
+// not kbox's user and the object has no record of its own: the guest's
+// view of the owner (docs/identity.md: other users' files keep their ids)
+// then survives the copy-up.
+func keepOwner(fd int, st *unix.Stat_t) {
+	t := st.Mode & unix.S_IFMT
+	if st.Uid == uint32(unix.Geteuid()) || (t != unix.S_IFREG && t != unix.S_IFDIR) {
+		return
+	}
+	if _, err := unix.Getxattr(procPath(fd), ownerRecord, nil); err == nil {
+		return // copied from the lower object
+	}
+	typ := "file"
+	if t == unix.S_IFDIR {
+		typ = "dir"
+	}
+	v := fmt.Sprintf("%d:%d:%04o:%s", st.Uid, st.Gid, st.Mode&0o7777, typ)
+	unix.Setxattr(procPath(fd), ownerRecord, []byte(v), 0)
 }
 
 func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
