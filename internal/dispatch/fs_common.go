@@ -166,6 +166,11 @@ func (e *Engine) copyUp(r *Request, l *vfs.Lookup, c vfs.Change) error {
 		e.denied(r, unix.EPERM, "creating "+l.Path+": names beginning with "+vfs.WhiteoutPrefix+" are the overlay's (docs/overlay.md)")
 		return unix.EPERM
 	}
+	if c == vfs.ChangeEntry {
+		if err := e.lowerDirAllows(r, l); err != nil {
+			return err
+		}
+	}
 	if err := l.Prepare(c); err != nil {
 		e.Verbosef("pid %d: copy-up for a change of %s: %v", r.Tgid, l.Path, err)
 		return err

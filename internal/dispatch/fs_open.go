@@ -286,6 +286,9 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	if accessWrites(flags) && ftype == unix.S_IFREG {
 		// Opening a regular file to write copies it up (overlayfs's
 		// ovl_open_need_copy_up: not a device, FIFO or socket).
+		if err := e.lowerAllows(r, l, needWrite); err != nil {
+			return Fail(err), false
+		}
 		if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
 			return Fail(err), false
 		}

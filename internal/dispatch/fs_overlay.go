@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"encoding/binary"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -64,4 +65,60 @@ func overlayBatch(h, count int, is64 bool, ents []vfs.DirEntry) ([]byte, int64, 
 		return nil, pos, unix.EINVAL
 	}
 	return out, i, nil
+}
+
+// lowerNeed is what a change of an object's metadata asks of the caller
+// when the host kernel decides it: ownership, write permission, or either.
+type lowerNeed uint8
+
+const (
+	needOwner lowerNeed = iota + 1
+	needWrite
+	needOwnerOrWrite
+)
+
+// lowerAllows applies the host kernel's rule for a change of a lower
+// object before it is copied up, where the kernel would decide on the
+// copy instead: kbox unprivileged without a virtual identity (whose
+// checks, perm.go and ownership.go, see the lower owner in the copy's
+// record) makes every copy its own user's, so chmod, chown, explicit
+// utimes of another user's lower file would succeed on the copy where
+// they fail on the file (EPERM), and truncate, xattrs and touching one
+// the user may not write would too (EACCES).
+func (e *Engine) lowerAllows(r *Request, l *vfs.Lookup, need lowerNeed) error {
+	euid := os.Geteuid()
+	if !l.Overlaid() || l.Upper() || euid == 0 || e.recordsOwnership(r) {
+		return nil
+	}
+	st, err := l.Stat()
+	if err != nil {
+		return err
+	}
+	owner := st.Uid == uint32(euid)
+	writeOK := unix.Faccessat2(l.Obj.FD(), "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS) == nil
+	switch {
+	case need == needOwner && !owner:
+		return e.refuse(r, unix.EPERM, "changing %s, owned by %d (the overlay's lower file)", l.Path, st.Uid)
+	case need == needWrite && !writeOK, need == needOwnerOrWrite && !owner && !writeOK:
+		return e.refuse(r, unix.EACCES, "changing %s, not writable (the overlay's lower file)", l.Path)
+	}
+	return nil
+}
+
+// lowerDirAllows applies the host kernel's rule for creating, removing or
+// renaming a name in a directory the lower layer has, for the same case
+// as lowerAllows: the upper layer's copy of the directory is kbox's
+// user's, the lower one says whether the user may write in it (EACCES).
+func (e *Engine) lowerDirAllows(r *Request, l *vfs.Lookup) error {
+	if os.Geteuid() == 0 || e.recordsOwnership(r) {
+		return nil
+	}
+	fd := l.LowerDir()
+	if fd < 0 {
+		return nil
+	}
+	if unix.Faccessat2(fd, "", unix.W_OK|unix.X_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS) != nil {
+		return e.refuse(r, unix.EACCES, "changing an entry of %s's directory, not writable (the overlay's lower directory)", l.Path)
+	}
+	return nil
 }

@@ -258,6 +258,11 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 	if err := e.mayRename(r, oldL, newL); err != nil {
 		return Fail(err)
 	}
+	for _, l := range []*vfs.Lookup{oldL, newL} {
+		if err := e.lowerDirAllows(r, l); err != nil {
+			return Fail(err)
+		}
+	}
 	err = vfs.Rename(oldL, newL, uint(flags)) // renameat2(2), with an overlay's copy-up
 	if err == nil {
 		e.forgetRecord(newL) // a replaced object

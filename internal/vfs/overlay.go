@@ -209,6 +209,20 @@ func (l *Lookup) rel() string {
 	return strings.TrimPrefix(strings.TrimPrefix(l.Path, l.Mount.Guest), "/")
 }
 
+// LowerDir returns the descriptor of the lower layer's directory holding
+// the looked-up name in an overlay (the parent itself when only the lower
+// layer has it), -1 when the lower layer has none: the directory whose
+// permissions the host kernel would check for a change of the entry.
+func (l *Lookup) LowerDir() int {
+	if !l.Overlaid() || l.Parent == nil {
+		return -1
+	}
+	if p := lowerOf(l.Parent); p != nil {
+		return p.fd
+	}
+	return -1
+}
+
 // Prepare gets an overlay lookup ready for a modifying call the caller
 // has checked (permissions, read-only mounts) and is about to make on
 // l.Parent (ChangeEntry) or l.Obj (ChangeObject): the directory holding

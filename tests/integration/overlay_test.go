@@ -541,3 +541,39 @@ func TestOverlayPaths(t *testing.T) {
 		})
 	})
 }
+
+// TestOverlayLowerOwner: a change the host kernel would refuse on a
+// lower file (chmod of a file another user owns, truncate of one the
+// user may not write) is refused before any copy-up, over the host's /
+// with no virtual identity; as root (whose copy keeps the owner) it
+// succeeds, on the copy. The host file is unchanged either way.
+func TestOverlayLowerOwner(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/etc/hostname"); err != nil {
+		t.Skip("no /etc/hostname on the host")
+	}
+	forEachVariant(t, "", func(t *testing.T, v variant) {
+		before := treeState(t, "/etc/hostname")
+		upper := filepath.Join(ownedDir(t, v, "kbox-it-upper-"), "upper")
+		opts := runOpts{Args: []string{"--overlay=" + upper, "--", "/bin/sh", "-c",
+			"chmod 600 /etc/hostname 2>/dev/null; echo $?; truncate -s 0 /etc/hostname 2>/dev/null; echo $?; touch -d @1 /etc/hostname 2>/dev/null; echo $?; " +
+				"touch /etc/kbox-it-new 2>/dev/null; echo $?; mv /etc/hostname /etc/h2 2>/dev/null; echo $?; rm -f /etc/h2 2>/dev/null; echo $?"},
+			Unpriv: v.unpriv}
+		out, errOut, code := runKbox(t, opts)
+		want := []string{"1", "1", "1", "1", "1", "0"} // rm -f of the h2 mv did not make
+		if !v.unpriv {
+			want = []string{"0", "0", "0", "0", "0", "0"}
+		}
+		if d := compareLines(want, lines(out)); code != 0 || d != "" {
+			t.Errorf("%s: exit %d\n%s\nstderr:\n%s", cmdline(opts), code, d, errOut)
+		}
+		_, err := os.Lstat(filepath.Join(upper, "etc"))
+		if v.unpriv && err == nil {
+			t.Errorf("a refused change copied /etc up")
+		}
+		if _, err := os.Lstat(filepath.Join(upper, "etc", ".wh.hostname")); !v.unpriv && err != nil {
+			t.Errorf("/etc/hostname renamed away: no whiteout in the upper layer: %v", err)
+		}
+		checkUnchanged(t, "/etc/hostname", before)
+	})
+}
