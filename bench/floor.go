@@ -242,7 +242,7 @@ func distances(perCall []*series, fl *floorResult) []distance {
 		out = append(out, d)
 	}
 	for _, tier := range tiers {
-		if tier == "kbox-seccomp" {
+		if tier == "kbox-seccomp" || tier == "kbox-overlay" {
 			add(tier, "stat", []term{cell("stat", "native"), rt}, []float64{1, 1})
 			add(tier, "open_close", []term{addfd}, []float64{1})
 			add(tier, "enosys", []term{rt}, []float64{1})

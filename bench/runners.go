@@ -143,6 +143,20 @@ func discoverTiers(e *env) ([]*runner, []tierStatus) {
 			r.NoFork = "the guest runs in kbox's process, single-process and single-threaded (clone answers ENOSYS)"
 		}
 		runners = append(runners, r)
+		if tier == "seccomp" {
+			// The same with the root as an overlay's lower layer and a
+			// temporary upper directory (docs/overlay.md): its cost.
+			runners = append(runners, &runner{
+				Name: "kbox-overlay", Kind: kindKbox, Prog: "/bin/bench",
+				wrap: func(argv []string, dev bool) []string {
+					rootFlag := "-r"
+					if dev {
+						rootFlag = "-R"
+					}
+					return append([]string{e.kbox, mode, "--overlay", rootFlag, e.root, "--"}, argv...)
+				},
+			})
+		}
 	}
 	return runners, status
 }

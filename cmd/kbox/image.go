@@ -175,7 +175,10 @@ func runImage(args []string) (int, error) {
 	if len(rest) > 0 && rest[0] == "--" {
 		rest = rest[1:]
 	}
-	o := options(f, fs)
+	o, err := options(f, fs)
+	if err != nil {
+		return launch.ExitFailure, err
+	}
 	r := image.RunOptions{Dir: dir, Args: rest, HostEnv: o.HostEnv}
 	if fs.Changed("entrypoint") {
 		r.Entrypoint = entrypoint

@@ -43,6 +43,14 @@ func main() {
 		unotify.ChildMain()
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "diff" {
+		// kbox diff UPPER; kbox -- diff runs a program named diff.
+		code, err := runDiff(os.Args[2:])
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kbox diff: %v\n", err)
+		}
+		os.Exit(code)
+	}
 	run := run
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
@@ -64,7 +72,11 @@ type flags struct {
 	o                                    launch.Options
 	rootDir, recommendedRoot, systemRoot string
 	help, version                        bool
+	overlay                              string
 }
+
+// overlayTemp is --overlay's value when given without =DIR.
+const overlayTemp = "(temporary)"
 
 // envFlag is --setenv, --unsetenv or --clearenv: each appends to one
 // ordered list, so that they apply in the order given.
@@ -94,6 +106,9 @@ func newFlagSet(f *flags) *pflag.FlagSet {
 	fs.StringVarP(&f.rootDir, "root-dir", "r", "", "use directory `DIR` as the guest's / (nothing else is mounted)")
 	fs.StringVarP(&f.recommendedRoot, "recommended-root", "R", "", "use `DIR` as / and also mount the host's /proc (only the guest's processes; read-only but for each process's own entries), /sys (read-only), a private /dev (null, zero, full, random, urandom, tty, ptmx, the guest's own ptys, a private shm), a private writable /tmp (removed at exit) and the host's /etc/resolv.conf, /etc/hosts, /etc/nsswitch.conf (read-only)")
 	fs.StringVarP(&f.systemRoot, "system-root", "S", "", "like --recommended-root `DIR`, and the guest runs as root (implies --root-id)")
+	fs.StringVar(&f.overlay, "overlay", "", "the root below is never written: the guest's changes go to upper directory `DIR` (kept; kbox diff DIR lists them), or without =DIR to a temporary one removed at exit (docs/overlay.md)")
+	fs.Lookup("overlay").NoOptDefVal = overlayTemp
+	fs.BoolVar(&o.ReadOnly, "read-only", false, "make the guest's root read-only (every change fails with EROFS); the private /tmp and /dev and binds keep their own modes")
 	fs.StringArrayVarP(&o.Binds, "bind-mount", "b", nil, "make host directory or file SRC visible at guest path DST (`SRC:DST[:ro]`, read-only with :ro); repeatable")
 	fs.StringVarP(&o.WorkDir, "work-dir", "w", "", "initial working directory `DIR` inside the guest (default: / with a root flag, else kbox's own)")
 	fs.StringVarP(&o.Command, "command", "c", "", "program `CMD` to run; all positional arguments become its arguments")
@@ -178,7 +193,10 @@ func run(args []string) (int, error) {
 		fmt.Printf("kbox %s (%s, %s/%s; tiers: %s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, tiers())
 		return 0, nil
 	}
-	o := options(f, fs)
+	o, err := options(f, fs)
+	if err != nil {
+		return launch.ExitFailure, err
+	}
 	if err := ext4Roots(&o); err != nil {
 		return launch.ExitFailure, err
 	}
@@ -186,7 +204,7 @@ func run(args []string) (int, error) {
 }
 
 // options is the launch options the parsed flags say.
-func options(f flags, fs *pflag.FlagSet) launch.Options {
+func options(f flags, fs *pflag.FlagSet) (launch.Options, error) {
 	o := f.o
 	for _, r := range []struct {
 		name string
@@ -198,6 +216,15 @@ func options(f flags, fs *pflag.FlagSet) launch.Options {
 			o.Roots = append(o.Roots, launch.Root{Kind: r.kind, Dir: r.dir})
 		}
 	}
+	if fs.Changed("overlay") {
+		o.Overlay = true
+		if f.overlay != overlayTemp {
+			if f.overlay == "" {
+				return o, fmt.Errorf("--overlay=: empty directory (see kbox --help)")
+			}
+			o.OverlayDir = f.overlay
+		}
+	}
 	o.WorkDirSet = fs.Changed("work-dir")
 	o.CommandSet = fs.Changed("command")
 	o.ChangeSet = fs.Changed("change-id")
@@ -206,7 +233,7 @@ func options(f flags, fs *pflag.FlagSet) launch.Options {
 	if wd, err := os.Getwd(); err == nil && strings.HasPrefix(wd, "/") {
 		o.Cwd = wd
 	}
-	return o
+	return o, nil
 }
 
 // start prepares and runs the guest.

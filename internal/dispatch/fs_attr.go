@@ -26,17 +26,17 @@ func init() {
 }
 
 // existing resolves an existing object and checks the mount is writable.
-func (e *Engine) existing(r *Request, dirfd, pathArg int, follow bool) (*vfs.Lookup, error) {
+func (e *Engine) existing(r *Request, dirfd, pathArg int, follow bool, need lowerNeed) (*vfs.Lookup, error) {
 	p, err := r.Path(pathArg)
 	if err != nil {
 		return nil, err
 	}
-	return e.existingAt(r, dirfd, p, follow)
+	return e.existingAt(r, dirfd, p, follow, need)
 }
 
 // existingAt is existing for path p ("." for AT_FDCWD with an empty
 // path and AT_EMPTY_PATH: the working directory).
-func (e *Engine) existingAt(r *Request, dirfd int, p string, follow bool) (*vfs.Lookup, error) {
+func (e *Engine) existingAt(r *Request, dirfd int, p string, follow bool, need lowerNeed) (*vfs.Lookup, error) {
 	l, err := e.resolveAt(r, dirfd, p, followIf(follow))
 	if err != nil {
 		return nil, err
@@ -50,6 +50,14 @@ func (e *Engine) existingAt(r *Request, dirfd int, p string, follow bool) (*vfs.
 		return nil, unix.EACCES
 	}
 	if err := writable(l); err != nil {
+		l.Release()
+		return nil, err
+	}
+	if err := e.lowerAllows(r, l, need); err != nil {
+		l.Release()
+		return nil, err
+	}
+	if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
 		l.Release()
 		return nil, err
 	}
@@ -70,7 +78,7 @@ func (e *Engine) chmodCommon(r *Request, dirfd, pathArg int, mode uint32, flags 
 		}
 		p = "." // the working directory
 	}
-	l, err := e.existingAt(r, dirfd, p, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	l, err := e.existingAt(r, dirfd, p, flags&unix.AT_SYMLINK_NOFOLLOW == 0, needOwner)
 	if err != nil {
 		return Fail(err)
 	}
@@ -210,7 +218,7 @@ func (e *Engine) chownCommon(r *Request, dirfd, pathArg int, uid, gid uint32, fl
 		p = "." // the working directory
 	}
 	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
-	l, err := e.existingAt(r, dirfd, p, follow)
+	l, err := e.existingAt(r, dirfd, p, follow, needOwner)
 	if err != nil {
 		return Fail(err)
 	}
@@ -248,7 +256,11 @@ func (e *Engine) setTimes(r *Request, dirfd, pathArg int, ts []unix.Timespec, fo
 
 // setTimesAt is setTimes for path p.
 func (e *Engine) setTimesAt(r *Request, dirfd int, p string, ts []unix.Timespec, follow bool) Result {
-	l, err := e.existingAt(r, dirfd, p, follow)
+	need := needOwnerOrWrite // the present time (ATTR_TOUCH)
+	if ts != nil && !(ts[0].Nsec == unix.UTIME_NOW && ts[1].Nsec == unix.UTIME_NOW) {
+		need = needOwner
+	}
+	l, err := e.existingAt(r, dirfd, p, follow, need)
 	if err != nil {
 		return Fail(err)
 	}
@@ -432,7 +444,7 @@ func sysTruncate(e *Engine, r *Request) Result {
 	if length < 0 {
 		return Fail(unix.EINVAL)
 	}
-	l, err := e.existing(r, atFDCWD, 0, true)
+	l, err := e.existing(r, atFDCWD, 0, true, needWrite)
 	if err != nil {
 		return Fail(err)
 	}

@@ -153,6 +153,31 @@ func writableData(l *vfs.Lookup) error {
 	return writable(l)
 }
 
+// copyUp gets l ready for the modifying call about to act on it, after
+// that call's checks (vfs.Lookup.Prepare): in an overlay the directory
+// holding the name (vfs.ChangeEntry) or the object itself
+// (vfs.ChangeObject) is copied to the upper layer first, so that the
+// call acts on the upper layer's descriptors. Elsewhere it does nothing.
+func (e *Engine) copyUp(r *Request, l *vfs.Lookup, c vfs.Change) error {
+	if !l.Overlaid() {
+		return nil
+	}
+	if c == vfs.ChangeEntry && !l.Exists() && vfs.ReservedName(l.Name) {
+		e.denied(r, unix.EPERM, "creating "+l.Path+": names beginning with "+vfs.WhiteoutPrefix+" are the overlay's (docs/overlay.md)")
+		return unix.EPERM
+	}
+	if c == vfs.ChangeEntry {
+		if err := e.lowerDirAllows(r, l); err != nil {
+			return err
+		}
+	}
+	if err := l.Prepare(c); err != nil {
+		e.Verbosef("pid %d: copy-up for a change of %s: %v", r.Tgid, l.Path, err)
+		return err
+	}
+	return nil
+}
+
 func followIf(cond bool) vfs.Flags {
 	if cond {
 		return vfs.FollowFinal

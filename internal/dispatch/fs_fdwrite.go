@@ -67,6 +67,9 @@ func (e *Engine) fdChangeCheck(ctx *vfs.Context, h int) (unix.Errno, string) {
 		}
 		target = strings.TrimSuffix(target, " (deleted)")
 	}
+	if _, lower := e.ns.LowerOfHost(target); lower {
+		return unix.EROFS, "the descriptor names " + strconv.Quote(target) + ", a file of the overlay's lower layer (never changed)"
+	}
 	m, g, ok := e.ns.MountOfHost(target)
 	switch {
 	case !ok:
@@ -85,11 +88,73 @@ func (e *Engine) dupForChange(r *Request, fd int, what string) (h int, res Resul
 	if err != nil {
 		return -1, Fail(err), false
 	}
+	if up, err := e.copyUpFD(r, h); err != nil {
+		unix.Close(h)
+		return -1, Fail(err), false
+	} else if up >= 0 {
+		unix.Close(h)
+		h = up
+	}
 	if res, ok := e.changeCheck(r, h, fd, what); !ok {
 		unix.Close(h)
 		return -1, res, false
 	}
 	return h, Result{}, true
+}
+
+// copyUpFD copies up the file host descriptor h names when it is a file
+// of an overlay's lower layer, as overlayfs does for a change through a
+// descriptor (fchmod of a file opened for reading): it returns a
+// descriptor of the upper layer's copy opened as h is, or -1 when h is
+// not a lower file. The guest's own descriptor keeps naming the lower
+// file (docs/overlay.md).
+func (e *Engine) copyUpFD(r *Request, h int) (int, error) {
+	if e.ns.Overlay() == nil {
+		return -1, nil
+	}
+	target, err := readlinkProcFD(h)
+	if err != nil {
+		return -1, nil
+	}
+	g, lower := e.ns.LowerOfHost(target)
+	if !lower {
+		return -1, nil
+	}
+	var hst, lst unix.Stat_t
+	if err := unix.Fstat(h, &hst); err != nil {
+		return -1, err
+	}
+	l, err := e.ns.Resolve(e.canonicalCtx(r), "", g, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer l.Release()
+	switch {
+	case l.Obj == nil || unix.Fstat(l.Obj.FD(), &lst) != nil || lst.Mode&unix.S_IFMT != hst.Mode&unix.S_IFMT:
+		// The path names no such object now: the descriptor's cannot be
+		// copied up (it stays unchanged, as the lower layer always is).
+		e.denied(r, unix.EROFS, "change through a descriptor of "+g+": the overlay's lower file is no longer at that path")
+		return -1, unix.EROFS
+	case lst.Dev == hst.Dev && lst.Ino == hst.Ino:
+		if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
+			return -1, err
+		}
+	case !l.Upper():
+		e.denied(r, unix.EROFS, "change through a descriptor of "+g+": another lower file is at that path now")
+		return -1, unix.EROFS
+		// Otherwise the upper layer's object at the path is the copy made
+		// since the descriptor was opened (a directory copied up as the
+		// parent of a change in it): the change goes there, as in
+		// overlayfs, where the descriptor names the copied-up inode.
+	}
+	fl, err := unix.FcntlInt(uintptr(h), unix.F_GETFL, 0)
+	if err != nil {
+		return -1, err
+	}
+	if fl&unix.O_PATH != 0 {
+		return unix.FcntlInt(uintptr(l.Obj.FD()), unix.F_DUPFD_CLOEXEC, 0)
+	}
+	return unix.Open(procFD(l.Obj.FD()), fl&(unix.O_ACCMODE|unix.O_DIRECTORY)|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 }
 
 // changeCheck is fdChangeCheck of h, kbox's duplicate of guest descriptor

@@ -215,6 +215,9 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		if err := e.permittedFD(r, l.Parent.FD(), permWrite|permExec); err != nil {
 			return Fail(err), false
 		}
+		if err := e.copyUp(r, l, vfs.ChangeEntry); err != nil {
+			return Fail(err), false
+		}
 		fd, err := e.createFile(r, l.Parent.FD(), l.Name, hostFlags|unix.O_NOFOLLOW, mode)
 		switch err {
 		case nil:
@@ -249,6 +252,9 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 	if flags&unix.O_DIRECTORY != 0 && ftype != unix.S_IFDIR {
 		return Fail(unix.ENOTDIR), false
 	}
+	if flags&unix.O_CREAT != 0 && ftype == unix.S_IFDIR {
+		return Fail(unix.EISDIR), false // open_last_lookups: O_CREAT of a directory
+	}
 	if ftype == unix.S_IFDIR && (flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0) && flags&unix.O_PATH == 0 {
 		return Fail(unix.EISDIR), false
 	}
@@ -275,6 +281,16 @@ func (e *Engine) openOnce(r *Request, dirfd int, p string, flags uint64, mode ui
 		}
 		if ov := e.currentOwner(hostPath(l, false), -1, &st); ov.uid != creds.FSUID {
 			return e.denied(r, unix.EPERM, "O_NOATIME open of "+l.Path+", owned by another"), false
+		}
+	}
+	if accessWrites(flags) && ftype == unix.S_IFREG {
+		// Opening a regular file to write copies it up (overlayfs's
+		// ovl_open_need_copy_up: not a device, FIFO or socket).
+		if err := e.lowerAllows(r, l, needWrite); err != nil {
+			return Fail(err), false
+		}
+		if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
+			return Fail(err), false
 		}
 	}
 	var fd int
@@ -307,6 +323,9 @@ func (e *Engine) openTmpfile(r *Request, dirfd int, p string, flags uint64, mode
 		return Fail(err)
 	}
 	if err := e.permittedFD(r, l.Obj.FD(), permWrite|permExec); err != nil {
+		return Fail(err)
+	}
+	if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
 		return Fail(err)
 	}
 	fd := -1

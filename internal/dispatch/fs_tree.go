@@ -48,6 +48,10 @@ func (e *Engine) createTarget(r *Request, dirfd, pathArg int, dir bool) (*vfs.Lo
 		l.Release()
 		return nil, err
 	}
+	if err := e.copyUp(r, l, vfs.ChangeEntry); err != nil {
+		l.Release()
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -155,6 +159,9 @@ func (e *Engine) removeTarget(r *Request, dirfd, pathArg int, dir bool) (*vfs.Lo
 	if err := e.mayDelete(r, l.Parent.FD(), l.Obj.FD()); err != nil {
 		return fail(err)
 	}
+	if err := e.copyUp(r, l, vfs.ChangeEntry); err != nil {
+		return fail(err)
+	}
 	return l, nil
 }
 
@@ -168,7 +175,7 @@ func (e *Engine) unlinkCommon(r *Request, dirfd, pathArg, flags int) Result {
 		return Fail(err)
 	}
 	defer l.Release()
-	err = unix.Unlinkat(l.Parent.FD(), l.Name, flags)
+	err = l.Unlink(flags) // unlinkat(2), or an overlay's whiteout
 	if err == nil {
 		e.forgetRecord(l)
 	}
@@ -251,7 +258,12 @@ func (e *Engine) renameCommon(r *Request, olddir, oldArg, newdir, newArg int, fl
 	if err := e.mayRename(r, oldL, newL); err != nil {
 		return Fail(err)
 	}
-	err = unix.Renameat2(oldL.Parent.FD(), oldL.Name, newL.Parent.FD(), newL.Name, uint(flags))
+	for _, l := range []*vfs.Lookup{oldL, newL} {
+		if err := e.lowerDirAllows(r, l); err != nil {
+			return Fail(err)
+		}
+	}
+	err = vfs.Rename(oldL, newL, uint(flags)) // renameat2(2), with an overlay's copy-up
 	if err == nil {
 		e.forgetRecord(newL) // a replaced object
 		e.mutated()
@@ -292,6 +304,25 @@ func (e *Engine) linkCommon(r *Request, olddir, oldArg, newdir, newArg, flags in
 			return Fail(err)
 		}
 		srcMount = l.Mount
+		if l.Overlaid() {
+			// The descriptor's file, copied up when it is the lower
+			// layer's: the new name must never link a lower file.
+			if !l.Exists() {
+				l.Release()
+				return Fail(unix.ENOENT)
+			}
+			if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
+				l.Release()
+				return Fail(err)
+			}
+			h2, err := unix.FcntlInt(uintptr(l.Obj.FD()), unix.F_DUPFD_CLOEXEC, 0)
+			if err != nil {
+				l.Release()
+				return Fail(err)
+			}
+			defer unix.Close(h2)
+			h = h2
+		}
 		l.Release()
 		src = procFD(h)
 	} else {
@@ -310,6 +341,9 @@ func (e *Engine) linkCommon(r *Request, olddir, oldArg, newdir, newArg, flags in
 			return Fail(unix.EPERM)
 		}
 		srcMount = oldL.Mount
+		if err := e.copyUp(r, oldL, vfs.ChangeObject); err != nil {
+			return Fail(err)
+		}
 		src = procFD(oldL.Obj.FD())
 	}
 	newL, err := e.createTarget(r, newdir, newArg, false)

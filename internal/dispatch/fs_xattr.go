@@ -145,6 +145,14 @@ func (e *Engine) xattrTarget(r *Request, write bool) (*vfs.Lookup, string, error
 			l.Release()
 			return nil, "", err
 		}
+		if err := e.lowerAllows(r, l, needWrite); err != nil {
+			l.Release()
+			return nil, "", err
+		}
+		if err := e.copyUp(r, l, vfs.ChangeObject); err != nil {
+			l.Release()
+			return nil, "", err
+		}
 	}
 	return l, hostPath(l, follow), nil
 }

@@ -161,6 +161,10 @@ func (e *Engine) translateSockaddr(r *Request, s int, raw []byte, create bool) (
 			l.Release()
 			return nil, err
 		}
+		if err := e.copyUp(r, l, vfs.ChangeEntry); err != nil {
+			l.Release()
+			return nil, err
+		}
 		// Bound as the bare name from a thread whose working directory is
 		// the resolved parent (see bindThread): the name keeps all of
 		// sun_path's 107 bytes, as it would natively.

@@ -43,6 +43,15 @@ func (e *Engine) getdents(r *Request, is64 bool) Result {
 	var sfs unix.Statfs_t
 	var st unix.Stat_t
 	count := int(r.Uint(2))
+	if e.ns.Overlay() != nil {
+		if ents, ok, err := e.ns.Listing(h); ok {
+			// A merged directory of the overlay (fs_overlay.go).
+			if err != nil {
+				return Fail(err)
+			}
+			return e.overlayDents(r, h, count, is64, ents)
+		}
+	}
 	if (len(e.mountPoints) > 0 || len(e.fileBinds) > 0) && unix.Fstat(h, &st) == nil {
 		if ents := e.mountPoints[[2]uint64{st.Dev, st.Ino}]; ents != nil {
 			// A directory holding mount points it has no entry for.

@@ -105,7 +105,11 @@ func (r *Request) noteResolved(l *vfs.Lookup, err error) {
 	}
 	if m := l.Mount; m != nil {
 		if rel, ok := strings.CutPrefix(l.Path, m.Guest); ok && (rel == "" || rel[0] == '/' || m.Guest == "/") {
-			p.Host = filepath.Join(m.Host, rel)
+			host := m.Host
+			if m.Overlay != nil && !l.Upper() {
+				host = m.Overlay.Lower // an overlay's lower object (docs/overlay.md)
+			}
+			p.Host = filepath.Join(host, rel)
 		}
 	}
 	if n := len(r.trace.paths); n > 0 && r.trace.paths[n-1] == p {

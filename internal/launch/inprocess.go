@@ -106,6 +106,9 @@ func InProcessGaps(ns *vfs.Namespace) []string {
 		gaps = append(gaps, fmt.Sprintf("Landlock ABI %d: truncate(2) of host files outside the guest's mounts is not confined (ABI %d, Linux 6.2, needed)", abiV, MinLandlockABI))
 	}
 	for _, m := range ns.Mounts() {
+		if m.Overlay != nil {
+			gaps = append(gaps, "the overlay root (--overlay) is served by the seccomp tier only")
+		}
 		if m.ReadOnly || m.Kind == vfs.KindProc {
 			continue
 		}

@@ -31,7 +31,13 @@ func buildNamespace(s spec) (ns *vfs.Namespace, err error) {
 		}
 	}()
 	if s.root.Kind == RootHost {
-		if err := ns.Add("/", "/", true, vfs.KindBind); err != nil {
+		if s.overlay {
+			// The host's / as the lower layer: the guest writes to
+			// the upper directory only (docs/overlay.md).
+			if err := mountOverlay(ns, s, "/"); err != nil {
+				return ns, err
+			}
+		} else if err := ns.Add("/", "/", true, vfs.KindBind); err != nil {
 			return ns, failf(ExitFailure, "mounting the host's / read-only: %v", unwrapMount(err))
 		}
 		// /proc is read-only except each process's own entries (the
@@ -58,7 +64,11 @@ func buildNamespace(s spec) (ns *vfs.Namespace, err error) {
 		if err != nil {
 			return ns, failf(ExitFailure, "guest root %s: %v", s.root.Dir, err)
 		}
-		if err := ns.Add("/", root, false, vfs.KindBind); err != nil {
+		if s.overlay {
+			if err := mountOverlay(ns, s, root); err != nil {
+				return ns, err
+			}
+		} else if err := ns.Add("/", root, s.readOnly, vfs.KindBind); err != nil {
 			return ns, failf(ExitFailure, "guest root %s: %v", root, unwrapMount(err))
 		}
 		if s.root.Kind != RootPlain {

@@ -117,6 +117,12 @@ type Options struct {
 	Trace trace.Options
 	// Web: --web, --web-bind-any, --web-linger.
 	Web web.Options
+	// Overlay: --overlay was given; OverlayDir is its upper directory
+	// ("" for a temporary one removed at exit). docs/overlay.md.
+	Overlay    bool
+	OverlayDir string
+	// ReadOnly: --read-only, the root mount is read-only.
+	ReadOnly bool
 }
 
 // bind is one parsed bind flag.
@@ -141,6 +147,9 @@ type spec struct {
 	trace    trace.Options
 	web      web.Options
 	net      string
+	overlay  bool
+	upper    string // absolute --overlay=DIR, "" for a temporary one
+	readOnly bool
 }
 
 // check validates o and makes every path absolute: the part of
@@ -219,6 +228,9 @@ func check(o Options) (spec, error) {
 		return s, usagef("--web-linger: negative duration %v", o.Web.Linger)
 	}
 	s.web = o.Web
+	if err := checkOverlay(o, &s); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 

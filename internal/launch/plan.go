@@ -82,6 +82,9 @@ func Prepare(o Options) (*Plan, error) {
 		if err := inproc.Available(); err != nil {
 			return nil, usagef("--syscall-mode=%s: %v", s.mode, err)
 		}
+		if s.overlay {
+			return nil, usagef("--syscall-mode=%s: --overlay is served by the seccomp tier only", s.mode)
+		}
 	}
 	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace, Web: s.web, Net: s.net}
 	// What earlier runs killed before their cleanup left behind.

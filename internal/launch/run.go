@@ -95,6 +95,9 @@ func runSeccomp(p *Plan, pol *policy.Resolved, obs *observer) (int, error) {
 	var execRoots []string
 	for _, m := range p.NS.Mounts() {
 		execRoots = append(execRoots, m.Host)
+		if m.Overlay != nil {
+			execRoots = append(execRoots, m.Overlay.Lower)
+		}
 	}
 	eng, err := dispatch.New(EngineConfig(p.NS, pol, p.Identity, p.WorkDir, execTmp.Path, p.Verbose, p.KeepCaps))
 	if err != nil {

@@ -17,6 +17,12 @@ type Handle struct {
 	fd     int
 	refs   atomic.Int32
 	static bool // mount roots: owned by the Namespace, never closed here
+	// layer says which layer of an overlay mount the descriptor is in
+	// (layerNone outside overlays); lower is, for a directory of the
+	// upper layer merged with one of the lower layer, that directory
+	// (released with this handle). See overlay.go.
+	layer layer
+	lower *Handle
 }
 
 func newHandle(fd int) *Handle {
@@ -44,6 +50,7 @@ func (h *Handle) Release() {
 	}
 	if h.refs.Add(-1) == 0 {
 		unix.Close(h.fd)
+		h.lower.Release()
 	}
 }
 

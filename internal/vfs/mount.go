@@ -63,10 +63,13 @@ type Mount struct {
 	Kind     MountKind
 	// File is set for a file bind (the source is not a directory).
 	File bool
-	root int // O_PATH descriptor of Host, owned by the namespace
-	dev  uint64
-	ino  uint64
-	mode uint32
+	// Overlay is set when the mount is an overlay (overlay.go): Host is
+	// its upper layer, the only one the guest's changes are made in.
+	Overlay *Overlay
+	root    int // O_PATH descriptor of Host, owned by the namespace
+	dev     uint64
+	ino     uint64
+	mode    uint32
 }
 
 // Namespace is a guest mount table. It is immutable after Seal.
@@ -174,7 +177,7 @@ func (ns *Namespace) mountOf(p string) *Mount {
 // the host path lies outside every mount, or inside a mount point's shadowed
 // directory.
 func (ns *Namespace) GuestPathOfHost(host string) (string, bool) {
-	g, _, ok := ns.hostCandidate(host)
+	g, _, _, ok := ns.hostCandidate(host)
 	return g, ok
 }
 
@@ -184,42 +187,57 @@ func (ns *Namespace) GuestPathOfHost(host string) (string, bool) {
 // longest host directory; between mounts of the same host directory, a
 // read-only one. False when the guest cannot reach host at all.
 func (ns *Namespace) MountOfHost(host string) (*Mount, string, bool) {
-	g, m, ok := ns.hostCandidate(host)
+	g, m, _, ok := ns.hostCandidate(host)
 	return m, g, ok
 }
 
-func (ns *Namespace) hostCandidate(host string) (string, *Mount, bool) {
+// LowerOfHost reports whether the guest reaches host path host through
+// the lower layer of an overlay mount (a file not copied up: the guest
+// may not change it in place), and its guest path.
+func (ns *Namespace) LowerOfHost(host string) (string, bool) {
+	g, _, lower, ok := ns.hostCandidate(host)
+	return g, ok && lower
+}
+
+func (ns *Namespace) hostCandidate(host string) (string, *Mount, bool, bool) {
 	if !path.IsAbs(host) {
-		return "", nil, false
+		return "", nil, false, false
 	}
 	host = path.Clean(host)
-	best := ""
+	best, bestHost := "", ""
 	var bestM *Mount
+	bestLower := false
 	for _, m := range ns.mounts {
-		var rest string
-		switch {
-		case host == m.Host:
-			rest = ""
-		case m.Host == "/":
-			rest = host
-		case strings.HasPrefix(host, m.Host+"/"):
-			rest = host[len(m.Host):]
-		default:
-			continue
+		srcs := []string{m.Host}
+		if m.Overlay != nil {
+			srcs = append(srcs, m.Overlay.Lower)
 		}
-		g := path.Join(m.Guest, rest)
-		if g == "" {
-			g = "/"
-		}
-		// The candidate is valid only if no deeper mount shadows it.
-		if ns.mountOf(g) != m {
-			continue
-		}
-		if bestM == nil || len(m.Host) > len(bestM.Host) || (len(m.Host) == len(bestM.Host) && m.ReadOnly && !bestM.ReadOnly) {
-			best, bestM = g, m
+		for i, src := range srcs {
+			var rest string
+			switch {
+			case host == src:
+				rest = ""
+			case src == "/":
+				rest = host
+			case strings.HasPrefix(host, src+"/"):
+				rest = host[len(src):]
+			default:
+				continue
+			}
+			g := path.Join(m.Guest, rest)
+			if g == "" {
+				g = "/"
+			}
+			// The candidate is valid only if no deeper mount shadows it.
+			if ns.mountOf(g) != m {
+				continue
+			}
+			if bestM == nil || len(src) > len(bestHost) || (len(src) == len(bestHost) && m.ReadOnly && !bestM.ReadOnly) {
+				best, bestHost, bestM, bestLower = g, src, m, i == 1
+			}
 		}
 	}
-	return best, bestM, bestM != nil
+	return best, bestM, bestLower, bestM != nil
 }
 
 // Close releases the mount descriptors.
@@ -227,8 +245,25 @@ func (ns *Namespace) Close() {
 	ns.cache.clear()
 	for _, m := range ns.mounts {
 		unix.Close(m.root)
+		if m.Overlay != nil {
+			unix.Close(m.Overlay.lower.fd)
+		}
 	}
 }
+
+// rootHandle is the handle the resolver starts from at the mount's root.
+func (m *Mount) rootHandle() *Handle {
+	if m.Overlay != nil {
+		return m.Overlay.root
+	}
+	return staticHandle(m.root)
+}
+
+// fastPaths reports whether lookups in the mount may take the resolver's
+// shortcuts (ParentOnly, the cached parent): not where the resolver
+// interprets entries itself (procfs, devpts) nor in an overlay, where a
+// name is looked up in two layers.
+func (m *Mount) fastPaths() bool { return !m.Kind.virtualized() && m.Overlay == nil }
 
 // FileBindTypes describes the listings file binds change: for each mount
 // root directory (by host device and inode) that holds file binds' mount

@@ -310,7 +310,7 @@ func (ns *Namespace) cachedParent(root, start, p string, flags Flags) *Lookup {
 		return nil
 	}
 	m := ns.mountOf(dir)
-	if m.Kind.virtualized() {
+	if !m.fastPaths() {
 		h.Release()
 		return nil
 	}
@@ -337,7 +337,7 @@ func plainPath(p string) bool {
 // directory path.
 func (w *walker) openCanonical(p string) (frame, error) {
 	if m := w.ns.mountAt(p); m != nil {
-		return frame{path: p, h: staticHandle(m.root), m: m}, nil
+		return frame{path: p, h: m.rootHandle(), m: m}, nil
 	}
 	if h := w.ns.cache.get(p); h != nil {
 		return frame{path: p, h: h, m: w.ns.mountOf(p)}, nil
@@ -345,7 +345,7 @@ func (w *walker) openCanonical(p string) (frame, error) {
 	// Walk from the guest root without following anything: a canonical path
 	// has no symlinks; meeting one means the tree changed under us.
 	rootM := w.ns.Root()
-	cur := frame{path: "/", h: staticHandle(rootM.root), m: rootM}
+	cur := frame{path: "/", h: rootM.rootHandle(), m: rootM}
 	for _, name := range splitPath(p) {
 		next, st, _, err := w.step(cur, name)
 		cur.h.Release()
@@ -370,7 +370,7 @@ func (w *walker) step(dir frame, name string) (f frame, st unix.Stat_t, full boo
 		if err := unix.Fstat(m.root, &st); err != nil {
 			return frame{}, st, false, err
 		}
-		return frame{path: child, h: staticHandle(m.root), m: m}, st, true, nil
+		return frame{path: child, h: m.rootHandle(), m: m}, st, true, nil
 	}
 	if h := w.ns.cache.get(child); h != nil {
 		st.Mode = unix.S_IFDIR
@@ -378,6 +378,16 @@ func (w *walker) step(dir frame, name string) (f frame, st unix.Stat_t, full boo
 	}
 	if len(name) > NameMax {
 		return frame{}, st, false, unix.ENAMETOOLONG
+	}
+	if ov := dir.m.Overlay; ov != nil {
+		h, st, err := ov.lookup(dir.h, name)
+		if err != nil {
+			return frame{}, st, false, err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			w.ns.cache.put(child, h, w.cacheGen)
+		}
+		return frame{path: child, h: h, m: dir.m}, st, true, nil
 	}
 	fd, err := unix.Openat(dir.h.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -509,7 +519,7 @@ func (w *walker) walk(p string) (*Lookup, error) {
 			return nil, unix.ENOENT
 		}
 		if last {
-			if w.flags&ParentOnly != 0 && !trailing && !dir.m.Kind.virtualized() && w.ns.mountAt(joinPath(dir.path, name)) == nil {
+			if w.flags&ParentOnly != 0 && !trailing && dir.m.fastPaths() && w.ns.mountAt(joinPath(dir.path, name)) == nil {
 				if len(name) > NameMax {
 					return nil, unix.ENAMETOOLONG
 				}
@@ -584,7 +594,13 @@ func (w *walker) finishLast(dir frame, name string, trailing bool, pending *[]st
 		next.h.Release()
 		return nil, unix.ENOTDIR
 	}
-	l := &Lookup{Parent: dir.h.acquire(), Name: name, Obj: next.h, st: st, full: full, Mount: next.m, Path: next.path, Trailing: trailing}
+	parent := dir.h
+	if next.h.layer == layerLower && parent.layer == layerUpper && parent.lower != nil {
+		// A lower object of a merged directory: its parent is the lower
+		// layer's directory, so that (Parent, Name) names it too.
+		parent = parent.lower
+	}
+	l := &Lookup{Parent: parent.acquire(), Name: name, Obj: next.h, st: st, full: full, Mount: next.m, Path: next.path, Trailing: trailing}
 	l.MountPoint = w.ns.mountAt(next.path) != nil
 	if l.MountPoint {
 		// Descriptors of mount roots are owned by the namespace; hand out
@@ -631,7 +647,9 @@ func (w *walker) finishDir(kind LastKind, trailing bool) (*Lookup, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lookup{Obj: newHandle(fd), Mount: t.m, Path: t.path, Last: kind, Trailing: trailing}
+	obj := newHandle(fd)
+	obj.layer, obj.lower = t.h.layer, t.h.lower.acquire()
+	l := &Lookup{Obj: obj, Mount: t.m, Path: t.path, Last: kind, Trailing: trailing}
 	if err := unix.Fstat(fd, &l.st); err != nil {
 		l.Release()
 		return nil, err

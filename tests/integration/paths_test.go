@@ -17,48 +17,48 @@ import (
 
 func hostContent(t *testing.T, e *caseEnv, rel, want string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.host, rel))
+	b, err := os.ReadFile(e.at(rel))
 	if err != nil || string(b) != want {
-		t.Errorf("host %s: content %q, err %v; want %q (the guest's write did not land in ROOT)", filepath.Join(e.host, rel), b, err, want)
+		t.Errorf("host %s: content %q, err %v; want %q (the guest's write did not land in ROOT)", e.at(rel), b, err, want)
 	}
 }
 
 func hostMode(t *testing.T, e *caseEnv, rel string, want os.FileMode) {
 	t.Helper()
-	fi, err := os.Lstat(filepath.Join(e.host, rel))
+	fi, err := os.Lstat(e.at(rel))
 	if err != nil || fi.Mode() != want {
 		var got os.FileMode
 		if fi != nil {
 			got = fi.Mode()
 		}
-		t.Errorf("host %s: mode %v, err %v; want %v", filepath.Join(e.host, rel), got, err, want)
+		t.Errorf("host %s: mode %v, err %v; want %v", e.at(rel), got, err, want)
 	}
 }
 
 func hostAbsent(t *testing.T, e *caseEnv, rel string) {
 	t.Helper()
-	if _, err := os.Lstat(filepath.Join(e.host, rel)); err == nil {
-		t.Errorf("host %s exists, want it absent", filepath.Join(e.host, rel))
+	if _, err := os.Lstat(e.at(rel)); err == nil {
+		t.Errorf("host %s exists, want it absent", e.at(rel))
 	}
 }
 
 func hostLink(t *testing.T, e *caseEnv, rel, want string) {
 	t.Helper()
-	got, err := os.Readlink(filepath.Join(e.host, rel))
+	got, err := os.Readlink(e.at(rel))
 	if err != nil || got != want {
-		t.Errorf("host readlink %s = %q, %v; want %q (stored exactly as given)", filepath.Join(e.host, rel), got, err, want)
+		t.Errorf("host readlink %s = %q, %v; want %q (stored exactly as given)", e.at(rel), got, err, want)
 	}
 }
 
 func hostMtime(t *testing.T, e *caseEnv, rel string, want int64) {
 	t.Helper()
-	fi, err := os.Lstat(filepath.Join(e.host, rel))
+	fi, err := os.Lstat(e.at(rel))
 	if err != nil || fi.ModTime().Unix() != want {
 		var got int64
 		if fi != nil {
 			got = fi.ModTime().Unix()
 		}
-		t.Errorf("host %s: mtime %d, err %v; want %d", filepath.Join(e.host, rel), got, err, want)
+		t.Errorf("host %s: mtime %d, err %v; want %d", e.at(rel), got, err, want)
 	}
 }
 
@@ -158,7 +158,7 @@ func pathCases() []scCase {
 				hostMode(t, e, "d/newin", 0o644)
 				hostMode(t, e, "d/newout", 0o644)
 				hostAbsent(t, e, "escaped")
-				if _, err := os.Lstat(filepath.Join(e.root, "newout")); err == nil {
+				if _, err := os.Lstat(e.rootAt("newout")); err == nil {
 					t.Errorf("RESOLVE_IN_ROOT create escaped the dirfd: %s/newout exists", e.root)
 				}
 			},
@@ -195,7 +195,7 @@ func pathCases() []scCase {
 				if len(out) != 3 {
 					return
 				}
-				f, lf := hostStat(t, filepath.Join(e.host, "f")), hostStat(t, filepath.Join(e.host, "lf"))
+				f, lf := hostStat(t, e.at("f")), hostStat(t, e.at("lf"))
 				if f == nil || lf == nil {
 					return
 				}
@@ -368,7 +368,7 @@ func pathCases() []scCase {
 				"linkat: ok 0", "lstat: ok type=reg nlink=3", "open: ok *", "linkat: ok 0",
 				"stat: ok type=reg nlink=2", "link: err ENOENT", "link: err ENOTDIR", "linkat: err EINVAL"},
 			check: func(t *testing.T, e *caseEnv, _ []string) {
-				f, hl, hl3 := hostStat(t, filepath.Join(e.host, "f")), hostStat(t, filepath.Join(e.host, "hl")), hostStat(t, filepath.Join(e.host, "hl3"))
+				f, hl, hl3 := hostStat(t, e.at("f")), hostStat(t, e.at("hl")), hostStat(t, e.at("hl3"))
 				if f != nil && hl != nil && hl3 != nil && (f.Ino != hl.Ino || f.Ino != hl3.Ino || f.Nlink != 3) {
 					t.Errorf("host: f ino %d nlink %d, hl ino %d, hl3 ino %d; want one inode with 3 links", f.Ino, f.Nlink, hl.Ino, hl3.Ino)
 				}
@@ -500,7 +500,7 @@ func pathCases() []scCase {
 				"getxattr: ok 1"},
 			check: func(t *testing.T, e *caseEnv, _ []string) {
 				buf := make([]byte, 16)
-				n, err := unix.Getxattr(filepath.Join(e.host, "f"), "user.s", buf)
+				n, err := unix.Getxattr(e.at("f"), "user.s", buf)
 				if err != nil || string(buf[:n]) != "1" {
 					t.Errorf("host getxattr %s user.s = %q, %v; want \"1\"", filepath.Join(e.host, "f"), buf[:max(n, 0)], err)
 				}
@@ -605,7 +605,7 @@ func pathCases() []scCase {
 				"stat: ok type=dir uid=0 gid=0"},
 			check: func(t *testing.T, e *caseEnv, _ []string) {
 				for _, p := range []string{"newf", "newd"} {
-					if st := hostStat(t, filepath.Join(e.host, p)); st != nil && (int(st.Uid) != e.uid || int(st.Gid) != e.gid) {
+					if st := hostStat(t, e.at(p)); st != nil && (int(st.Uid) != e.uid || int(st.Gid) != e.gid) {
 						t.Errorf("host %s owned by %d:%d, want the invoking %d:%d", p, st.Uid, st.Gid, e.uid, e.gid)
 					}
 				}
@@ -628,7 +628,7 @@ func pathCases() []scCase {
 				"getresgid: ok 1000,1000,1000", "stat: ok uid=1000 gid=1000", "setuid: err EPERM", "setuid: err EPERM",
 				"setgid: err EPERM", "setuid: ok 0", "getuid: ok 1000", "open: ok *", "fstat: ok uid=1000 gid=1000"},
 			check: func(t *testing.T, e *caseEnv, _ []string) {
-				if st := hostStat(t, filepath.Join(e.host, "newf")); st != nil && (int(st.Uid) != e.uid || int(st.Gid) != e.gid) {
+				if st := hostStat(t, e.at("newf")); st != nil && (int(st.Uid) != e.uid || int(st.Gid) != e.gid) {
 					t.Errorf("host newf owned by %d:%d, want the invoking %d:%d", st.Uid, st.Gid, e.uid, e.gid)
 				}
 			},
@@ -641,7 +641,7 @@ func pathCases() []scCase {
 			want: []string{"open: ok *", "write: ok 10", "mkdir: ok 0", "symlink: ok 0", "rename: ok 0", "open: ok *", "write: ok 3"},
 			check: func(t *testing.T, e *caseEnv, _ []string) {
 				n := strconv.Itoa(e.n)
-				re := &caseEnv{host: e.root}
+				re := &caseEnv{host: e.root, root: e.root, view: e.view}
 				hostContent(t, re, "tmp/kbox-w"+n, "guest-data")
 				hostMode(t, re, "home/user/d"+n, os.ModeDir|0o755)
 				hostLink(t, re, "home/user/l"+n, "target")

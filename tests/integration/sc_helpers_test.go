@@ -51,6 +51,21 @@ type caseEnv struct {
 	realRoot bool   // the guest is the real root (no virtual identity)
 	trap     bool   // the case ran under the trap tier (set by trapRunner)
 	xattrOK  bool
+	// view maps a host path below root to where the case's result is
+	// (an overlay's upper or lower layer, overlayView); nil: the path.
+	view func(string) string
+}
+
+// at is the host path of rel in the case directory, as the checks see it.
+func (e *caseEnv) at(rel string) string { return e.rootAt(filepath.Join(e.host[len(e.root):], rel)) }
+
+// rootAt is the host path of rel below the guest root.
+func (e *caseEnv) rootAt(rel string) string {
+	p := filepath.Join(e.root, rel)
+	if e.view != nil {
+		return e.view(p)
+	}
+	return p
 }
 
 func (e *caseEnv) expand(s string) string {
