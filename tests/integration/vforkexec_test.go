@@ -35,6 +35,10 @@ func vforkexecBinaries(t *testing.T) map[string]string {
 			"glibc": {"gcc", "-O1", "-Wall", "-Werror"},
 			"musl":  {"musl-gcc", "-static", "-O1", "-Wall", "-Werror"},
 		} {
+			if p := prebuilt(t, "vforkexec-"+name); p != "" {
+				vforkexecBins[name] = p
+				continue
+			}
 			out := filepath.Join(buildDir, "vforkexec-"+name)
 			args := append(cmd[1:], "-o", out, src)
 			if b, err := exec.Command(cmd[0], args...).CombinedOutput(); err != nil {

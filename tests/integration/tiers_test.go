@@ -1,0 +1,68 @@
+package integration
+
+import (
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The in-process tiers (trap, rewrite) exist where internal/inproc has a
+// port: x86_64 today. On another architecture (arm64, run by
+// scripts/arm64-vm-test) a kbox without them answers
+// --syscall-mode=trap|rewrite with a usage error, and the tests of those
+// tiers skip, naming the missing port. On amd64 nothing is skipped: a
+// missing in-process tier there is a failure.
+
+var (
+	tiersOnce sync.Once
+	kboxTiers map[string]bool // tiers the kbox under test reports (kbox --version)
+	tiersLine string
+)
+
+// builtTiers returns the tiers kbox --version lists, e.g. "tiers: seccomp,
+// trap, rewrite".
+func builtTiers(t testing.TB) map[string]bool {
+	t.Helper()
+	tiersOnce.Do(func() {
+		kboxTiers = map[string]bool{}
+		out, err := exec.Command(kboxBin, "--version").Output()
+		tiersLine = strings.TrimSpace(string(out))
+		if err != nil {
+			return
+		}
+		_, list, ok := strings.Cut(tiersLine, "tiers: ")
+		if !ok {
+			return
+		}
+		for _, f := range strings.Split(strings.TrimSuffix(list, ")"), ",") {
+			kboxTiers[strings.TrimSpace(f)] = true
+		}
+	})
+	return kboxTiers
+}
+
+// requireTier skips t when tier is an in-process tier the kbox under test
+// lacks and this is not amd64 (where every tier must be present).
+func requireTier(t testing.TB, tier string) {
+	t.Helper()
+	if tier != "trap" && tier != "rewrite" || runtime.GOARCH == "amd64" {
+		return
+	}
+	if !builtTiers(t)[tier] {
+		t.Skipf("the %s tier is not available on %s: internal/inproc has no %s port in this kbox yet (%s)",
+			tier, runtime.GOARCH, runtime.GOARCH, tiersLine)
+	}
+}
+
+// requireTiersOf applies requireTier to the --syscall-mode of a kbox
+// command line (argv may start with setpriv and its options).
+func requireTiersOf(t testing.TB, argv []string) {
+	t.Helper()
+	for _, a := range argv {
+		if mode, ok := strings.CutPrefix(a, "--syscall-mode="); ok {
+			requireTier(t, mode)
+		}
+	}
+}
