@@ -3,9 +3,12 @@ package integration
 import (
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kbox-go/kbox/internal/abi"
 )
 
 // The in-process tiers (trap, rewrite) exist where internal/inproc has a
@@ -65,4 +68,15 @@ func requireTiersOf(t testing.TB, argv []string) {
 			requireTier(t, mode)
 		}
 	}
+}
+
+// nr is the host architecture's number of the named syscall, as a string
+// for sc's "syscall NR ..." op: the tables name calls, never x86 numbers.
+func nr(name string) string { return strconv.Itoa(abi.Host().MustNr(name)) }
+
+// hasSyscall reports whether the named syscall exists on this
+// architecture (arm64 has no legacy open, stat, dup2, fork...).
+func hasSyscall(name string) bool {
+	_, ok := abi.Host().Nr(name)
+	return ok
 }
