@@ -53,6 +53,7 @@ func (h *harness) oracle(native, name string, args ...any) oracleResult {
 // makes the native call (to take other credentials, which end with it).
 func (h *harness) oracleAs(native string, prep func() error, name string, args ...any) oracleResult {
 	h.t.Helper()
+	name, args = atForm(h.e.arch, name, args, func(n int64) any { return int(n) })
 	o := oracleResult{gotFD: -1, wantFD: -1}
 	var gargs []uint64
 	var bufs []uint64

@@ -375,6 +375,8 @@ func TestTrapBuildVariants(t *testing.T) {
 	if code != 125 || !strings.Contains(errOut, "cgo") || strings.Contains(errOut, "goroutine ") {
 		t.Errorf("CGO_ENABLED=0 kbox --syscall-mode=trap: exit %d, stderr %q; want 125 and a message naming cgo", code, errOut)
 	}
+	// The rest is about the trap tier of a cgo build.
+	requireTier(t, "trap")
 	nopie := build("kbox-nopie", nil)
 	_, errOut, code = runKbox(t, runOpts{Bin: nopie, Args: []string{"--syscall-mode=trap", "-r", root, "--", "/bin/busybox", "true"}})
 	if code != 126 || !strings.Contains(errOut, "-buildmode=pie") || strings.Contains(errOut, "goroutine ") {

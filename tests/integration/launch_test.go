@@ -326,6 +326,7 @@ func TestPrivateDirsRemoved(t *testing.T) {
 			}
 			// kbox sent SIGTERM while the guest runs
 			argv := []string{kboxBin, "--syscall-mode=" + tier, "-S", root, "--", "/bin/sh", "-c", "echo x > /tmp/f && exec sleep 20"}
+			requireTier(t, tier)
 			if v.unpriv && isRoot() {
 				argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
 			}

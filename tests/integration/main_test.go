@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -173,7 +174,7 @@ func runKbox(t testing.TB, opts runOpts) (stdout, stderr string, code int) {
 		bin = opts.Bin
 	}
 	argv := append([]string{bin}, opts.Args...)
-	if bin == kboxBin {
+	if bin == kboxBin || slices.Contains(opts.Args, kboxBin) {
 		requireTiersOf(t, argv)
 	}
 	if opts.Unpriv && isRoot() {

@@ -54,6 +54,7 @@ func sleeperAlive(sleep *exec.Cmd) bool {
 func runInGroup(t *testing.T, v variant, pgid int, args ...string) (string, string, int) {
 	t.Helper()
 	argv := append([]string{kboxBin}, args...)
+	requireTiersOf(t, argv)
 	if v.unpriv && isRoot() {
 		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
 	}

@@ -607,6 +607,7 @@ func TestProcessSignalForwarding(t *testing.T) {
 func runSignalled(t *testing.T, unpriv bool, args []string, sig syscall.Signal) (stdout, stderr string, code int, cmdStr string) {
 	t.Helper()
 	argv := append([]string{kboxBin}, args...)
+	requireTiersOf(t, argv)
 	if unpriv && isRoot() {
 		// setpriv execs kbox: the started pid is kbox's.
 		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)

@@ -138,6 +138,7 @@ func TestTrapSIGINTIgnoredAtStart(t *testing.T) {
 	for _, tier := range inProcessTiers {
 		t.Run(tier, func(t *testing.T) {
 			t.Parallel()
+			requireTier(t, tier)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, "/bin/sh", "-c", `trap "" INT; exec "$@"`, "sh",
@@ -174,6 +175,7 @@ func TestSignalsSentToKbox(t *testing.T) {
 	for _, tier := range allTiers {
 		for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGSEGV, syscall.SIGABRT, syscall.SIGTERM} {
 			t.Run(tier+"/"+sig.String(), func(t *testing.T) {
+				requireTier(t, tier)
 				t.Parallel()
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
