@@ -7,7 +7,7 @@ L=$K/logs
 mkdir -p "$L" /mnt/tmp
 chmod 1777 /mnt/tmp
 . "$K/vm-config"
-export TMPDIR=/mnt/tmp HOME=/root LANG=C LC_ALL=C KBOX_FIXTURE_ROOT=$K/fixture
+export TMPDIR=/mnt/tmp HOME=/root LANG=C LC_ALL=C KBOX_FIXTURE_ROOT=$K/fixture KBOX_TEST_TIMEOUT_SCALE=4
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 : >"$L/results"
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -24,6 +24,12 @@ run() {
 	echo "$name $rc $secs" >>"$L/results"
 	echo "VM: $name exit $rc (${secs}s)"
 }
+if [ -s "$K/vm-cmd" ]; then
+	# scripts/arm64-vm-test --cmd: a debugging command instead of the tests
+	cd "$K" && KBOX_PREBUILT=$K/bin setsid-wait sh "$K/vm-cmd" 2>&1 | sed 's/^/VM: /'
+	sync
+	exit 0
+fi
 echo "VM: mode=$MODE unit=[$UNIT]"
 for u in $UNIT; do
 	name=${u%%:*}

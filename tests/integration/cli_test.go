@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -69,8 +70,13 @@ func TestCLIVersion(t *testing.T) {
 	t.Parallel()
 	opts := runOpts{Args: []string{"--version"}}
 	out, _ := checkRun(t, opts, 0)
-	if !regexp.MustCompile(`^kbox \d+\.\d+\.\d+ .*; tiers: seccomp, trap, rewrite\)\n$`).MatchString(out) || len(lines(out)) != 1 {
-		t.Errorf("%s: got %q, want one line \"kbox X.Y.Z (...; tiers: seccomp, trap, rewrite)\"", cmdline(opts), out)
+	tiers := `seccomp, trap, rewrite`
+	if runtime.GOARCH != "amd64" {
+		// until internal/inproc is ported there (tiers_test.go)
+		tiers = `seccomp(, trap, rewrite)?`
+	}
+	if !regexp.MustCompile(`^kbox \d+\.\d+\.\d+ .*; tiers: `+tiers+`\)\n$`).MatchString(out) || len(lines(out)) != 1 {
+		t.Errorf("%s: got %q, want one line \"kbox X.Y.Z (...; tiers: %s)\"", cmdline(opts), out, tiers)
 	}
 }
 

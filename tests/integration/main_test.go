@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,8 +30,19 @@ import (
 // themselves run as root.
 const unprivUID = 65534
 
-// runTimeout bounds every kbox invocation.
-const runTimeout = 30 * time.Second
+// runTimeout bounds every kbox invocation: 30 s, times
+// KBOX_TEST_TIMEOUT_SCALE where the tests run slowly (scripts/arm64-vm-test
+// sets it under emulation).
+var runTimeout = 30 * time.Second * time.Duration(timeoutScale)
+
+// timeoutScale multiplies the tests' timeouts (KBOX_TEST_TIMEOUT_SCALE, a
+// whole number, default 1).
+var timeoutScale = func() int {
+	if n, err := strconv.Atoi(os.Getenv("KBOX_TEST_TIMEOUT_SCALE")); err == nil && n > 1 {
+		return n
+	}
+	return 1
+}()
 
 var (
 	kboxBin  string // absolute path of the kbox binary built by TestMain

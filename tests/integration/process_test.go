@@ -294,7 +294,7 @@ func TestProcessBackgroundKilled(t *testing.T) {
 			marker := procMarker()
 			script := fmt.Sprintf(s, marker)
 			pattern := `^sleep ` + regexp.QuoteMeta(marker) + `$`
-			opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", script}, Tout: 20 * time.Second}
+			opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", script}, Tout: 20 * time.Second * time.Duration(timeoutScale)}
 			start := time.Now()
 			out, errOut, code := runKbox(t, opts)
 			took := time.Since(start)
@@ -697,7 +697,7 @@ func TestOrphanInheritsState(t *testing.T) {
 	forEachProcVariant(t, func(t *testing.T, mode string, v variant, root string) {
 		script := `cd /tmp && (sh -c "sleep 0.3; echo orphan > rel" &); sleep 1; cat /tmp/rel; ls /rel 2>&1 | head -1;` +
 			` mkfifo /tmp/p && (echo through-fifo > p &); cat p`
-		opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", script}, Tout: 20 * time.Second}
+		opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", script}, Tout: 20 * time.Second * time.Duration(timeoutScale)}
 		out, errOut, code := runKbox(t, opts)
 		if code != 0 || !strings.HasPrefix(out, "orphan\n") || !strings.HasSuffix(out, "through-fifo\n") || strings.Contains(out, "\n/rel\n") {
 			t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, errOut)
