@@ -13,7 +13,7 @@ func TestBrkHuge(t *testing.T) {
 	t.Parallel()
 	forEachVariant(t, "", func(t *testing.T, v variant) {
 		root := freshRoot(t, v.uid())
-		for _, tier := range allTiers {
+		for _, tier := range testedTiers(t, allTiers) {
 			opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-r", root, "--", "/bin/sc",
 				"syscall", nr("brk"), "0", ",", "syscall", nr("brk"), "-2", ",", "syscall", nr("brk"), "0"}}
 			out, errOut, code := runKbox(t, opts)

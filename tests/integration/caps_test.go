@@ -38,7 +38,7 @@ func TestTerminalInjectionDenied(t *testing.T) {
 	t.Parallel()
 	forEachVariant(t, "", func(t *testing.T, v variant) {
 		root := freshRoot(t, v.uid())
-		for _, tier := range allTiers {
+		for _, tier := range testedTiers(t, allTiers) {
 			// ioctl(0, TIOCSTI, "x"); ioctl(0, TIOCLINUX, &subcode)
 			out, errOut, code := runKbox(t, runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-r", root, "--", "/bin/sc",
 				"syscall", nr("ioctl"), "0", "21522", "s:x", ",", "syscall", nr("ioctl"), "0", "21532", "s:\x06"}})
@@ -61,7 +61,7 @@ func TestInProcessRootCapabilities(t *testing.T) {
 		t.Skip("needs real root")
 	}
 	root := freshRoot(t, 0)
-	for _, tier := range inProcessTiers {
+	for _, tier := range testedTiers(t, inProcessTiers) {
 		args := []string{"--syscall-mode=" + tier, "-R", root, "--", "/bin/sc",
 			"syscall", nr("socket"), "17", "3", "0", ",", // socket(AF_PACKET, SOCK_RAW): CAP_NET_RAW
 			"syscall", nr("socket"), "2", "3", "1", ",", // socket(AF_INET, SOCK_RAW, ICMP)

@@ -69,7 +69,7 @@ func TestCrashSizes(t *testing.T) {
 				native[v.unpriv] = out
 				return out, true
 			}
-			for _, tier := range allTiers {
+			for _, tier := range testedTiers(t, allTiers) {
 				forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
 					root := freshRoot(t, v.uid())
 					opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-r", root, "-w", "/tmp", "--", "/bin/sysfuzz", "case", name}}

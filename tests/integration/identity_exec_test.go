@@ -402,7 +402,7 @@ func runTableEveryTier(t *testing.T, sc string, cases func() []scCase) {
 	forEachVariant(t, "", func(t *testing.T, v variant) {
 		runTable(t, cases(), v.uid(), v.gid(), isRoot() && !v.unpriv, kboxRunner(sc, v.unpriv))
 	})
-	for _, tier := range inProcessTiers {
+	for _, tier := range testedTiers(t, inProcessTiers) {
 		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
 			runTable(t, cases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(tier, sc, v.unpriv))
 		})

@@ -80,3 +80,28 @@ func hasSyscall(name string) bool {
 	_, ok := abi.Host().Nr(name)
 	return ok
 }
+
+// testedTiers returns the tiers of tiers this kbox has, for a test that
+// loops over tiers in one body: the missing in-process tiers (not amd64,
+// see requireTier) are left out with a log line naming them, and when none
+// is left the test skips, saying why.
+func testedTiers(t testing.TB, tiers []string) []string {
+	t.Helper()
+	if runtime.GOARCH == "amd64" {
+		return tiers
+	}
+	var have []string
+	for _, tier := range tiers {
+		if (tier == "trap" || tier == "rewrite") && !builtTiers(t)[tier] {
+			t.Logf("the %s tier is left out: not available on %s (internal/inproc has no %s port in this kbox yet: %s)",
+				tier, runtime.GOARCH, runtime.GOARCH, tiersLine)
+			continue
+		}
+		have = append(have, tier)
+	}
+	if len(have) == 0 {
+		t.Skipf("none of the tiers %v is available on %s: internal/inproc has no %s port in this kbox yet (%s)",
+			tiers, runtime.GOARCH, runtime.GOARCH, tiersLine)
+	}
+	return have
+}

@@ -19,7 +19,7 @@ import (
 func TestTrapProcSelfFD(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
-	for _, tier := range inProcessTiers {
+	for _, tier := range testedTiers(t, inProcessTiers) {
 		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
 			// dup3(3, 7, 0) (dup2's arm64 form); sc's ls holds its
 			// directory descriptor (the lowest free number) while listing.
@@ -138,7 +138,7 @@ func TestAutoTier(t *testing.T) {
 func TestTrapSIGINTIgnoredAtStart(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
-	for _, tier := range inProcessTiers {
+	for _, tier := range testedTiers(t, inProcessTiers) {
 		t.Run(tier, func(t *testing.T) {
 			t.Parallel()
 			requireTier(t, tier)
@@ -175,7 +175,7 @@ func TestTrapSIGINTIgnoredAtStart(t *testing.T) {
 func TestSignalsSentToKbox(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
-	for _, tier := range allTiers {
+	for _, tier := range testedTiers(t, allTiers) {
 		for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGSEGV, syscall.SIGABRT, syscall.SIGTERM} {
 			t.Run(tier+"/"+sig.String(), func(t *testing.T) {
 				requireTier(t, tier)
