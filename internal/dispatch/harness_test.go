@@ -328,6 +328,12 @@ func atForm[T any](arch *abi.Arch, name string, args []T, conv func(int64) T) (s
 	return f.name, out
 }
 
+// hasCall reports whether arch has the named call.
+func hasCall(arch *abi.Arch, name string) bool {
+	_, ok := arch.Nr(name)
+	return ok
+}
+
 // req makes a request of the guest process.
 func (h *harness) req(name string, args ...uint64) *Request {
 	name, args = atForm(h.e.arch, name, args, func(n int64) uint64 { return uint64(n) })
