@@ -164,7 +164,7 @@ func permCases() []scCase {
 }
 
 // nrPrctl is prctl's number on amd64 (the tables are written for amd64).
-const nrPrctl = "157"
+var nrPrctl = nr("prctl")
 
 // allCapsHex is the full capability set of the host kernel, as capget
 // prints it.
