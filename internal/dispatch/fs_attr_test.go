@@ -231,6 +231,10 @@ func TestAttrRules(t *testing.T) {
 		{"truncate of a missing file on /ro", "truncate", []uint64{h.str("/ro/nope"), 0}, Fail(unix.ENOENT)},
 		{"chmod on /mnt", "chmod", []uint64{h.str("/mnt/f"), 0o600}, Ok(0)},
 	} {
+		if n, _ := atForm(h.e.arch, c.call, c.args, func(n int64) uint64 { return uint64(n) }); !hasCall(h.e.arch, n) {
+			t.Logf("%s left out: no %s on %s", c.what, c.call, h.e.arch.Name)
+			continue
+		}
 		expect(t, c.what, h.call(c.call, c.args...), c.want)
 	}
 	var st unix.Stat_t

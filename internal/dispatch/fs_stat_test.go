@@ -99,6 +99,12 @@ func TestStatNative(t *testing.T) {
 	)
 	for _, s := range steps {
 		what := s.call + " " + argString(s.args) + fmt.Sprint(s.args[len(s.args)-2:])
+		if s.call == "statx" && s.args[1] == any(uint64(0)) && !statxNullPath() {
+			// a NULL path with AT_EMPTY_PATH is Linux 6.11's; kbox
+			// serves it on any kernel, the oracle cannot judge it
+			t.Logf("%s left out: this kernel refuses a NULL statx path", what)
+			continue
+		}
 		o := h.oracle(native, s.call, s.args...)
 		if !o.check(t, what) || o.got.Kind != Value || len(o.gotBuf) == 0 {
 			continue
@@ -337,4 +343,13 @@ func TestVirtualUserSearch(t *testing.T) {
 		v.oracleAs(native, asUser1000, "access", gpath(p), unix.F_OK).check(t, "access "+p)
 		v.oracleAs(native, asUser1000, "readlink", gpath(p), gbuf(16), 16).check(t, "readlink "+p)
 	}
+}
+
+// statxNullPath reports whether the host kernel takes statx(fd, NULL,
+// AT_EMPTY_PATH) (Linux 6.11).
+func statxNullPath() bool {
+	var st unix.Statx_t
+	_, _, e := unix.Syscall6(unix.SYS_STATX, ^uintptr(99) /* AT_FDCWD */, 0, unix.AT_EMPTY_PATH, unix.STATX_TYPE,
+		uintptr(unsafe.Pointer(&st)), 0)
+	return e == 0
 }

@@ -275,8 +275,68 @@ func (h *harness) resetCreds() {
 	h.proc.mu.Unlock()
 }
 
+// atForms are the legacy path calls arm64 lacks, as the *at call libc
+// makes there instead: its name and arguments, "D" for AT_FDCWD, a digit
+// for the legacy call's argument, "=N" for a constant (flags). With them
+// the tables written with the legacy names run on both architectures.
+var atForms = map[string]struct {
+	name string
+	args []string
+}{
+	"open":     {"openat", []string{"D", "0", "1", "2"}},
+	"creat":    {"openat", []string{"D", "0", "=577", "1"}}, // O_CREAT|O_WRONLY|O_TRUNC
+	"access":   {"faccessat", []string{"D", "0", "1", "=0"}},
+	"stat":     {"newfstatat", []string{"D", "0", "1", "=0"}},
+	"lstat":    {"newfstatat", []string{"D", "0", "1", "=256"}}, // AT_SYMLINK_NOFOLLOW
+	"readlink": {"readlinkat", []string{"D", "0", "1", "2"}},
+	"mknod":    {"mknodat", []string{"D", "0", "1", "2"}},
+	"mkdir":    {"mkdirat", []string{"D", "0", "1"}},
+	"chown":    {"fchownat", []string{"D", "0", "1", "2", "=0"}},
+	"lchown":   {"fchownat", []string{"D", "0", "1", "2", "=256"}},
+	"chmod":    {"fchmodat", []string{"D", "0", "1", "=0"}},
+	"symlink":  {"symlinkat", []string{"0", "D", "1"}},
+	"unlink":   {"unlinkat", []string{"D", "0", "=0"}},
+	"rmdir":    {"unlinkat", []string{"D", "0", "=512"}}, // AT_REMOVEDIR
+	"link":     {"linkat", []string{"D", "0", "D", "1", "=0"}},
+	"rename":   {"renameat", []string{"D", "0", "D", "1"}},
+}
+
+// atForm returns name and args unchanged where arch has the call, else
+// its *at form (atForms); conv makes an argument of a number.
+func atForm[T any](arch *abi.Arch, name string, args []T, conv func(int64) T) (string, []T) {
+	if _, ok := arch.Nr(name); ok {
+		return name, args
+	}
+	f, ok := atForms[name]
+	if !ok {
+		return name, args
+	}
+	out := make([]T, 0, len(f.args))
+	for _, a := range f.args {
+		switch {
+		case a == "D":
+			out = append(out, conv(unix.AT_FDCWD))
+		case a[0] == '=':
+			n, _ := strconv.ParseInt(a[1:], 0, 64)
+			out = append(out, conv(n))
+		case int(a[0]-'0') < len(args):
+			out = append(out, args[a[0]-'0'])
+		default:
+			out = append(out, conv(0))
+		}
+	}
+	return f.name, out
+}
+
+// hasCall reports whether arch has the named call.
+func hasCall(arch *abi.Arch, name string) bool {
+	_, ok := arch.Nr(name)
+	return ok
+}
+
 // req makes a request of the guest process.
 func (h *harness) req(name string, args ...uint64) *Request {
+	name, args = atForm(h.e.arch, name, args, func(n int64) uint64 { return uint64(n) })
 	r := &Request{Nr: h.e.arch.MustNr(name), Tid: h.proc.Tgid, Tgid: h.proc.Tgid, Mem: h.mem, FDs: selfFDs{}, Proc: h.proc}
 	copy(r.Args[:], args)
 	return r

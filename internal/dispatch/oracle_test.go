@@ -39,6 +39,20 @@ type oracleResult struct {
 	got, want       Result
 	gotFD, wantFD   int      // descriptors when opened, else -1
 	gotBuf, wantBuf [][]byte // the output buffers, in argument order
+	// leftOut: the call was not made (absent on this architecture with
+	// no *at form, or newer than the host kernel): nothing to compare.
+	leftOut bool
+}
+
+// newerCalls are the calls a host kernel may lack (fchmodat2: Linux 6.6)
+// that kbox serves itself: the native oracle cannot judge them there.
+var newerCalls = map[string]bool{"fchmodat2": true}
+
+// kernelLacks reports whether the host kernel answers the call with
+// ENOSYS (probed with a bad descriptor, which fails before any effect).
+func kernelLacks(nr int) bool {
+	_, _, e := unix.Syscall6(uintptr(nr), ^uintptr(0), 0, 0, 0, 0, 0)
+	return e == unix.ENOSYS
 }
 
 // oracle makes call name with args in the guest and natively (from
@@ -53,7 +67,13 @@ func (h *harness) oracle(native, name string, args ...any) oracleResult {
 // makes the native call (to take other credentials, which end with it).
 func (h *harness) oracleAs(native string, prep func() error, name string, args ...any) oracleResult {
 	h.t.Helper()
+	name, args = atForm(h.e.arch, name, args, func(n int64) any { return int(n) })
 	o := oracleResult{gotFD: -1, wantFD: -1}
+	if nr, ok := h.e.arch.Nr(name); !ok || newerCalls[name] && kernelLacks(nr) {
+		h.t.Logf("%s left out: not a call of this architecture (%s) or this kernel", name, h.e.arch.Name)
+		o.leftOut = true
+		return o
+	}
 	var gargs []uint64
 	var bufs []uint64
 	for _, a := range args {
@@ -178,6 +198,9 @@ func bufIndex(args []any, i int) int {
 // check compares the guest's answer with the native one.
 func (o oracleResult) check(t *testing.T, what string) bool {
 	t.Helper()
+	if o.leftOut {
+		return false
+	}
 	if !same(o.got, o.want) {
 		t.Errorf("%s: got %s, natively %s", what, resultString(o.got), resultString(o.want))
 		return false

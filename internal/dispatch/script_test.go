@@ -1,10 +1,14 @@
 package dispatch
 
 import (
+	"bytes"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"runtime"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kbox-go/kbox/internal/loader"
 )
@@ -12,8 +16,8 @@ import (
 // TestTrampolineRuns executes generated trampolines natively: they must
 // run the interpreter with the argument vector the kernel would build.
 func TestTrampolineRuns(t *testing.T) {
-	if runtime.GOARCH != "amd64" {
-		t.Skip("the trampoline exists for amd64 only")
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skip("the trampoline exists for amd64 and arm64 only")
 	}
 	echo := "/bin/echo"
 	if _, err := os.Stat(echo); err != nil {
@@ -30,7 +34,7 @@ func TestTrampolineRuns(t *testing.T) {
 		{"", false, []string{}, "/scripts/s.sh\n"},
 		{"", true, []string{"ignored", "x"}, " /scripts/s.sh x\n"}, // an empty argument
 	} {
-		img, err := trampoline("amd64", loader.Script{Interp: echo, Arg: c.arg, HasArg: c.hasArg}, "/scripts/s.sh")
+		img, err := trampoline(runtime.GOARCH, loader.Script{Interp: echo, Arg: c.arg, HasArg: c.hasArg}, "/scripts/s.sh")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,10 +61,10 @@ func TestTrampolineRuns(t *testing.T) {
 }
 
 func TestTrampolineFailsWith127(t *testing.T) {
-	if runtime.GOARCH != "amd64" {
-		t.Skip("amd64 only")
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skip("amd64 and arm64 only")
 	}
-	img, _ := trampoline("amd64", loader.Script{Interp: "/nonexistent/interp"}, "/s")
+	img, _ := trampoline(runtime.GOARCH, loader.Script{Interp: "/nonexistent/interp"}, "/s")
 	fd, err := sealedBytes(img)
 	if err != nil {
 		t.Fatal(err)
@@ -72,5 +76,41 @@ func TestTrampolineFailsWith127(t *testing.T) {
 	err = cmd.Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 127 {
 		t.Fatalf("got %v, want exit status 127", err)
+	}
+}
+
+// TestTrampolineELF checks both architectures' images on any host: a
+// static ELF for the machine, entered right after its headers, whose one
+// R|X segment holds the strings.
+func TestTrampolineELF(t *testing.T) {
+	for _, c := range []struct {
+		arch    string
+		machine elf.Machine
+	}{{"amd64", elf.EM_X86_64}, {"arm64", elf.EM_AARCH64}} {
+		img, err := trampoline(c.arch, loader.Script{Interp: "/bin/interp", Arg: "-a", HasArg: true}, "/the/script")
+		if err != nil {
+			t.Fatalf("%s: %v", c.arch, err)
+		}
+		f, err := elf.NewFile(bytes.NewReader(img))
+		if err != nil {
+			t.Fatalf("%s: %v", c.arch, err)
+		}
+		if f.Machine != c.machine || f.Type != elf.ET_EXEC || f.Entry != trampolineBase+64+56 || len(f.Progs) != 1 {
+			t.Errorf("%s: machine %v type %v entry %#x, %d segments", c.arch, f.Machine, f.Type, f.Entry, len(f.Progs))
+		}
+		p := f.Progs[0]
+		if p.Type != elf.PT_LOAD || p.Flags != elf.PF_R|elf.PF_X || p.Vaddr != trampolineBase || p.Filesz != uint64(len(img)) ||
+			p.Vaddr%p.Align != 0 {
+			t.Errorf("%s: segment %+v", c.arch, p.ProgHeader)
+		}
+		if !bytes.HasSuffix(img, []byte("/bin/interp\x00-a\x00/the/script\x00")) {
+			t.Errorf("%s: strings not at the end of the image", c.arch)
+		}
+	}
+	if _, err := trampoline("riscv64", loader.Script{Interp: "/bin/sh"}, "/s"); err == nil {
+		t.Error("riscv64: no error")
+	}
+	if _, err := trampoline("arm64", loader.Script{Interp: "/bin/sh"}, "/s\x00x"); err != unix.ENOEXEC {
+		t.Errorf("NUL in the script path: %v, want ENOEXEC", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -741,6 +742,7 @@ func TestErrors(t *testing.T) {
 // TestSitesMatchX86len checks that the scanner's pairs and unprefixed bare
 // syscalls are exactly what x86len.Sites reports, on real code.
 func TestSitesMatchX86len(t *testing.T) {
+	hostProgramsAMD64(t)
 	files := []string{"/bin/busybox", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"}
 	checked := 0
 	for _, path := range files {
@@ -824,6 +826,7 @@ func siteNames(r *Report) map[string]SiteKind {
 }
 
 func TestBusybox(t *testing.T) {
+	hostProgramsAMD64(t)
 	r := scanFile(t, "/bin/busybox")
 	if !r.Static {
 		t.Skipf("/bin/busybox is dynamically linked (interpreter %s): install busybox-static", r.Interp)
@@ -844,6 +847,7 @@ func TestBusybox(t *testing.T) {
 }
 
 func TestFixturePrograms(t *testing.T) {
+	hostProgramsAMD64(t)
 	root := fixture.Root(t)
 	bin := func(name string) string { return filepath.Join(root, "bin", name) }
 	check := func(t *testing.T, r *Report, yes bool, reason string) {
@@ -1033,5 +1037,15 @@ func BenchmarkScanBusybox(b *testing.B) {
 		if _, err := Scan(f, fi.Size()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// hostProgramsAMD64 skips a test that scans the host's (or the fixture's)
+// programs when they are not x86_64 code: the scanner reads x86_64 code
+// only (on arm64 the fixture is arm64 code).
+func hostProgramsAMD64(t *testing.T) {
+	t.Helper()
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("forkscan scans x86_64 code only; this host's programs are %s code", runtime.GOARCH)
 	}
 }

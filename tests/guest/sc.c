@@ -6,8 +6,10 @@
  * Every op is performed with syscall(SYS_xxx, ...) so libc cannot substitute
  * a different syscall, and prints exactly one line:
  *     <op>: ok <value>        or        <op>: err <ERRNAME>
- * Ops whose legacy syscall does not exist on this architecture print
- * "<op>: err ENOSYS-NOTBUILT".  Exit status is 0 unless usage is wrong (2).
+ * Legacy path ops (open, stat, mkdir, rename, utime...) make their *at
+ * call on an architecture without the legacy one (arm64), as libc does, so
+ * that the same tables run there; other ops whose syscall does not exist on
+ * this architecture print "<op>: err ENOSYS-NOTBUILT".  Exit status is 0 unless usage is wrong (2).
  *
  * ptrace_attach PID attaches, waits, detaches (0); ptrace_child forks a child
  * that asks to be traced and stops, continues it and returns its status (42).
@@ -458,7 +460,8 @@ OP(op_open)
 #ifdef SYS_open
 	return fdres(r, SC(SYS_open, P(a[0]), F(a[1]), n > 2 ? M(a[2]) : 0L));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return fdres(r, SC(SYS_openat, (long)AT_FDCWD, P(a[0]), F(a[1]), n > 2 ? M(a[2]) : 0L));
 #endif
 }
 OP(op_openat) { return fdres(r, SC(SYS_openat, I(a[0]), P(a[1]), F(a[2]), n > 3 ? M(a[3]) : 0L)); }
@@ -476,7 +479,8 @@ OP(op_creat)
 #ifdef SYS_creat
 	return fdres(r, SC(SYS_creat, P(a[0]), M(a[1])));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return fdres(r, SC(SYS_openat, (long)AT_FDCWD, P(a[0]), (long)(O_CREAT | O_WRONLY | O_TRUNC), M(a[1])));
 #endif
 }
 OP(op_close) { return SC(SYS_close, I(a[0])); }
@@ -509,7 +513,9 @@ OP(op_stat)
 	struct stat st;
 	return out_stat(r, SC(SYS_stat, P(a[0]), &st), &st);
 #else
-	return NOTBUILT;
+	struct stat st;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return out_stat(r, SC(SYS_newfstatat, (long)AT_FDCWD, P(a[0]), &st, 0L), &st);
 #endif
 }
 OP(op_lstat)
@@ -518,7 +524,9 @@ OP(op_lstat)
 	struct stat st;
 	return out_stat(r, SC(SYS_lstat, P(a[0]), &st), &st);
 #else
-	return NOTBUILT;
+	struct stat st;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return out_stat(r, SC(SYS_newfstatat, (long)AT_FDCWD, P(a[0]), &st, (long)AT_SYMLINK_NOFOLLOW), &st);
 #endif
 }
 OP(op_fstat)
@@ -558,7 +566,8 @@ OP(op_access)
 #ifdef SYS_access
 	return SC(SYS_access, P(a[0]), F(a[1]));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return SC(SYS_faccessat, (long)AT_FDCWD, P(a[0]), F(a[1]), 0L);
 #endif
 }
 OP(op_faccessat) { return SC(SYS_faccessat, I(a[0]), P(a[1]), F(a[2]), n > 3 ? F(a[3]) : 0L); }
@@ -576,7 +585,9 @@ OP(op_readlink)
 	char buf[8192];
 	return link_result(r, SC(SYS_readlink, P(a[0]), buf, sizeof buf), buf);
 #else
-	return NOTBUILT;
+	char buf[8192];
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return link_result(r, SC(SYS_readlinkat, (long)AT_FDCWD, P(a[0]), buf, sizeof buf), buf);
 #endif
 }
 OP(op_readlinkat)
@@ -589,7 +600,8 @@ OP(op_mkdir)
 #ifdef SYS_mkdir
 	return SC(SYS_mkdir, P(a[0]), n > 1 ? M(a[1]) : 0755L);
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return SC(SYS_mkdirat, (long)AT_FDCWD, P(a[0]), n > 1 ? M(a[1]) : 0755L);
 #endif
 }
 OP(op_mkdirat) { return SC(SYS_mkdirat, I(a[0]), P(a[1]), n > 2 ? M(a[2]) : 0755L); }
@@ -614,7 +626,10 @@ OP(op_mknod)
 		usage_error("mknod PATH TYPE MODE [MAJ MIN]");
 	return SC(SYS_mknod, P(a[0]), mknod_mode(a[1], a[2]), n == 5 ? mkdev(I(a[3]), I(a[4])) : 0UL);
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	if (n != 3 && n != 5)
+		usage_error("mknod PATH TYPE MODE [MAJ MIN]");
+	return SC(SYS_mknodat, (long)AT_FDCWD, P(a[0]), mknod_mode(a[1], a[2]), n == 5 ? mkdev(I(a[3]), I(a[4])) : 0UL);
 #endif
 }
 OP(op_mknodat)
@@ -629,7 +644,8 @@ OP(op_unlink)
 #ifdef SYS_unlink
 	return SC(SYS_unlink, P(a[0]));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return SC(SYS_unlinkat, (long)AT_FDCWD, P(a[0]), 0L);
 #endif
 }
 OP(op_unlinkat) { return SC(SYS_unlinkat, I(a[0]), P(a[1]), n > 2 ? F(a[2]) : 0L); }
@@ -638,7 +654,8 @@ OP(op_rmdir)
 #ifdef SYS_rmdir
 	return SC(SYS_rmdir, P(a[0]));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return SC(SYS_unlinkat, (long)AT_FDCWD, P(a[0]), (long)AT_REMOVEDIR);
 #endif
 }
 OP(op_rename)
@@ -646,7 +663,8 @@ OP(op_rename)
 #ifdef SYS_rename
 	return SC(SYS_rename, P(a[0]), P(a[1]));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return SC(SYS_renameat, (long)AT_FDCWD, P(a[0]), (long)AT_FDCWD, P(a[1]));
 #endif
 }
 OP(op_renameat)
@@ -663,7 +681,8 @@ OP(op_link)
 #ifdef SYS_link
 	return SC(SYS_link, P(a[0]), P(a[1]));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return SC(SYS_linkat, (long)AT_FDCWD, P(a[0]), (long)AT_FDCWD, P(a[1]), 0L);
 #endif
 }
 OP(op_linkat) { return SC(SYS_linkat, I(a[0]), P(a[1]), I(a[2]), P(a[3]), n > 4 ? F(a[4]) : 0L); }
@@ -672,7 +691,8 @@ OP(op_symlink)
 #ifdef SYS_symlink
 	return SC(SYS_symlink, P(a[0]), P(a[1]));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return SC(SYS_symlinkat, P(a[0]), (long)AT_FDCWD, P(a[1]));
 #endif
 }
 OP(op_symlinkat) { return SC(SYS_symlinkat, P(a[0]), I(a[1]), P(a[2])); }
@@ -681,7 +701,8 @@ OP(op_chmod)
 #ifdef SYS_chmod
 	return SC(SYS_chmod, P(a[0]), M(a[1]));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return SC(SYS_fchmodat, (long)AT_FDCWD, P(a[0]), M(a[1]), 0L);
 #endif
 }
 OP(op_fchmod) { return SC(SYS_fchmod, I(a[0]), M(a[1])); }
@@ -692,7 +713,8 @@ OP(op_chown)
 #ifdef SYS_chown
 	return SC(SYS_chown, P(a[0]), I(a[1]), I(a[2]));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return SC(SYS_fchownat, (long)AT_FDCWD, P(a[0]), I(a[1]), I(a[2]), 0L);
 #endif
 }
 OP(op_lchown)
@@ -700,7 +722,8 @@ OP(op_lchown)
 #ifdef SYS_lchown
 	return SC(SYS_lchown, P(a[0]), I(a[1]), I(a[2]));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	return SC(SYS_fchownat, (long)AT_FDCWD, P(a[0]), I(a[1]), I(a[2]), (long)AT_SYMLINK_NOFOLLOW);
 #endif
 }
 OP(op_fchown) { return SC(SYS_fchown, I(a[0]), I(a[1]), I(a[2])); }
@@ -718,7 +741,14 @@ OP(op_utime)
 	ub.modtime = (time_t)I(a[2]);
 	return SC(SYS_utime, P(a[0]), &ub);
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	struct timespec ts[2];
+	if (is_null_times(a, n, 1) || is_null_times(a, n, 2))
+		return SC(SYS_utimensat, (long)AT_FDCWD, P(a[0]), NULL, 0L);
+	ts[0].tv_sec = (time_t)I(a[1]);
+	ts[1].tv_sec = (time_t)I(a[2]);
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	return SC(SYS_utimensat, (long)AT_FDCWD, P(a[0]), ts, 0L);
 #endif
 }
 static struct timeval *tv_args(char **a, int n, int i, struct timeval tv[2])
@@ -736,7 +766,14 @@ OP(op_utimes)
 	struct timeval tv[2];
 	return SC(SYS_utimes, P(a[0]), tv_args(a, n, 1, tv));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	struct timeval tv[2], *tp = tv_args(a, n, 1, tv);
+	struct timespec ts[2];
+	for (int k = 0; tp && k < 2; k++) {
+		ts[k].tv_sec = tv[k].tv_sec;
+		ts[k].tv_nsec = tv[k].tv_usec * 1000;
+	}
+	return SC(SYS_utimensat, (long)AT_FDCWD, P(a[0]), tp ? ts : NULL, 0L);
 #endif
 }
 OP(op_futimesat)
@@ -745,7 +782,14 @@ OP(op_futimesat)
 	struct timeval tv[2];
 	return SC(SYS_futimesat, I(a[0]), P(a[1]), tv_args(a, n, 2, tv));
 #else
-	return NOTBUILT;
+	/* no legacy call on this arch (arm64): the *at form, as libc does */
+	struct timeval tv[2], *tp = tv_args(a, n, 2, tv);
+	struct timespec ts[2];
+	for (int k = 0; tp && k < 2; k++) {
+		ts[k].tv_sec = tv[k].tv_sec;
+		ts[k].tv_nsec = tv[k].tv_usec * 1000;
+	}
+	return SC(SYS_utimensat, I(a[0]), P(a[1]), tp ? ts : NULL, 0L);
 #endif
 }
 OP(op_utimensat)

@@ -835,7 +835,7 @@ static void init_kinds(void)
 		SYS_exit, SYS_exit_group, SYS_rt_sigreturn, SYS_clone, SYS_clone3, SYS_execve, SYS_execveat,
 		SYS_rt_sigsuspend, SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo,
 		SYS_pidfd_send_signal, SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_setitimer, SYS_timer_create,
-		SYS_rseq, SYS_seccomp, SYS_arch_prctl, SYS_sched_setscheduler, SYS_sched_setparam, SYS_sched_setattr,
+		SYS_rseq, SYS_seccomp, SYS_sched_setscheduler, SYS_sched_setparam, SYS_sched_setattr,
 		SYS_shmget, SYS_shmat, SYS_shmctl, SYS_shmdt, SYS_semget, SYS_semop, SYS_semctl, SYS_semtimedop,
 		SYS_msgget, SYS_msgsnd, SYS_msgrcv, SYS_msgctl, SYS_settimeofday, SYS_clock_settime, SYS_adjtimex,
 		SYS_clock_adjtime, SYS_sethostname, SYS_setdomainname, SYS_reboot, SYS_swapon, SYS_swapoff,
@@ -847,6 +847,9 @@ static void init_kinds(void)
 #endif
 #ifdef SYS_set_thread_area
 		SYS_set_thread_area,
+#endif
+#ifdef SYS_arch_prctl
+		SYS_arch_prctl,
 #endif
 #if defined(__x86_64__)
 		335, 336, /* uretprobe, uprobe: SIGILL unless called from their trampolines (seccomp passes them) */
@@ -1551,8 +1554,13 @@ static void signal_call(void)
 		return;
 	}
 	case 7: {
+#ifdef SYS_arch_prctl
 		static const uint64_t codes[] = {0x1003, 0x1004, 0x1011, 0x9999, 0};
 		RAW(SYS_arch_prctl, PICK(codes), rand_buf());
+#else
+		/* no arch_prctl (arm64): the thread pointer is TPIDR_EL0, not a call */
+		RAW(SYS_getpid, 0);
+#endif
 		return;
 	}
 	case 8: {

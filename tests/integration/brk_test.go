@@ -13,9 +13,9 @@ func TestBrkHuge(t *testing.T) {
 	t.Parallel()
 	forEachVariant(t, "", func(t *testing.T, v variant) {
 		root := freshRoot(t, v.uid())
-		for _, tier := range allTiers {
+		for _, tier := range testedTiers(t, allTiers) {
 			opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-r", root, "--", "/bin/sc",
-				"syscall", "12", "0", ",", "syscall", "12", "-2", ",", "syscall", "12", "0"}}
+				"syscall", nr("brk"), "0", ",", "syscall", nr("brk"), "-2", ",", "syscall", nr("brk"), "0"}}
 			out, errOut, code := runKbox(t, opts)
 			got := lines(out)
 			if code != 0 || len(got) != 3 || !strings.HasPrefix(got[0], "syscall: ok ") || got[1] != got[0] || got[2] != got[0] {

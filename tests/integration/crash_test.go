@@ -69,7 +69,7 @@ func TestCrashSizes(t *testing.T) {
 				native[v.unpriv] = out
 				return out, true
 			}
-			for _, tier := range allTiers {
+			for _, tier := range testedTiers(t, allTiers) {
 				forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
 					root := freshRoot(t, v.uid())
 					opts := runOpts{Unpriv: v.unpriv, Args: []string{"--syscall-mode=" + tier, "-r", root, "-w", "/tmp", "--", "/bin/sysfuzz", "case", name}}
@@ -124,7 +124,7 @@ func TestFIFOThreads(t *testing.T) {
 			if r.slots > 0 {
 				env = []string{"KBOX_TEST_BLOCKING_SLOTS=" + strconv.Itoa(r.slots), "KBOX_TEST_MAX_THREADS=" + strconv.Itoa(r.max)}
 			}
-			opts := runOpts{Unpriv: v.unpriv, Env: env, Tout: 120 * time.Second,
+			opts := runOpts{Unpriv: v.unpriv, Env: env, Tout: 120 * time.Second * time.Duration(timeoutScale),
 				Args: []string{"--syscall-mode=seccomp", "-r", root, "--", "/bin/sysfuzz", "fifo", strconv.Itoa(r.n), r.dir}}
 			out, errOut, code := runKbox(t, opts)
 			if m := crashMarkers.FindString(errOut); m != "" || code != 0 {
@@ -271,7 +271,7 @@ func TestForkBombNproc(t *testing.T) {
 	root := freshRoot(t, forkBombUID)
 	args := []string{fmt.Sprintf("--reuid=%d", forkBombUID), fmt.Sprintf("--regid=%d", forkBombUID), "--clear-groups", "--",
 		prl, "--nproc=150", "--", kboxBin, "-v", "--syscall-mode=seccomp", "-r", root, "--", "/bin/sysfuzz", "forkbomb", "1000"}
-	opts := runOpts{Bin: sp, Args: args, Tout: 60 * time.Second}
+	opts := runOpts{Bin: sp, Args: args, Tout: 60 * time.Second * time.Duration(timeoutScale)}
 	out, errOut, code := runKbox(t, opts)
 	defer func() {
 		if left := uidProcesses(forkBombUID); len(left) > 0 {

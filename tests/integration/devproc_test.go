@@ -78,7 +78,7 @@ func scOps(ops ...[]string) []string {
 // privilege variant, as parallel subtests named tier/mode/variant.
 func forEachTierRootVariant(t *testing.T, modes []string, f func(t *testing.T, tier, mode string, v variant)) {
 	t.Helper()
-	for _, tier := range allTiers {
+	for _, tier := range testedTiers(t, allTiers) {
 		for _, mode := range modes {
 			forEachVariant(t, tier+"/"+mode+"/", func(t *testing.T, v variant) { f(t, tier, mode, v) })
 		}

@@ -58,7 +58,7 @@ func TestEscape(t *testing.T) {
 		host, secret := hostSecretDir(t, v.uid())
 		// escape's hijack_kbox_threads reads the tier from the
 		// environment (kbox adds nothing to the guest's own).
-		opts := runOpts{Unpriv: v.unpriv, Tout: 120 * time.Second,
+		opts := runOpts{Unpriv: v.unpriv, Tout: 120 * time.Second * time.Duration(timeoutScale),
 			Args: []string{"--syscall-mode=" + tier, "--setenv", "KBOX_SYSCALL_MODE=" + tier, mode, root, "--", "/bin/escape", host, secret}}
 		out, errOut, code := runKbox(t, opts)
 		var escaped []string

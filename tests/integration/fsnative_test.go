@@ -381,7 +381,7 @@ func TestTrailingSlash(t *testing.T) {
 // ls -l /proc/self/fd failed). A symlink's O_PATH descriptor and a deleted
 // file read back as Linux shows them.
 func TestProcFdHostFile(t *testing.T) {
-	for _, tier := range allTiers {
+	for _, tier := range testedTiers(t, allTiers) {
 		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
 			root := freshRoot(t, v.uid())
 			w := filepath.Join(root, "w")
@@ -427,7 +427,7 @@ func TestProcFdHostFile(t *testing.T) {
 // by rename) the next file that gets its inode number must not inherit
 // the record (GNU tar replacing a symlink showed a new file as 0777).
 func TestRecordForgotten(t *testing.T) {
-	for _, tier := range allTiers {
+	for _, tier := range testedTiers(t, allTiers) {
 		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
 			root := freshRoot(t, v.uid())
 			w := filepath.Join(root, "w")

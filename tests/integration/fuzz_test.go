@@ -90,7 +90,7 @@ func runFuzz(t *testing.T, tier, mode string, v variant, seed uint64, count int)
 		Args: []string{"--syscall-mode=" + tier, mode, root, "-w", "/tmp", "--", "/bin/sysfuzz", "fuzz",
 			strconv.FormatUint(seed, 10), strconv.Itoa(count), end, "mark=" + marker},
 		Env:  []string{"KBOX_FUZZ_MARK=" + marker},
-		Tout: 100 * time.Second,
+		Tout: 100 * time.Second * time.Duration(timeoutScale),
 	}
 	before := hostState()
 	start := time.Now()

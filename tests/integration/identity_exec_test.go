@@ -12,25 +12,29 @@ import (
 // x86_64 numbers for the calls sc has no op of its own for (see
 // /usr/include/x86_64-linux-gnu/asm/unistd_64.h); sc's "syscall" op passes
 // them raw.  The tables are amd64-only, as runTable notes.
-const (
-	nrGetgroups       = "115"
-	nrSetreuid        = "113"
-	nrSetregid        = "114"
-	nrSetfsuid        = "122"
-	nrSetfsgid        = "123"
-	nrInotifyAddWatch = "254"
-	nrInotifyInit1    = "294"
-	nrExecveat        = "322"
-	atFDCWD           = "-100"
-	atSymlinkNoFollow = "0x100"
-	atEmptyPath       = "0x1000"
-	inNonblock        = "2048" // IN_NONBLOCK == O_NONBLOCK
-	inCreate          = "256"
+// The host architecture's numbers (internal/abi), not x86_64's.
+var (
+	nrGetgroups       = nr("getgroups")
+	nrSetreuid        = nr("setreuid")
+	nrSetregid        = nr("setregid")
+	nrSetfsuid        = nr("setfsuid")
+	nrSetfsgid        = nr("setfsgid")
+	nrInotifyAddWatch = nr("inotify_add_watch")
+	nrInotifyInit1    = nr("inotify_init1")
+	nrExecveat        = nr("execveat")
 	setreuidOp        = "syscall " + nrSetreuid
 	setregidOp        = "syscall " + nrSetregid
 	setfsuidOp        = "syscall " + nrSetfsuid
 	setfsgidOp        = "syscall " + nrSetfsgid
 	execveatOp        = "syscall " + nrExecveat
+)
+
+const (
+	atFDCWD           = "-100"
+	atSymlinkNoFollow = "0x100"
+	atEmptyPath       = "0x1000"
+	inNonblock        = "2048" // IN_NONBLOCK == O_NONBLOCK
+	inCreate          = "256"
 )
 
 const (
@@ -404,6 +408,7 @@ func runTableEveryTier(t *testing.T, sc string, cases func() []scCase) {
 	})
 	for _, tier := range inProcessTiers {
 		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
+			requireTier(t, tier) // a subtest of its own skips, saying why
 			runTable(t, cases(), v.uid(), v.gid(), isRoot() && !v.unpriv, trapRunner(tier, sc, v.unpriv))
 		})
 	}

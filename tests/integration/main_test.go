@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,8 +30,19 @@ import (
 // themselves run as root.
 const unprivUID = 65534
 
-// runTimeout bounds every kbox invocation.
-const runTimeout = 30 * time.Second
+// runTimeout bounds every kbox invocation: 30 s, times
+// KBOX_TEST_TIMEOUT_SCALE where the tests run slowly (scripts/arm64-vm-test
+// sets it under emulation).
+var runTimeout = 30 * time.Second * time.Duration(timeoutScale)
+
+// timeoutScale multiplies the tests' timeouts (KBOX_TEST_TIMEOUT_SCALE, a
+// whole number, default 1).
+var timeoutScale = func() int {
+	if n, err := strconv.Atoi(os.Getenv("KBOX_TEST_TIMEOUT_SCALE")); err == nil && n > 1 {
+		return n
+	}
+	return 1
+}()
 
 var (
 	kboxBin  string // absolute path of the kbox binary built by TestMain
@@ -56,6 +69,16 @@ func runMain(m *testing.M) int {
 	}
 	buildDir = dir
 	kboxBin = filepath.Join(dir, "kbox")
+	if prebuiltDir != "" {
+		// Cross-built elsewhere (scripts/arm64-vm-test): no Go
+		// toolchain where the tests run.
+		kboxBin = filepath.Join(prebuiltDir, "kbox")
+		if _, err := os.Stat(kboxBin); err != nil {
+			fmt.Fprintln(os.Stderr, "integration: KBOX_PREBUILT:", err)
+			return 1
+		}
+		return m.Run()
+	}
 	// PIE, as the README builds it: the trap tier loads non-PIE guests at
 	// their fixed addresses (0x400000), where a non-PIE kbox would sit.
 	cmd := exec.Command("go", "build", "-buildmode=pie", "-o", kboxBin, "./cmd/kbox")
@@ -65,6 +88,27 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// prebuiltDir (KBOX_PREBUILT) holds binaries built before the tests ran,
+// for a machine without the toolchains (scripts/arm64-vm-test builds them
+// for arm64 and runs the suite in a VM): kbox (the PIE cgo build),
+// kbox-nocgo, kbox-nopie and the vforkexec-glibc and vforkexec-musl
+// guests. The fixture root comes from KBOX_FIXTURE_ROOT (tests/fixture).
+var prebuiltDir = os.Getenv("KBOX_PREBUILT")
+
+// prebuilt returns the path of a prebuilt binary, or "" when the tests
+// build their own.
+func prebuilt(t testing.TB, name string) string {
+	t.Helper()
+	if prebuiltDir == "" {
+		return ""
+	}
+	p := filepath.Join(prebuiltDir, name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("KBOX_PREBUILT: %v", err)
+	}
+	return p
 }
 
 // runOpts describes one kbox invocation.
@@ -142,6 +186,9 @@ func runKbox(t testing.TB, opts runOpts) (stdout, stderr string, code int) {
 		bin = opts.Bin
 	}
 	argv := append([]string{bin}, opts.Args...)
+	if bin == kboxBin || slices.Contains(opts.Args, kboxBin) {
+		requireTiersOf(t, argv)
+	}
 	if opts.Unpriv && isRoot() {
 		sp := findSetpriv()
 		if sp == "" {
@@ -377,7 +424,10 @@ func forEachTierModeVariant(t *testing.T, f func(t *testing.T, tier, mode string
 			prefix = tier + "/"
 		}
 		for _, mode := range rootModes() {
-			forEachVariant(t, prefix+mode+"/", func(t *testing.T, v variant) { f(t, tier, mode, v) })
+			forEachVariant(t, prefix+mode+"/", func(t *testing.T, v variant) {
+				requireTier(t, tier)
+				f(t, tier, mode, v)
+			})
 		}
 	}
 }

@@ -294,7 +294,7 @@ func TestProcessBackgroundKilled(t *testing.T) {
 			marker := procMarker()
 			script := fmt.Sprintf(s, marker)
 			pattern := `^sleep ` + regexp.QuoteMeta(marker) + `$`
-			opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", script}, Tout: 20 * time.Second}
+			opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", script}, Tout: 20 * time.Second * time.Duration(timeoutScale)}
 			start := time.Now()
 			out, errOut, code := runKbox(t, opts)
 			took := time.Since(start)
@@ -607,6 +607,7 @@ func TestProcessSignalForwarding(t *testing.T) {
 func runSignalled(t *testing.T, unpriv bool, args []string, sig syscall.Signal) (stdout, stderr string, code int, cmdStr string) {
 	t.Helper()
 	argv := append([]string{kboxBin}, args...)
+	requireTiersOf(t, argv)
 	if unpriv && isRoot() {
 		// setpriv execs kbox: the started pid is kbox's.
 		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
@@ -696,7 +697,7 @@ func TestOrphanInheritsState(t *testing.T) {
 	forEachProcVariant(t, func(t *testing.T, mode string, v variant, root string) {
 		script := `cd /tmp && (sh -c "sleep 0.3; echo orphan > rel" &); sleep 1; cat /tmp/rel; ls /rel 2>&1 | head -1;` +
 			` mkfifo /tmp/p && (echo through-fifo > p &); cat p`
-		opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", script}, Tout: 20 * time.Second}
+		opts := runOpts{Unpriv: v.unpriv, Args: []string{mode, root, "--", "/bin/sh", "-c", script}, Tout: 20 * time.Second * time.Duration(timeoutScale)}
 		out, errOut, code := runKbox(t, opts)
 		if code != 0 || !strings.HasPrefix(out, "orphan\n") || !strings.HasSuffix(out, "through-fifo\n") || strings.Contains(out, "\n/rel\n") {
 			t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", cmdline(opts), code, out, errOut)

@@ -136,7 +136,7 @@ func fdMetaVictim(t *testing.T, owner int) string {
 func TestReadOnlyDescriptors(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
-	for _, tier := range allTiers {
+	for _, tier := range testedTiers(t, allTiers) {
 		for _, mount := range []string{"robind", "defaultroot", "rwbind", "rwbind-0"} {
 			forEachVariant(t, tier+"/"+mount+"/", func(t *testing.T, v variant) {
 				rootID := mount == "rwbind-0"
@@ -219,7 +219,7 @@ func TestReadOnlyDescriptors(t *testing.T) {
 // ownership record, through any xattr call, and does not see it.
 func TestOwnershipRecordReserved(t *testing.T) {
 	t.Parallel()
-	for _, tier := range allTiers {
+	for _, tier := range testedTiers(t, allTiers) {
 		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
 			if v.uid() == 0 {
 				t.Skip("-0 records ownership only for an unprivileged user")

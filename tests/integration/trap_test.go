@@ -41,6 +41,7 @@ func eachTrapRun(t *testing.T, f func(t *testing.T, tier, prog string, v variant
 	for _, tier := range inProcessTiers {
 		for _, prog := range trapProgs {
 			forEachVariant(t, tier+"/"+strings.TrimPrefix(prog, "/bin/")+"/", func(t *testing.T, v variant) {
+				requireTier(t, tier)
 				f(t, tier, prog, v)
 			})
 		}
@@ -172,6 +173,7 @@ func startKbox(t *testing.T, ctx context.Context, unpriv bool, args []string) (*
 func startKboxEnv(t *testing.T, ctx context.Context, unpriv bool, env, args []string) (*exec.Cmd, io.Reader) {
 	t.Helper()
 	argv := append([]string{kboxBin}, args...)
+	requireTiersOf(t, argv)
 	if unpriv && isRoot() {
 		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID),
 			"--clear-groups", "--"}, argv...)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -35,6 +36,10 @@ func vforkexecBinaries(t *testing.T) map[string]string {
 			"glibc": {"gcc", "-O1", "-Wall", "-Werror"},
 			"musl":  {"musl-gcc", "-static", "-O1", "-Wall", "-Werror"},
 		} {
+			if p := prebuilt(t, "vforkexec-"+name); p != "" {
+				vforkexecBins[name] = p
+				continue
+			}
 			out := filepath.Join(buildDir, "vforkexec-"+name)
 			args := append(cmd[1:], "-o", out, src)
 			if b, err := exec.Command(cmd[0], args...).CombinedOutput(); err != nil {
@@ -76,6 +81,13 @@ func TestVforkExecParentMemory(t *testing.T) {
 		}
 		forEachVariant(t, prefix, func(t *testing.T, v variant) {
 			for name := range bins {
+				if name == "musl" && runtime.GOARCH != "amd64" {
+					// musl has a vfork of its own (CLONE_VM) on x86_64
+					// only; elsewhere its vfork is fork and shares
+					// nothing (seen on arm64: e2big found no error).
+					t.Logf("vforkexec-musl left out on %s: musl's vfork is fork there", runtime.GOARCH)
+					continue
+				}
 				for _, c := range []struct{ mode, n, want string }{
 					{"vfork", "50", "corrupted 0 of 50\n"},
 					{"spawn", "100", "spawn: 0 of 100 damaged\n"},
