@@ -111,6 +111,21 @@ void kbox_arm_fault_stack(void) {
 	kbox_fault_stack_armed = 1;
 }
 
+// leave_guest switches from the interrupted guest to kbox's thread
+// pointer, and back_to_guest returns, around a handler's call into Go.
+static inline void leave_guest(void) {
+	if (!kbox_tp_tracked)
+		kbox_gs.guest_tp = kbox_get_tp();
+	kbox_set_tp(kbox_gs.host_tp);
+	kbox_gs.in_guest = 0;
+	kbox_fault_stack_armed = 0;
+}
+
+static inline void back_to_guest(void) {
+	kbox_gs.in_guest = 1;
+	kbox_set_tp(kbox_gs.guest_tp);
+}
+
 static void on_sigsys(int sig, siginfo_t *si, void *ucv) {
 	if (!on_guest_thread()) {
 		chain(&go_sigsys, sig, si, ucv);
@@ -126,15 +141,10 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv) {
 			kbox_uc_set_pc(uc, (uintptr_t)kbox_bs_eintr);
 		return;
 	}
-	if (!kbox_tp_tracked)
-		kbox_gs.guest_tp = kbox_get_tp();
-	kbox_set_tp(kbox_gs.host_tp);
-	kbox_gs.in_guest = 0;
-	kbox_fault_stack_armed = 0;
+	leave_guest();
 	int kick = si->si_code != SYS_SECCOMP;
 	kboxTrap(ucv, kick ? 0 : si->si_syscall, kick);
-	kbox_gs.in_guest = 1;
-	kbox_set_tp(kbox_gs.guest_tp);
+	back_to_guest();
 }
 
 static void on_fault(int sig, siginfo_t *si, void *ucv) {
@@ -146,14 +156,9 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
 		chain(old, sig, si, ucv);
 		return;
 	}
-	if (!kbox_tp_tracked)
-		kbox_gs.guest_tp = kbox_get_tp();
-	kbox_set_tp(kbox_gs.host_tp);
-	kbox_gs.in_guest = 0;
-	kbox_fault_stack_armed = 0;
+	leave_guest();
 	kboxFault(ucv, sig, si);
-	kbox_gs.in_guest = 1;
-	kbox_set_tp(kbox_gs.guest_tp);
+	back_to_guest();
 }
 
 // Signals the guest thread keeps unblocked while the guest runs: the
