@@ -153,7 +153,7 @@ func TestSendFlood(t *testing.T) {
 		root := freshRoot(t, v.uid())
 		argv := []string{kboxBin, "--syscall-mode=seccomp", "-r", root, "--", "/bin/sysfuzz", "sendflood", strconv.Itoa(threads)}
 		if v.unpriv && isRoot() {
-			argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+			argv = asUnprivileged(argv)
 		}
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Dir = "/"

@@ -43,7 +43,7 @@ func TestHostChangesWhileCached(t *testing.T) {
 				"read", "0", "3", ",", "stat", "/hostchange/f", ",", "read", "0", "3", ",",
 				"rename", "/hostchange/g", "/hostchange/h", ",", "stat", "/hostchange/f"}
 			if v.unpriv && isRoot() {
-				argv = append([]string{findSetpriv(), "--reuid=65534", "--regid=65534", "--clear-groups", "--"}, argv...)
+				argv = asUnprivileged(argv)
 			}
 			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 			cmd.Env = baseEnv()

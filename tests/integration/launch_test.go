@@ -331,7 +331,7 @@ func TestPrivateDirsRemoved(t *testing.T) {
 			argv := []string{kboxBin, "--syscall-mode=" + tier, "-S", root, "--", "/bin/sh", "-c", "echo x > /tmp/f && exec sleep 20"}
 			requireTier(t, tier)
 			if v.unpriv && isRoot() {
-				argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+				argv = asUnprivileged(argv)
 			}
 			cmd := exec.Command(argv[0], argv[1:]...)
 			cmd.Env = append(baseEnv(), env...)

@@ -151,6 +151,12 @@ func findSetpriv() string {
 	return setprivPath
 }
 
+// asUnprivileged prefixes argv with the setpriv(1) command that runs it as
+// unprivUID with no supplementary groups.
+func asUnprivileged(argv []string) []string {
+	return append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+}
+
 // requireUnpriv skips t if an unprivileged variant cannot be run: the tests
 // run as root but setpriv(1) is missing.  When the tests already run as a
 // non-root user, the "unprivileged" variant is the normal run.
@@ -194,7 +200,7 @@ func runKbox(t testing.TB, opts runOpts) (stdout, stderr string, code int) {
 		if sp == "" {
 			t.Skip("unprivileged variant skipped: setpriv(1) is not installed")
 		}
-		argv = append([]string{sp, fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+		argv = asUnprivileged(argv)
 	}
 	tout := opts.Tout
 	if tout == 0 {

@@ -350,7 +350,7 @@ func TestOverlaySigkill(t *testing.T) {
 		argv := []string{kboxBin, "-S", root, "--overlay", "--", "/bin/sh", "-c",
 			`cd /ov; echo started; i=0; while :; do i=$((i+1)); echo $i >> f; echo $i > n$((i % 50)); rm -f x; mkdir -p w/$i; rm -rf d; chmod 600 ro; done`}
 		if v.unpriv && isRoot() {
-			argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+			argv = asUnprivileged(argv)
 		}
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Dir = "/"

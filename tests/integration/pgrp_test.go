@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -29,7 +28,7 @@ func startSleeper(t *testing.T, v variant) (*exec.Cmd, int) {
 	t.Helper()
 	argv := []string{"sleep", "60"}
 	if v.unpriv && isRoot() {
-		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+		argv = asUnprivileged(argv)
 	}
 	sleep := exec.Command(argv[0], argv[1:]...)
 	sleep.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -56,7 +55,7 @@ func runInGroup(t *testing.T, v variant, pgid int, args ...string) (string, stri
 	argv := append([]string{kboxBin}, args...)
 	requireTiersOf(t, argv)
 	if v.unpriv && isRoot() {
-		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+		argv = asUnprivileged(argv)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
@@ -129,7 +128,7 @@ func TestGuestCannotForegroundHostGroup(t *testing.T) {
 			` -- /bin/sh -c 'exec /bin/sc ioctl_int 0 0x5410 '$$' , ioctl_int 0 0x5410 $$'; echo kbox-exit-$?`
 		argv := []string{"/bin/sh", "-c", script}
 		if v.unpriv && isRoot() {
-			argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+			argv = asUnprivileged(argv)
 		}
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = append(baseEnv(), noLandlockEnv)

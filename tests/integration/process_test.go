@@ -610,7 +610,7 @@ func runSignalled(t *testing.T, unpriv bool, args []string, sig syscall.Signal) 
 	requireTiersOf(t, argv)
 	if unpriv && isRoot() {
 		// setpriv execs kbox: the started pid is kbox's.
-		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+		argv = asUnprivileged(argv)
 	}
 	cmdStr = cmdline(runOpts{Unpriv: unpriv, Args: args})
 	cmd := exec.Command(argv[0], argv[1:]...)

@@ -27,7 +27,7 @@ func TestGuestPtrace(t *testing.T) {
 			// A host process of kbox's own user, which the guest must not reach.
 			argv := []string{"sleep", "120"}
 			if v.unpriv && isRoot() {
-				argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+				argv = asUnprivileged(argv)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			host := exec.CommandContext(ctx, argv[0], argv[1:]...)

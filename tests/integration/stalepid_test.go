@@ -35,7 +35,7 @@ func startStalepid(t *testing.T, mode, root string, v variant, n int) *stalepidR
 	t.Helper()
 	argv := []string{kboxBin, "-v", mode, root, "--", "/bin/stalepid", strconv.Itoa(n)}
 	if v.unpriv && isRoot() {
-		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+		argv = asUnprivileged(argv)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*runTimeout)
 	t.Cleanup(cancel)

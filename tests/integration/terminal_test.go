@@ -30,7 +30,7 @@ type tmuxSession struct {
 func (s *tmuxSession) tmux(args ...string) (string, error) {
 	argv := append([]string{"tmux", "-f", "/dev/null", "-S", s.socket}, args...)
 	if s.unpriv && isRoot() {
-		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+		argv = asUnprivileged(argv)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(baseEnv(), "SHELL=/bin/sh")

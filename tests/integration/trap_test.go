@@ -175,8 +175,7 @@ func startKboxEnv(t *testing.T, ctx context.Context, unpriv bool, env, args []st
 	argv := append([]string{kboxBin}, args...)
 	requireTiersOf(t, argv)
 	if unpriv && isRoot() {
-		argv = append([]string{findSetpriv(), fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID),
-			"--clear-groups", "--"}, argv...)
+		argv = asUnprivileged(argv)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(baseEnv(), env...)

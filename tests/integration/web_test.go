@@ -50,7 +50,7 @@ func startWebKbox(t *testing.T, unpriv bool, args ...string) *webKbox {
 		if sp == "" {
 			t.Skip("unprivileged variant skipped: setpriv(1) is not installed")
 		}
-		argv = append([]string{sp, fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups", "--"}, argv...)
+		argv = asUnprivileged(argv)
 	}
 	k := &webKbox{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
 	k.cmd.Env = baseEnv()
