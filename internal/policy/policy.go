@@ -359,6 +359,10 @@ type Resolved struct {
 	opts    Options
 }
 
+// servedInDomain reports whether e, a denied row, is served in this
+// resolution because the guest runs in a Landlock domain of its own.
+func (r *Resolved) servedInDomain(e Entry) bool { return e.InDomain && r.opts.GuestDomain }
+
 // Options returns the options r was resolved with.
 func (r *Resolved) Options() Options { return r.opts }
 
@@ -375,7 +379,7 @@ func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
 		}
 		r.ByNr[nr] = e
 		r.Effect[nr] = r.effect(e.Disp)
-		if e.InDomain && opts.GuestDomain {
+		if r.servedInDomain(e) {
 			r.Effect[nr] = Notify
 		}
 	}
@@ -528,7 +532,7 @@ func (r *Resolved) Denied() map[string]string {
 	}
 	out := map[string]string{}
 	for _, e := range r.ByNr {
-		if e.Disp == Deny && !(e.InDomain && r.opts.GuestDomain) {
+		if e.Disp == Deny && !r.servedInDomain(e) {
 			out[e.Name] = "in the dangerous set: " + e.Why
 		}
 	}

@@ -10,8 +10,6 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/kbox-go/kbox/internal/landlock"
 )
 
 //go:generate sh initprog/build.sh
@@ -118,11 +116,7 @@ func startInit(prog string, l Launch, cfg []byte, stdio [3]*os.File, stW *os.Fil
 	defer cfgR.Close()
 	var ruleset *os.File
 	if l.Landlock > 0 {
-		rules := make([]landlock.Rule, len(l.ExecRoots))
-		for i, root := range l.ExecRoots {
-			rules[i] = landlock.Rule{Path: root, Access: unix.LANDLOCK_ACCESS_FS_EXECUTE}
-		}
-		fd, err := landlock.Ruleset(l.Landlock, unix.LANDLOCK_ACCESS_FS_EXECUTE, landlock.ScopeSignal, rules)
+		fd, err := execRuleset(l.ExecRoots, l.Landlock)
 		if err != nil {
 			cfgW.Close()
 			return nil, 0, fmt.Errorf("landlock: %w", err)

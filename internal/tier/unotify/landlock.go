@@ -20,13 +20,19 @@ import (
 // Invariant: the guest never makes the kernel resolve any other path (no
 // path syscall is continued), so restricting execute is enough.
 
-// restrictExec applies the ruleset: execute only beneath roots.
-func restrictExec(roots []string, abi int) error {
+// execRuleset builds the ruleset: execute only beneath roots, signals
+// scoped. kbox-init's launcher gets it as a descriptor (initprog.go).
+func execRuleset(roots []string, abi int) (int, error) {
 	rules := make([]landlock.Rule, len(roots))
 	for i, root := range roots {
 		rules[i] = landlock.Rule{Path: root, Access: unix.LANDLOCK_ACCESS_FS_EXECUTE}
 	}
-	fd, err := landlock.Ruleset(abi, unix.LANDLOCK_ACCESS_FS_EXECUTE, landlock.ScopeSignal, rules)
+	return landlock.Ruleset(abi, unix.LANDLOCK_ACCESS_FS_EXECUTE, landlock.ScopeSignal, rules)
+}
+
+// restrictExec applies the ruleset to the calling process.
+func restrictExec(roots []string, abi int) error {
+	fd, err := execRuleset(roots, abi)
 	if err != nil {
 		return err
 	}

@@ -149,10 +149,13 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 	var rp *reaper
 	var pid int
 	via := "kbox-init"
-	prog, why := initProgramPath()
+	var prog string
 	var cfg []byte
-	if why == nil && os.Getenv("KBOX_INIT") == "self" {
+	var why error
+	if os.Getenv("KBOX_INIT") == "self" {
 		why = fmt.Errorf("KBOX_INIT=self")
+	} else {
+		prog, why = initProgramPath()
 	}
 	if why == nil {
 		cfg, why = launchConfig(l)
@@ -171,25 +174,24 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 		stR.Close()
 		return nil, fmt.Errorf("starting the launcher: %w", err)
 	}
-	proc := &os.Process{Pid: pid}
 	var b [4]byte
 	if _, err := io.ReadFull(stR, b[:1]); err != nil {
 		stR.Close()
-		return &started{pid: proc.Pid, listener: -1, reaper: rp}, nil
+		return &started{pid: pid, listener: -1, reaper: rp}, nil
 	}
 	if b[0] == 'E' {
 		// The child failed before installing the filter; the message
 		// follows and the child exits.
 		msg, _ := io.ReadAll(io.LimitReader(stR, 4096))
 		stR.Close()
-		return &started{pid: proc.Pid, listener: -1, launchErr: string(msg), reaper: rp}, nil
+		return &started{pid: pid, listener: -1, launchErr: string(msg), reaper: rp}, nil
 	}
 	if _, err := io.ReadFull(stR, b[1:]); err != nil {
 		stR.Close()
-		return &started{pid: proc.Pid, listener: -1, reaper: rp}, nil
+		return &started{pid: pid, listener: -1, reaper: rp}, nil
 	}
 	childFD := int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24
-	pidfd, err := unix.PidfdOpen(proc.Pid, 0)
+	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		rp.close()
 		return nil, fmt.Errorf("pidfd_open of the launcher: %w", err)
@@ -200,7 +202,7 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 		rp.close()
 		return nil, fmt.Errorf("taking the seccomp listener (pidfd_getfd): %w", err)
 	}
-	return &started{pid: proc.Pid, listener: listener, status: stR, reaper: rp, via: via}, nil
+	return &started{pid: pid, listener: listener, status: stR, reaper: rp, via: via}, nil
 }
 
 // startSelf starts kbox re-executed as the reaper, which re-executes it as
