@@ -394,7 +394,7 @@ func TestLaunchers(t *testing.T) {
 	root := fixtureRoot(t)
 	script := `echo "args:$#:$1:$2"; echo "env:$KBOX_LAUNCH_TEST"; pwd; ls /proc/self/fd | tr '\n' ' '; echo; ` +
 		`grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status | tr -s '\t ' ' '; ` +
-		`ps -o pid,pgid,comm | awk 'NR>1 && $3=="sh" {print ($1==$2) ? "own group" : "shared group"}'; exit 7`
+		`ps -o pid,pgid | awk -v me=$$ '$1==me {print ($1==$2) ? "own group" : "shared group"}'; exit 7`
 	for _, via := range []string{"kbox-init", "self"} {
 		forEachVariant(t, via+"/", func(t *testing.T, v variant) {
 			env := []string{"KBOX_LAUNCH_TEST=value with spaces"}
