@@ -53,25 +53,27 @@ func (p *Process) UseMemFile(open func() (int, error), fn func(fd int) error) er
 	return err
 }
 
-// memCacheable reports (and remembers) whether the process has an
-// address space of its own.
+// memCacheable reports whether the process has an address space of its
+// own, remembering only a yes: a process never comes to share its
+// parent's space, but a vfork child stops sharing it when it execs, and
+// every process a shell or posix_spawn starts is one.
 func (p *Process) memCacheable() bool {
 	p.mu.Lock()
-	known, shared, tgid, ppid := p.memChecked, p.memShared, p.Tgid, p.ppid
+	own, tgid, ppid := p.memOwn, p.Tgid, p.ppid
 	p.mu.Unlock()
-	if known {
-		return !shared
+	if own {
+		return true
 	}
-	shared = true
-	if ppid > 0 {
-		if s, err := kcmp(tgid, ppid, kcmpVM); err == nil {
-			shared = s
-		}
+	if ppid <= 0 {
+		return false
+	}
+	if shared, err := kcmp(tgid, ppid, kcmpVM); err != nil || shared {
+		return false
 	}
 	p.mu.Lock()
-	p.memChecked, p.memShared = true, shared
+	p.memOwn = true
 	p.mu.Unlock()
-	return !shared
+	return true
 }
 
 // memFile returns the cached file, opening one if needed; fresh reports

@@ -45,9 +45,9 @@ type Process struct {
 	tids map[int]struct{} // threads bound to this entry (ProcTable.byTid)
 
 	// The memory file (procmem.go).
-	mem                   *memFile
-	memGen                uint64
-	memChecked, memShared bool
+	mem    *memFile
+	memGen uint64
+	memOwn bool // not sharing its parent's space (memCacheable)
 }
 
 // CwdRoot returns the working and root directories.
