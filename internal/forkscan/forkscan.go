@@ -1,12 +1,12 @@
 // Package forkscan owns the static analysis that decides whether an x86-64
-// ELF program can create processes or threads: the fork-site scanner that
+// or AArch64 ELF program can create processes or threads: the fork-site scanner that
 // gates kbox's in-process tiers (trap and rewrite run only programs that
 // never fork, vfork, clone or start threads; DESIGN.md §4.3–§4.4).
 //
 // [Scan] validates the file with [loader.Parse] (so it accepts exactly what
 // the loader would load), reads the executable PT_LOAD segments and decodes
-// them with [x86len] at real instruction boundaries, never by raw byte
-// matching. It reports:
+// x86-64 code with [x86len] at real instruction boundaries, never by raw
+// byte matching (AArch64 code is fixed-width: scan_arm64.go). It reports:
 //
 //   - fork-family syscall sites whose number is a literal the scanner can
 //     see: the `mov $nr,%eax; syscall` pairs [x86len.Sites] finds (which
@@ -33,13 +33,13 @@ import (
 	"bytes"
 	"cmp"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
 
-	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/loader"
 	"github.com/kbox-go/kbox/internal/x86len"
 )
@@ -59,8 +59,13 @@ const (
 	// Traced is a syscall instruction whose number was traced backwards
 	// through straight-line code to a literal: `mov $nr,%eax` some
 	// instructions earlier, `xor %eax,%eax; mov $nr,%al`, `mov $nr,%r9d;
-	// mov %r9,%rax`, `push $nr; pop %rax`, ...
+	// mov %r9,%rax`, `push $nr; pop %rax`, ...; on AArch64 a `movz x8,
+	// #nr` a few instructions before the svc (right before it: a Pair).
 	Traced
+	// Cancel is an AArch64 call of a cancellation wrapper: `movz x6, #nr`
+	// then `bl __syscall_cancel` (rewrite.ARM64.PlanCancel validates the
+	// target); Syscall is the bl's address.
+	Cancel
 )
 
 func (k SiteKind) String() string {
@@ -69,6 +74,8 @@ func (k SiteKind) String() string {
 		return "pair"
 	case Traced:
 		return "traced"
+	case Cancel:
+		return "cancel"
 	}
 	return "unknown"
 }
@@ -95,6 +102,9 @@ type Site struct {
 	// Compat is set for `int $0x80` and `sysenter` sites, which use the
 	// i386 syscall table (fork 2, clone 120, vfork 190, clone3 435).
 	Compat bool
+	// Machine is the file's (EM_X86_64 or EM_AARCH64), whose syscall
+	// table Nr is in.
+	Machine elf.Machine
 }
 
 // isExec reports an execve or execveat site.
@@ -106,7 +116,11 @@ func (s Site) isExec() bool {
 // Name returns the syscall's name: "clone", "fork", "vfork", "clone3",
 // "execve" or "execveat".
 func (s Site) Name() string {
-	if name, ok := forkName(s.Nr, s.Compat); ok {
+	spec := specForMachine(s.Machine)
+	if spec == nil {
+		spec = amd64Spec
+	}
+	if name, ok := spec.forkName(s.Nr, s.Compat); ok {
 		return name
 	}
 	return fmt.Sprintf("syscall %d", s.Nr)
@@ -146,6 +160,8 @@ type Report struct {
 	// .dynsym): Imports is then unknown rather than empty.
 	DynsymUnreadable bool
 
+	// Machine is the file's: EM_X86_64 or EM_AARCH64.
+	Machine elf.Machine
 	// Interp is the PT_INTERP path ("" for a static file).
 	Interp string
 	// Static is true when the file has no PT_INTERP (static or
@@ -207,15 +223,6 @@ const (
 	goMagicWindow = 64 << 10
 )
 
-var (
-	nrClone  = uint32(abi.AMD64.MustNr("clone"))
-	nrFork   = uint32(abi.AMD64.MustNr("fork"))
-	nrVfork  = uint32(abi.AMD64.MustNr("vfork"))
-	nrClone3 = uint32(abi.AMD64.MustNr("clone3"))
-	nrExecve = uint32(abi.AMD64.MustNr("execve"))
-	nrExecat = uint32(abi.AMD64.MustNr("execveat"))
-)
-
 // i386 numbers (arch/x86/entry/syscalls/syscall_32.tbl), for int $0x80 and
 // sysenter sites. internal/abi has no i386 table.
 const (
@@ -230,7 +237,7 @@ const (
 // forkName reports whether nr is a fork-family syscall, or an exec (the
 // program it runs may fork, and the in-process tiers would run it in the
 // same process), and names it.
-func forkName(nr uint32, compat bool) (string, bool) {
+func (a *archSpec) forkName(nr uint32, compat bool) (string, bool) {
 	if compat {
 		switch nr {
 		case i386Fork:
@@ -248,25 +255,20 @@ func forkName(nr uint32, compat bool) (string, bool) {
 		}
 		return "", false
 	}
-	switch nr &^ x32Bit {
-	case nrClone:
-		return "clone", true
-	case nrFork:
-		return "fork", true
-	case nrVfork:
-		return "vfork", true
-	case nrClone3:
-		return "clone3", true
-	case nrExecve:
-		return "execve", true
-	case nrExecat:
-		return "execveat", true
+	if a == amd64Spec {
+		nr &^= x32Bit
 	}
-	return "", false
+	name, ok := a.forkNrs[nr]
+	return name, ok
 }
 
-// Scan analyses the x86-64 ELF executable or shared object r of the given
-// size (ET_EXEC or ET_DYN). Files the loader would refuse are rejected with
+func (a *archSpec) isFork(nr uint32) bool {
+	_, ok := a.forkName(nr, false)
+	return ok
+}
+
+// Scan analyses the x86-64 or AArch64 ELF executable or shared object r
+// of the given size (ET_EXEC or ET_DYN), whatever the host's machine. Files the loader would refuse are rejected with
 // an error wrapping [loader.ErrBadELF] that says why (not an ELF file,
 // wrong machine, truncated, ...); read errors are returned wrapped.
 //
@@ -287,11 +289,18 @@ func Scan(r io.ReaderAt, size int64) (*Report, error) {
 // executable segments: ForkSites, UnknownSites, CodeBytes and Undecodable
 // stay zero, the rest of the report is complete.
 func scan(r io.ReaderAt, size int64, code bool) (*Report, *elf.File, error) {
-	im, err := loader.Parse(r, size, "amd64")
+	spec := hostSpec()
+	var eh [20]byte
+	if n, _ := r.ReadAt(eh[:], 0); n == len(eh) {
+		if s := specForMachine(elf.Machine(binary.LittleEndian.Uint16(eh[18:]))); s != nil {
+			spec = s
+		}
+	}
+	im, err := loader.Parse(r, size, spec.name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("forkscan: %w", err)
 	}
-	rep := &Report{Interp: im.Interp, Static: im.Interp == ""}
+	rep := &Report{Machine: spec.machine, Interp: im.Interp, Static: im.Interp == ""}
 
 	// Section headers and symbols are optional (the kernel ignores them):
 	// a file debug/elf cannot read is scanned by its segments alone.
@@ -314,7 +323,12 @@ func scan(r io.ReaderAt, size int64, code bool) (*Report, *elf.File, error) {
 			return nil, nil, err
 		}
 		for _, rg := range regions(f, seg) {
-			rep.scanRegion(text[rg.start-seg.Off:rg.end-seg.Off], int64(rg.start), seg.Vaddr+(rg.start-seg.Off))
+			region, off, addr := text[rg.start-seg.Off:rg.end-seg.Off], int64(rg.start), seg.Vaddr+(rg.start-seg.Off)
+			if spec == arm64Spec {
+				rep.scanRegionARM64(region, off, addr)
+			} else {
+				rep.scanRegion(region, off, addr)
+			}
 		}
 	}
 	slices.SortStableFunc(rep.ForkSites, func(a, b Site) int { return cmp.Compare(a.Offset, b.Offset) })
@@ -401,6 +415,24 @@ func (r *Report) CreatesProcesses() (bool, string) {
 	return false, "no fork-family sites"
 }
 
+// ThreadSite reports whether a program's own code (the report of a
+// static file) has a wrapper that starts a thread or a process, exec
+// sites not counted, or is Go code, with the reason: the cancel-wrapper
+// promotion's gate (docs/cancel-wrapper.md). A clone through libc's
+// generic syscall(), its number in a register, is not seen (the gate's
+// documented gap; the in-process tiers refuse clone anyway).
+func ThreadSite(r *Report) (bool, string) {
+	if r.Go {
+		return true, "Go binary (the runtime starts threads)"
+	}
+	for _, s := range r.ForkSites {
+		if !s.isExec() {
+			return true, fmt.Sprintf("a %s wrapper site at %#x", s.Name(), s.Addr)
+		}
+	}
+	return false, "no clone/clone3 wrapper sites"
+}
+
 // region is a run of file bytes [start, end) decoded from its start.
 type region struct{ start, end uint64 }
 
@@ -470,12 +502,13 @@ func (r *Report) scanRegion(code []byte, off int64, addr uint64) {
 			Nr:      nr,
 			Kind:    kind,
 			Compat:  compat,
+			Machine: elf.EM_X86_64,
 		})
 	}
 	for _, s := range syscallSites(code, starts) {
 		o := starts[s.i]
 		if s.pair {
-			if isFork(s.nr, false) {
+			if amd64Spec.isFork(s.nr) {
 				add(o, o+5, s.nr, Pair, false)
 			}
 			if targets.has(o + 5) {
@@ -487,7 +520,7 @@ func (r *Report) scanRegion(code []byte, off int64, addr uint64) {
 		switch {
 		case !ok:
 			r.UnknownSites++
-		case isFork(nr, s.compat):
+		case isForkX86(nr, s.compat):
 			// A branch into the traced window only adds paths.
 			add(starts[from], o, nr, Traced, s.compat)
 		case targets.hasIn(starts[from]+1, o):
@@ -536,8 +569,8 @@ func syscallSites(code []byte, starts []int) []rawSite {
 	return out
 }
 
-func isFork(nr uint32, compat bool) bool {
-	_, ok := forkName(nr, compat)
+func isForkX86(nr uint32, compat bool) bool {
+	_, ok := amd64Spec.forkName(nr, compat)
 	return ok
 }
 

@@ -52,6 +52,10 @@ type Checker struct {
 	// CacheDir holds one small file per scanned object (keyed by the
 	// host file's identity); "" disables the cache.
 	CacheDir string
+	// Arch is the GOARCH whose programs are checked, with its loaders'
+	// library layout ("" for the host's: the in-process tiers run the
+	// host's programs only).
+	Arch string
 }
 
 // Program is (&Checker{CacheDir: DefaultCacheDir()}).Program.
@@ -74,11 +78,12 @@ func Program(ns *vfs.Namespace, workDir, guestPath string, env []string) (Verdic
 // of the objects that loaded it, LD_LIBRARY_PATH, DT_RUNPATH, with $ORIGIN,
 // $LIB and $PLATFORM expanded; the entries of /etc/ld.so.cache; the
 // default directories; their glibc-hwcaps and legacy hwcap
-// subdirectories; for musl /etc/ld-musl-x86_64.path), plus LD_PRELOAD and
+// subdirectories; for musl /etc/ld-musl-ARCH.path), plus LD_PRELOAD and
 // /etc/ld.so.preload. A file for another architecture is skipped (the
 // loaders skip it too); a name no directory has is Unknown.
 //
-// The C library (glibc's libc.so.6, ld-linux-x86-64.so.2, libpthread.so.0,
+// The C library (glibc's libc.so.6, ld-linux-x86-64.so.2 or
+// ld-linux-aarch64.so.1, libpthread.so.0,
 // librt.so.1, libdl.so.2, libutil.so.1, libanl.so.1, by DT_SONAME; musl's
 // loader, which is its libc.so, and the names it answers itself) is the
 // one object whose own fork and clone sites are not counted: they are
@@ -90,7 +95,11 @@ func Program(ns *vfs.Namespace, workDir, guestPath string, env []string) (Verdic
 // object other than the C library makes the verdict Unknown: the code it
 // loads is not seen.
 func (c *Checker) Program(ns *vfs.Namespace, workDir, guestPath string, env []string) (Verdict, string) {
-	st := &state{ns: ns, cwd: workDir, cache: openCache(c.CacheDir), env: env}
+	arch := specForArch(c.Arch)
+	if arch == nil {
+		return Unknown, "no program scan for " + c.Arch
+	}
+	st := &state{ns: ns, cwd: workDir, cache: openCache(c.CacheDir), env: env, arch: arch}
 	return st.program(guestPath)
 }
 
@@ -121,6 +130,7 @@ func (o *object) describe() string {
 }
 
 type state struct {
+	arch  *archSpec
 	ns    *vfs.Namespace
 	cwd   string
 	env   []string
@@ -187,8 +197,8 @@ func (st *state) walk(guestPath string) error {
 		return &errUnknown{err.Error()}
 	}
 	mi := main.info
-	if mi.WrongArch || mi.Err != "" {
-		return &errUnknown{"not a program the in-process tiers load (" + mi.errText() + ")"}
+	if st.wrongArch(mi) || mi.Err != "" {
+		return &errUnknown{"not a program the in-process tiers load (" + st.errText(mi) + ")"}
 	}
 	st.byID[main.id] = main
 	st.objs = append(st.objs, main)
@@ -214,12 +224,12 @@ func (st *state) walk(guestPath string) error {
 	if err != nil {
 		return &errUnknown{fmt.Sprintf("interpreter %s: %v", mi.Interp, err)}
 	}
-	if interp.info.WrongArch || interp.info.Err != "" {
-		return &errUnknown{fmt.Sprintf("interpreter %s: %s", mi.Interp, interp.info.errText())}
+	if st.wrongArch(interp.info) || interp.info.Err != "" {
+		return &errUnknown{fmt.Sprintf("interpreter %s: %s", mi.Interp, st.errText(interp.info))}
 	}
 	interp.how = "interpreter"
 	// musl's loader is its C library (it has no DT_SONAME).
-	interp.libc = st.musl || interp.info.provider()
+	interp.libc = st.musl || st.provider(interp.info)
 	if err := st.add(interp, path.Base(mi.Interp)); err != nil {
 		return err
 	}
@@ -304,7 +314,7 @@ func (st *state) need(name string, req *object, how string) error {
 		if err != nil {
 			return &errUnknown{fmt.Sprintf("%s (%s): %v", p, neededBy(name, req, how), err)}
 		}
-		if o.info.WrongArch {
+		if st.wrongArch(o.info) {
 			o.file.Close()
 			continue // the loader skips it and searches on
 		}
@@ -314,7 +324,7 @@ func (st *state) need(name string, req *object, how string) error {
 		}
 		found = true
 		o.how = how
-		o.libc = !st.musl && o.info.provider()
+		o.libc = !st.musl && st.provider(o.info)
 		if err := st.add(o, name); err != nil {
 			return err
 		}
@@ -486,7 +496,9 @@ func (st *state) readSmall(p string) (string, error) {
 type objInfo struct {
 	V         int    `json:"v"`
 	Err       string `json:"err,omitempty"`  // not an object the loader maps: why
-	WrongArch bool   `json:"arch,omitempty"` // another class or machine: the loader skips it
+	WrongArch bool   `json:"arch,omitempty"` // another class, or a machine the scan does not read
+	// Machine is the file's (EM_X86_64 or EM_AARCH64 unless WrongArch).
+	Machine elf.Machine `json:"machine,omitempty"`
 
 	Interp        string   `json:"interp,omitempty"`
 	Soname        string   `json:"soname,omitempty"`
@@ -510,22 +522,25 @@ type objInfo struct {
 
 // infoVersion changes whenever objInfo or the analysis that fills it does:
 // cache entries of another version are ignored.
-const infoVersion = 2
+const infoVersion = 3
 
-func (in *objInfo) errText() string {
-	if in.WrongArch {
-		return "not an x86-64 ELF file"
+// wrongArch reports a file the loader skips: another class, byte order
+// or machine than the programs checked.
+func (st *state) wrongArch(in *objInfo) bool {
+	return in.WrongArch || in.Err == "" && in.Machine != st.arch.machine
+}
+
+func (st *state) errText(in *objInfo) string {
+	if st.wrongArch(in) {
+		return "not an " + st.arch.display + " ELF file"
 	}
 	return in.Err
 }
 
-// cSonames are the C library's objects (see Checker.Program).
-var cSonames = []string{
-	"libc.so.6", "ld-linux-x86-64.so.2", "libpthread.so.0", "librt.so.1",
-	"libdl.so.2", "libutil.so.1", "libanl.so.1",
+// provider reports one of the C library's objects (see Checker.Program).
+func (st *state) provider(in *objInfo) bool {
+	return in.Soname != "" && slices.Contains(st.arch.cSonames, in.Soname)
 }
-
-func (in *objInfo) provider() bool { return in.Soname != "" && slices.Contains(cSonames, in.Soname) }
 
 // muslReserved reports the names musl's loader answers with itself.
 func muslReserved(name string) bool {
@@ -549,8 +564,9 @@ func summarize(r io.ReaderAt, size int64) *objInfo {
 		in.Err = "not an ELF file"
 		return in
 	}
+	in.Machine = elf.Machine(binary.LittleEndian.Uint16(eh[18:]))
 	if elf.Class(eh[elf.EI_CLASS]) != elf.ELFCLASS64 || elf.Data(eh[elf.EI_DATA]) != elf.ELFDATA2LSB ||
-		elf.Machine(binary.LittleEndian.Uint16(eh[18:])) != elf.EM_X86_64 {
+		specForMachine(in.Machine) == nil {
 		in.WrongArch = true
 		return in
 	}
@@ -712,24 +728,9 @@ func fileOffset(f *elf.File, vaddr, n uint64) (uint64, bool) {
 
 // --- search paths ---
 
-// glibcDefaultDirs are the trusted directories of glibc's loader on the
-// distributions kbox meets (Debian's multiarch ones, and lib64), searched
-// all of them.
-var glibcDefaultDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
-
-// muslDefaultDirs is musl's path when /etc/ld-musl-x86_64.path is absent.
+// muslDefaultDirs is musl's path when its /etc/ld-musl-ARCH.path is
+// absent.
 var muslDefaultDirs = []string{"/lib", "/usr/local/lib", "/usr/lib"}
-
-// hwcapSubdirs are the subdirectories glibc's loader (2.33 and later:
-// glibc-hwcaps; before 2.37: the legacy platform and tls ones) looks in
-// before each search directory, by their first component.
-var hwcapSubdirs = map[string][]string{
-	"glibc-hwcaps": {"x86-64-v4", "x86-64-v3", "x86-64-v2"},
-	"tls":          {"", "x86_64", "haswell"},
-	"haswell":      {"", "x86_64"},
-	"xeon_phi":     {"", "x86_64"},
-	"x86_64":       {""},
-}
 
 // candidates lists every path at which the loader might find name for req.
 func (st *state) candidates(name string, req *object) ([]string, error) {
@@ -741,9 +742,9 @@ func (st *state) candidates(name string, req *object) ([]string, error) {
 	// its DT_RUNPATH (musl uses both the same way; glibc ignores RPATH
 	// when RUNPATH is present, which only narrows this).
 	for o := req; o != nil; o = o.parent {
-		dirs = append(dirs, expandPaths(o.info.RPath, o)...)
+		dirs = append(dirs, st.arch.expandPaths(o.info.RPath, o)...)
 		if o == req || st.musl {
-			dirs = append(dirs, expandPaths(o.info.RunPath, o)...)
+			dirs = append(dirs, st.arch.expandPaths(o.info.RunPath, o)...)
 		}
 	}
 	for _, d := range splitListKeepEmpty(getenv(st.env, "LD_LIBRARY_PATH"), ":;") {
@@ -754,9 +755,9 @@ func (st *state) candidates(name string, req *object) ([]string, error) {
 	}
 	var out []string
 	if st.musl {
-		p, err := st.readSmall("/etc/ld-musl-x86_64.path")
+		p, err := st.readSmall(st.arch.muslPathFile)
 		if err != nil {
-			return nil, &errUnknown{"/etc/ld-musl-x86_64.path: " + err.Error()}
+			return nil, &errUnknown{st.arch.muslPathFile + ": " + err.Error()}
 		}
 		if sys := splitList(p, ":\n"); len(sys) > 0 {
 			dirs = append(dirs, sys...)
@@ -769,7 +770,7 @@ func (st *state) candidates(name string, req *object) ([]string, error) {
 			return nil, &errUnknown{"/etc/ld.so.cache: " + err.Error()}
 		}
 		out = append(out, cached...)
-		dirs = append(dirs, glibcDefaultDirs...)
+		dirs = append(dirs, st.arch.glibcDirs...)
 	}
 	seen := map[string]bool{}
 	for _, d := range dirs {
@@ -824,11 +825,11 @@ func (st *state) hwcapDirs(d string) []string {
 		return s
 	}
 	var s []string
-	for _, first := range []string{"glibc-hwcaps", "tls", "haswell", "xeon_phi", "x86_64"} {
+	for _, first := range st.arch.hwcapFirst {
 		if st.dir(path.Join(d, first)) == "" {
 			continue
 		}
-		for _, sub := range hwcapSubdirs[first] {
+		for _, sub := range st.arch.hwcapSubdirs[first] {
 			p := path.Join(d, first, sub)
 			if sub == "" || st.dir(p) != "" {
 				s = append(s, p)
@@ -841,8 +842,9 @@ func (st *state) hwcapDirs(d string) []string {
 
 // expandPaths splits DT_RPATH/DT_RUNPATH strings and expands the dynamic
 // string tokens for object o: $ORIGIN to its directory (as found and as
-// canonical), $LIB and $PLATFORM to every value glibc uses on x86-64.
-func expandPaths(list []string, o *object) []string {
+// canonical), $LIB and $PLATFORM to every value glibc uses on the
+// architecture.
+func (a *archSpec) expandPaths(list []string, o *object) []string {
 	var out []string
 	origins := []string{path.Dir(o.path)}
 	if o.canon != "" && path.Dir(o.canon) != origins[0] {
@@ -853,8 +855,8 @@ func expandPaths(list []string, o *object) []string {
 		values []string
 	}{
 		{"ORIGIN", origins},
-		{"LIB", []string{"lib", "lib64", "lib/x86_64-linux-gnu"}},
-		{"PLATFORM", []string{"x86_64", "haswell", "xeon_phi"}},
+		{"LIB", a.libValues},
+		{"PLATFORM", a.platformValues},
 	}
 	for _, s := range list {
 		for _, d := range splitList(s, ":;") {
@@ -913,7 +915,7 @@ func splitListKeepEmpty(s, seps string) []string {
 
 // --- /etc/ld.so.cache ---
 
-// ldCacheLookup returns the x86-64 entries for name in the guest's
+// ldCacheLookup returns the entries of the architecture checked for name in the guest's
 // /etc/ld.so.cache (glibc's new format, "glibc-ld.so.cache1.1", alone or
 // after the old one). A missing cache has no entries; one that cannot be
 // parsed is an error (the verdict is then Unknown).
@@ -925,7 +927,7 @@ func (st *state) ldCacheLookup(name string) ([]string, error) {
 	if st.ldErr != nil {
 		return nil, st.ldErr
 	}
-	return st.ldCache.lookup(name), nil
+	return st.ldCache.lookup(name, st.arch.ldCacheFlag), nil
 }
 
 func (st *state) loadLdCache() (*ldCache, error) {
@@ -957,7 +959,6 @@ const (
 	ldCacheHeader   = 48 // struct cache_file_new
 	ldCacheEntry    = 24 // struct file_entry_new
 	ldFlagELFLibc6  = 0x0003
-	ldFlagX8664     = 0x0300
 	ldFlagTypeMask  = 0x00ff
 	ldFlagArchMask  = 0xff00
 )
@@ -1017,9 +1018,9 @@ func (lc *ldCache) str(off uint32) ([]byte, bool) {
 	return s[:i], true
 }
 
-// lookup returns the paths of the x86-64 libc6 entries for name (several
-// for hwcap variants).
-func (lc *ldCache) lookup(name string) []string {
+// lookup returns the paths of the libc6 entries for name whose
+// architecture bits are archFlag (several for hwcap variants).
+func (lc *ldCache) lookup(name string, archFlag uint32) []string {
 	if lc == nil {
 		return nil
 	}
@@ -1027,7 +1028,7 @@ func (lc *ldCache) lookup(name string) []string {
 	for i := 0; i < lc.n; i++ {
 		e := lc.c[ldCacheHeader+ldCacheEntry*i:]
 		flags := binary.LittleEndian.Uint32(e)
-		if flags&ldFlagTypeMask != ldFlagELFLibc6 || flags&ldFlagArchMask != ldFlagX8664 {
+		if flags&ldFlagTypeMask != ldFlagELFLibc6 || flags&ldFlagArchMask != archFlag {
 			continue
 		}
 		if k, _ := lc.str(binary.LittleEndian.Uint32(e[4:])); string(k) != name {

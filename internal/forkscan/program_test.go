@@ -350,7 +350,7 @@ func TestParseLdCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := m.lookup("libfoo.so.1"); !slices.Equal(got, []string{"/usr/lib/libfoo.so.1", "/opt/x/libfoo.so.1"}) {
+	if got := m.lookup("libfoo.so.1", amd64Spec.ldCacheFlag); !slices.Equal(got, []string{"/usr/lib/libfoo.so.1", "/opt/x/libfoo.so.1"}) {
 		t.Errorf("libfoo.so.1 -> %q", got)
 	}
 	// Truncations and bad offsets are errors, never panics.
@@ -371,7 +371,7 @@ func TestParseLdCache(t *testing.T) {
 		if err != nil {
 			t.Fatalf("host ld.so.cache: %v", err)
 		}
-		if len(m.lookup("libc.so.6")) == 0 {
+		if len(m.lookup("libc.so.6", amd64Spec.ldCacheFlag)) == 0 {
 			t.Errorf("host ld.so.cache has no libc.so.6 (%d entries)", m.n)
 		}
 	}
@@ -379,10 +379,15 @@ func TestParseLdCache(t *testing.T) {
 
 func TestExpandPaths(t *testing.T) {
 	o := &object{path: "/opt/app/bin/prog", canon: "/srv/app/bin/prog"}
-	got := expandPaths([]string{"$ORIGIN/../lib:${ORIGIN}/x", "/a/$LIB"}, o)
+	got := amd64Spec.expandPaths([]string{"$ORIGIN/../lib:${ORIGIN}/x", "/a/$LIB"}, o)
 	want := []string{"/opt/app/bin/../lib", "/srv/app/bin/../lib", "/opt/app/bin/x", "/srv/app/bin/x", "/a/lib", "/a/lib64", "/a/lib/x86_64-linux-gnu"}
 	if !slices.Equal(got, want) {
 		t.Errorf("expandPaths = %q, want %q", got, want)
+	}
+	got = arm64Spec.expandPaths([]string{"/a/$LIB/$PLATFORM"}, o)
+	want = []string{"/a/lib/aarch64", "/a/lib64/aarch64", "/a/lib/aarch64-linux-gnu/aarch64"}
+	if !slices.Equal(got, want) {
+		t.Errorf("arm64 expandPaths = %q, want %q", got, want)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/forkscan"
 	"github.com/kbox-go/kbox/internal/rewrite"
 )
 
@@ -70,29 +71,17 @@ func (rw *rewriter) cancelGate(p *program) (bool, string) {
 	if p.im.Interp != "" {
 		return false, "dynamic: " + p.im.Interp + " and its libraries are not scanned"
 	}
-	ef, err := elf.NewFile(p.file)
+	st, err := p.file.Stat()
+	if err != nil {
+		return false, "unreadable program: " + err.Error()
+	}
+	// The scan auto uses: one reading of wrapper numbers for both.
+	rep, err := forkscan.Scan(p.file, st.Size())
 	if err != nil {
 		return false, "unreadable ELF: " + err.Error()
 	}
-	n := 0
-	for _, s := range ef.Sections {
-		if s.Flags&elf.SHF_EXECINSTR == 0 || s.Type != elf.SHT_PROGBITS || s.Size == 0 {
-			continue
-		}
-		if s.Size > 1<<30 {
-			return false, "a code section too large to scan"
-		}
-		code, err := s.Data()
-		if err != nil {
-			return false, "unreadable code section " + s.Name
-		}
-		n++
-		if rewrite.ARM64.HasForkSite(code) {
-			return false, "a clone/clone3 wrapper site in " + s.Name + ": the program can start threads or processes"
-		}
-	}
-	if n == 0 {
-		return false, "no section headers to scan"
+	if ok, why := forkscan.ThreadSite(rep); ok {
+		return false, why + ": the program can start threads or processes"
 	}
 	return true, "static, no clone/clone3 wrapper sites"
 }
