@@ -93,8 +93,9 @@ func runMain(m *testing.M) int {
 // prebuiltDir (KBOX_PREBUILT) holds binaries built before the tests ran,
 // for a machine without the toolchains (scripts/arm64-vm-test builds them
 // for arm64 and runs the suite in a VM): kbox (the PIE cgo build),
-// kbox-nocgo, kbox-nopie and the vforkexec-glibc and vforkexec-musl
-// guests. The fixture root comes from KBOX_FIXTURE_ROOT (tests/fixture).
+// kbox-nocgo, kbox-nopie, the vforkexec-glibc and vforkexec-musl guests
+// and (arm64) cancelloop-glibc241. The fixture root comes from
+// KBOX_FIXTURE_ROOT (tests/fixture).
 var prebuiltDir = os.Getenv("KBOX_PREBUILT")
 
 // prebuilt returns the path of a prebuilt binary, or "" when the tests
