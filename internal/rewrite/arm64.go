@@ -55,6 +55,11 @@ const (
 	// a64MaxWrapperTail is how many instructions may follow an svc
 	// before the ret of a WRAPPER site.
 	a64MaxWrapperTail = 4
+	// a64MaxJumpedTail is how many instructions the code an
+	// unconditional b leads to may run before its ret (glibc's
+	// __syscall_error: 8), and a64MaxJumps how many such b are followed.
+	a64MaxJumpedTail = 16
+	a64MaxJumps      = 2
 )
 
 func (arm64) Machine() elf.Machine { return elf.EM_AARCH64 }
@@ -94,14 +99,16 @@ func bcondTarget(insn uint32) (int, bool) {
 	return int(imm19) * 4, true
 }
 
-// reachesRet reports whether straight-line code from off reaches a ret
-// or a bl within n instructions without naming x16 or x17. A bl ends
+// reachesRet reports whether straight-line code from off (following at
+// most a64MaxJumps unconditional b) reaches a ret or a bl within n
+// instructions (a64MaxJumpedTail after a b) without naming x16 or x17. A bl ends
 // their lives as a ret does: AAPCS64 lets the callee, or a linker veneer
 // on the way to it, clobber both, so no caller relies on them across a
 // call (musl's syscall(): `svc #0; bl __syscall_ret`).
 func reachesRet(code []byte, off, n int) bool {
+	jumps := 0
 	for i := 0; i < n; i++ {
-		insn, ok := insnAt(code, off+4*i)
+		insn, ok := insnAt(code, off)
 		if !ok {
 			return false
 		}
@@ -111,12 +118,33 @@ func reachesRet(code []byte, off, n int) bool {
 		if _, ok := blTarget(insn); ok {
 			return true
 		}
-		if isBranchClass(insn) || namesIP(insn) {
+		if rel, ok := bTarget(insn); ok && jumps < a64MaxJumps {
+			// The path goes on at the target, whatever it is (glibc's
+			// syscall(): b.cs to `b __syscall_error`): follow it.
+			jumps++
+			off += rel
+			i, n = -1, a64MaxJumpedTail
+			continue
+		}
+		if (isBranchClass(insn) && !isMRS(insn)) || namesIP(insn) {
 			return false
 		}
+		off += 4
 	}
 	return false
 }
+
+// bTarget decodes b (not bl): the target offset relative to the insn.
+func bTarget(insn uint32) (int, bool) {
+	if insn&0xfc000000 != 0x14000000 {
+		return 0, false
+	}
+	return int(int32(insn<<6)>>6) * 4, true
+}
+
+// isMRS reports mrs Xt, <sysreg>: a read into Xt (of TPIDR_EL0 for a
+// thread's errno, say), straight-line for the ret search.
+func isMRS(insn uint32) bool { return insn&0xfff00000 == 0xd5300000 }
 
 // wrapper reports whether x16 and x17 are dead after the svc at off: its
 // result goes back to the caller along every path.

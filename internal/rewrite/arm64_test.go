@@ -23,6 +23,9 @@ const (
 	tMovX0Ip = 0xaa1003e0 // mov x0, x16
 	tStrX1   = 0xf9000041 // str x1, [x2]
 	tMovzX8  = 0xd2801588 // mov x8, #172 (getpid)
+
+	tMrsX3Tpidr = 0xd53bd043 // mrs x3, tpidr_el0
+	tStrW1X3X2  = 0xb8226861 // str w1, [x3, x2]
 )
 
 func movReg(d, m uint32) uint32 { return 0xaa0003e0 | m<<16 | d }
@@ -63,7 +66,14 @@ func TestARM64Plan(t *testing.T) {
 		{"musl syscall(): svc; bl __syscall_ret", code(tSVC, bl(4, 0x40), tLdpFP, tRET), []Site{{0, 0}}, 1},
 		{"a straight-line instruction, then bl", code(tSVC, movReg(1, 0), bl(8, 0x40), tRET), []Site{{0, 0}}, 1},
 		{"x17 read before the bl", code(tSVC, 0xaa1103e0, bl(8, 0x40), tRET), nil, 1}, // mov x0, x17
-		{"b (maybe a local branch) is not a call", code(tSVC, b(4, 0x40), tRET), nil, 1},
+		{"b out of the code", code(tSVC, b(4, 0x40), tRET), nil, 1},
+		// glibc 2.36's syscall(): svc; cmn; b.cs err; ret; err: b
+		// __syscall_error, which reads TPIDR_EL0 and returns.
+		{"glibc syscall(): b.cs to b __syscall_error", code(tSVC, tCmnX0, bcond(8, 16, 2), tRET, b(16, 24), tNOP,
+			tMrsX3Tpidr, movReg(1, 0), tStrW1X3X2, tRET), []Site{{0, 0}}, 1},
+		{"b to code that reads x16", code(tSVC, b(4, 12), tNOP, tMovX0Ip, tRET), nil, 1},
+		{"b to itself", code(tSVC, b(4, 4), tRET), nil, 1},
+		{"three b in a row", code(tSVC, b(4, 8), b(8, 12), b(12, 16), tRET), nil, 1},
 	} {
 		plan, found := ARM64.Plan(c.code)
 		if found != c.found || fmt.Sprint(plan) != fmt.Sprint(c.plan) {
