@@ -327,6 +327,29 @@ type Options struct {
 	// NetNone (--net=none): socket and socketpair create only the
 	// NetNoneFamilies; every other family fails with EAFNOSUPPORT.
 	NetNone bool
+	// NetUser (--net=user): socket and socketpair create only the
+	// NetUserFamilies (AF_INET sockets are real host sockets whose
+	// addresses kbox translates: dispatch/net_user.go); every other
+	// family fails with EAFNOSUPPORT, as under NetNone.
+	NetUser bool
+}
+
+// NetUserFamilies are the socket families --net=user leaves the guest:
+// AF_UNIX, and AF_INET, whose every address kbox serves. AF_INET6 is
+// refused (programs fall back to IPv4 on EAFNOSUPPORT), and so is
+// netlink: its answers would describe the host's interfaces.
+var NetUserFamilies = []uint64{unix.AF_UNIX, unix.AF_INET}
+
+// netFamilies returns the families socket may create under opts (nil:
+// every family).
+func (o Options) netFamilies() []uint64 {
+	switch {
+	case o.NetNone:
+		return NetNoneFamilies
+	case o.NetUser:
+		return NetUserFamilies
+	}
+	return nil
 }
 
 // NetNoneFamilies are the socket families --net=none leaves the guest:
@@ -341,10 +364,10 @@ var netNoneCalls = []string{"socket", "socketpair"}
 
 // netNone turns row e into its --net=none form: the NetNoneFamilies as
 // the row allowed them, the rest refused.
-func netNone(e Entry) Entry {
+func netNone(e Entry, families []uint64) Entry {
 	e.Disp = NoNetwork
 	e.Conds = nil
-	for _, f := range NetNoneFamilies {
+	for _, f := range families {
 		e.Conds = append(e.Conds, Cond{Arg: 0, Mask: 0xffffffff, Value: f, Int: true, Disp: Allow})
 	}
 	return e
@@ -383,11 +406,11 @@ func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
 			r.Effect[nr] = Notify
 		}
 	}
-	if opts.NetNone {
+	if fams := opts.netFamilies(); fams != nil {
 		for _, name := range netNoneCalls {
 			if nr, ok := arch.Nr(name); ok {
 				if e, listed := r.ByNr[nr]; listed {
-					r.ByNr[nr] = netNone(e)
+					r.ByNr[nr] = netNone(e, fams)
 					r.Effect[nr] = r.effect(NoNetwork)
 				}
 			}
@@ -544,13 +567,17 @@ func (r *Resolved) Denied() map[string]string {
 // (-v), by name with the reason, for dispatch.Config.NetRefused: the
 // engine answers EAFNOSUPPORT.
 func (r *Resolved) NetRefused() map[string]string {
-	if !r.opts.NetNone || !r.opts.NotifyDenied {
+	if r.opts.netFamilies() == nil || !r.opts.NotifyDenied {
 		return nil
+	}
+	why := "--net=none: only AF_UNIX sockets"
+	if r.opts.NetUser {
+		why = "--net=user: only AF_UNIX and AF_INET sockets"
 	}
 	out := map[string]string{}
 	for _, e := range r.ByNr {
 		if e.Disp == NoNetwork {
-			out[e.Name] = "--net=none: only AF_UNIX sockets"
+			out[e.Name] = why
 		}
 	}
 	return out
