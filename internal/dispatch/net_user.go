@@ -186,6 +186,7 @@ func (e *Engine) userBind(r *Request, s int, raw []byte) Result {
 	}
 	plan, err := e.nat.Bind(p, guest, ino)
 	if err != nil {
+		e.Verbosef("pid %d: bind of guest %s: %v (--net=user)", r.Tgid, guest, err)
 		return Fail(err)
 	}
 	if err := rawAddrCall(unix.SYS_BIND, s, &sockAddr{raw: encodeInet(plan.Host)}); err != nil {
