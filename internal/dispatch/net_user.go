@@ -1,13 +1,11 @@
 package dispatch
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +23,29 @@ import (
 // its own view (GuestLocal, GuestPeer). Data calls (read, write, recv
 // and send without an address, poll, shutdown, options) stay the
 // kernel's, at native speed.
+
+func init() { register(sysListen, "listen") }
+
+// sysListen serves listen under --net=user (the only mode whose filter
+// notifies it): an unbound AF_INET stream socket would be bound by the
+// kernel to a port on every host address, reachable from outside, so
+// kbox binds it first as a guest bind of 0.0.0.0:0 (the host's 127.0.0.1
+// on a port the kernel chooses, which the guest is shown).
+func sysListen(e *Engine, r *Request) Result {
+	s, err := r.FDs.DupFD(r.Int(0))
+	if err != nil {
+		return Fail(err)
+	}
+	defer unix.Close(s)
+	if e.inetSock(s) && sockProto(s) == unix.SOCK_STREAM {
+		if hl, ok := inetName(s, false); ok && hl.Port() == 0 {
+			if res := e.userBind(r, s, encodeInet(netip.AddrPortFrom(netip.IPv4Unspecified(), 0))); res.Kind == Errno {
+				return res
+			}
+		}
+	}
+	return errOf(unix.Listen(s, r.Int(1)))
+}
 
 // sockaddrInLen is sizeof(struct sockaddr_in).
 const sockaddrInLen = 16
@@ -235,28 +256,61 @@ func (e *Engine) guestInetAddr(s int, raw []byte) []byte {
 
 // inetAlive reports whether a host socket with inode ino is bound to
 // local port port (/proc/net/tcp or udp of kbox's network namespace, the
-// guest's).
+// guest's). The table is read in one read(2) where it fits: the kernel
+// resumes a table read across calls by position, so sockets opened and
+// closed meanwhile by anyone can make a socket that stays be skipped;
+// within one call the walk does not skip. A socket not seen is looked for
+// once more before it counts as gone (a gone socket's guest port is
+// freed: a false "gone" would only refuse a connection).
 func inetAlive(p netuser.Proto, port uint16, ino uint64) bool {
 	name := "/proc/self/net/tcp"
 	if p != unix.SOCK_STREAM {
 		name = "/proc/self/net/udp"
 	}
-	f, err := os.Open(name)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	portHex := []byte(fmt.Sprintf(":%04X", port))
-	inoStr := []byte(strconv.FormatUint(ino, 10))
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := bytes.Fields(sc.Bytes())
-		if len(fields) < 10 || !bytes.HasSuffix(fields[1], portHex) {
-			continue
-		}
-		if bytes.Equal(fields[9], inoStr) {
+	for range 2 {
+		if found, ok := inetTableHas(name, port, ino); ok && found {
 			return true
 		}
 	}
 	return false
+}
+
+// inetTableBuf is the first read's size: a table of about 7000 sockets.
+const inetTableBuf = 1 << 20
+
+// inetTableHas looks for the socket in table name; ok=false when the
+// table could not be read.
+func inetTableHas(name string, port uint16, ino uint64) (found, ok bool) {
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, false
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, inetTableBuf)
+	n := 0
+	for {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, false
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+	}
+	portHex := []byte(fmt.Sprintf(":%04X", port))
+	inoStr := []byte(strconv.FormatUint(ino, 10))
+	for line := range bytes.SplitSeq(buf[:n], []byte{'\n'}) {
+		fields := bytes.Fields(line)
+		if len(fields) >= 10 && bytes.HasSuffix(fields[1], portHex) && bytes.Equal(fields[9], inoStr) {
+			return true, true
+		}
+	}
+	return false, true
 }

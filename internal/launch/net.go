@@ -37,6 +37,12 @@ func checkNetUser(o Options, net string) (*netuser.Config, error) {
 		}
 		return nil, nil
 	}
+	if o.KeepCaps {
+		// CAP_NET_RAW's raw sockets write their own IP headers, and
+		// CAP_NET_ADMIN changes the host's network: neither goes
+		// through the NAT.
+		return nil, usagef("--net=user cannot be combined with --keep-caps: the guest's raw sockets would bypass it")
+	}
 	c := &netuser.Config{}
 	for _, a := range o.AllowNet {
 		rules, err := netuser.ParseAllow(a, lookupIPv4)

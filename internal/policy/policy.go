@@ -77,6 +77,11 @@ type Entry struct {
 	// processes of the same domain, so the guest can trace its own
 	// processes (LeakSanitizer, debuggers) and never another.
 	InDomain bool
+	// UserNet: an allowed row that is notified and served under
+	// --net=user (Options.NetUser): listen, so that kbox binds an
+	// unbound AF_INET socket inside the guest's network first (the
+	// kernel would bind it to every host address).
+	UserNet bool
 
 	// The in-process columns (serve.go).
 	InProc      InProc
@@ -178,7 +183,9 @@ func buildTable() []Entry {
 		"timerfd_gettime", "signalfd", "signalfd4", "inotify_init", "inotify_init1", "memfd_create",
 		"poll", "ppoll", "select", "pselect6"))
 	// Networking: sockets without path addresses.
-	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "getsockopt", "shutdown", "recvmmsg"))
+	add(rows(Allow, "net", "", "socket", "socketpair", "getsockopt", "shutdown", "recvmmsg"))
+	t = append(t, Entry{Name: "listen", Disp: Allow, Family: "net", UserNet: true,
+		Why: "under --net=user an unbound AF_INET socket is bound inside the guest's network first"})
 	// SO_PASSCRED and SO_PASSPIDFD make the kernel bind a socket when it
 	// next sends: on a connected AF_UNIX socket kbox binds it first,
 	// inside the sandbox's abstract namespace (dispatch/net_abstract.go).
@@ -406,6 +413,15 @@ func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
 			r.Effect[nr] = Notify
 		}
 	}
+	if opts.NetUser {
+		for nr, e := range r.ByNr {
+			if e.UserNet {
+				e.Disp = Notify
+				r.ByNr[nr] = e
+				r.Effect[nr] = r.effect(Notify)
+			}
+		}
+	}
 	if fams := opts.netFamilies(); fams != nil {
 		for _, name := range netNoneCalls {
 			if nr, ok := arch.Nr(name); ok {
@@ -456,7 +472,7 @@ func (r *Resolved) Expect(nr int, args [6]uint64) Disposition {
 
 // Notified reports whether the row can reach the supervisor.
 func (e Entry) Notified() bool {
-	if e.InDomain {
+	if e.InDomain || e.UserNet {
 		return true
 	}
 	switch e.Disp {

@@ -94,6 +94,29 @@ static struct sockaddr_in name(int fd, int peer)
 	return s;
 }
 
+/* hostBound says where the host's /proc/net/tcp has a listener on port
+ * (the guest's /proc under -S is the host's). */
+static const char *hostBound(int port)
+{
+	FILE *f = fopen("/proc/net/tcp", "r");
+	char line[512], want[32];
+	const char *r = "none";
+	if (!f)
+		return "unknown";
+	snprintf(want, sizeof want, ":%04X ", port);
+	while (fgets(line, sizeof line, f)) {
+		char local[64], remote[64];
+		unsigned st;
+		if (sscanf(line, "%*s %63s %63s %x", local, remote, &st) != 3 || st != 0x0a)
+			continue;
+		strcat(local, " ");
+		if (strstr(local, want))
+			r = strncmp(local, "0100007F:", 9) == 0 ? "127.0.0.1" : "elsewhere";
+	}
+	fclose(f);
+	return r;
+}
+
 static int cmd_names(void)
 {
 	struct sockaddr_in a, b, from;
@@ -147,6 +170,17 @@ static int cmd_names(void)
 	rc("tcp connect 10.0.2.15:port0", connect(c, (struct sockaddr *)&a, sizeof a));
 	printf("tcp port 0 client name: %s\n", inet_ntoa((a = name(c, 0), a).sin_addr));
 	printf("tcp port 0 client peer: %s\n", (a = name(c, 1), a).sin_port == e.sin_port ? "ok" : fmt(&a));
+	close(c);
+	close(l2);
+	/* listen without bind: bound inside the guest's network first. */
+	l2 = socket(AF_INET, SOCK_STREAM, 0);
+	rc("tcp listen unbound", listen(l2, 4));
+	e = name(l2, 0);
+	printf("tcp listen unbound name: %s %s\n", inet_ntoa(e.sin_addr), e.sin_port ? "nonzero" : "zero");
+	printf("tcp listen unbound host: %s\n", hostBound(ntohs(e.sin_port)));
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	a = mkaddr("127.0.0.1", ntohs(e.sin_port));
+	rc("tcp connect unbound listener", connect(c, (struct sockaddr *)&a, sizeof a));
 	close(c);
 	close(l2);
 	/* UDP on 127.0.0.1:7001; an unbound sender. */

@@ -332,6 +332,10 @@ func TestNetUserNames(t *testing.T) {
 		"tcp connect 10.0.2.15:port0: ok",
 		"tcp port 0 client name: 10.0.2.15",
 		"tcp port 0 client peer: ok",
+		"tcp listen unbound: ok",
+		"tcp listen unbound name: 0.0.0.0 nonzero",
+		"tcp listen unbound host: 127.0.0.1",
+		"tcp connect unbound listener: ok",
 		"udp bind 127.0.0.1:7001: ok",
 		"udp sendto 127.0.0.1:7001: ok",
 		"udp recvfrom: ping from 127.0.0.1 sender-port",
@@ -393,6 +397,7 @@ func TestNetUserFlags(t *testing.T) {
 		{[]string{"--net=user", "--publish=80"}, "--publish"},
 		{[]string{"--net=user", "--publish=1:80", "--publish=2:80"}, "guest port 80 given twice"},
 		{[]string{"--net=user", "--dns=nameserver"}, "--dns"},
+		{[]string{"--net=user", "--keep-caps"}, "--keep-caps"},
 	} {
 		opts := runOpts{Args: append(c.args, "-r", root, "--", "/bin/true")}
 		_, errOut, code := runKbox(t, opts)
