@@ -68,7 +68,7 @@ func (e *Engine) receiver(r *Request) (int, bool) {
 // peerName is the guest's form of the address of a peer the kernel
 // reported on socket s.
 func (e *Engine) peerName(s int, raw []byte) []byte {
-	if len(raw) == 0 {
+	if len(raw) < 2 {
 		return raw
 	}
 	if e.nat != nil && binary.LittleEndian.Uint16(raw) == unix.AF_INET {
