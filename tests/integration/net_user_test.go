@@ -442,7 +442,7 @@ func TestNetUserBench(t *testing.T) {
 			if err != nil {
 				return
 			}
-			c.(*net.TCPConn).SetNoDelay(true) //nolint:errcheck
+			c.(*net.TCPConn).SetNoDelay(true)        //nolint:errcheck
 			go func() { io.Copy(c, c); c.Close() }() //nolint:errcheck
 		}
 	}()
