@@ -160,6 +160,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.NetUser != nil {
 		e.nat = netuser.NewNAT(*cfg.NetUser)
 		e.nat.Alive = inetAlive
+		e.nat.Logf = e.Verbosef
 	}
 	e.owners = newOwnershipStore()
 	e.ipc = newIPCTable()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -254,29 +255,105 @@ func (e *Engine) guestInetAddr(s int, raw []byte) []byte {
 	return encodeInet(e.nat.GuestPeer(sockProto(s), decodeInet(raw)))
 }
 
-// inetAlive reports whether a host socket with inode ino is bound to
-// local port port (/proc/net/tcp or udp of kbox's network namespace, the
-// guest's). The table is read in one read(2) where it fits: the kernel
-// resumes a table read across calls by position, so sockets opened and
-// closed meanwhile by anyone can make a socket that stays be skipped;
-// within one call the walk does not skip. A socket not seen is looked for
-// once more before it counts as gone (a gone socket's guest port is
-// freed: a false "gone" would only refuse a connection).
-func inetAlive(p netuser.Proto, port uint16, ino uint64) bool {
+// inetAlive says whether the host socket with inode ino (transport p)
+// still holds host address host: a listener is asked for by address
+// (sock_diag, one exact answer); otherwise the kernel's table
+// (/proc/net/tcp or udp of kbox's network namespace, the guest's) is
+// searched, twice (it is read in pages the kernel resumes by position,
+// so a socket can be missed while others come and go). Not found, a
+// probe bind of the address tells Gone (it binds: nothing holds the
+// port) from Held (a TCP socket bound and not listening, which no table
+// lists, a missed socket, or another that took the port).
+func inetAlive(p netuser.Proto, host netip.AddrPort, ino uint64) netuser.Liveness {
 	name := "/proc/self/net/tcp"
 	if p != unix.SOCK_STREAM {
 		name = "/proc/self/net/udp"
 	}
-	for range 2 {
-		if found, ok := inetTableHas(name, port, ino); ok && found {
-			return true
+	if p == unix.SOCK_STREAM {
+		a := host.Addr()
+		if a.IsUnspecified() {
+			a = netuser.Loopback
+		}
+		if got, ok := tcpListener(netip.AddrPortFrom(a, host.Port())); ok && got == ino {
+			return netuser.Found
 		}
 	}
-	return false
+	for range 2 {
+		if found, ok := inetTableHas(name, host.Port(), ino); ok && found {
+			return netuser.Found
+		}
+	}
+	return probeBind(p, host)
+}
+
+// probeBind binds a socket of transport p to host (without SO_REUSEADDR)
+// and closes it: Gone when it binds, Held otherwise.
+func probeBind(p netuser.Proto, host netip.AddrPort) netuser.Liveness {
+	s, err := unix.Socket(unix.AF_INET, int(p)|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return netuser.Held
+	}
+	defer unix.Close(s)
+	if rawAddrCall(unix.SYS_BIND, s, &sockAddr{raw: encodeInet(host)}) != nil {
+		return netuser.Held
+	}
+	return netuser.Gone
+}
+
+// tcpListener asks the kernel (sock_diag, an exact lookup: no table
+// walk) for the inode of the TCP socket a connection to local address
+// a would reach in the listening state; ok=false when none does or the
+// kernel does not say.
+func tcpListener(a netip.AddrPort) (ino uint64, ok bool) {
+	nl, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return 0, false
+	}
+	defer unix.Close(nl)
+	const (
+		nlmsgHdrLen    = 16
+		inetDiagReqLen = 56 // struct inet_diag_req_v2
+		inetDiagMsgLen = 72 // struct inet_diag_msg
+		tcpListen      = 10
+	)
+	le := binary.LittleEndian
+	req := make([]byte, nlmsgHdrLen+inetDiagReqLen)
+	le.PutUint32(req[0:], uint32(len(req)))
+	le.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	le.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	le.PutUint32(req[8:], 1)
+	d := req[nlmsgHdrLen:]
+	d[0] = unix.AF_INET
+	d[1] = unix.IPPROTO_TCP
+	le.PutUint32(d[4:], 1<<tcpListen)
+	// struct inet_diag_sockid: the socket's own port and address are
+	// "src"; "dst" (the peer) stays zero; no interface; no cookie.
+	binary.BigEndian.PutUint16(d[8:], a.Port())
+	ip := a.Addr().As4()
+	copy(d[12:], ip[:])
+	le.PutUint32(d[48:], ^uint32(0))
+	le.PutUint32(d[52:], ^uint32(0))
+	if err := unix.Sendto(nl, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return 0, false
+	}
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(nl, buf, 0)
+	if err != nil || n < nlmsgHdrLen+inetDiagMsgLen || le.Uint16(buf[4:]) != unix.SOCK_DIAG_BY_FAMILY {
+		return 0, false
+	}
+	m := buf[nlmsgHdrLen:]
+	if m[1] != tcpListen || binary.BigEndian.Uint16(m[4:]) != a.Port() {
+		return 0, false
+	}
+	return uint64(le.Uint32(m[68:])), true
 }
 
 // inetTableBuf is the first read's size: a table of about 7000 sockets.
 const inetTableBuf = 1 << 20
+
+// inetTableBufs are the table reads' buffers (a send to the guest's own
+// loopback checks its destination each time).
+var inetTableBufs = sync.Pool{New: func() any { b := make([]byte, inetTableBuf); return &b }}
 
 // inetTableHas looks for the socket in table name; ok=false when the
 // table could not be read.
@@ -286,7 +363,10 @@ func inetTableHas(name string, port uint16, ino uint64) (found, ok bool) {
 		return false, false
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, inetTableBuf)
+	bp := inetTableBufs.Get().(*[]byte)
+	defer inetTableBufs.Put(bp)
+	buf := *bp
+	defer func() { *bp = buf }()
 	n := 0
 	for {
 		m, err := unix.Read(fd, buf[n:])

@@ -173,3 +173,47 @@ func TestNetUserCalls(t *testing.T) {
 func itoa(p uint16) string {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):]
 }
+
+// TestInetAlive: a TCP socket bound and not listening holds its port
+// (Held: no table lists it), a listener and a bound UDP socket are Found
+// by inode, another inode on the port is not taken for them, and a
+// closed socket's port is Gone.
+func TestInetAlive(t *testing.T) {
+	for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_DGRAM} {
+		s, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Bind(s, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		host := hostInet(t, s, false)
+		ino := sockIno(s)
+		p := netuser.Proto(typ)
+		want := netuser.Found
+		if typ == unix.SOCK_STREAM {
+			want = netuser.Held
+		}
+		if got := inetAlive(p, host, ino); got != want {
+			t.Errorf("type %d: a bound socket is %v, want %v", typ, got, want)
+		}
+		if typ == unix.SOCK_STREAM {
+			if err := unix.Listen(s, 1); err != nil {
+				t.Fatal(err)
+			}
+			if got, ok := tcpListener(host); !ok || got != ino {
+				t.Errorf("sock_diag: %d, %v; want inode %d", got, ok, ino)
+			}
+		}
+		if got := inetAlive(p, host, ino); got != netuser.Found {
+			t.Errorf("type %d: %v, want Found", typ, got)
+		}
+		if got := inetAlive(p, host, ino+1); got != netuser.Held {
+			t.Errorf("type %d: another inode on the port: %v, want Held", typ, got)
+		}
+		unix.Close(s)
+		if got := inetAlive(p, host, ino); got != netuser.Gone {
+			t.Errorf("type %d: a closed socket: %v, want Gone", typ, got)
+		}
+	}
+}

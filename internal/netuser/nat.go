@@ -22,7 +22,9 @@ type NAT struct {
 	// Alive reports whether the host socket with inode ino is still bound
 	// to local port port (the guest closed it otherwise, and the port may
 	// now be another host process's). Set before use.
-	Alive func(p Proto, port uint16, ino uint64) bool
+	Alive func(p Proto, host netip.AddrPort, ino uint64) Liveness
+	// Logf, when set, reports a forgotten guest port (-v).
+	Logf func(format string, args ...any)
 
 	mu      sync.Mutex
 	byGuest map[portKey]*binding // (proto, guest port)
@@ -43,6 +45,8 @@ type binding struct {
 	ino   uint64
 	guest netip.AddrPort // as the guest bound it
 	host  netip.AddrPort // as the kernel bound it
+	// missed: Alive did not find it once (reported once under -v).
+	missed bool
 }
 
 // conn is what a guest socket connected to.
@@ -78,18 +82,59 @@ func isLocal(a netip.Addr) bool {
 	return a.IsLoopback() || a.IsUnspecified() || a == GuestAddr
 }
 
-// lookupLocked returns the live binding of guest port k (a stale one is
-// dropped).
-func (n *NAT) lookupLocked(k portKey) *binding {
+// Liveness is what the kernel says of a guest socket's host port.
+type Liveness int
+
+const (
+	// Gone: nothing holds the port; the guest closed the socket.
+	Gone Liveness = iota
+	// Found: the socket (by inode) holds the port.
+	Found
+	// Held: something holds the port but the socket was not seen: a TCP
+	// socket bound and not yet listening (the kernel's tables list
+	// listeners and connections only), a socket the table read missed
+	// while others came and went, or another socket that took the port.
+	Held
+)
+
+// lookupLocked returns the binding of guest port k and what the kernel
+// says of it. A binding not Found is never used to reach its host port
+// (it might be another's now); it is forgotten only when Gone.
+func (n *NAT) lookupLocked(k portKey) (*binding, Liveness) {
 	b := n.byGuest[k]
 	if b == nil {
-		return nil
+		return nil, Gone
 	}
-	if n.Alive != nil && !n.Alive(k.p, b.host.Port(), b.ino) {
+	if n.Alive == nil {
+		return b, Found
+	}
+	l := n.Alive(k.p, b.host, b.ino)
+	switch l {
+	case Gone:
 		n.dropLocked(k.p, b)
-		return nil
+	case Held:
+		if n.Logf != nil && !b.missed {
+			b.missed = true
+			n.Logf("--net=user: guest port %d: its socket (host %s) is not listening or was not found", k.port, b.host)
+		}
 	}
-	return b
+	return b, l
+}
+
+// live returns the binding of guest port k when its socket was Found.
+func (n *NAT) live(k portKey) *binding {
+	if b, l := n.lookupLocked(k); l == Found {
+		return b
+	}
+	return nil
+}
+
+// inUse returns the binding of guest port k unless it is Gone.
+func (n *NAT) inUse(k portKey) *binding {
+	if b, l := n.lookupLocked(k); l != Gone {
+		return b
+	}
+	return nil
 }
 
 func (n *NAT) dropLocked(p Proto, b *binding) {
@@ -115,7 +160,7 @@ func (n *NAT) Outbound(p Proto, dst netip.AddrPort) (host netip.AddrPort, local 
 			local = GuestAddr
 		}
 		n.mu.Lock()
-		b := n.lookupLocked(portKey{p, dst.Port()})
+		b := n.live(portKey{p, dst.Port()})
 		n.mu.Unlock()
 		if b == nil {
 			return host, local, unix.ECONNREFUSED
@@ -172,7 +217,7 @@ func (n *NAT) Bind(p Proto, guest netip.AddrPort, ino uint64) (BindPlan, error) 
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if b := n.lookupLocked(portKey{p, guest.Port()}); b != nil {
+	if b := n.inUse(portKey{p, guest.Port()}); b != nil {
 		if b.ino == ino {
 			return BindPlan{}, unix.EINVAL // bound already
 		}
@@ -240,8 +285,8 @@ func (n *NAT) Sent(p Proto, ino uint64, local netip.Addr, hostLocal netip.AddrPo
 	if b := n.byHost[k]; b != nil && b.ino == ino {
 		return // registered already (a bound socket, an earlier send)
 	}
-	if b := n.lookupLocked(k); b != nil && b.ino != ino {
-		return // the guest port is another live socket's
+	if b := n.inUse(k); b != nil && b.ino != ino {
+		return // the guest port is another socket's
 	}
 	b := &binding{ino: ino, guest: netip.AddrPortFrom(local, hostLocal.Port()), host: hostLocal}
 	if old := n.byHost[k]; old != nil {

@@ -135,7 +135,12 @@ func TestResolvConfServer(t *testing.T) {
 func testNAT(cfg Config) (*NAT, map[uint64]bool) {
 	dead := map[uint64]bool{}
 	n := NewNAT(cfg)
-	n.Alive = func(p Proto, port uint16, ino uint64) bool { return !dead[ino] }
+	n.Alive = func(p Proto, host netip.AddrPort, ino uint64) Liveness {
+		if dead[ino] {
+			return Gone
+		}
+		return Found
+	}
 	return n, dead
 }
 
@@ -301,4 +306,30 @@ func FuzzParseAllow(f *testing.F) {
 		ParsePublish(s) //nolint:errcheck
 		ParseDNS(s)     //nolint:errcheck
 	})
+}
+
+// TestHeld: a guest port whose socket holds its host port unseen (a TCP
+// socket bound and not yet listening) refuses connections, stays the
+// socket's against a second bind, and is reachable once it is found; a
+// Gone one is forgotten.
+func TestHeld(t *testing.T) {
+	state := map[uint64]Liveness{1: Held}
+	n := NewNAT(Config{})
+	n.Alive = func(p Proto, host netip.AddrPort, ino uint64) Liveness { return state[ino] }
+	const tcp = Proto(unix.SOCK_STREAM)
+	n.Register(tcp, ap("0.0.0.0:80"), ap("127.0.0.1:40000"), 1)
+	if _, _, err := n.Outbound(tcp, ap("127.0.0.1:80")); err != unix.ECONNREFUSED {
+		t.Errorf("connect to a bound, not listening guest port: %v", err)
+	}
+	if _, err := n.Bind(tcp, ap("0.0.0.0:80"), 2); err != unix.EADDRINUSE {
+		t.Errorf("second bind while Held: %v", err)
+	}
+	state[1] = Found
+	if host, _, err := n.Outbound(tcp, ap("127.0.0.1:80")); err != nil || host.String() != "127.0.0.1:40000" {
+		t.Errorf("connect once listening: %v, %v", host, err)
+	}
+	state[1] = Gone
+	if _, err := n.Bind(tcp, ap("0.0.0.0:80"), 2); err != nil {
+		t.Errorf("bind after the socket is gone: %v", err)
+	}
 }
