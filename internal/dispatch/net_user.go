@@ -269,14 +269,12 @@ func inetAlive(p netuser.Proto, host netip.AddrPort, ino uint64) netuser.Livenes
 	if p != unix.SOCK_STREAM {
 		name = "/proc/self/net/udp"
 	}
-	if p == unix.SOCK_STREAM {
-		a := host.Addr()
-		if a.IsUnspecified() {
-			a = netuser.Loopback
-		}
-		if got, ok := tcpListener(netip.AddrPortFrom(a, host.Port())); ok && got == ino {
-			return netuser.Found
-		}
+	a := host.Addr()
+	if a.IsUnspecified() {
+		a = netuser.Loopback
+	}
+	if got, ok := diagLookup(p, netip.AddrPortFrom(a, host.Port())); ok && got == ino {
+		return netuser.Found
 	}
 	for range 2 {
 		if found, ok := inetTableHas(name, host.Port(), ino); ok && found {
@@ -300,11 +298,12 @@ func probeBind(p netuser.Proto, host netip.AddrPort) netuser.Liveness {
 	return netuser.Gone
 }
 
-// tcpListener asks the kernel (sock_diag, an exact lookup: no table
-// walk) for the inode of the TCP socket a connection to local address
-// a would reach in the listening state; ok=false when none does or the
-// kernel does not say.
-func tcpListener(a netip.AddrPort) (ino uint64, ok bool) {
+// diagLookup asks the kernel (sock_diag, an exact lookup: no table
+// walk) for the inode of the socket of transport p that a connection or
+// datagram to local address a would reach: a TCP listener, an
+// unconnected UDP socket; ok=false when none does or the kernel does not
+// say.
+func diagLookup(p netuser.Proto, a netip.AddrPort) (ino uint64, ok bool) {
 	nl, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return 0, false
@@ -324,13 +323,21 @@ func tcpListener(a netip.AddrPort) (ino uint64, ok bool) {
 	le.PutUint32(req[8:], 1)
 	d := req[nlmsgHdrLen:]
 	d[0] = unix.AF_INET
-	d[1] = unix.IPPROTO_TCP
-	le.PutUint32(d[4:], 1<<tcpListen)
-	// struct inet_diag_sockid: the socket's own port and address are
-	// "src"; "dst" (the peer) stays zero; no interface; no cookie.
-	binary.BigEndian.PutUint16(d[8:], a.Port())
+	// struct inet_diag_sockid: for TCP the socket's own port and address
+	// are "src" and the peer's, zero, "dst"; udp_dump_one swaps them
+	// ("for historical reasons"). No interface, no cookie.
 	ip := a.Addr().As4()
-	copy(d[12:], ip[:])
+	if p == unix.SOCK_STREAM {
+		d[1] = unix.IPPROTO_TCP
+		le.PutUint32(d[4:], 1<<tcpListen)
+		binary.BigEndian.PutUint16(d[8:], a.Port())
+		copy(d[12:], ip[:])
+	} else {
+		d[1] = unix.IPPROTO_UDP
+		le.PutUint32(d[4:], ^uint32(0))
+		binary.BigEndian.PutUint16(d[10:], a.Port())
+		copy(d[28:], ip[:])
+	}
 	le.PutUint32(d[48:], ^uint32(0))
 	le.PutUint32(d[52:], ^uint32(0))
 	if err := unix.Sendto(nl, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
@@ -342,7 +349,7 @@ func tcpListener(a netip.AddrPort) (ino uint64, ok bool) {
 		return 0, false
 	}
 	m := buf[nlmsgHdrLen:]
-	if m[1] != tcpListen || binary.BigEndian.Uint16(m[4:]) != a.Port() {
+	if (p == unix.SOCK_STREAM && m[1] != tcpListen) || binary.BigEndian.Uint16(m[4:]) != a.Port() {
 		return 0, false
 	}
 	return uint64(le.Uint32(m[68:])), true

@@ -201,9 +201,9 @@ func TestInetAlive(t *testing.T) {
 			if err := unix.Listen(s, 1); err != nil {
 				t.Fatal(err)
 			}
-			if got, ok := tcpListener(host); !ok || got != ino {
-				t.Errorf("sock_diag: %d, %v; want inode %d", got, ok, ino)
-			}
+		}
+		if got, ok := diagLookup(p, host); !ok || got != ino {
+			t.Errorf("type %d: sock_diag: %d, %v; want inode %d", typ, got, ok, ino)
 		}
 		if got := inetAlive(p, host, ino); got != netuser.Found {
 			t.Errorf("type %d: %v, want Found", typ, got)
@@ -215,5 +215,21 @@ func TestInetAlive(t *testing.T) {
 		if got := inetAlive(p, host, ino); got != netuser.Gone {
 			t.Errorf("type %d: a closed socket: %v, want Gone", typ, got)
 		}
+	}
+}
+
+// TestDiagLookupWildcard: a UDP socket bound to the wildcard (a guest
+// client) is found at 127.0.0.1 on its port, and inetAlive finds it.
+func TestDiagLookupWildcard(t *testing.T) {
+	s := newInet(t, unix.SOCK_DGRAM)
+	if err := unix.Bind(s, &unix.SockaddrInet4{}); err != nil {
+		t.Fatal(err)
+	}
+	host := hostInet(t, s, false)
+	if got, ok := diagLookup(unix.SOCK_DGRAM, netip.AddrPortFrom(netuser.Loopback, host.Port())); !ok || got != sockIno(s) {
+		t.Errorf("sock_diag: %d, %v; want %d", got, ok, sockIno(s))
+	}
+	if got := inetAlive(unix.SOCK_DGRAM, host, sockIno(s)); got != netuser.Found {
+		t.Errorf("inetAlive: %v", got)
 	}
 }
