@@ -16,6 +16,7 @@ import (
 
 	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/netuser"
 	"github.com/kbox-go/kbox/internal/trace"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
@@ -71,6 +72,9 @@ type Config struct {
 	// them with EAFNOSUPPORT (--net=none under -v:
 	// policy.Resolved.NetRefused), by name, with the reason.
 	NetRefused map[string]string
+	// NetUser is --net=user's configuration (nil: another mode): the
+	// seccomp tier translates every AF_INET address (net_user.go).
+	NetUser *netuser.Config
 }
 
 // Engine is the dispatcher shared by all tiers.
@@ -113,6 +117,8 @@ type Engine struct {
 
 	// abstract tags the guest's abstract AF_UNIX names (net_abstract.go).
 	abstract *abstractNS
+	// nat is --net=user's address plan (nil: another mode).
+	nat *netuser.NAT
 }
 
 // New builds an engine.
@@ -151,6 +157,11 @@ func New(cfg Config) (*Engine, error) {
 	startUmaskThreads()
 	e.names = newUnixNames()
 	e.abstract = newAbstractNS()
+	if cfg.NetUser != nil {
+		e.nat = netuser.NewNAT(*cfg.NetUser)
+		e.nat.Alive = inetAlive
+		e.nat.Logf = e.Verbosef
+	}
 	e.owners = newOwnershipStore()
 	e.ipc = newIPCTable()
 	e.fileBinds = cfg.NS.FileBindTypes()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/netuser"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -146,6 +147,7 @@ type harnessConfig struct {
 	caps    bool
 	// panicsChecked: the test checks InternalErrors itself.
 	panicsChecked bool
+	netUser       *netuser.Config
 }
 
 type harnessOpt func(*harnessConfig)
@@ -218,7 +220,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	ns.Seal()
 	var log bytes.Buffer
 	e, err := New(Config{Arch: abi.Host(), NS: ns, Log: &log, ExecDir: t.TempDir(), Identity: cfg.id,
-		Verbose: cfg.verbose, GuestCaps: cfg.caps})
+		Verbose: cfg.verbose, GuestCaps: cfg.caps, NetUser: cfg.netUser})
 	if err != nil {
 		t.Fatal(err)
 	}

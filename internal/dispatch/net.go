@@ -84,6 +84,8 @@ type sockAddr struct {
 	// autobind: bind(2) with only sun_family, done by kbox inside the
 	// tag space.
 	autobind bool
+	// inet: --net=user's translation of an AF_INET destination.
+	inet *inetDst
 }
 
 func (a *sockAddr) free() {
@@ -125,6 +127,9 @@ func (e *Engine) readSockaddr(r *Request, s int, addr uint64, length uint32, cre
 // host socket s. Only an AF_UNIX socket's address is a path: for another
 // family the kernel reads no path, and answers itself.
 func (e *Engine) translateSockaddr(r *Request, s int, raw []byte, create bool) (*sockAddr, error) {
+	if !create && e.inetSock(s) {
+		return e.userDest(s, raw)
+	}
 	length := len(raw)
 	if length < 2 || binary.LittleEndian.Uint16(raw) != unix.AF_UNIX {
 		return &sockAddr{raw: raw, dirfd: -1}, nil // another family
@@ -247,6 +252,12 @@ func (e *Engine) addrCall(r *Request, nr uintptr, create bool) Result {
 	if notSock == unix.ENOTSOCK {
 		return Fail(unix.ENOTSOCK)
 	}
+	if e.inetSock(s) {
+		if create {
+			return e.userBind(r, s, raw)
+		}
+		return e.userConnect(r, s, raw)
+	}
 	a, err := e.translateSockaddr(r, s, raw, create)
 	if err != nil {
 		return Fail(err)
@@ -329,7 +340,9 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 		return Fail(unix.EINVAL)
 	}
 	out := buf[:n]
-	if isAbstract(out) {
+	if e.nat != nil && n >= sockaddrInLen && binary.LittleEndian.Uint16(buf) == unix.AF_INET {
+		out = e.userName(s, out, peer)
+	} else if isAbstract(out) {
 		out = e.abstract.guestAbstract(out)
 	} else if n > abi.SockaddrUnPath && binary.LittleEndian.Uint16(buf) == unix.AF_UNIX && buf[abi.SockaddrUnPath] != 0 {
 		host := bytes.TrimRight(buf[abi.SockaddrUnPath:n], "\x00")
@@ -412,7 +425,7 @@ func sysSendto(e *Engine, r *Request) Result {
 	var a *sockAddr
 	if r.Ptr(4) != 0 {
 		if a, err = e.readSockaddr(r, s, r.Ptr(4), r.Uint(5), false); err != nil {
-			return Fail(err)
+			return e.netRefuse(r, err)
 		}
 		defer a.free()
 	} else {
@@ -429,7 +442,11 @@ func sysSendto(e *Engine, r *Request) Result {
 	if err := e.beforeUnixSend(s, a); err != nil {
 		return Fail(err)
 	}
-	return sendmsgHost(s, data, nil, a.raw, r.Int(3))
+	res := sendmsgHost(s, data, nil, a.raw, r.Int(3))
+	if res.Kind != Errno {
+		e.userSent(s, a)
+	}
+	return res
 }
 
 // guestMsg is a guest msghdr copied and translated.
@@ -608,13 +625,17 @@ func sysSendmsg(e *Engine, r *Request) Result {
 	defer unix.Close(s)
 	m, err := e.readMsghdr(r, s, r.Ptr(1))
 	if err != nil {
-		return Fail(err)
+		return e.netRefuse(r, err)
 	}
 	defer m.free()
 	if err := e.beforeUnixSend(s, m.addr); err != nil {
 		return Fail(err)
 	}
-	return sendmsgHost(s, m.data, m.oob, m.addr.raw, r.Int(2))
+	res := sendmsgHost(s, m.data, m.oob, m.addr.raw, r.Int(2))
+	if res.Kind != Errno {
+		e.userSent(s, m.addr)
+	}
+	return res
 }
 
 func sysSendmmsg(e *Engine, r *Request) Result {
@@ -640,13 +661,16 @@ func sysSendmmsg(e *Engine, r *Request) Result {
 			if sent > 0 {
 				break
 			}
-			return Fail(err)
+			return e.netRefuse(r, err)
 		}
 		res := Ok(0)
 		if err := e.beforeUnixSend(s, m.addr); err != nil {
 			res = Fail(err)
 		} else {
 			res = sendmsgHost(s, m.data, m.oob, m.addr.raw, r.Int(3))
+			if res.Kind != Errno {
+				e.userSent(s, m.addr)
+			}
 		}
 		m.free()
 		if res.Kind == Errno {

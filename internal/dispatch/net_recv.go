@@ -43,10 +43,11 @@ func init() {
 // say more): a datagram larger than this is reported truncated.
 const recvMax = 4 << 20
 
-// unixReceiver returns kbox's duplicate of the socket in argument 0 when
-// kbox serves the call: an AF_UNIX socket in the seccomp tier. Otherwise
+// receiver returns kbox's duplicate of the socket in argument 0 when
+// kbox serves the call: an AF_UNIX socket in the seccomp tier, and under
+// --net=user an AF_INET one (its peers' names are translated). Otherwise
 // the kernel runs the call (and reports EBADF, ENOTSOCK, ... itself).
-func unixReceiver(r *Request) (int, bool) {
+func (e *Engine) receiver(r *Request) (int, bool) {
 	if r.Waiting == nil {
 		// An in-process tier: the engine runs on the guest's own thread,
 		// where a wait would hold off the guest's signals; the call runs
@@ -57,11 +58,23 @@ func unixReceiver(r *Request) (int, bool) {
 	if err != nil {
 		return -1, false
 	}
-	if d, err := sockDomain(s); err != nil || d != unix.AF_UNIX {
+	if d, err := sockDomain(s); err != nil || (d != unix.AF_UNIX && (d != unix.AF_INET || e.nat == nil)) {
 		unix.Close(s)
 		return -1, false
 	}
 	return s, true
+}
+
+// peerName is the guest's form of the address of a peer the kernel
+// reported on socket s.
+func (e *Engine) peerName(s int, raw []byte) []byte {
+	if len(raw) < 2 {
+		return raw
+	}
+	if e.nat != nil && binary.LittleEndian.Uint16(raw) == unix.AF_INET {
+		return e.guestInetAddr(s, raw)
+	}
+	return e.guestUnixAddr(raw)
 }
 
 // guestUnixAddr is the guest's form of AF_UNIX address raw the kernel
@@ -259,7 +272,7 @@ func waitAll(r *Request, s int, buf []byte, have, flags int, deadline time.Time)
 	return have
 }
 
-// putName writes the guest's form of address name to the guest buffer
+// putName writes address name (the guest's form of it) to the guest buffer
 // at addr, whose length is the int at lenAddr, as move_addr_to_user: the
 // length is read first (EFAULT; negative: EINVAL), at most that many
 // bytes are copied, and the full length is written back.
@@ -271,9 +284,6 @@ func (e *Engine) putName(r *Request, name []byte, addr, lenAddr uint64) error {
 	want := int(int32(binary.LittleEndian.Uint32(lb[:])))
 	if want < 0 {
 		return unix.EINVAL
-	}
-	if len(name) > 0 {
-		name = e.guestUnixAddr(name)
 	}
 	if c := min(want, len(name)); c > 0 {
 		if err := r.Mem.Write(addr, name[:c]); err != nil {
@@ -293,7 +303,7 @@ func recvResult(err error) Result {
 }
 
 func sysRecvfrom(e *Engine, r *Request) Result {
-	s, ok := unixReceiver(r)
+	s, ok := e.receiver(r)
 	if !ok {
 		return Cont()
 	}
@@ -308,7 +318,7 @@ func sysRecvfrom(e *Engine, r *Request) Result {
 		}
 	}
 	if r.Ptr(4) != 0 {
-		if err := e.putName(r, m.name, r.Ptr(4), r.Ptr(5)); err != nil {
+		if err := e.putName(r, e.peerName(s, m.name), r.Ptr(4), r.Ptr(5)); err != nil {
 			return Fail(err)
 		}
 	}
@@ -316,7 +326,7 @@ func sysRecvfrom(e *Engine, r *Request) Result {
 }
 
 func sysRecvmsg(e *Engine, r *Request) Result {
-	s, ok := unixReceiver(r)
+	s, ok := e.receiver(r)
 	if !ok {
 		return Cont()
 	}
@@ -370,7 +380,7 @@ func sysRecvmsg(e *Engine, r *Request) Result {
 		data = data[c:]
 	}
 	if mh.Name != 0 {
-		if err := e.putName(r, m.name, mh.Name, r.Ptr(1)+8); err != nil {
+		if err := e.putName(r, e.peerName(s, m.name), mh.Name, r.Ptr(1)+8); err != nil {
 			return Fail(err)
 		}
 	}
@@ -449,7 +459,7 @@ func (e *Engine) acceptCall(r *Request, flags int) Result {
 	if flags&^(unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK) != 0 {
 		return Cont() // the kernel's EINVAL, before anything else
 	}
-	s, ok := unixReceiver(r)
+	s, ok := e.receiver(r)
 	if !ok {
 		return Cont()
 	}
@@ -472,7 +482,7 @@ func (e *Engine) acceptCall(r *Request, flags int) Result {
 	if en != 0 {
 		return Fail(en)
 	}
-	if err := e.putName(r, buf[:min(int(n), len(buf))], r.Ptr(1), r.Ptr(2)); err != nil {
+	if err := e.putName(r, e.peerName(s, buf[:min(int(n), len(buf))]), r.Ptr(1), r.Ptr(2)); err != nil {
 		unix.Close(int(ns))
 		return Fail(err)
 	}

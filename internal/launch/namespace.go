@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kbox-go/kbox/internal/netuser"
 	"github.com/kbox-go/kbox/internal/vfs"
 )
 
@@ -107,6 +108,9 @@ func buildNamespace(s spec) (ns *vfs.Namespace, err error) {
 		// freedom to make it), over a file, a link or nothing: a guest's
 		// directory of that name stays.
 		for _, f := range nameServiceBinds(s.binds, fileExists) {
+			if f == resolvConf && s.netUser != nil {
+				continue // the forwarder's, below
+			}
 			src, err := hostPath(f)
 			if err != nil || guestDir(ns, f) == nil {
 				continue
@@ -116,9 +120,20 @@ func buildNamespace(s spec) (ns *vfs.Namespace, err error) {
 			}
 		}
 	}
+	if s.netUser != nil && guestDir(ns, "/etc") == nil && len(nameServiceBinds(s.binds, func(f string) bool { return f == resolvConf })) == 1 {
+		// --net=user: the guest's resolver asks the forwarder, 10.0.2.3,
+		// whatever the root's or the host's file says (unless a bind of
+		// the user's covers it).
+		if err := ns.AddPrivateFile(resolvConf, "resolv", netuser.ResolvConf()); err != nil {
+			return ns, failf(ExitFailure, "binding the --net=user resolv.conf: %v", unwrapMount(err))
+		}
+	}
 	ns.Seal()
 	return ns, nil
 }
+
+// resolvConf is the resolver's configuration file.
+const resolvConf = "/etc/resolv.conf"
 
 // nameServiceBinds are the NameServiceFiles to bind: those the host has
 // (exists) and that no bind of the user's covers.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kbox-go/kbox/internal/identity"
+	"github.com/kbox-go/kbox/internal/netuser"
 	"github.com/kbox-go/kbox/internal/trace"
 	"github.com/kbox-go/kbox/internal/web"
 )
@@ -112,6 +113,11 @@ type Options struct {
 	KeepCaps   bool
 	// Net is --net: "host" (the default), "none" or "user".
 	Net string
+	// AllowNet, Publish and DNS: --allow-net, --publish and --dns, for
+	// --net=user (docs/network.md).
+	AllowNet []string
+	Publish  []string
+	DNS      string
 	// Trace: --trace, --trace-format, --trace-filter and --summary (host
 	// paths; relative ones are taken from Cwd).
 	Trace trace.Options
@@ -147,6 +153,7 @@ type spec struct {
 	trace    trace.Options
 	web      web.Options
 	net      string
+	netUser  *netuser.Config // --net=user's configuration
 	overlay  bool
 	upper    string // absolute --overlay=DIR, "" for a temporary one
 	readOnly bool
@@ -166,6 +173,9 @@ func check(o Options) (spec, error) {
 		return s, usagef("--syscall-mode must be auto, seccomp, trap or rewrite, not %q", o.Mode)
 	}
 	if s.net, err0 = checkNet(o.Net); err0 != nil {
+		return s, err0
+	}
+	if s.netUser, err0 = checkNetUser(o, s.net); err0 != nil {
 		return s, err0
 	}
 	switch len(o.Roots) {

@@ -11,6 +11,7 @@ import (
 	"github.com/kbox-go/kbox/internal/forkscan"
 	"github.com/kbox-go/kbox/internal/identity"
 	"github.com/kbox-go/kbox/internal/inproc"
+	"github.com/kbox-go/kbox/internal/netuser"
 	"github.com/kbox-go/kbox/internal/tmpdirs"
 	"github.com/kbox-go/kbox/internal/trace"
 	"github.com/kbox-go/kbox/internal/vfs"
@@ -33,8 +34,10 @@ type Plan struct {
 	WorkDir  string
 	Verbose  bool
 	KeepCaps bool
-	// Net is --net (checkNet): "host" or "none".
+	// Net is --net (checkNet): "host", "none" or "user".
 	Net string
+	// NetUser is --net=user's configuration (nil otherwise).
+	NetUser *netuser.Config
 	// Trace: --trace, --trace-format, --trace-filter and --summary.
 	Trace trace.Options
 	// stale delivers what the removal of earlier runs' leftovers removed:
@@ -85,8 +88,11 @@ func Prepare(o Options) (*Plan, error) {
 		if s.overlay {
 			return nil, usagef("--syscall-mode=%s: --overlay is served by the seccomp tier only", s.mode)
 		}
+		if s.net == "user" {
+			return nil, usagef("--syscall-mode=%s: --net=user is served by the seccomp tier only (its in-process guest's calls run natively, where kbox cannot translate their addresses)", s.mode)
+		}
 	}
-	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace, Web: s.web, Net: s.net}
+	p := &Plan{Identity: s.id, Mode: s.mode, Argv: s.argv, Env: s.env, Verbose: s.verbose, KeepCaps: s.keepCaps, Trace: s.trace, Web: s.web, Net: s.net, NetUser: s.netUser}
 	// What earlier runs killed before their cleanup left behind.
 	p.stale = make(chan []string, 1)
 	go func() { p.stale <- tmpdirs.CleanStale() }()
@@ -105,7 +111,7 @@ func Prepare(o Options) (*Plan, error) {
 	if p.Path, err = findCommand(p.NS, p.WorkDir, p.Argv[0], p.Env); err != nil {
 		return nil, err
 	}
-	in := tierInput{Mode: s.mode, InProcess: inproc.Available()}
+	in := tierInput{Mode: s.mode, InProcess: inproc.Available(), NetUser: s.net == "user"}
 	if s.mode != "seccomp" && in.InProcess == nil {
 		in.Gaps = InProcessGaps(p.NS)
 	}
@@ -136,6 +142,7 @@ type tierInput struct {
 	Mode      string
 	InProcess error    // nil when this build has the in-process tiers (inproc.Available)
 	Gaps      []string // what the kernel cannot enforce in-process here (InProcessGaps)
+	NetUser   bool     // --net=user, which only the seccomp tier serves
 	// Scan says which tier the program itself allows (internal/forkscan):
 	// called only when nothing else decides.
 	Scan func() (tier, why string)
@@ -159,6 +166,8 @@ func chooseTier(in tierInput) (tier, why string, warnings []string) {
 	switch {
 	case in.InProcess != nil:
 		return "seccomp", "auto: no in-process tier in this build", nil
+	case in.NetUser:
+		return "seccomp", "auto: --net=user is served by the seccomp tier only", nil
 	case len(in.Gaps) > 0:
 		return "seccomp", "auto: the kernel cannot confine an in-process guest here: " + in.Gaps[0], nil
 	}

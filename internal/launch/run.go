@@ -26,7 +26,7 @@ func Run(p *Plan) (int, error) {
 	// in-process tiers' filters deny it in BPF regardless, and their
 	// guest's calls trap first anyway.
 	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: p.Identity.Virtual, NotifyDenied: p.Verbose,
-		NetNone: p.Net == "none"})
+		NetNone: p.Net == "none", NetUser: p.Net == "user"})
 	if err != nil {
 		return ExitFailure, err
 	}
@@ -99,7 +99,9 @@ func runSeccomp(p *Plan, pol *policy.Resolved, obs *observer) (int, error) {
 			execRoots = append(execRoots, m.Overlay.Lower)
 		}
 	}
-	eng, err := dispatch.New(EngineConfig(p.NS, pol, p.Identity, p.WorkDir, execTmp.Path, p.Verbose, p.KeepCaps))
+	cfg := EngineConfig(p.NS, pol, p.Identity, p.WorkDir, execTmp.Path, p.Verbose, p.KeepCaps)
+	cfg.NetUser = p.NetUser
+	eng, err := dispatch.New(cfg)
 	if err != nil {
 		return ExitFailure, err
 	}

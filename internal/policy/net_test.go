@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -73,6 +74,54 @@ func TestNetNoneFilter(t *testing.T) {
 		got, _ := seccomp.Simulate(prog, seccomp.Data{Nr: int32(arch.MustNr("socket")), Arch: arch.AuditArch, Args: [6]uint64{unix.AF_INET}})
 		if got != retAllow || r.NoNetworkFor(arch.MustNr("socket"), [6]uint64{unix.AF_INET}) {
 			t.Errorf("%s --net=host: socket(AF_INET) %#x, want allowed", arch.Name, got)
+		}
+	}
+}
+
+// TestNetUserFilter: under --net=user socket and socketpair create
+// AF_UNIX and AF_INET sockets only (AF_INET6, netlink and the rest fail
+// with EAFNOSUPPORT in BPF, notified under -v), and listen is notified
+// (an unbound AF_INET listener is bound inside the guest's network
+// first); under the other modes listen stays in BPF.
+func TestNetUserFilter(t *testing.T) {
+	for _, arch := range []*abi.Arch{abi.AMD64, abi.ARM64} {
+		for _, verbose := range []bool{false, true} {
+			r, err := policy.Resolve(arch, policy.Options{NetUser: true, NotifyDenied: verbose})
+			if err != nil {
+				t.Fatal(err)
+			}
+			prog, err := seccomp.Compile(r.Program())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, fam := range []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK, unix.AF_PACKET, 0x100000000 | unix.AF_INET6} {
+				args := [6]uint64{fam, unix.SOCK_STREAM, 0}
+				want := retEAFNOSUPPORT
+				if verbose {
+					want = retNotify
+				}
+				if f := uint32(fam); f == unix.AF_UNIX || f == unix.AF_INET {
+					want = retAllow
+				}
+				got, _ := seccomp.Simulate(prog, seccomp.Data{Nr: int32(arch.MustNr("socket")), Arch: arch.AuditArch, Args: args})
+				if got != want {
+					t.Errorf("%s -v=%v socket(%#x): %#x, want %#x", arch.Name, verbose, fam, got, want)
+				}
+			}
+			got, _ := seccomp.Simulate(prog, seccomp.Data{Nr: int32(arch.MustNr("listen")), Arch: arch.AuditArch})
+			if got != retNotify {
+				t.Errorf("%s --net=user: listen %#x, want notified", arch.Name, got)
+			}
+			if refused := r.NetRefused(); verbose != (len(refused) == 2) || (verbose && !strings.Contains(refused["socket"], "--net=user")) {
+				t.Errorf("%s -v=%v: NetRefused %v", arch.Name, verbose, refused)
+			}
+		}
+		for _, o := range []policy.Options{{}, {NetNone: true}} {
+			r, _ := policy.Resolve(arch, o)
+			prog, _ := seccomp.Compile(r.Program())
+			if got, _ := seccomp.Simulate(prog, seccomp.Data{Nr: int32(arch.MustNr("listen")), Arch: arch.AuditArch}); got != retAllow {
+				t.Errorf("%s %+v: listen %#x, want allowed", arch.Name, o, got)
+			}
 		}
 	}
 }

@@ -77,6 +77,11 @@ type Entry struct {
 	// processes of the same domain, so the guest can trace its own
 	// processes (LeakSanitizer, debuggers) and never another.
 	InDomain bool
+	// UserNet: an allowed row that is notified and served under
+	// --net=user (Options.NetUser): listen, so that kbox binds an
+	// unbound AF_INET socket inside the guest's network first (the
+	// kernel would bind it to every host address).
+	UserNet bool
 
 	// The in-process columns (serve.go).
 	InProc      InProc
@@ -178,7 +183,9 @@ func buildTable() []Entry {
 		"timerfd_gettime", "signalfd", "signalfd4", "inotify_init", "inotify_init1", "memfd_create",
 		"poll", "ppoll", "select", "pselect6"))
 	// Networking: sockets without path addresses.
-	add(rows(Allow, "net", "", "socket", "socketpair", "listen", "getsockopt", "shutdown", "recvmmsg"))
+	add(rows(Allow, "net", "", "socket", "socketpair", "getsockopt", "shutdown", "recvmmsg"))
+	t = append(t, Entry{Name: "listen", Disp: Allow, Family: "net", UserNet: true,
+		Why: "under --net=user an unbound AF_INET socket is bound inside the guest's network first"})
 	// SO_PASSCRED and SO_PASSPIDFD make the kernel bind a socket when it
 	// next sends: on a connected AF_UNIX socket kbox binds it first,
 	// inside the sandbox's abstract namespace (dispatch/net_abstract.go).
@@ -327,6 +334,29 @@ type Options struct {
 	// NetNone (--net=none): socket and socketpair create only the
 	// NetNoneFamilies; every other family fails with EAFNOSUPPORT.
 	NetNone bool
+	// NetUser (--net=user): socket and socketpair create only the
+	// NetUserFamilies (AF_INET sockets are real host sockets whose
+	// addresses kbox translates: dispatch/net_user.go); every other
+	// family fails with EAFNOSUPPORT, as under NetNone.
+	NetUser bool
+}
+
+// NetUserFamilies are the socket families --net=user leaves the guest:
+// AF_UNIX, and AF_INET, whose every address kbox serves. AF_INET6 is
+// refused (programs fall back to IPv4 on EAFNOSUPPORT), and so is
+// netlink: its answers would describe the host's interfaces.
+var NetUserFamilies = []uint64{unix.AF_UNIX, unix.AF_INET}
+
+// netFamilies returns the families socket may create under opts (nil:
+// every family).
+func (o Options) netFamilies() []uint64 {
+	switch {
+	case o.NetNone:
+		return NetNoneFamilies
+	case o.NetUser:
+		return NetUserFamilies
+	}
+	return nil
 }
 
 // NetNoneFamilies are the socket families --net=none leaves the guest:
@@ -341,10 +371,10 @@ var netNoneCalls = []string{"socket", "socketpair"}
 
 // netNone turns row e into its --net=none form: the NetNoneFamilies as
 // the row allowed them, the rest refused.
-func netNone(e Entry) Entry {
+func netNone(e Entry, families []uint64) Entry {
 	e.Disp = NoNetwork
 	e.Conds = nil
-	for _, f := range NetNoneFamilies {
+	for _, f := range families {
 		e.Conds = append(e.Conds, Cond{Arg: 0, Mask: 0xffffffff, Value: f, Int: true, Disp: Allow})
 	}
 	return e
@@ -383,11 +413,20 @@ func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
 			r.Effect[nr] = Notify
 		}
 	}
-	if opts.NetNone {
+	if opts.NetUser {
+		for nr, e := range r.ByNr {
+			if e.UserNet {
+				e.Disp = Notify
+				r.ByNr[nr] = e
+				r.Effect[nr] = r.effect(Notify)
+			}
+		}
+	}
+	if fams := opts.netFamilies(); fams != nil {
 		for _, name := range netNoneCalls {
 			if nr, ok := arch.Nr(name); ok {
 				if e, listed := r.ByNr[nr]; listed {
-					r.ByNr[nr] = netNone(e)
+					r.ByNr[nr] = netNone(e, fams)
 					r.Effect[nr] = r.effect(NoNetwork)
 				}
 			}
@@ -433,7 +472,7 @@ func (r *Resolved) Expect(nr int, args [6]uint64) Disposition {
 
 // Notified reports whether the row can reach the supervisor.
 func (e Entry) Notified() bool {
-	if e.InDomain {
+	if e.InDomain || e.UserNet {
 		return true
 	}
 	switch e.Disp {
@@ -544,13 +583,17 @@ func (r *Resolved) Denied() map[string]string {
 // (-v), by name with the reason, for dispatch.Config.NetRefused: the
 // engine answers EAFNOSUPPORT.
 func (r *Resolved) NetRefused() map[string]string {
-	if !r.opts.NetNone || !r.opts.NotifyDenied {
+	if r.opts.netFamilies() == nil || !r.opts.NotifyDenied {
 		return nil
+	}
+	why := "--net=none: only AF_UNIX sockets"
+	if r.opts.NetUser {
+		why = "--net=user: only AF_UNIX and AF_INET sockets"
 	}
 	out := map[string]string{}
 	for _, e := range r.ByNr {
 		if e.Disp == NoNetwork {
-			out[e.Name] = "--net=none: only AF_UNIX sockets"
+			out[e.Name] = why
 		}
 	}
 	return out

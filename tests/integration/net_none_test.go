@@ -95,14 +95,14 @@ func TestNetNone(t *testing.T) {
 	})
 }
 
-// TestNetFlag: --net takes host or none; user is refused with a message
-// saying it is not there yet, anything else as a usage error.
+// TestNetFlag: --net takes host, none or user; anything else is a usage
+// error (TestNetUserFlags has user's own).
 func TestNetFlag(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
 	for _, c := range []struct {
 		val, msg string
-	}{{"user", "--net=user (a user-mode network of the sandbox's own) is not implemented yet"}, {"bogus", `--net must be host or none, not "bogus"`}} {
+	}{{"bogus", `--net must be host, none or user, not "bogus"`}} {
 		opts := runOpts{Args: []string{"--net=" + c.val, "-r", root, "--", "/bin/true"}}
 		_, errOut, code := runKbox(t, opts)
 		if code != 125 || !strings.Contains(errOut, c.msg) {
