@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -314,6 +315,34 @@ func TestStatusParse(t *testing.T) {
 	defer unix.Close(dir)
 	if st := readStatusAt(dir); st.tgid != os.Getpid() || st.threads < 1 {
 		t.Errorf("readStatusAt(self): %+v", st)
+	}
+}
+
+// TestStatusLong: a status file longer than the first read's buffer (a
+// long Groups line) is read to its end; fields after the first buffer
+// count, the last line needs no newline, and a field that is not a
+// number reads as 0 (and a missing one as -1).
+func TestStatusLong(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Name:\tx\nTgid:\t41\nPPid:\tx9\nGroups:\t")
+	for b.Len() < 3*statusBuf {
+		b.WriteString("1234567 ")
+	}
+	b.WriteString("\nThreads:\t17")
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	go func() {
+		unix.Write(p[1], []byte(b.String()))
+		unix.Close(p[1])
+	}()
+	if st := readStatusFD(p[0]); st != (taskStatus{41, 0, 17, nil}) {
+		t.Errorf("readStatusFD of %d bytes: %+v", b.Len(), st)
+	}
+	if st := parseStatus([]byte("Name:\tx\n")); st != (taskStatus{-1, -1, -1, nil}) {
+		t.Errorf("parseStatus without the fields: %+v", st)
 	}
 }
 
