@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -349,8 +351,9 @@ func (t *ProcTable) reap() {
 	const first, last = 20, 1000
 	evs := make([]unix.EpollEvent, 16)
 	timeout := -1
+	wait := t.exitWaiter()
 	for {
-		n, err := unix.EpollWait(t.epfd, evs, timeout)
+		n, err := wait(evs, timeout)
 		if err == unix.EINTR {
 			continue
 		}
@@ -383,6 +386,56 @@ func (t *ProcTable) reap() {
 			timeout = first
 		}
 		t.mu.Unlock()
+	}
+}
+
+// exitWaiter returns how reap waits for exit notifications: through Go's
+// network poller when the epoll descriptor can be registered there, so
+// that no thread of kbox sits in a system call between exits. A thread
+// blocked in epoll_wait for more than 10 ms has its P taken by the Go
+// runtime's monitor, which then polls every 20 us for the next
+// millisecond or so (and again after every guest process's exit): 40
+// nanosleep wake-ups per iteration of a shell loop, as costly as serving
+// its calls. Else a plain blocking epoll_wait.
+func (t *ProcTable) exitWaiter() func(evs []unix.EpollEvent, msec int) (int, error) {
+	blocking := func(evs []unix.EpollEvent, msec int) (int, error) { return unix.EpollWait(t.epfd, evs, msec) }
+	if err := unix.SetNonblock(t.epfd, true); err != nil {
+		return blocking
+	}
+	// The File is kept by the closures below for the table's lifetime:
+	// its finalizer would close t.epfd.
+	f := os.NewFile(uintptr(t.epfd), "kbox-exits")
+	rc, err := f.SyscallConn()
+	if err != nil || f.SetReadDeadline(time.Time{}) != nil {
+		// Not pollable: epoll_wait blocks (O_NONBLOCK does not change it).
+		return func(evs []unix.EpollEvent, msec int) (int, error) {
+			defer runtime.KeepAlive(f)
+			return blocking(evs, msec)
+		}
+	}
+	return func(evs []unix.EpollEvent, msec int) (int, error) {
+		deadline := time.Time{}
+		if msec >= 0 {
+			deadline = time.Now().Add(time.Duration(msec) * time.Millisecond)
+		}
+		f.SetReadDeadline(deadline) //nolint:errcheck // pollable: checked above
+		n := 0
+		var werr error
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				n, werr = unix.EpollWait(int(fd), evs, 0)
+				if werr != unix.EINTR {
+					return werr != nil || n > 0
+				}
+			}
+		})
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return 0, nil
+		case err != nil:
+			return 0, err
+		}
+		return n, werr
 	}
 }
 
