@@ -427,3 +427,44 @@ func TestParseGroupSession(t *testing.T) {
 		t.Errorf("readGroupSession(self) = %d, %d, %v; want pgrp %d", pgrp, sid, ok, unix.Getpgrp())
 	}
 }
+
+// TestExitWaiter: the exit watcher's wait through Go's poller returns no
+// events when its timeout passes, the ready events when there are some,
+// and blocks (with no timeout) until one comes.
+func TestExitWaiter(t *testing.T) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: 7}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, p[0], &ev); err != nil {
+		t.Fatal(err)
+	}
+	pt := &ProcTable{epfd: epfd}
+	wait := pt.exitWaiter()
+	evs := make([]unix.EpollEvent, 4)
+	t0 := time.Now()
+	if n, err := wait(evs, 30); n != 0 || err != nil || time.Since(t0) < 25*time.Millisecond {
+		t.Fatalf("wait with nothing ready: %d events, %v, after %v (want 0 after 30 ms)", n, err, time.Since(t0))
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		unix.Write(p[1], []byte{1})
+	}()
+	if n, err := wait(evs, -1); n != 1 || err != nil || evs[0].Fd != 7 {
+		t.Fatalf("wait for a write: %d events %+v, %v", n, evs[:n], err)
+	}
+	// Level-triggered inside: the unread byte is reported again at once.
+	if n, err := wait(evs, 1000); n != 1 || err != nil {
+		t.Fatalf("second wait: %d events, %v", n, err)
+	}
+	if fl, _ := unix.FcntlInt(uintptr(epfd), unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+		t.Errorf("the epoll descriptor was not made non-blocking for the poller")
+	}
+}
