@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -234,5 +236,33 @@ func TestNotApplicableCell(t *testing.T) {
 	}
 	if !forkRefused("kbox: warning: the guest called clone: --syscall-mode=trap runs single-process ...") || forkRefused("tar: short write") {
 		t.Error("forkRefused misclassifies kbox's clone warning")
+	}
+}
+
+// TestSafeStatDistance: with the unotify_stat floor measured, the seccomp
+// tiers (and --baseline's column, also seccomp) get a second stat line
+// against it, and the baseline is not taken for an in-process tier.
+func TestSafeStatDistance(t *testing.T) {
+	mk := func(row, runner string, xs ...float64) *series {
+		s := &series{Row: row, Runner: runner, Samples: xs}
+		s.finish()
+		return s
+	}
+	perCall := []*series{
+		mk("stat", "native", 2), mk("stat", "kbox-seccomp", 20), mk("stat", baselineRunner, 24),
+	}
+	fl := &floorResult{Series: []*series{
+		mk("unotify_rt", "floor", 6), mk("unotify_stat", "floor", 19), mk("unotify_stat_sync", "floor", 16),
+		mk("sigsys_trap", "floor", 3),
+	}}
+	got := map[string][]string{}
+	for _, d := range distances(perCall, fl) {
+		got[d.Tier] = append(got[d.Tier], fmt.Sprintf("%s %s %g", d.Row, d.Formula, d.Floor))
+	}
+	want := []string{"stat native + unotify_rt 8", "stat unotify_stat_sync 16"}
+	for _, tier := range []string{"kbox-seccomp", baselineRunner} {
+		if !reflect.DeepEqual(got[tier], want) {
+			t.Errorf("%s distances = %q, want %q", tier, got[tier], want)
+		}
 	}
 }

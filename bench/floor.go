@@ -14,6 +14,7 @@ var floorRows = map[string][]string{
 	"sud_trap":      {"sud_trap", "sud_allowed"},
 	"unotify_rt":    {"unotify_rt", "unotify_rt_sync"},
 	"unotify_addfd": {"unotify_addfd", "unotify_addfd_sync"},
+	"unotify_stat":  {"unotify_stat", "unotify_stat_sync"},
 	"cgocallback":   {"cgo_call", "cgo_callback", "sigsys_cgo_callback"},
 }
 
@@ -55,7 +56,7 @@ func prepareFloors(e *env, p params) *floorResult {
 	for _, name := range append(append([]string{}, floorPrograms...), goFloorPrograms...) {
 		argv := func(n int64) []string {
 			a := []string{filepath.Join(e.floorBin, name), "-n", itoa(n)}
-			if name == "unotify_addfd" {
+			if name == "unotify_addfd" || name == "unotify_stat" {
 				a = append(a, "-f", filepath.Join(e.root, "etc/hostname"))
 			}
 			return a
@@ -172,6 +173,8 @@ type term struct {
 // the interception mechanism alone costs:
 //   - seccomp: a notified call costs at least native + one round trip
 //     (unotify_rt, with or without SYNC_WAKE_UP, whichever is cheaper);
+//     and stat at least unotify_stat, the round trip with the host calls
+//     kbox's safety rules require of a path call (a second stat line);
 //     open_close at least unotify_addfd; enosys at least the bare round
 //     trip; calls allowed in BPF at least native plus the filter's cost
 //     per call (plain_filtered − plain).
@@ -205,6 +208,7 @@ func distances(perCall []*series, fl *floorResult) []distance {
 	}
 	rt := floor("unotify_rt", "unotify_rt_sync")
 	addfd := floor("unotify_addfd", "unotify_addfd_sync")
+	safeStat := floor("unotify_stat", "unotify_stat_sync")
 	trap := floor("sigsys_trap")
 	cgoCB := floor("sigsys_cgo_callback")
 	plain, filtered := floor("plain"), floor("plain_filtered")
@@ -242,8 +246,9 @@ func distances(perCall []*series, fl *floorResult) []distance {
 		out = append(out, d)
 	}
 	for _, tier := range tiers {
-		if tier == "kbox-seccomp" || tier == "kbox-overlay" {
+		if tier == "kbox-seccomp" || tier == "kbox-overlay" || tier == baselineRunner {
 			add(tier, "stat", []term{cell("stat", "native"), rt}, []float64{1, 1})
+			add(tier, "stat", []term{safeStat}, []float64{1})
 			add(tier, "open_close", []term{addfd}, []float64{1})
 			add(tier, "enosys", []term{rt}, []float64{1})
 			for _, row := range []string{"lseek_read", "lseek_write", "getpid"} {

@@ -5,7 +5,7 @@
 // fakechroot), plus the physical floors of the interception mechanisms
 // (bench/floor/*.c). It prints a table, or with --json every raw sample.
 //
-// Usage: go run ./bench [--quick] [--json] [--runs N] [--no-install] [--peers LIST]
+// Usage: go run ./bench [--quick] [--json] [--runs N] [--no-install] [--peers LIST] [--baseline KBOX]
 package main
 
 import (
@@ -24,6 +24,7 @@ type config struct {
 	runs      int
 	noInstall bool
 	peers     []string
+	baseline  string // another kbox binary measured in its seccomp tier
 }
 
 // parseArgs parses the command line; runs defaults to 5 (1 with --quick).
@@ -35,6 +36,7 @@ func parseArgs(args []string) (config, error) {
 	fs.BoolVar(&c.json, "json", false, "print one JSON document with every raw sample instead of the tables")
 	fs.IntVar(&c.runs, "runs", 0, "runs per cell (default 5, or 1 with --quick)")
 	fs.BoolVar(&c.noInstall, "no-install", false, "never apt-get install peers nor go install runsc")
+	fs.StringVar(&c.baseline, "baseline", "", "also measure this kbox `binary` (e.g. one built from main) in the seccomp tier, as column "+baselineRunner+", in the same run")
 	peers := fs.String("peers", strings.Join(allPeers, ","), "comma-separated peers to compare (proot,bwrap,runsc,fakechroot), or none")
 	if err := fs.Parse(args); err != nil {
 		var b strings.Builder
@@ -150,6 +152,14 @@ func benchmark(cfg config, args []string) error {
 		r.probe(e)
 	}
 	runners = append(runners, tiers...)
+	if cfg.baseline != "" {
+		b, err := baselineRunnerFor(e, cfg.baseline)
+		if err != nil {
+			return err
+		}
+		b.probe(e)
+		runners = append(runners, b)
+	}
 	ps := setupPeers(e, cfg, log)
 	runners = append(runners, ps.runners...)
 	rep.Runners = runners

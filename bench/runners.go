@@ -161,4 +161,32 @@ func discoverTiers(e *env) ([]*runner, []tierStatus) {
 	return runners, status
 }
 
+// baselineRunner is the column of --baseline's binary.
+const baselineRunner = "kbox-base"
+
+// baselineRunnerFor is the seccomp tier of another kbox binary (one built
+// from main, say), so that a change is compared with it in the same run,
+// under the same load.
+func baselineRunnerFor(e *env, bin string) (*runner, error) {
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return nil, err
+	}
+	o := run(proc{argv: []string{abs, "--version"}, timeout: 10 * time.Second})
+	if o.err != nil {
+		return nil, fmt.Errorf("--baseline %s: %s", bin, reason(o))
+	}
+	return &runner{
+		Name: baselineRunner, Kind: kindKbox, Prog: "/bin/bench",
+		Note: "--baseline " + abs + ": " + strings.TrimSpace(o.stdout) + ", --syscall-mode=seccomp",
+		wrap: func(argv []string, dev bool) []string {
+			rootFlag := "-r"
+			if dev {
+				rootFlag = "-R"
+			}
+			return append([]string{abs, "--syscall-mode=seccomp", rootFlag, e.root, "--"}, argv...)
+		},
+	}, nil
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -372,6 +372,13 @@ func (e *Engine) execDone(r *Request, exe string, script bool) {
 	}
 	r.Proc.creds.Exec()
 	r.Proc.forgetMemLocked()
+	if r.Proc.memShared {
+		// A vfork child gets a space of its own: ask again afterwards
+		// (asked before the exec is done, kcmp still says shared, the
+		// safe answer). A space never becomes shared later, so a process
+		// found not sharing is not asked again.
+		r.Proc.memChecked = false
+	}
 	r.Proc.mu.Unlock()
 }
 
@@ -459,7 +466,9 @@ func (e *Engine) elfImage(r *Request, file *os.File) (int, error) {
 		// guest rewrite it to name an interpreter before the kernel reads
 		// it, Landlock refuses to execute any interpreter outside the
 		// guest's mounts.
-		return unix.Open(procFD(int(file.Fd())), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		// A duplicate, not a new open through /proc/self/fd (a path walk):
+		// the kernel opens the file anew from the injected descriptor.
+		return unix.FcntlInt(file.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	}
 	var patch []byte
 	if interp != nil {
@@ -845,7 +854,13 @@ func (e *Engine) memorySharers(r *Request) ([]int, error) {
 	}
 	var out []int
 	for p := ppid; p > 1 && len(out) < maxVforkChain; p = readStatus(p).ppid {
-		if same, err := kcmp(r.Tgid, p, kcmpVM); err != nil || !same {
+		same, err := kcmp(r.Tgid, p, kcmpVM)
+		if p == ppid && err == nil {
+			// The memory file cache asks the same (memCacheable): the
+			// path rewrite that follows writes through it.
+			r.Proc.noteMemShared(ppid, same)
+		}
+		if err != nil || !same {
 			break
 		}
 		out = append(out, p)

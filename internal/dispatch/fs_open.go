@@ -378,6 +378,12 @@ func (e *Engine) hostOpen(r *Request, dirfd int, name string, flags int, mode ui
 						return -1, err
 					}
 				}
+			case unix.S_IFCHR:
+				if !memDevice(st.Rdev) {
+					if err := r.MayBlock(); err != nil {
+						return -1, err
+					}
+				}
 			default:
 				if err := r.MayBlock(); err != nil {
 					return -1, err
@@ -387,6 +393,12 @@ func (e *Engine) hostOpen(r *Request, dirfd int, name string, flags int, mode ui
 	}
 	return unix.Openat(dirfd, name, flags, mode)
 }
+
+// memDevice reports a character device of Linux's memory class (major
+// 1: /dev/null, zero, full, random, urandom, kmsg, mem...), whose open
+// never waits: a shell's "> /dev/null" is then served without handing the
+// receiving on to a new leader.
+func memDevice(rdev uint64) bool { return unix.Major(rdev) == 1 }
 
 // fifoPause bounds the pause between a FIFO writer's attempts: the
 // pauses grow to fifoPause, and further with the number of writers waiting

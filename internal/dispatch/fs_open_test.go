@@ -405,3 +405,28 @@ func TestOpenVirtualUser(t *testing.T) {
 		o.check(t, "open "+c.path+openFlagNames(c.flags))
 	}
 }
+
+// TestOpenMemDeviceNoBlocking: opening a memory-class device (/dev/null
+// bound on /mnt/null) is served without announcing a blocking open (no
+// new leader per "> /dev/null"), while a FIFO opened for reading, which
+// blocks until a writer comes, is still announced.
+func TestOpenMemDeviceNoBlocking(t *testing.T) {
+	h := newHarness(t)
+	announced := 0
+	blocking := func() error { announced++; return unix.EINTR }
+	r := h.req("open", h.str("/mnt/null"), unix.O_WRONLY|unix.O_TRUNC, 0)
+	r.Blocking = blocking
+	res := h.e.Dispatch(r)
+	if res.Kind != Inject || announced != 0 {
+		t.Fatalf("open /mnt/null: %+v, %d blocking announcements (want an injected descriptor, none)", res, announced)
+	}
+	unix.Close(res.FD)
+	if err := unix.Mkfifo(h.root+"/fifo", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = h.req("open", h.str("/fifo"), unix.O_RDONLY, 0)
+	r.Blocking = blocking
+	if res := h.e.Dispatch(r); announced != 1 || res.Kind != Errno {
+		t.Fatalf("open of a FIFO for reading: %+v, %d announcements (want the announcement's error, one)", res, announced)
+	}
+}

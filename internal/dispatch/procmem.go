@@ -76,6 +76,17 @@ func (p *Process) memCacheable() bool {
 	return true
 }
 
+// noteMemShared records what kcmp said of the process's address space
+// and its parent ppid's (the question memCacheable asks), when ppid is
+// the parent it compares with.
+func (p *Process) noteMemShared(ppid int, shared bool) {
+	p.mu.Lock()
+	if !p.memChecked && p.ppid == ppid && ppid > 0 {
+		p.memChecked, p.memShared = true, shared
+	}
+	p.mu.Unlock()
+}
+
 // memFile returns the cached file, opening one if needed; fresh reports
 // a new one.
 func (p *Process) memFile(open func() (int, error)) (*memFile, bool, error) {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -349,8 +351,9 @@ func (t *ProcTable) reap() {
 	const first, last = 20, 1000
 	evs := make([]unix.EpollEvent, 16)
 	timeout := -1
+	wait := t.exitWaiter()
 	for {
-		n, err := unix.EpollWait(t.epfd, evs, timeout)
+		n, err := wait(evs, timeout)
 		if err == unix.EINTR {
 			continue
 		}
@@ -383,6 +386,56 @@ func (t *ProcTable) reap() {
 			timeout = first
 		}
 		t.mu.Unlock()
+	}
+}
+
+// exitWaiter returns how reap waits for exit notifications: through Go's
+// network poller when the epoll descriptor can be registered there, so
+// that no thread of kbox sits in a system call between exits. A thread
+// blocked in epoll_wait for more than 10 ms has its P taken by the Go
+// runtime's monitor, which then polls every 20 us for the next
+// millisecond or so (and again after every guest process's exit): 40
+// nanosleep wake-ups per iteration of a shell loop, as costly as serving
+// its calls. Else a plain blocking epoll_wait.
+func (t *ProcTable) exitWaiter() func(evs []unix.EpollEvent, msec int) (int, error) {
+	blocking := func(evs []unix.EpollEvent, msec int) (int, error) { return unix.EpollWait(t.epfd, evs, msec) }
+	if err := unix.SetNonblock(t.epfd, true); err != nil {
+		return blocking
+	}
+	// The File is kept by the closures below for the table's lifetime:
+	// its finalizer would close t.epfd.
+	f := os.NewFile(uintptr(t.epfd), "kbox-exits")
+	rc, err := f.SyscallConn()
+	if err != nil || f.SetReadDeadline(time.Time{}) != nil {
+		// Not pollable: epoll_wait blocks (O_NONBLOCK does not change it).
+		return func(evs []unix.EpollEvent, msec int) (int, error) {
+			defer runtime.KeepAlive(f)
+			return blocking(evs, msec)
+		}
+	}
+	return func(evs []unix.EpollEvent, msec int) (int, error) {
+		deadline := time.Time{}
+		if msec >= 0 {
+			deadline = time.Now().Add(time.Duration(msec) * time.Millisecond)
+		}
+		f.SetReadDeadline(deadline) //nolint:errcheck // pollable: checked above
+		n := 0
+		var werr error
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				n, werr = unix.EpollWait(int(fd), evs, 0)
+				if werr != unix.EINTR {
+					return werr != nil || n > 0
+				}
+			}
+		})
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return 0, nil
+		case err != nil:
+			return 0, err
+		}
+		return n, werr
 	}
 }
 
@@ -896,12 +949,19 @@ type taskStatus struct {
 // readStatus reads a task's thread group, parent and thread count; all -1
 // when the task is gone. The numbers are of whatever task holds tid when
 // read: callers check afterwards that it was the task they meant.
+//
+// It is read with plain system calls (open, read until end, close): an
+// exec reads three or four of these files (the new process's entry, the
+// exec-race and vfork checks), and os.ReadFile's fstat and poller
+// registration (five more calls, an epoll_ctl that fails on procfs) were
+// a visible part of each guest exec.
 func readStatus(tid int) taskStatus {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	fd, err := unix.Open("/proc/"+strconv.Itoa(tid)+"/status", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return taskStatus{-1, -1, -1, err}
 	}
-	return parseStatus(b)
+	defer unix.Close(fd)
+	return readStatusFD(fd)
 }
 
 // readStatusAt reads the status file of an open /proc/<id> directory.
@@ -910,28 +970,75 @@ func readStatusAt(dir int) taskStatus {
 	if err != nil {
 		return taskStatus{-1, -1, -1, err}
 	}
-	f := os.NewFile(uintptr(fd), "status")
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(f); err != nil {
-		return taskStatus{-1, -1, -1, err}
+	defer unix.Close(fd)
+	return readStatusFD(fd)
+}
+
+// statusBuf is the first read's size: a status file is about 1.5 KB
+// (more with long Groups or many CPUs: the buffer then grows).
+const statusBuf = 4096
+
+func readStatusFD(fd int) taskStatus {
+	var small [statusBuf]byte
+	b := small[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, make([]byte, len(b))...)[:len(b)]
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return taskStatus{-1, -1, -1, err}
+		}
+		if n <= 0 {
+			break
+		}
+		b = b[:len(b)+n]
 	}
-	return parseStatus(buf.Bytes())
+	return parseStatus(b)
 }
 
 func parseStatus(b []byte) taskStatus {
 	st := taskStatus{-1, -1, -1, nil}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		for _, f := range []struct {
-			key []byte
-			dst *int
-		}{{[]byte("Tgid:"), &st.tgid}, {[]byte("PPid:"), &st.ppid}, {[]byte("Threads:"), &st.threads}} {
-			if v, ok := bytes.CutPrefix(line, f.key); ok {
-				*f.dst, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-			}
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
 		}
+		var dst *int
+		switch {
+		case bytes.HasPrefix(line, []byte("Tgid:")):
+			dst, line = &st.tgid, line[len("Tgid:"):]
+		case bytes.HasPrefix(line, []byte("PPid:")):
+			dst, line = &st.ppid, line[len("PPid:"):]
+		case bytes.HasPrefix(line, []byte("Threads:")):
+			dst, line = &st.threads, line[len("Threads:"):]
+		default:
+			continue
+		}
+		*dst = statusInt(bytes.TrimSpace(line))
 	}
 	return st
+}
+
+// statusInt parses a non-negative decimal field; 0 when it is not one
+// (as strconv.Atoi's error was ignored before).
+func statusInt(b []byte) int {
+	if len(b) == 0 || len(b) > 10 {
+		return 0
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // ChildrenOf lists the children of every thread of process pid (of

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -317,6 +318,34 @@ func TestStatusParse(t *testing.T) {
 	}
 }
 
+// TestStatusLong: a status file longer than the first read's buffer (a
+// long Groups line) is read to its end; fields after the first buffer
+// count, the last line needs no newline, and a field that is not a
+// number reads as 0 (and a missing one as -1).
+func TestStatusLong(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Name:\tx\nTgid:\t41\nPPid:\tx9\nGroups:\t")
+	for b.Len() < 3*statusBuf {
+		b.WriteString("1234567 ")
+	}
+	b.WriteString("\nThreads:\t17")
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	go func() {
+		unix.Write(p[1], []byte(b.String()))
+		unix.Close(p[1])
+	}()
+	if st := readStatusFD(p[0]); st != (taskStatus{41, 0, 17, nil}) {
+		t.Errorf("readStatusFD of %d bytes: %+v", b.Len(), st)
+	}
+	if st := parseStatus([]byte("Name:\tx\n")); st != (taskStatus{-1, -1, -1, nil}) {
+		t.Errorf("parseStatus without the fields: %+v", st)
+	}
+}
+
 // TestProcTableFullDescriptorTable: with kbox's descriptor table full, a
 // process still gets its pidfd from the reserve; once the reserve is
 // spent too, it is refused (EAGAIN) and not entered.
@@ -396,5 +425,46 @@ func TestParseGroupSession(t *testing.T) {
 	pgrp, sid, ok := readGroupSession(os.Getpid())
 	if !ok || pgrp != unix.Getpgrp() {
 		t.Errorf("readGroupSession(self) = %d, %d, %v; want pgrp %d", pgrp, sid, ok, unix.Getpgrp())
+	}
+}
+
+// TestExitWaiter: the exit watcher's wait through Go's poller returns no
+// events when its timeout passes, the ready events when there are some,
+// and blocks (with no timeout) until one comes.
+func TestExitWaiter(t *testing.T) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: 7}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, p[0], &ev); err != nil {
+		t.Fatal(err)
+	}
+	pt := &ProcTable{epfd: epfd}
+	wait := pt.exitWaiter()
+	evs := make([]unix.EpollEvent, 4)
+	t0 := time.Now()
+	if n, err := wait(evs, 30); n != 0 || err != nil || time.Since(t0) < 25*time.Millisecond {
+		t.Fatalf("wait with nothing ready: %d events, %v, after %v (want 0 after 30 ms)", n, err, time.Since(t0))
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		unix.Write(p[1], []byte{1})
+	}()
+	if n, err := wait(evs, -1); n != 1 || err != nil || evs[0].Fd != 7 {
+		t.Fatalf("wait for a write: %d events %+v, %v", n, evs[:n], err)
+	}
+	// Level-triggered inside: the unread byte is reported again at once.
+	if n, err := wait(evs, 1000); n != 1 || err != nil {
+		t.Fatalf("second wait: %d events, %v", n, err)
+	}
+	if fl, _ := unix.FcntlInt(uintptr(epfd), unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+		t.Errorf("the epoll descriptor was not made non-blocking for the poller")
 	}
 }

@@ -142,7 +142,9 @@ var Table, tableErrors = func() ([]Entry, []string) {
 }()
 
 func buildTable() []Entry {
-	var t []Entry
+	// About the table's length (it grows past this by doubling): built at
+	// every start, by appends.
+	t := make([]Entry, 0, 384)
 	add := func(e []Entry) { t = append(t, e...) }
 
 	// Descriptor-local I/O: the guest's descriptors are real host
@@ -398,7 +400,9 @@ func (r *Resolved) Options() Options { return r.opts }
 
 // Resolve applies the table to arch with opts.
 func Resolve(arch *abi.Arch, opts Options) (*Resolved, error) {
-	r := &Resolved{Arch: arch, ByNr: map[int]Entry{}, Effect: map[int]Disposition{}, Default: Notify, opts: opts}
+	// Sized up front: growing these maps was most of a resolve, which
+	// every kbox start makes once or twice.
+	r := &Resolved{Arch: arch, ByNr: make(map[int]Entry, len(Table)), Effect: make(map[int]Disposition, len(Table)), Default: Notify, opts: opts}
 	for _, e := range Table {
 		nr, ok := arch.Nr(e.Name)
 		if !ok {

@@ -97,7 +97,7 @@ func fdArgs(idx ...int) uint8 {
 // nativeSpecs: the calls an in-process tier may run on the host, when the
 // disposition or the engine lets them run.
 func nativeSpecs() map[string]NativeSpec {
-	m := map[string]NativeSpec{}
+	m := make(map[string]NativeSpec, 160)
 	set := func(s NativeSpec, names ...string) {
 		for _, n := range names {
 			m[n] = s
@@ -193,7 +193,7 @@ var fastKinds = map[string]FastKind{
 // annotate fills the in-process columns of the table's rows; a name that
 // is not a row is a table error (tableErrors, reported by Check).
 func annotate(t []Entry) []string {
-	idx := map[string]int{}
+	idx := make(map[string]int, len(t))
 	for i, e := range t {
 		idx[e.Name] = i
 	}

@@ -1,9 +1,11 @@
 package tmpdirs
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -40,5 +42,42 @@ func TestCleanStaleKeepsHeldRemovesOrphans(t *testing.T) {
 	held.Remove()
 	if _, err := os.Stat(held.Path); !os.IsNotExist(err) {
 		t.Errorf("Remove left %s", held.Path)
+	}
+}
+
+// TestCandidates: the directory read finds every directory named
+// Prefix+..., however many other entries the temporary directory has (more
+// than one getdents buffer here), and no file nor other name.
+func TestCandidates(t *testing.T) {
+	dir := t.TempDir()
+	want := map[string]bool{}
+	for i := 0; i < 3000; i++ {
+		name := fmt.Sprintf("other-entry-with-a-long-name-%04d", i)
+		if i%500 == 0 {
+			name = fmt.Sprintf("%sexec-%d", Prefix, i)
+			want[name] = true
+		}
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, Prefix+"file-1"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, Prefix), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, n := range candidates(dir) {
+		got[n] = true
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("candidates = %v, want %v", got, want)
+	}
+}
+
+func BenchmarkCandidates(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		candidates(os.TempDir())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/kbox-go/kbox/internal/abi"
 	"github.com/kbox-go/kbox/internal/policy"
@@ -16,14 +17,16 @@ type Filter struct {
 	negate bool
 }
 
-// Classes are the call classes a filter names (strace's %file, %process...),
-// each a set of syscall names.
-var Classes = buildClasses()
+// classes are the call classes a filter names (strace's %file, %process...),
+// each a set of syscall names. Built on first use, like familyOf and the
+// decoder's signatures: most runs trace nothing, and package initialisers
+// run at every kbox start.
+var classes = sync.OnceValue(buildClasses)
 
 // ClassNames lists the classes, sorted.
 func ClassNames() []string {
-	out := make([]string, 0, len(Classes))
-	for c := range Classes {
+	out := make([]string, 0, len(classes()))
+	for c := range classes() {
 		out = append(out, c)
 	}
 	sort.Strings(out)
@@ -31,17 +34,17 @@ func ClassNames() []string {
 }
 
 // familyOf is the policy table's Family of each call, by name.
-var familyOf = func() map[string]string {
+var familyOf = sync.OnceValue(func() map[string]string {
 	m := map[string]string{}
 	for _, e := range policy.Table {
 		m[e.Name] = e.Family
 	}
 	return m
-}()
+})
 
 // Family returns the policy table's family of the call ("" when the table
 // does not list it).
-func Family(name string) string { return familyOf[name] }
+func Family(name string) string { return familyOf()[name] }
 
 func buildClasses() map[string]map[string]bool {
 	c := map[string]map[string]bool{}
@@ -76,7 +79,7 @@ func buildClasses() map[string]map[string]bool {
 	}
 	// A call taking a path is a file call, one taking a descriptor a desc
 	// call, as the decoder's signatures say.
-	for name, sig := range signatures {
+	for name, sig := range signatures() {
 		for _, k := range sig {
 			switch k {
 			case aPath:
@@ -122,7 +125,7 @@ func ParseFilter(spec string) (*Filter, error) {
 			continue
 		}
 		class := strings.TrimPrefix(item, "%")
-		if set, ok := Classes[class]; ok {
+		if set, ok := classes()[class]; ok {
 			for n := range set {
 				f.names[n] = true
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -167,20 +168,27 @@ func spawnReaper(prog string, argv []string, files []*os.File, extra *os.File) (
 	if extra != nil {
 		fds = append(fds, extra)
 	}
-	proc, err := os.StartProcess(prog, argv, &os.ProcAttr{
+	// syscall.ForkExec, not os.StartProcess: the latter first probes, once
+	// per kbox process, whether the kernel supports pidfds (pidfd_open,
+	// waitid and pidfd_send_signal on kbox itself, and a CLONE_PIDFD
+	// child that exits at once), for a handle kbox releases unused.
+	nums := make([]uintptr, len(fds))
+	for i, f := range fds {
+		nums[i] = f.Fd()
+	}
+	pid, err := syscall.ForkExec(prog, argv, &syscall.ProcAttr{
 		Env:   helperEnv,
-		Files: fds,
+		Files: nums,
 		// A group of its own: a signal to kbox's job does not reach it.
 		Sys: &syscall.SysProcAttr{Setpgid: true},
 	})
+	runtime.KeepAlive(fds)
 	lifeR.Close()
 	repW.Close()
 	if err != nil {
 		lifeW.Close()
 		repR.Close()
-		return nil, fmt.Errorf("starting the reaper: %w", err)
+		return nil, fmt.Errorf("starting the reaper: %w", &os.PathError{Op: "fork/exec", Path: prog, Err: err})
 	}
-	r := newReaper(proc.Pid, lifeW, repR)
-	proc.Release()
-	return r, nil
+	return newReaper(pid, lifeW, repR), nil
 }
