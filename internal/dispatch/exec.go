@@ -372,13 +372,6 @@ func (e *Engine) execDone(r *Request, exe string, script bool) {
 	}
 	r.Proc.creds.Exec()
 	r.Proc.forgetMemLocked()
-	if r.Proc.memShared {
-		// A vfork child gets a space of its own: ask again afterwards
-		// (asked before the exec is done, kcmp still says shared, the
-		// safe answer). A space never becomes shared later, so a process
-		// found not sharing is not asked again.
-		r.Proc.memChecked = false
-	}
 	r.Proc.mu.Unlock()
 }
 

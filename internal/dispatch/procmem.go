@@ -78,11 +78,11 @@ func (p *Process) memCacheable() bool {
 
 // noteMemShared records what kcmp said of the process's address space
 // and its parent ppid's (the question memCacheable asks), when ppid is
-// the parent it compares with.
+// the parent it compares with: only a "not shared", as memCacheable.
 func (p *Process) noteMemShared(ppid int, shared bool) {
 	p.mu.Lock()
-	if !p.memChecked && p.ppid == ppid && ppid > 0 {
-		p.memChecked, p.memShared = true, shared
+	if !shared && p.ppid == ppid && ppid > 0 {
+		p.memOwn = true
 	}
 	p.mu.Unlock()
 }
