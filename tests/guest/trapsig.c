@@ -423,9 +423,17 @@ static void mode_mem(void)
 	check(code != MAP_FAILED, "mmap RW", "%s", errname(errno));
 	if (code == MAP_FAILED)
 		return;
+#if defined(__aarch64__)
+	/* mov w0, #42; ret */
+	static const unsigned char ret42[] = {0x40, 0x05, 0x80, 0x52, 0xc0, 0x03, 0x5f, 0xd6};
+#else
 	/* mov $42, %eax; ret */
 	static const unsigned char ret42[] = {0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3};
+#endif
 	memcpy(code, ret42, sizeof ret42);
+	/* Written through the data side: instruction fetch must see it
+	   (arm64's dc cvau and ic ivau; nothing on x86-64). */
+	__builtin___clear_cache((char *)code, (char *)code + sizeof ret42);
 	int rc = mprotect(code, 4096, PROT_READ | PROT_WRITE | PROT_EXEC);
 	check(rc == -1 && errno == EACCES, "mprotect RWX refused EACCES", "returned %d %s", rc, errname(errno));
 	rc = mprotect(code, 4096, PROT_READ | PROT_EXEC);
