@@ -20,9 +20,10 @@
  *                 needs /proc/self/maps (kbox -R)
  *   exec          execve of itself in place ("fdcheck" checks the result)
  *   fork          fork() and print the errno name
- *   regs          (x86-64) every register a syscall keeps survives one that
- *                 kbox serves: the general ones but rax, rcx and r11, and
- *                 xmm8/xmm9 (and ymm8's upper half with AVX)
+ *   regs          every register a syscall keeps survives one that kbox
+ *                 serves: on x86-64 the general ones but rax, rcx and r11,
+ *                 and xmm8/xmm9; on arm64 x0..x29 but x8, x16 and x17,
+ *                 v0..v31, fpcr, fpsr and tpidr_el0
  *
  * Builds with musl-gcc -static and with gcc against glibc.
  */
@@ -587,6 +588,174 @@ static void mode_regs(void)
 	      changed < 0 ? 0ULL : (unsigned long long)regs_out[changed]);
 	check(!memcmp(vec_in, vec_out, sizeof vec_in), "xmm8 and xmm9 kept", "%g %g %g %g", vec_out[0], vec_out[1],
 	      vec_out[2], vec_out[3]);
+}
+#elif defined(__aarch64__)
+/* arm64: x0..x7, x9..x15 and x18..x29 (x8 is the number; x16 and x17 are
+   the registers a patched site may clobber; x30 is the link register the
+   bl after the svc sets), all of v0..v31, fpcr, fpsr and the thread
+   pointer TPIDR_EL0 (which the guest sets without a syscall) are set to
+   known values, getuid runs from a raw svc, and the bl that follows it (a
+   wrapper-shaped site: the rewrite tier patches it) stores them. The
+   callee-saved ones are checked too, but a call into C keeps those
+   anyway: the caller-saved ones (x0..x15, v0..v7, v16..v31, fpsr) are
+   what only an exact save and restore keeps. */
+uint64_t trapsig_regs_in[31], trapsig_regs_out[31];
+uint64_t trapsig_vec_in[64], trapsig_vec_out[64];
+uint64_t trapsig_fp_in[3], trapsig_fp_out[3]; /* fpcr, fpsr, tpidr_el0 */
+void trapsig_regs_probe(void);
+__asm__(".text\n"
+	".globl trapsig_regs_probe\n"
+	".type trapsig_regs_probe,%function\n"
+	"trapsig_regs_probe:\n"
+	"	stp x29, x30, [sp, #-160]!\n"
+	"	stp x19, x20, [sp, #16]\n"
+	"	stp x21, x22, [sp, #32]\n"
+	"	stp x23, x24, [sp, #48]\n"
+	"	stp x25, x26, [sp, #64]\n"
+	"	stp x27, x28, [sp, #80]\n"
+	"	stp d8, d9, [sp, #96]\n"
+	"	stp d10, d11, [sp, #112]\n"
+	"	stp d12, d13, [sp, #128]\n"
+	"	stp d14, d15, [sp, #144]\n"
+	"	mrs x0, fpcr\n"
+	"	mrs x1, fpsr\n"
+	"	stp x0, x1, [sp, #-32]!\n"
+	"	mrs x0, tpidr_el0\n" /* the thread pointer: no TLS use until it is back */
+	"	str x0, [sp, #16]\n"
+	"	adrp x0, trapsig_fp_in\n"
+	"	add x0, x0, :lo12:trapsig_fp_in\n"
+	"	ldp x1, x2, [x0]\n"
+	"	msr fpcr, x1\n"
+	"	msr fpsr, x2\n"
+	"	ldr x1, [x0, #16]\n"
+	"	msr tpidr_el0, x1\n"
+	"	adrp x0, trapsig_vec_in\n"
+	"	add x0, x0, :lo12:trapsig_vec_in\n"
+	"	ldp q0, q1, [x0, #0]\n"
+	"	ldp q2, q3, [x0, #32]\n"
+	"	ldp q4, q5, [x0, #64]\n"
+	"	ldp q6, q7, [x0, #96]\n"
+	"	ldp q8, q9, [x0, #128]\n"
+	"	ldp q10, q11, [x0, #160]\n"
+	"	ldp q12, q13, [x0, #192]\n"
+	"	ldp q14, q15, [x0, #224]\n"
+	"	ldp q16, q17, [x0, #256]\n"
+	"	ldp q18, q19, [x0, #288]\n"
+	"	ldp q20, q21, [x0, #320]\n"
+	"	ldp q22, q23, [x0, #352]\n"
+	"	ldp q24, q25, [x0, #384]\n"
+	"	ldp q26, q27, [x0, #416]\n"
+	"	ldp q28, q29, [x0, #448]\n"
+	"	ldp q30, q31, [x0, #480]\n"
+	"	adrp x0, trapsig_regs_in\n"
+	"	add x0, x0, :lo12:trapsig_regs_in\n"
+	"	ldp x1, x2, [x0, #8]\n"
+	"	ldp x3, x4, [x0, #24]\n"
+	"	ldp x5, x6, [x0, #40]\n"
+	"	ldr x7, [x0, #56]\n"
+	"	ldp x9, x10, [x0, #72]\n"
+	"	ldp x11, x12, [x0, #88]\n"
+	"	ldp x13, x14, [x0, #104]\n"
+	"	ldr x15, [x0, #120]\n"
+	"	ldp x18, x19, [x0, #144]\n"
+	"	ldp x20, x21, [x0, #160]\n"
+	"	ldp x22, x23, [x0, #176]\n"
+	"	ldp x24, x25, [x0, #192]\n"
+	"	ldp x26, x27, [x0, #208]\n"
+	"	ldp x28, x29, [x0, #224]\n"
+	"	ldr x0, [x0, #0]\n"
+	"	mov x8, #174\n" /* getuid */
+	"	svc #0\n"
+	"	bl trapsig_regs_store\n"
+	"	ldr x0, [sp, #16]\n"
+	"	msr tpidr_el0, x0\n"
+	"	ldp x0, x1, [sp], #32\n"
+	"	msr fpcr, x0\n"
+	"	msr fpsr, x1\n"
+	"	ldp x19, x20, [sp, #16]\n"
+	"	ldp x21, x22, [sp, #32]\n"
+	"	ldp x23, x24, [sp, #48]\n"
+	"	ldp x25, x26, [sp, #64]\n"
+	"	ldp x27, x28, [sp, #80]\n"
+	"	ldp d8, d9, [sp, #96]\n"
+	"	ldp d10, d11, [sp, #112]\n"
+	"	ldp d12, d13, [sp, #128]\n"
+	"	ldp d14, d15, [sp, #144]\n"
+	"	ldp x29, x30, [sp], #160\n"
+	"	ret\n"
+	".size trapsig_regs_probe, .-trapsig_regs_probe\n"
+	"trapsig_regs_store:\n" /* x16 and x17 are free here, as after any bl */
+	"	adrp x16, trapsig_regs_out\n"
+	"	add x16, x16, :lo12:trapsig_regs_out\n"
+	"	stp x0, x1, [x16, #0]\n"
+	"	stp x2, x3, [x16, #16]\n"
+	"	stp x4, x5, [x16, #32]\n"
+	"	stp x6, x7, [x16, #48]\n"
+	"	stp x8, x9, [x16, #64]\n"
+	"	stp x10, x11, [x16, #80]\n"
+	"	stp x12, x13, [x16, #96]\n"
+	"	stp x14, x15, [x16, #112]\n"
+	"	stp x18, x19, [x16, #144]\n"
+	"	stp x20, x21, [x16, #160]\n"
+	"	stp x22, x23, [x16, #176]\n"
+	"	stp x24, x25, [x16, #192]\n"
+	"	stp x26, x27, [x16, #208]\n"
+	"	stp x28, x29, [x16, #224]\n"
+	"	adrp x16, trapsig_fp_out\n"
+	"	add x16, x16, :lo12:trapsig_fp_out\n"
+	"	mrs x17, fpcr\n"
+	"	str x17, [x16]\n"
+	"	mrs x17, fpsr\n"
+	"	str x17, [x16, #8]\n"
+	"	mrs x17, tpidr_el0\n"
+	"	str x17, [x16, #16]\n"
+	"	adrp x16, trapsig_vec_out\n"
+	"	add x16, x16, :lo12:trapsig_vec_out\n"
+	"	stp q0, q1, [x16, #0]\n"
+	"	stp q2, q3, [x16, #32]\n"
+	"	stp q4, q5, [x16, #64]\n"
+	"	stp q6, q7, [x16, #96]\n"
+	"	stp q8, q9, [x16, #128]\n"
+	"	stp q10, q11, [x16, #160]\n"
+	"	stp q12, q13, [x16, #192]\n"
+	"	stp q14, q15, [x16, #224]\n"
+	"	stp q16, q17, [x16, #256]\n"
+	"	stp q18, q19, [x16, #288]\n"
+	"	stp q20, q21, [x16, #320]\n"
+	"	stp q22, q23, [x16, #352]\n"
+	"	stp q24, q25, [x16, #384]\n"
+	"	stp q26, q27, [x16, #416]\n"
+	"	stp q28, q29, [x16, #448]\n"
+	"	stp q30, q31, [x16, #480]\n"
+	"	ret\n");
+
+static void mode_regs(void)
+{
+	for (int i = 0; i < 31; i++)
+		trapsig_regs_in[i] = 0x0101010101010101ULL * (uint64_t)(i + 1) ^ 0x5a5aULL;
+	for (int i = 0; i < 64; i++)
+		trapsig_vec_in[i] = 0x0123456789abcdefULL * (uint64_t)(i + 3) ^ (uint64_t)i << 56;
+	trapsig_fp_in[0] = 3ULL << 22; /* fpcr: round toward zero */
+	trapsig_fp_in[1] = 1ULL << 27; /* fpsr: QC, the saturation flag */
+	trapsig_fp_in[2] = 0x0000123456789a40ULL; /* set with msr: no syscall tells kbox */
+	trapsig_regs_probe();
+	long uid = (long)trapsig_regs_out[0];
+	check(uid == (long)getuid(), "getuid from a raw syscall", "%ld, libc says %ld", uid, (long)getuid());
+	int changed = -1;
+	for (int i = 1; i < 30 && changed < 0; i++)
+		if (i != 8 && i != 16 && i != 17 && trapsig_regs_out[i] != trapsig_regs_in[i])
+			changed = i;
+	check(changed < 0, "general registers kept", "x%d: %#llx -> %#llx", changed,
+	      changed < 0 ? 0ULL : (unsigned long long)trapsig_regs_in[changed],
+	      changed < 0 ? 0ULL : (unsigned long long)trapsig_regs_out[changed]);
+	int vchanged = -1;
+	for (int i = 0; i < 64 && vchanged < 0; i++)
+		if (trapsig_vec_out[i] != trapsig_vec_in[i])
+			vchanged = i / 2;
+	check(vchanged < 0 && trapsig_fp_out[0] == trapsig_fp_in[0] && trapsig_fp_out[1] == trapsig_fp_in[1],
+	      "v0..v31, fpcr and fpsr kept", "v%d changed; fpcr %#llx, fpsr %#llx", vchanged,
+	      (unsigned long long)trapsig_fp_out[0], (unsigned long long)trapsig_fp_out[1]);
+	check(trapsig_fp_out[2] == trapsig_fp_in[2], "tpidr_el0 kept", "%#llx", (unsigned long long)trapsig_fp_out[2]);
 }
 #else
 static void mode_regs(void)

@@ -103,17 +103,23 @@ func TestTrapSignals(t *testing.T) {
 }
 
 // TestRewriteDirectEntry: a syscall kbox serves keeps every register the
-// kernel keeps (all but rax, rcx and r11, and the vector registers), in
-// both in-process tiers; under rewrite the call enters kbox from its
+// kernel keeps (x86-64: all but rax, rcx and r11, and the vector
+// registers; arm64: all but x0, and the patched site's x16 and x17, and
+// the thread pointer TPIDR_EL0 the guest set without a syscall), in both
+// in-process tiers; under rewrite the call enters kbox from its
 // patched site without a signal (direct entry), which -v counts.
 func TestRewriteDirectEntry(t *testing.T) {
 	t.Parallel()
 	root := fixtureRoot(t)
+	last := "xmm8 and xmm9 kept"
+	if runtime.GOARCH == "arm64" {
+		last = "v0..v31, fpcr and fpsr kept\nregs: ok tpidr_el0 kept"
+	}
 	eachTrapRun(t, func(t *testing.T, tier, prog string, v variant) {
 		opts := runOpts{Args: append([]string{"-v"}, trapArgs(tier, "-r", root, prog, "regs")...), Unpriv: v.unpriv}
 		out, errOut := checkRun(t, opts, 0)
-		checkTrapOutput(t, opts, out, "regs: ok getuid from a raw syscall\nregs: ok general registers kept\nregs: ok xmm8 and xmm9 kept\n", errOut)
-		if tier != "rewrite" || runtime.GOARCH != "amd64" {
+		checkTrapOutput(t, opts, out, "regs: ok getuid from a raw syscall\nregs: ok general registers kept\nregs: ok "+last+"\n", errOut)
+		if tier != "rewrite" {
 			return
 		}
 		m := regexp.MustCompile(`from patched sites (\d+) calls took the fast path, (\d+) direct entry into kbox, (\d+) a trap`).FindStringSubmatch(errOut)
