@@ -212,7 +212,6 @@ _Static_assert(KBOX_DF_SP - KBOX_DF_REGS == 248 && KBOX_DF_PC - KBOX_DF_REGS == 
 _Static_assert(offsetof(struct kbox_guest_state, in_guest) == KBOX_GS_IN_GUEST, "in_guest offset");
 
 struct kbox_dframe kbox_dframe __attribute__((aligned(64)));
-volatile char kbox_direct_kick;
 
 // PSTATE fields EL0 reads with mrs, where the CPU has them (SPSR bit
 // positions): SSBS, DIT, MTE's TCO.
@@ -261,11 +260,12 @@ static uint64_t read_pstate_fields(void) {
 // The words compared before and after the call: x1..x30, sp, pc, pstate.
 #define KBOX_DF_KEPT 33
 
-// kbox_direct serves the call saved in kbox_dframe; it runs on stack D and
+// kbox_direct serves the call saved in kbox_dframe (kick: the call was
+// served already, a kick landed on the way back); it runs on stack D and
 // is entered with the guest's TPIDR_EL0. It returns 1 when the frame must
 // be loaded by rt_sigreturn (SIGSYS is then blocked), 0 for the fast way
 // back.
-int kbox_direct(void) {
+int kbox_direct(int kick) {
 	kbox_gs.guest_tp = kbox_get_tp();
 	kbox_set_tp(kbox_gs.host_tp);
 	// A stays armed and idle during a direct call: a fault in Go code is
@@ -275,8 +275,6 @@ int kbox_direct(void) {
 	mcontext_t *m = &uc->uc_mcontext;
 	m->fault_address = 0;
 	m->pstate = (m->pstate & PSR_NZCV) | read_pstate_fields();
-	int kick = kbox_direct_kick;
-	kbox_direct_kick = 0;
 	long nr = (long)m->regs[8];
 	uint64_t before[KBOX_DF_KEPT];
 	memcpy(before, &m->regs[1], sizeof before);
@@ -316,64 +314,73 @@ int kbox_direct(void) {
 
 #define DF_REGS KBOX_STR(KBOX_DF_REGS)
 #define DF_V KBOX_STR(KBOX_DF_VREGS) "-" KBOX_STR(KBOX_DF_REGS) // v0 past regs
-#define DF_PC "kbox_dframe+" KBOX_STR(KBOX_DF_PC)
 #define IN_GUEST "kbox_gs+" KBOX_STR(KBOX_GS_IN_GUEST)
-// x16 is the frame's base: regs at 0 (x0..x30 at 8*i), sp 248, pc 256,
-// pstate 264; then it moves to v0 (DF_V past it), with fpsr and fpcr
-// just below.
+// DIRECT_SAVE stores the guest's registers with x17 = the slot's svc and
+// x16 free. x16 is the frame's base: regs at 0 (x0..x30 at 8*i), sp 248,
+// pc 256, pstate 264; then it moves to v0 (DF_V past it), with fpsr and
+// fpcr just below.
+#define DIRECT_SAVE \
+	"	adrp x16, kbox_dframe\n" \
+	"	add x16, x16, :lo12:kbox_dframe\n" \
+	"	add x16, x16, #" DF_REGS "\n" \
+	"	stp x0, x1, [x16, #0]\n" \
+	"	stp x2, x3, [x16, #16]\n" \
+	"	stp x4, x5, [x16, #32]\n" \
+	"	stp x6, x7, [x16, #48]\n" \
+	"	stp x8, x9, [x16, #64]\n" \
+	"	stp x10, x11, [x16, #80]\n" \
+	"	stp x12, x13, [x16, #96]\n" \
+	"	stp x14, x15, [x16, #112]\n" \
+	"	stp xzr, x17, [x16, #128]\n" /* x16: scratch */ \
+	"	stp x18, x19, [x16, #144]\n" \
+	"	stp x20, x21, [x16, #160]\n" \
+	"	stp x22, x23, [x16, #176]\n" \
+	"	stp x24, x25, [x16, #192]\n" \
+	"	stp x26, x27, [x16, #208]\n" \
+	"	stp x28, x29, [x16, #224]\n" \
+	"	mov x0, sp\n" \
+	"	stp x30, x0, [x16, #240]\n" \
+	"	add x0, x17, #4\n" \
+	"	mrs x1, nzcv\n" \
+	"	stp x0, x1, [x16, #256]\n" \
+	"	add x16, x16, #" DF_V "\n" \
+	"	mrs x0, fpsr\n" \
+	"	mrs x1, fpcr\n" \
+	"	stp w0, w1, [x16, #-8]\n" \
+	"	stp q0, q1, [x16, #0]\n" \
+	"	stp q2, q3, [x16, #32]\n" \
+	"	stp q4, q5, [x16, #64]\n" \
+	"	stp q6, q7, [x16, #96]\n" \
+	"	stp q8, q9, [x16, #128]\n" \
+	"	stp q10, q11, [x16, #160]\n" \
+	"	stp q12, q13, [x16, #192]\n" \
+	"	stp q14, q15, [x16, #224]\n" \
+	"	stp q16, q17, [x16, #256]\n" \
+	"	stp q18, q19, [x16, #288]\n" \
+	"	stp q20, q21, [x16, #320]\n" \
+	"	stp q22, q23, [x16, #352]\n" \
+	"	stp q24, q25, [x16, #384]\n" \
+	"	stp q26, q27, [x16, #416]\n" \
+	"	stp q28, q29, [x16, #448]\n" \
+	"	stp q30, q31, [x16, #480]\n"
+// The fast way back sets in_guest again once every register but x16 and
+// x17 is the guest's, and from then on reads nothing from the frame: a
+// kick landing there interrupts the guest, and a handler it runs may
+// enter directly itself, over the frame. So the resume address waits in
+// x17 and in_guest gets a nonzero value without a third register: the
+// low 32 bits of in_guest's address plus one, odd (C code only tests it
+// for zero).
 __asm__(".text\n"
 	".globl kbox_direct_entry\n"
 	".type kbox_direct_entry,%function\n"
 	"kbox_direct_entry:\n"
 	"	adrp x16, " IN_GUEST "\n"
 	"	str wzr, [x16, :lo12:" IN_GUEST "]\n"
-	"kbox_direct_save:\n"
-	"	adrp x16, kbox_dframe\n"
-	"	add x16, x16, :lo12:kbox_dframe\n"
-	"	add x16, x16, #" DF_REGS "\n"
-	"	stp x0, x1, [x16, #0]\n"
-	"	stp x2, x3, [x16, #16]\n"
-	"	stp x4, x5, [x16, #32]\n"
-	"	stp x6, x7, [x16, #48]\n"
-	"	stp x8, x9, [x16, #64]\n"
-	"	stp x10, x11, [x16, #80]\n"
-	"	stp x12, x13, [x16, #96]\n"
-	"	stp x14, x15, [x16, #112]\n"
-	"	stp xzr, x17, [x16, #128]\n" // x16: the slot's scratch
-	"	stp x18, x19, [x16, #144]\n"
-	"	stp x20, x21, [x16, #160]\n"
-	"	stp x22, x23, [x16, #176]\n"
-	"	stp x24, x25, [x16, #192]\n"
-	"	stp x26, x27, [x16, #208]\n"
-	"	stp x28, x29, [x16, #224]\n"
-	"	mov x0, sp\n"
-	"	stp x30, x0, [x16, #240]\n"
-	"	add x0, x17, #4\n"
-	"	mrs x1, nzcv\n"
-	"	stp x0, x1, [x16, #256]\n"
-	"	add x16, x16, #" DF_V "\n"
-	"	mrs x0, fpsr\n"
-	"	mrs x1, fpcr\n"
-	"	stp w0, w1, [x16, #-8]\n"
-	"	stp q0, q1, [x16, #0]\n"
-	"	stp q2, q3, [x16, #32]\n"
-	"	stp q4, q5, [x16, #64]\n"
-	"	stp q6, q7, [x16, #96]\n"
-	"	stp q8, q9, [x16, #128]\n"
-	"	stp q10, q11, [x16, #160]\n"
-	"	stp q12, q13, [x16, #192]\n"
-	"	stp q14, q15, [x16, #224]\n"
-	"	stp q16, q17, [x16, #256]\n"
-	"	stp q18, q19, [x16, #288]\n"
-	"	stp q20, q21, [x16, #320]\n"
-	"	stp q22, q23, [x16, #352]\n"
-	"	stp q24, q25, [x16, #384]\n"
-	"	stp q26, q27, [x16, #416]\n"
-	"	stp q28, q29, [x16, #448]\n"
-	"	stp q30, q31, [x16, #480]\n"
-	"	adrp x0, kbox_direct_stack\n"
-	"	ldr x0, [x0, :lo12:kbox_direct_stack]\n"
-	"	mov sp, x0\n"
+	DIRECT_SAVE
+	"	mov w0, #0\n" // a call
+	"1:	adrp x1, kbox_direct_stack\n"
+	"	ldr x1, [x1, :lo12:kbox_direct_stack]\n"
+	"	mov sp, x1\n"
 	"	mov x29, #0\n" // no frame record above this one
 	"	bl kbox_direct\n"
 	"	cbnz w0, 5f\n"
@@ -400,9 +407,10 @@ __asm__(".text\n"
 	"	msr fpsr, x0\n"
 	"	msr fpcr, x1\n"
 	"	sub x16, x16, #" DF_V "\n"
-	"	ldr x0, [x16, #264]\n"
-	"	and x0, x0, #0xf0000000\n"
-	"	msr nzcv, x0\n"
+	"	ldp x0, x1, [x16, #256]\n" // pc, pstate
+	"	mov x17, x0\n"
+	"	and x1, x1, #0xf0000000\n"
+	"	msr nzcv, x1\n"
 	"	ldr x0, [x16, #248]\n"
 	"	mov sp, x0\n"
 	"	ldp x0, x1, [x16, #0]\n"
@@ -420,34 +428,30 @@ __asm__(".text\n"
 	"	ldp x26, x27, [x16, #208]\n"
 	"	ldp x28, x29, [x16, #224]\n"
 	"	ldr x30, [x16, #240]\n"
-	"	adrp x16, " IN_GUEST "\n"
-	"	mov w17, #1\n"
-	"	str w17, [x16, :lo12:" IN_GUEST "]\n"
+	"	adrp x16, " IN_GUEST "+1\n"
+	"	add x16, x16, :lo12:" IN_GUEST "+1\n"
+	"	stur w16, [x16, #-1]\n" // in_guest: odd, so not zero
 	"	adrp x16, kbox_kicked\n"
-	"	ldrb w17, [x16, :lo12:kbox_kicked]\n"
-	"	cbnz w17, 6f\n"
-	"	adrp x16, " DF_PC "\n"
-	"	ldr x16, [x16, :lo12:" DF_PC "]\n"
-	"	sub x17, x16, #4\n"
+	"	ldrb w16, [x16, :lo12:kbox_kicked]\n"
+	"	cbnz w16, 6f\n"
+	"	mov x16, x17\n"
+	"	sub x17, x17, #4\n" // the slot's svc, as at entry
 	"	br x16\n"
 	"5:	adrp x16, kbox_dframe\n" // rt_sigreturn reads the rt_sigframe at sp
 	"	add x16, x16, :lo12:kbox_dframe\n"
 	"	mov sp, x16\n"
-	"	adrp x16, " IN_GUEST "\n"
-	"	mov w17, #1\n"
-	"	str w17, [x16, :lo12:" IN_GUEST "]\n" // SIGSYS is blocked until it returns
+	"	adrp x16, " IN_GUEST "+1\n"
+	"	add x16, x16, :lo12:" IN_GUEST "+1\n"
+	"	stur w16, [x16, #-1]\n" // SIGSYS is blocked until it returns
 	"	mov x8, #" KBOX_STR(SYS_rt_sigreturn) "\n"
 	"	svc #0\n"
 	"	brk #0\n"
 	"6:	adrp x16, " IN_GUEST "\n" // a kick landed on the way back
 	"	str wzr, [x16, :lo12:" IN_GUEST "]\n"
-	"	adrp x16, kbox_direct_kick\n"
-	"	mov w17, #1\n"
-	"	strb w17, [x16, :lo12:kbox_direct_kick]\n"
-	"	adrp x16, " DF_PC "\n"
-	"	ldr x17, [x16, :lo12:" DF_PC "]\n"
 	"	sub x17, x17, #4\n"
-	"	b kbox_direct_save\n"
+	DIRECT_SAVE
+	"	mov w0, #1\n" // a kick: the call was served
+	"	b 1b\n"
 	".size kbox_direct_entry, .-kbox_direct_entry\n");
 
 // The frame and its ucontext (for the tests).
