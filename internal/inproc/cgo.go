@@ -165,7 +165,7 @@ func setFastIdentity(pid int, fstat bool) {
 }
 
 // enableDirect turns on direct entry: calls from patched sites that the
-// fast path does not serve reach kbox without a signal (guest_amd64.c).
+// fast path does not serve reach kbox without a signal (guest_<arch>.c).
 func enableDirect() error {
 	if en := C.kbox_direct_init(); en != 0 {
 		return errnoErr(int(en))

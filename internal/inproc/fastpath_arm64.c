@@ -11,6 +11,8 @@
 // As on x86-64 (fastpath_amd64.c), which calls run here is data:
 // kbox_fast_kind[nr] is the policy table's Fast column. A hit returns to
 // x17+4 (the slot's `ldr x16, back; br x16`) with the result in x0; a miss
+// goes to direct entry (guest_arm64.c), which serves it through the trap
+// tier's Go entry without a signal, or, before direct entry is on,
 // branches to x17, the slot's svc, which traps like any guest syscall. The
 // FAST_FD and FAST_FSTAT svc below is the one the interception filter lets
 // through for those numbers; the FAST_NATIVE one is kbox code to the
@@ -99,7 +101,15 @@ __asm__(".text\n"
 	"80:	ldr x17, [sp], #16\n"
 	"90:\n"
 	KBOX_INC(kbox_fast_misses)
-	"	br x17\n" // the slot's own svc: traps
+	"	adrp x16, kbox_direct_on\n"
+	"	ldrb w16, [x16, :lo12:kbox_direct_on]\n"
+	"	cbz w16, 91f\n"
+	// Served without a signal (guest_arm64.c); through x16, not a b
+	// whose veneer could clobber x17.
+	"	adrp x16, kbox_direct_entry\n"
+	"	add x16, x16, :lo12:kbox_direct_entry\n"
+	"	br x16\n"
+	"91:	br x17\n" // the slot's own svc: traps
 	".size kbox_fast_any, .-kbox_fast_any\n");
 
 void kbox_fast_any(void);

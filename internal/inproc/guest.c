@@ -83,7 +83,7 @@ static void chain(struct sigaction *old, int sig, siginfo_t *si, void *uc) {
 // syscall instruction, kbox_bs_eintr returns -EINTR.
 long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5) {
 	// The mask is put back as it was, not SIGSYS blocked: a call served
-	// by direct entry (guest_amd64.c) runs with SIGSYS unblocked, and the
+	// by direct entry (guest_<arch>.c) runs with SIGSYS unblocked, and the
 	// guest must never run with it blocked (a seccomp trap would kill it).
 	uint64_t set = 1ULL << (SIGSYS - 1), old = 0;
 	raw6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, (long)&old, 8, 0, 0);
@@ -207,7 +207,7 @@ static void *guest_thread(void *unused) {
 	(void)unused;
 	size_t alt_size = KBOX_ALTSTACK_SIZE;
 	// Above the two alternate-stack halves: the direct-entry stack D
-	// (x86-64, guest_amd64.c).
+	// (guest_<arch>.c).
 	char *alt = __builtin_alloca(2 * alt_size + KBOX_DIRECT_STACK);
 	kbox_direct_stack = ((uintptr_t)alt + 2 * alt_size + KBOX_DIRECT_STACK) & ~(uintptr_t)15;
 	memset(alt, 0, 4096);

@@ -6,7 +6,7 @@
 
 #define KBOX_ALTSTACK_SIZE (256 * 1024)
 #define KBOX_THREAD_STACK (8 * 1024 * 1024)
-#define KBOX_DIRECT_STACK (128 * 1024) // x86-64 direct entry (guest_amd64.c)
+#define KBOX_DIRECT_STACK (128 * 1024) // direct entry (guest_<arch>.c)
 #define KBOX_XAREA_MAX (16 * 1024)
 #define KBOX_FDMAP_SIZE 65536
 // The fast path's table: kbox_fast_kind[nr] is policy.FastKind of nr (the
@@ -59,8 +59,7 @@ extern uint64_t kbox_fast_hits, kbox_fast_misses;
 extern uint64_t kbox_fast_cancel; // arm64: calls entered from a cancel slot
 uint64_t kbox_fast_any_addr(void);
 uint64_t kbox_fast_cancel_addr(void); // arm64
-// Direct entry from patched sites (x86-64; kbox_direct_init says ENOSYS
-// elsewhere).
+// Direct entry from patched sites (guest_<arch>.c).
 extern uintptr_t kbox_direct_stack;
 extern volatile char kbox_direct_on;
 extern uint64_t kbox_direct_calls;

@@ -4,12 +4,15 @@ package inproc
 
 /*
 #include "guest.h"
+void *kbox_direct_frame(void);
+void *kbox_direct_uc(void);
 */
 import "C"
 
 import (
 	"debug/elf"
 	"fmt"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -122,6 +125,14 @@ func (rw *rewriter) report(t *tier) {
 // count (for the tests).
 func fastCancelAddr() uint64    { return uint64(C.kbox_fast_cancel_addr()) }
 func fastCancelEntries() uint64 { return uint64(C.kbox_fast_cancel) }
+
+// directFrame returns direct entry's frame (guest_arm64.c: the kernel's
+// struct rt_sigframe, which rt_sigreturn reads at sp) and its ucontext,
+// for the tests; directInit is kbox_direct_init without turning direct
+// entry on.
+func directFrame() (frame, uc unsafe.Pointer) { return C.kbox_direct_frame(), C.kbox_direct_uc() }
+
+func directInit() int { return int(C.kbox_direct_init()) }
 
 // Veneers. When no arena can be placed within a b's reach of a site (the
 // kernel packs the libraries a dynamic guest maps next to kbox's own

@@ -34,6 +34,31 @@ func TestUcontextLayout(t *testing.T) {
 	}
 }
 
+// TestDirectFrame: direct entry's frame is a kernel rt_sigframe (the
+// ucontext after the 128-byte siginfo, 16-byte aligned for rt_sigreturn's
+// sp) whose records are the one list the kernel's sigreturn accepts
+// without SVE: the FP/SIMD record (its exact size) and the empty record.
+func TestDirectFrame(t *testing.T) {
+	if en := directInit(); en != 0 {
+		t.Fatalf("kbox_direct_init: errno %d", en)
+	}
+	frame, ucp := directFrame()
+	if uintptr(frame)%16 != 0 {
+		t.Errorf("frame at %p: not 16-byte aligned", frame)
+	}
+	if d := uintptr(ucp) - uintptr(frame); d != sizeofSigframe-sizeofUcontext {
+		t.Errorf("ucontext at +%d in the frame, want +%d", d, sizeofSigframe-sizeofUcontext)
+	}
+	uc := ucontextAt(ucp)
+	recs, ok := sigRecords(uc.Reserved[:])
+	if !ok || len(recs) != 1 || recs[0] != (sigRecord{0, recFPSIMD, 528}) {
+		t.Errorf("frame records %v (well-formed %v), want one FP/SIMD record of 528 bytes", recs, ok)
+	}
+	if got := frameRecords(&uc.Reserved); got != uc.Reserved {
+		t.Errorf("a guest frame built from the direct frame differs in its records")
+	}
+}
+
 // TestSigRecords: the guest's frame keeps the trap's records up to an
 // extra_context; rt_sigreturn copies back a same-layout list whole, and
 // only the fpsimd registers of a different one.

@@ -20,9 +20,12 @@
  *                 needs /proc/self/maps (kbox -R)
  *   exec          execve of itself in place ("fdcheck" checks the result)
  *   fork          fork() and print the errno name
- *   regs          (x86-64) every register a syscall keeps survives one that
- *                 kbox serves: the general ones but rax, rcx and r11, and
- *                 xmm8/xmm9 (and ymm8's upper half with AVX)
+ *   regs          every register a syscall keeps survives one that kbox
+ *                 serves: on x86-64 the general ones but rax, rcx and r11,
+ *                 and xmm8/xmm9; on arm64 x0..x29 but x8, x16 and x17,
+ *                 v0..v31, fpcr, fpsr and tpidr_el0
+ *   regs-signals  regs, repeated while an interval timer's handler (making
+ *                 syscalls itself) interrupts it
  *
  * Builds with musl-gcc -static and with gcc against glibc.
  */
@@ -38,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -545,18 +549,36 @@ static void mode_fork(void)
 	printf("fork: %s\n", errname(errno));
 }
 
-/* ---- regs: a syscall keeps every register but rax, rcx and r11 (and the
-   vector registers), however kbox serves it: from a patched site under
-   rewrite, getuid enters kbox directly, without a signal. */
+/* ---- regs: a syscall keeps every register but its result (x86-64: and
+   rcx and r11), the vector registers among them, however kbox serves it:
+   from a patched site under rewrite, getuid enters kbox directly, without
+   a signal.  Per architecture: regs_seed(k) sets the values the probe
+   loads (k varies them), regs_probe runs getuid from a raw syscall with
+   them and stores the registers after it, and the regs_check table
+   compares.  regs-signals repeats the probe while an interval timer's
+   handler (which makes syscalls and uses the vector registers itself)
+   interrupts it: a signal delivered around a directly served call must
+   leave every register as it was. */
+struct regs_check {
+	const char *what;
+	int (*diff)(char *why, size_t n); /* nonzero: what differs, in why */
+};
+
 #if defined(__x86_64__)
 static uint64_t regs_in[12], regs_out[12];
-static double vec_in[4] = {1.25, -2.5, 1e300, 3.0}, vec_out[4];
+static double vec_in[4], vec_out[4];
+static long regs_uid;
 
-static void mode_regs(void)
+static void regs_seed(unsigned k)
 {
 	for (int i = 0; i < 12; i++)
-		regs_in[i] = 0x0101010101010101ULL * (uint64_t)(i + 1) ^ 0x5a5aULL;
-	long uid;
+		regs_in[i] = 0x0101010101010101ULL * (uint64_t)(i + 1) ^ 0x5a5aULL ^ (uint64_t)k << 20;
+	double v[4] = {1.25 + k, -2.5, 1e300, 3.0 - k};
+	memcpy(vec_in, v, sizeof v);
+}
+
+static void regs_probe(void)
+{
 	__asm__ volatile("push %%rbx\n\tpush %%rbp\n\tpush %%r12\n\tpush %%r13\n\tpush %%r14\n\tpush %%r15\n\t"
 			 "mov %[i0], %%rbx\n\tmov %[i1], %%rbp\n\tmov %[i2], %%r12\n\tmov %[i3], %%r13\n\t"
 			 "mov %[i4], %%r14\n\tmov %[i5], %%r15\n\tmov %[i6], %%rdi\n\tmov %[i7], %%rsi\n\t"
@@ -569,7 +591,7 @@ static void mode_regs(void)
 			 "mov %%rdx, %[o8]\n\tmov %%r10, %[o9]\n\tmov %%r8, %[o10]\n\tmov %%r9, %[o11]\n\t"
 			 "movupd %%xmm8, %[w0]\n\tmovupd %%xmm9, %[w1]\n\t"
 			 "pop %%r15\n\tpop %%r14\n\tpop %%r13\n\tpop %%r12\n\tpop %%rbp\n\tpop %%rbx"
-			 : "=a"(uid), [o0] "=m"(regs_out[0]), [o1] "=m"(regs_out[1]), [o2] "=m"(regs_out[2]),
+			 : "=a"(regs_uid), [o0] "=m"(regs_out[0]), [o1] "=m"(regs_out[1]), [o2] "=m"(regs_out[2]),
 			   [o3] "=m"(regs_out[3]), [o4] "=m"(regs_out[4]), [o5] "=m"(regs_out[5]), [o6] "=m"(regs_out[6]),
 			   [o7] "=m"(regs_out[7]), [o8] "=m"(regs_out[8]), [o9] "=m"(regs_out[9]), [o10] "=m"(regs_out[10]),
 			   [o11] "=m"(regs_out[11]), [w0] "=m"(vec_out[0]), [w1] "=m"(vec_out[2])
@@ -578,21 +600,308 @@ static void mode_regs(void)
 			   [i8] "m"(regs_in[8]), [i9] "m"(regs_in[9]), [i10] "m"(regs_in[10]), [i11] "m"(regs_in[11]),
 			   [v0] "m"(vec_in[0]), [v1] "m"(vec_in[2])
 			 : "rcx", "r11", "rdi", "rsi", "rdx", "r8", "r9", "r10", "xmm8", "xmm9", "memory", "cc");
-	check(uid == (long)getuid(), "getuid from a raw syscall", "%ld, libc says %ld", uid, (long)getuid());
-	int changed = -1;
-	for (int i = 0; i < 12 && changed < 0; i++)
+}
+
+static long regs_result(void) { return regs_uid; }
+
+static int regs_general(char *why, size_t n)
+{
+	for (int i = 0; i < 12; i++)
 		if (regs_out[i] != regs_in[i])
-			changed = i;
-	check(changed < 0, "general registers kept", "register %d: %#llx -> %#llx", changed,
-	      changed < 0 ? 0ULL : (unsigned long long)regs_in[changed],
-	      changed < 0 ? 0ULL : (unsigned long long)regs_out[changed]);
-	check(!memcmp(vec_in, vec_out, sizeof vec_in), "xmm8 and xmm9 kept", "%g %g %g %g", vec_out[0], vec_out[1],
-	      vec_out[2], vec_out[3]);
+			return snprintf(why, n, "register %d: %#llx -> %#llx", i, (unsigned long long)regs_in[i],
+					(unsigned long long)regs_out[i]);
+	return 0;
+}
+
+static int regs_vector(char *why, size_t n)
+{
+	if (!memcmp(vec_in, vec_out, sizeof vec_in))
+		return 0;
+	return snprintf(why, n, "%g %g %g %g", vec_out[0], vec_out[1], vec_out[2], vec_out[3]);
+}
+
+static const struct regs_check regs_checks[] = {
+	{"general registers kept", regs_general},
+	{"xmm8 and xmm9 kept", regs_vector},
+};
+#define handler_getuid getuid
+#elif defined(__aarch64__)
+/* arm64: x0..x7, x9..x15 and x18..x29 (x8 is the number; x16 and x17 are
+   the registers a patched site may clobber; x30 is the link register the
+   bl after the svc sets), all of v0..v31, fpcr, fpsr and the thread
+   pointer TPIDR_EL0 (which the guest sets without a syscall) are set to
+   known values, getuid runs from a raw svc, and the bl that follows it (a
+   wrapper-shaped site: the rewrite tier patches it) stores them. The
+   callee-saved ones are checked too, but a call into C keeps those
+   anyway: the caller-saved ones (x0..x15, v0..v7, v16..v31, fpsr) are
+   what only an exact save and restore keeps. */
+uint64_t trapsig_regs_in[31], trapsig_regs_out[31];
+uint64_t trapsig_vec_in[64], trapsig_vec_out[64];
+uint64_t trapsig_fp_in[3], trapsig_fp_out[3]; /* fpcr, fpsr, tpidr_el0 */
+void trapsig_regs_probe(void);
+__asm__(".text\n"
+	".globl trapsig_regs_probe\n"
+	".type trapsig_regs_probe,%function\n"
+	"trapsig_regs_probe:\n"
+	"	stp x29, x30, [sp, #-160]!\n"
+	"	stp x19, x20, [sp, #16]\n"
+	"	stp x21, x22, [sp, #32]\n"
+	"	stp x23, x24, [sp, #48]\n"
+	"	stp x25, x26, [sp, #64]\n"
+	"	stp x27, x28, [sp, #80]\n"
+	"	stp d8, d9, [sp, #96]\n"
+	"	stp d10, d11, [sp, #112]\n"
+	"	stp d12, d13, [sp, #128]\n"
+	"	stp d14, d15, [sp, #144]\n"
+	"	mrs x0, fpcr\n"
+	"	mrs x1, fpsr\n"
+	"	stp x0, x1, [sp, #-32]!\n"
+	"	mrs x0, tpidr_el0\n" /* the thread pointer: no TLS use until it is back */
+	"	str x0, [sp, #16]\n"
+	"	adrp x0, trapsig_fp_in\n"
+	"	add x0, x0, :lo12:trapsig_fp_in\n"
+	"	ldp x1, x2, [x0]\n"
+	"	msr fpcr, x1\n"
+	"	msr fpsr, x2\n"
+	"	ldr x1, [x0, #16]\n"
+	"	msr tpidr_el0, x1\n"
+	"	adrp x0, trapsig_vec_in\n"
+	"	add x0, x0, :lo12:trapsig_vec_in\n"
+	"	ldp q0, q1, [x0, #0]\n"
+	"	ldp q2, q3, [x0, #32]\n"
+	"	ldp q4, q5, [x0, #64]\n"
+	"	ldp q6, q7, [x0, #96]\n"
+	"	ldp q8, q9, [x0, #128]\n"
+	"	ldp q10, q11, [x0, #160]\n"
+	"	ldp q12, q13, [x0, #192]\n"
+	"	ldp q14, q15, [x0, #224]\n"
+	"	ldp q16, q17, [x0, #256]\n"
+	"	ldp q18, q19, [x0, #288]\n"
+	"	ldp q20, q21, [x0, #320]\n"
+	"	ldp q22, q23, [x0, #352]\n"
+	"	ldp q24, q25, [x0, #384]\n"
+	"	ldp q26, q27, [x0, #416]\n"
+	"	ldp q28, q29, [x0, #448]\n"
+	"	ldp q30, q31, [x0, #480]\n"
+	"	adrp x0, trapsig_regs_in\n"
+	"	add x0, x0, :lo12:trapsig_regs_in\n"
+	"	ldp x1, x2, [x0, #8]\n"
+	"	ldp x3, x4, [x0, #24]\n"
+	"	ldp x5, x6, [x0, #40]\n"
+	"	ldr x7, [x0, #56]\n"
+	"	ldp x9, x10, [x0, #72]\n"
+	"	ldp x11, x12, [x0, #88]\n"
+	"	ldp x13, x14, [x0, #104]\n"
+	"	ldr x15, [x0, #120]\n"
+	"	ldp x18, x19, [x0, #144]\n"
+	"	ldp x20, x21, [x0, #160]\n"
+	"	ldp x22, x23, [x0, #176]\n"
+	"	ldp x24, x25, [x0, #192]\n"
+	"	ldp x26, x27, [x0, #208]\n"
+	"	ldp x28, x29, [x0, #224]\n"
+	"	ldr x0, [x0, #0]\n"
+	"	mov x8, #174\n" /* getuid */
+	"	svc #0\n"
+	"	bl trapsig_regs_store\n"
+	"	ldr x0, [sp, #16]\n"
+	"	msr tpidr_el0, x0\n"
+	"	ldp x0, x1, [sp], #32\n"
+	"	msr fpcr, x0\n"
+	"	msr fpsr, x1\n"
+	"	ldp x19, x20, [sp, #16]\n"
+	"	ldp x21, x22, [sp, #32]\n"
+	"	ldp x23, x24, [sp, #48]\n"
+	"	ldp x25, x26, [sp, #64]\n"
+	"	ldp x27, x28, [sp, #80]\n"
+	"	ldp d8, d9, [sp, #96]\n"
+	"	ldp d10, d11, [sp, #112]\n"
+	"	ldp d12, d13, [sp, #128]\n"
+	"	ldp d14, d15, [sp, #144]\n"
+	"	ldp x29, x30, [sp], #160\n"
+	"	ret\n"
+	".size trapsig_regs_probe, .-trapsig_regs_probe\n"
+	"trapsig_regs_store:\n" /* x16 and x17 are free here, as after any bl */
+	"	adrp x16, trapsig_regs_out\n"
+	"	add x16, x16, :lo12:trapsig_regs_out\n"
+	"	stp x0, x1, [x16, #0]\n"
+	"	stp x2, x3, [x16, #16]\n"
+	"	stp x4, x5, [x16, #32]\n"
+	"	stp x6, x7, [x16, #48]\n"
+	"	stp x8, x9, [x16, #64]\n"
+	"	stp x10, x11, [x16, #80]\n"
+	"	stp x12, x13, [x16, #96]\n"
+	"	stp x14, x15, [x16, #112]\n"
+	"	stp x18, x19, [x16, #144]\n"
+	"	stp x20, x21, [x16, #160]\n"
+	"	stp x22, x23, [x16, #176]\n"
+	"	stp x24, x25, [x16, #192]\n"
+	"	stp x26, x27, [x16, #208]\n"
+	"	stp x28, x29, [x16, #224]\n"
+	"	adrp x16, trapsig_fp_out\n"
+	"	add x16, x16, :lo12:trapsig_fp_out\n"
+	"	mrs x17, fpcr\n"
+	"	str x17, [x16]\n"
+	"	mrs x17, fpsr\n"
+	"	str x17, [x16, #8]\n"
+	"	mrs x17, tpidr_el0\n"
+	"	str x17, [x16, #16]\n"
+	"	adrp x16, trapsig_vec_out\n"
+	"	add x16, x16, :lo12:trapsig_vec_out\n"
+	"	stp q0, q1, [x16, #0]\n"
+	"	stp q2, q3, [x16, #32]\n"
+	"	stp q4, q5, [x16, #64]\n"
+	"	stp q6, q7, [x16, #96]\n"
+	"	stp q8, q9, [x16, #128]\n"
+	"	stp q10, q11, [x16, #160]\n"
+	"	stp q12, q13, [x16, #192]\n"
+	"	stp q14, q15, [x16, #224]\n"
+	"	stp q16, q17, [x16, #256]\n"
+	"	stp q18, q19, [x16, #288]\n"
+	"	stp q20, q21, [x16, #320]\n"
+	"	stp q22, q23, [x16, #352]\n"
+	"	stp q24, q25, [x16, #384]\n"
+	"	stp q26, q27, [x16, #416]\n"
+	"	stp q28, q29, [x16, #448]\n"
+	"	stp q30, q31, [x16, #480]\n"
+	"	ret\n");
+
+static void regs_seed(unsigned k)
+{
+	for (int i = 0; i < 31; i++)
+		trapsig_regs_in[i] = 0x0101010101010101ULL * (uint64_t)(i + 1) ^ 0x5a5aULL ^ (uint64_t)k << 20;
+	for (int i = 0; i < 64; i++)
+		trapsig_vec_in[i] = 0x0123456789abcdefULL * (uint64_t)(i + 3) ^ (uint64_t)i << 56 ^ (uint64_t)k << 8;
+	trapsig_fp_in[0] = 3ULL << 22;			       /* fpcr: round toward zero */
+	trapsig_fp_in[1] = 1ULL << 27;			       /* fpsr: QC, the saturation flag */
+	trapsig_fp_in[2] = 0x0000123456789a40ULL + 16ULL * k; /* set with msr: no syscall tells kbox */
+}
+
+static void regs_probe(void) { trapsig_regs_probe(); }
+
+static long regs_result(void) { return (long)trapsig_regs_out[0]; }
+
+static int regs_general(char *why, size_t n)
+{
+	for (int i = 1; i < 30; i++)
+		if (i != 8 && i != 16 && i != 17 && trapsig_regs_out[i] != trapsig_regs_in[i])
+			return snprintf(why, n, "x%d: %#llx -> %#llx", i, (unsigned long long)trapsig_regs_in[i],
+					(unsigned long long)trapsig_regs_out[i]);
+	return 0;
+}
+
+static int regs_vector(char *why, size_t n)
+{
+	for (int i = 0; i < 64; i++)
+		if (trapsig_vec_out[i] != trapsig_vec_in[i])
+			return snprintf(why, n, "v%d changed", i / 2);
+	if (trapsig_fp_out[0] != trapsig_fp_in[0] || trapsig_fp_out[1] != trapsig_fp_in[1])
+		return snprintf(why, n, "fpcr %#llx, fpsr %#llx", (unsigned long long)trapsig_fp_out[0],
+				(unsigned long long)trapsig_fp_out[1]);
+	return 0;
+}
+
+static int regs_tp(char *why, size_t n)
+{
+	if (trapsig_fp_out[2] == trapsig_fp_in[2])
+		return 0;
+	return snprintf(why, n, "%#llx -> %#llx", (unsigned long long)trapsig_fp_in[2],
+			(unsigned long long)trapsig_fp_out[2]);
+}
+
+static const struct regs_check regs_checks[] = {
+	{"general registers kept", regs_general},
+	{"v0..v31, fpcr and fpsr kept", regs_vector},
+	{"tpidr_el0 kept", regs_tp},
+};
+
+/* The handler may interrupt the probe while TPIDR_EL0 holds its test
+   value: it must not touch TLS, so its syscalls are raw (from a
+   wrapper-shaped site, patched under rewrite). */
+long trapsig_raw_getuid(void);
+__asm__(".text\n"
+	".globl trapsig_raw_getuid\n"
+	".type trapsig_raw_getuid,%function\n"
+	"trapsig_raw_getuid:\n"
+	"	mov x8, #174\n"
+	"	svc #0\n"
+	"	ret\n"
+	".size trapsig_raw_getuid, .-trapsig_raw_getuid\n");
+#define handler_getuid trapsig_raw_getuid
+#endif
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#define NCHECKS (sizeof regs_checks / sizeof regs_checks[0])
+
+static void mode_regs(void)
+{
+	char why[160];
+	regs_seed(0);
+	regs_probe();
+	long uid = regs_result();
+	check(uid == (long)getuid(), "getuid from a raw syscall", "%ld, libc says %ld", uid, (long)getuid());
+	for (size_t i = 0; i < NCHECKS; i++) {
+		why[0] = 0;
+		int bad = regs_checks[i].diff(why, sizeof why);
+		check(!bad, regs_checks[i].what, "%s", why);
+	}
+}
+
+static volatile double regs_sink;
+
+/* The handler makes syscalls (from patched sites too) and computes with
+   the vector registers. */
+static void regs_alarm(int sig)
+{
+	hits[sig]++;
+	double d = 1.0;
+	for (int i = 0; i < 32; i++)
+		d = d * 1.0001 + (double)handler_getuid();
+	regs_sink = d;
+}
+
+/* At least REGS_ROUNDS probes and REGS_SIGNALS handler runs, with the
+   timer every 200 microseconds; at most REGS_MAX_ROUNDS probes. */
+#define REGS_ROUNDS 2000
+#define REGS_SIGNALS 20
+#define REGS_MAX_ROUNDS 2000000
+
+static void mode_regs_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = regs_alarm;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = {{0, 200}, {0, 200}};
+	setitimer(ITIMER_REAL, &it, NULL);
+	char why[160] = "";
+	const char *what = NULL;
+	unsigned k;
+	for (k = 0; k < REGS_MAX_ROUNDS && !what && (k < REGS_ROUNDS || hits[SIGALRM] < REGS_SIGNALS); k++) {
+		regs_seed(k);
+		regs_probe();
+		if (regs_result() != (long)getuid()) {
+			what = "getuid";
+			snprintf(why, sizeof why, "%ld", regs_result());
+		}
+		for (size_t i = 0; i < NCHECKS && !what; i++)
+			if (regs_checks[i].diff(why, sizeof why))
+				what = regs_checks[i].what;
+	}
+	struct itimerval off = {{0, 0}, {0, 0}};
+	setitimer(ITIMER_REAL, &off, NULL);
+	check(!what, "registers kept across signals", "round %u: %s: %s", k, what ? what : "", why);
+	check(hits[SIGALRM] >= REGS_SIGNALS, "handler ran", "%d runs in %u rounds", (int)hits[SIGALRM], k);
 }
 #else
 static void mode_regs(void)
 {
 	printf("regs: ok getuid from a raw syscall\nregs: ok general registers kept\nregs: ok xmm8 and xmm9 kept\n");
+}
+
+static void mode_regs_signals(void)
+{
+	printf("regs-signals: ok registers kept across signals\nregs-signals: ok handler ran\n");
 }
 #endif
 
@@ -633,6 +942,8 @@ int main(int argc, char **argv)
 		mode_fork();
 	else if (!strcmp(mode, "regs"))
 		mode_regs();
+	else if (!strcmp(mode, "regs-signals"))
+		mode_regs_signals();
 	else {
 		fprintf(stderr, "trapsig: unknown mode %s\n", mode);
 		return 2;
