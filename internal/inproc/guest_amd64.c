@@ -205,6 +205,10 @@ int kbox_direct_init(void) {
 // is entered with the guest's FS base. It returns 1 when the frame must be
 // loaded by rt_sigreturn (SIGSYS is then blocked), 0 for the fast way back.
 int kbox_direct(void) {
+	// With FSGSBASE the guest may have moved its FS base by wrfsbase,
+	// which kbox never sees: keep it, as leave_guest does for a trap.
+	if (!kbox_tp_tracked)
+		kbox_gs.guest_tp = kbox_get_tp();
 	kbox_set_tp(kbox_gs.host_tp);
 	// A stays armed and idle during a direct call: a fault in Go code is
 	// delivered there, on no live frame (see kbox_arm_fault_stack).

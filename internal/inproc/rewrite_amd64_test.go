@@ -13,6 +13,21 @@ import (
 	"github.com/kbox-go/kbox/internal/policy"
 )
 
+// codeBuffer maps code read+write, for patching, then read+exec.
+func codeBuffer(t *testing.T, code []byte) uint64 {
+	t.Helper()
+	mem, err := unix.Mmap(-1, 0, pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(mem) })
+	copy(mem, code)
+	if err := unix.Mprotect(mem, unix.PROT_READ|unix.PROT_EXEC); err != nil {
+		t.Fatal(err)
+	}
+	return addrOf(mem)
+}
+
 // TestPatchAndRun patches real code in memory and runs it: getpid answered
 // by the fast path, read on a mapped descriptor run natively on its host
 // descriptor, an unmapped descriptor and another call falling back to the

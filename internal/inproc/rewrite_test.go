@@ -4,24 +4,7 @@ package inproc
 
 import (
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
-
-// codeBuffer maps code read+write, for patching, then read+exec.
-func codeBuffer(t *testing.T, code []byte) uint64 {
-	t.Helper()
-	mem, err := unix.Mmap(-1, 0, pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Munmap(mem) })
-	copy(mem, code)
-	if err := unix.Mprotect(mem, unix.PROT_READ|unix.PROT_EXEC); err != nil {
-		t.Fatal(err)
-	}
-	return addrOf(mem)
-}
 
 func TestOriginMap(t *testing.T) {
 	var m originMap
