@@ -320,17 +320,11 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 		return Fail(err)
 	}
 	defer unix.Close(s)
-	buf := make([]byte, sockaddrMax)
-	n := uint32(len(buf))
-	nr := uintptr(unix.SYS_GETSOCKNAME)
-	if peer {
-		nr = unix.SYS_GETPEERNAME
-	}
-	_, _, en := unix.Syscall(nr, uintptr(s), ptrOf(buf), uintptr(ptrOfU32(&n)))
-	keepAlive(buf)
+	buf, en := rawSockName(s, peer)
 	if en != 0 {
 		return Fail(en)
 	}
+	n := len(buf)
 	var lenBuf [4]byte
 	if err := r.Mem.Read(r.Ptr(2), lenBuf[:]); err != nil {
 		return Fail(err)
@@ -390,6 +384,20 @@ func (e *Engine) nameCall(r *Request, peer bool) Result {
 }
 
 func sysGetsockname(e *Engine, r *Request) Result { return e.nameCall(r, false) }
+
+// rawSockName is getsockname(2) (or getpeername(2) for peer) of host
+// socket s: the address as the kernel reports it, cut to its length.
+func rawSockName(s int, peer bool) ([]byte, unix.Errno) {
+	buf := make([]byte, sockaddrMax)
+	n := uint32(len(buf))
+	nr := uintptr(unix.SYS_GETSOCKNAME)
+	if peer {
+		nr = unix.SYS_GETPEERNAME
+	}
+	_, _, en := unix.Syscall(nr, uintptr(s), ptrOf(buf), uintptr(ptrOfU32(&n)))
+	keepAlive(buf)
+	return buf[:min(int(n), len(buf))], en
+}
 func sysGetpeername(e *Engine, r *Request) Result { return e.nameCall(r, true) }
 
 func sysBind(e *Engine, r *Request) Result    { return e.addrCall(r, unix.SYS_BIND, true) }

@@ -88,15 +88,8 @@ func encodeInet(ap netip.AddrPort) []byte {
 
 // inetName is the local (peer=false) or peer address of host socket s.
 func inetName(s int, peer bool) (netip.AddrPort, bool) {
-	buf := make([]byte, sockaddrMax)
-	n := uint32(len(buf))
-	nr := uintptr(unix.SYS_GETSOCKNAME)
-	if peer {
-		nr = unix.SYS_GETPEERNAME
-	}
-	_, _, en := unix.Syscall(nr, uintptr(s), ptrOf(buf), uintptr(ptrOfU32(&n)))
-	keepAlive(buf)
-	if en != 0 || n < sockaddrInLen || binary.LittleEndian.Uint16(buf) != unix.AF_INET {
+	buf, en := rawSockName(s, peer)
+	if en != 0 || len(buf) < sockaddrInLen || binary.LittleEndian.Uint16(buf) != unix.AF_INET {
 		return netip.AddrPort{}, false
 	}
 	return decodeInet(buf), true
