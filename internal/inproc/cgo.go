@@ -15,11 +15,18 @@ import (
 	"runtime/debug"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kbox-go/kbox/internal/policy"
 )
 
 // Available reports whether this build of kbox has the in-process tiers.
 func Available() error { return nil }
+
+// kickSignal is the signal kbox sends the guest thread to have pending
+// guest signals delivered (KBOX_KICK_SIG, guest.h: not SIGSYS, whose
+// seccomp traps a pending SIGSYS kick would swallow).
+const kickSignal = unix.Signal(C.KBOX_KICK_SIG)
 
 // kboxTrap is called by the SIGSYS handler on the guest thread after it has
 // switched to kbox's thread pointer: a seccomp trap (nr is the syscall) or, with

@@ -47,7 +47,7 @@ uintptr_t kbox_direct_stack;
 volatile char kbox_direct_on;
 uint64_t kbox_direct_calls;
 
-static struct sigaction go_sigsegv, go_sigbus, go_sigfpe, go_sigill, go_sigtrap, go_sigsys;
+static struct sigaction go_sigsegv, go_sigbus, go_sigfpe, go_sigill, go_sigtrap, go_sigsys, go_kick;
 
 #define raw6 kbox_raw6
 
@@ -74,18 +74,19 @@ static void chain(struct sigaction *old, int sig, siginfo_t *si, void *uc) {
 	raw6(SYS_rt_sigaction, sig, (long)&dfl, 0, 8, 0, 0);
 }
 
-// Blocking host syscalls made on behalf of the guest run here with SIGSYS
-// (the kick) unblocked. A kick that lands before the syscall instruction
+// Blocking host syscalls made on behalf of the guest run here with the
+// kick (KBOX_KICK_SIG, and SIGSYS) unblocked. A kick that lands before the syscall instruction
 // executes moves the thread to kbox_bs_eintr, so it cannot be lost between
 // the unblock and the sleep; one that lands during the call makes it
 // return EINTR (the handler has no SA_RESTART). kbox_bs_asm is per
 // architecture: kbox_bs_start checks kbox_kicked, kbox_bs_syscall is the
 // syscall instruction, kbox_bs_eintr returns -EINTR.
 long kbox_blocking_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5) {
-	// The mask is put back as it was, not SIGSYS blocked: a call served
-	// by direct entry (guest_<arch>.c) runs with SIGSYS unblocked, and the
-	// guest must never run with it blocked (a seccomp trap would kill it).
-	uint64_t set = 1ULL << (SIGSYS - 1), old = 0;
+	// The mask is put back as it was, not the kick blocked: a call served
+	// by direct entry (guest_<arch>.c) runs with it unblocked, and the
+	// guest must never run with SIGSYS blocked (a seccomp trap would kill
+	// it).
+	uint64_t set = KBOX_KICK_MASK, old = 0;
 	raw6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, (long)&old, 8, 0, 0);
 	long r = kbox_bs_asm(nr, a0, a1, a2, a3, a4, a5);
 	raw6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
@@ -126,24 +127,45 @@ static inline void back_to_guest(void) {
 	kbox_set_tp(kbox_gs.guest_tp);
 }
 
+// kicked_in_kbox notes a kick that lands while kbox code runs (only the
+// blocking stub and direct entry leave it unblocked there): before the
+// stub's syscall instruction, the call is skipped.
+static void kicked_in_kbox(ucontext_t *uc) {
+	uintptr_t ip = kbox_uc_pc(uc);
+	kbox_kicked = 1;
+	if (ip >= (uintptr_t)kbox_bs_start && ip <= (uintptr_t)kbox_bs_syscall)
+		kbox_uc_set_pc(uc, (uintptr_t)kbox_bs_eintr);
+}
+
 static void on_sigsys(int sig, siginfo_t *si, void *ucv) {
 	if (!on_guest_thread()) {
 		chain(&go_sigsys, sig, si, ucv);
 		return;
 	}
-	ucontext_t *uc = ucv;
+	// A SIGSYS that is not a seccomp trap (sent from outside) is taken
+	// as a kick: it can only make pending signals be looked at.
+	int kick = si->si_code != SYS_SECCOMP;
 	if (!kbox_gs.in_guest) {
-		// A kick while kbox code runs: only the blocking stub unblocks
-		// SIGSYS. Before its syscall instruction, skip the call.
-		uintptr_t ip = kbox_uc_pc(uc);
-		kbox_kicked = 1;
-		if (ip >= (uintptr_t)kbox_bs_start && ip <= (uintptr_t)kbox_bs_syscall)
-			kbox_uc_set_pc(uc, (uintptr_t)kbox_bs_eintr);
+		if (kick)
+			kicked_in_kbox(ucv);
 		return;
 	}
 	leave_guest();
-	int kick = si->si_code != SYS_SECCOMP;
 	kboxTrap(ucv, kick ? 0 : si->si_syscall, kick);
+	back_to_guest();
+}
+
+static void on_kick(int sig, siginfo_t *si, void *ucv) {
+	if (!on_guest_thread()) {
+		chain(&go_kick, sig, si, ucv);
+		return;
+	}
+	if (!kbox_gs.in_guest) {
+		kicked_in_kbox(ucv);
+		return;
+	}
+	leave_guest();
+	kboxTrap(ucv, 0, 1);
 	back_to_guest();
 }
 
@@ -162,10 +184,11 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
 }
 
 // Signals the guest thread keeps unblocked while the guest runs: the
-// synchronous ones its own code raises, and SIGSYS (traps and kicks).
+// synchronous ones its own code raises, SIGSYS (traps) and the kick.
 static void guest_mask(sigset_t *s) {
 	sigfillset(s);
 	sigdelset(s, SIGSYS);
+	sigdelset(s, KBOX_KICK_SIG);
 	sigdelset(s, SIGSEGV);
 	sigdelset(s, SIGBUS);
 	sigdelset(s, SIGFPE);
@@ -190,7 +213,8 @@ static int install(int sig, void (*fn)(int, siginfo_t *, void *), struct sigacti
 }
 
 int kbox_install_handlers(void) {
-	if (install(SIGSYS, on_sigsys, &go_sigsys) || install(SIGSEGV, on_fault, &go_sigsegv) ||
+	if (install(SIGSYS, on_sigsys, &go_sigsys) || install(KBOX_KICK_SIG, on_kick, &go_kick) ||
+	    install(SIGSEGV, on_fault, &go_sigsegv) ||
 	    install(SIGBUS, on_fault, &go_sigbus) || install(SIGFPE, on_fault, &go_sigfpe) ||
 	    install(SIGILL, on_fault, &go_sigill) || install(SIGTRAP, on_fault, &go_sigtrap))
 		return errno;

@@ -16,6 +16,15 @@
 #define KBOX_FAST_FSTAT 2
 #define KBOX_FAST_PID 3
 #define KBOX_FAST_NATIVE 4
+// The kick: the signal kbox sends the guest thread to have pending guest
+// signals delivered. Not SIGSYS: a seccomp trap raised while a SIGSYS kick
+// is pending would be dropped (standard signals do not queue), and the
+// trapped call skipped with its number (x86-64) or first argument (arm64)
+// as its result. The last real-time signal; the guest's signals are
+// kbox's virtual ones, so the guest never sees or sends this one.
+#define KBOX_KICK_SIG 64
+// The host signals blocked while kbox code must not be kicked.
+#define KBOX_KICK_MASK ((1ULL << (SIGSYS - 1)) | (1ULL << (KBOX_KICK_SIG - 1)))
 #define KBOX_STR2(x) #x
 #define KBOX_STR(x) KBOX_STR2(x)
 

@@ -240,7 +240,7 @@ int kbox_direct(void) {
 			slow = i != REG_RAX && g[i] != before[i];
 		if (!slow)
 			break;
-		uint64_t set = 1ULL << (SIGSYS - 1), old = 0;
+		uint64_t set = KBOX_KICK_MASK, old = 0;
 		kbox_raw6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, (long)&old, 8, 0, 0);
 		if (kbox_kicked) {
 			kbox_raw6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
@@ -249,7 +249,7 @@ int kbox_direct(void) {
 		uc->uc_flags = 0;
 		uc->uc_link = 0;
 		uc->uc_stack = kbox_trap_stack;
-		memcpy(&uc->uc_sigmask, &old, 8); // the kernel's sigset: SIGSYS unblocked
+		memcpy(&uc->uc_sigmask, &old, 8); // the kernel's sigset: SIGSYS and the kick unblocked
 		break;
 	}
 	kbox_set_tp(kbox_gs.guest_tp);

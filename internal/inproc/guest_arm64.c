@@ -295,7 +295,7 @@ int kbox_direct(int kick) {
 			slow = memcmp(before, &m->regs[1], sizeof before) != 0;
 		if (!slow)
 			break;
-		uint64_t set = 1ULL << (SIGSYS - 1), old = 0;
+		uint64_t set = KBOX_KICK_MASK, old = 0;
 		kbox_raw6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, (long)&old, 8, 0, 0);
 		if (kbox_kicked) {
 			kbox_raw6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
@@ -305,7 +305,7 @@ int kbox_direct(int kick) {
 		uc->uc_link = 0;
 		uc->uc_stack = kbox_trap_stack;
 		memset(&uc->uc_sigmask, 0, sizeof uc->uc_sigmask);
-		memcpy(&uc->uc_sigmask, &old, 8); // the kernel's sigset: SIGSYS unblocked
+		memcpy(&uc->uc_sigmask, &old, 8); // the kernel's sigset: SIGSYS and the kick unblocked
 		break;
 	}
 	kbox_set_tp(kbox_gs.guest_tp);

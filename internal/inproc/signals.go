@@ -534,7 +534,8 @@ func init() {
 // forwarded are the host signals kbox catches for the guest.
 // The synchronous ones (SIGABRT, SIGSEGV, ...) arrive here only when sent
 // with kill: a fault of the guest is handled by the fault path, one of
-// kbox's own is Go's to report. SIGSYS is the kick and is not caught.
+// kbox's own is Go's to report. SIGSYS (the traps) and kickSignal are
+// never caught.
 var forwarded = []os.Signal{unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP, unix.SIGALRM,
 	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGVTALRM, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
 	unix.SIGCONT, unix.SIGPIPE, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGPWR, unix.SIGIO,
@@ -593,7 +594,7 @@ func (s *signalState) forward(t *tier, ch chan os.Signal) {
 			t.killedBy(sig)
 		}
 		s.raise(sig, nil)
-		unix.Tgkill(t.pid, t.tid, unix.SIGSYS)
+		unix.Tgkill(t.pid, t.tid, kickSignal)
 	}
 }
 
