@@ -137,6 +137,9 @@ func unsupportedRule(t *tier, c *call) int64 {
 func (t *tier) runNative(c *call, spec *policy.NativeSpec) int64 {
 	t.native.Add(1)
 	a := c.args
+	if spec.SigmaskArg > 0 {
+		a[spec.SigmaskArg], a[spec.SigmaskArg+1] = 0, 0
+	}
 	sleepy := spec.Blocking
 	for i := 0; i < 6; i++ {
 		if spec.FDArgs&(1<<i) == 0 {

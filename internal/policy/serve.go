@@ -64,6 +64,13 @@ type NativeSpec struct {
 	// (MSG_NOSIGNAL suppresses the signal).
 	EPIPE     bool
 	SendFlags int
+	// SigmaskArg, when nonzero, is the index of a signal mask the call
+	// installs for its duration (its size follows it). The guest's masks
+	// are kbox's virtual ones: the host call gets none, so a guest can
+	// never block kbox's kick or SIGSYS, nor unblock kbox's own signals,
+	// on its thread (ppoll and pselect6, served by their own rules, do
+	// the same).
+	SigmaskArg int
 }
 
 // FastKind is what the rewrite tier's fast path does with a call issued
@@ -110,7 +117,8 @@ func nativeSpecs() map[string]NativeSpec {
 		"timerfd_gettime", "fstat", "fchown", "fchmod", "getdents", "getdents64", "cachestat",
 		"getsockname", "getpeername", "bind", "connect", "ioctl", "fcntl", "vmsplice")
 	set(NativeSpec{FDArgs: fdArgs(0), Blocking: true}, "read", "readv", "pread64", "preadv", "preadv2",
-		"recvfrom", "epoll_wait", "epoll_pwait", "epoll_pwait2", "flock")
+		"recvfrom", "epoll_wait", "flock")
+	set(NativeSpec{FDArgs: fdArgs(0), Blocking: true, SigmaskArg: 4}, "epoll_pwait", "epoll_pwait2")
 	set(NativeSpec{FDArgs: fdArgs(0), Blocking: true, EPIPE: true}, "write", "writev", "pwrite64", "pwritev",
 		"pwritev2")
 	set(NativeSpec{FDArgs: fdArgs(0), Blocking: true, EPIPE: true, SendFlags: 3}, "sendto", "sendmmsg")
