@@ -8,6 +8,23 @@ import (
 	"testing"
 )
 
+// rewritePathsRE is the rewrite tier's -v exit line on calls from patched
+// sites (internal/inproc tier.go).
+var rewritePathsRE = regexp.MustCompile(`from patched sites (\d+) calls took the fast path, (\d+) direct entry into kbox, (\d+) a trap`)
+
+// rewritePaths reads that line: calls that took the fast path, entered
+// kbox directly and trapped; ok=false when -v printed no such line.
+func rewritePaths(errOut string) (fast, direct, trapped int, ok bool) {
+	m := rewritePathsRE.FindStringSubmatch(errOut)
+	if m == nil {
+		return 0, 0, 0, false
+	}
+	fast, _ = strconv.Atoi(m[1])
+	direct, _ = strconv.Atoi(m[2])
+	trapped, _ = strconv.Atoi(m[3])
+	return fast, direct, trapped, true
+}
+
 // TestBenchGuestEveryTier runs the benchmark guest's rows (tests/guest/
 // bench.c, musl static and glibc dynamic) in every tier, for correctness:
 // each row prints its line and the guest exits 0. Under rewrite, -v's
@@ -18,7 +35,6 @@ import (
 func TestBenchGuestEveryTier(t *testing.T) {
 	root := fixtureRoot(t)
 	rows := []string{"stat", "open_close", "lseek_read", "lseek_write", "getpid", "enosys"}
-	paths := regexp.MustCompile(`from patched sites (\d+) calls took the fast path, (\d+) direct entry into kbox, (\d+) a trap`)
 	forEachTierModeVariant(t, func(t *testing.T, tier, mode string, v variant) {
 		if mode != "-S" {
 			t.Skip("the rows read the fixture's /etc/hostname and write /tmp: -S")
@@ -46,13 +62,10 @@ func TestBenchGuestEveryTier(t *testing.T) {
 			if tier != "rewrite" {
 				continue
 			}
-			m := paths.FindStringSubmatch(errOut)
-			if m == nil {
+			fast, direct, trapped, ok := rewritePaths(errOut)
+			if !ok {
 				t.Fatalf("%s: no per-path counts under -v:\n%s", cmdline(opts), tail(errOut, 3000))
 			}
-			fast, _ := strconv.Atoi(m[1])
-			direct, _ := strconv.Atoi(m[2])
-			trapped, _ := strconv.Atoi(m[3])
 			t.Logf("%s: from patched sites: %d fast path, %d direct entry, %d trap", bin, fast, direct, trapped)
 			if fast == 0 {
 				t.Errorf("%s: no call took the fast path (direct %d, trapped %d)", bin, direct, trapped)
