@@ -106,6 +106,7 @@ type Engine struct {
 	total       atomic.Uint64
 	hostUID     uint32
 	hostGID     uint32
+	plainStat   func(PlainStat) // SetPlainStatHook
 	mutations   atomic.Uint64
 	// internalErrors counts handler panics recovered by Dispatch.
 	internalErrors atomic.Uint64

@@ -99,6 +99,9 @@ func (e *Engine) statAt(r *Request, dirfd int, p string, follow bool) (st unix.S
 		if err != nil || !follow || st.Mode&unix.S_IFMT != unix.S_IFLNK {
 			if err == nil {
 				recorded = e.applyOverride(procFD(l.Parent.FD())+"/"+l.Name, -1, &st)
+				if !recorded && e.plainStat != nil {
+					e.plainStat(PlainStat{Dirfd: dirfd, Path: p, Follow: follow, Parent: l.Parent.FD(), Name: l.Name, Stat: &st})
+				}
 			}
 			l.Release()
 			return st, recorded, err

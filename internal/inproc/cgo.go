@@ -198,3 +198,94 @@ func callCode(addr uint64, a, b, c int64) int64 {
 	p := *(*unsafe.Pointer)(unsafe.Pointer(&addr))
 	return int64(C.kbox_test_call3(p, C.long(a), C.long(b), C.long(c)))
 }
+
+// The stat cache's C side (statcache.c).
+
+const (
+	statCacheSlots = C.KBOX_SC_SLOTS
+	statCacheProbe = C.KBOX_SC_PROBE
+	statCachePath  = C.KBOX_SC_PATH
+)
+
+// setStatCache writes which calls keep the cache's generation (the policy
+// table's PathStable column) and the owner translation, then turns the
+// cache on or off.
+func setStatCache(pol *policy.Resolved, on, translate bool, hostUID, hostGID, guestUID, guestGID uint32) error {
+	C.kbox_sc_on = 0
+	for nr := range C.kbox_sc_keep {
+		C.kbox_sc_keep[nr] = 0
+	}
+	for nr, e := range pol.ByNr {
+		if !e.PathStable {
+			continue
+		}
+		if nr >= C.KBOX_FAST_NR {
+			return fmt.Errorf("stat cache: %s (%d) beyond the cache's table", e.Name, nr)
+		}
+		C.kbox_sc_keep[nr] = 1
+	}
+	C.kbox_sc_owner.translate = 0
+	if translate {
+		C.kbox_sc_owner.translate = 1
+	}
+	C.kbox_sc_owner.host_uid, C.kbox_sc_owner.host_gid = C.uint32_t(hostUID), C.uint32_t(hostGID)
+	C.kbox_sc_owner.guest_uid, C.kbox_sc_owner.guest_gid = C.uint32_t(guestUID), C.uint32_t(guestGID)
+	if on {
+		C.kbox_sc_on = 1
+	}
+	return nil
+}
+
+func statCacheGen() uint64 { return uint64(C.kbox_sc_gen) }
+
+// statCacheSlot reads slot i: its generation, descriptor, hash, and
+// whether it holds path (no-follow as given).
+func statCacheSlot(i int, path string, nofollow bool) (gen uint64, fd int, hash uint32, same bool) {
+	e := &C.kbox_sc[i]
+	gen, fd, hash = uint64(e.gen), int(e.fd), uint32(e.hash)
+	if int(e.len) != len(path) || (e.nofollow != 0) != nofollow {
+		return gen, fd, hash, false
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&e.path[0])), len(path))
+	return gen, fd, hash, string(b) == path
+}
+
+// setStatCacheSlot fills slot i (gen 0 empties it).
+func setStatCacheSlot(i int, gen uint64, fd int, hash uint32, path string, nofollow bool) {
+	e := &C.kbox_sc[i]
+	e.gen = 0
+	e.fd = C.int32_t(fd)
+	e.hash = C.uint32_t(hash)
+	e.len = C.uint16_t(len(path))
+	e.nofollow = 0
+	if nofollow {
+		e.nofollow = 1
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&e.path[0])), len(e.path)), path)
+	e.gen = C.uint64_t(gen)
+}
+
+func statCacheCounts() (hits, misses uint64) {
+	return uint64(C.kbox_sc_hits), uint64(C.kbox_sc_misses)
+}
+
+// statCacheHashC is the C side's hash, for the test that Go's matches.
+func statCacheHashC(p string, nofollow bool) uint32 {
+	cs := C.CString(p)
+	defer C.free(unsafe.Pointer(cs))
+	nf := C.uint32_t(0)
+	if nofollow {
+		nf = 1
+	}
+	return uint32(C.kbox_sc_hash(cs, C.uint32_t(len(p)), nf))
+}
+
+// statFast calls the C cache as the fast path and the trap handler do:
+// the call's result, or statCacheMiss.
+func statFast(nr int, a0, a1, a2, a3 uint64) int64 {
+	return int64(C.kbox_stat_fast(C.long(nr), C.long(a0), C.long(a1), C.long(a2), C.long(a3)))
+}
+
+const statCacheMiss = C.KBOX_SC_MISS
+
+func statCacheNote(nr int, a1, a2 uint64) { C.kbox_sc_note(C.long(nr), C.long(a1), C.long(a2)) }

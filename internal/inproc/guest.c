@@ -150,6 +150,20 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv) {
 			kicked_in_kbox(ucv);
 		return;
 	}
+	if (!kick) {
+		// A cached stat is answered with the guest's thread pointer
+		// still in place; any other call may end the cache's
+		// generation (statcache.c).
+		ucontext_t *uc = ucv;
+		long nr = si->si_syscall;
+		long r = kbox_stat_fast(nr, kbox_uc_arg(uc, 0), kbox_uc_arg(uc, 1), kbox_uc_arg(uc, 2),
+					kbox_uc_arg(uc, 3));
+		if (r != KBOX_SC_MISS) {
+			kbox_uc_set_ret(uc, r);
+			return;
+		}
+		kbox_sc_note(nr, kbox_uc_arg(uc, 1), kbox_uc_arg(uc, 2));
+	}
 	leave_guest();
 	kboxTrap(ucv, kick ? 0 : si->si_syscall, kick);
 	back_to_guest();
@@ -169,7 +183,20 @@ static void on_kick(int sig, siginfo_t *si, void *ucv) {
 	back_to_guest();
 }
 
+// gcopy_fixup sends a fault in a guarded guest-memory copy (guest.h) on
+// to the copy's failure return.
+static int gcopy_fixup(int sig, ucontext_t *uc) {
+	uintptr_t ip = kbox_uc_pc(uc);
+	if ((sig != SIGSEGV && sig != SIGBUS) || !on_guest_thread() ||
+	    (ip != (uintptr_t)kbox_gcopy_load && ip != (uintptr_t)kbox_gcopy_store))
+		return 0;
+	kbox_uc_set_pc(uc, (uintptr_t)kbox_gcopy_fault);
+	return 1;
+}
+
 static void on_fault(int sig, siginfo_t *si, void *ucv) {
+	if (gcopy_fixup(sig, ucv))
+		return;
 	if (!on_guest_thread() || !kbox_gs.in_guest) {
 		struct sigaction *old = sig == SIGSEGV ? &go_sigsegv : sig == SIGBUS ? &go_sigbus
 								 : sig == SIGFPE ? &go_sigfpe

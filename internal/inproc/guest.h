@@ -16,6 +16,7 @@
 #define KBOX_FAST_FSTAT 2
 #define KBOX_FAST_PID 3
 #define KBOX_FAST_NATIVE 4
+#define KBOX_FAST_STAT 5
 // The kick: the signal kbox sends the guest thread to have pending guest
 // signals delivered. Not SIGSYS: a seccomp trap raised while a SIGSYS kick
 // is pending would be dropped (standard signals do not queue), and the
@@ -77,6 +78,34 @@ uint64_t kbox_fast_syscall_ip(void);
 long kbox_test_call3(void *fn, long a, long b, long c);
 void kbox_sync_icache(uint64_t lo, uint64_t hi);
 
+// The stat cache (statcache.c): KBOX_SC_SLOTS entries, looked up by the
+// guest's path string in at most KBOX_SC_PROBE slots from its hash.
+#define KBOX_SC_SLOTS 1024
+#define KBOX_SC_PROBE 8
+#define KBOX_SC_PATH 200
+#define KBOX_SC_MISS 1 // a stat never returns 1
+struct kbox_sc_entry {
+	uint64_t gen; // valid while it is kbox_sc_gen (never 0)
+	int32_t fd;   // O_PATH descriptor of the object, kbox's
+	uint32_t hash;
+	uint16_t len;
+	uint8_t nofollow;
+	char path[KBOX_SC_PATH];
+};
+struct kbox_sc_owner {
+	int32_t translate; // the invoking user's files show as the guest identity's
+	uint32_t host_uid, host_gid, guest_uid, guest_gid;
+};
+extern struct kbox_sc_entry kbox_sc[KBOX_SC_SLOTS];
+extern volatile uint64_t kbox_sc_gen;
+extern uint8_t kbox_sc_keep[KBOX_FAST_NR];
+extern int32_t kbox_sc_on;
+extern struct kbox_sc_owner kbox_sc_owner;
+extern uint64_t kbox_sc_hits, kbox_sc_misses;
+uint32_t kbox_sc_hash(const char *p, uint32_t n, uint32_t nofollow);
+long kbox_stat_fast(long nr, long a0, long a1, long a2, long a3);
+void kbox_sc_note(long nr, long a1, long a2);
+
 // The per-architecture primitives guest.c builds on (guest_<arch>.c):
 // raw syscalls, the thread pointer, the interrupted instruction pointer.
 #ifdef KBOX_GUEST_INTERNAL
@@ -93,5 +122,14 @@ extern char kbox_bs_start[], kbox_bs_syscall[], kbox_bs_eintr[];
 #include <signal.h>
 extern stack_t kbox_trap_stack; // A, as armed (guest.c)
 extern int kbox_tp_tracked;	  // guest_tp is kept by kbox: no read at entry
+// Guest-memory copies that fail instead of faulting (guest_<arch>.c): a
+// fault at kbox_gcopy_load or kbox_gcopy_store resumes at kbox_gcopy_fault.
+// kbox_gcopy_str copies a NUL-terminated string of fewer than max bytes
+// and returns its length; -1 when it is longer, -2 on a fault.
+long kbox_gcopy_str(char *dst, const char *src, long max);
+long kbox_gcopy_out(void *dst, const void *src, long n); // 0, or -2 on a fault
+extern char kbox_gcopy_load[], kbox_gcopy_store[], kbox_gcopy_fault[];
+long kbox_uc_arg(ucontext_t *uc, int i);
+void kbox_uc_set_ret(ucontext_t *uc, long v);
 #endif
 #endif

@@ -64,6 +64,57 @@ void kbox_arch_init(uint64_t hwcap2) {
 	kbox_tp_tracked = !kbox_gs.fsgsbase;
 }
 
+static const int kbox_arg_regs[6] = {REG_RDI, REG_RSI, REG_RDX, REG_R10, REG_R8, REG_R9};
+
+long kbox_uc_arg(ucontext_t *uc, int i) { return uc->uc_mcontext.gregs[kbox_arg_regs[i]]; }
+
+void kbox_uc_set_ret(ucontext_t *uc, long v) { uc->uc_mcontext.gregs[REG_RAX] = v; }
+
+// The guarded guest-memory copies (guest.h). Only the load of
+// kbox_gcopy_str and the store of kbox_gcopy_out touch guest memory; a
+// fault there is sent on to kbox_gcopy_fault by the fault handler
+// (guest.c), with the stack as at entry, so its ret returns -2 to the
+// caller. Byte by byte, and no vector register: the rewrite tier's fast
+// path calls these with the guest's vector state live.
+__asm__(".text\n"
+	".globl kbox_gcopy_str\n"
+	".type kbox_gcopy_str,@function\n"
+	"kbox_gcopy_str:\n"
+	"	xor %eax, %eax\n"
+	"1:	cmp %rdx, %rax\n"
+	"	jae 3f\n"
+	".globl kbox_gcopy_load\n"
+	"kbox_gcopy_load:\n"
+	"	movzbl (%rsi,%rax), %ecx\n"
+	"	mov %cl, (%rdi,%rax)\n"
+	"	test %cl, %cl\n"
+	"	jz 2f\n"
+	"	inc %rax\n"
+	"	jmp 1b\n"
+	"2:	ret\n"
+	"3:	mov $-1, %rax\n"
+	"	ret\n"
+	".size kbox_gcopy_str, .-kbox_gcopy_str\n"
+	".globl kbox_gcopy_out\n"
+	".type kbox_gcopy_out,@function\n"
+	"kbox_gcopy_out:\n"
+	"	xor %eax, %eax\n"
+	"1:	cmp %rdx, %rax\n"
+	"	jae 2f\n"
+	"	movzbl (%rsi,%rax), %ecx\n"
+	".globl kbox_gcopy_store\n"
+	"kbox_gcopy_store:\n"
+	"	mov %cl, (%rdi,%rax)\n"
+	"	inc %rax\n"
+	"	jmp 1b\n"
+	"2:	xor %eax, %eax\n"
+	"	ret\n"
+	".globl kbox_gcopy_fault\n"
+	"kbox_gcopy_fault:\n"
+	"	mov $-2, %rax\n"
+	"	ret\n"
+	".size kbox_gcopy_out, .-kbox_gcopy_out\n");
+
 // x86-64 needs no instruction-cache maintenance after patching code.
 void kbox_sync_icache(uint64_t lo, uint64_t hi) {
 	(void)lo;
@@ -228,6 +279,7 @@ int kbox_direct(void) {
 		kboxTrap(uc, 0, 1);
 	} else {
 		kbox_direct_calls++;
+		kbox_sc_note(nr, g[REG_RSI], g[REG_RDX]);
 		kboxTrap(uc, (int)nr, 0);
 		slow = nr == SYS_rt_sigreturn;
 	}

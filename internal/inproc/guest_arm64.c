@@ -47,6 +47,55 @@ void kbox_uc_set_pc(ucontext_t *uc, uintptr_t pc) { uc->uc_mcontext.pc = pc; }
 
 void kbox_arch_init(uint64_t hwcap2) { (void)hwcap2; }
 
+long kbox_uc_arg(ucontext_t *uc, int i) { return uc->uc_mcontext.regs[i]; }
+
+void kbox_uc_set_ret(ucontext_t *uc, long v) { uc->uc_mcontext.regs[0] = v; }
+
+// The guarded guest-memory copies (guest.h). Only the load of
+// kbox_gcopy_str and the store of kbox_gcopy_out touch guest memory; a
+// fault there is sent on to kbox_gcopy_fault by the fault handler
+// (guest.c), with x30 as at entry, so its ret returns -2 to the caller.
+// Byte by byte, in x0..x4 only: the rewrite tier's fast path saves no
+// other register around them.
+__asm__(".text\n"
+	".globl kbox_gcopy_str\n"
+	".type kbox_gcopy_str,%function\n"
+	"kbox_gcopy_str:\n"
+	"	mov x3, #0\n"
+	"1:	cmp x3, x2\n"
+	"	b.hs 3f\n"
+	".globl kbox_gcopy_load\n"
+	"kbox_gcopy_load:\n"
+	"	ldrb w4, [x1, x3]\n"
+	"	strb w4, [x0, x3]\n"
+	"	cbz w4, 2f\n"
+	"	add x3, x3, #1\n"
+	"	b 1b\n"
+	"2:	mov x0, x3\n"
+	"	ret\n"
+	"3:	mov x0, #-1\n"
+	"	ret\n"
+	".size kbox_gcopy_str, .-kbox_gcopy_str\n"
+	".globl kbox_gcopy_out\n"
+	".type kbox_gcopy_out,%function\n"
+	"kbox_gcopy_out:\n"
+	"	mov x3, #0\n"
+	"1:	cmp x3, x2\n"
+	"	b.hs 2f\n"
+	"	ldrb w4, [x1, x3]\n"
+	".globl kbox_gcopy_store\n"
+	"kbox_gcopy_store:\n"
+	"	strb w4, [x0, x3]\n"
+	"	add x3, x3, #1\n"
+	"	b 1b\n"
+	"2:	mov x0, #0\n"
+	"	ret\n"
+	".globl kbox_gcopy_fault\n"
+	"kbox_gcopy_fault:\n"
+	"	mov x0, #-2\n"
+	"	ret\n"
+	".size kbox_gcopy_out, .-kbox_gcopy_out\n");
+
 // kbox_sync_icache makes code written through the data side visible to
 // instruction fetch: clean the data cache to the point of unification,
 // then invalidate the instruction cache, by line (CTR_EL0 gives the
@@ -283,6 +332,7 @@ int kbox_direct(int kick) {
 		kboxTrap(uc, 0, 1);
 	} else {
 		kbox_direct_calls++;
+		kbox_sc_note(nr, (long)m->regs[1], (long)m->regs[2]);
 		kboxTrap(uc, (int)nr, 0);
 		slow = nr == SYS_rt_sigreturn;
 	}

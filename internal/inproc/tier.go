@@ -54,7 +54,8 @@ type tier struct {
 	comm     atomic.Value
 	commKick chan struct{}
 	atExit   func()
-	rw       *rewriter // nil in the trap tier
+	rw       *rewriter  // nil in the trap tier
+	sc       *statCache // nil when off (tracing)
 	thread   threadState
 
 	trapped, native, engine atomic.Uint64
@@ -146,6 +147,16 @@ func Run(cfg Config) (int, error) {
 		if err := enableDirect(); err != nil {
 			t.eng.Verbosef("rewrite: direct entry unavailable (%v): calls the fast path does not serve trap", err)
 		}
+	}
+	// The stat cache answers stats without the engine, so it stays off
+	// while calls are traced.
+	if t.tr == nil {
+		translate, hostUID, hostGID, guestUID, guestGID := t.eng.OwnerView()
+		if err := setStatCache(t.pol, true, translate, hostUID, hostGID, guestUID, guestGID); err != nil {
+			return 125, err
+		}
+		t.sc = newStatCache()
+		t.eng.SetPlainStatHook(t.sc.note)
 	}
 	t.eng.Procs.SetFDView(guestFDView{t})
 
@@ -432,6 +443,11 @@ func (t *tier) exit(code int) {
 		}
 		t.eng.Verbosef("trap tier: %d syscalls trapped (%d served by the engine, %d run natively)",
 			t.trapped.Load(), t.engine.Load(), t.native.Load())
+		if t.sc != nil {
+			hits, misses := statCacheCounts()
+			t.eng.Verbosef("stat cache: %d stats answered without the engine, %d not (%d entries made, generation %d)",
+				hits, misses, t.sc.inserted, statCacheGen())
+		}
 		t.eng.Report()
 	}
 	if t.tr != nil {

@@ -34,7 +34,9 @@ Columns:
   as in the seccomp tier), *core* (the in-process core's own rule: it owns
   that state in-process), *EPERM*/*ENOSYS*.
 - **fast**: the rewrite tier's fast path (fd: descriptor calls on regular
-  files and directories; pid: answered; native: run unchanged).
+  files and directories; pid: answered; native: run unchanged; stat cache:
+  answered from the in-process stat cache when the path is in it, also in
+  the trap tier's signal handler).
 - **process filter**: the filter every thread of a process hosting an
   in-process guest runs (kbox's own threads included).
 
@@ -138,6 +140,8 @@ func fastCell(k FastKind) string {
 		return "pid"
 	case FastNative:
 		return "native"
+	case FastStat:
+		return "stat cache"
 	}
 	return ""
 }

@@ -88,6 +88,11 @@ type Entry struct {
 	Native      *NativeSpec // how an in-process tier runs it on the host; nil: it cannot
 	Restartable bool        // SA_RESTART restarts it after a signal
 	Fast        FastKind    // the rewrite tier's fast path
+	// PathStable: the call cannot change what a guest path names, the
+	// cwd, the root, a mount or a recorded owner, so the in-process stat
+	// cache survives it (read-only open and openat only: the cache
+	// checks their flags itself).
+	PathStable bool
 }
 
 // Cond: when argument Arg masked with Mask equals Value, the call gets

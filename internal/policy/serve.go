@@ -91,6 +91,9 @@ const (
 	FastPid
 	// FastNative: runs on the host unchanged (no descriptor, no path).
 	FastNative
+	// FastStat: a stat of a path by AT_FDCWD, answered from the
+	// in-process stat cache when the path is in it (statcache.c).
+	FastStat
 )
 
 func fdArgs(idx ...int) uint8 {
@@ -196,6 +199,29 @@ var fastKinds = map[string]FastKind{
 	"read": FastFD, "write": FastFD, "lseek": FastFD, "pread64": FastFD, "pwrite64": FastFD,
 	"readv": FastFD, "writev": FastFD, "fstat": FastFstat,
 	"getpid": FastPid, "gettid": FastPid, "getppid": FastNative,
+	"stat": FastStat, "lstat": FastStat, "newfstatat": FastStat,
+}
+
+// pathStableNames are the calls after which the in-process stat cache's
+// entries still hold: they change no name, no cwd or root, no mount and no
+// recorded owner (a file's own contents, size and times may change: the
+// cache reads the object's status live). Every other call the engine
+// serves starts a new generation of the cache. open and openat keep it
+// only when read-only, without O_CREAT and O_TRUNC (checked in C).
+var pathStableNames = []string{
+	"read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
+	"lseek", "close", "fstat", "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2",
+	"readlink", "readlinkat", "getdents", "getdents64", "getcwd", "statfs", "fstatfs", "open", "openat",
+	"getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr", "flistxattr",
+	"fsync", "fdatasync", "ftruncate", "fallocate", "fadvise64", "ioctl", "fcntl", "dup", "dup2", "dup3",
+	"pipe", "pipe2", "poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait",
+	"epoll_pwait", "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid", "getresuid",
+	"getresgid", "getgroups", "brk", "mmap", "munmap", "mprotect", "madvise", "mremap", "futex",
+	"rt_sigaction", "rt_sigprocmask", "sigaltstack", "clock_gettime", "clock_getres", "gettimeofday",
+	"time", "nanosleep", "clock_nanosleep", "uname", "sysinfo", "getrandom", "sched_yield",
+	"getrlimit", "prlimit64", "set_tid_address", "set_robust_list", "rseq", "exit", "exit_group",
+	"socket", "connect", "sendto", "recvfrom", "sendmsg", "recvmsg", "getsockopt", "setsockopt",
+	"getsockname", "getpeername", "shutdown", "umask", "wait4",
 }
 
 // annotate fills the in-process columns of the table's rows; a name that
@@ -245,6 +271,11 @@ func annotate(t []Entry) []string {
 	for _, n := range restartableNames {
 		if e := row("restartable", n); e != nil {
 			e.Restartable = true
+		}
+	}
+	for _, n := range pathStableNames {
+		if e := row("path-stable", n); e != nil {
+			e.PathStable = true
 		}
 	}
 	for n, k := range fastKinds {

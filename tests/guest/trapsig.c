@@ -26,6 +26,9 @@
  *                 v0..v31, fpcr, fpsr and tpidr_el0
  *   regs-signals  regs, repeated while an interval timer's handler (making
  *                 syscalls itself) interrupts it
+ *   regs-stat PATH  regs with a newfstatat of PATH (kbox's stat cache
+ *                 answers the later ones), then EFAULT for a bad buffer
+ *                 and a bad path
  *
  * Builds with musl-gcc -static and with gcc against glibc.
  */
@@ -41,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -577,30 +581,35 @@ static void regs_seed(unsigned k)
 	memcpy(vec_in, v, sizeof v);
 }
 
-static void regs_probe(void)
-{
-	__asm__ volatile("push %%rbx\n\tpush %%rbp\n\tpush %%r12\n\tpush %%r13\n\tpush %%r14\n\tpush %%r15\n\t"
-			 "mov %[i0], %%rbx\n\tmov %[i1], %%rbp\n\tmov %[i2], %%r12\n\tmov %[i3], %%r13\n\t"
-			 "mov %[i4], %%r14\n\tmov %[i5], %%r15\n\tmov %[i6], %%rdi\n\tmov %[i7], %%rsi\n\t"
-			 "mov %[i8], %%rdx\n\tmov %[i9], %%r10\n\tmov %[i10], %%r8\n\tmov %[i11], %%r9\n\t"
-			 "movupd %[v0], %%xmm8\n\tmovupd %[v1], %%xmm9\n\t"
-			 "mov $102, %%eax\n\t"
-			 "syscall\n\t"
-			 "mov %%rbx, %[o0]\n\tmov %%rbp, %[o1]\n\tmov %%r12, %[o2]\n\tmov %%r13, %[o3]\n\t"
-			 "mov %%r14, %[o4]\n\tmov %%r15, %[o5]\n\tmov %%rdi, %[o6]\n\tmov %%rsi, %[o7]\n\t"
-			 "mov %%rdx, %[o8]\n\tmov %%r10, %[o9]\n\tmov %%r8, %[o10]\n\tmov %%r9, %[o11]\n\t"
-			 "movupd %%xmm8, %[w0]\n\tmovupd %%xmm9, %[w1]\n\t"
-			 "pop %%r15\n\tpop %%r14\n\tpop %%r13\n\tpop %%r12\n\tpop %%rbp\n\tpop %%rbx"
-			 : "=a"(regs_uid), [o0] "=m"(regs_out[0]), [o1] "=m"(regs_out[1]), [o2] "=m"(regs_out[2]),
-			   [o3] "=m"(regs_out[3]), [o4] "=m"(regs_out[4]), [o5] "=m"(regs_out[5]), [o6] "=m"(regs_out[6]),
-			   [o7] "=m"(regs_out[7]), [o8] "=m"(regs_out[8]), [o9] "=m"(regs_out[9]), [o10] "=m"(regs_out[10]),
-			   [o11] "=m"(regs_out[11]), [w0] "=m"(vec_out[0]), [w1] "=m"(vec_out[2])
-			 : [i0] "m"(regs_in[0]), [i1] "m"(regs_in[1]), [i2] "m"(regs_in[2]), [i3] "m"(regs_in[3]),
-			   [i4] "m"(regs_in[4]), [i5] "m"(regs_in[5]), [i6] "m"(regs_in[6]), [i7] "m"(regs_in[7]),
-			   [i8] "m"(regs_in[8]), [i9] "m"(regs_in[9]), [i10] "m"(regs_in[10]), [i11] "m"(regs_in[11]),
-			   [v0] "m"(vec_in[0]), [v1] "m"(vec_in[2])
-			 : "rcx", "r11", "rdi", "rsi", "rdx", "r8", "r9", "r10", "xmm8", "xmm9", "memory", "cc");
+#define REGS_PROBE(name, nr)                                                                          \
+static void name(void)                                                                                 \
+{ \
+	__asm__ volatile("push %%rbx\n\tpush %%rbp\n\tpush %%r12\n\tpush %%r13\n\tpush %%r14\n\tpush %%r15\n\t" \
+			 "mov %[i0], %%rbx\n\tmov %[i1], %%rbp\n\tmov %[i2], %%r12\n\tmov %[i3], %%r13\n\t" \
+			 "mov %[i4], %%r14\n\tmov %[i5], %%r15\n\tmov %[i6], %%rdi\n\tmov %[i7], %%rsi\n\t" \
+			 "mov %[i8], %%rdx\n\tmov %[i9], %%r10\n\tmov %[i10], %%r8\n\tmov %[i11], %%r9\n\t" \
+			 "movupd %[v0], %%xmm8\n\tmovupd %[v1], %%xmm9\n\t" \
+			 "mov $" #nr ", %%eax\n\t" \
+			 "syscall\n\t" \
+			 "mov %%rbx, %[o0]\n\tmov %%rbp, %[o1]\n\tmov %%r12, %[o2]\n\tmov %%r13, %[o3]\n\t" \
+			 "mov %%r14, %[o4]\n\tmov %%r15, %[o5]\n\tmov %%rdi, %[o6]\n\tmov %%rsi, %[o7]\n\t" \
+			 "mov %%rdx, %[o8]\n\tmov %%r10, %[o9]\n\tmov %%r8, %[o10]\n\tmov %%r9, %[o11]\n\t" \
+			 "movupd %%xmm8, %[w0]\n\tmovupd %%xmm9, %[w1]\n\t" \
+			 "pop %%r15\n\tpop %%r14\n\tpop %%r13\n\tpop %%r12\n\tpop %%rbp\n\tpop %%rbx" \
+			 : "=a"(regs_uid), [o0] "=m"(regs_out[0]), [o1] "=m"(regs_out[1]), [o2] "=m"(regs_out[2]), \
+			   [o3] "=m"(regs_out[3]), [o4] "=m"(regs_out[4]), [o5] "=m"(regs_out[5]), [o6] "=m"(regs_out[6]), \
+			   [o7] "=m"(regs_out[7]), [o8] "=m"(regs_out[8]), [o9] "=m"(regs_out[9]), [o10] "=m"(regs_out[10]), \
+			   [o11] "=m"(regs_out[11]), [w0] "=m"(vec_out[0]), [w1] "=m"(vec_out[2]) \
+			 : [i0] "m"(regs_in[0]), [i1] "m"(regs_in[1]), [i2] "m"(regs_in[2]), [i3] "m"(regs_in[3]), \
+			   [i4] "m"(regs_in[4]), [i5] "m"(regs_in[5]), [i6] "m"(regs_in[6]), [i7] "m"(regs_in[7]), \
+			   [i8] "m"(regs_in[8]), [i9] "m"(regs_in[9]), [i10] "m"(regs_in[10]), [i11] "m"(regs_in[11]), \
+			   [v0] "m"(vec_in[0]), [v1] "m"(vec_in[2]) \
+			 : "rcx", "r11", "rdi", "rsi", "rdx", "r8", "r9", "r10", "xmm8", "xmm9", "memory", "cc"); \
 }
+REGS_PROBE(regs_probe, 102)
+/* newfstatat from a `mov $262, %eax; syscall` site: under rewrite, the fast
+   path calls the stat cache's C code with the guest's registers live. */
+REGS_PROBE(regs_probe_stat, 262)
 
 static long regs_result(void) { return regs_uid; }
 
@@ -638,6 +647,7 @@ static const struct regs_check regs_checks[] = {
 uint64_t trapsig_regs_in[31], trapsig_regs_out[31];
 uint64_t trapsig_vec_in[64], trapsig_vec_out[64];
 uint64_t trapsig_fp_in[3], trapsig_fp_out[3]; /* fpcr, fpsr, tpidr_el0 */
+uint64_t trapsig_regs_nr = 174;
 void trapsig_regs_probe(void);
 __asm__(".text\n"
 	".globl trapsig_regs_probe\n"
@@ -700,7 +710,8 @@ __asm__(".text\n"
 	"	ldp x26, x27, [x0, #208]\n"
 	"	ldp x28, x29, [x0, #224]\n"
 	"	ldr x0, [x0, #0]\n"
-	"	mov x8, #174\n" /* getuid */
+	"	adrp x8, trapsig_regs_nr\n" /* getuid (174) or newfstatat (79) */
+	"	ldr x8, [x8, :lo12:trapsig_regs_nr]\n"
 	"	svc #0\n"
 	"	bl trapsig_regs_store\n"
 	"	ldr x0, [sp, #16]\n"
@@ -776,7 +787,17 @@ static void regs_seed(unsigned k)
 	trapsig_fp_in[2] = 0x0000123456789a40ULL + 16ULL * k; /* set with msr: no syscall tells kbox */
 }
 
-static void regs_probe(void) { trapsig_regs_probe(); }
+static void regs_probe(void)
+{
+	trapsig_regs_nr = 174;
+	trapsig_regs_probe();
+}
+
+static void regs_probe_stat(void)
+{
+	trapsig_regs_nr = 79;
+	trapsig_regs_probe();
+}
 
 static long regs_result(void) { return (long)trapsig_regs_out[0]; }
 
@@ -893,6 +914,51 @@ static void mode_regs_signals(void)
 	check(!what, "registers kept across signals", "round %u: %s: %s", k, what ? what : "", why);
 	check(hits[SIGALRM] >= REGS_SIGNALS, "handler ran", "%d runs in %u rounds", (int)hits[SIGALRM], k);
 }
+
+/* regs-stat: regs with newfstatat(AT_FDCWD, PATH, &st, 0) instead of
+   getuid, ten times: kbox's engine serves the first two, its stat cache
+   the others (from the fast path under rewrite, in the SIGSYS handler
+   under trap). Then a cached path with a bad buffer, and a bad path. */
+static void regs_stat_args(const char *path, struct stat *st)
+{
+#if defined(__x86_64__)
+	regs_in[6] = (uint64_t)(long)AT_FDCWD, regs_in[7] = (uint64_t)path, regs_in[8] = (uint64_t)st, regs_in[9] = 0;
+#else
+	trapsig_regs_in[0] = (uint64_t)(long)AT_FDCWD, trapsig_regs_in[1] = (uint64_t)path;
+	trapsig_regs_in[2] = (uint64_t)st, trapsig_regs_in[3] = 0;
+#endif
+}
+
+static void mode_regs_stat(const char *path)
+{
+	struct stat want, st;
+	if (stat(path, &want) != 0) {
+		check(0, "stat", "%s: %s", path, strerror(errno));
+		return;
+	}
+	char why[160] = "";
+	const char *what = NULL;
+	for (unsigned k = 0; k < 10 && !what; k++) {
+		memset(&st, 0, sizeof st);
+		regs_seed(k);
+		regs_stat_args(path, &st);
+		regs_probe_stat();
+		if (regs_result() != 0 || st.st_ino != want.st_ino || st.st_size != want.st_size ||
+		    st.st_mode != want.st_mode || st.st_uid != want.st_uid) {
+			what = "stat from a raw syscall";
+			snprintf(why, sizeof why, "round %u: %ld, ino %llu size %lld mode %o uid %u", k, regs_result(),
+				 (unsigned long long)st.st_ino, (long long)st.st_size, st.st_mode, st.st_uid);
+		}
+		for (size_t i = 0; i < NCHECKS && !what; i++)
+			if (regs_checks[i].diff(why, sizeof why))
+				what = regs_checks[i].what;
+	}
+	check(!what, "stats from a raw syscall keep every register", "%s: %s", what ? what : "", why);
+	long r = syscall(SYS_newfstatat, AT_FDCWD, path, (void *)8, 0);
+	check(r == -1 && errno == EFAULT, "a bad buffer: EFAULT", "%ld %s", r, strerror(errno));
+	r = syscall(SYS_newfstatat, AT_FDCWD, (void *)8, &st, 0);
+	check(r == -1 && errno == EFAULT, "a bad path: EFAULT", "%ld %s", r, strerror(errno));
+}
 #else
 static void mode_regs(void)
 {
@@ -902,6 +968,13 @@ static void mode_regs(void)
 static void mode_regs_signals(void)
 {
 	printf("regs-signals: ok registers kept across signals\nregs-signals: ok handler ran\n");
+}
+
+static void mode_regs_stat(const char *path)
+{
+	(void)path;
+	printf("regs-stat: ok stats from a raw syscall keep every register\nregs-stat: ok a bad buffer: EFAULT\n"
+	       "regs-stat: ok a bad path: EFAULT\n");
 }
 #endif
 
@@ -944,6 +1017,8 @@ int main(int argc, char **argv)
 		mode_regs();
 	else if (!strcmp(mode, "regs-signals"))
 		mode_regs_signals();
+	else if (!strcmp(mode, "regs-stat") && argc == 3)
+		mode_regs_stat(argv[2]);
 	else {
 		fprintf(stderr, "trapsig: unknown mode %s\n", mode);
 		return 2;
