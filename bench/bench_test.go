@@ -201,8 +201,8 @@ func TestTrapDistances(t *testing.T) {
 	if d := got["enosys"]; d.Formula != "sigsys_trap + sigsys_cgo_callback" {
 		t.Errorf("enosys distance = %+v", d)
 	}
-	if d := got["stat"]; d.Formula != "native + sigsys_trap + sigsys_cgo_callback" || d.Floor != 1+2.5+0.375 {
-		t.Errorf("stat distance = %+v", d)
+	if d := got["stat"]; d.Formula != "native + sigsys_trap" || d.Floor != 1+2.5 {
+		t.Errorf("stat distance (the stat cache in the handler) = %+v", d)
 	}
 	if d := got["open_close"]; d.Formula != "native + 2×sigsys_trap + 2×sigsys_cgo_callback" || d.Floor != 3+5+0.75 {
 		t.Errorf("open_close distance = %+v", d)
@@ -212,6 +212,43 @@ func TestTrapDistances(t *testing.T) {
 	for _, d := range distances(perCall, fl) {
 		if d.Row == "getpid" && (d.Formula != "sigsys_trap" || d.Floor != 2.5) {
 			t.Errorf("getpid distance without the cgo floor = %+v", d)
+		}
+	}
+}
+
+// TestEntryDistances: with the thread-pointer floor measured, a call
+// that enters Go costs tp_switch besides the callback: after a SIGSYS
+// in the trap tier, directly (cgo_callback) in the rewrite tier; a stat
+// under rewrite is answered by the fast path's stat cache (native).
+func TestEntryDistances(t *testing.T) {
+	mk := func(row, runner string, xs ...float64) *series {
+		s := &series{Row: row, Runner: runner, Samples: xs}
+		s.finish()
+		return s
+	}
+	perCall := []*series{
+		mk("stat", "native", 1), mk("stat", "kbox-rewrite", 1.2),
+		mk("open_close", "native", 3), mk("open_close", "kbox-rewrite", 20), mk("open_close", "kbox-trap", 30),
+		mk("enosys", "kbox-rewrite", 8), mk("getpid", "kbox-trap", 12),
+	}
+	fl := &floorResult{Series: []*series{mk("sigsys_trap", "floor", 3), mk("sigsys_cgo_callback", "floor", 0.5),
+		mk("cgo_callback", "floor", 0.25), mk("tp_switch", "floor", 7)}}
+	got := map[string]distance{}
+	for _, d := range distances(perCall, fl) {
+		got[d.Tier+"/"+d.Row] = d
+	}
+	for key, want := range map[string]struct {
+		formula string
+		floor   float64
+	}{
+		"kbox-trap/getpid":        {"sigsys_trap + tp_switch + sigsys_cgo_callback", 10.5},
+		"kbox-trap/open_close":    {"native + 2×sigsys_trap + 2×tp_switch + 2×sigsys_cgo_callback", 3 + 21},
+		"kbox-rewrite/stat":       {"native", 1},
+		"kbox-rewrite/enosys":     {"tp_switch + cgo_callback", 7.25},
+		"kbox-rewrite/open_close": {"native + 2×tp_switch + 2×cgo_callback", 3 + 14.5},
+	} {
+		if d := got[key]; d.Formula != want.formula || d.Floor != want.floor {
+			t.Errorf("%s: %q = %g, want %q = %g", key, d.Formula, d.Floor, want.formula, want.floor)
 		}
 	}
 }

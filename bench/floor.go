@@ -16,6 +16,7 @@ var floorRows = map[string][]string{
 	"unotify_addfd": {"unotify_addfd", "unotify_addfd_sync"},
 	"unotify_stat":  {"unotify_stat", "unotify_stat_sync"},
 	"cgocallback":   {"cgo_call", "cgo_callback", "sigsys_cgo_callback"},
+	"tp_switch":     {"tp_switch"},
 }
 
 // floorCalibration names, for a program whose rows do not each take N
@@ -179,15 +180,19 @@ type term struct {
 //     trip; calls allowed in BPF at least native plus the filter's cost
 //     per call (plain_filtered − plain).
 //   - trap: every guest call traps and is served in Go, so each costs at
-//     least sigsys_trap + sigsys_cgo_callback (the SIGSYS round trip and
-//     a callback into Go from the handler); stat, open_close and the
-//     lseek rows add the native call(s) kbox makes for the guest, getpid
-//     and enosys add nothing. Without the cgocallback floor, sigsys_trap
-//     alone.
+//     least sigsys_trap + tp_switch + sigsys_cgo_callback (the SIGSYS
+//     round trip, the thread pointer switched to kbox's and back, and a
+//     callback into Go from the handler); open_close and the lseek rows
+//     add the native call(s) kbox makes for the guest, getpid and enosys
+//     add nothing. stat is answered by the stat cache in the handler:
+//     native + sigsys_trap. Without the tp_switch or cgocallback floor,
+//     the others alone.
 //   - rewrite: lseek+read and lseek+write run from the patched sites'
 //     fast path, natively under the filter (native + the filter's cost
-//     per call); stat, open_close and enosys trap as in the trap tier;
-//     getpid is answered without a syscall (no floor).
+//     per call); stat from the fast path's stat cache (native); open_close
+//     and enosys enter Go directly, without a signal: tp_switch +
+//     cgo_callback per call, and open_close the native calls; getpid is
+//     answered without a syscall (no floor).
 func distances(perCall []*series, fl *floorResult) []distance {
 	cell := func(row, runner string) term {
 		for _, s := range perCall {
@@ -211,6 +216,8 @@ func distances(perCall []*series, fl *floorResult) []distance {
 	safeStat := floor("unotify_stat", "unotify_stat_sync")
 	trap := floor("sigsys_trap")
 	cgoCB := floor("sigsys_cgo_callback")
+	tpSwitch := floor("tp_switch")
+	direct := floor("cgo_callback")
 	plain, filtered := floor("plain"), floor("plain_filtered")
 	filter := term{"filter", summary{
 		Median: max(0, filtered.s.Median-plain.s.Median),
@@ -259,29 +266,38 @@ func distances(perCall []*series, fl *floorResult) []distance {
 		// A trapped call costs sigsys_trap plus the callback into Go (when
 		// its floor was measured); rows whose call kbox makes for the
 		// guest add the native call.
-		trapped := func(row string) {
+		// entered adds the native calls of row and, per call that enters
+		// Go, the entry's terms that were measured.
+		entered := func(row string, entry ...term) {
 			var parts []term
 			var weights []float64
 			if !answeredInKbox[row] {
 				parts, weights = []term{cell(row, "native")}, []float64{1}
 			}
 			n := trappedPerIteration[row]
-			parts, weights = append(parts, trap), append(weights, n)
-			if cgoCB.s.N > 0 {
-				parts, weights = append(parts, cgoCB), append(weights, n)
+			for _, e := range entry {
+				if e.s.N > 0 {
+					parts, weights = append(parts, e), append(weights, n)
+				}
 			}
 			add(tier, row, parts, weights)
 		}
 		if tier == "kbox-trap" {
 			for _, row := range benchTests {
-				trapped(row)
+				if row == "stat" {
+					add(tier, row, []term{cell(row, "native"), trap}, []float64{1, 1})
+					continue
+				}
+				entered(row, trap, tpSwitch, cgoCB)
 			}
 			continue
 		}
 		// rewrite: descriptor-local calls run from the fast path (native
-		// under the filter); the others reach kbox as in the trap tier.
-		for _, row := range []string{"stat", "open_close", "enosys"} {
-			trapped(row)
+		// under the filter), stat from its stat cache; the others enter
+		// Go directly.
+		add(tier, "stat", []term{cell("stat", "native")}, []float64{1})
+		for _, row := range []string{"open_close", "enosys"} {
+			entered(row, tpSwitch, direct)
 		}
 		for _, row := range []string{"lseek_read", "lseek_write"} {
 			add(tier, row, []term{cell(row, "native"), filter}, []float64{1, syscallsPerIteration[row]})

@@ -208,7 +208,7 @@ func buildRoot(repo, root string) error {
 }
 
 // floorPrograms are the C programs under bench/floor, built with gcc -O2.
-var floorPrograms = []string{"plain", "sigsys_trap", "sud_trap", "unotify_rt", "unotify_addfd", "unotify_stat"}
+var floorPrograms = []string{"plain", "sigsys_trap", "sud_trap", "unotify_rt", "unotify_addfd", "unotify_stat", "tp_switch"}
 
 // writeSources copies the embedded directory dir into dst.
 func writeSources(dir, dst string) error {
