@@ -109,27 +109,25 @@ func setup(log *logger) (*env, error) {
 	return e, buildLibcBench(e)
 }
 
-// kboxBuildFlags are the go build flags of the measured kbox: cgo (the
-// trap tier's guest thread and SIGSYS handler are C) and a position-
-// independent executable (a non-PIE kbox occupies 0x400000, where static
-// guests load). The seccomp tier runs from the same binary. The price:
-// each kbox start costs more than with the CGO_ENABLED=0 build used before
-// (seccomp /bin/true 13.4 against 11.7 ms, medians of 30 on the 2-vCPU
-// development VM; a -static-pie cgo build measured 13.2, so the dynamic
-// loader is not the main part of it).
-var kboxBuildFlags = []string{"build", "-buildmode=pie"}
-
-// buildKbox builds ./cmd/kbox into e.kbox with cgo.
+// buildKbox builds kbox into e.kbox as the README does
+// (scripts/build-kbox): cgo (the in-process tiers' guest thread and SIGSYS
+// handler are C), linked at a fixed address clear of where non-PIE guests
+// load, so that no start pays the dynamic loader's relocations of a PIE.
+// The seccomp tier runs from the same binary.
 func (e *env) buildKbox() error {
 	if err := needCC(cgoCC()); err != nil {
 		return fmt.Errorf("building kbox for the benchmarks: %w", err)
 	}
-	args := append(append([]string{}, kboxBuildFlags...), "-o", e.kbox, "./cmd/kbox")
-	build := exec.Command(e.goTool, args...)
+	build := exec.Command("bash", filepath.Join(e.repo, "scripts/build-kbox"), "-o", e.kbox)
+	// scripts/build-kbox runs the go command found on PATH: put the one
+	// running the benchmarks first.
 	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if filepath.IsAbs(e.goTool) {
+		build.Env = append(build.Env, "PATH="+filepath.Dir(e.goTool)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
 	build.Dir = e.repo
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("CGO_ENABLED=1 go %s: %v\n%s", strings.Join(args, " "), err, out)
+		return fmt.Errorf("scripts/build-kbox -o %s: %v\n%s", e.kbox, err, out)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ work="${KBOX_REALPROG_WORK:-/var/tmp/kbox-realprog-work}"
 mkdir -p "$work" && chmod 755 "$work"
 echo "== building kbox"
 mkdir -p "$work/bin" && chmod 755 "$work/bin"
-go build -buildmode=pie -o "$work/bin/kbox" ./cmd/kbox || exit 2
+scripts/build-kbox -o "$work/bin/kbox" || exit 2
 
 report=$(mktemp)
 log=$(mktemp)

@@ -39,6 +39,7 @@ echo "== CGO_ENABLED=0 build (seccomp tier only) and the PIE build (every tier)"
 CGO_ENABLED=0 go build -o /dev/null ./cmd/kbox
 CGO_ENABLED=0 go vet ./internal/tier/... ./internal/inproc/... ./cmd/...
 go build -buildmode=pie -o /dev/null ./cmd/kbox
+scripts/build-kbox -o /dev/null
 if [ $quick -eq 0 ]; then
 	echo "== staticcheck"
 	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...

@@ -185,7 +185,7 @@ func (t *tier) mapImage(f *os.File, im *loader.Image, hint uint64, what string) 
 		}
 	case elf.ET_EXEC:
 		if _, err := mmapFixedNoReplace(extent.Start, extent.End-extent.Start, unix.PROT_NONE); err != nil {
-			return loader.Layout{}, notExecutable(fmt.Errorf("%s must be loaded at %#x-%#x, which kbox itself occupies (a non-PIE kbox build? build kbox with -buildmode=pie)", what, extent.Start, extent.End))
+			return loader.Layout{}, notExecutable(fmt.Errorf("%s must be loaded at %#x-%#x, which kbox itself occupies (a kbox linked at the Go default address? build it with scripts/build-kbox or go build -buildmode=pie)", what, extent.Start, extent.End))
 		}
 	}
 	l, err := im.Layout(base)

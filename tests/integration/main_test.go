@@ -79,9 +79,9 @@ func runMain(m *testing.M) int {
 		}
 		return m.Run()
 	}
-	// PIE, as the README builds it: the trap tier loads non-PIE guests at
-	// their fixed addresses (0x400000), where a non-PIE kbox would sit.
-	cmd := exec.Command("go", "build", "-buildmode=pie", "-o", kboxBin, "./cmd/kbox")
+	// As the README builds it (scripts/build-kbox): cgo, linked at a fixed
+	// address clear of 0x400000, where the trap tier loads non-PIE guests.
+	cmd := exec.Command("bash", "scripts/build-kbox", "-o", kboxBin)
 	cmd.Dir = fixture.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "integration: building kbox failed: %v\n%s", err, out)
@@ -92,7 +92,7 @@ func runMain(m *testing.M) int {
 
 // prebuiltDir (KBOX_PREBUILT) holds binaries built before the tests ran,
 // for a machine without the toolchains (scripts/arm64-vm-test builds them
-// for arm64 and runs the suite in a VM): kbox (the PIE cgo build),
+// for arm64 and runs the suite in a VM): kbox (scripts/build-kbox),
 // kbox-nocgo, kbox-nopie, the vforkexec-glibc and vforkexec-musl guests
 // and (arm64) cancelloop-glibc241. The fixture root comes from
 // KBOX_FIXTURE_ROOT (tests/fixture).

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kbox-go/kbox/tests/fixture"
 )
 
 // unprivUID is the uid (and gid) of the unprivileged kbox variant.
@@ -137,7 +139,7 @@ func buildKbox(t *testing.T, base string) string {
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-buildmode=pie", "-o", bin, "github.com/kbox-go/kbox/cmd/kbox")
+	cmd := exec.Command("bash", filepath.Join(fixture.RepoRoot(), "scripts/build-kbox"), "-o", bin)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building kbox: %v\n%s", err, out)
 	}
