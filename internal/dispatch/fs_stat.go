@@ -314,12 +314,25 @@ func (e *Engine) readlinkCommon(r *Request, dirfd, pathArg int, buf uint64, size
 		}
 		text = string(b[:n])
 	} else {
-		l, err := e.resolveAt(r, dirfd, p, 0)
+		// A plain last component in a plain directory is read with one
+		// readlinkat of that single name in kbox's descriptor of its
+		// parent (readlinkat never follows it): no O_PATH open, fstat and
+		// close of the link. The kernel's answer is Linux's own: EINVAL
+		// for what is not a symlink, ENOENT for a missing name. Mount
+		// points, procfs and overlays are resolved in full (ParentOnly).
+		l, err := e.resolveAt(r, dirfd, p, vfs.ParentOnly)
 		if err != nil {
 			return Fail(err)
 		}
 		defer l.Release()
 		switch {
+		case l.Deferred:
+			b := make([]byte, vfs.PathMax)
+			n, err := unix.Readlinkat(l.Parent.FD(), l.Name, b)
+			if err != nil {
+				return Fail(err)
+			}
+			text = string(b[:n])
 		case !l.Exists():
 			return Fail(unix.ENOENT)
 		case l.VirtualLink:
