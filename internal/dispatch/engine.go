@@ -75,6 +75,12 @@ type Config struct {
 	// NetUser is --net=user's configuration (nil: another mode): the
 	// seccomp tier translates every AF_INET address (net_user.go).
 	NetUser *netuser.Config
+	// ThreadsOnDemand: the engine's locked helper threads (the umask pool,
+	// the bind thread) start at their first use instead of with the
+	// engine. Only where no guest thread runs in kbox's process (the
+	// seccomp tier): an in-process tier needs them started before its
+	// guest thread exists, which a new thread could be cloned from.
+	ThreadsOnDemand bool
 }
 
 // Engine is the dispatcher shared by all tiers.
@@ -155,7 +161,10 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.exec = x
 	e.bindThread = newBindThread()
-	startUmaskThreads()
+	if !cfg.ThreadsOnDemand {
+		e.bindThread.start()
+		startUmaskThreads()
+	}
 	e.names = newUnixNames()
 	e.abstract = newAbstractNS()
 	if cfg.NetUser != nil {

@@ -119,10 +119,11 @@ func (e *Engine) createOpen(r *Request, dirfd int, name string, flags int, mode 
 }
 
 // umaskPool runs creating calls on OS threads with a private fs_struct,
-// started with the engine (startUmaskThreads): a thread the Go runtime
-// starts later may be cloned from a guest thread of an in-process tier and
-// inherit its filter, which refuses unshare. A call waits for a free
-// thread.
+// started with the engine (startUmaskThreads) in the in-process tiers: a
+// thread the Go runtime starts later may be cloned from their guest
+// thread and inherit its filter, which refuses unshare. The seccomp tier
+// starts them at the first creating call (Config.ThreadsOnDemand). A call
+// waits for a free thread.
 type umaskPool struct {
 	once sync.Once
 	idle chan *umaskWorker

@@ -703,27 +703,32 @@ func sysSendmmsg(e *Engine, r *Request) Result {
 // name in a directory kbox chose. The rest of kbox never depends on the
 // process working directory.
 type bindThread struct {
+	once sync.Once
 	reqs chan func()
 	err  error
 }
 
-func newBindThread() *bindThread {
-	t := &bindThread{reqs: make(chan func())}
-	ready := make(chan struct{})
-	go func() {
-		// Never unlocked: the thread ends with the process.
-		runtime.LockOSThread()
-		t.err = unix.Unshare(unix.CLONE_FS)
-		close(ready)
-		for f := range t.reqs {
-			f()
-		}
-	}()
-	<-ready
-	return t
+func newBindThread() *bindThread { return &bindThread{reqs: make(chan func())} }
+
+// start starts the thread (once; Config.ThreadsOnDemand says when).
+func (t *bindThread) start() {
+	t.once.Do(func() {
+		ready := make(chan struct{})
+		go func() {
+			// Never unlocked: the thread ends with the process.
+			runtime.LockOSThread()
+			t.err = unix.Unshare(unix.CLONE_FS)
+			close(ready)
+			for f := range t.reqs {
+				f()
+			}
+		}()
+		<-ready
+	})
 }
 
 func (t *bindThread) bindAt(sock int, a *sockAddr, umask int) error {
+	t.start()
 	if t.err != nil {
 		return t.err
 	}

@@ -101,6 +101,10 @@ func runSeccomp(p *Plan, pol *policy.Resolved, obs *observer) (int, error) {
 	}
 	cfg := EngineConfig(p.NS, pol, p.Identity, p.WorkDir, execTmp.Path, p.Verbose, p.KeepCaps)
 	cfg.NetUser = p.NetUser
+	// No guest thread ever runs in this process: the helper threads
+	// can start when first needed (many runs create no file and bind no
+	// socket).
+	cfg.ThreadsOnDemand = true
 	eng, err := dispatch.New(cfg)
 	if err != nil {
 		return ExitFailure, err
