@@ -25,8 +25,11 @@ func Run(p *Plan) (int, error) {
 	// each refusal is named and counted (the engine answers EPERM); the
 	// in-process tiers' filters deny it in BPF regardless, and their
 	// guest's calls trap first anyway.
+	// The seccomp tier's launcher puts the guest in a Landlock domain of
+	// its own when the kernel has Landlock (runSeccomp): resolved for it
+	// here, so that the table is built once.
 	pol, err := policy.Resolve(abi.Host(), policy.Options{VirtualIdentity: p.Identity.Virtual, NotifyDenied: p.Verbose,
-		NetNone: p.Net == "none", NetUser: p.Net == "user"})
+		NetNone: p.Net == "none", NetUser: p.Net == "user", GuestDomain: p.Tier == "seccomp" && landlock.ABI() > 0})
 	if err != nil {
 		return ExitFailure, err
 	}
@@ -79,9 +82,11 @@ func runSeccomp(p *Plan, pol *policy.Resolved, obs *observer) (int, error) {
 	}
 	defer execTmp.Remove()
 	llABI := landlock.ABI()
-	if llABI > 0 {
+	if llABI > 0 && !pol.Options().GuestDomain {
 		// The launcher puts the guest in a Landlock domain of its own:
-		// the rows the kernel then confines to it are served.
+		// the rows the kernel then confines to it are served (Run
+		// resolved for it already unless auto fell back from an
+		// in-process tier).
 		opts := pol.Options()
 		opts.GuestDomain = true
 		if pol, err = policy.Resolve(pol.Arch, opts); err != nil {
