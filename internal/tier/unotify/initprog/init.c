@@ -471,6 +471,11 @@ __attribute__((used)) void start_c(long *sp) {
 	char **argv = (char **)(sp + 1);
 	int foreground = argc > 1 && argv[1][0] == 'f';
 	int self = (int)sys0(__NR_getpid);
+	// Executed from a memfd (/proc/self/fd/N), the process would be
+	// named N in ps, top and perf; the launcher child inherits the name
+	// until the guest's exec.
+	static const char name[16] = "kbox-init";
+	sys5(__NR_prctl, PR_SET_NAME, (long)name, 0, 0, 0);
 
 	// Only kbox ends the reaper: a terminal's or a job's signals must not.
 	// They are caught, not ignored (an ignored signal stays ignored across
