@@ -116,8 +116,15 @@ long kbox_stat_fast(long nr, long a0, long a1, long a2, long a3) {
 		if (!same)
 			continue;
 		struct stat st;
-		if (kbox_raw6(SYS_fstat, e->fd, (long)&st, 0, 0, 0, 0) != 0 || st.st_nlink == 0)
+		int32_t fd = e->fd;
+		if (kbox_raw6(SYS_fstat, fd, (long)&st, 0, 0, 0, 0) != 0 || st.st_nlink == 0)
 			goto miss; // removed or replaced on the host: resolve again
+		// Under rewrite a kick can run a guest signal handler between
+		// the load of fd and the fstat; its calls may end the
+		// generation, and Go then closes fd, whose number a new open
+		// may take. The answer stands only if the entry did not change.
+		if (e->gen != gen || e->fd != fd)
+			goto miss;
 		if (kbox_sc_owner.translate) {
 			if (st.st_uid == kbox_sc_owner.host_uid)
 				st.st_uid = kbox_sc_owner.guest_uid;
