@@ -981,24 +981,33 @@ const statusBuf = 4096
 
 func readStatusFD(fd int) taskStatus {
 	var small [statusBuf]byte
-	b := small[:0]
+	b, err := readAllFD(fd, small[:0])
+	if err != nil {
+		return taskStatus{-1, -1, -1, err}
+	}
+	return parseStatus(b)
+}
+
+// readAllFD reads fd to its end into b (growing it when full): plain read
+// calls, without os.File's poller registration and fcntl calls, for the
+// small /proc files kbox reads per process.
+func readAllFD(fd int, b []byte) ([]byte, error) {
 	for {
 		if len(b) == cap(b) {
-			b = append(b, make([]byte, len(b))...)[:len(b)]
+			b = append(b, make([]byte, max(len(b), 64))...)[:len(b)]
 		}
 		n, err := unix.Read(fd, b[len(b):cap(b)])
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return taskStatus{-1, -1, -1, err}
+			return b, err
 		}
 		if n <= 0 {
-			break
+			return b, nil
 		}
 		b = b[:len(b)+n]
 	}
-	return parseStatus(b)
 }
 
 func parseStatus(b []byte) taskStatus {
@@ -1102,22 +1111,9 @@ func appendChildren(out []int, path string) []int {
 	}
 	defer unix.Close(fd)
 	var small [512]byte
-	b := small[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, make([]byte, len(b))...)[:len(b)]
-		}
-		n, err := unix.Read(fd, b[len(b):cap(b)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return out
-		}
-		if n <= 0 {
-			break
-		}
-		b = b[:len(b)+n]
+	b, err := readAllFD(fd, small[:0])
+	if err != nil {
+		return out
 	}
 	for _, f := range strings.Fields(string(b)) {
 		if c, err := strconv.Atoi(f); err == nil {

@@ -35,45 +35,19 @@ func TestHostChangesWhileCached(t *testing.T) {
 				t.Fatal(err)
 			}
 			chownTree(t, d, v.uid())
-			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-			defer cancel()
 			// sc, not a shell: the in-process tiers run one process.
-			argv := []string{kboxBin, "--syscall-mode=" + tier, "-r", root, "--", "/bin/sc",
+			sc := startPausedSC(t, v, "--syscall-mode="+tier, "-r", root, "--", "/bin/sc",
 				"stat", "/hostchange/f", ",", "read", "0", "3", ",", "stat", "/hostchange/f", ",", "readfile", "/hostchange/f", ",",
 				"read", "0", "3", ",", "stat", "/hostchange/f", ",", "read", "0", "3", ",",
-				"rename", "/hostchange/g", "/hostchange/h", ",", "stat", "/hostchange/f"}
-			if v.unpriv && isRoot() {
-				argv = asUnprivileged(argv)
-			}
-			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-			cmd.Env = baseEnv()
-			cmd.Dir = "/"
-			stdin, _ := cmd.StdinPipe()
-			stdout, _ := cmd.StdoutPipe()
-			var stderr lockedBuffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := bufio.NewReader(stdout)
-			next := func(want string) {
-				t.Helper()
-				line, err := lines.ReadString('\n')
-				if m := statLine.FindStringSubmatch(line); m != nil {
-					line = m[1] + " " + m[2] + "\n"
-				}
-				if line != want+"\n" {
-					t.Errorf("%s: got %q (%v), want %q\nstderr:\n%s", tier, line, err, want, stderr.String())
-				}
-			}
+				"rename", "/hostchange/g", "/hostchange/h", ",", "stat", "/hostchange/f")
+			next := sc.next
 			next("0644 3")
 			// The file changes on the host: seen.
 			if err := os.WriteFile(filepath.Join(d, "f"), []byte("three"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			os.Chmod(filepath.Join(d, "f"), 0o600)
-			io.WriteString(stdin, "go\n")
-			next("read: ok 3 go\\x0a")
+			sc.resume()
 			next("0600 5")
 			next("readfile: ok three")
 			// The directory is renamed away and replaced on the host: the
@@ -86,24 +60,88 @@ func TestHostChangesWhileCached(t *testing.T) {
 			os.WriteFile(filepath.Join(d, "f"), []byte("four"), 0o640)
 			chownTree(t, d, v.uid())
 			chownTree(t, d+".old", v.uid())
-			io.WriteString(stdin, "go\n")
-			next("read: ok 3 go\\x0a")
+			sc.resume()
 			next("0600 5")
 			// The guest's own rename drops the cache: now it is seen.
-			io.WriteString(stdin, "go\n")
-			next("read: ok 3 go\\x0a")
+			sc.resume()
 			next("rename: ok 0")
 			next("0640 4")
-			stdin.Close()
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case <-done:
-			case <-time.After(runTimeout):
-				syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-				t.Fatal("kbox did not end")
-			}
+			sc.finish(false)
 		})
+	}
+}
+
+// pausedSC is a kbox running /bin/sc whose script waits at each
+// "read 0 3" for the test to change something on the host (resume).
+type pausedSC struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  *bufio.Reader
+	stderr lockedBuffer
+	cancel context.CancelFunc
+}
+
+// startPausedSC starts kbox with args (as the unprivileged uid for an
+// unprivileged variant), stdin piped for the script's pauses.
+func startPausedSC(t *testing.T, v variant, args ...string) *pausedSC {
+	t.Helper()
+	argv := append([]string{kboxBin}, args...)
+	if v.unpriv && isRoot() {
+		argv = asUnprivileged(argv)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	s := &pausedSC{t: t, cancel: cancel}
+	s.cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
+	s.cmd.Env = baseEnv()
+	s.cmd.Dir = "/"
+	s.stdin, _ = s.cmd.StdinPipe()
+	stdout, _ := s.cmd.StdoutPipe()
+	s.cmd.Stderr = &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	s.lines = bufio.NewReader(stdout)
+	return s
+}
+
+// next reads the next output line, a successful stat shortened to its
+// mode and size, and compares it with want.
+func (s *pausedSC) next(want string) {
+	s.t.Helper()
+	line, err := s.lines.ReadString('\n')
+	if m := statLine.FindStringSubmatch(line); m != nil {
+		line = m[1] + " " + m[2] + "\n"
+	}
+	if line != want+"\n" {
+		s.t.Errorf("got %q (%v), want %q\nstderr:\n%s", line, err, want, s.stderr.String())
+	}
+}
+
+// resume ends the script's current pause.
+func (s *pausedSC) resume() {
+	s.t.Helper()
+	io.WriteString(s.stdin, "go\n")
+	s.next("read: ok 3 go\\x0a")
+}
+
+// finish closes stdin and waits for kbox; mustSucceed also requires
+// exit status 0.
+func (s *pausedSC) finish(mustSucceed bool) {
+	s.t.Helper()
+	defer s.cancel()
+	s.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil && mustSucceed {
+			s.t.Errorf("kbox: %v\nstderr:\n%s", err, s.stderr.String())
+		}
+	case <-time.After(runTimeout):
+		syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
+		s.t.Fatal("kbox did not end")
 	}
 }
 

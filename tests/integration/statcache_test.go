@@ -1,17 +1,11 @@
 package integration
 
 import (
-	"bufio"
-	"context"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // statCacheRE reads the in-process tiers' -v count of stats the stat
@@ -91,43 +85,13 @@ func TestStatCacheChanges(t *testing.T) {
 			script = append(script, wait...)                                                 // host: unlink f
 			script = append(script, ",", "stat", "f", ",", "stat", "/sc/f")                  // ENOENT both
 			args := append([]string{"-v", "--syscall-mode=" + tier, "-r", root, "--", "/bin/sc"}, script...)
-			argv := append([]string{kboxBin}, args...)
-			if v.unpriv && isRoot() {
-				argv = asUnprivileged(argv)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-			cmd.Env = baseEnv()
-			cmd.Dir = "/"
-			stdin, _ := cmd.StdinPipe()
-			stdout, _ := cmd.StdoutPipe()
-			var stderr lockedBuffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := bufio.NewReader(stdout)
-			next := func(want string) {
-				t.Helper()
-				line, err := lines.ReadString('\n')
-				if m := statLine.FindStringSubmatch(line); m != nil {
-					line = m[1] + " " + m[2] + "\n"
-				}
-				if line != want+"\n" {
-					t.Errorf("got %q (%v), want %q\nstderr:\n%s", line, err, want, stderr.String())
-				}
-			}
+			sc := startPausedSC(t, v, args...)
+			next, resume := sc.next, sc.resume
 			nextN := func(n int, want string) {
 				t.Helper()
 				for i := 0; i < n; i++ {
 					next(want)
 				}
-			}
-			resume := func() {
-				t.Helper()
-				io.WriteString(stdin, "go\n")
-				next("read: ok 3 go\\x0a")
 			}
 			nextN(2, "0644 3")
 			if err := os.WriteFile(f, []byte("three"), 0o644); err != nil {
@@ -160,20 +124,9 @@ func TestStatCacheChanges(t *testing.T) {
 			}
 			resume()
 			nextN(2, "stat: err ENOENT")
-			stdin.Close()
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("kbox: %v\nstderr:\n%s", err, stderr.String())
-				}
-			case <-time.After(runTimeout):
-				syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-				t.Fatal("kbox did not end")
-			}
-			if hits := statCacheHits(t, runOpts{Args: args}, stderr.String()); hits < 8 {
-				t.Errorf("the stat cache answered %d stats, want at least 8:\n%s", hits, stderr.String())
+			sc.finish(true)
+			if hits := statCacheHits(t, runOpts{Args: args}, sc.stderr.String()); hits < 8 {
+				t.Errorf("the stat cache answered %d stats, want at least 8:\n%s", hits, sc.stderr.String())
 			}
 		})
 	}
