@@ -82,6 +82,17 @@ func runSeccomp(p *Plan, pol *policy.Resolved, obs *observer) (int, error) {
 	}
 	defer execTmp.Remove()
 	llABI := landlock.ABI()
+	var execRoots []string
+	for _, m := range p.NS.Mounts() {
+		execRoots = append(execRoots, m.Host)
+		if m.Overlay != nil {
+			execRoots = append(execRoots, m.Overlay.Lower)
+		}
+	}
+	// kbox-init starts now, its exec beside the policy table, the filter
+	// and the engine; it waits for its config (unotify.StartEarly).
+	early := unotify.StartEarly(llABI, execRoots)
+	defer early.Close()
 	if llABI > 0 && !pol.Options().GuestDomain {
 		// The launcher puts the guest in a Landlock domain of its own:
 		// the rows the kernel then confines to it are served (Run
@@ -96,13 +107,6 @@ func runSeccomp(p *Plan, pol *policy.Resolved, obs *observer) (int, error) {
 	prog, err := seccomp.Compile(pol.Program())
 	if err != nil {
 		return ExitFailure, fmt.Errorf("compiling the seccomp filter: %w", err)
-	}
-	var execRoots []string
-	for _, m := range p.NS.Mounts() {
-		execRoots = append(execRoots, m.Host)
-		if m.Overlay != nil {
-			execRoots = append(execRoots, m.Overlay.Lower)
-		}
 	}
 	cfg := EngineConfig(p.NS, pol, p.Identity, p.WorkDir, execTmp.Path, p.Verbose, p.KeepCaps)
 	cfg.NetUser = p.NetUser
@@ -135,7 +139,7 @@ func runSeccomp(p *Plan, pol *policy.Resolved, obs *observer) (int, error) {
 		eng.Verbosef("landlock unavailable: execve from multi-threaded processes is refused")
 	}
 	res, err := unotify.Run(eng, unotify.Launch{Filter: prog, Path: p.Path, Argv: p.Argv, Env: p.Env, ExecDir: execTmp.Path,
-		KeepCaps: p.KeepCaps, Landlock: llABI, ExecRoots: execRoots})
+		KeepCaps: p.KeepCaps, Landlock: llABI, ExecRoots: execRoots, Early: early})
 	if err != nil {
 		return ExitFailure, err
 	}

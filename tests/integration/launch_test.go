@@ -423,7 +423,8 @@ func TestLaunchers(t *testing.T) {
 			if got != want {
 				t.Errorf("%s\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", cmdline(opts), out, want, errOut)
 			}
-			wantVia := "guest started by kbox-init"
+			// kbox-init starts beside kbox's set-up (unotify.StartEarly).
+			wantVia := "guest started by kbox-init, started early"
 			if via == "self" {
 				wantVia = "guest started by kbox re-executed (kbox-init: KBOX_INIT=self)"
 			}

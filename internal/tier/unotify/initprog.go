@@ -26,6 +26,10 @@ import (
 // initConfigMax is kbox-init's config limit (maxConfig in init.c).
 const initConfigMax = 4 << 20
 
+// initProgFD is the lowest descriptor number kbox-init's memfd may take:
+// above every descriptor spawnReaper sets in the child.
+const initProgFD = 64
+
 // initProgram is kbox-init for this architecture (nil: none).
 var initProgram []byte
 
@@ -61,6 +65,17 @@ func initProgramPath() (string, error) {
 			initProg.err = fmt.Errorf("sealing kbox-init: %w", err)
 			return
 		}
+		// The child execs /proc/self/fd/N after its descriptors 0..k
+		// were set to the files it gets (spawnReaper: at most 8): a
+		// memfd numbered below that would be replaced by one of them
+		// (with an early start it was 7, the exec ruleset's place).
+		high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, initProgFD)
+		unix.Close(fd)
+		if err != nil {
+			initProg.err = fmt.Errorf("moving kbox-init's descriptor: %w", err)
+			return
+		}
+		fd = high
 		initProg.path = "/proc/self/fd/" + strconv.Itoa(fd) // kept open for the process's life
 	})
 	return initProg.path, initProg.err

@@ -44,6 +44,10 @@ type Launch struct {
 	// GuestNproc, when not 0, is the guest's RLIMIT_NPROC (soft and
 	// hard), set by Run below kbox's own (see threads.go).
 	GuestNproc uint64
+	// Early, when not nil, is kbox-init already started for this launch
+	// (StartEarly, with the same Landlock ABI and exec roots, on kbox's
+	// stdio): start writes it the config instead of starting one.
+	Early *Early
 }
 
 // Exit codes of the launcher child when it fails before the guest runs.
@@ -134,6 +138,12 @@ type started struct {
 
 // start launches the child and takes its listener.
 func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
+	if l.Early != nil {
+		if rp, pid, stR, ok := l.Early.launch(l); ok {
+			return takeListener(rp, pid, stR, "kbox-init, started early")
+		}
+		// As if there had been none: the steps below report what fails.
+	}
 	stR, stW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -174,6 +184,12 @@ func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
 		stR.Close()
 		return nil, fmt.Errorf("starting the launcher: %w", err)
 	}
+	return takeListener(rp, pid, stR, via)
+}
+
+// takeListener reads the launcher's status from stR: its seccomp
+// listener's number, taken with pidfd_getfd, or the error it reports.
+func takeListener(rp *reaper, pid int, stR *os.File, via string) (*started, error) {
 	var b [4]byte
 	if _, err := io.ReadFull(stR, b[:1]); err != nil {
 		stR.Close()
