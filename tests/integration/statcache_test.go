@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -127,6 +128,47 @@ func TestStatCacheChanges(t *testing.T) {
 			sc.finish(true)
 			if hits := statCacheHits(t, runOpts{Args: args}, sc.stderr.String()); hits < 8 {
 				t.Errorf("the stat cache answered %d stats, want at least 8:\n%s", hits, sc.stderr.String())
+			}
+		})
+	}
+}
+
+// TestStatCacheOwners: under a virtual identity (-0) the stat cache shows
+// the invoking user's files as root's, as the engine does, and a chown
+// the guest makes (a recorded owner) ends the generation and keeps the
+// object out of the cache: every stat after it shows the recorded owner.
+func TestStatCacheOwners(t *testing.T) {
+	t.Parallel()
+	for _, tier := range inProcessTiers {
+		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
+			requireTier(t, tier)
+			root := freshRoot(t, v.uid())
+			d := filepath.Join(root, "own")
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "f"), []byte("abc"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			chownTree(t, d, v.uid())
+			stat3 := []string{",", "stat", "/own/f", ",", "stat", "/own/f", ",", "stat", "/own/f"}
+			args := []string{"-v", "--syscall-mode=" + tier, "-0", "-r", root, "--", "/bin/sc"}
+			args = append(args, stat3[1:]...)
+			args = append(args, ",", "chown", "/own/f", "5", "6")
+			args = append(args, stat3...)
+			opts := runOpts{Args: args, Unpriv: v.unpriv}
+			out, errOut := checkRun(t, opts, 0)
+			owners := regexp.MustCompile(`(?m)^stat: ok .* uid=(\d+) gid=(\d+) `).FindAllStringSubmatch(out, -1)
+			var got []string
+			for _, m := range owners {
+				got = append(got, m[1]+":"+m[2])
+			}
+			want := []string{"0:0", "0:0", "0:0", "5:6", "5:6", "5:6"}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("%s: owners %v, want %v\n%s\n%s", cmdline(opts), got, want, out, errOut)
+			}
+			if hits := statCacheHits(t, opts, errOut); hits < 1 {
+				t.Errorf("%s: the stat cache answered %d stats, want at least 1 (before the chown)", cmdline(opts), hits)
 			}
 		})
 	}
