@@ -40,8 +40,8 @@ func earlyCloseHelper() {
 		fail("subreaper %v", err)
 	}
 	e := StartEarly(0, nil)
-	if e == nil {
-		fail("StartEarly returned nil")
+	if e.err != nil {
+		fail("StartEarly: %v", e.err)
 	}
 	pid := e.rp.pid
 	// kbox-init waits for its config meanwhile.

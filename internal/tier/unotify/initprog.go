@@ -121,50 +121,6 @@ func launchConfig(l Launch) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// startInit starts kbox-init as the reaper, with the launch config already
-// written (it reads all of it before it forks the launcher), and returns
-// once it reported the launcher's pid.
-func startInit(prog string, l Launch, cfg []byte, stdio [3]*os.File, stW *os.File, foreground bool) (*reaper, int, error) {
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		return nil, 0, err
-	}
-	defer cfgR.Close()
-	var ruleset *os.File
-	if l.Landlock > 0 {
-		fd, err := execRuleset(l.ExecRoots, l.Landlock)
-		if err != nil {
-			cfgW.Close()
-			return nil, 0, fmt.Errorf("landlock: %w", err)
-		}
-		ruleset = os.NewFile(uintptr(fd), "landlock-ruleset")
-		defer ruleset.Close()
-	}
-	// The write goes on while the program starts; it reads to the end.
-	written := make(chan error, 1)
-	go func() {
-		_, err := cfgW.Write(cfg)
-		cfgW.Close()
-		written <- err
-	}()
-	arg := "background"
-	if foreground {
-		arg = "foreground"
-	}
-	rp, err := spawnReaper(prog, []string{"kbox-init", arg}, []*os.File{stdio[0], stdio[1], stdio[2], cfgR, stW}, ruleset)
-	if err != nil {
-		cfgR.Close() // ends the writer
-		<-written
-		return nil, 0, err
-	}
-	if err := <-written; err != nil {
-		rp.close()
-		return nil, 0, fmt.Errorf("writing the launch config: %w", err)
-	}
-	pid, err := rp.launcherPid()
-	return rp, pid, err
-}
-
 // spawnReaper starts a reaper program (kbox-init, or kbox re-executed)
 // with files as descriptors 0-4, then the lifeline and the report pipe (5,
 // 6) and extra (7) when given.

@@ -44,9 +44,10 @@ type Launch struct {
 	// GuestNproc, when not 0, is the guest's RLIMIT_NPROC (soft and
 	// hard), set by Run below kbox's own (see threads.go).
 	GuestNproc uint64
-	// Early, when not nil, is kbox-init already started for this launch
-	// (StartEarly, with the same Landlock ABI and exec roots, on kbox's
-	// stdio): start writes it the config instead of starting one.
+	// Early, when not nil, is kbox-init already started for this launch,
+	// or why it could not be (StartEarly, with the same Landlock ABI and
+	// exec roots, on kbox's stdio): start writes it the config instead of
+	// starting one.
 	Early *Early
 }
 
@@ -138,53 +139,30 @@ type started struct {
 
 // start launches the child and takes its listener.
 func start(l Launch, stdin, stdout, stderr *os.File) (*started, error) {
-	if l.Early != nil {
-		if rp, pid, stR, ok := l.Early.launch(l); ok {
-			return takeListener(rp, pid, stR, "kbox-init, started early")
-		}
-		// As if there had been none: the steps below report what fails.
+	stdio := [3]*os.File{stdin, stdout, stderr}
+	via := "kbox-init, started early"
+	e := l.Early
+	if e == nil {
+		via = "kbox-init"
+		e = startInit(l.Landlock, l.ExecRoots, stdio)
 	}
+	rp, pid, stR, why := e.launch(l)
+	if why == nil {
+		return takeListener(rp, pid, stR, via)
+	}
+	// Where kbox-init cannot run, kbox re-executed does the same, and
+	// says why if it fails too.
 	stR, stW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	// The guest gets a process group of its own, so that a signal to a
-	// guest group never reaches kbox or a host process beside it, and, on a
-	// terminal where kbox is in the foreground, that group becomes the
-	// terminal's foreground: Ctrl-C, Ctrl-Z and ^\ go to the guest only.
-	// The reaper between kbox and the launcher (reaper.go) sees that no
-	// guest process outlives kbox.
-	stdio := [3]*os.File{stdin, stdout, stderr}
-	fg := supervise.ForegroundTTY(stdin)
-	var rp *reaper
-	var pid int
-	via := "kbox-init"
-	var prog string
-	var cfg []byte
-	var why error
-	if os.Getenv("KBOX_INIT") == "self" {
-		why = fmt.Errorf("KBOX_INIT=self")
-	} else {
-		prog, why = initProgramPath()
-	}
-	if why == nil {
-		cfg, why = launchConfig(l)
-	}
-	if why == nil {
-		// On failure the re-executed kbox below does the same, and
-		// says why if it fails too.
-		rp, pid, why = startInit(prog, l, cfg, stdio, stW, fg)
-	}
-	if rp == nil {
-		via = fmt.Sprintf("kbox re-executed (kbox-init: %v)", why)
-		rp, pid, err = startSelf(l, stdio, stW, fg)
-	}
+	rp, pid, err = startSelf(l, stdio, stW, supervise.ForegroundTTY(stdin))
 	stW.Close()
 	if err != nil {
 		stR.Close()
 		return nil, fmt.Errorf("starting the launcher: %w", err)
 	}
-	return takeListener(rp, pid, stR, via)
+	return takeListener(rp, pid, stR, fmt.Sprintf("kbox re-executed (kbox-init: %v)", why))
 }
 
 // takeListener reads the launcher's status from stR: its seccomp
