@@ -1,10 +1,6 @@
 package unotify
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,29 +12,13 @@ import (
 // returns once it has (run in a child test process, a subreaper as kbox
 // is, so that a launcher left behind would be re-parented to it).
 func TestEarlyClose(t *testing.T) {
-	if os.Getenv("KBOX_TEST_EARLY_CLOSE") == "1" {
-		earlyCloseHelper()
-		return
-	}
 	if _, err := initProgramPath(); err != nil {
 		t.Skipf("no kbox-init here: %v", err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEarlyClose$", "-test.v")
-	cmd.Env = append(os.Environ(), "KBOX_TEST_EARLY_CLOSE=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "helper: ok") {
-		t.Fatalf("helper: %v\n%s", err, out)
-	}
+	inSubreaperChild(t, earlyCloseHelper)
 }
 
-func earlyCloseHelper() {
-	fail := func(f string, a ...any) {
-		fmt.Printf("helper: "+f+"\n", a...)
-		os.Exit(1)
-	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fail("subreaper %v", err)
-	}
+func earlyCloseHelper(fail func(string, ...any)) {
 	e := StartEarly(0, nil)
 	if e.err != nil {
 		fail("StartEarly: %v", e.err)
@@ -69,5 +49,4 @@ func earlyCloseHelper() {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	os.Stdout.WriteString("helper: ok\n")
 }

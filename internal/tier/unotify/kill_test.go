@@ -2,8 +2,6 @@ package unotify
 
 import (
 	"bufio"
-	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -18,26 +16,10 @@ import (
 // children, and otherwise kills and reaps children and the grandchildren
 // re-parented to it (a subreaper, as kbox is).
 func TestKillDescendants(t *testing.T) {
-	if os.Getenv("KBOX_TEST_KILL_DESCENDANTS") == "1" {
-		killDescendantsHelper()
-		return
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillDescendants$", "-test.v")
-	cmd.Env = append(os.Environ(), "KBOX_TEST_KILL_DESCENDANTS=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "helper: ok") {
-		t.Fatalf("helper: %v\n%s", err, out)
-	}
+	inSubreaperChild(t, killDescendantsHelper)
 }
 
-func killDescendantsHelper() {
-	fail := func(f string, a ...any) {
-		fmt.Printf("helper: "+f+"\n", a...)
-		os.Exit(1)
-	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fail("subreaper %v", err)
-	}
+func killDescendantsHelper(fail func(string, ...any)) {
 	start := time.Now()
 	killDescendants()
 	if d := time.Since(start); d > 500*time.Millisecond {
@@ -64,5 +46,4 @@ func killDescendantsHelper() {
 	if err := unix.Kill(grandchild, 0); err != unix.ESRCH {
 		fail("the grandchild survived (or is unreaped): %v", err)
 	}
-	os.Stdout.WriteString("helper: ok\n")
 }
