@@ -26,15 +26,7 @@ func TestHostChangesWhileCached(t *testing.T) {
 	t.Parallel()
 	for _, tier := range allTiers {
 		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
-			root := freshRoot(t, v.uid())
-			d := filepath.Join(root, "hostchange")
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(d, "f"), []byte("one"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			chownTree(t, d, v.uid())
+			root, d := rootWithFile(t, v, "hostchange", "one")
 			// sc, not a shell: the in-process tiers run one process.
 			sc := startPausedSC(t, v, "--syscall-mode="+tier, "-r", root, "--", "/bin/sc",
 				"stat", "/hostchange/f", ",", "read", "0", "3", ",", "stat", "/hostchange/f", ",", "readfile", "/hostchange/f", ",",
@@ -69,6 +61,23 @@ func TestHostChangesWhileCached(t *testing.T) {
 			sc.finish(false)
 		})
 	}
+}
+
+// rootWithFile makes a fresh root for variant v holding directory /dir
+// with file f (0644) of the given contents, both owned by the variant's
+// uid; it returns the root and the directory's host path.
+func rootWithFile(t *testing.T, v variant, dir, contents string) (root, d string) {
+	t.Helper()
+	root = freshRoot(t, v.uid())
+	d = filepath.Join(root, dir)
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "f"), []byte(contents), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	chownTree(t, d, v.uid())
+	return root, d
 }
 
 // pausedSC is a kbox running /bin/sc whose script waits at each

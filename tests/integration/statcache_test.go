@@ -59,16 +59,8 @@ func TestStatCacheChanges(t *testing.T) {
 	for _, tier := range inProcessTiers {
 		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
 			requireTier(t, tier)
-			root := freshRoot(t, v.uid())
-			d := filepath.Join(root, "sc")
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			root, d := rootWithFile(t, v, "sc", "one")
 			f := filepath.Join(d, "f")
-			if err := os.WriteFile(f, []byte("one"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			chownTree(t, d, v.uid())
 			wait := []string{",", "read", "0", "3"}
 			stat3 := []string{",", "stat", "/sc/f", ",", "stat", "/sc/f", ",", "stat", "/sc/f"}
 			script := []string{"stat", "/sc/f", ",", "stat", "/sc/f"}
@@ -142,15 +134,7 @@ func TestStatCacheOwners(t *testing.T) {
 	for _, tier := range inProcessTiers {
 		forEachVariant(t, tier+"/", func(t *testing.T, v variant) {
 			requireTier(t, tier)
-			root := freshRoot(t, v.uid())
-			d := filepath.Join(root, "own")
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(d, "f"), []byte("abc"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			chownTree(t, d, v.uid())
+			root, _ := rootWithFile(t, v, "own", "abc")
 			stat3 := []string{",", "stat", "/own/f", ",", "stat", "/own/f", ",", "stat", "/own/f"}
 			args := []string{"-v", "--syscall-mode=" + tier, "-0", "-r", root, "--", "/bin/sc"}
 			args = append(args, stat3[1:]...)
