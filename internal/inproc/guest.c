@@ -127,6 +127,50 @@ static inline void back_to_guest(void) {
 	kbox_set_tp(kbox_gs.guest_tp);
 }
 
+// kbox_direct_serve is the part of direct entry both architectures share
+// (guest_<arch>.c saves the guest's registers into the frame uc, switches
+// to kbox's thread pointer and returns through the frame): it serves the
+// call nr (a1 and a2: its second and third arguments, for the stat
+// cache), or with kick set only the guest's pending signals, then every
+// kick that landed meanwhile, and decides how the guest resumes. It
+// returns 1 when the frame must be loaded by the kernel's rt_sigreturn
+// (rt_sigreturn itself, or regs_changed: the call set registers besides
+// the result), with SIGSYS and the kick blocked and the frame's mask
+// unblocking them; 0 for the fast way back.
+int kbox_direct_serve(ucontext_t *uc, int kick, long nr, long a1, long a2, int (*regs_changed)(void)) {
+	int slow = 0;
+	if (kick) {
+		kboxTrap(uc, 0, 1);
+	} else {
+		kbox_direct_calls++;
+		kbox_sc_note(nr, a1, a2);
+		kboxTrap(uc, (int)nr, 0);
+		slow = nr == SYS_rt_sigreturn;
+	}
+	for (;;) {
+		while (kbox_kicked) {
+			kbox_kicked = 0;
+			kboxTrap(uc, 0, 1);
+		}
+		if (!slow)
+			slow = regs_changed();
+		if (!slow)
+			return 0;
+		uint64_t set = KBOX_KICK_MASK, old = 0;
+		raw6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, (long)&old, 8, 0, 0);
+		if (kbox_kicked) {
+			raw6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
+			continue;
+		}
+		uc->uc_flags = 0;
+		uc->uc_link = 0;
+		uc->uc_stack = kbox_trap_stack;
+		memset(&uc->uc_sigmask, 0, sizeof uc->uc_sigmask);
+		memcpy(&uc->uc_sigmask, &old, 8); // the kernel's sigset: SIGSYS and the kick unblocked
+		return 1;
+	}
+}
+
 // kicked_in_kbox notes a kick that lands while kbox code runs (only the
 // blocking stub and direct entry leave it unblocked there): before the
 // stub's syscall instruction, the call is skipped.

@@ -121,6 +121,7 @@ long kbox_bs_asm(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 extern char kbox_bs_start[], kbox_bs_syscall[], kbox_bs_eintr[];
 #include <signal.h>
 extern stack_t kbox_trap_stack; // A, as armed (guest.c)
+int kbox_direct_serve(ucontext_t *uc, int kick, long nr, long a1, long a2, int (*regs_changed)(void));
 extern int kbox_tp_tracked;	  // guest_tp is kept by kbox: no read at entry
 // Guest-memory copies that fail instead of faulting (guest_<arch>.c): a
 // fault at kbox_gcopy_load or kbox_gcopy_store resumes at kbox_gcopy_fault.

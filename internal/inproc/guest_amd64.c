@@ -252,6 +252,18 @@ int kbox_direct_init(void) {
 	return 0;
 }
 
+// direct_before holds the frame's registers as the guest left them, for
+// direct_regs_changed: did the call set any but rax (kbox_direct_serve)?
+static greg_t direct_before[NGREG];
+
+static int direct_regs_changed(void) {
+	greg_t *g = kbox_dframe.uc.uc_mcontext.gregs;
+	for (int i = 0; i < NGREG; i++)
+		if (i != REG_RAX && g[i] != direct_before[i])
+			return 1;
+	return 0;
+}
+
 // kbox_direct serves the call saved in kbox_dframe; it runs on stack D and
 // is entered with the guest's FS base. It returns 1 when the frame must be
 // loaded by rt_sigreturn (SIGSYS is then blocked), 0 for the fast way back.
@@ -272,38 +284,8 @@ int kbox_direct(void) {
 	int kick = kbox_direct_kick;
 	kbox_direct_kick = 0;
 	long nr = g[REG_RAX];
-	greg_t before[NGREG];
-	memcpy(before, g, sizeof before);
-	int slow = 0;
-	if (kick) {
-		kboxTrap(uc, 0, 1);
-	} else {
-		kbox_direct_calls++;
-		kbox_sc_note(nr, g[REG_RSI], g[REG_RDX]);
-		kboxTrap(uc, (int)nr, 0);
-		slow = nr == SYS_rt_sigreturn;
-	}
-	for (;;) {
-		while (kbox_kicked) {
-			kbox_kicked = 0;
-			kboxTrap(uc, 0, 1);
-		}
-		for (int i = 0; i < NGREG && !slow; i++)
-			slow = i != REG_RAX && g[i] != before[i];
-		if (!slow)
-			break;
-		uint64_t set = KBOX_KICK_MASK, old = 0;
-		kbox_raw6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, (long)&old, 8, 0, 0);
-		if (kbox_kicked) {
-			kbox_raw6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
-			continue;
-		}
-		uc->uc_flags = 0;
-		uc->uc_link = 0;
-		uc->uc_stack = kbox_trap_stack;
-		memcpy(&uc->uc_sigmask, &old, 8); // the kernel's sigset: SIGSYS and the kick unblocked
-		break;
-	}
+	memcpy(direct_before, g, sizeof direct_before);
+	int slow = kbox_direct_serve(uc, kick, nr, g[REG_RSI], g[REG_RDX], direct_regs_changed);
 	kbox_set_tp(kbox_gs.guest_tp);
 	return slow;
 }

@@ -306,8 +306,14 @@ static uint64_t read_pstate_fields(void) {
 	return v;
 }
 
-// The words compared before and after the call: x1..x30, sp, pc, pstate.
+// The words compared before and after the call: x1..x30, sp, pc, pstate
+// (direct_regs_changed: did the call set any but x0? kbox_direct_serve).
 #define KBOX_DF_KEPT 33
+static uint64_t direct_before[KBOX_DF_KEPT];
+
+static int direct_regs_changed(void) {
+	return memcmp(direct_before, &kbox_dframe.uc.uc_mcontext.regs[1], sizeof direct_before) != 0;
+}
 
 // kbox_direct serves the call saved in kbox_dframe (kick: the call was
 // served already, a kick landed on the way back); it runs on stack D and
@@ -325,39 +331,8 @@ int kbox_direct(int kick) {
 	m->fault_address = 0;
 	m->pstate = (m->pstate & PSR_NZCV) | read_pstate_fields();
 	long nr = (long)m->regs[8];
-	uint64_t before[KBOX_DF_KEPT];
-	memcpy(before, &m->regs[1], sizeof before);
-	int slow = 0;
-	if (kick) {
-		kboxTrap(uc, 0, 1);
-	} else {
-		kbox_direct_calls++;
-		kbox_sc_note(nr, (long)m->regs[1], (long)m->regs[2]);
-		kboxTrap(uc, (int)nr, 0);
-		slow = nr == SYS_rt_sigreturn;
-	}
-	for (;;) {
-		while (kbox_kicked) {
-			kbox_kicked = 0;
-			kboxTrap(uc, 0, 1);
-		}
-		if (!slow)
-			slow = memcmp(before, &m->regs[1], sizeof before) != 0;
-		if (!slow)
-			break;
-		uint64_t set = KBOX_KICK_MASK, old = 0;
-		kbox_raw6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, (long)&old, 8, 0, 0);
-		if (kbox_kicked) {
-			kbox_raw6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
-			continue;
-		}
-		uc->uc_flags = 0;
-		uc->uc_link = 0;
-		uc->uc_stack = kbox_trap_stack;
-		memset(&uc->uc_sigmask, 0, sizeof uc->uc_sigmask);
-		memcpy(&uc->uc_sigmask, &old, 8); // the kernel's sigset: SIGSYS and the kick unblocked
-		break;
-	}
+	memcpy(direct_before, &m->regs[1], sizeof direct_before);
+	int slow = kbox_direct_serve(uc, kick, nr, (long)m->regs[1], (long)m->regs[2], direct_regs_changed);
 	kbox_set_tp(kbox_gs.guest_tp);
 	return slow;
 }
