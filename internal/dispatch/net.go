@@ -746,50 +746,67 @@ func (t *bindThread) bindAt(sock int, a *sockAddr, umask int) error {
 	return err
 }
 
+// nlmsgHdrLen is the size of struct nlmsghdr.
+const nlmsgHdrLen = 16
+
+// sockDiag makes one sock_diag request (SOCK_DIAG_BY_FAMILY) for family:
+// fill writes the family's request of reqLen bytes after its first byte
+// (the family); the reply's first message is returned, header included,
+// when it is the answer and holds at least msgLen bytes after the header;
+// ok=false otherwise, or when the kernel has no sock_diag.
+func sockDiag(family byte, reqLen, msgLen int, fill func(d []byte)) (msg []byte, ok bool) {
+	nl, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, false
+	}
+	defer unix.Close(nl)
+	le := binary.LittleEndian
+	req := make([]byte, nlmsgHdrLen+reqLen)
+	le.PutUint32(req[0:], uint32(len(req)))
+	le.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	le.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	le.PutUint32(req[8:], 1) // sequence
+	req[nlmsgHdrLen] = family
+	fill(req[nlmsgHdrLen:])
+	if err := unix.Sendto(nl, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, false
+	}
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(nl, buf, 0)
+	if err != nil || n < nlmsgHdrLen+msgLen {
+		return nil, false
+	}
+	l := int(le.Uint32(buf))
+	if le.Uint16(buf[4:]) != unix.SOCK_DIAG_BY_FAMILY || l > n || l < nlmsgHdrLen+msgLen {
+		return nil, false
+	}
+	return buf[:l], true
+}
+
 // boundFile asks the kernel (sock_diag, UDIAG_SHOW_VFS) for the socket
 // file AF_UNIX socket s is bound to, which for an accepted socket is its
 // listener's; found=false when it does not tell (no sock_diag, an
 // unbound socket).
 func boundFile(s int) (key [2]uint64, found bool) {
 	ino := sockIno(s)
-	nl, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-	if err != nil {
-		return key, false
-	}
-	defer unix.Close(nl)
 	const (
-		nlmsgHdrLen    = 16
 		unixDiagReqLen = 24
 		unixDiagMsgLen = 16
 		udiagShowVFS   = 0x2
 		unixDiagVFS    = 1
 	)
 	le := binary.LittleEndian
-	req := make([]byte, nlmsgHdrLen+unixDiagReqLen)
-	le.PutUint32(req[0:], uint32(len(req)))
-	le.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
-	le.PutUint16(req[6:], unix.NLM_F_REQUEST)
-	le.PutUint32(req[8:], 1) // sequence
-	d := req[nlmsgHdrLen:]
-	d[0] = unix.AF_UNIX
-	le.PutUint32(d[4:], ^uint32(0)) // every state
-	le.PutUint32(d[8:], uint32(ino))
-	le.PutUint32(d[12:], udiagShowVFS)
-	le.PutUint32(d[16:], ^uint32(0)) // no cookie
-	le.PutUint32(d[20:], ^uint32(0))
-	if err := unix.Sendto(nl, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	buf, ok := sockDiag(unix.AF_UNIX, unixDiagReqLen, unixDiagMsgLen, func(d []byte) {
+		le.PutUint32(d[4:], ^uint32(0)) // every state
+		le.PutUint32(d[8:], uint32(ino))
+		le.PutUint32(d[12:], udiagShowVFS)
+		le.PutUint32(d[16:], ^uint32(0)) // no cookie
+		le.PutUint32(d[20:], ^uint32(0))
+	})
+	if !ok || le.Uint32(buf[nlmsgHdrLen+4:]) != uint32(ino) {
 		return key, false
 	}
-	buf := make([]byte, 4096)
-	n, _, err := unix.Recvfrom(nl, buf, 0)
-	if err != nil || n < nlmsgHdrLen+unixDiagMsgLen {
-		return key, false
-	}
-	msgLen := int(le.Uint32(buf))
-	if le.Uint16(buf[4:]) != unix.SOCK_DIAG_BY_FAMILY || msgLen > n || msgLen < nlmsgHdrLen+unixDiagMsgLen ||
-		le.Uint32(buf[nlmsgHdrLen+4:]) != uint32(ino) {
-		return key, false
-	}
+	msgLen := len(buf)
 	// Attributes (struct rtattr: len, type; 4-byte aligned) follow the
 	// unix_diag_msg.
 	for off := nlmsgHdrLen + unixDiagMsgLen; off+4 <= msgLen; {

@@ -297,51 +297,35 @@ func probeBind(p netuser.Proto, host netip.AddrPort) netuser.Liveness {
 // unconnected UDP socket; ok=false when none does or the kernel does not
 // say.
 func diagLookup(p netuser.Proto, a netip.AddrPort) (ino uint64, ok bool) {
-	nl, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-	if err != nil {
-		return 0, false
-	}
-	defer unix.Close(nl)
 	const (
-		nlmsgHdrLen    = 16
 		inetDiagReqLen = 56 // struct inet_diag_req_v2
 		inetDiagMsgLen = 72 // struct inet_diag_msg
 		tcpListen      = 10
 	)
 	le := binary.LittleEndian
-	req := make([]byte, nlmsgHdrLen+inetDiagReqLen)
-	le.PutUint32(req[0:], uint32(len(req)))
-	le.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
-	le.PutUint16(req[6:], unix.NLM_F_REQUEST)
-	le.PutUint32(req[8:], 1)
-	d := req[nlmsgHdrLen:]
-	d[0] = unix.AF_INET
-	// struct inet_diag_sockid: for TCP the socket's own port and address
-	// are "src" and the peer's, zero, "dst"; udp_dump_one swaps them
-	// ("for historical reasons"). No interface, no cookie.
-	ip := a.Addr().As4()
-	if p == unix.SOCK_STREAM {
-		d[1] = unix.IPPROTO_TCP
-		le.PutUint32(d[4:], 1<<tcpListen)
-		binary.BigEndian.PutUint16(d[8:], a.Port())
-		copy(d[12:], ip[:])
-	} else {
-		d[1] = unix.IPPROTO_UDP
-		le.PutUint32(d[4:], ^uint32(0))
-		binary.BigEndian.PutUint16(d[10:], a.Port())
-		copy(d[28:], ip[:])
-	}
-	le.PutUint32(d[48:], ^uint32(0))
-	le.PutUint32(d[52:], ^uint32(0))
-	if err := unix.Sendto(nl, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	msg, ok := sockDiag(unix.AF_INET, inetDiagReqLen, inetDiagMsgLen, func(d []byte) {
+		// struct inet_diag_sockid: for TCP the socket's own port and
+		// address are "src" and the peer's, zero, "dst"; udp_dump_one
+		// swaps them ("for historical reasons"). No interface, no cookie.
+		ip := a.Addr().As4()
+		if p == unix.SOCK_STREAM {
+			d[1] = unix.IPPROTO_TCP
+			le.PutUint32(d[4:], 1<<tcpListen)
+			binary.BigEndian.PutUint16(d[8:], a.Port())
+			copy(d[12:], ip[:])
+		} else {
+			d[1] = unix.IPPROTO_UDP
+			le.PutUint32(d[4:], ^uint32(0))
+			binary.BigEndian.PutUint16(d[10:], a.Port())
+			copy(d[28:], ip[:])
+		}
+		le.PutUint32(d[48:], ^uint32(0))
+		le.PutUint32(d[52:], ^uint32(0))
+	})
+	if !ok {
 		return 0, false
 	}
-	buf := make([]byte, 4096)
-	n, _, err := unix.Recvfrom(nl, buf, 0)
-	if err != nil || n < nlmsgHdrLen+inetDiagMsgLen || le.Uint16(buf[4:]) != unix.SOCK_DIAG_BY_FAMILY {
-		return 0, false
-	}
-	m := buf[nlmsgHdrLen:]
+	m := msg[nlmsgHdrLen:]
 	if (p == unix.SOCK_STREAM && m[1] != tcpListen) || binary.BigEndian.Uint16(m[4:]) != a.Port() {
 		return 0, false
 	}
